@@ -1,0 +1,151 @@
+//! The [`Accelerator`] trait, capabilities and the backend choice.
+
+use std::fmt;
+use std::str::FromStr;
+
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
+
+use crate::{AccelError, Curve, LincombJob, Op, SchnorrItem, Verdict};
+
+/// Which backend to run; the `--backend` flag and the `accel.backend` config field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BackendKind {
+    /// The reference backend (k256, curve25519-dalek, rayon).
+    Cpu,
+    /// Multi-lane AVX-512 IFMA / AVX2 kernels.
+    Simd,
+    /// wgpu compute shaders.
+    Gpu,
+    /// Route each batch to the backend whose measured cost model is cheapest for it.
+    #[default]
+    Auto,
+}
+
+impl BackendKind {
+    /// The name used on the command line and in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Simd => "simd",
+            BackendKind::Gpu => "gpu",
+            BackendKind::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = AccelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(BackendKind::Cpu),
+            "simd" => Ok(BackendKind::Simd),
+            "gpu" => Ok(BackendKind::Gpu),
+            "auto" => Ok(BackendKind::Auto),
+            _ => Err(AccelError::UnknownBackend(s.to_owned())),
+        }
+    }
+}
+
+/// What a backend can do on this host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Backend name (`cpu`, `simd`, `gpu`).
+    pub backend: &'static str,
+    /// Human-readable description of the hardware path in use (instruction set, adapter name).
+    pub device: String,
+    /// The (curve, op) pairs the backend implements.
+    pub ops: Vec<(Curve, Op)>,
+    /// Whether secret-class operations (`mul_base`) may be routed to this backend.
+    pub secret_ops: bool,
+    /// Items processed side by side (vector lanes, GPU invocations per workgroup); 1 if serial.
+    pub lanes: usize,
+}
+
+impl Capabilities {
+    /// Whether the backend implements `op` on `curve`.
+    pub fn supports(&self, curve: Curve, op: Op) -> bool {
+        self.ops.contains(&(curve, op))
+    }
+
+    /// Every (curve, op) pair.
+    pub fn all_ops() -> Vec<(Curve, Op)> {
+        Curve::ALL
+            .iter()
+            .flat_map(|c| Op::ALL.iter().map(move |o| (*c, *o)))
+            .collect()
+    }
+}
+
+/// The accelerator port. Every method takes a whole batch of independent items and returns one
+/// output per item, in order. Implementations must be usable from many threads at once.
+///
+/// `*_mul_base` receives **secret** scalars and must run in constant time. The `*_vartime`
+/// methods receive public data only.
+pub trait Accelerator: Send + Sync + fmt::Debug {
+    /// What this backend can do on this host.
+    fn capabilities(&self) -> Capabilities;
+
+    /// k·G on secp256k1 for each secret k (constant time).
+    fn secp256k1_mul_base(
+        &self,
+        scalars: &[SecpScalar],
+    ) -> Result<Vec<ProjectivePoint>, AccelError>;
+
+    /// k·B on edwards25519 for each secret k (constant time).
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError>;
+
+    /// Σ sᵢ·Pᵢ on secp256k1 for each job (public data). An empty job yields the identity.
+    fn secp256k1_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
+    ) -> Result<Vec<ProjectivePoint>, AccelError>;
+
+    /// Σ sᵢ·Pᵢ on edwards25519 for each job (public data). An empty job yields the identity.
+    fn ed25519_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError>;
+
+    /// Checks `s·G = R + c·P` for every item, naming the ones that fail.
+    ///
+    /// The default checks the whole batch with one random linear combination and, only when it
+    /// fails, each item on its own (see [`crate::verify_batch_rlc_secp256k1`]).
+    fn secp256k1_verify_batch_vartime(
+        &self,
+        items: &[SchnorrItem<SecpScalar, ProjectivePoint>],
+    ) -> Result<Verdict, AccelError> {
+        crate::verify_batch_rlc_secp256k1(self, items)
+    }
+
+    /// Checks `8·(s·B − R − c·A) = 𝒪` for every item, naming the ones that fail.
+    ///
+    /// The default checks the whole batch with one random linear combination and, only when it
+    /// fails, each item on its own (see [`crate::verify_batch_rlc_ed25519`]).
+    fn ed25519_verify_batch_vartime(
+        &self,
+        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+    ) -> Result<Verdict, AccelError> {
+        crate::verify_batch_rlc_ed25519(self, items)
+    }
+
+    /// Affine form of each point (batch inversion). The identity maps to the affine identity.
+    fn secp256k1_normalize_batch(
+        &self,
+        points: &[ProjectivePoint],
+    ) -> Result<Vec<AffinePoint>, AccelError>;
+
+    /// Canonical compressed encoding of each point (batch inversion).
+    fn ed25519_compress_batch(
+        &self,
+        points: &[EdwardsPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError>;
+}

@@ -1,0 +1,443 @@
+//! The conformance kit: generic checks every backend runs through one-line test wrappers.
+//!
+//! Each `check_*` function drives a backend through the port and compares every output with a
+//! reference computed here directly from the curve crates' plain arithmetic (the semantics
+//! backend-cpu implements), on random inputs from a fixed seed and on edge cases: the identity,
+//! scalars 0, 1, 2, n−1 and n−2, repeated and opposite points, the generator inside jobs, all
+//! eight points of small order on edwards25519 and mixed-order points, and batch sizes 0, 1, 7,
+//! 8, 9 and 1000. A mismatch panics with the curve, op, batch size and index.
+//!
+//! ```ignore
+//! #[test]
+//! fn conformance() { accel_api::kit::check_all(&my_backend::Backend::new()) }
+//! ```
+
+#![allow(clippy::expect_used)] // a test kit: panicking with a message is how it reports
+
+use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::Identity;
+use k256::elliptic_curve::Field;
+use k256::{ProjectivePoint, Scalar as SecpScalar};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::{Accelerator, LincombJob, SchnorrItem};
+
+/// Batch sizes every batched check runs at.
+pub const BATCH_SIZES: [usize; 6] = [0, 1, 7, 8, 9, 1000];
+
+fn rng(tag: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(0x7e55_e7a0 ^ tag)
+}
+
+fn secp_edge_scalars() -> Vec<SecpScalar> {
+    vec![
+        SecpScalar::ZERO,
+        SecpScalar::ONE,
+        SecpScalar::from(2u64),
+        -SecpScalar::ONE,
+        -SecpScalar::from(2u64),
+        SecpScalar::from(u64::MAX),
+    ]
+}
+
+fn ed_edge_scalars() -> Vec<EdScalar> {
+    vec![
+        EdScalar::ZERO,
+        EdScalar::ONE,
+        EdScalar::from(2u64),
+        -EdScalar::ONE,
+        -EdScalar::from(2u64),
+        EdScalar::from(u64::MAX),
+    ]
+}
+
+fn ed_random_scalar(r: &mut ChaCha20Rng) -> EdScalar {
+    let mut wide = [0u8; 64];
+    r.fill_bytes(&mut wide);
+    EdScalar::from_bytes_mod_order_wide(&wide)
+}
+
+fn secp_scalars(n: usize, r: &mut ChaCha20Rng) -> Vec<SecpScalar> {
+    let edge = secp_edge_scalars();
+    (0..n)
+        .map(|i| {
+            if i % 5 == 0 {
+                edge[(i / 5) % edge.len()]
+            } else {
+                SecpScalar::random(&mut *r)
+            }
+        })
+        .collect()
+}
+
+fn ed_scalars(n: usize, r: &mut ChaCha20Rng) -> Vec<EdScalar> {
+    let edge = ed_edge_scalars();
+    (0..n)
+        .map(|i| {
+            if i % 5 == 0 {
+                edge[(i / 5) % edge.len()]
+            } else {
+                ed_random_scalar(r)
+            }
+        })
+        .collect()
+}
+
+fn secp_point(r: &mut ChaCha20Rng) -> ProjectivePoint {
+    ProjectivePoint::GENERATOR * SecpScalar::random(r)
+}
+
+fn ed_point(r: &mut ChaCha20Rng) -> EdwardsPoint {
+    ED25519_BASEPOINT_POINT * ed_random_scalar(r)
+}
+
+/// Edge points on secp256k1 for lincomb jobs.
+fn secp_edge_points(r: &mut ChaCha20Rng) -> Vec<ProjectivePoint> {
+    let p = secp_point(r);
+    vec![
+        ProjectivePoint::IDENTITY,
+        ProjectivePoint::GENERATOR,
+        p,
+        -p,
+        p.double(),
+    ]
+}
+
+/// Edge points on edwards25519: identity, basepoint, all eight small-order points, mixed-order.
+fn ed_edge_points(r: &mut ChaCha20Rng) -> Vec<EdwardsPoint> {
+    let p = ed_point(r);
+    let mut v = vec![EdwardsPoint::identity(), ED25519_BASEPOINT_POINT, p, -p];
+    v.extend(EIGHT_TORSION.iter().copied());
+    v.push(p + EIGHT_TORSION[1]);
+    v.push(ED25519_BASEPOINT_POINT + EIGHT_TORSION[4]);
+    v
+}
+
+/// `mul_base` on secp256k1 matches `G * k`.
+pub fn check_secp256k1_mul_base(acc: &dyn Accelerator) {
+    let mut r = rng(1);
+    for n in BATCH_SIZES {
+        let scalars = secp_scalars(n, &mut r);
+        let out = acc
+            .secp256k1_mul_base(&scalars)
+            .expect("secp256k1 mul_base failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "secp256k1 mul_base: wrong output length for batch {n}"
+        );
+        for (i, (s, p)) in scalars.iter().zip(&out).enumerate() {
+            assert_eq!(
+                *p,
+                ProjectivePoint::GENERATOR * s,
+                "secp256k1 mul_base: batch {n}, item {i}"
+            );
+        }
+    }
+}
+
+/// `mul_base` on edwards25519 matches `B * k` computed with variable-base multiplication.
+pub fn check_ed25519_mul_base(acc: &dyn Accelerator) {
+    let mut r = rng(2);
+    for n in BATCH_SIZES {
+        let scalars = ed_scalars(n, &mut r);
+        let out = acc
+            .ed25519_mul_base(&scalars)
+            .expect("ed25519 mul_base failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "ed25519 mul_base: wrong output length for batch {n}"
+        );
+        for (i, (s, p)) in scalars.iter().zip(&out).enumerate() {
+            assert_eq!(
+                *p,
+                ED25519_BASEPOINT_POINT * s,
+                "ed25519 mul_base: batch {n}, item {i}"
+            );
+        }
+    }
+}
+
+/// Term counts used for lincomb jobs, cycled over the batch.
+const TERM_COUNTS: [usize; 7] = [0, 1, 2, 3, 5, 2, 64];
+
+/// `lincomb_vartime` on secp256k1 matches the naive sum, on random and edge inputs.
+pub fn check_secp256k1_lincomb_vartime(acc: &dyn Accelerator) {
+    let mut r = rng(3);
+    let edge = secp_edge_points(&mut r);
+    for n in BATCH_SIZES {
+        let jobs: Vec<LincombJob<SecpScalar, ProjectivePoint>> = (0..n)
+            .map(|j| {
+                let k = TERM_COUNTS[j % TERM_COUNTS.len()];
+                let scalars = secp_scalars(k, &mut r);
+                LincombJob::new(
+                    scalars
+                        .into_iter()
+                        .enumerate()
+                        .map(|(t, s)| {
+                            let p = if (j + t) % 3 == 0 {
+                                edge[(j + t) % edge.len()]
+                            } else {
+                                secp_point(&mut r)
+                            };
+                            (s, p)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let out = acc
+            .secp256k1_lincomb_vartime(&jobs)
+            .expect("secp256k1 lincomb failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "secp256k1 lincomb: wrong output length for batch {n}"
+        );
+        for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
+            let expect = job
+                .terms
+                .iter()
+                .fold(ProjectivePoint::IDENTITY, |a, (s, q)| a + *q * s);
+            assert_eq!(
+                *p,
+                expect,
+                "secp256k1 lincomb: batch {n}, job {i} ({} terms)",
+                job.terms.len()
+            );
+        }
+    }
+}
+
+/// `lincomb_vartime` on edwards25519 matches the naive sum, small-order points included.
+pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
+    let mut r = rng(4);
+    let edge = ed_edge_points(&mut r);
+    for n in BATCH_SIZES {
+        let jobs: Vec<LincombJob<EdScalar, EdwardsPoint>> = (0..n)
+            .map(|j| {
+                let k = TERM_COUNTS[j % TERM_COUNTS.len()];
+                let scalars = ed_scalars(k, &mut r);
+                LincombJob::new(
+                    scalars
+                        .into_iter()
+                        .enumerate()
+                        .map(|(t, s)| {
+                            let p = if (j + t) % 3 == 0 {
+                                edge[(j + t) % edge.len()]
+                            } else {
+                                ed_point(&mut r)
+                            };
+                            (s, p)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let out = acc
+            .ed25519_lincomb_vartime(&jobs)
+            .expect("ed25519 lincomb failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "ed25519 lincomb: wrong output length for batch {n}"
+        );
+        for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
+            let expect = job
+                .terms
+                .iter()
+                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q * s);
+            assert_eq!(
+                *p,
+                expect,
+                "ed25519 lincomb: batch {n}, job {i} ({} terms)",
+                job.terms.len()
+            );
+        }
+    }
+}
+
+/// Which items of a verification batch are made invalid.
+fn bad(i: usize, n: usize) -> bool {
+    n > 0 && (i == n / 2 || (n >= 9 && i == n - 1) || (n >= 1000 && i % 97 == 3))
+}
+
+/// `verify_batch_vartime` on secp256k1 accepts exactly the valid equations and names the rest.
+pub fn check_secp256k1_verify_batch_vartime(acc: &dyn Accelerator) {
+    let mut r = rng(5);
+    for n in BATCH_SIZES {
+        for with_bad in [false, true] {
+            let mut expect = Vec::new();
+            let items: Vec<_> = (0..n)
+                .map(|i| {
+                    let x = SecpScalar::random(&mut r);
+                    let k = SecpScalar::random(&mut r);
+                    let c = SecpScalar::random(&mut r);
+                    let public_key = ProjectivePoint::GENERATOR * x;
+                    let r_point = ProjectivePoint::GENERATOR * k;
+                    let mut s = k + c * x;
+                    if with_bad && bad(i, n) {
+                        expect.push(i);
+                        s += SecpScalar::ONE;
+                    }
+                    SchnorrItem {
+                        r: r_point,
+                        s,
+                        c,
+                        public_key,
+                    }
+                })
+                .collect();
+            let v = acc
+                .secp256k1_verify_batch_vartime(&items)
+                .expect("secp256k1 verify failed");
+            assert_eq!(
+                v.invalid, expect,
+                "secp256k1 verify_batch: batch {n}, bad={with_bad}"
+            );
+        }
+    }
+    // Edge: identity public key with s = k (c arbitrary) is a true equation.
+    let k = SecpScalar::from(5u64);
+    let item = SchnorrItem {
+        r: ProjectivePoint::GENERATOR * k,
+        s: k,
+        c: SecpScalar::ONE,
+        public_key: ProjectivePoint::IDENTITY,
+    };
+    let v = acc
+        .secp256k1_verify_batch_vartime(&[item.clone(), item])
+        .expect("secp256k1 verify failed");
+    assert!(v.all_valid(), "secp256k1 verify_batch: identity public key");
+}
+
+/// `verify_batch_vartime` on edwards25519: the cofactored equation, so torsion added to `R` or
+/// `A` in an otherwise valid item keeps it valid, while a wrong `s` is named.
+pub fn check_ed25519_verify_batch_vartime(acc: &dyn Accelerator) {
+    let mut r = rng(6);
+    for n in BATCH_SIZES {
+        for with_bad in [false, true] {
+            let mut expect = Vec::new();
+            let items: Vec<_> = (0..n)
+                .map(|i| {
+                    let x = ed_random_scalar(&mut r);
+                    let k = ed_random_scalar(&mut r);
+                    let c = ed_random_scalar(&mut r);
+                    let mut public_key = ED25519_BASEPOINT_POINT * x;
+                    let mut r_point = ED25519_BASEPOINT_POINT * k;
+                    if i % 4 == 1 {
+                        r_point += EIGHT_TORSION[i % 8];
+                    }
+                    if i % 6 == 2 {
+                        public_key += EIGHT_TORSION[(i / 3) % 8];
+                    }
+                    let mut s = k + c * x;
+                    if with_bad && bad(i, n) {
+                        expect.push(i);
+                        s += EdScalar::ONE;
+                    }
+                    SchnorrItem {
+                        r: r_point,
+                        s,
+                        c,
+                        public_key,
+                    }
+                })
+                .collect();
+            let v = acc
+                .ed25519_verify_batch_vartime(&items)
+                .expect("ed25519 verify failed");
+            assert_eq!(
+                v.invalid, expect,
+                "ed25519 verify_batch: batch {n}, bad={with_bad}"
+            );
+        }
+    }
+}
+
+/// Batch normalisation matches one-at-a-time conversion, identity included.
+pub fn check_secp256k1_normalize_batch(acc: &dyn Accelerator) {
+    let mut r = rng(7);
+    for n in BATCH_SIZES {
+        let pts: Vec<_> = (0..n)
+            .map(|i| {
+                if i % 4 == 3 {
+                    ProjectivePoint::IDENTITY
+                } else {
+                    secp_point(&mut r)
+                }
+            })
+            .collect();
+        let out = acc
+            .secp256k1_normalize_batch(&pts)
+            .expect("secp256k1 normalize failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "secp256k1 normalize: wrong output length for batch {n}"
+        );
+        for (i, (p, a)) in pts.iter().zip(&out).enumerate() {
+            assert_eq!(
+                p.to_affine(),
+                *a,
+                "secp256k1 normalize: batch {n}, item {i}"
+            );
+        }
+    }
+}
+
+/// Batch compression matches one-at-a-time compression, identity and torsion included.
+pub fn check_ed25519_compress_batch(acc: &dyn Accelerator) {
+    let mut r = rng(8);
+    for n in BATCH_SIZES {
+        let pts: Vec<_> = (0..n)
+            .map(|i| match i % 5 {
+                3 => EdwardsPoint::identity(),
+                4 => EIGHT_TORSION[i % 8],
+                _ => ed_point(&mut r),
+            })
+            .collect();
+        let out = acc
+            .ed25519_compress_batch(&pts)
+            .expect("ed25519 compress failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "ed25519 compress: wrong output length for batch {n}"
+        );
+        for (i, (p, c)) in pts.iter().zip(&out).enumerate() {
+            assert_eq!(p.compress(), *c, "ed25519 compress: batch {n}, item {i}");
+        }
+    }
+}
+
+/// The backend's capabilities are consistent: it names itself and lists every op it serves.
+pub fn check_capabilities(acc: &dyn Accelerator) {
+    let caps = acc.capabilities();
+    assert!(!caps.backend.is_empty(), "backend name is empty");
+    assert!(caps.lanes >= 1, "lanes must be at least 1");
+    for (curve, op) in crate::Capabilities::all_ops() {
+        assert!(
+            caps.supports(curve, op),
+            "{} does not list {op} on {curve}",
+            caps.backend
+        );
+    }
+}
+
+/// Every check in the kit.
+pub fn check_all(acc: &dyn Accelerator) {
+    check_capabilities(acc);
+    check_secp256k1_mul_base(acc);
+    check_ed25519_mul_base(acc);
+    check_secp256k1_lincomb_vartime(acc);
+    check_ed25519_lincomb_vartime(acc);
+    check_secp256k1_verify_batch_vartime(acc);
+    check_ed25519_verify_batch_vartime(acc);
+    check_secp256k1_normalize_batch(acc);
+    check_ed25519_compress_batch(acc);
+}

@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Shape of the port
+//!
+//! Every operation is **batched**: one call carries many independent items, typically from many
+//! concurrent signing sessions. Types at the port are the curve crates' own: `k256` for
+//! secp256k1 and `curve25519-dalek` for Ed25519 (edwards25519).
+//!
+//! | operation | data class | timing |
+//! |---|---|---|
+//! | `*_mul_base` | secret scalars | constant time in every backend |
+//! | `*_lincomb_vartime` | public | variable time allowed |
+//! | `*_verify_batch_vartime` | public | variable time allowed |
+//! | `secp256k1_normalize_batch`, `ed25519_compress_batch` | public | variable time allowed |
+//!
+//! Protocol code written generically over both curves uses the [`CurveGroup`] trait, which maps
+//! each operation to the right method of an [`Accelerator`].
+#![forbid(unsafe_code)]
+
+mod backend;
+mod cost;
+mod curve;
+mod error;
+mod router;
+mod types;
+mod verify;
+
+#[cfg(feature = "test-kit")]
+pub mod kit;
+
+pub use backend::{Accelerator, BackendKind, Capabilities};
+pub use cost::{CostModel, OpCost, calibrate};
+pub use curve::{CurveGroup, Ed25519, Secp256k1};
+pub use error::AccelError;
+pub use router::AutoRouter;
+pub use types::{Curve, LincombJob, Op, SchnorrItem, Verdict};
+pub use verify::{verify_batch_rlc_ed25519, verify_batch_rlc_secp256k1};
+
+/// Re-exports of the curve crates whose types appear at the port.
+pub mod curves {
+    pub use curve25519_dalek;
+    pub use k256;
+}

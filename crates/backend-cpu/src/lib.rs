@@ -1,0 +1,191 @@
+#![doc = include_str!("../README.md")]
+//!
+//! Constant time: `mul_base` uses k256's `mul_by_generator` and dalek's `EdwardsPoint::mul_base`,
+//! both constant-time fixed-base table multiplications. Everything else handles public data.
+#![forbid(unsafe_code)]
+
+use std::sync::LazyLock;
+
+use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
+use k256::elliptic_curve::BatchNormalize;
+use k256::elliptic_curve::ops::{LinearCombinationExt, MulByGenerator};
+use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
+use rayon::prelude::*;
+
+/// Batches at least this large are spread over rayon's pool (when parallelism is on).
+const PAR_MIN_ITEMS: usize = 32;
+
+/// Precomputed odd multiples of the Ed25519 basepoint for variable-time Straus.
+static ED_BASE_PRECOMP: LazyLock<VartimeEdwardsPrecomputation> =
+    LazyLock::new(|| VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT]));
+
+/// The reference backend.
+#[derive(Clone, Debug)]
+pub struct CpuBackend {
+    parallel: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    /// A backend that spreads large batches over rayon's global thread pool.
+    pub fn new() -> Self {
+        Self { parallel: true }
+    }
+
+    /// A backend that does all work on the calling thread (for per-thread CPU accounting and
+    /// single-thread benchmarks).
+    pub fn single_threaded() -> Self {
+        Self { parallel: false }
+    }
+
+    fn map<T: Sync, U: Send>(
+        &self,
+        items: &[T],
+        weight: usize,
+        f: impl Fn(&T) -> U + Sync + Send,
+    ) -> Vec<U> {
+        if self.parallel
+            && items.len() * weight >= PAR_MIN_ITEMS
+            && rayon::current_num_threads() > 1
+        {
+            items.par_iter().with_min_len(4).map(f).collect()
+        } else {
+            items.iter().map(f).collect()
+        }
+    }
+}
+
+fn secp_lincomb_one(job: &LincombJob<SecpScalar, ProjectivePoint>) -> ProjectivePoint {
+    let mut base = SecpScalar::ZERO;
+    let mut rest: Vec<(ProjectivePoint, SecpScalar)> = Vec::with_capacity(job.terms.len());
+    for (s, p) in &job.terms {
+        if *p == ProjectivePoint::GENERATOR {
+            base += s;
+        } else {
+            rest.push((*p, *s));
+        }
+    }
+    let mut acc = if base == SecpScalar::ZERO {
+        ProjectivePoint::IDENTITY
+    } else {
+        ProjectivePoint::mul_by_generator(&base)
+    };
+    match rest.len() {
+        0 => {}
+        1 => acc += rest[0].0 * rest[0].1,
+        _ => acc += ProjectivePoint::lincomb_ext(rest.as_slice()),
+    }
+    acc
+}
+
+fn ed_lincomb_one(job: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
+    let mut base = EdScalar::ZERO;
+    let mut scalars = Vec::with_capacity(job.terms.len());
+    let mut points = Vec::with_capacity(job.terms.len());
+    for (s, p) in &job.terms {
+        if *p == ED25519_BASEPOINT_POINT {
+            base += s;
+        } else {
+            scalars.push(*s);
+            points.push(*p);
+        }
+    }
+    if base == EdScalar::ZERO {
+        if points.is_empty() {
+            EdwardsPoint::identity()
+        } else {
+            EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+        }
+    } else {
+        ED_BASE_PRECOMP.vartime_mixed_multiscalar_mul([base], &scalars, &points)
+    }
+}
+
+impl Accelerator for CpuBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: "cpu",
+            device: format!(
+                "k256 + curve25519-dalek on {} thread(s)",
+                if self.parallel {
+                    rayon::current_num_threads()
+                } else {
+                    1
+                }
+            ),
+            ops: Capabilities::all_ops(),
+            secret_ops: true,
+            lanes: 1,
+        }
+    }
+
+    fn secp256k1_mul_base(
+        &self,
+        scalars: &[SecpScalar],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        Ok(self.map(scalars, 1, ProjectivePoint::mul_by_generator))
+    }
+
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+        Ok(self.map(scalars, 1, EdwardsPoint::mul_base))
+    }
+
+    fn secp256k1_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        let weight = jobs.first().map_or(1, |j| j.terms.len().max(1));
+        Ok(self.map(jobs, weight, secp_lincomb_one))
+    }
+
+    fn ed25519_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        let weight = jobs.first().map_or(1, |j| j.terms.len().max(1));
+        Ok(self.map(jobs, weight, ed_lincomb_one))
+    }
+
+    fn secp256k1_normalize_batch(
+        &self,
+        points: &[ProjectivePoint],
+    ) -> Result<Vec<AffinePoint>, AccelError> {
+        // k256's batch inversion cannot take a zero Z, so the identity is set aside.
+        let finite: Vec<ProjectivePoint> = points
+            .iter()
+            .filter(|p| **p != ProjectivePoint::IDENTITY)
+            .copied()
+            .collect();
+        let mut affine = if finite.is_empty() {
+            Vec::new()
+        } else {
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
+                finite.as_slice(),
+            )
+        }
+        .into_iter();
+        Ok(points
+            .iter()
+            .map(|p| match p == &ProjectivePoint::IDENTITY {
+                true => AffinePoint::IDENTITY,
+                false => affine.next().unwrap_or(AffinePoint::IDENTITY),
+            })
+            .collect())
+    }
+
+    fn ed25519_compress_batch(
+        &self,
+        points: &[EdwardsPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+        Ok(EdwardsPoint::compress_batch_alloc(points))
+    }
+}
