@@ -32,7 +32,7 @@ pub use backend::{Accelerator, BackendKind, Capabilities};
 pub use cost::{CostModel, OpCost, calibrate};
 pub use curve::{CurveGroup, Ed25519, Secp256k1};
 pub use error::AccelError;
-pub use router::AutoRouter;
+pub use router::{AutoRouter, BreakerState, Policy};
 pub use types::{Curve, LincombJob, Op, SchnorrItem, Verdict};
 pub use verify::{verify_batch_rlc_ed25519, verify_batch_rlc_secp256k1};
 

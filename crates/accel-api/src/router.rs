@@ -1,7 +1,9 @@
-//! `backend = "auto"`: route each batch to the backend whose cost model is cheapest for it.
+//! `backend = "auto"`: route each batch to the backend whose cost model is cheapest for it,
+//! with a circuit breaker per backend and fallback to the reference backend.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar as EdScalar;
@@ -11,20 +13,57 @@ use crate::{
     AccelError, Accelerator, Capabilities, CostModel, Curve, LincombJob, Op, SchnorrItem, Verdict,
 };
 
+/// State of a backend's circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go to the backend.
+    Closed,
+    /// The backend failed recently; calls go to the reference backend until the cool-down ends.
+    Open,
+    /// The cool-down ended; the next call is a probe whose success closes the breaker.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// Numeric value for a metrics gauge: 0 closed, 1 open, 2 half-open.
+    pub fn as_gauge(self) -> i64 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        }
+    }
+}
+
+/// How the router chooses among capable backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The backend whose cost model is cheapest for the batch (`--backend auto`).
+    Cheapest,
+    /// The named backend whenever it can take the call (`--backend gpu` and `simd`), the
+    /// reference backend otherwise (e.g. secret ops on a GPU without `gpu_secret_ops`).
+    Prefer(&'static str),
+}
+
 /// One backend the router may use.
 #[derive(Debug)]
 struct Member {
     acc: Arc<dyn Accelerator>,
     caps: Capabilities,
     model: CostModel,
+    /// When the breaker opened; `None` while closed.
+    opened_at: Mutex<Option<Instant>>,
 }
 
-/// Routes every call to the cheapest capable backend by its measured [`CostModel`]; a call
-/// that fails on any backend other than the first (the reference, normally `cpu`) is re-run on
-/// the first, so a device error never fails the caller.
+/// Routes every call to a capable backend by [`Policy`]; a call that fails on any backend other
+/// than the first (the reference, normally `cpu`) is re-run on the first and opens that
+/// backend's circuit breaker, so a device error never fails the caller. After `cooldown` the
+/// next call probes the backend again.
 #[derive(Debug)]
 pub struct AutoRouter {
     members: Vec<Member>,
+    policy: Policy,
+    cooldown: Duration,
     fallbacks: AtomicU64,
 }
 
@@ -38,6 +77,7 @@ impl AutoRouter {
                 caps: acc.capabilities(),
                 acc,
                 model,
+                opened_at: Mutex::new(None),
             })
             .collect();
         let first = members.first().ok_or(AccelError::NoBackend {
@@ -51,8 +91,48 @@ impl AutoRouter {
         }
         Ok(Self {
             members,
+            policy: Policy::Cheapest,
+            cooldown: Duration::from_secs(5),
             fallbacks: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the routing policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets how long an open breaker keeps a backend out before a probe (default 5 s).
+    pub fn with_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Each backend's name and breaker state.
+    pub fn breaker_states(&self) -> Vec<(&'static str, BreakerState)> {
+        self.members
+            .iter()
+            .map(|m| (m.caps.backend, self.state(m)))
+            .collect()
+    }
+
+    /// Each backend's name and measured cost model.
+    pub fn cost_models(&self) -> Vec<(&'static str, &CostModel)> {
+        self.members.iter().map(|m| (m.caps.backend, &m.model)).collect()
+    }
+
+    fn state(&self, m: &Member) -> BreakerState {
+        match *m.opened_at.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => BreakerState::Closed,
+            Some(t) if t.elapsed() < self.cooldown => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    fn set_open(&self, i: usize, open: bool) {
+        let mut slot = self.members[i].opened_at.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = open.then(Instant::now);
     }
 
     /// The backend `auto` would pick for a batch of `items` (terms for lincomb).
@@ -66,9 +146,21 @@ impl AutoRouter {
     }
 
     fn pick(&self, curve: Curve, op: Op, items: usize) -> usize {
+        let usable = |m: &Member| {
+            m.caps.supports(curve, op)
+                && (!op.is_secret() || m.caps.secret_ops)
+                && self.state(m) != BreakerState::Open
+        };
+        if let Policy::Prefer(name) = self.policy {
+            return self
+                .members
+                .iter()
+                .position(|m| m.caps.backend == name && usable(m))
+                .unwrap_or(0);
+        }
         let mut best = (0, f64::INFINITY);
         for (i, m) in self.members.iter().enumerate() {
-            if !m.caps.supports(curve, op) || (op.is_secret() && !m.caps.secret_ops) {
+            if !usable(m) {
                 continue;
             }
             let cost = m
@@ -92,10 +184,16 @@ impl AutoRouter {
         let i = self.pick(curve, op, items);
         match f(self.members[i].acc.as_ref()) {
             Err(_) if i != 0 => {
+                self.set_open(i, true);
                 self.fallbacks.fetch_add(1, Ordering::Relaxed);
                 f(self.members[0].acc.as_ref())
             }
-            r => r,
+            r => {
+                if i != 0 && self.state(&self.members[i]) == BreakerState::HalfOpen {
+                    self.set_open(i, false);
+                }
+                r
+            }
         }
     }
 }
@@ -108,8 +206,11 @@ impl Accelerator for AutoRouter {
     fn capabilities(&self) -> Capabilities {
         let names: Vec<&str> = self.members.iter().map(|m| m.caps.backend).collect();
         Capabilities {
-            backend: "auto",
-            device: format!("auto over [{}]", names.join(", ")),
+            backend: match self.policy {
+                Policy::Cheapest => "auto",
+                Policy::Prefer(name) => name,
+            },
+            device: format!("{:?} over [{}]", self.policy, names.join(", ")),
             ops: Capabilities::all_ops(),
             secret_ops: true,
             lanes: self.members.iter().map(|m| m.caps.lanes).max().unwrap_or(1),

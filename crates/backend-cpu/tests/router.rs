@@ -1,0 +1,297 @@
+//! The auto router over real backends: cost-based choice, fallback on device errors, the
+//! circuit breaker, and calibration.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
+use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
+use accel_api::{
+    AccelError, Accelerator, AutoRouter, BackendKind, BreakerState, Capabilities, CostModel, Curve,
+    LincombJob, Op, OpCost, Policy, calibrate, kit,
+};
+use backend_cpu::CpuBackend;
+
+/// A second backend that is the CPU backend under another name, failing while `fail` > 0.
+#[derive(Debug)]
+struct Flaky {
+    inner: CpuBackend,
+    fail: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+impl Flaky {
+    fn new(fail: usize) -> Self {
+        Self {
+            inner: CpuBackend::single_threaded(),
+            fail: AtomicUsize::new(fail),
+            calls: AtomicUsize::new(0),
+        }
+    }
+    fn check(&self) -> Result<(), AccelError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let left = self.fail.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail.store(left - 1, Ordering::SeqCst);
+            return Err(AccelError::Device {
+                backend: "flaky",
+                reason: "injected device loss".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Accelerator for Flaky {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: "flaky",
+            device: "test".into(),
+            ops: Capabilities::all_ops(),
+            secret_ops: true,
+            lanes: 1,
+        }
+    }
+    fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
+        self.check()?;
+        self.inner.secp256k1_mul_base(s)
+    }
+    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+        self.check()?;
+        self.inner.ed25519_mul_base(s)
+    }
+    fn secp256k1_lincomb_vartime(
+        &self,
+        j: &[LincombJob<SecpScalar, ProjectivePoint>],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        self.check()?;
+        self.inner.secp256k1_lincomb_vartime(j)
+    }
+    fn ed25519_lincomb_vartime(
+        &self,
+        j: &[LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        self.check()?;
+        self.inner.ed25519_lincomb_vartime(j)
+    }
+    fn secp256k1_normalize_batch(
+        &self,
+        p: &[ProjectivePoint],
+    ) -> Result<Vec<AffinePoint>, AccelError> {
+        self.check()?;
+        self.inner.secp256k1_normalize_batch(p)
+    }
+    fn ed25519_compress_batch(
+        &self,
+        p: &[EdwardsPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+        self.check()?;
+        self.inner.ed25519_compress_batch(p)
+    }
+}
+
+/// A cost model where every op costs `fixed + per_item × n`.
+fn flat(fixed_ns: f64, per_item_ns: f64) -> CostModel {
+    CostModel {
+        costs: Capabilities::all_ops()
+            .into_iter()
+            .map(|(curve, op)| OpCost {
+                curve,
+                op,
+                fixed_ns,
+                per_item_ns,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn backend_kind_parses_and_rejects_unknown() {
+    assert_eq!("CPU".parse::<BackendKind>(), Ok(BackendKind::Cpu));
+    assert_eq!("auto".parse::<BackendKind>(), Ok(BackendKind::Auto));
+    let err = "tpu".parse::<BackendKind>().unwrap_err();
+    assert!(err.to_string().contains("tpu") && err.to_string().contains("cpu, simd, gpu, auto"));
+}
+
+#[test]
+fn auto_picks_cheapest_by_batch_size() {
+    // "flaky" (never failing here) has a high fixed cost and a low per-item cost: it wins only
+    // large batches. The crossover is at (10_000 - 100) / (50 - 5) = 220 items.
+    let router = AutoRouter::new(vec![
+        (Arc::new(CpuBackend::single_threaded()), flat(100.0, 50.0)),
+        (Arc::new(Flaky::new(0)), flat(10_000.0, 5.0)),
+    ])
+    .unwrap();
+    assert_eq!(router.choose(Curve::Ed25519, Op::LincombVartime, 8), "cpu");
+    assert_eq!(
+        router.choose(Curve::Ed25519, Op::LincombVartime, 219),
+        "cpu"
+    );
+    assert_eq!(
+        router.choose(Curve::Ed25519, Op::LincombVartime, 221),
+        "flaky"
+    );
+    kit::check_all(&router);
+}
+
+#[test]
+fn secret_ops_never_go_to_a_backend_without_permission() {
+    #[derive(Debug)]
+    struct NoSecrets(Flaky);
+    impl Accelerator for NoSecrets {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                secret_ops: false,
+                ..self.0.capabilities()
+            }
+        }
+        fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
+            panic!(
+                "secret scalars reached a backend without secret_ops: {}",
+                s.len()
+            )
+        }
+        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+            panic!(
+                "secret scalars reached a backend without secret_ops: {}",
+                s.len()
+            )
+        }
+        fn secp256k1_lincomb_vartime(
+            &self,
+            j: &[LincombJob<SecpScalar, ProjectivePoint>],
+        ) -> Result<Vec<ProjectivePoint>, AccelError> {
+            self.0.secp256k1_lincomb_vartime(j)
+        }
+        fn ed25519_lincomb_vartime(
+            &self,
+            j: &[LincombJob<EdScalar, EdwardsPoint>],
+        ) -> Result<Vec<EdwardsPoint>, AccelError> {
+            self.0.ed25519_lincomb_vartime(j)
+        }
+        fn secp256k1_normalize_batch(
+            &self,
+            p: &[ProjectivePoint],
+        ) -> Result<Vec<AffinePoint>, AccelError> {
+            self.0.secp256k1_normalize_batch(p)
+        }
+        fn ed25519_compress_batch(
+            &self,
+            p: &[EdwardsPoint],
+        ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+            self.0.ed25519_compress_batch(p)
+        }
+    }
+    for policy in [Policy::Cheapest, Policy::Prefer("flaky")] {
+        let router = AutoRouter::new(vec![
+            (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
+            (Arc::new(NoSecrets(Flaky::new(0))), flat(0.0, 0.0)),
+        ])
+        .unwrap()
+        .with_policy(policy);
+        assert_eq!(router.choose(Curve::Secp256k1, Op::MulBase, 1000), "cpu");
+        assert_eq!(
+            router.choose(Curve::Secp256k1, Op::LincombVartime, 1000),
+            "flaky"
+        );
+        kit::check_all(&router);
+    }
+}
+
+#[test]
+fn device_error_falls_back_and_opens_breaker_until_probe_succeeds() {
+    let flaky = Arc::new(Flaky::new(1));
+    let router = AutoRouter::new(vec![
+        (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
+        (flaky.clone(), flat(0.0, 0.0)),
+    ])
+    .unwrap()
+    .with_policy(Policy::Prefer("flaky"))
+    .with_cooldown(Duration::from_millis(200));
+    let s = [SecpScalar::from(7u64)];
+    // First call: the device fails, the caller still gets the right answer from the CPU.
+    let out = router.secp256k1_mul_base(&s).unwrap();
+    assert_eq!(out[0], ProjectivePoint::GENERATOR * s[0]);
+    assert_eq!(router.fallbacks(), 1);
+    assert_eq!(router.breaker_states()[1], ("flaky", BreakerState::Open));
+    // While open, calls bypass the failed backend entirely.
+    let before = flaky.calls.load(Ordering::SeqCst);
+    router.secp256k1_mul_base(&s).unwrap();
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), before);
+    // After the cool-down a probe goes through and closes the breaker.
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(router.breaker_states()[1].1, BreakerState::HalfOpen);
+    router.secp256k1_mul_base(&s).unwrap();
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), before + 1);
+    assert_eq!(router.breaker_states()[1].1, BreakerState::Closed);
+}
+
+#[test]
+fn reference_backend_must_cover_every_op() {
+    #[derive(Debug)]
+    struct Partial(CpuBackend);
+    impl Accelerator for Partial {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                ops: vec![(Curve::Ed25519, Op::MulBase)],
+                ..self.0.capabilities()
+            }
+        }
+        fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
+            self.0.secp256k1_mul_base(s)
+        }
+        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+            self.0.ed25519_mul_base(s)
+        }
+        fn secp256k1_lincomb_vartime(
+            &self,
+            j: &[LincombJob<SecpScalar, ProjectivePoint>],
+        ) -> Result<Vec<ProjectivePoint>, AccelError> {
+            self.0.secp256k1_lincomb_vartime(j)
+        }
+        fn ed25519_lincomb_vartime(
+            &self,
+            j: &[LincombJob<EdScalar, EdwardsPoint>],
+        ) -> Result<Vec<EdwardsPoint>, AccelError> {
+            self.0.ed25519_lincomb_vartime(j)
+        }
+        fn secp256k1_normalize_batch(
+            &self,
+            p: &[ProjectivePoint],
+        ) -> Result<Vec<AffinePoint>, AccelError> {
+            self.0.secp256k1_normalize_batch(p)
+        }
+        fn ed25519_compress_batch(
+            &self,
+            p: &[EdwardsPoint],
+        ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+            self.0.ed25519_compress_batch(p)
+        }
+    }
+    let err = AutoRouter::new(vec![(
+        Arc::new(Partial(CpuBackend::new())),
+        CostModel::default(),
+    )])
+    .unwrap_err();
+    assert!(matches!(err, AccelError::NoBackend { .. }), "{err}");
+}
+
+#[test]
+fn calibration_measures_every_op_with_sane_costs() {
+    let model = calibrate(&CpuBackend::single_threaded(), 1, 16, 2).unwrap();
+    for (curve, op) in Capabilities::all_ops() {
+        let c = model
+            .get(curve, op)
+            .unwrap_or_else(|| panic!("{op} on {curve} not measured"));
+        assert!(
+            c.per_item_ns > 0.0 && c.per_item_ns < 1e8,
+            "{op} on {curve}: {c:?}"
+        );
+        assert!(c.fixed_ns >= 0.0);
+        assert!(
+            model.estimate_ns(curve, op, 100).unwrap() > model.estimate_ns(curve, op, 1).unwrap()
+        );
+    }
+}
