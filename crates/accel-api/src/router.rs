@@ -119,7 +119,10 @@ impl AutoRouter {
 
     /// Each backend's name and measured cost model.
     pub fn cost_models(&self) -> Vec<(&'static str, &CostModel)> {
-        self.members.iter().map(|m| (m.caps.backend, &m.model)).collect()
+        self.members
+            .iter()
+            .map(|m| (m.caps.backend, &m.model))
+            .collect()
     }
 
     fn state(&self, m: &Member) -> BreakerState {
@@ -131,7 +134,10 @@ impl AutoRouter {
     }
 
     fn set_open(&self, i: usize, open: bool) {
-        let mut slot = self.members[i].opened_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.members[i]
+            .opened_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *slot = open.then(Instant::now);
     }
 

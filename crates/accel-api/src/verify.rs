@@ -18,6 +18,8 @@ use crate::{AccelError, Accelerator, LincombJob, SchnorrItem, Verdict};
 
 /// Items per random-linear-combination chunk.
 const CHUNK: usize = 64;
+/// How many recent distinct public keys a chunk compares each item's key with.
+const KEY_MERGE_WINDOW: usize = 4;
 
 fn random_u128s(n: usize) -> Vec<u128> {
     let mut bytes = vec![0u8; 16 * n];
@@ -38,7 +40,7 @@ trait RlcCurve {
         + core::ops::Add<Output = Self::S>
         + core::ops::Mul<Output = Self::S>
         + core::ops::Neg<Output = Self::S>;
-    type P: Copy;
+    type P: Copy + PartialEq;
     fn from_u128(z: u128) -> Self::S;
     fn one() -> Self::S;
     fn zero() -> Self::S;
@@ -133,12 +135,25 @@ fn verify_generic<C: RlcCurve>(
         .map(|(chunk, zs)| {
             let mut s_sum = C::zero();
             let mut terms = Vec::with_capacity(2 * chunk.len() + 1);
+            // Many items of a batch usually share a public key (one key signing for many
+            // sessions): their key terms are merged into one.
+            let mut keys: Vec<(C::S, C::P)> = Vec::new();
             for (item, z) in chunk.iter().zip(zs) {
                 let z = C::from_u128(*z);
                 s_sum = s_sum + z * item.s;
                 terms.push((-z, item.r));
-                terms.push((-(z * item.c), item.public_key));
+                let zc = -(z * item.c);
+                match keys
+                    .iter_mut()
+                    .rev()
+                    .take(KEY_MERGE_WINDOW)
+                    .find(|(_, p)| *p == item.public_key)
+                {
+                    Some(slot) => slot.0 = slot.0 + zc,
+                    None => keys.push((zc, item.public_key)),
+                }
             }
+            terms.extend(keys);
             terms.push((s_sum, C::generator()));
             LincombJob::new(terms)
         })

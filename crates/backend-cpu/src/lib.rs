@@ -12,9 +12,11 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwards
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
 use k256::elliptic_curve::BatchNormalize;
-use k256::elliptic_curve::ops::{LinearCombinationExt, MulByGenerator};
+use k256::elliptic_curve::ops::MulByGenerator;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use rayon::prelude::*;
+
+mod secp_vartime;
 
 /// Batches at least this large are spread over rayon's pool (when parallelism is on).
 const PAR_MIN_ITEMS: usize = 32;
@@ -64,50 +66,65 @@ impl CpuBackend {
     }
 }
 
-fn secp_lincomb_one(job: &LincombJob<SecpScalar, ProjectivePoint>) -> ProjectivePoint {
-    let mut base = SecpScalar::ZERO;
-    let mut rest: Vec<(ProjectivePoint, SecpScalar)> = Vec::with_capacity(job.terms.len());
+/// A secp256k1 job split into its generator scalar, its terms with scalar one (plain additions)
+/// and its other non-trivial terms.
+struct SecpPrepared {
+    base: SecpScalar,
+    plain: ProjectivePoint,
+    rest: Vec<(SecpScalar, ProjectivePoint)>,
+}
+
+fn secp_prepare(job: &LincombJob<SecpScalar, ProjectivePoint>) -> SecpPrepared {
+    let mut out = SecpPrepared {
+        base: SecpScalar::ZERO,
+        plain: ProjectivePoint::IDENTITY,
+        rest: Vec::with_capacity(job.terms.len()),
+    };
     for (s, p) in &job.terms {
         if *p == ProjectivePoint::GENERATOR {
-            base += s;
-        } else {
-            rest.push((*p, *s));
+            out.base += s;
+        } else if *s == SecpScalar::ONE {
+            out.plain += p;
+        } else if *p != ProjectivePoint::IDENTITY && *s != SecpScalar::ZERO {
+            out.rest.push((*s, *p));
         }
     }
-    let mut acc = if base == SecpScalar::ZERO {
-        ProjectivePoint::IDENTITY
-    } else {
-        ProjectivePoint::mul_by_generator(&base)
-    };
-    match rest.len() {
-        0 => {}
-        1 => acc += rest[0].0 * rest[0].1,
-        _ => acc += ProjectivePoint::lincomb_ext(rest.as_slice()),
-    }
-    acc
+    out
+}
+
+fn secp_lincomb_chunk(jobs: &[SecpPrepared]) -> Vec<ProjectivePoint> {
+    let sums = secp_vartime::lincomb_batch(jobs.iter().map(|j| (j.base, j.rest.as_slice())));
+    sums.into_iter()
+        .zip(jobs)
+        .map(|(s, j)| s + j.plain)
+        .collect()
 }
 
 fn ed_lincomb_one(job: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
     let mut base = EdScalar::ZERO;
     let mut scalars = Vec::with_capacity(job.terms.len());
     let mut points = Vec::with_capacity(job.terms.len());
+    let mut plain = EdwardsPoint::identity();
     for (s, p) in &job.terms {
         if *p == ED25519_BASEPOINT_POINT {
             base += s;
+        } else if *s == EdScalar::ONE {
+            plain += p;
         } else {
             scalars.push(*s);
             points.push(*p);
         }
     }
-    if base == EdScalar::ZERO {
-        if points.is_empty() {
-            EdwardsPoint::identity()
+    plain
+        + if base == EdScalar::ZERO {
+            if points.is_empty() {
+                EdwardsPoint::identity()
+            } else {
+                EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+            }
         } else {
-            EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+            ED_BASE_PRECOMP.vartime_mixed_multiscalar_mul([base], &scalars, &points)
         }
-    } else {
-        ED_BASE_PRECOMP.vartime_mixed_multiscalar_mul([base], &scalars, &points)
-    }
 }
 
 impl Accelerator for CpuBackend {
@@ -143,8 +160,18 @@ impl Accelerator for CpuBackend {
         &self,
         jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
     ) -> Result<Vec<ProjectivePoint>, AccelError> {
-        let weight = jobs.first().map_or(1, |j| j.terms.len().max(1));
-        Ok(self.map(jobs, weight, secp_lincomb_one))
+        let prepared: Vec<_> = jobs.iter().map(secp_prepare).collect();
+        let terms: usize = prepared.iter().map(|j| j.rest.len() + 1).sum();
+        let threads = rayon::current_num_threads();
+        if self.parallel && terms >= PAR_MIN_ITEMS && threads > 1 && prepared.len() > 1 {
+            let chunk = prepared.len().div_ceil(threads * 2);
+            Ok(prepared
+                .par_chunks(chunk)
+                .flat_map_iter(secp_lincomb_chunk)
+                .collect())
+        } else {
+            Ok(secp_lincomb_chunk(&prepared))
+        }
     }
 
     fn ed25519_lincomb_vartime(
