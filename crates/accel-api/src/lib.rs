@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod bench;
 mod cost;
 mod curve;
 mod error;
@@ -29,6 +30,7 @@ mod verify;
 pub mod kit;
 
 pub use backend::{Accelerator, BackendKind, Capabilities};
+pub use bench::{BenchRow, bench_table, crossover};
 pub use cost::{CostModel, OpCost, calibrate};
 pub use curve::{CurveGroup, Ed25519, Secp256k1};
 pub use error::AccelError;

@@ -295,3 +295,15 @@ fn calibration_measures_every_op_with_sane_costs() {
         );
     }
 }
+
+#[test]
+fn bench_table_covers_every_op_and_size() {
+    let cpu = CpuBackend::single_threaded();
+    let rows = accel_api::bench_table(&[&cpu], &[1, 4], Duration::from_millis(1), |_, _, _, _| {})
+        .unwrap();
+    assert_eq!(rows.len(), Capabilities::all_ops().len() * 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.backend == "cpu" && r.per_item_ns > 0.0 && r.throughput > 0.0)
+    );
+}
