@@ -1,0 +1,429 @@
+//! Identifiers, key shares, public key packages, the trusted dealer and [`KeySet`].
+
+use core::fmt;
+
+use accel_api::{Accelerator, CurveGroup, LincombJob};
+use rand_core::CryptoRngCore;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::Error;
+use crate::suite::{Point, PointBytes, Scalar, Suite};
+
+/// The largest number of parties a key may have.
+pub const MAX_PARTIES: u16 = 255;
+
+/// A party's identifier: a non-zero integer, used as the x-coordinate of its share
+/// (RFC 9591 §4.1 / §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Zeroize)]
+pub struct Identifier(pub(crate) u16);
+
+impl Identifier {
+    /// An identifier from a non-zero integer.
+    pub fn new(v: u16) -> Result<Self, Error> {
+        if v == 0 {
+            Err(Error::ZeroIdentifier)
+        } else {
+            Ok(Self(v))
+        }
+    }
+    /// The integer value.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+    /// The identifier as a scalar of suite `S`.
+    pub fn to_scalar<S: Suite>(self) -> Scalar<S> {
+        S::G::scalar_from_u64(u64::from(self.0))
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Checks `1 ≤ threshold ≤ parties ≤ MAX_PARTIES`.
+pub fn validate_params(threshold: u16, parties: u16) -> Result<(), Error> {
+    if threshold == 0 {
+        return Err(Error::ZeroThreshold);
+    }
+    if parties > MAX_PARTIES {
+        return Err(Error::TooManyParties {
+            parties,
+            max: MAX_PARTIES,
+        });
+    }
+    if threshold > parties {
+        return Err(Error::InvalidThreshold { threshold, parties });
+    }
+    Ok(())
+}
+
+/// The group public key with its canonical encoding.
+#[derive(Clone, Copy, PartialEq)]
+pub struct GroupKey<S: Suite> {
+    pub(crate) point: Point<S>,
+    pub(crate) enc: PointBytes,
+}
+
+impl<S: Suite> GroupKey<S> {
+    /// The group key point.
+    pub fn point(&self) -> Point<S> {
+        self.point
+    }
+    /// Its canonical encoding (32 bytes Ed25519, 33 bytes compressed secp256k1).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.enc.as_bytes().to_vec()
+    }
+    /// Decodes and validates a group key.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        let point = S::point_from_bytes(b).ok_or(Error::Malformed("group key"))?;
+        Ok(Self {
+            point,
+            enc: PointBytes::new(b),
+        })
+    }
+}
+
+impl<S: Suite> fmt::Debug for GroupKey<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GroupKey({:?})", self.enc)
+    }
+}
+
+/// One party's long-lived signing share. The secret is zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct KeyShare<S: Suite> {
+    pub(crate) id: Identifier,
+    pub(crate) secret: Scalar<S>,
+    pub(crate) verifying_share: Point<S>,
+    pub(crate) group_key: GroupKey<S>,
+    pub(crate) threshold: u16,
+}
+
+impl<S: Suite> KeyShare<S> {
+    /// This party's identifier.
+    pub fn identifier(&self) -> Identifier {
+        self.id
+    }
+    /// The public verifying share `sᵢ·G`.
+    pub fn verifying_share(&self) -> Point<S> {
+        self.verifying_share
+    }
+    /// The group key.
+    pub fn group_key(&self) -> &GroupKey<S> {
+        &self.group_key
+    }
+    /// The signing threshold.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
+    }
+}
+
+impl<S: Suite> Drop for KeyShare<S> {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl<S: Suite> fmt::Debug for KeyShare<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyShare")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("group_key", &self.group_key)
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+/// The public part of a key: group key, every party's verifying share, threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicKeyPackage<S: Suite> {
+    pub(crate) group_key: GroupKey<S>,
+    pub(crate) verifying_shares: Vec<(Identifier, Point<S>, PointBytes)>,
+    pub(crate) threshold: u16,
+}
+
+impl<S: Suite> PublicKeyPackage<S> {
+    /// The group key.
+    pub fn group_key(&self) -> &GroupKey<S> {
+        &self.group_key
+    }
+    /// The verifying share of `id`, if it is a party.
+    pub fn verifying_share(&self, id: Identifier) -> Option<Point<S>> {
+        self.verifying_shares
+            .binary_search_by_key(&id, |(i, _, _)| *i)
+            .ok()
+            .map(|k| self.verifying_shares[k].1)
+    }
+    /// The signing threshold.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
+    }
+    /// The number of parties.
+    pub fn parties(&self) -> u16 {
+        self.verifying_shares.len() as u16
+    }
+}
+
+/// Every party's [`KeyShare`] and the [`PublicKeyPackage`]: the state of one key in the
+/// embedded (all parties in one process) mode.
+#[derive(Clone, Debug)]
+pub struct KeySet<S: Suite> {
+    pub(crate) shares: Vec<KeyShare<S>>,
+    pub(crate) public: PublicKeyPackage<S>,
+}
+
+/// Lagrange coefficients at 0 for the identifiers `ids` (RFC 9591 §4.2).
+pub(crate) fn lagrange<S: Suite>(ids: &[Identifier]) -> Vec<Scalar<S>> {
+    ids.iter()
+        .map(|i| {
+            let xi = i.to_scalar::<S>();
+            let mut num = S::G::scalar_one();
+            let mut den = S::G::scalar_one();
+            for j in ids.iter().filter(|j| *j != i) {
+                let xj = j.to_scalar::<S>();
+                num = num * xj;
+                den = den * (xj - xi);
+            }
+            num * S::G::scalar_invert(&den)
+        })
+        .collect()
+}
+
+/// Evaluates the polynomial with coefficients `coeffs` (constant term first) at `x`.
+pub(crate) fn eval_poly<S: Suite>(coeffs: &[Scalar<S>], x: Identifier) -> Scalar<S> {
+    let x = x.to_scalar::<S>();
+    coeffs
+        .iter()
+        .rev()
+        .fold(S::G::scalar_zero(), |acc, c| acc * x + *c)
+}
+
+impl<S: Suite> KeySet<S> {
+    /// Trusted dealer: splits the secret `coeffs[0]` with the polynomial `coeffs` (degree
+    /// `threshold − 1`) among parties `1..=parties` (RFC 9591 Appendix C).
+    pub fn split_with_coefficients(
+        accel: &dyn Accelerator,
+        coeffs: &[Scalar<S>],
+        parties: u16,
+    ) -> Result<Self, Error> {
+        let threshold = coeffs.len() as u16;
+        validate_params(threshold, parties)?;
+        if coeffs[0] == S::G::scalar_zero() {
+            return Err(Error::InvalidSecretKey);
+        }
+        let mut shares = Zeroizing::new(Vec::with_capacity(usize::from(parties)));
+        for i in 1..=parties {
+            let id = Identifier(i);
+            shares.push((id, eval_poly::<S>(coeffs, id)));
+        }
+        Self::from_secret_shares(accel, threshold, &shares[..], None)
+    }
+
+    /// Trusted dealer with a random polynomial whose constant term is `secret`.
+    pub fn split(
+        accel: &dyn Accelerator,
+        secret: &Scalar<S>,
+        threshold: u16,
+        parties: u16,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, Error> {
+        validate_params(threshold, parties)?;
+        let mut coeffs = Zeroizing::new(vec![*secret]);
+        for _ in 1..threshold {
+            coeffs.push(S::G::random_scalar(rng));
+        }
+        Self::split_with_coefficients(accel, &coeffs, parties)
+    }
+
+    /// Builds a key set from secret shares (one port call for the verifying shares). The group
+    /// key is interpolated from the first `threshold` verifying shares; when `group_key` is
+    /// given it must match, and every further share must lie on the same polynomial.
+    pub fn from_secret_shares(
+        accel: &dyn Accelerator,
+        threshold: u16,
+        shares: &[(Identifier, Scalar<S>)],
+        group_key: Option<&GroupKey<S>>,
+    ) -> Result<Self, Error> {
+        validate_params(threshold, shares.len() as u16)?;
+        let mut ids: Vec<Identifier> = shares.iter().map(|(i, _)| *i).collect();
+        ids.sort();
+        for w in ids.windows(2) {
+            if w[0] == w[1] {
+                return Err(Error::DuplicateIdentifier(w[0].0));
+            }
+        }
+        let scalars: Zeroizing<Vec<Scalar<S>>> =
+            Zeroizing::new(shares.iter().map(|(_, s)| *s).collect());
+        let ys = S::G::mul_base(accel, &scalars)?;
+        let mut pairs: Vec<(Identifier, Point<S>)> = shares
+            .iter()
+            .map(|(i, _)| *i)
+            .zip(ys.iter().copied())
+            .collect();
+        pairs.sort_by_key(|(i, _)| *i);
+        // Interpolate the group key from the first t shares; check every other share against
+        // the interpolation from the first t − 1 shares and itself.
+        let t = usize::from(threshold);
+        let base: Vec<Identifier> = pairs[..t].iter().map(|(i, _)| *i).collect();
+        let mut jobs = vec![LincombJob::new(
+            lagrange::<S>(&base)
+                .into_iter()
+                .zip(pairs[..t].iter().map(|(_, p)| *p))
+                .collect(),
+        )];
+        for extra in &pairs[t..] {
+            let mut set: Vec<Identifier> = pairs[..t - 1].iter().map(|(i, _)| *i).collect();
+            set.push(extra.0);
+            let pts: Vec<Point<S>> = pairs[..t - 1]
+                .iter()
+                .map(|(_, p)| *p)
+                .chain(core::iter::once(extra.1))
+                .collect();
+            jobs.push(LincombJob::new(
+                lagrange::<S>(&set).into_iter().zip(pts).collect(),
+            ));
+        }
+        let keys = S::G::lincomb_vartime(accel, &jobs)?;
+        let point = keys[0];
+        if keys.iter().any(|k| *k != point) || S::G::is_identity(&point) {
+            return Err(Error::InconsistentKeyShares);
+        }
+        if let Some(g) = group_key
+            && g.point != point
+        {
+            return Err(Error::InconsistentKeyShares);
+        }
+        let mut to_encode: Vec<Point<S>> = pairs.iter().map(|(_, p)| *p).collect();
+        to_encode.push(point);
+        let encs = S::encode_batch(accel, &to_encode)?;
+        let group_key = GroupKey {
+            point,
+            enc: encs[pairs.len()],
+        };
+        let public = PublicKeyPackage {
+            group_key,
+            verifying_shares: pairs
+                .iter()
+                .zip(&encs)
+                .map(|((i, p), e)| (*i, *p, *e))
+                .collect(),
+            threshold,
+        };
+        let mut out: Vec<KeyShare<S>> = shares
+            .iter()
+            .zip(&ys)
+            .map(|((id, s), y)| KeyShare {
+                id: *id,
+                secret: *s,
+                verifying_share: *y,
+                group_key,
+                threshold,
+            })
+            .collect();
+        out.sort_by_key(|k| k.id);
+        Ok(Self {
+            shares: out,
+            public,
+        })
+    }
+
+    /// Every party's share, by identifier.
+    pub fn shares(&self) -> &[KeyShare<S>] {
+        &self.shares
+    }
+    /// The public key package.
+    pub fn public_package(&self) -> &PublicKeyPackage<S> {
+        &self.public
+    }
+    /// The public key: Ed25519 32 bytes; BIP340 the 32-byte x-only internal key;
+    /// `Secp256k1Sha256` the 33-byte compressed key.
+    pub fn public_key(&self) -> Vec<u8> {
+        S::verifying_key_bytes(&self.public.group_key.enc)
+    }
+    /// The signing threshold.
+    pub fn threshold(&self) -> u16 {
+        self.public.threshold
+    }
+    /// The number of parties.
+    pub fn parties(&self) -> u16 {
+        self.public.parties()
+    }
+
+    /// Serializes the key set (secret shares included): `"TSKS"`, version 1, suite id,
+    /// threshold and parties (u16 BE), the group key, then per party: identifier (u16 BE),
+    /// secret share (32 bytes), verifying share.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            10 + S::POINT_LEN + self.shares.len() * (34 + S::POINT_LEN),
+        ));
+        out.extend_from_slice(b"TSKS");
+        out.push(1);
+        out.push(S::SUITE_ID);
+        out.extend_from_slice(&self.threshold().to_be_bytes());
+        out.extend_from_slice(&self.parties().to_be_bytes());
+        out.extend_from_slice(self.public.group_key.enc.as_bytes());
+        for (share, (_, _, enc)) in self.shares.iter().zip(&self.public.verifying_shares) {
+            out.extend_from_slice(&share.id.0.to_be_bytes());
+            let mut s = S::scalar_to_bytes(&share.secret);
+            out.extend_from_slice(&s);
+            s.zeroize();
+            out.extend_from_slice(enc.as_bytes());
+        }
+        out
+    }
+
+    /// Parses [`KeySet::to_bytes`] output, validating every encoding (points on the curve,
+    /// not the identity, in the prime-order subgroup; canonical scalars; sorted distinct
+    /// identifiers; parameters in range). The bytes are expected to come from an authenticated
+    /// store: share consistency needs the port and is checked when the set is created.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        let pl = S::POINT_LEN;
+        if b.len() < 10 + pl || &b[..4] != b"TSKS" || b[4] != 1 {
+            return Err(Error::Malformed("key set header"));
+        }
+        if b[5] != S::SUITE_ID {
+            return Err(Error::Malformed("key set is for another suite"));
+        }
+        let threshold = u16::from_be_bytes([b[6], b[7]]);
+        let parties = u16::from_be_bytes([b[8], b[9]]);
+        validate_params(threshold, parties)?;
+        let group_key = GroupKey::<S>::from_bytes(&b[10..10 + pl])?;
+        let rec = 34 + pl;
+        let body = &b[10 + pl..];
+        if body.len() != usize::from(parties) * rec {
+            return Err(Error::Malformed("key set length"));
+        }
+        let mut shares = Vec::with_capacity(usize::from(parties));
+        let mut verifying_shares = Vec::with_capacity(usize::from(parties));
+        for r in body.chunks_exact(rec) {
+            let id = Identifier::new(u16::from_be_bytes([r[0], r[1]]))?;
+            if let Some((last, _, _)) = verifying_shares.last()
+                && *last >= id
+            {
+                return Err(Error::DuplicateIdentifier(id.0));
+            }
+            let secret = S::scalar_from_bytes(&r[2..34]).ok_or(Error::InvalidSecretKey)?;
+            let enc = &r[34..];
+            let y = S::point_from_bytes(enc).ok_or(Error::Malformed("verifying share"))?;
+            verifying_shares.push((id, y, PointBytes::new(enc)));
+            shares.push(KeyShare {
+                id,
+                secret,
+                verifying_share: y,
+                group_key,
+                threshold,
+            });
+        }
+        Ok(Self {
+            shares,
+            public: PublicKeyPackage {
+                group_key,
+                verifying_shares,
+                threshold,
+            },
+        })
+    }
+}

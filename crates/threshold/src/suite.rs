@@ -1,0 +1,363 @@
+//! Ciphersuites: hash functions, encodings and the group, per RFC 9591 §6.
+
+use core::fmt::Debug;
+
+use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
+use accel_api::curves::k256::elliptic_curve::PrimeField;
+use accel_api::curves::k256::elliptic_curve::ops::Reduce;
+use accel_api::curves::k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
+use accel_api::curves::k256::{self, AffinePoint, EncodedPoint, ProjectivePoint, U256};
+use accel_api::{Accelerator, CurveGroup, Ed25519, Secp256k1};
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::Error;
+use crate::hash::{expand_xmd_sha256_48, tagged};
+
+/// The scalar type of a suite.
+pub type Scalar<S> = <<S as Suite>::G as CurveGroup>::Scalar;
+/// The point type of a suite.
+pub type Point<S> = <<S as Suite>::G as CurveGroup>::Point;
+
+/// A canonical point encoding: 32 bytes (Ed25519) or 33 bytes compressed SEC1 (secp256k1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PointBytes {
+    bytes: [u8; 33],
+    len: u8,
+}
+
+impl PointBytes {
+    pub(crate) fn new(b: &[u8]) -> Self {
+        let mut bytes = [0u8; 33];
+        bytes[..b.len()].copy_from_slice(b);
+        Self {
+            bytes,
+            len: b.len() as u8,
+        }
+    }
+    /// The encoding.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+    /// For a compressed secp256k1 point: whether its Y coordinate is odd.
+    pub(crate) fn y_is_odd(&self) -> bool {
+        self.len == 33 && self.bytes[0] == 0x03
+    }
+    /// For a compressed secp256k1 point: its x coordinate.
+    pub(crate) fn x_only(&self) -> [u8; 32] {
+        let mut x = [0u8; 32];
+        x.copy_from_slice(&self.bytes[1..33]);
+        x
+    }
+    /// The encoding of the negated point when it only differs by the parity byte (secp256k1),
+    /// made even.
+    pub(crate) fn with_even_y(&self) -> Self {
+        let mut e = *self;
+        e.bytes[0] = 0x02;
+        e
+    }
+}
+
+impl Debug for PointBytes {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.as_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A FROST ciphersuite (RFC 9591 §6): group, hash functions H1–H5 and encodings.
+pub trait Suite: Copy + Debug + PartialEq + Eq + Send + Sync + 'static {
+    /// The prime-order group.
+    type G: CurveGroup;
+    /// The RFC 9591 context string.
+    const CONTEXT: &'static [u8];
+    /// A byte naming the suite in serialized key sets.
+    const SUITE_ID: u8;
+    /// Length of a point encoding.
+    const POINT_LEN: usize;
+    /// Whether signatures are BIP340 (x-only keys, even-Y nonces, Taproot tweaks).
+    const BIP340: bool;
+
+    /// H1: binding factors.
+    fn h1(m: &[&[u8]]) -> Scalar<Self>;
+    /// H3: nonce derivation.
+    fn h3(m: &[&[u8]]) -> Scalar<Self>;
+    /// H4: message digest.
+    fn h4(m: &[u8]) -> Vec<u8>;
+    /// H5: commitment-list digest.
+    fn h5(m: &[&[u8]]) -> Vec<u8>;
+    /// Hash for DKG proofs of knowledge.
+    fn hdkg(m: &[&[u8]]) -> Scalar<Self>;
+    /// The signature challenge from the encodings of R and the group key.
+    fn challenge(r: &PointBytes, key: &PointBytes, msg: &[u8]) -> Scalar<Self>;
+    /// Canonical 32-byte scalar encoding.
+    fn scalar_to_bytes(s: &Scalar<Self>) -> [u8; 32];
+    /// Decodes a canonical scalar.
+    fn scalar_from_bytes(b: &[u8]) -> Option<Scalar<Self>>;
+    /// Decodes and validates a point: canonical, on the curve, not the identity, and (Ed25519)
+    /// in the prime-order subgroup.
+    fn point_from_bytes(b: &[u8]) -> Option<Point<Self>>;
+    /// Encodes a batch of points through the port (one batch inversion).
+    fn encode_batch(
+        accel: &dyn Accelerator,
+        points: &[Point<Self>],
+    ) -> Result<Vec<PointBytes>, Error>;
+    /// The signature encoding from the encoding of R and s.
+    fn signature_bytes(r: &PointBytes, s: &Scalar<Self>) -> Vec<u8>;
+    /// The key a signature verifies under, as reported to users.
+    fn verifying_key_bytes(key: &PointBytes) -> Vec<u8>;
+    /// Identifier encoding (RFC 9591 §4.1: the identifier as a scalar).
+    fn identifier_bytes(id: u16) -> [u8; 32] {
+        Self::scalar_to_bytes(&<Self::G as CurveGroup>::scalar_from_u64(u64::from(id)))
+    }
+}
+
+fn sha512_scalar(parts: &[&[u8]]) -> EdScalar {
+    let mut h = Sha512::new();
+    for p in parts {
+        h.update(p);
+    }
+    let mut wide = [0u8; 64];
+    wide.copy_from_slice(&h.finalize());
+    EdScalar::from_bytes_mod_order_wide(&wide)
+}
+
+fn ed_encode_batch(
+    accel: &dyn Accelerator,
+    points: &[EdwardsPoint],
+) -> Result<Vec<PointBytes>, Error> {
+    Ok(accel
+        .ed25519_compress_batch(points)?
+        .iter()
+        .map(|c| PointBytes::new(c.as_bytes()))
+        .collect())
+}
+
+/// FROST(Ed25519, SHA-512), RFC 9591 §6.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ed25519Sha512;
+
+impl Suite for Ed25519Sha512 {
+    type G = Ed25519;
+    const CONTEXT: &'static [u8] = b"FROST-ED25519-SHA512-v1";
+    const SUITE_ID: u8 = 1;
+    const POINT_LEN: usize = 32;
+    const BIP340: bool = false;
+
+    fn h1(m: &[&[u8]]) -> EdScalar {
+        let mut parts = vec![Self::CONTEXT, b"rho".as_slice()];
+        parts.extend_from_slice(m);
+        sha512_scalar(&parts)
+    }
+    fn h3(m: &[&[u8]]) -> EdScalar {
+        let mut parts = vec![Self::CONTEXT, b"nonce".as_slice()];
+        parts.extend_from_slice(m);
+        sha512_scalar(&parts)
+    }
+    fn h4(m: &[u8]) -> Vec<u8> {
+        let mut h = Sha512::new();
+        h.update(Self::CONTEXT);
+        h.update(b"msg");
+        h.update(m);
+        h.finalize().to_vec()
+    }
+    fn h5(m: &[&[u8]]) -> Vec<u8> {
+        let mut h = Sha512::new();
+        h.update(Self::CONTEXT);
+        h.update(b"com");
+        for p in m {
+            h.update(p);
+        }
+        h.finalize().to_vec()
+    }
+    fn hdkg(m: &[&[u8]]) -> EdScalar {
+        let mut parts = vec![Self::CONTEXT, b"dkg".as_slice()];
+        parts.extend_from_slice(m);
+        sha512_scalar(&parts)
+    }
+    fn challenge(r: &PointBytes, key: &PointBytes, msg: &[u8]) -> EdScalar {
+        sha512_scalar(&[r.as_bytes(), key.as_bytes(), msg])
+    }
+    fn scalar_to_bytes(s: &EdScalar) -> [u8; 32] {
+        s.to_bytes()
+    }
+    fn scalar_from_bytes(b: &[u8]) -> Option<EdScalar> {
+        let arr: [u8; 32] = b.try_into().ok()?;
+        Option::from(EdScalar::from_canonical_bytes(arr))
+    }
+    fn point_from_bytes(b: &[u8]) -> Option<EdwardsPoint> {
+        let c = CompressedEdwardsY::from_slice(b).ok()?;
+        let p = c.decompress()?;
+        // Canonical encoding only, not the identity, prime-order subgroup only.
+        if p.compress() != c || Ed25519::is_identity(&p) || !p.is_torsion_free() {
+            return None;
+        }
+        Some(p)
+    }
+    fn encode_batch(
+        accel: &dyn Accelerator,
+        points: &[EdwardsPoint],
+    ) -> Result<Vec<PointBytes>, Error> {
+        ed_encode_batch(accel, points)
+    }
+    fn signature_bytes(r: &PointBytes, s: &EdScalar) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(r.as_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+    fn verifying_key_bytes(key: &PointBytes) -> Vec<u8> {
+        key.as_bytes().to_vec()
+    }
+}
+
+/// Reduces 48 bytes big-endian modulo the secp256k1 group order (RFC 9380 hash_to_field).
+fn secp_from_okm(okm: &[u8; 48]) -> k256::Scalar {
+    let mut hi = [0u8; 32];
+    hi[8..].copy_from_slice(&okm[..24]);
+    let mut lo = [0u8; 32];
+    lo[8..].copy_from_slice(&okm[24..]);
+    let hi = <k256::Scalar as Reduce<U256>>::reduce(U256::from_be_slice(&hi));
+    let lo = <k256::Scalar as Reduce<U256>>::reduce(U256::from_be_slice(&lo));
+    let two64 = k256::Scalar::from(u64::MAX) + k256::Scalar::ONE;
+    hi * two64 * two64 * two64 + lo
+}
+
+fn secp_h2f(tag: &[u8], ctx: &[u8], m: &[&[u8]]) -> k256::Scalar {
+    secp_from_okm(&expand_xmd_sha256_48(m, &[ctx, tag]))
+}
+
+fn sha256_parts(parts: &[&[u8]]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().to_vec()
+}
+
+fn secp_scalar_from_bytes(b: &[u8]) -> Option<k256::Scalar> {
+    let arr: [u8; 32] = b.try_into().ok()?;
+    Option::from(k256::Scalar::from_repr(arr.into()))
+}
+
+fn secp_point_from_bytes(b: &[u8]) -> Option<ProjectivePoint> {
+    if b.len() != 33 || (b[0] != 2 && b[0] != 3) {
+        return None;
+    }
+    let ep = EncodedPoint::from_bytes(b).ok()?;
+    let a: Option<AffinePoint> = AffinePoint::from_encoded_point(&ep).into();
+    a.map(ProjectivePoint::from)
+}
+
+fn secp_encode_batch(
+    accel: &dyn Accelerator,
+    points: &[ProjectivePoint],
+) -> Result<Vec<PointBytes>, Error> {
+    Ok(accel
+        .secp256k1_normalize_batch(points)?
+        .iter()
+        .map(|a| PointBytes::new(a.to_encoded_point(true).as_bytes()))
+        .collect())
+}
+
+/// Reduces a SHA-256 digest modulo the group order (BIP340 challenges and tweaks).
+pub(crate) fn secp_reduce_digest(d: &[u8]) -> k256::Scalar {
+    <k256::Scalar as Reduce<U256>>::reduce(U256::from_be_slice(d))
+}
+
+macro_rules! secp_common {
+    () => {
+        fn h1(m: &[&[u8]]) -> k256::Scalar {
+            secp_h2f(b"rho", Self::CONTEXT, m)
+        }
+        fn h3(m: &[&[u8]]) -> k256::Scalar {
+            secp_h2f(b"nonce", Self::CONTEXT, m)
+        }
+        fn h4(m: &[u8]) -> Vec<u8> {
+            sha256_parts(&[Self::CONTEXT, b"msg", m])
+        }
+        fn h5(m: &[&[u8]]) -> Vec<u8> {
+            let mut parts = vec![Self::CONTEXT, b"com".as_slice()];
+            parts.extend_from_slice(m);
+            sha256_parts(&parts)
+        }
+        fn hdkg(m: &[&[u8]]) -> k256::Scalar {
+            secp_h2f(b"dkg", Self::CONTEXT, m)
+        }
+        fn scalar_to_bytes(s: &k256::Scalar) -> [u8; 32] {
+            s.to_bytes().into()
+        }
+        fn scalar_from_bytes(b: &[u8]) -> Option<k256::Scalar> {
+            secp_scalar_from_bytes(b)
+        }
+        fn point_from_bytes(b: &[u8]) -> Option<ProjectivePoint> {
+            secp_point_from_bytes(b)
+        }
+        fn encode_batch(
+            accel: &dyn Accelerator,
+            points: &[ProjectivePoint],
+        ) -> Result<Vec<PointBytes>, Error> {
+            secp_encode_batch(accel, points)
+        }
+    };
+}
+
+/// FROST(secp256k1, SHA-256), RFC 9591 §6.5 (65-byte signatures `R ‖ s`, compressed keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secp256k1Sha256;
+
+impl Suite for Secp256k1Sha256 {
+    type G = Secp256k1;
+    const CONTEXT: &'static [u8] = b"FROST-secp256k1-SHA256-v1";
+    const SUITE_ID: u8 = 2;
+    const POINT_LEN: usize = 33;
+    const BIP340: bool = false;
+    secp_common!();
+
+    fn challenge(r: &PointBytes, key: &PointBytes, msg: &[u8]) -> k256::Scalar {
+        secp_h2f(b"chal", Self::CONTEXT, &[r.as_bytes(), key.as_bytes(), msg])
+    }
+    fn signature_bytes(r: &PointBytes, s: &k256::Scalar) -> Vec<u8> {
+        let mut out = Vec::with_capacity(65);
+        out.extend_from_slice(r.as_bytes());
+        out.extend_from_slice(&s.to_bytes());
+        out
+    }
+    fn verifying_key_bytes(key: &PointBytes) -> Vec<u8> {
+        key.as_bytes().to_vec()
+    }
+}
+
+/// FROST(secp256k1, SHA-256) with BIP340 output and BIP341 tweaks, compatible with
+/// `frost-secp256k1-tr` 3.x: challenge `tagged("BIP0340/challenge", R.x ‖ P.x ‖ m)`, group key
+/// and R made even-Y, context `FROST-secp256k1-SHA256-TR-v1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secp256k1Tr;
+
+impl Suite for Secp256k1Tr {
+    type G = Secp256k1;
+    const CONTEXT: &'static [u8] = b"FROST-secp256k1-SHA256-TR-v1";
+    const SUITE_ID: u8 = 3;
+    const POINT_LEN: usize = 33;
+    const BIP340: bool = true;
+    secp_common!();
+
+    fn challenge(r: &PointBytes, key: &PointBytes, msg: &[u8]) -> k256::Scalar {
+        let mut h = tagged(b"BIP0340/challenge");
+        h.update(&r.as_bytes()[1..]);
+        h.update(&key.as_bytes()[1..]);
+        h.update(msg);
+        secp_reduce_digest(&h.finalize())
+    }
+    fn signature_bytes(r: &PointBytes, s: &k256::Scalar) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&r.x_only());
+        out.extend_from_slice(&s.to_bytes());
+        out
+    }
+    fn verifying_key_bytes(key: &PointBytes) -> Vec<u8> {
+        key.x_only().to_vec()
+    }
+}
