@@ -1,0 +1,449 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Paths
+//!
+//! [`SimdBackend::new`] picks the best path the CPU has ([`Path::Ifma`], else [`Path::Avx2`]),
+//! and fails with [`AccelError::Unavailable`] when it has neither, so `--backend simd` is a
+//! clear start-up error and `auto` skips the backend. The environment variable
+//! `TESSERA_SIMD_PATH=ifma|avx2|portable` ([`PATH_ENV`]) forces a path; [`SimdBackend::with_path`]
+//! does the same from code (the conformance tests run every path the host has).
+//! [`Path::Portable`] runs the same lane code in scalar `u64`/`u128` arithmetic and is available
+//! everywhere.
+//!
+//! # Constant time
+//!
+//! `secp256k1_mul_base` and `ed25519_mul_base` run a fixed sequence of operations whatever the
+//! scalars: 64 windows, each a masked scan over every table entry of the window, one complete
+//! addition (and for secp256k1 a masked select for a zero digit); no secret-dependent branch or
+//! memory index. Only the output points (public) are branched on when they are converted to
+//! the curve crates' types. `benches/dudect.rs` is the statistical check.
+#![deny(unsafe_code)]
+// Limb-parallel arrays read best, and inline into vector code best (no closures), as indexed
+// loops.
+#![allow(clippy::needless_range_loop)]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod ed;
+mod field;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
+mod lanes;
+mod secp;
+
+use std::fmt;
+
+use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
+use k256::elliptic_curve::BatchNormalize;
+use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
+use zeroize::Zeroize;
+
+/// Environment variable that forces a path: `ifma`, `avx2` or `portable`.
+pub const PATH_ENV: &str = "TESSERA_SIMD_PATH";
+
+const NAME: &str = "simd";
+
+/// Which lane implementation runs the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Path {
+    /// AVX-512 IFMA, 8 lanes per `__m512i`.
+    Ifma,
+    /// AVX2, 4 lanes per `__m256i` (two registers per 8-lane value; the 52-bit multiplier is
+    /// emulated with 26-bit `vpmuludq` products).
+    Avx2,
+    /// The same lane code in portable scalar arithmetic (runs everywhere; the reference).
+    Portable,
+}
+
+impl Path {
+    /// The name used in [`PATH_ENV`] and in capabilities.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Ifma => "ifma",
+            Path::Avx2 => "avx2",
+            Path::Portable => "portable",
+        }
+    }
+
+    /// The path named by `s` (`ifma`, `avx2`, `portable`).
+    pub fn parse(s: &str) -> Result<Self, AccelError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ifma" => Ok(Path::Ifma),
+            "avx2" => Ok(Path::Avx2),
+            "portable" => Ok(Path::Portable),
+            other => Err(AccelError::Unavailable {
+                backend: NAME,
+                reason: format!(
+                    "{PATH_ENV}={other:?} is not a path (expected ifma, avx2 or portable)"
+                ),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The lane implementation in use, holding the proof of its CPU features.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    #[cfg(target_arch = "x86_64")]
+    Ifma(ifma::Ifma),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::Avx2),
+    Portable,
+}
+
+/// The multi-lane backend.
+#[derive(Clone, Debug)]
+pub struct SimdBackend {
+    engine: Engine,
+}
+
+impl SimdBackend {
+    /// The backend on the best path this CPU has, or the path forced by [`PATH_ENV`].
+    ///
+    /// Fails with [`AccelError::Unavailable`] when the CPU has no supported vector
+    /// instruction set (and no path is forced), or when the forced path cannot run here.
+    pub fn new() -> Result<Self, AccelError> {
+        match std::env::var(PATH_ENV) {
+            Ok(v) if !v.trim().is_empty() => Self::with_path(Path::parse(&v)?),
+            _ => Self::with_path(Path::Ifma)
+                .or_else(|_| Self::with_path(Path::Avx2))
+                .map_err(|_| AccelError::Unavailable {
+                    backend: NAME,
+                    reason: "the CPU has neither AVX-512 IFMA (avx512f + avx512ifma) nor AVX2; \
+                             use --backend cpu, or force the portable lane code with \
+                             TESSERA_SIMD_PATH=portable"
+                        .to_owned(),
+                }),
+        }
+    }
+
+    /// The backend on a given path; [`AccelError::Unavailable`] if this CPU cannot run it.
+    pub fn with_path(path: Path) -> Result<Self, AccelError> {
+        let engine = match path {
+            Path::Portable => Engine::Portable,
+            Path::Ifma => Self::ifma_engine()?,
+            Path::Avx2 => Self::avx2_engine()?,
+        };
+        secp::warm_up();
+        ed::warm_up();
+        Ok(Self { engine })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn ifma_engine() -> Result<Engine, AccelError> {
+        ifma::Ifma::detect()
+            .map(Engine::Ifma)
+            .ok_or_else(|| AccelError::Unavailable {
+                backend: NAME,
+                reason: "the CPU lacks avx512f/avx512ifma".to_owned(),
+            })
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn ifma_engine() -> Result<Engine, AccelError> {
+        Err(AccelError::Unavailable {
+            backend: NAME,
+            reason: "AVX-512 IFMA exists only on x86_64".to_owned(),
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_engine() -> Result<Engine, AccelError> {
+        avx2::Avx2::detect()
+            .map(Engine::Avx2)
+            .ok_or_else(|| AccelError::Unavailable {
+                backend: NAME,
+                reason: "the CPU lacks avx2".to_owned(),
+            })
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn avx2_engine() -> Result<Engine, AccelError> {
+        Err(AccelError::Unavailable {
+            backend: NAME,
+            reason: "AVX2 exists only on x86_64".to_owned(),
+        })
+    }
+
+    /// The path in use.
+    pub fn path(&self) -> Path {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(_) => Path::Ifma,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(_) => Path::Avx2,
+            Engine::Portable => Path::Portable,
+        }
+    }
+
+    fn secp_lanes(&self, digits: &secp::Digits) -> secp::LaneOutput {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::secp_mul_base(tok, digits),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::secp_mul_base(tok, digits),
+            Engine::Portable => secp::mul_base_lanes(lanes::Portable, digits),
+        }
+    }
+
+    fn secp_lincomb_lanes(
+        &self,
+        digits: &[secp::Digits],
+        points: &[secp::LaneAffine],
+    ) -> secp::LaneOutput {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::secp_lincomb(tok, digits, points),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::secp_lincomb(tok, digits, points),
+            Engine::Portable => secp::lincomb_lanes(lanes::Portable, digits, points),
+        }
+    }
+
+    fn ed_lanes(&self, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; lanes::LANES]> {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::ed_mul_base(tok, chunks),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::ed_mul_base(tok, chunks),
+            Engine::Portable => ed::mul_base_compressed(lanes::Portable, chunks),
+        }
+    }
+}
+
+fn internal(reason: &str) -> AccelError {
+    AccelError::Device {
+        backend: NAME,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Terms per lane: a larger job is split into sub-jobs of at most this many terms, each in its
+/// own lane, whose results are summed at the end.
+const SUB_TERMS: usize = 8;
+
+/// One term of a sub-job: the scalar and the point's affine limbs (`None` for the identity).
+type SubTerm = (SecpScalar, Option<[[u64; 5]; 2]>);
+
+impl Accelerator for SimdBackend {
+    fn capabilities(&self) -> Capabilities {
+        let lanes = match self.path() {
+            Path::Ifma => "avx512ifma 8-lane",
+            Path::Avx2 => "avx2 2x4-lane (emulated 52-bit multiplier)",
+            Path::Portable => "portable 8-lane reference",
+        };
+        let device = format!(
+            "{lanes}: mul_base (secp256k1, ed25519), lincomb_vartime (secp256k1); \
+             ed25519 lincomb_vartime via curve25519-dalek (its own IFMA/AVX2 multiscalar \
+             backend); normalize/compress serial (k256/curve25519-dalek)"
+        );
+        Capabilities {
+            backend: NAME,
+            device,
+            ops: Capabilities::all_ops(),
+            secret_ops: true,
+            lanes: lanes::LANES,
+        }
+    }
+
+    fn secp256k1_mul_base(
+        &self,
+        scalars: &[SecpScalar],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        let mut coords = Vec::with_capacity(scalars.len());
+        for chunk in scalars.chunks(lanes::LANES) {
+            let mut digits = secp::digits(chunk);
+            let out = self.secp_lanes(&digits);
+            digits.zeroize();
+            coords.extend((0..chunk.len()).map(|lane| secp::lane_coordinates(&out, lane)));
+        }
+        if coords.is_empty() {
+            return Ok(Vec::new());
+        }
+        secp::to_points(&coords).ok_or_else(|| internal("lane result is not a curve point"))
+    }
+
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+        let mut chunks: Vec<ed::Digits> =
+            vec![[[0u64; lanes::LANES]; ed::WINDOWS]; scalars.len().div_ceil(lanes::LANES)];
+        for (c, d) in scalars.chunks(lanes::LANES).zip(chunks.iter_mut()) {
+            ed::digits_into(c, d);
+        }
+        let encodings = self.ed_lanes(&chunks);
+        chunks.zeroize();
+        ed::decode(encodings.iter().flatten().take(scalars.len()).copied())
+            .ok_or_else(|| internal("lane result does not decode"))
+    }
+
+    fn secp256k1_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        // Affine form of every finite point, with one batched inversion.
+        let finite: Vec<ProjectivePoint> = jobs
+            .iter()
+            .flat_map(|j| j.terms.iter().map(|t| t.1))
+            .filter(|p| *p != ProjectivePoint::IDENTITY)
+            .collect();
+        let affine = if finite.is_empty() {
+            Vec::new()
+        } else {
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
+                finite.as_slice(),
+            )
+        };
+        let mut affine = affine.iter();
+        // Sub-jobs of at most SUB_TERMS terms, in job order: (job index, terms).
+        let mut subs: Vec<(usize, Vec<SubTerm>)> = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            for chunk in job.terms.chunks(SUB_TERMS) {
+                let terms = chunk
+                    .iter()
+                    .map(|(s, p)| {
+                        if *p == ProjectivePoint::IDENTITY {
+                            Ok((*s, None))
+                        } else {
+                            affine
+                                .next()
+                                .map(|a| (*s, Some(secp::affine_limbs(a))))
+                                .ok_or_else(|| internal("batch normalisation lost a point"))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                subs.push((i, terms));
+            }
+        }
+        let g = secp::affine_limbs(&AffinePoint::GENERATOR);
+        let mut coords = Vec::with_capacity(subs.len());
+        for chunk in subs.chunks(lanes::LANES) {
+            let m = chunk.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+            let mut digits = vec![[[0u64; lanes::LANES]; secp::WINDOWS]; m];
+            let mut points = vec![[[[0u64; lanes::LANES]; 5]; 2]; m];
+            for (lane, (_, terms)) in chunk.iter().enumerate() {
+                for t in 0..m {
+                    // A missing or identity term contributes 0·G.
+                    let (s, p) = match terms.get(t) {
+                        Some((s, Some(p))) => (*s, *p),
+                        _ => (SecpScalar::ZERO, g),
+                    };
+                    secp::write_digits(&s, lane, &mut digits[t]);
+                    for c in 0..2 {
+                        for k in 0..5 {
+                            points[t][c][k][lane] = p[c][k];
+                        }
+                    }
+                }
+            }
+            let out = self.secp_lincomb_lanes(&digits, &points);
+            coords.extend((0..chunk.len()).map(|lane| secp::lane_coordinates(&out, lane)));
+        }
+        let mut out = vec![ProjectivePoint::IDENTITY; jobs.len()];
+        if coords.is_empty() {
+            return Ok(out);
+        }
+        let sums =
+            secp::to_points(&coords).ok_or_else(|| internal("lane result is not a curve point"))?;
+        for ((i, _), p) in subs.iter().zip(sums) {
+            out[*i] += p;
+        }
+        Ok(out)
+    }
+
+    fn ed25519_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        Ok(jobs
+            .iter()
+            .map(|job| {
+                if job.terms.is_empty() {
+                    EdwardsPoint::identity()
+                } else {
+                    EdwardsPoint::vartime_multiscalar_mul(
+                        job.terms.iter().map(|t| t.0),
+                        job.terms.iter().map(|t| t.1),
+                    )
+                }
+            })
+            .collect())
+    }
+
+    fn secp256k1_normalize_batch(
+        &self,
+        points: &[ProjectivePoint],
+    ) -> Result<Vec<AffinePoint>, AccelError> {
+        // k256's batch inversion cannot take a zero Z, so the identity is set aside.
+        let finite: Vec<ProjectivePoint> = points
+            .iter()
+            .filter(|p| **p != ProjectivePoint::IDENTITY)
+            .copied()
+            .collect();
+        let mut affine = if finite.is_empty() {
+            Vec::new()
+        } else {
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
+                finite.as_slice(),
+            )
+        }
+        .into_iter();
+        points
+            .iter()
+            .map(|p| {
+                if *p == ProjectivePoint::IDENTITY {
+                    Ok(AffinePoint::IDENTITY)
+                } else {
+                    affine
+                        .next()
+                        .ok_or_else(|| internal("batch normalisation lost a point"))
+                }
+            })
+            .collect()
+    }
+
+    fn ed25519_compress_batch(
+        &self,
+        points: &[EdwardsPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+        Ok(EdwardsPoint::compress_batch_alloc(points))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_names_round_trip_and_unknown_is_an_error() {
+        for p in [Path::Ifma, Path::Avx2, Path::Portable] {
+            assert_eq!(Path::parse(p.as_str()), Ok(p));
+        }
+        assert_eq!(Path::parse(" IFMA "), Ok(Path::Ifma));
+        assert!(matches!(
+            Path::parse("neon"),
+            Err(AccelError::Unavailable {
+                backend: "simd",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn capabilities_name_the_path() {
+        let b = SimdBackend::with_path(Path::Portable).unwrap();
+        let caps = b.capabilities();
+        assert_eq!(caps.backend, "simd");
+        assert!(caps.device.starts_with("portable 8-lane"));
+        assert_eq!(caps.lanes, 8);
+        assert!(caps.secret_ops);
+    }
+}

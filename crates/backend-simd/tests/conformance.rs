@@ -1,0 +1,46 @@
+//! The conformance kit on every path this host can run, and calibration for `auto`. A path the CPU lacks is reported and
+//! skipped (CI hosts with IFMA run all of them).
+
+use accel_api::kit;
+use backend_simd::{Path, SimdBackend};
+
+fn run(path: Path) {
+    match SimdBackend::with_path(path) {
+        Ok(b) => kit::check_all(&b),
+        Err(e) => eprintln!("skipping the {path} path: {e}"),
+    }
+}
+
+#[test]
+fn kit_ifma() {
+    run(Path::Ifma);
+}
+
+#[test]
+fn kit_portable() {
+    run(Path::Portable);
+}
+
+#[test]
+fn kit_default_path() {
+    match SimdBackend::new() {
+        Ok(b) => kit::check_all(&b),
+        Err(e) => eprintln!("no default path on this host: {e}"),
+    }
+}
+
+#[test]
+fn kit_avx2() {
+    run(Path::Avx2);
+}
+
+/// `auto` can model the backend: calibration measures every (curve, op) it lists.
+#[test]
+fn calibrate_covers_every_op() {
+    let b = SimdBackend::with_path(Path::Portable).unwrap();
+    let model = accel_api::calibrate(&b, 1, 8, 1).unwrap();
+    for (curve, op) in accel_api::Capabilities::all_ops() {
+        let cost = model.get(curve, op).unwrap();
+        assert!(cost.per_item_ns.is_finite() && cost.fixed_ns.is_finite());
+    }
+}
