@@ -1,0 +1,287 @@
+//! The embedded deployment: all `n` parties run in one process (the service's single-node
+//! mode). Every party's checks still run; messages are passed in memory.
+
+use k256::{ProjectivePoint, Scalar};
+use rand_core::CryptoRngCore;
+use zeroize::Zeroize;
+
+use accel_api::{Accelerator, CurveGroup, LincombJob, SchnorrItem, Secp256k1};
+
+use crate::error::Error;
+use crate::hash::Tr;
+use crate::keygen::{KeySet, KeyShare, PartyId};
+use crate::sign::{self, PartyPresignature};
+
+/// A presignature for a fixed signer set: every signer's [`PartyPresignature`]. Single use
+/// (consumed by [`sign`]), in memory only, zeroized on drop.
+pub struct Presignature {
+    parts: Vec<PartyPresignature>,
+}
+
+impl core::fmt::Debug for Presignature {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let ids: Vec<PartyId> = self.parts.iter().map(PartyPresignature::id).collect();
+        f.debug_struct("Presignature")
+            .field("signers", &ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Presignature {
+    /// The signer ids.
+    pub fn signers(&self) -> Vec<PartyId> {
+        self.parts.iter().map(PartyPresignature::id).collect()
+    }
+}
+
+fn pok_challenge(id: PartyId, c0: &ProjectivePoint, r: &ProjectivePoint) -> Scalar {
+    Tr::new("dkg/pok")
+        .u64(u64::from(id))
+        .point(c0)
+        .point(r)
+        .finish_scalar()
+}
+
+/// Feldman-VSS key generation for `n` parties with threshold `t` (any `t` can sign), with a
+/// Schnorr proof of knowledge of each dealer's constant term, pairwise zero-sharing seeds,
+/// and pairwise base OT (both directions) for every pair.
+pub fn dkg(
+    accel: &dyn Accelerator,
+    t: u16,
+    n: u16,
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet, Error> {
+    if t < 2 || t > n {
+        return Err(Error::InvalidParameters("need 2 <= t <= n"));
+    }
+    let (tu, nu) = (usize::from(t), usize::from(n));
+    // Dealers' polynomials, commitments and proofs.
+    let mut coeffs: Vec<Scalar> = (0..nu * tu)
+        .map(|_| Secp256k1::random_scalar(rng))
+        .collect();
+    let mut nonces: Vec<Scalar> = (0..nu)
+        .map(|_| Secp256k1::random_nonzero_scalar(rng))
+        .collect();
+    let mut all = coeffs.clone();
+    all.extend_from_slice(&nonces);
+    let pts = Secp256k1::mul_base(accel, &all)?;
+    all.zeroize();
+    let commits: Vec<&[ProjectivePoint]> = (0..nu).map(|i| &pts[i * tu..(i + 1) * tu]).collect();
+    let mut items = Vec::with_capacity(nu);
+    for i in 0..nu {
+        let id = (i + 1) as PartyId;
+        let r = pts[nu * tu + i];
+        let c = pok_challenge(id, &commits[i][0], &r);
+        items.push(SchnorrItem {
+            r,
+            s: nonces[i] + c * coeffs[i * tu],
+            c,
+            public_key: commits[i][0],
+        });
+    }
+    nonces.zeroize();
+    // Every receiver checks the proofs.
+    let verdict = Secp256k1::verify_batch_vartime(accel, &items)?;
+    if let Some(&bad) = verdict.invalid.first() {
+        return Err(Error::BadDkgShare {
+            culprit: (bad + 1) as PartyId,
+        });
+    }
+    // Shares f_i(j) and their Feldman checks.
+    let eval = |i: usize, j: usize| {
+        let x = Scalar::from(j as u64);
+        coeffs[i * tu..(i + 1) * tu]
+            .iter()
+            .rev()
+            .fold(Scalar::ZERO, |acc, a| acc * x + a)
+    };
+    let mut shares: Vec<Scalar> = Vec::with_capacity(nu * nu);
+    let mut jobs = Vec::with_capacity(nu * nu);
+    for (i, commit) in commits.iter().enumerate() {
+        for j in 1..=nu {
+            shares.push(eval(i, j));
+            let x = Scalar::from(j as u64);
+            let mut p = Scalar::ONE;
+            let mut terms = Vec::with_capacity(tu);
+            for c in commit.iter() {
+                terms.push((p, *c));
+                p *= x;
+            }
+            jobs.push(LincombJob::new(terms));
+        }
+    }
+    coeffs.zeroize();
+    let expect = Secp256k1::lincomb_vartime(accel, &jobs)?;
+    let got = Secp256k1::mul_base(accel, &shares)?;
+    for (k, (a, b)) in expect.iter().zip(&got).enumerate() {
+        if a != b {
+            return Err(Error::BadDkgShare {
+                culprit: (k / nu + 1) as PartyId,
+            });
+        }
+    }
+    let public_key = commits
+        .iter()
+        .fold(ProjectivePoint::IDENTITY, |a, c| a + c[0]);
+    let verification_shares: Vec<ProjectivePoint> = (0..nu)
+        .map(|j| (0..nu).fold(ProjectivePoint::IDENTITY, |a, i| a + expect[i * nu + j]))
+        .collect();
+    let mut seeds = vec![[0u8; 32]; nu * nu];
+    for i in 0..nu {
+        for j in i + 1..nu {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            seeds[i * nu + j] = s;
+            seeds[j * nu + i] = s;
+            s.zeroize();
+        }
+    }
+    let mut key_shares = Vec::with_capacity(nu);
+    for j in 0..nu {
+        let secret = (0..nu).fold(Scalar::ZERO, |a, i| a + shares[i * nu + j]);
+        key_shares.push(KeyShare {
+            id: (j + 1) as PartyId,
+            t,
+            n,
+            secret,
+            public_key,
+            verification_shares: verification_shares.clone(),
+            zero_seeds: seeds[j * nu..(j + 1) * nu].to_vec(),
+            ot: vec![None; nu],
+        });
+    }
+    shares.zeroize();
+    seeds.zeroize();
+    let mut set = KeySet { shares: key_shares };
+    for a in 1..=n {
+        for b in a + 1..=n {
+            refresh_pair(accel, &mut set, a, b, rng)?;
+        }
+    }
+    Ok(set)
+}
+
+/// Runs a fresh pairwise base OT (both directions) between parties `a` and `b` and installs
+/// it in both shares.
+pub fn refresh_pair(
+    accel: &dyn Accelerator,
+    set: &mut KeySet,
+    a: PartyId,
+    b: PartyId,
+    rng: &mut impl CryptoRngCore,
+) -> Result<(), Error> {
+    let (ka, kb) = match (set.share(a), set.share(b)) {
+        (Some(x), Some(y)) if a != b => (x, y),
+        _ => return Err(Error::InvalidParameters("party ids out of range")),
+    };
+    let (sa, ma) = ka.pair_ot_start(accel, b, rng)?;
+    let (sb, mb) = kb.pair_ot_start(accel, a, rng)?;
+    let (side_b, reply_b) = kb.pair_ot_respond(accel, a, &ma, rng)?;
+    let (side_a, reply_a) = ka.pair_ot_respond(accel, b, &mb, rng)?;
+    set.shares[usize::from(a) - 1].pair_ot_install(b, sa, &reply_b, side_a)?;
+    set.shares[usize::from(b) - 1].pair_ot_install(a, sb, &reply_a, side_b)?;
+    Ok(())
+}
+
+/// Runs rounds 1–2 for the signer set `count` times, first re-running base OT for any
+/// signer pair whose OT state was discarded after a failed check.
+pub fn presign_batch(
+    accel: &dyn Accelerator,
+    set: &mut KeySet,
+    signers: &[PartyId],
+    count: usize,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<Presignature>, Error> {
+    let n = set.parties();
+    if signers.iter().any(|&p| p == 0 || p > n) {
+        return Err(Error::InvalidParameters("signer id out of range"));
+    }
+    for (k, &a) in signers.iter().enumerate() {
+        for &b in &signers[k + 1..] {
+            let ready = set.shares[usize::from(a) - 1].pair_ready(b)
+                && set.shares[usize::from(b) - 1].pair_ready(a);
+            if a != b && !ready {
+                refresh_pair(accel, set, a, b, rng)?;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push(presign_one(accel, set, signers, rng)?);
+    }
+    Ok(out)
+}
+
+fn presign_one(
+    accel: &dyn Accelerator,
+    set: &mut KeySet,
+    signers: &[PartyId],
+    rng: &mut impl CryptoRngCore,
+) -> Result<Presignature, Error> {
+    let mut st1 = Vec::with_capacity(signers.len());
+    let mut m1 = Vec::new();
+    for &p in signers {
+        let (s, m) = sign::start(accel, &set.shares[usize::from(p) - 1], signers, rng)?;
+        st1.push(s);
+        m1.extend(m);
+    }
+    let mut st2 = Vec::with_capacity(signers.len());
+    let mut m2 = Vec::new();
+    for (s, &p) in st1.into_iter().zip(signers) {
+        let mine: Vec<_> = m1.iter().filter(|m| m.to == p).cloned().collect();
+        let (s2, m) = s.round2(accel, &mut set.shares[usize::from(p) - 1], &mine, rng)?;
+        st2.push(s2);
+        m2.extend(m);
+    }
+    let mut parts = Vec::with_capacity(signers.len());
+    for (s, &p) in st2.into_iter().zip(signers) {
+        let mine: Vec<_> = m2.iter().filter(|m| m.to == p).cloned().collect();
+        parts.push(s.presign(accel, &mut set.shares[usize::from(p) - 1], &mine)?);
+    }
+    Ok(Presignature { parts })
+}
+
+/// The online round: every signer's share for `prehash`, combined into a low-S `r‖s` and
+/// the recovery id (0 or 1). Consumes the presignature.
+///
+/// ```
+/// use dkls23::embedded;
+/// use rand_core::SeedableRng;
+/// let accel = backend_cpu::CpuBackend::new();
+/// let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+/// let mut set = embedded::dkg(&accel, 2, 3, &mut rng)?;
+/// let pre = embedded::presign_batch(&accel, &mut set, &[1, 3], 1, &mut rng)?.remove(0);
+/// let (sig, recovery_id) = embedded::sign(&accel, &set, pre, &[7; 32])?;
+/// assert!(recovery_id <= 1 && sig.len() == 64);
+/// # Ok::<(), dkls23::Error>(())
+/// ```
+///
+/// A presignature cannot be used twice: `sign` takes it by value (error E0382, use of a
+/// moved value).
+///
+/// ```compile_fail,E0382
+/// use dkls23::embedded;
+/// use rand_core::SeedableRng;
+/// let accel = backend_cpu::CpuBackend::new();
+/// let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+/// let mut set = embedded::dkg(&accel, 2, 3, &mut rng)?;
+/// let pre = embedded::presign_batch(&accel, &mut set, &[1, 3], 1, &mut rng)?.remove(0);
+/// let first = embedded::sign(&accel, &set, pre, &[7; 32])?;
+/// let second = embedded::sign(&accel, &set, pre, &[8; 32])?;
+/// # Ok::<(), dkls23::Error>(())
+/// ```
+pub fn sign(
+    accel: &dyn Accelerator,
+    set: &KeySet,
+    presignature: Presignature,
+    prehash: &[u8; 32],
+) -> Result<([u8; 64], u8), Error> {
+    let Presignature { mut parts } = presignature;
+    let big_r = parts
+        .first()
+        .map(PartyPresignature::big_r)
+        .ok_or(Error::InvalidParameters("empty presignature"))?;
+    let pk = set.shares[0].public_key;
+    let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(prehash)).collect();
+    sign::combine(accel, &pk, &big_r, prehash, &msgs)
+}

@@ -1,0 +1,367 @@
+//! Key material: a party's [`KeyShare`] (Shamir share, public data, zero-sharing seeds and
+//! the pairwise base-OT state) and the all-parties [`KeySet`] of the embedded deployment.
+//! The pairwise base-OT set-up is exposed as sans-IO steps so a fresh base OT can be run for
+//! one pair after a failed check.
+
+use k256::elliptic_curve::group::GroupEncoding;
+use k256::{ProjectivePoint, Scalar};
+use rand_core::CryptoRngCore;
+use zeroize::Zeroize;
+
+use accel_api::Accelerator;
+
+use crate::codec::{R, W};
+use crate::error::Error;
+use crate::hash::Tr;
+use crate::ot::{
+    self, BaseOtMsg1, BaseOtMsg2, BaseOtSender, ExtReceiverSeeds, ExtSenderSeeds, KAPPA,
+};
+
+/// A party identifier, `1..=n`; it is also the party's Shamir evaluation point.
+pub type PartyId = u16;
+
+/// The OT state a party keeps for one peer: one base-OT batch per direction.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PairOt {
+    /// Seeds for the extension where this party is the receiver (Bob).
+    pub(crate) as_receiver: ExtReceiverSeeds,
+    /// Seeds for the extension where this party is the sender (Alice).
+    pub(crate) as_sender: ExtSenderSeeds,
+}
+
+/// One party's long-term key material.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyShare {
+    pub(crate) id: PartyId,
+    pub(crate) t: u16,
+    pub(crate) n: u16,
+    pub(crate) secret: Scalar,
+    pub(crate) public_key: ProjectivePoint,
+    pub(crate) verification_shares: Vec<ProjectivePoint>,
+    pub(crate) zero_seeds: Vec<[u8; 32]>,
+    pub(crate) ot: Vec<Option<PairOt>>,
+}
+
+impl Drop for KeyShare {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+        self.zero_seeds.zeroize();
+    }
+}
+
+impl core::fmt::Debug for KeyShare {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KeyShare")
+            .field("id", &self.id)
+            .field("t", &self.t)
+            .field("n", &self.n)
+            .field("public_key", &self.public_key_bytes())
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The base-OT context string for the ordered pair (extension sender `alice`, receiver `bob`).
+pub(crate) fn pair_ctx(pk: &ProjectivePoint, alice: PartyId, bob: PartyId) -> [u8; 32] {
+    Tr::new("pair-ot")
+        .point(pk)
+        .u64(u64::from(alice))
+        .u64(u64::from(bob))
+        .finish()
+}
+
+impl KeyShare {
+    /// This party's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+    /// The threshold `t` (any `t` parties can sign).
+    pub fn threshold(&self) -> u16 {
+        self.t
+    }
+    /// The number of parties `n`.
+    pub fn parties(&self) -> u16 {
+        self.n
+    }
+    /// The group public key, SEC1 compressed (33 bytes).
+    pub fn public_key_bytes(&self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out.copy_from_slice(&self.public_key.to_bytes());
+        out
+    }
+    /// The group public key.
+    pub fn public_key(&self) -> ProjectivePoint {
+        self.public_key
+    }
+    /// Party `id`'s public verification share `x_id·G` (Feldman), if `id` is in range.
+    pub fn verification_share(&self, id: PartyId) -> Option<ProjectivePoint> {
+        self.verification_shares
+            .get(usize::from(id).wrapping_sub(1))
+            .copied()
+    }
+    /// Whether this party holds usable OT state with `peer` (false after a failed check
+    /// until a fresh base OT is installed).
+    pub fn pair_ready(&self, peer: PartyId) -> bool {
+        self.pair(peer).is_some()
+    }
+
+    pub(crate) fn pair(&self, peer: PartyId) -> Option<&PairOt> {
+        self.ot
+            .get(usize::from(peer).wrapping_sub(1))
+            .and_then(|p| p.as_ref())
+    }
+
+    /// Discards the OT state with `peer` (selective-abort defence).
+    pub(crate) fn discard_pair(&mut self, peer: PartyId) {
+        if let Some(slot) = self.ot.get_mut(usize::from(peer).wrapping_sub(1)) {
+            *slot = None;
+        }
+    }
+
+    fn check_peer(&self, peer: PartyId) -> Result<(), Error> {
+        if peer == 0 || peer > self.n || peer == self.id {
+            return Err(Error::InvalidParameters("peer id out of range"));
+        }
+        Ok(())
+    }
+
+    /// Base-OT step 1 with `peer`, for the extension where this party is the receiver
+    /// (Bob): returns the base-OT sender state and the message for `peer`.
+    pub fn pair_ot_start(
+        &self,
+        accel: &dyn Accelerator,
+        peer: PartyId,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(BaseOtSender, BaseOtMsg1), Error> {
+        self.check_peer(peer)?;
+        BaseOtSender::new(accel, pair_ctx(&self.public_key, peer, self.id), rng)
+    }
+
+    /// Base-OT step 2 at `peer`'s counterpart, for the extension where this party is the
+    /// sender (Alice): answers `peer`'s step-1 message.
+    pub fn pair_ot_respond(
+        &self,
+        accel: &dyn Accelerator,
+        peer: PartyId,
+        msg: &BaseOtMsg1,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(PairOtSenderSide, BaseOtMsg2), Error> {
+        self.check_peer(peer)?;
+        let (seeds, m2) = ot::base_ot_receive(
+            accel,
+            pair_ctx(&self.public_key, self.id, peer),
+            msg,
+            peer,
+            rng,
+        )?;
+        Ok((PairOtSenderSide { peer, seeds }, m2))
+    }
+
+    /// Installs fresh OT state with `peer` from both directions' base-OT outputs: this
+    /// party's [`BaseOtSender`] finished on `peer`'s step-2 message, and the
+    /// [`PairOtSenderSide`] from answering `peer`'s step-1 message.
+    pub fn pair_ot_install(
+        &mut self,
+        peer: PartyId,
+        sender: BaseOtSender,
+        reply: &BaseOtMsg2,
+        side: PairOtSenderSide,
+    ) -> Result<(), Error> {
+        self.check_peer(peer)?;
+        if side.peer != peer {
+            return Err(Error::InvalidParameters(
+                "base-OT outputs are for another peer",
+            ));
+        }
+        let as_receiver = sender.finish(reply, peer)?;
+        let pair = PairOt {
+            as_receiver,
+            as_sender: side.seeds.clone(),
+        };
+        self.ot[usize::from(peer) - 1] = Some(pair);
+        Ok(())
+    }
+
+    /// Serializes the share (secret material: store encrypted).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W(Vec::new());
+        w.0.extend_from_slice(b"DKLS23K1");
+        w.u16(self.id);
+        w.u16(self.t);
+        w.u16(self.n);
+        w.scalar(&self.secret);
+        w.point(&self.public_key);
+        for p in &self.verification_shares {
+            w.point(p);
+        }
+        for s in &self.zero_seeds {
+            w.bytes32(s);
+        }
+        for slot in &self.ot {
+            match slot {
+                None => w.0.push(0),
+                Some(p) => {
+                    w.0.push(1);
+                    for pair in &p.as_receiver.seeds {
+                        w.bytes32(&pair[0]);
+                        w.bytes32(&pair[1]);
+                    }
+                    w.u128(p.as_sender.delta);
+                    for s in &p.as_sender.seeds {
+                        w.bytes32(s);
+                    }
+                }
+            }
+        }
+        w.0
+    }
+
+    /// Parses [`KeyShare::to_bytes`] output.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < 8 || &bytes[..8] != b"DKLS23K1" {
+            return Err(Error::Decode("bad magic"));
+        }
+        let mut r = R(&bytes[8..]);
+        let id = r.u16()?;
+        let t = r.u16()?;
+        let n = r.u16()?;
+        if t < 2 || t > n || id == 0 || id > n {
+            return Err(Error::Decode("bad parameters"));
+        }
+        let secret = r.scalar()?;
+        let public_key = r.point()?;
+        let verification_shares = (0..n).map(|_| r.point()).collect::<Result<Vec<_>, _>>()?;
+        let zero_seeds = (0..n).map(|_| r.bytes32()).collect::<Result<Vec<_>, _>>()?;
+        let mut ot = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let tag = r.0.first().copied().ok_or(Error::Decode("truncated"))?;
+            r.0 = &r.0[1..];
+            match tag {
+                0 => ot.push(None),
+                1 => {
+                    let mut rs = Vec::with_capacity(KAPPA);
+                    for _ in 0..KAPPA {
+                        rs.push([r.bytes32()?, r.bytes32()?]);
+                    }
+                    let delta = r.u128()?;
+                    let ss = (0..KAPPA)
+                        .map(|_| r.bytes32())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    ot.push(Some(PairOt {
+                        as_receiver: ExtReceiverSeeds { seeds: rs },
+                        as_sender: ExtSenderSeeds { delta, seeds: ss },
+                    }));
+                }
+                _ => return Err(Error::Decode("bad OT tag")),
+            }
+        }
+        r.end()?;
+        Ok(KeyShare {
+            id,
+            t,
+            n,
+            secret,
+            public_key,
+            verification_shares,
+            zero_seeds,
+            ot,
+        })
+    }
+}
+
+/// The receiving half of a pairwise base OT, held between [`KeyShare::pair_ot_respond`]
+/// and [`KeyShare::pair_ot_install`].
+pub struct PairOtSenderSide {
+    peer: PartyId,
+    seeds: ExtSenderSeeds,
+}
+
+impl core::fmt::Debug for PairOtSenderSide {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PairOtSenderSide")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All `n` parties' key shares, for the embedded deployment that runs every party in one
+/// process.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeySet {
+    pub(crate) shares: Vec<KeyShare>,
+}
+
+impl KeySet {
+    /// The group public key, SEC1 compressed (33 bytes).
+    pub fn public_key_bytes(&self) -> [u8; 33] {
+        self.shares[0].public_key_bytes()
+    }
+    /// The threshold.
+    pub fn threshold(&self) -> u16 {
+        self.shares[0].t
+    }
+    /// The number of parties.
+    pub fn parties(&self) -> u16 {
+        self.shares[0].n
+    }
+    /// The shares, indexed by party id − 1.
+    pub fn shares(&self) -> &[KeyShare] {
+        &self.shares
+    }
+    /// The share of party `id`.
+    pub fn share(&self, id: PartyId) -> Option<&KeyShare> {
+        self.shares.get(usize::from(id).wrapping_sub(1))
+    }
+    /// Mutable access to the share of party `id`.
+    pub fn share_mut(&mut self, id: PartyId) -> Option<&mut KeyShare> {
+        self.shares.get_mut(usize::from(id).wrapping_sub(1))
+    }
+    /// Serializes all shares (secret material: store encrypted).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W(Vec::new());
+        w.0.extend_from_slice(b"DKLS23S1");
+        w.u16(self.parties());
+        for s in &self.shares {
+            let b = s.to_bytes();
+            w.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            w.0.extend_from_slice(&b);
+        }
+        w.0
+    }
+    /// Parses [`KeySet::to_bytes`] output and checks the shares belong together.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < 10 || &bytes[..8] != b"DKLS23S1" {
+            return Err(Error::Decode("bad magic"));
+        }
+        let mut r = R(&bytes[8..]);
+        let n = r.u16()?;
+        let mut shares = Vec::with_capacity(usize::from(n));
+        for i in 0..n {
+            if r.0.len() < 4 {
+                return Err(Error::Decode("truncated"));
+            }
+            let len = u32::from_le_bytes([r.0[0], r.0[1], r.0[2], r.0[3]]) as usize;
+            r.0 = &r.0[4..];
+            if r.0.len() < len {
+                return Err(Error::Decode("truncated"));
+            }
+            let s = KeyShare::from_bytes(&r.0[..len])?;
+            r.0 = &r.0[len..];
+            if s.id != i + 1
+                || s.n != n
+                || s.public_key
+                    != shares
+                        .first()
+                        .map_or(s.public_key, |f: &KeyShare| f.public_key)
+            {
+                return Err(Error::Decode("inconsistent shares"));
+            }
+            shares.push(s);
+        }
+        r.end()?;
+        if shares.is_empty() {
+            return Err(Error::Decode("no shares"));
+        }
+        Ok(KeySet { shares })
+    }
+}

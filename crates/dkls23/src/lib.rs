@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+pub mod embedded;
+mod error;
+mod hash;
+pub mod keygen;
+pub mod mul;
+pub mod ot;
+pub mod sign;
+
+pub use embedded::Presignature;
+pub use error::Error;
+pub use keygen::{KeySet, KeyShare, PartyId};
+pub use sign::PartyPresignature;
+
+#[cfg(test)]
+mod tests;

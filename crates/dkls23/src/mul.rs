@@ -1,0 +1,260 @@
+//! Two-party vector multiplication (OT-based VOLE) of DKLs19 (eprint 2019/523, §3, the
+//! multiplication protocol with Bob's randomised gadget encoding and Alice's consistency
+//! check), as used by DKLs23 (eprint 2023/765, §3) with vector length 2.
+//!
+//! Bob (the KOS extension receiver) holds a scalar `b`, Alice (the extension sender) a vector
+//! `a = (a₀, a₁)`; they end with additive shares `c + d = a·b` (componentwise).
+
+use std::sync::OnceLock;
+
+use k256::Scalar;
+use rand_core::CryptoRngCore;
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use zeroize::Zeroize;
+
+use accel_api::{CurveGroup, Secp256k1};
+
+use crate::error::Error;
+use crate::hash::Tr;
+use crate::ot::{self, ExtReceiverSeeds, ExtSenderSeeds, KosMsg, XI};
+
+const L: usize = 2;
+const W: usize = 2 * L;
+
+fn gadget() -> &'static [Scalar] {
+    static G: OnceLock<Vec<Scalar>> = OnceLock::new();
+    G.get_or_init(|| {
+        let mut g = Vec::with_capacity(XI);
+        let mut p = Scalar::ONE;
+        for _ in 0..256 {
+            g.push(p);
+            p = p + p;
+        }
+        for k in 256..XI {
+            g.push(Tr::new("mul/gadget").u64(k as u64).finish_scalar());
+        }
+        g
+    })
+}
+
+fn pad(base: &Tr, j: usize, row: u128) -> [Scalar; W] {
+    let mut t = base.clone();
+    t.u64(j as u64).bytes(&row.to_le_bytes());
+    let mut out = [Scalar::ZERO; W];
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = t.clone().u64(k as u64).finish_scalar();
+    }
+    out
+}
+
+fn pad_base(sid: &[u8; 32], ctx: &[u8; 32]) -> Tr {
+    let mut t = Tr::new("mul/pad");
+    t.bytes(sid).bytes(ctx);
+    t
+}
+
+/// Alice's second message: the correlated-OT corrections and the consistency check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoleMsg {
+    /// One correction `τ_j = (a, â) + m0_j − m1_j` per OT.
+    pub tau: Vec<[Scalar; W]>,
+    /// The check vector `u = χ·a + χ̂·â`.
+    pub u: [Scalar; L],
+    /// Digest of Alice's check values `r_j`.
+    pub digest: [u8; 32],
+}
+
+/// Bob's state between his message and Alice's answer.
+pub(crate) struct BobState {
+    pub(crate) b: Scalar,
+    beta: Vec<u8>,
+    kos: ot::KosReceiverOut,
+}
+impl Drop for BobState {
+    fn drop(&mut self) {
+        self.b.zeroize();
+        self.beta.zeroize();
+    }
+}
+
+/// Bob, first message: samples his random input `b`, encodes it and runs the KOS receiver.
+pub(crate) fn bob_start(
+    seeds: &ExtReceiverSeeds,
+    ctx: &[u8; 32],
+    rng: &mut impl CryptoRngCore,
+) -> (KosMsg, BobState) {
+    let b = Secp256k1::random_scalar(rng);
+    let g = gadget();
+    let mut beta = vec![0u8; XI];
+    let mut rand = [0u8; (XI - 256) / 8];
+    rng.fill_bytes(&mut rand);
+    let mut acc = Scalar::ZERO;
+    for k in 256..XI {
+        let bit = (rand[(k - 256) / 8] >> (k % 8)) & 1;
+        beta[k] = bit;
+        acc += Scalar::conditional_select(&Scalar::ZERO, &g[k], Choice::from(bit));
+    }
+    rand.zeroize();
+    let mut head = (b - acc).to_bytes();
+    for k in 0..256 {
+        beta[k] = (head[31 - k / 8] >> (k % 8)) & 1;
+    }
+    head.zeroize();
+    let (msg, kos) = ot::kos_receive(seeds, ctx, &beta, rng);
+    (msg, BobState { b, beta, kos })
+}
+
+fn chis(sid: &[u8; 32], ctx: &[u8; 32], tau: &[[Scalar; W]]) -> [Scalar; W] {
+    let mut t = Tr::new("mul/chi");
+    t.bytes(sid).bytes(ctx);
+    for row in tau {
+        for s in row {
+            t.scalar(s);
+        }
+    }
+    let mut out = [Scalar::ZERO; W];
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = t.clone().u64(k as u64).finish_scalar();
+    }
+    out
+}
+
+fn check_row(chi: &[Scalar; W], z: &[Scalar; W]) -> [Scalar; L] {
+    [chi[0] * z[0] + chi[2] * z[2], chi[1] * z[1] + chi[3] * z[3]]
+}
+
+/// Alice: checks Bob's KOS message, answers with her corrections and check values, and
+/// returns her output shares `c`.
+pub(crate) fn alice_respond(
+    seeds: &ExtSenderSeeds,
+    ctx: &[u8; 32],
+    sid: &[u8; 32],
+    msg: &KosMsg,
+    a: [Scalar; L],
+    peer: u16,
+    rng: &mut impl CryptoRngCore,
+) -> Result<([Scalar; L], VoleMsg), Error> {
+    let mut q = ot::kos_send(seeds, ctx, msg, peer)?;
+    let a_hat = [Secp256k1::random_scalar(rng), Secp256k1::random_scalar(rng)];
+    let alpha = [a[0], a[1], a_hat[0], a_hat[1]];
+    let base = pad_base(sid, ctx);
+    let mut z = Vec::with_capacity(XI);
+    let mut tau = Vec::with_capacity(XI);
+    for (j, row) in q.iter().enumerate() {
+        let m0 = pad(&base, j, *row);
+        let m1 = pad(&base, j, *row ^ seeds.delta);
+        let mut tj = [Scalar::ZERO; W];
+        let mut zj = [Scalar::ZERO; W];
+        for k in 0..W {
+            tj[k] = alpha[k] + m0[k] - m1[k];
+            zj[k] = -m0[k];
+        }
+        tau.push(tj);
+        z.push(zj);
+    }
+    q.zeroize();
+    let chi = chis(sid, ctx, &tau);
+    let u = [
+        chi[0] * a[0] + chi[2] * a_hat[0],
+        chi[1] * a[1] + chi[3] * a_hat[1],
+    ];
+    let mut d = Tr::new("mul/check");
+    let g = gadget();
+    let mut c = [Scalar::ZERO; L];
+    for (j, zj) in z.iter().enumerate() {
+        for s in check_row(&chi, zj) {
+            d.scalar(&s);
+        }
+        c[0] += g[j] * zj[0];
+        c[1] += g[j] * zj[1];
+    }
+    z.zeroize();
+    Ok((
+        c,
+        VoleMsg {
+            tau,
+            u,
+            digest: d.finish(),
+        },
+    ))
+}
+
+/// Bob: checks Alice's answer and returns his output shares `d` (with `c + d = a·b`).
+pub(crate) fn bob_finish(
+    st: &BobState,
+    ctx: &[u8; 32],
+    sid: &[u8; 32],
+    msg: &VoleMsg,
+    peer: u16,
+) -> Result<[Scalar; L], Error> {
+    if msg.tau.len() != XI {
+        return Err(Error::Malformed {
+            culprit: peer,
+            what: "multiplication message length",
+        });
+    }
+    let base = pad_base(sid, ctx);
+    let chi = chis(sid, ctx, &msg.tau);
+    let g = gadget();
+    let mut dig = Tr::new("mul/check");
+    let mut out = [Scalar::ZERO; L];
+    for (j, gj) in g.iter().enumerate() {
+        let m = pad(&base, j, st.kos.rows[j]);
+        let bit = Choice::from(st.beta[j]);
+        let mut zj = [Scalar::ZERO; W];
+        for k in 0..W {
+            zj[k] = Scalar::conditional_select(&m[k], &(msg.tau[j][k] + m[k]), bit);
+        }
+        let bu = [
+            Scalar::conditional_select(&Scalar::ZERO, &msg.u[0], bit),
+            Scalar::conditional_select(&Scalar::ZERO, &msg.u[1], bit),
+        ];
+        let cz = check_row(&chi, &zj);
+        dig.scalar(&(bu[0] - cz[0])).scalar(&(bu[1] - cz[1]));
+        out[0] += gj * &zj[0];
+        out[1] += gj * &zj[1];
+        zj.zeroize();
+    }
+    if !bool::from(dig.finish().ct_eq(&msg.digest)) {
+        out.zeroize();
+        return Err(Error::MultiplicationConsistency { culprit: peer });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ot::{BaseOtSender, base_ot_receive};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn vole_outputs_are_shares_of_the_product_and_tampering_is_caught() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let ctx = [9u8; 32];
+        let sid = [4u8; 32];
+        let (snd, m1) = BaseOtSender::new(&accel, ctx, &mut rng).unwrap();
+        let (alice, m2) = base_ot_receive(&accel, ctx, &m1, 2, &mut rng).unwrap();
+        let bob = snd.finish(&m2, 1).unwrap();
+        let a = [
+            Secp256k1::random_scalar(&mut rng),
+            Secp256k1::random_scalar(&mut rng),
+        ];
+        let (kmsg, st) = bob_start(&bob, &ctx, &mut rng);
+        let (c, vmsg) = alice_respond(&alice, &ctx, &sid, &kmsg, a, 2, &mut rng).unwrap();
+        let d = bob_finish(&st, &ctx, &sid, &vmsg, 1).unwrap();
+        assert_eq!(c[0] + d[0], a[0] * st.b);
+        assert_eq!(c[1] + d[1], a[1] * st.b);
+        // Alice's corrections inconsistent with her check vector are caught by Bob.
+        let mut bad = vmsg.clone();
+        for t in bad.tau.iter_mut() {
+            t[1] += Scalar::ONE;
+        }
+        assert_eq!(
+            bob_finish(&st, &ctx, &sid, &bad, 1),
+            Err(Error::MultiplicationConsistency { culprit: 1 })
+        );
+    }
+}

@@ -1,0 +1,490 @@
+//! DKLs23 signing (eprint 2023/765, Protocol 3.6) as per-party sans-IO state machines.
+//!
+//! Rounds 1 and 2 are presigning (the message is not needed); the result is a single-use
+//! [`PartyPresignature`], consumed by value in [`PartyPresignature::sign`] (round 3), whose
+//! outputs any party combines with [`combine`].
+
+use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::elliptic_curve::scalar::IsHigh;
+use k256::{ProjectivePoint, Scalar, U256};
+use rand_core::CryptoRngCore;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
+
+use crate::error::Error;
+use crate::hash::Tr;
+use crate::keygen::{KeyShare, PartyId, pair_ctx};
+use crate::mul::{self, BobState, VoleMsg};
+use crate::ot::KosMsg;
+
+/// Round-1 message from `from` to `to`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round1Msg {
+    /// Sender.
+    pub from: PartyId,
+    /// Recipient.
+    pub to: PartyId,
+    /// The sender's session nonce (same to every recipient).
+    pub nonce: [u8; 32],
+    /// Commitment to the sender's instance point `R_i` (same to every recipient).
+    pub commitment: [u8; 32],
+    /// The sender's OT-extension message as multiplication receiver (Bob) with `to`.
+    pub kos: KosMsg,
+}
+
+/// Round-2 message from `from` to `to`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round2Msg {
+    /// Sender.
+    pub from: PartyId,
+    /// Recipient.
+    pub to: PartyId,
+    /// The sender's instance point `R_i` (opening of its commitment).
+    pub big_r: ProjectivePoint,
+    /// The commitment salt.
+    pub salt: [u8; 32],
+    /// The sender's additive public key share `pk_i = sk_i·G`.
+    pub pk_share: ProjectivePoint,
+    /// `Γ_u = c_u·G` for the sender's multiplication output with `to`.
+    pub gamma_u: ProjectivePoint,
+    /// `Γ_v = c_v·G` for the sender's multiplication output with `to`.
+    pub gamma_v: ProjectivePoint,
+    /// `ψ = φ_i − χ` where `χ` was the sender's random multiplication input as Bob with `to`.
+    pub psi: Scalar,
+    /// The sender's multiplication answer as Alice with `to`.
+    pub vole: VoleMsg,
+}
+
+/// Round-3 (online) message: the sender's signature share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round3Msg {
+    /// Sender.
+    pub from: PartyId,
+    /// `w_i = H(m)·φ_i + r_x·v_i`.
+    pub w: Scalar,
+    /// `u_i`, the sender's share of `r·φ`.
+    pub u: Scalar,
+}
+
+/// State after round 1.
+pub struct SignRound1 {
+    id: PartyId,
+    signers: Vec<PartyId>,
+    r: Scalar,
+    phi: Scalar,
+    big_r: ProjectivePoint,
+    nonce: [u8; 32],
+    salt: [u8; 32],
+    bobs: Vec<BobState>,
+}
+
+/// State after round 2.
+pub struct SignRound2 {
+    id: PartyId,
+    signers: Vec<PartyId>,
+    sid: [u8; 32],
+    r: Scalar,
+    phi: Scalar,
+    sk: Scalar,
+    big_r: ProjectivePoint,
+    pk_share: ProjectivePoint,
+    bobs: Vec<BobState>,
+    peers_r1: Vec<([u8; 32], [u8; 32])>,
+    c: Vec<[Scalar; 2]>,
+}
+
+macro_rules! redacted_drop {
+    ($t:ty, $($f:ident),*) => {
+        impl Drop for $t {
+            fn drop(&mut self) {
+                $(self.$f.zeroize();)*
+            }
+        }
+        impl core::fmt::Debug for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($t)).field("id", &self.id).finish_non_exhaustive()
+            }
+        }
+    };
+}
+redacted_drop!(SignRound1, r, phi, salt);
+redacted_drop!(SignRound2, r, phi, sk, c);
+
+fn check_signers(key: &KeyShare, signers: &[PartyId]) -> Result<Vec<PartyId>, Error> {
+    let mut s = signers.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    if s.len() != signers.len() || s.len() < usize::from(key.t) {
+        return Err(Error::InvalidParameters(
+            "signer set must hold at least t distinct parties",
+        ));
+    }
+    if s.iter().any(|&p| p == 0 || p > key.n) || !s.contains(&key.id) {
+        return Err(Error::InvalidParameters(
+            "signer ids out of range or self missing",
+        ));
+    }
+    for &p in &s {
+        if p != key.id && !key.pair_ready(p) {
+            return Err(Error::OtStateDiscarded { peer: p });
+        }
+    }
+    Ok(s)
+}
+
+fn peers(signers: &[PartyId], me: PartyId) -> impl Iterator<Item = PartyId> + '_ {
+    signers.iter().copied().filter(move |&p| p != me)
+}
+
+/// Orders incoming messages by sender, one per peer, all addressed to `me`.
+fn arrange<'a, T>(
+    msgs: &'a [T],
+    signers: &[PartyId],
+    me: PartyId,
+    from_to: impl Fn(&T) -> (PartyId, PartyId),
+) -> Result<Vec<&'a T>, Error> {
+    let mut out = Vec::with_capacity(signers.len() - 1);
+    for p in peers(signers, me) {
+        let mut it = msgs.iter().filter(|m| from_to(m).0 == p);
+        let m = it
+            .next()
+            .ok_or(Error::InvalidParameters("missing message from a signer"))?;
+        if it.next().is_some() {
+            return Err(Error::Malformed {
+                culprit: p,
+                what: "duplicate message",
+            });
+        }
+        if from_to(m).1 != me {
+            return Err(Error::Malformed {
+                culprit: p,
+                what: "message addressed to another party",
+            });
+        }
+        out.push(m);
+    }
+    if out.len() != msgs.len() {
+        return Err(Error::InvalidParameters("message from a non-signer"));
+    }
+    Ok(out)
+}
+
+fn commitment(id: PartyId, nonce: &[u8; 32], big_r: &ProjectivePoint, salt: &[u8; 32]) -> [u8; 32] {
+    Tr::new("sign/commit")
+        .u64(u64::from(id))
+        .bytes(nonce)
+        .point(big_r)
+        .bytes(salt)
+        .finish()
+}
+
+pub(crate) fn lagrange_at_zero(id: PartyId, signers: &[PartyId]) -> Scalar {
+    let mut num = Scalar::ONE;
+    let mut den = Scalar::ONE;
+    let me = Scalar::from(u64::from(id));
+    for &j in signers.iter().filter(|&&j| j != id) {
+        let xj = Scalar::from(u64::from(j));
+        num *= xj;
+        den *= xj - me;
+    }
+    num * Secp256k1::scalar_invert(&den)
+}
+
+/// Round 1: samples the instance key `r_i` and inversion mask `φ_i`, commits to
+/// `R_i = r_i·G`, and starts one multiplication as Bob with every other signer.
+pub fn start(
+    accel: &dyn Accelerator,
+    key: &KeyShare,
+    signers: &[PartyId],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(SignRound1, Vec<Round1Msg>), Error> {
+    let signers = check_signers(key, signers)?;
+    let r = Secp256k1::random_nonzero_scalar(rng);
+    let phi = Secp256k1::random_nonzero_scalar(rng);
+    let big_r = Secp256k1::mul_base(accel, &[r])?[0];
+    let mut nonce = [0u8; 32];
+    let mut salt = [0u8; 32];
+    rng.fill_bytes(&mut nonce);
+    rng.fill_bytes(&mut salt);
+    let com = commitment(key.id, &nonce, &big_r, &salt);
+    let mut bobs = Vec::new();
+    let mut msgs = Vec::new();
+    for p in peers(&signers, key.id) {
+        let pair = key.pair(p).ok_or(Error::OtStateDiscarded { peer: p })?;
+        let ctx = pair_ctx(&key.public_key, p, key.id);
+        let (kos, st) = mul::bob_start(&pair.as_receiver, &ctx, rng);
+        bobs.push(st);
+        msgs.push(Round1Msg {
+            from: key.id,
+            to: p,
+            nonce,
+            commitment: com,
+            kos,
+        });
+    }
+    Ok((
+        SignRound1 {
+            id: key.id,
+            signers,
+            r,
+            phi,
+            big_r,
+            nonce,
+            salt,
+            bobs,
+        },
+        msgs,
+    ))
+}
+
+impl SignRound1 {
+    /// Round 2: checks every peer's OT extension, answers its multiplication as Alice with
+    /// inputs `(r_i, sk_i)`, and opens the commitment. A failed check discards the OT state
+    /// with the culprit in `key` and aborts.
+    pub fn round2(
+        mut self,
+        accel: &dyn Accelerator,
+        key: &mut KeyShare,
+        msgs: &[Round1Msg],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(SignRound2, Vec<Round2Msg>), Error> {
+        if key.id != self.id {
+            return Err(Error::InvalidParameters("key share of another party"));
+        }
+        let ms = arrange(msgs, &self.signers, self.id, |m| (m.from, m.to))?;
+        let mut sid_t = Tr::new("sign/sid");
+        sid_t.point(&key.public_key);
+        let mut k = 0;
+        for &p in &self.signers {
+            sid_t.u64(u64::from(p));
+            if p == self.id {
+                sid_t.bytes(&self.nonce);
+            } else {
+                sid_t.bytes(&ms[k].nonce);
+                k += 1;
+            }
+        }
+        let sid = sid_t.finish();
+        let mut zeta = Scalar::ZERO;
+        for p in peers(&self.signers, self.id) {
+            let seed = &key.zero_seeds[usize::from(p) - 1];
+            let z = Tr::new("sign/zero").bytes(seed).bytes(&sid).finish_scalar();
+            if self.id < p { zeta += z } else { zeta -= z }
+        }
+        let sk = lagrange_at_zero(self.id, &self.signers) * key.secret + zeta;
+        let mut c = Vec::with_capacity(ms.len());
+        let mut vmsgs = Vec::with_capacity(ms.len());
+        for m in &ms {
+            let pair = key
+                .pair(m.from)
+                .ok_or(Error::OtStateDiscarded { peer: m.from })?;
+            let ctx = pair_ctx(&key.public_key, self.id, m.from);
+            match mul::alice_respond(
+                &pair.as_sender,
+                &ctx,
+                &sid,
+                &m.kos,
+                [self.r, sk],
+                m.from,
+                rng,
+            ) {
+                Ok((ci, v)) => {
+                    c.push(ci);
+                    vmsgs.push(v);
+                }
+                Err(e) => {
+                    key.discard_pair(m.from);
+                    return Err(e);
+                }
+            }
+        }
+        let mut sc = Vec::with_capacity(1 + 2 * c.len());
+        sc.push(sk);
+        for ci in &c {
+            sc.push(ci[0]);
+            sc.push(ci[1]);
+        }
+        let pts = Secp256k1::mul_base(accel, &sc)?;
+        sc.zeroize();
+        let pk_share = pts[0];
+        let mut out = Vec::with_capacity(ms.len());
+        for (k, (m, vole)) in ms.iter().zip(vmsgs).enumerate() {
+            out.push(Round2Msg {
+                from: self.id,
+                to: m.from,
+                big_r: self.big_r,
+                salt: self.salt,
+                pk_share,
+                gamma_u: pts[1 + 2 * k],
+                gamma_v: pts[2 + 2 * k],
+                psi: self.phi - self.bobs[k].b,
+                vole,
+            });
+        }
+        let peers_r1 = ms.iter().map(|m| (m.nonce, m.commitment)).collect();
+        let st = SignRound2 {
+            id: self.id,
+            signers: core::mem::take(&mut self.signers),
+            sid,
+            r: self.r,
+            phi: self.phi,
+            sk,
+            big_r: self.big_r,
+            pk_share,
+            bobs: core::mem::take(&mut self.bobs),
+            peers_r1,
+            c,
+        };
+        Ok((st, out))
+    }
+}
+
+impl SignRound2 {
+    /// End of presigning: opens the peers' commitments, finishes the multiplications as
+    /// Bob with their consistency checks, checks every `Γ` against `R_j` and `pk_j`, and
+    /// checks `Σ pk_j = pk`. A failed check discards the OT state with the culprit and
+    /// aborts naming it.
+    pub fn presign(
+        self,
+        accel: &dyn Accelerator,
+        key: &mut KeyShare,
+        msgs: &[Round2Msg],
+    ) -> Result<PartyPresignature, Error> {
+        let ms = arrange(msgs, &self.signers, self.id, |m| (m.from, m.to))?;
+        let fail = |key: &mut KeyShare, e: Error, p: PartyId| {
+            key.discard_pair(p);
+            Err(e)
+        };
+        let mut d = Vec::with_capacity(ms.len());
+        for (k, m) in ms.iter().enumerate() {
+            let (nonce, com) = &self.peers_r1[k];
+            let open = commitment(m.from, nonce, &m.big_r, &m.salt);
+            if !bool::from(open.ct_eq(com)) {
+                return fail(key, Error::CommitmentMismatch { culprit: m.from }, m.from);
+            }
+            let ctx = pair_ctx(&key.public_key, m.from, self.id);
+            match mul::bob_finish(&self.bobs[k], &ctx, &self.sid, &m.vole, m.from) {
+                Ok(dk) => d.push(dk),
+                Err(e) => return fail(key, e, m.from),
+            }
+        }
+        let mut sc: Vec<Scalar> = d.iter().flat_map(|x| [x[0], x[1]]).collect();
+        let dg = Secp256k1::mul_base(accel, &sc)?;
+        sc.zeroize();
+        for (k, m) in ms.iter().enumerate() {
+            let chi = self.bobs[k].b;
+            let ok_u = m.big_r * chi - m.gamma_u == dg[2 * k];
+            let ok_v = m.pk_share * chi - m.gamma_v == dg[2 * k + 1];
+            if !(ok_u && ok_v) {
+                return fail(key, Error::BadShare { culprit: m.from }, m.from);
+            }
+        }
+        let pk_sum = ms.iter().fold(self.pk_share, |a, m| a + m.pk_share);
+        if pk_sum != key.public_key {
+            return Err(Error::PublicKeyShareMismatch {
+                signers: self.signers.clone(),
+            });
+        }
+        let big_r = ms.iter().fold(self.big_r, |a, m| a + m.big_r);
+        if Secp256k1::is_identity(&big_r) {
+            return Err(Error::InvalidSignature);
+        }
+        let x = <Scalar as Reduce<U256>>::reduce_bytes(&big_r.to_affine().x());
+        let mut u = self.r * self.phi;
+        let mut w = self.sk * self.phi;
+        for (k, m) in ms.iter().enumerate() {
+            u += self.c[k][0] + self.r * m.psi + d[k][0];
+            w += self.c[k][1] + self.sk * m.psi + d[k][1];
+        }
+        d.zeroize();
+        Ok(PartyPresignature {
+            id: self.id,
+            big_r,
+            x,
+            phi: self.phi,
+            u,
+            w,
+            public_key: key.public_key,
+        })
+    }
+}
+
+/// One party's presignature: single use (consumed by [`PartyPresignature::sign`]), held in
+/// memory only (no serialization), zeroized on drop.
+pub struct PartyPresignature {
+    id: PartyId,
+    big_r: ProjectivePoint,
+    x: Scalar,
+    phi: Scalar,
+    u: Scalar,
+    w: Scalar,
+    public_key: ProjectivePoint,
+}
+redacted_drop!(PartyPresignature, phi, u, w);
+
+impl PartyPresignature {
+    /// The party id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+    /// The joint nonce point `R` (public).
+    pub fn big_r(&self) -> ProjectivePoint {
+        self.big_r
+    }
+    /// The group public key.
+    pub fn public_key(&self) -> ProjectivePoint {
+        self.public_key
+    }
+    /// Round 3 (online): the message enters here. Consumes the presignature.
+    pub fn sign(self, prehash: &[u8; 32]) -> Round3Msg {
+        let m = <Scalar as Reduce<U256>>::reduce_bytes(prehash.into());
+        Round3Msg {
+            from: self.id,
+            w: m * self.phi + self.x * self.w,
+            u: self.u,
+        }
+    }
+}
+
+/// Combines the signers' round-3 shares into `(r‖s, recovery_id)` with low S, after
+/// verifying the signature against `public_key` through the port.
+pub fn combine(
+    accel: &dyn Accelerator,
+    public_key: &ProjectivePoint,
+    big_r: &ProjectivePoint,
+    prehash: &[u8; 32],
+    msgs: &[Round3Msg],
+) -> Result<([u8; 64], u8), Error> {
+    let w = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.w);
+    let u = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.u);
+    let mut s = w * Secp256k1::scalar_invert(&u);
+    let aff = big_r.to_affine();
+    let x = <Scalar as Reduce<U256>>::reduce_bytes(&aff.x());
+    if bool::from(s.is_zero()) || bool::from(x.is_zero()) {
+        return Err(Error::InvalidSignature);
+    }
+    let m = <Scalar as Reduce<U256>>::reduce_bytes(prehash.into());
+    let s_inv = Secp256k1::scalar_invert(&s);
+    let job = LincombJob::new(vec![
+        (m * s_inv, ProjectivePoint::GENERATOR),
+        (x * s_inv, *public_key),
+    ]);
+    let chk = Secp256k1::lincomb_vartime(accel, &[job])?[0];
+    if Secp256k1::is_identity(&chk)
+        || <Scalar as Reduce<U256>>::reduce_bytes(&chk.to_affine().x()) != x
+    {
+        return Err(Error::InvalidSignature);
+    }
+    let mut rec = u8::from(bool::from(aff.y_is_odd()));
+    if bool::from(s.is_high()) {
+        s = -s;
+        rec ^= 1;
+    }
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&x.to_bytes());
+    out[32..].copy_from_slice(&s.to_bytes());
+    Ok((out, rec))
+}

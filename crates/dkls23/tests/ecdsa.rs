@@ -1,0 +1,112 @@
+//! End-to-end DKLs23 ECDSA tests against independent verifiers (libsecp256k1 via the
+//! `secp256k1` crate, and `k256`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dkls23::{KeySet, embedded};
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn check_signature(pk33: &[u8; 33], prehash: &[u8; 32], sig: &[u8; 64], rec: u8) {
+    // libsecp256k1
+    let secp = secp256k1::Secp256k1::verification_only();
+    let pk = secp256k1::PublicKey::from_slice(pk33).unwrap();
+    let msg = secp256k1::Message::from_digest(*prehash);
+    let mut s = secp256k1::ecdsa::Signature::from_compact(sig).unwrap();
+    let before = s;
+    s.normalize_s();
+    assert_eq!(before, s, "signature is not low-S");
+    secp.verify_ecdsa(msg, &s, &pk).unwrap();
+    let rid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(rec)).unwrap();
+    let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(sig, rid).unwrap();
+    let full = secp256k1::Secp256k1::new();
+    assert_eq!(full.recover_ecdsa(msg, &rs).unwrap(), pk);
+    // k256
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(pk33).unwrap();
+    let ks = k256::ecdsa::Signature::from_slice(sig).unwrap();
+    vk.verify_prehash(prehash, &ks).unwrap();
+    let krid = k256::ecdsa::RecoveryId::from_byte(rec).unwrap();
+    let rec_vk = k256::ecdsa::VerifyingKey::recover_from_prehash(prehash, &ks, krid).unwrap();
+    assert_eq!(rec_vk, vk);
+    assert!(rec <= 1);
+}
+
+#[test]
+fn two_of_three_signs_for_every_pair_and_verifies() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let pk = set.public_key_bytes();
+    for signers in [[1u16, 2], [1, 3], [3, 2]] {
+        let pres = embedded::presign_batch(&accel, &mut set, &signers, 2, &mut rng).unwrap();
+        for pre in pres {
+            let mut h = [0u8; 32];
+            rng.fill_bytes(&mut h);
+            let (sig, rec) = embedded::sign(&accel, &set, pre, &h).unwrap();
+            check_signature(&pk, &h, &sig, rec);
+        }
+    }
+}
+
+#[test]
+fn key_set_round_trips_through_bytes() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let bytes = set.to_bytes();
+    let mut back = KeySet::from_bytes(&bytes).unwrap();
+    assert_eq!(back, set);
+    assert!(KeySet::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    let pre = embedded::presign_batch(&accel, &mut back, &[2, 3], 1, &mut rng).unwrap();
+    let h = [7u8; 32];
+    let (sig, rec) = embedded::sign(&accel, &back, pre.into_iter().next().unwrap(), &h).unwrap();
+    check_signature(&set.public_key_bytes(), &h, &sig, rec);
+}
+
+#[test]
+fn invalid_parameters_are_rejected() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    assert!(embedded::dkg(&accel, 1, 3, &mut rng).is_err());
+    assert!(embedded::dkg(&accel, 4, 3, &mut rng).is_err());
+    let mut set = embedded::dkg(&accel, 3, 4, &mut rng).unwrap();
+    assert!(embedded::presign_batch(&accel, &mut set, &[1, 2], 1, &mut rng).is_err());
+    assert!(embedded::presign_batch(&accel, &mut set, &[1, 2, 2], 1, &mut rng).is_err());
+    assert!(embedded::presign_batch(&accel, &mut set, &[1, 2, 5], 1, &mut rng).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+    #[test]
+    fn any_t_subset_of_n_signs(n in 2u16..=7, t_off in 0u16..6, seed in any::<u64>()) {
+        let t = 2 + t_off % (n - 1);
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut set = embedded::dkg(&accel, t, n, &mut rng).unwrap();
+        // A random subset of size between t and n.
+        let mut ids: Vec<u16> = (1..=n).collect();
+        for i in (1..ids.len()).rev() {
+            let j = (rng.next_u32() as usize) % (i + 1);
+            ids.swap(i, j);
+        }
+        let size = usize::from(t) + (rng.next_u32() as usize) % usize::from(n - t + 1);
+        let signers = &ids[..size];
+        let pre = embedded::presign_batch(&accel, &mut set, signers, 1, &mut rng).unwrap();
+        let mut h = [0u8; 32];
+        rng.fill_bytes(&mut h);
+        let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
+        check_signature(&set.public_key_bytes(), &h, &sig, rec);
+    }
+}
+
+#[test]
+fn five_of_seven_signs() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(57);
+    let mut set = embedded::dkg(&accel, 5, 7, &mut rng).unwrap();
+    let pre = embedded::presign_batch(&accel, &mut set, &[7, 2, 5, 3, 6], 1, &mut rng).unwrap();
+    let h = [0xab; 32];
+    let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
+    check_signature(&set.public_key_bytes(), &h, &sig, rec);
+}
