@@ -1,0 +1,233 @@
+//! Accelerator wiring: the one place that turns `--backend` into an [`Accelerator`], and the
+//! metering decorator that times every accelerator call into `tessera_accel_op_seconds`.
+//!
+//! The service runs backends single-threaded: each batch runs wholly on the batcher worker
+//! thread that took it, so the thread's CPU clock measures the batch's work; parallelism comes
+//! from the batcher's workers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
+use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
+use accel_api::{
+    AccelError, Accelerator, AutoRouter, BackendKind, Capabilities, CostModel, Curve, LincombJob,
+    Op, Policy, SchnorrItem, Verdict,
+};
+use backend_cpu::CpuBackend;
+use backend_simd::SimdBackend;
+
+use crate::metrics::Metrics;
+
+/// The accelerator chosen at start-up.
+#[derive(Debug)]
+pub struct Selected {
+    /// The metered accelerator the service uses.
+    pub accel: Arc<dyn Accelerator>,
+    /// The backend name for status and metrics (`cpu`, `auto`, …).
+    pub backend: &'static str,
+    /// Human-readable description for the start-up log (device, cost models).
+    pub description: String,
+}
+
+/// Calibrates `acc` and describes its cost model for the start-up log.
+fn calibrated(
+    acc: Arc<dyn Accelerator>,
+) -> Result<(Arc<dyn Accelerator>, CostModel, String), AccelError> {
+    let model = accel_api::calibrate(acc.as_ref(), 1, 64, 3)?;
+    let summary: Vec<String> = model
+        .costs
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}: {:.0} ns + {:.0} ns/item",
+                c.curve, c.op, c.fixed_ns, c.per_item_ns
+            )
+        })
+        .collect();
+    let line = format!("{} [{}]", acc.capabilities().backend, summary.join("; "));
+    Ok((acc, model, line))
+}
+
+/// A router over the CPU reference backend and `others`, with the given policy.
+fn router(
+    others: Vec<Arc<dyn Accelerator>>,
+    policy: Policy,
+) -> Result<(Arc<dyn Accelerator>, String), AccelError> {
+    let mut members = Vec::new();
+    let mut lines = Vec::new();
+    let cpu: Arc<dyn Accelerator> = Arc::new(CpuBackend::single_threaded());
+    for acc in std::iter::once(cpu).chain(others) {
+        let (acc, model, line) = calibrated(acc)?;
+        lines.push(line);
+        members.push((acc, model));
+    }
+    let router = AutoRouter::new(members)?.with_policy(policy);
+    let head = match policy {
+        Policy::Cheapest => "auto over calibrated backends".to_owned(),
+        Policy::Prefer(name) => format!("{name} with cpu fallback; calibrated backends"),
+    };
+    Ok((Arc::new(router), format!("{head}: {}", lines.join(" | "))))
+}
+
+/// Builds the accelerator for `kind`. A backend asked for by name that is not usable on this
+/// host (no AVX-512 IFMA/AVX2 for `simd`) or not built into this binary (`gpu`) is a start-up
+/// error; `auto` calibrates every usable backend and routes each batch to the cheapest. An
+/// explicit `simd` still keeps the CPU backend behind it for fallback.
+pub fn select(kind: BackendKind, metrics: Arc<Metrics>) -> Result<Selected, AccelError> {
+    let (inner, description): (Arc<dyn Accelerator>, String) = match kind {
+        BackendKind::Cpu => {
+            let cpu = CpuBackend::single_threaded();
+            let d = cpu.capabilities().device;
+            (Arc::new(cpu), d)
+        }
+        BackendKind::Simd => {
+            let simd: Arc<dyn Accelerator> = Arc::new(SimdBackend::new()?);
+            router(vec![simd], Policy::Prefer("simd"))?
+        }
+        BackendKind::Gpu => {
+            return Err(AccelError::NotBuilt {
+                backend: "gpu",
+                hint:
+                    "the GPU backend is not part of this build yet; use --backend cpu, simd or auto"
+                        .into(),
+            });
+        }
+        BackendKind::Auto => {
+            let mut others: Vec<Arc<dyn Accelerator>> = Vec::new();
+            match SimdBackend::new() {
+                Ok(simd) => others.push(Arc::new(simd)),
+                Err(e) => tracing::info!("backend auto: skipping simd: {e}"),
+            }
+            router(others, Policy::Cheapest)?
+        }
+    };
+    let backend = kind.as_str();
+    Ok(Selected {
+        accel: Arc::new(Metered {
+            inner,
+            backend,
+            metrics,
+        }),
+        backend,
+        description,
+    })
+}
+
+/// Decorator that records the duration of every call of the wrapped accelerator.
+#[derive(Debug)]
+pub struct Metered {
+    inner: Arc<dyn Accelerator>,
+    backend: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl Metered {
+    fn time<T>(&self, curve: Curve, op: Op, f: impl FnOnce(&dyn Accelerator) -> T) -> T {
+        let start = Instant::now();
+        let out = f(self.inner.as_ref());
+        self.metrics.accel_op.observe(
+            &[self.backend, curve.as_str(), op.as_str()],
+            start.elapsed().as_secs_f64(),
+        );
+        out
+    }
+}
+
+impl Accelerator for Metered {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn secp256k1_mul_base(
+        &self,
+        scalars: &[SecpScalar],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        self.time(Curve::Secp256k1, Op::MulBase, |a| {
+            a.secp256k1_mul_base(scalars)
+        })
+    }
+
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+        self.time(Curve::Ed25519, Op::MulBase, |a| a.ed25519_mul_base(scalars))
+    }
+
+    fn secp256k1_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
+    ) -> Result<Vec<ProjectivePoint>, AccelError> {
+        self.time(Curve::Secp256k1, Op::LincombVartime, |a| {
+            a.secp256k1_lincomb_vartime(jobs)
+        })
+    }
+
+    fn ed25519_lincomb_vartime(
+        &self,
+        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        self.time(Curve::Ed25519, Op::LincombVartime, |a| {
+            a.ed25519_lincomb_vartime(jobs)
+        })
+    }
+
+    fn secp256k1_verify_batch_vartime(
+        &self,
+        items: &[SchnorrItem<SecpScalar, ProjectivePoint>],
+    ) -> Result<Verdict, AccelError> {
+        self.time(Curve::Secp256k1, Op::VerifyBatchVartime, |a| {
+            a.secp256k1_verify_batch_vartime(items)
+        })
+    }
+
+    fn ed25519_verify_batch_vartime(
+        &self,
+        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+    ) -> Result<Verdict, AccelError> {
+        self.time(Curve::Ed25519, Op::VerifyBatchVartime, |a| {
+            a.ed25519_verify_batch_vartime(items)
+        })
+    }
+
+    fn secp256k1_normalize_batch(
+        &self,
+        points: &[ProjectivePoint],
+    ) -> Result<Vec<AffinePoint>, AccelError> {
+        self.time(Curve::Secp256k1, Op::NormalizeBatch, |a| {
+            a.secp256k1_normalize_batch(points)
+        })
+    }
+
+    fn ed25519_compress_batch(
+        &self,
+        points: &[EdwardsPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+        self.time(Curve::Ed25519, Op::NormalizeBatch, |a| {
+            a.ed25519_compress_batch(points)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::metrics::sum_samples;
+
+    #[test]
+    fn gpu_is_not_built_and_cpu_is_metered() {
+        let m = Arc::new(Metrics::new());
+        let err = select(BackendKind::Gpu, Arc::clone(&m)).unwrap_err();
+        assert!(matches!(err, AccelError::NotBuilt { .. }), "{err}");
+        let s = select(BackendKind::Cpu, Arc::clone(&m)).unwrap();
+        assert_eq!(s.backend, "cpu");
+        let pts = s.accel.ed25519_mul_base(&[EdScalar::ONE]).unwrap();
+        assert_eq!(pts[0], EdwardsPoint::mul_base(&EdScalar::ONE));
+        let text = m.render();
+        assert_eq!(
+            sum_samples(&text, "tessera_accel_op_seconds_count", None),
+            1.0
+        );
+        assert!(text.contains("backend=\"cpu\",curve=\"ed25519\",op=\"mul_base\""));
+    }
+}

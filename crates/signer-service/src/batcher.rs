@@ -1,0 +1,439 @@
+//! The dynamic batcher (SPEC §2.2, after Triton's dynamic batcher).
+//!
+//! Items from concurrent requests wait in one queue per (operation, scheme). A batch leaves a
+//! queue when it holds `max_batch_size` items, when its oldest item has waited
+//! `max_queue_delay_us` (0 = at once, with whatever is queued), or at shutdown. Batches run on
+//! dedicated worker threads (not the async runtime); each item's result goes back through a
+//! oneshot channel together with its share of the worker thread's CPU time for the batch.
+//! The total number of waiting items is bounded by `max_queue`; a submission that does not fit
+//! is refused whole with [`Error::Overloaded`] (RESOURCE_EXHAUSTED).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::Error;
+use crate::config::BatcherConfig;
+use crate::metrics::Metrics;
+
+/// The result of one item with its share of the batch's CPU time.
+#[derive(Debug)]
+pub struct Done<R> {
+    /// The item's result.
+    pub result: R,
+    /// Worker-thread CPU seconds of the batch divided by the batch's item count.
+    pub cpu_seconds: f64,
+}
+
+type Process<T, R> = dyn Fn(usize, Vec<T>) -> Vec<R> + Send + Sync;
+
+struct Pending<T, R> {
+    item: T,
+    enqueued: Instant,
+    reply: oneshot::Sender<Done<R>>,
+}
+
+struct State<T, R> {
+    queues: Vec<VecDeque<Pending<T, R>>>,
+    depth: usize,
+    shutdown: bool,
+}
+
+struct Shared<T, R> {
+    state: Mutex<State<T, R>>,
+    wake: Condvar,
+    max_batch_size: usize,
+    max_delay: Duration,
+    max_queue: usize,
+    labels: Vec<(&'static str, &'static str)>,
+    metrics: Arc<Metrics>,
+    process: Box<Process<T, R>>,
+}
+
+/// A set of queues served by a pool of worker threads.
+pub struct Batcher<T, R> {
+    shared: Arc<Shared<T, R>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<T, R> std::fmt::Debug for Batcher<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("queues", &self.shared.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Starts `cfg.workers` threads serving one queue per entry of `labels` (`(op, scheme)`,
+    /// used as metrics labels). `process(queue, items)` must return one result per item.
+    pub fn new(
+        cfg: &BatcherConfig,
+        labels: Vec<(&'static str, &'static str)>,
+        metrics: Arc<Metrics>,
+        process: impl Fn(usize, Vec<T>) -> Vec<R> + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queues: labels.iter().map(|_| VecDeque::new()).collect(),
+                depth: 0,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            max_batch_size: cfg.max_batch_size.max(1),
+            max_delay: Duration::from_micros(cfg.max_queue_delay_us),
+            max_queue: cfg.max_queue.max(1),
+            labels,
+            metrics,
+            process: Box::new(process),
+        });
+        let mut workers = Vec::new();
+        for i in 0..cfg.workers.max(1) {
+            let s = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("tessera-batch-{i}"))
+                .spawn(move || worker(&s))
+                .map_err(|e| Error::Io {
+                    context: "spawning batcher worker".into(),
+                    source: e,
+                })?;
+            workers.push(handle);
+        }
+        Ok(Self {
+            shared,
+            workers: Mutex::new(workers),
+        })
+    }
+
+    /// Queues `items` on `queue`, all or none; returns one receiver per item, in order.
+    pub fn submit(
+        &self,
+        queue: usize,
+        items: Vec<T>,
+    ) -> Result<Vec<oneshot::Receiver<Done<R>>>, Error> {
+        let s = &self.shared;
+        let mut st = lock(&s.state);
+        if st.shutdown {
+            return Err(Error::ShuttingDown);
+        }
+        if st.depth + items.len() > s.max_queue {
+            let retry_after_ms = (s.max_delay.as_millis() as u64).max(1) * 10;
+            return Err(Error::Overloaded {
+                depth: st.depth,
+                max_queue: s.max_queue,
+                retry_after_ms,
+            });
+        }
+        let now = Instant::now();
+        let mut receivers = Vec::with_capacity(items.len());
+        st.depth += items.len();
+        let q = &mut st.queues[queue];
+        for item in items {
+            let (reply, rx) = oneshot::channel();
+            q.push_back(Pending {
+                item,
+                enqueued: now,
+                reply,
+            });
+            receivers.push(rx);
+        }
+        s.metrics
+            .queue_depth
+            .store(st.depth as i64, Ordering::Relaxed);
+        drop(st);
+        s.wake.notify_one();
+        Ok(receivers)
+    }
+
+    /// Items waiting now.
+    pub fn depth(&self) -> usize {
+        lock(&self.shared.state).depth
+    }
+
+    /// Stops taking work, lets the workers finish everything queued, and joins them.
+    pub fn shutdown(&self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.wake.notify_all();
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for w in workers {
+            let _joined = w.join();
+        }
+    }
+}
+
+impl<T, R> Drop for Batcher<T, R> {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.wake.notify_all();
+        for w in std::mem::take(&mut *lock(&self.workers)) {
+            let _joined = w.join();
+        }
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The queue to serve now (the ready one whose oldest item is oldest), else the earliest
+/// instant at which one becomes ready.
+fn pick<T, R>(s: &Shared<T, R>, st: &State<T, R>, now: Instant) -> Result<usize, Option<Instant>> {
+    let mut best: Option<(usize, Instant)> = None;
+    let mut next: Option<Instant> = None;
+    for (i, q) in st.queues.iter().enumerate() {
+        let Some(front) = q.front() else { continue };
+        let deadline = front.enqueued + s.max_delay;
+        if st.shutdown || q.len() >= s.max_batch_size || deadline <= now {
+            if best.is_none_or(|(_, t)| front.enqueued < t) {
+                best = Some((i, front.enqueued));
+            }
+        } else if next.is_none_or(|n| deadline < n) {
+            next = Some(deadline);
+        }
+    }
+    best.map(|(i, _)| i).ok_or(next)
+}
+
+fn worker<T, R>(s: &Shared<T, R>) {
+    loop {
+        let mut st = lock(&s.state);
+        let (queue, batch) = loop {
+            match pick(s, &st, Instant::now()) {
+                Ok(q) => {
+                    let n = st.queues[q].len().min(s.max_batch_size);
+                    let batch: Vec<_> = st.queues[q].drain(..n).collect();
+                    st.depth -= n;
+                    s.metrics
+                        .queue_depth
+                        .store(st.depth as i64, Ordering::Relaxed);
+                    break (q, batch);
+                }
+                Err(_) if st.shutdown => return,
+                Err(Some(deadline)) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    st = s
+                        .wake
+                        .wait_timeout(st, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                Err(None) => st = s.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            }
+        };
+        drop(st);
+        run_batch(s, queue, batch);
+    }
+}
+
+fn run_batch<T, R>(s: &Shared<T, R>, queue: usize, batch: Vec<Pending<T, R>>) {
+    let (op, scheme) = s.labels[queue];
+    let n = batch.len();
+    let oldest = batch.iter().map(|p| p.enqueued).min();
+    if let Some(t) = oldest {
+        s.metrics
+            .batch_queue_delay
+            .observe(&[op, scheme], t.elapsed().as_secs_f64());
+    }
+    s.metrics.batch_size.observe(&[op, scheme], n as f64);
+    let mut items = Vec::with_capacity(n);
+    let mut replies = Vec::with_capacity(n);
+    for p in batch {
+        items.push(p.item);
+        replies.push(p.reply);
+    }
+    let cpu = cpu_time::ThreadTime::try_now().ok();
+    // A panicking batch drops its replies (the callers see the channel close) but does not take
+    // the worker thread down with it.
+    let results = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (s.process)(queue, items)
+    })) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!(op, scheme, items = n, "batch processing panicked");
+            return;
+        }
+    };
+    let cpu_seconds = cpu.map_or(0.0, |t| t.elapsed().as_secs_f64()) / n.max(1) as f64;
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _receiver_gone = reply.send(Done {
+            result,
+            cpu_seconds,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::metrics::sum_samples;
+    use std::sync::mpsc;
+
+    fn cfg(
+        max_batch_size: usize,
+        delay_us: u64,
+        max_queue: usize,
+        workers: usize,
+    ) -> BatcherConfig {
+        BatcherConfig {
+            max_batch_size,
+            max_queue_delay_us: delay_us,
+            max_queue,
+            workers,
+        }
+    }
+
+    #[tokio::test]
+    async fn max_batch_size_is_respected_and_results_come_back_in_order() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let b = Batcher::new(
+            &cfg(8, 50_000, 1000, 2),
+            vec![("sign", "a"), ("sign", "b")],
+            Arc::new(Metrics::new()),
+            move |q, items: Vec<u32>| {
+                lock(&tx).send(items.len()).unwrap();
+                items.into_iter().map(|x| x * 10 + q as u32).collect()
+            },
+        )
+        .unwrap();
+        let rxs = b.submit(0, (0..100).collect()).unwrap();
+        let rxs_b = b.submit(1, (0..3).collect()).unwrap();
+        for (i, r) in rxs.into_iter().enumerate() {
+            assert_eq!(r.await.unwrap().result, i as u32 * 10);
+        }
+        for (i, r) in rxs_b.into_iter().enumerate() {
+            assert_eq!(r.await.unwrap().result, i as u32 * 10 + 1);
+        }
+        let sizes: Vec<usize> = rx.try_iter().collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 103);
+        assert!(sizes.iter().all(|&n| (1..=8).contains(&n)), "{sizes:?}");
+        assert!(sizes.iter().filter(|&&n| n == 8).count() >= 12, "{sizes:?}");
+        assert_eq!(b.depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn items_wait_for_company_up_to_the_delay() {
+        let b = Batcher::new(
+            &cfg(64, 100_000, 1000, 1),
+            vec![("verify", "a")],
+            Arc::new(Metrics::new()),
+            |_, items: Vec<u32>| vec![items.len() as u32; items.len()],
+        )
+        .unwrap();
+        let first = b.submit(0, vec![1]).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = b.submit(0, vec![2, 3]).unwrap();
+        let start = Instant::now();
+        for r in first.into_iter().chain(second) {
+            assert_eq!(r.await.unwrap().result, 3, "all three rode in one batch");
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn zero_delay_takes_what_is_queued_now() {
+        let metrics = Arc::new(Metrics::new());
+        let b = Batcher::new(
+            &cfg(256, 0, 1000, 1),
+            vec![("sign", "a")],
+            Arc::clone(&metrics),
+            |_, items: Vec<u32>| items,
+        )
+        .unwrap();
+        let start = Instant::now();
+        let r = b.submit(0, vec![7]).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(5), r.into_iter().next().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.result, 7);
+        assert!(done.cpu_seconds >= 0.0);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let text = metrics.render();
+        assert_eq!(sum_samples(&text, "tessera_batch_size_count", None), 1.0);
+    }
+
+    #[tokio::test]
+    async fn full_queue_is_refused_whole_with_resource_exhausted() {
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate_rx);
+        let b = Batcher::new(
+            &cfg(1, 0, 4, 1),
+            vec![("sign", "a")],
+            Arc::new(Metrics::new()),
+            move |_, items: Vec<u32>| {
+                lock(&gate).recv().unwrap();
+                items
+            },
+        )
+        .unwrap();
+        let first = b.submit(0, vec![0]).unwrap();
+        // Wait until the worker has taken the first item and blocks on the gate.
+        while b.depth() != 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let queued = b.submit(0, vec![1, 2, 3]).unwrap();
+        let err = b.submit(0, vec![4, 5]).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Overloaded {
+                depth: 3,
+                max_queue: 4,
+                ..
+            }
+        ));
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            status.message().contains("retry after"),
+            "{}",
+            status.message()
+        );
+        assert!(status.metadata().get("retry-after-ms").is_some());
+        assert_eq!(b.depth(), 3, "nothing of the refused submission was queued");
+        for _ in 0..4 {
+            gate_tx.send(()).unwrap();
+        }
+        for (i, r) in first.into_iter().chain(queued).enumerate() {
+            assert_eq!(r.await.unwrap().result, i as u32);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_items_and_the_worker_survives() {
+        let b = Batcher::new(
+            &cfg(8, 0, 100, 1),
+            vec![("sign", "a")],
+            Arc::new(Metrics::new()),
+            |_, items: Vec<u32>| {
+                assert!(!items.contains(&13), "unlucky batch");
+                items
+            },
+        )
+        .unwrap();
+        let bad = b.submit(0, vec![13]).unwrap();
+        assert!(bad.into_iter().next().unwrap().await.is_err());
+        let good = b.submit(0, vec![1]).unwrap();
+        assert_eq!(good.into_iter().next().unwrap().await.unwrap().result, 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_queued_work() {
+        let b = Batcher::new(
+            &cfg(2, 1_000_000, 100, 1),
+            vec![("sign", "a")],
+            Arc::new(Metrics::new()),
+            |_, items: Vec<u32>| items,
+        )
+        .unwrap();
+        let r = b.submit(0, vec![5]).unwrap();
+        b.shutdown();
+        assert_eq!(r.into_iter().next().unwrap().await.unwrap().result, 5);
+        assert!(matches!(b.submit(0, vec![1]), Err(Error::ShuttingDown)));
+    }
+}

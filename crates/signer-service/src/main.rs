@@ -1,0 +1,305 @@
+//! The `tessera` binary: `tessera serve` runs the signing service; `keygen`, `sign`, `verify`
+//! and `load` are clients of a running server.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use signer_service::config::{AccelLayer, BatcherLayer, Config, Layer, ServerLayer, StorageLayer};
+use signer_service::{Error, client, server};
+
+/// Tessera: threshold signing appliance (FROST Ed25519 and BIP340/Taproot).
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the signing service (gRPC + Prometheus metrics). Prints the bound addresses on
+    /// stderr as `tessera: gRPC listening on ADDR` and `tessera: metrics listening on ADDR`.
+    /// Settings: flags win over TESSERA_* environment variables, which win over the config
+    /// file, which wins over the defaults.
+    Serve(ServeArgs),
+    /// Create a key with the distributed key generation; prints the key as JSON.
+    Keygen(KeygenArgs),
+    /// Sign one message; prints signature and verifying key as JSON.
+    Sign(SignArgs),
+    /// Verify a signature; prints {"valid": true|false} and exits 1 when invalid.
+    Verify(VerifyArgs),
+    /// Load generator: signs with many concurrent requests and prints throughput, latency
+    /// percentiles, errors by status code and the server's CPU time per signature.
+    Load(LoadArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// TOML config file (see deploy/tessera.example.toml) [env: TESSERA_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, generated KEK) [env: TESSERA_DATA_DIR] [default: ./tessera-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address; port 0 picks a free port [env: TESSERA_LISTEN] [default: 127.0.0.1:50051]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Prometheus /metrics listen address [env: TESSERA_METRICS_LISTEN] [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Accelerator backend: cpu, simd, gpu or auto [env: TESSERA_BACKEND] [default: auto]
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<String>,
+    /// File with the 32-byte key-encryption key as hex; TESSERA_KEK (the hex key itself) takes
+    /// precedence; with neither, DIR/kek is generated on first run [env: TESSERA_KEK_FILE]
+    #[arg(long, value_name = "FILE")]
+    kek_file: Option<PathBuf>,
+    /// Most items per batch (≥ 1) [env: TESSERA_BATCHER_MAX_BATCH_SIZE] [default: 256]
+    #[arg(long, value_name = "N")]
+    max_batch_size: Option<i64>,
+    /// Longest wait of a queued item for its batch to fill, µs; 0 = run what is queued now
+    /// [env: TESSERA_BATCHER_MAX_QUEUE_DELAY_US] [default: 200]
+    #[arg(long, value_name = "US")]
+    max_queue_delay_us: Option<i64>,
+    /// Most queued items before RESOURCE_EXHAUSTED [env: TESSERA_BATCHER_MAX_QUEUE] [default: 16384]
+    #[arg(long, value_name = "N")]
+    max_queue: Option<i64>,
+    /// Batch worker threads [env: TESSERA_BATCHER_WORKERS] [default: available cores]
+    #[arg(long, value_name = "N")]
+    workers: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Scheme: ed25519 or bip340
+    #[arg(long)]
+    scheme: String,
+    /// Signing threshold t
+    #[arg(long)]
+    threshold: u32,
+    /// Number of parties n
+    #[arg(long)]
+    parties: u32,
+    /// Free-form label
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Key id (from keygen)
+    #[arg(long)]
+    key_id: String,
+    /// Message as hex (BIP340: 32 bytes)
+    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+    message_hex: Option<String>,
+    /// Message as a UTF-8 string
+    #[arg(long)]
+    message: Option<String>,
+    /// BIP340: sign for the Taproot output key committing to this 32-byte script root (hex)
+    #[arg(long, conflicts_with = "taproot_keypath")]
+    taproot_merkle_root: Option<String>,
+    /// BIP340: sign for the BIP86 key-path output key (no script tree)
+    #[arg(long)]
+    taproot_keypath: bool,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Scheme: ed25519 or bip340
+    #[arg(long)]
+    scheme: String,
+    /// Public key as hex (32 bytes)
+    #[arg(long)]
+    public_key: String,
+    /// Message as hex
+    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+    message_hex: Option<String>,
+    /// Message as a UTF-8 string
+    #[arg(long)]
+    message: Option<String>,
+    /// Signature as hex (64 bytes)
+    #[arg(long)]
+    signature: String,
+}
+
+#[derive(Args, Debug)]
+struct LoadArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Scheme of the key created for the run: ed25519 or bip340
+    #[arg(long, default_value = "ed25519")]
+    scheme: String,
+    /// Use this key instead of creating a 2-of-3 key
+    #[arg(long)]
+    key_id: Option<String>,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Run for this long (e.g. 10s, 500ms, 1m)
+    #[arg(long, value_parser = client::parse_duration, required_unless_present = "count")]
+    duration: Option<std::time::Duration>,
+    /// Stop after this many signatures
+    #[arg(long, conflicts_with = "duration")]
+    count: Option<u64>,
+    /// Messages per request: 1 uses Sign, more uses SignBatch
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// The server's Prometheus endpoint, to report its CPU time per signature
+    #[arg(long)]
+    metrics_url: Option<String>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn message_of(hex_arg: Option<String>, text: Option<String>) -> Result<Vec<u8>, Error> {
+    match (hex_arg, text) {
+        (Some(h), _) => client::hex_arg("--message-hex", &h),
+        (None, Some(t)) => Ok(t.into_bytes()),
+        (None, None) => Err(Error::invalid(
+            "--message-hex",
+            "give --message-hex or --message",
+        )),
+    }
+}
+
+fn serve_layer(a: &ServeArgs) -> Layer {
+    Layer {
+        server: ServerLayer {
+            data_dir: a.data_dir.clone(),
+            listen: a.listen.clone(),
+            metrics_listen: a.metrics_listen.clone(),
+        },
+        accel: AccelLayer {
+            backend: a.backend.clone(),
+        },
+        batcher: BatcherLayer {
+            max_batch_size: a.max_batch_size,
+            max_queue_delay_us: a.max_queue_delay_us,
+            max_queue: a.max_queue,
+            workers: a.workers,
+        },
+        storage: StorageLayer {
+            kek_file: a.kek_file.clone(),
+        },
+        ..Layer::default()
+    }
+}
+
+async fn run(cli: Cli) -> Result<Option<String>, Error> {
+    match cli.command {
+        Command::Serve(a) => {
+            let file = a
+                .config
+                .clone()
+                .or_else(|| std::env::var_os("TESSERA_CONFIG").map(PathBuf::from));
+            let cfg = Config::load(file.as_deref(), |k| std::env::var(k).ok(), &serve_layer(&a))?;
+            server::serve(cfg, std::env::var("TESSERA_KEK").ok()).await?;
+            Ok(None)
+        }
+        Command::Keygen(a) => Ok(Some(
+            client::keygen(
+                &a.server,
+                client::parse_scheme(&a.scheme)?,
+                a.threshold,
+                a.parties,
+                a.label,
+            )
+            .await?,
+        )),
+        Command::Sign(a) => {
+            let root = match (a.taproot_merkle_root, a.taproot_keypath) {
+                (Some(h), _) => Some(client::hex_arg("--taproot-merkle-root", &h)?),
+                (None, true) => Some(Vec::new()),
+                (None, false) => None,
+            };
+            let msg = message_of(a.message_hex, a.message)?;
+            Ok(Some(client::sign(&a.server, a.key_id, msg, root).await?))
+        }
+        Command::Verify(a) => {
+            let (out, valid) = client::verify(
+                &a.server,
+                client::parse_scheme(&a.scheme)?,
+                client::hex_arg("--public-key", &a.public_key)?,
+                message_of(a.message_hex, a.message)?,
+                client::hex_arg("--signature", &a.signature)?,
+            )
+            .await?;
+            println!("{out}");
+            if valid {
+                Ok(None)
+            } else {
+                Err(Error::Client("signature is not valid".into()))
+            }
+        }
+        Command::Load(a) => {
+            let report = client::load(client::LoadOptions {
+                server: a.server,
+                scheme: client::parse_scheme(&a.scheme)?,
+                key_id: a.key_id,
+                concurrency: a.concurrency,
+                duration: a.duration,
+                count: a.count,
+                batch_size: a.batch_size,
+                metrics_url: a.metrics_url,
+            })
+            .await?;
+            Ok(Some(if a.json {
+                serde_json::to_string_pretty(&report).map_err(|e| Error::Client(e.to_string()))?
+            } else {
+                report.human()
+            }))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,signer_service=info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tessera: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Some(out)) => {
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: error: {e}");
+            match e {
+                Error::Config { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! End-to-end: a small `tessera load` run against a real server exits 0 and prints the
+//! summary (throughput, latency percentiles, errors, server CPU per signature).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, Server};
+
+#[test]
+fn load_count_200_prints_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let metrics_url = format!("http://{}/metrics", server.metrics);
+    let out = Command::new(BIN)
+        .args(["load", "--server", &server.url, "--scheme", "ed25519"])
+        .args([
+            "--concurrency",
+            "16",
+            "--count",
+            "200",
+            "--metrics-url",
+            &metrics_url,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for needle in [
+        "200 signatures",
+        "throughput:",
+        "signatures/s",
+        "p50",
+        "p95",
+        "p99",
+        "errors: none",
+        "µs per signature",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+
+    let out = Command::new(BIN)
+        .args([
+            "load",
+            "--server",
+            &server.url,
+            "--scheme",
+            "bip340",
+            "--json",
+        ])
+        .args(["--concurrency", "4", "--count", "40", "--batch-size", "8"])
+        .args(["--metrics-url", &metrics_url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signatures"], 40);
+    assert_eq!(v["requests"], 5);
+    assert!(v["throughput_sps"].as_f64().unwrap() > 0.0);
+    assert!(v["server_cpu_us_per_signature"].as_f64().unwrap() > 0.0);
+    assert!(v["errors"].as_object().unwrap().is_empty());
+}
+
+fn tessera(args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_keygen_sign_verify_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let s = server.url.as_str();
+    let (ok, key, err) = tessera(&[
+        "keygen",
+        "--server",
+        s,
+        "--scheme",
+        "bip340",
+        "--threshold",
+        "2",
+        "--parties",
+        "3",
+        "--label",
+        "cli",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(key["scheme"], "bip340");
+    let key_id = key["key_id"].as_str().unwrap();
+    let msg = "11".repeat(32);
+    let (ok, sig, err) = tessera(&[
+        "sign",
+        "--server",
+        s,
+        "--key-id",
+        key_id,
+        "--message-hex",
+        &msg,
+        "--taproot-keypath",
+    ]);
+    assert!(ok, "{err}");
+    let vk = sig["verifying_key"].as_str().unwrap();
+    assert_ne!(
+        vk,
+        key["public_key"].as_str().unwrap(),
+        "tweaked output key"
+    );
+    let signature = sig["signature"].as_str().unwrap();
+    let verify = |m: &str| {
+        tessera(&[
+            "verify",
+            "--server",
+            s,
+            "--scheme",
+            "bip340",
+            "--public-key",
+            vk,
+            "--message-hex",
+            m,
+            "--signature",
+            signature,
+        ])
+    };
+    let (ok, v, err) = verify(&msg);
+    assert!(ok, "{err}");
+    assert_eq!(v["valid"], true);
+    let (ok, v, _) = verify(&"22".repeat(32));
+    assert!(!ok, "an invalid signature exits non-zero");
+    assert_eq!(v["valid"], false);
+    let (ok, _, err) = tessera(&[
+        "sign",
+        "--server",
+        s,
+        "--key-id",
+        key_id,
+        "--message",
+        "too short for bip340",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("InvalidArgument") && err.contains("message"),
+        "{err}"
+    );
+}

@@ -1,0 +1,382 @@
+//! End-to-end operations: health and reflection (v1 and v1alpha) are reachable, the metrics
+//! endpoint serves the named series, SIGTERM shuts down gracefully with exit 0, and start-up
+//! errors (bad config, backend not built) are clear and non-zero.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, Server};
+use signer_service::proto::{CreateKeyRequest, Scheme, SignRequest, VerifyRequest};
+use tokio_stream::StreamExt;
+
+#[tokio::test]
+async fn health_and_reflection_v1_and_v1alpha() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let ch = server.channel().await;
+
+    let mut health = HealthClient::new(ch.clone());
+    for service in ["", "tessera.v1.Signer"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let mut c = ServerReflectionClient::new(ch.clone());
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = c
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+            panic!("unexpected reflection response");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(names.contains(&"tessera.v1.Signer".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"grpc.health.v1.Health".to_owned()),
+            "{names:?}"
+        );
+    }
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let mut c = ServerReflectionClient::new(ch.clone());
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "tessera.v1.Signer".into(),
+            )),
+        };
+        let mut stream = c
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
+        let resp = stream.next().await.unwrap().unwrap();
+        let Some(MessageResponse::FileDescriptorResponse(fd)) = resp.message_response else {
+            panic!("unexpected reflection response");
+        };
+        assert!(!fd.file_descriptor_proto.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn metrics_endpoint_serves_the_named_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let r = c
+        .sign(SignRequest {
+            key_id: k.key_id.clone(),
+            message: b"metrics".to_vec(),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let v = c
+        .verify(VerifyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            public_key: k.public_key.clone(),
+            message: b"metrics".to_vec(),
+            signature: r.signature,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.valid);
+    let text = server.scrape();
+    for series in [
+        "tessera_request_duration_seconds_bucket{rpc=\"Sign\",scheme=\"ed25519\",backend=\"cpu\",outcome=\"ok\"",
+        "tessera_request_cpu_seconds_sum{rpc=\"Sign\",scheme=\"ed25519\"}",
+        "tessera_batch_size_count{op=\"sign\",scheme=\"ed25519\"}",
+        "tessera_batch_size_count{op=\"verify\",scheme=\"ed25519\"}",
+        "tessera_batch_queue_delay_seconds_count{op=\"sign\",scheme=\"ed25519\"}",
+        "tessera_accel_op_seconds_count{backend=\"cpu\",curve=\"ed25519\",op=\"mul_base\"}",
+        "tessera_queue_depth 0",
+        "tessera_signatures_total{scheme=\"ed25519\"} 1",
+    ] {
+        assert!(text.contains(series), "missing {series} in:\n{text}");
+    }
+    assert!(!text.contains(&k.key_id), "no key ids in labels");
+    let cpu = signer_service::metrics::sum_samples(
+        &text,
+        "tessera_request_cpu_seconds_sum",
+        Some(("rpc", &["Sign"])),
+    );
+    assert!(cpu > 0.0, "the sign batch's CPU time was measured");
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let log = std::sync::Arc::clone(&server.log);
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let log = log.lock().unwrap().join("\n");
+    assert!(log.contains("NOT a distributed MPC deployment"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn backend_not_built_and_bad_config_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--backend", "gpu"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backend `gpu` is not built"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve", "--max-batch-size", "0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("batcher.max_batch_size: must be ≥ 1"), "{err}");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[batcher]\nmax_queue_delay_us = -5\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("batcher.max_queue_delay_us"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env("TESSERA_LISTEN", "not-an-address")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+}
+
+#[test]
+fn help_documents_every_serve_flag() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--listen",
+        "--metrics-listen",
+        "--backend",
+        "--kek-file",
+        "--max-batch-size",
+        "--max-queue-delay-us",
+        "--max-queue",
+        "--workers",
+        "TESSERA_BACKEND",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn auto_backend_calibrates_logs_its_model_and_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_backend(dir.path(), "auto", &[]);
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("tessera: backend auto: auto over calibrated backends: cpu ["),
+        "{log}"
+    );
+    assert!(log.contains("ns/item"), "{log}");
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Bip340 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let r = c
+        .sign(SignRequest {
+            key_id: k.key_id.clone(),
+            message: vec![3; 32],
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = c
+        .get_status(signer_service::proto::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.backend, "auto");
+    let v = c
+        .verify(VerifyRequest {
+            scheme: Scheme::Bip340 as i32,
+            public_key: k.public_key,
+            message: vec![3; 32],
+            signature: r.signature,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.valid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    // Items wait up to 1 s for company, so the request below is still queued at SIGTERM.
+    let server = Server::start(dir.path(), &["--max-queue-delay-us", "1000000"]);
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut c2 = c.clone();
+    let key_id = k.key_id.clone();
+    let in_flight = tokio::spawn(async move {
+        c2.sign(SignRequest {
+            key_id,
+            message: b"in flight".to_vec(),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+    });
+    // Wait until the request sits in the batcher queue.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.scrape().contains("tessera_queue_depth 1") {
+        assert!(std::time::Instant::now() < deadline, "request never queued");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "still queued when the signal arrives"
+    );
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completed");
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key.try_into().unwrap()).unwrap();
+    let sig = ed25519_dalek::Signature::from_bytes(&r.into_inner().signature.try_into().unwrap());
+    assert!(vk.verify_strict(b"in flight", &sig).is_ok());
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_kek_fails_closed_without_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek_a = "aa".repeat(32);
+    let kek_b = "bb".repeat(32);
+    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_a)]);
+    assert!(
+        !dir.path().join("kek").exists(),
+        "no KEK file generated when TESSERA_KEK is set"
+    );
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(server.terminate().success());
+
+    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_b)]);
+    let mut c = server.client().await;
+    let sign = |c: &mut signer_service::proto::signer_client::SignerClient<_>| {
+        let req = SignRequest {
+            key_id: k.key_id.clone(),
+            message: b"m".to_vec(),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        };
+        let mut c = c.clone();
+        async move { c.sign(req).await }
+    };
+    let s = sign(&mut c).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Internal);
+    assert!(
+        s.message().contains("failed authenticated decryption"),
+        "{}",
+        s.message()
+    );
+    assert!(s.message().contains(&k.key_id));
+    // Still serving; the key is intact for the right KEK.
+    assert!(
+        c.get_status(signer_service::proto::GetStatusRequest {})
+            .await
+            .is_ok()
+    );
+    assert!(server.terminate().success());
+    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_a)]);
+    let mut c = server.client().await;
+    assert!(sign(&mut c).await.is_ok());
+}
