@@ -28,7 +28,7 @@ fn secp_inputs(n: usize) -> (Vec<SecpScalar>, Vec<ProjectivePoint>) {
     let s: Vec<_> = (0..n).map(|_| SecpScalar::random(&mut OsRng)).collect();
     let p = s
         .iter()
-        .map(|k| ProjectivePoint::mul_by_generator(k))
+        .map(ProjectivePoint::mul_by_generator)
         .collect();
     (s, p)
 }

@@ -1,0 +1,172 @@
+//! backend-simd beside backend-cpu (single-threaded) and the raw curve-crate calls, per item,
+//! at batch sizes 8, 64 and 1024, all in the same run.
+//!
+//! `cargo bench -p tessera-benches --bench simd -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use accel_api::{Accelerator, LincombJob};
+use backend_cpu::CpuBackend;
+use backend_simd::{Path, SimdBackend};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::VartimeMultiscalarMul;
+use k256::elliptic_curve::Field;
+use k256::elliptic_curve::ops::{LinearCombination, MulByGenerator};
+use k256::{ProjectivePoint, Scalar as SecpScalar};
+use rand_core::{OsRng, RngCore};
+
+const SIZES: [usize; 3] = [8, 64, 1024];
+
+fn ed_scalar() -> EdScalar {
+    let mut wide = [0u8; 64];
+    OsRng.fill_bytes(&mut wide);
+    EdScalar::from_bytes_mod_order_wide(&wide)
+}
+
+/// The backends under test: every SIMD path this host has, and backend-cpu on one thread.
+fn backends() -> Vec<(String, Box<dyn Accelerator>)> {
+    let mut v: Vec<(String, Box<dyn Accelerator>)> = Vec::new();
+    for path in [Path::Ifma, Path::Avx2, Path::Portable] {
+        if let Ok(b) = SimdBackend::with_path(path) {
+            v.push((format!("simd-{path}"), Box::new(b)));
+        }
+    }
+    v.push((
+        "cpu-1thread".to_owned(),
+        Box::new(CpuBackend::single_threaded()),
+    ));
+    v
+}
+
+fn secp_mul_base(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("secp256k1_mul_base");
+    for n in SIZES {
+        let s: Vec<SecpScalar> = (0..n).map(|_| SecpScalar::random(&mut OsRng)).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &s, |b, s| {
+                b.iter(|| acc.secp256k1_mul_base(black_box(s)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("k256-mul_by_generator", n), &s, |b, s| {
+            b.iter(|| {
+                black_box(s)
+                    .iter()
+                    .map(ProjectivePoint::mul_by_generator)
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn ed_mul_base(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("ed25519_mul_base");
+    for n in SIZES {
+        let s: Vec<EdScalar> = (0..n).map(|_| ed_scalar()).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &s, |b, s| {
+                b.iter(|| acc.ed25519_mul_base(black_box(s)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("dalek-mul_base", n), &s, |b, s| {
+            b.iter(|| {
+                black_box(s)
+                    .iter()
+                    .map(EdwardsPoint::mul_base)
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn lincomb_2term(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("secp256k1_lincomb_vartime_2term");
+    for n in SIZES {
+        let s: Vec<SecpScalar> = (0..2 * n).map(|_| SecpScalar::random(&mut OsRng)).collect();
+        let p: Vec<ProjectivePoint> = s.iter().map(ProjectivePoint::mul_by_generator).collect();
+        let jobs: Vec<_> = (0..n)
+            .map(|i| {
+                LincombJob::new(vec![
+                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
+                    (s[2 * i + 1], p[2 * i]),
+                ])
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.secp256k1_lincomb_vartime(black_box(j)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("k256-lincomb", n), &jobs, |b, j| {
+            b.iter(|| {
+                black_box(j)
+                    .iter()
+                    .map(|j| {
+                        let [(a, p), (b, q)] = [j.terms[0], j.terms[1]];
+                        ProjectivePoint::lincomb(&p, &a, &q, &b)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn ed_lincomb_2term(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("ed25519_lincomb_vartime_2term");
+    for n in SIZES {
+        let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
+        let p: Vec<EdwardsPoint> = s.iter().map(EdwardsPoint::mul_base).collect();
+        let jobs: Vec<_> = (0..n)
+            .map(|i| {
+                LincombJob::new(vec![
+                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
+                    (s[2 * i + 1], p[2 * i]),
+                ])
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
+            });
+        }
+        g.bench_with_input(
+            BenchmarkId::new("dalek-vartime_multiscalar_mul", n),
+            &jobs,
+            |b, j| {
+                b.iter(|| {
+                    black_box(j)
+                        .iter()
+                        .map(|j| {
+                            EdwardsPoint::vartime_multiscalar_mul(
+                                j.terms.iter().map(|t| t.0),
+                                j.terms.iter().map(|t| t.1),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    secp_mul_base,
+    ed_mul_base,
+    lincomb_2term,
+    ed_lincomb_2term
+);
+criterion_main!(benches);
