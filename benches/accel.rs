@@ -26,10 +26,7 @@ fn ed_scalar() -> EdScalar {
 
 fn secp_inputs(n: usize) -> (Vec<SecpScalar>, Vec<ProjectivePoint>) {
     let s: Vec<_> = (0..n).map(|_| SecpScalar::random(&mut OsRng)).collect();
-    let p = s
-        .iter()
-        .map(ProjectivePoint::mul_by_generator)
-        .collect();
+    let p = s.iter().map(ProjectivePoint::mul_by_generator).collect();
     (s, p)
 }
 
