@@ -1,4 +1,5 @@
-//! Per-item cost of every accelerator op on backend-cpu at batch sizes 1, 8, 64 and 1024,
+//! Per-item cost of every accelerator op on backend-cpu (one thread and rayon) and on
+//! backend-simd's best path at batch sizes 1, 8, 64 and 1024,
 //! with the raw curve-crate calls beside them for reference.
 //!
 //! `cargo bench -p tessera-benches --bench accel`
@@ -147,6 +148,9 @@ fn benches(c: &mut Criterion) {
     bench_raw(c);
     bench_backend(c, "cpu-1thread", &CpuBackend::single_threaded());
     bench_backend(c, "cpu", &CpuBackend::new());
+    if let Ok(simd) = backend_simd::SimdBackend::new() {
+        bench_backend(c, "simd", &simd);
+    }
 }
 
 criterion_group!(accel, benches);

@@ -1,5 +1,5 @@
 //! backend-simd beside backend-cpu (single-threaded) and the raw curve-crate calls, per item,
-//! at batch sizes 8, 64 and 1024, all in the same run.
+//! at batch sizes 8, 64, 1024 and 16384, all in the same run.
 //!
 //! `cargo bench -p tessera-benches --bench simd -- --warm-up-time 1 --measurement-time 3`
 
@@ -17,7 +17,7 @@ use k256::elliptic_curve::ops::{LinearCombination, MulByGenerator};
 use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_core::{OsRng, RngCore};
 
-const SIZES: [usize; 3] = [8, 64, 1024];
+const SIZES: [usize; 4] = [8, 64, 1024, 16384];
 
 fn ed_scalar() -> EdScalar {
     let mut wide = [0u8; 64];
@@ -43,6 +43,7 @@ fn backends() -> Vec<(String, Box<dyn Accelerator>)> {
 fn secp_mul_base(c: &mut Criterion) {
     let backends = backends();
     let mut g = c.benchmark_group("secp256k1_mul_base");
+    g.sample_size(10);
     for n in SIZES {
         let s: Vec<SecpScalar> = (0..n).map(|_| SecpScalar::random(&mut OsRng)).collect();
         g.throughput(Throughput::Elements(n as u64));
@@ -66,6 +67,7 @@ fn secp_mul_base(c: &mut Criterion) {
 fn ed_mul_base(c: &mut Criterion) {
     let backends = backends();
     let mut g = c.benchmark_group("ed25519_mul_base");
+    g.sample_size(10);
     for n in SIZES {
         let s: Vec<EdScalar> = (0..n).map(|_| ed_scalar()).collect();
         g.throughput(Throughput::Elements(n as u64));
@@ -89,6 +91,7 @@ fn ed_mul_base(c: &mut Criterion) {
 fn lincomb_2term(c: &mut Criterion) {
     let backends = backends();
     let mut g = c.benchmark_group("secp256k1_lincomb_vartime_2term");
+    g.sample_size(10);
     for n in SIZES {
         let s: Vec<SecpScalar> = (0..2 * n).map(|_| SecpScalar::random(&mut OsRng)).collect();
         let p: Vec<ProjectivePoint> = s.iter().map(ProjectivePoint::mul_by_generator).collect();
@@ -124,6 +127,7 @@ fn lincomb_2term(c: &mut Criterion) {
 fn ed_lincomb_2term(c: &mut Criterion) {
     let backends = backends();
     let mut g = c.benchmark_group("ed25519_lincomb_vartime_2term");
+    g.sample_size(10);
     for n in SIZES {
         let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
         let p: Vec<EdwardsPoint> = s.iter().map(EdwardsPoint::mul_base).collect();

@@ -7,7 +7,7 @@
 //! eight points of small order on edwards25519 and mixed-order points, and batch sizes 0, 1, 7,
 //! 8, 9 and 1000. A mismatch panics with the curve, op, batch size and index.
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn conformance() { accel_api::kit::check_all(&my_backend::Backend::new()) }
 //! ```
