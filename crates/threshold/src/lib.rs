@@ -27,6 +27,8 @@ pub mod keys;
 pub mod round1;
 pub mod round2;
 
+/// Threshold ECDSA on secp256k1 (DKLs23), kept in its own crate for its OT machinery.
+pub use dkls23;
 pub use error::Error;
 pub use keys::{GroupKey, Identifier, KeySet, KeyShare, PublicKeyPackage};
 pub use round2::{SignatureShare, SigningPackage, aggregate_batch};
