@@ -14,20 +14,33 @@ use accel_api::{
 };
 use backend_cpu::CpuBackend;
 
-/// A second backend that is the CPU backend under another name, failing while `fail` > 0.
+/// A second backend that is the CPU backend under another name, failing while `fail` > 0, with
+/// the capabilities it is given (it panics if secret scalars reach it without `secret_ops`).
 #[derive(Debug)]
 struct Flaky {
     inner: CpuBackend,
     fail: AtomicUsize,
     calls: AtomicUsize,
+    caps: Capabilities,
 }
 
 impl Flaky {
     fn new(fail: usize) -> Self {
+        Self::with_caps(fail, |c| c)
+    }
+    fn with_caps(fail: usize, edit: impl FnOnce(Capabilities) -> Capabilities) -> Self {
+        let caps = Capabilities {
+            backend: "flaky",
+            device: "test".into(),
+            ops: Capabilities::all_ops(),
+            secret_ops: true,
+            lanes: 1,
+        };
         Self {
             inner: CpuBackend::single_threaded(),
             fail: AtomicUsize::new(fail),
             calls: AtomicUsize::new(0),
+            caps: edit(caps),
         }
     }
     fn check(&self) -> Result<(), AccelError> {
@@ -42,24 +55,25 @@ impl Flaky {
         }
         Ok(())
     }
+    fn secret(&self) -> Result<(), AccelError> {
+        assert!(
+            self.caps.secret_ops,
+            "secret scalars reached a backend without secret_ops"
+        );
+        self.check()
+    }
 }
 
 impl Accelerator for Flaky {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            backend: "flaky",
-            device: "test".into(),
-            ops: Capabilities::all_ops(),
-            secret_ops: true,
-            lanes: 1,
-        }
+        self.caps.clone()
     }
     fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
-        self.check()?;
+        self.secret()?;
         self.inner.secp256k1_mul_base(s)
     }
     fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
-        self.check()?;
+        self.secret()?;
         self.inner.ed25519_mul_base(s)
     }
     fn secp256k1_lincomb_vartime(
@@ -138,56 +152,16 @@ fn auto_picks_cheapest_by_batch_size() {
 
 #[test]
 fn secret_ops_never_go_to_a_backend_without_permission() {
-    #[derive(Debug)]
-    struct NoSecrets(Flaky);
-    impl Accelerator for NoSecrets {
-        fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                secret_ops: false,
-                ..self.0.capabilities()
-            }
-        }
-        fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
-            panic!(
-                "secret scalars reached a backend without secret_ops: {}",
-                s.len()
-            )
-        }
-        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
-            panic!(
-                "secret scalars reached a backend without secret_ops: {}",
-                s.len()
-            )
-        }
-        fn secp256k1_lincomb_vartime(
-            &self,
-            j: &[LincombJob<SecpScalar, ProjectivePoint>],
-        ) -> Result<Vec<ProjectivePoint>, AccelError> {
-            self.0.secp256k1_lincomb_vartime(j)
-        }
-        fn ed25519_lincomb_vartime(
-            &self,
-            j: &[LincombJob<EdScalar, EdwardsPoint>],
-        ) -> Result<Vec<EdwardsPoint>, AccelError> {
-            self.0.ed25519_lincomb_vartime(j)
-        }
-        fn secp256k1_normalize_batch(
-            &self,
-            p: &[ProjectivePoint],
-        ) -> Result<Vec<AffinePoint>, AccelError> {
-            self.0.secp256k1_normalize_batch(p)
-        }
-        fn ed25519_compress_batch(
-            &self,
-            p: &[EdwardsPoint],
-        ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
-            self.0.ed25519_compress_batch(p)
-        }
-    }
     for policy in [Policy::Cheapest, Policy::Prefer("flaky")] {
         let router = AutoRouter::new(vec![
             (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
-            (Arc::new(NoSecrets(Flaky::new(0))), flat(0.0, 0.0)),
+            (
+                Arc::new(Flaky::with_caps(0, |c| Capabilities {
+                    secret_ops: false,
+                    ..c
+                })),
+                flat(0.0, 0.0),
+            ),
         ])
         .unwrap()
         .with_policy(policy);
@@ -230,48 +204,11 @@ fn device_error_falls_back_and_opens_breaker_until_probe_succeeds() {
 
 #[test]
 fn reference_backend_must_cover_every_op() {
-    #[derive(Debug)]
-    struct Partial(CpuBackend);
-    impl Accelerator for Partial {
-        fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                ops: vec![(Curve::Ed25519, Op::MulBase)],
-                ..self.0.capabilities()
-            }
-        }
-        fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
-            self.0.secp256k1_mul_base(s)
-        }
-        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
-            self.0.ed25519_mul_base(s)
-        }
-        fn secp256k1_lincomb_vartime(
-            &self,
-            j: &[LincombJob<SecpScalar, ProjectivePoint>],
-        ) -> Result<Vec<ProjectivePoint>, AccelError> {
-            self.0.secp256k1_lincomb_vartime(j)
-        }
-        fn ed25519_lincomb_vartime(
-            &self,
-            j: &[LincombJob<EdScalar, EdwardsPoint>],
-        ) -> Result<Vec<EdwardsPoint>, AccelError> {
-            self.0.ed25519_lincomb_vartime(j)
-        }
-        fn secp256k1_normalize_batch(
-            &self,
-            p: &[ProjectivePoint],
-        ) -> Result<Vec<AffinePoint>, AccelError> {
-            self.0.secp256k1_normalize_batch(p)
-        }
-        fn ed25519_compress_batch(
-            &self,
-            p: &[EdwardsPoint],
-        ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
-            self.0.ed25519_compress_batch(p)
-        }
-    }
     let err = AutoRouter::new(vec![(
-        Arc::new(Partial(CpuBackend::new())),
+        Arc::new(Flaky::with_caps(0, |c| Capabilities {
+            ops: vec![(Curve::Ed25519, Op::MulBase)],
+            ..c
+        })),
         CostModel::default(),
     )])
     .unwrap_err();
