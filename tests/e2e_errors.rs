@@ -36,6 +36,23 @@ async fn key(c: &mut SignerClient<Channel>, scheme: Scheme) -> KeyInfo {
     .into_inner()
 }
 
+/// A CreateKey that must fail; returns its status.
+async fn create_err(
+    c: &mut SignerClient<Channel>,
+    scheme: i32,
+    threshold: u32,
+    parties: u32,
+) -> tonic::Status {
+    c.create_key(CreateKeyRequest {
+        scheme,
+        threshold,
+        parties,
+        label: String::new(),
+    })
+    .await
+    .unwrap_err()
+}
+
 fn assert_status(s: &tonic::Status, code: Code, words: &[&str]) {
     assert_eq!(s.code(), code, "{s:?}");
     for w in words {
@@ -129,15 +146,7 @@ async fn threshold_zero_is_invalid_argument() {
     let mut c = server.client().await;
     let before = keys(&mut c).await;
     for scheme in [Scheme::Ed25519, Scheme::Bip340] {
-        let s = c
-            .create_key(CreateKeyRequest {
-                scheme: scheme as i32,
-                threshold: 0,
-                parties: 3,
-                label: String::new(),
-            })
-            .await
-            .unwrap_err();
+        let s = create_err(&mut c, scheme as i32, 0, 3).await;
         assert_status(&s, Code::InvalidArgument, &["threshold", "≥ 1"]);
     }
     let s = c
@@ -160,29 +169,13 @@ async fn threshold_above_parties_is_invalid_argument() {
     let server = Server::start(dir.path(), &[]);
     let mut c = server.client().await;
     let before = keys(&mut c).await;
-    let s = c
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::Ed25519 as i32,
-            threshold: 4,
-            parties: 3,
-            label: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let s = create_err(&mut c, Scheme::Ed25519 as i32, 4, 3).await;
     assert_status(
         &s,
         Code::InvalidArgument,
         &["threshold", "parties", "4 > 3"],
     );
-    let s = c
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::Bip340 as i32,
-            threshold: 1,
-            parties: 0,
-            label: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let s = create_err(&mut c, Scheme::Bip340 as i32, 1, 0).await;
     assert_status(&s, Code::InvalidArgument, &["parties"]);
     assert_eq!(keys(&mut c).await, before);
 }
@@ -193,15 +186,7 @@ async fn unspecified_scheme_is_invalid_argument() {
     let server = Server::start(dir.path(), &[]);
     let mut c = server.client().await;
     let before = keys(&mut c).await;
-    let s = c
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::Unspecified as i32,
-            threshold: 2,
-            parties: 3,
-            label: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let s = create_err(&mut c, Scheme::Unspecified as i32, 2, 3).await;
     assert_status(&s, Code::InvalidArgument, &["scheme", "must be set"]);
     let s = c
         .verify(VerifyRequest {
@@ -279,15 +264,7 @@ async fn ecdsa_is_unimplemented() {
     let server = Server::start(dir.path(), &[]);
     let mut c = server.client().await;
     let before = keys(&mut c).await;
-    let s = c
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::EcdsaSecp256k1 as i32,
-            threshold: 2,
-            parties: 3,
-            label: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let s = create_err(&mut c, Scheme::EcdsaSecp256k1 as i32, 2, 3).await;
     assert_status(&s, Code::Unimplemented, &["ECDSA", "not served yet"]);
     let s = c
         .verify(VerifyRequest {
