@@ -36,7 +36,9 @@ pub use curve::{CurveGroup, Ed25519, Secp256k1};
 pub use error::AccelError;
 pub use router::{AutoRouter, BreakerState, Policy};
 pub use types::{Curve, LincombJob, Op, SchnorrItem, Verdict};
-pub use verify::{verify_batch_rlc_ed25519, verify_batch_rlc_secp256k1};
+pub use verify::{
+    secp256k1_normalize_batch_serial, verify_batch_rlc_ed25519, verify_batch_rlc_secp256k1,
+};
 
 /// Re-exports of the curve crates whose types appear at the port.
 pub mod curves {

@@ -198,3 +198,28 @@ pub fn verify_batch_rlc_ed25519(
 ) -> Result<Verdict, AccelError> {
     verify_generic::<Ed>(acc, items)
 }
+
+/// Affine form of each secp256k1 point with one shared inversion (k256's batch normalisation),
+/// the identity included: k256's batch inversion cannot take a zero Z, so identities are set
+/// aside and mapped to the affine identity. The serial reference backends share this.
+pub fn secp256k1_normalize_batch_serial(points: &[ProjectivePoint]) -> Vec<k256::AffinePoint> {
+    use k256::elliptic_curve::BatchNormalize;
+    let finite: Vec<ProjectivePoint> = points
+        .iter()
+        .filter(|p| **p != ProjectivePoint::IDENTITY)
+        .copied()
+        .collect();
+    let affine = if finite.is_empty() {
+        Vec::new()
+    } else {
+        <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(finite.as_slice())
+    };
+    let mut affine = affine.into_iter();
+    points
+        .iter()
+        .map(|p| match p == &ProjectivePoint::IDENTITY {
+            true => k256::AffinePoint::IDENTITY,
+            false => affine.next().unwrap_or(k256::AffinePoint::IDENTITY),
+        })
+        .collect()
+}

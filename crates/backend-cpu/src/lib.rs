@@ -11,7 +11,6 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
-use k256::elliptic_curve::BatchNormalize;
 use k256::elliptic_curve::ops::MulByGenerator;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use rayon::prelude::*;
@@ -186,27 +185,7 @@ impl Accelerator for CpuBackend {
         &self,
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
-        // k256's batch inversion cannot take a zero Z, so the identity is set aside.
-        let finite: Vec<ProjectivePoint> = points
-            .iter()
-            .filter(|p| **p != ProjectivePoint::IDENTITY)
-            .copied()
-            .collect();
-        let mut affine = if finite.is_empty() {
-            Vec::new()
-        } else {
-            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
-                finite.as_slice(),
-            )
-        }
-        .into_iter();
-        Ok(points
-            .iter()
-            .map(|p| match p == &ProjectivePoint::IDENTITY {
-                true => AffinePoint::IDENTITY,
-                false => affine.next().unwrap_or(AffinePoint::IDENTITY),
-            })
-            .collect())
+        Ok(accel_api::secp256k1_normalize_batch_serial(points))
     }
 
     fn ed25519_compress_batch(

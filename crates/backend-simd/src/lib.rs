@@ -382,32 +382,7 @@ impl Accelerator for SimdBackend {
         &self,
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
-        // k256's batch inversion cannot take a zero Z, so the identity is set aside.
-        let finite: Vec<ProjectivePoint> = points
-            .iter()
-            .filter(|p| **p != ProjectivePoint::IDENTITY)
-            .copied()
-            .collect();
-        let mut affine = if finite.is_empty() {
-            Vec::new()
-        } else {
-            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(
-                finite.as_slice(),
-            )
-        }
-        .into_iter();
-        points
-            .iter()
-            .map(|p| {
-                if *p == ProjectivePoint::IDENTITY {
-                    Ok(AffinePoint::IDENTITY)
-                } else {
-                    affine
-                        .next()
-                        .ok_or_else(|| internal("batch normalisation lost a point"))
-                }
-            })
-            .collect()
+        Ok(accel_api::secp256k1_normalize_batch_serial(points))
     }
 
     fn ed25519_compress_batch(
