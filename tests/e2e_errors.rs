@@ -259,27 +259,6 @@ async fn garbage_signature_verifies_false_not_error() {
 }
 
 #[tokio::test]
-async fn ecdsa_is_unimplemented() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let mut c = server.client().await;
-    let before = keys(&mut c).await;
-    let s = create_err(&mut c, Scheme::EcdsaSecp256k1 as i32, 2, 3).await;
-    assert_status(&s, Code::Unimplemented, &["ECDSA", "not served yet"]);
-    let s = c
-        .verify(VerifyRequest {
-            scheme: Scheme::EcdsaSecp256k1 as i32,
-            public_key: vec![2; 33],
-            message: vec![0; 32],
-            signature: vec![0; 64],
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::Unimplemented);
-    assert_eq!(keys(&mut c).await, before);
-}
-
-#[tokio::test]
 async fn taproot_root_of_wrong_length_and_ed25519_with_root_are_invalid_argument() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);

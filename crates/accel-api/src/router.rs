@@ -40,8 +40,9 @@ impl BreakerState {
 pub enum Policy {
     /// The backend whose cost model is cheapest for the batch (`--backend auto`).
     Cheapest,
-    /// The named backend whenever it can take the call (`--backend gpu` and `simd`), the
-    /// reference backend otherwise (e.g. secret ops on a GPU without `gpu_secret_ops`).
+    /// The named backend whenever it can take the call (`--backend gpu` and `simd`); otherwise
+    /// (e.g. secret ops on a GPU without `gpu_secret_ops`, or its breaker open) the cheapest
+    /// other usable backend, as [`Policy::Cheapest`] would choose.
     Prefer(&'static str),
 }
 
@@ -157,12 +158,13 @@ impl AutoRouter {
                 && (!op.is_secret() || m.caps.secret_ops)
                 && self.state(m) != BreakerState::Open
         };
-        if let Policy::Prefer(name) = self.policy {
-            return self
+        if let Policy::Prefer(name) = self.policy
+            && let Some(i) = self
                 .members
                 .iter()
                 .position(|m| m.caps.backend == name && usable(m))
-                .unwrap_or(0);
+        {
+            return i;
         }
         let mut best = (0, f64::INFINITY);
         for (i, m) in self.members.iter().enumerate() {

@@ -126,6 +126,76 @@ pub fn dkg(
     let verification_shares: Vec<ProjectivePoint> = (0..nu)
         .map(|j| (0..nu).fold(ProjectivePoint::IDENTITY, |a, i| a + expect[i * nu + j]))
         .collect();
+    let secrets: Vec<Scalar> = (0..nu)
+        .map(|j| (0..nu).fold(Scalar::ZERO, |a, i| a + shares[i * nu + j]))
+        .collect();
+    shares.zeroize();
+    assemble(accel, t, secrets, public_key, verification_shares, rng)
+}
+
+/// Splits an existing secret key (a 32-byte big-endian scalar, nonzero and below the group
+/// order) among `n` parties with threshold `t` (trusted dealer: the key exists in this process
+/// while it is split), then sets up zero-sharing seeds and pairwise base OT as [`dkg`] does.
+/// Used to migrate an existing ECDSA key (e.g. an Ethereum account) into the appliance.
+pub fn import(
+    accel: &dyn Accelerator,
+    secret: &[u8; 32],
+    t: u16,
+    n: u16,
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet, Error> {
+    use k256::elliptic_curve::PrimeField;
+    if t < 2 || t > n {
+        return Err(Error::InvalidParameters("need 2 <= t <= n"));
+    }
+    let key: Option<Scalar> = Scalar::from_repr((*secret).into()).into();
+    let mut key = match key {
+        Some(k) if !bool::from(k.is_zero()) => k,
+        _ => {
+            return Err(Error::InvalidParameters(
+                "secret key is zero or not below the group order",
+            ));
+        }
+    };
+    let (tu, nu) = (usize::from(t), usize::from(n));
+    let mut coeffs: Vec<Scalar> = Vec::with_capacity(tu);
+    coeffs.push(key);
+    key.zeroize();
+    coeffs.extend((1..tu).map(|_| Secp256k1::random_scalar(rng)));
+    let mut secrets: Vec<Scalar> = (1..=nu)
+        .map(|j| {
+            let x = Scalar::from(j as u64);
+            coeffs.iter().rev().fold(Scalar::ZERO, |acc, a| acc * x + a)
+        })
+        .collect();
+    let mut points = secrets.clone();
+    points.push(coeffs[0]);
+    coeffs.zeroize();
+    let pts = match Secp256k1::mul_base(accel, &points) {
+        Ok(p) => p,
+        Err(e) => {
+            points.zeroize();
+            secrets.zeroize();
+            return Err(e.into());
+        }
+    };
+    points.zeroize();
+    let public_key = pts[nu];
+    assemble(accel, t, secrets, public_key, pts[..nu].to_vec(), rng)
+}
+
+/// Builds the key set from each party's secret share (consumed and zeroized), drawing the
+/// pairwise zero-sharing seeds and running base OT for every pair.
+fn assemble(
+    accel: &dyn Accelerator,
+    t: u16,
+    mut secrets: Vec<Scalar>,
+    public_key: ProjectivePoint,
+    verification_shares: Vec<ProjectivePoint>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet, Error> {
+    let nu = secrets.len();
+    let n = nu as u16;
     let mut seeds = vec![[0u8; 32]; nu * nu];
     for i in 0..nu {
         for j in i + 1..nu {
@@ -137,20 +207,19 @@ pub fn dkg(
         }
     }
     let mut key_shares = Vec::with_capacity(nu);
-    for j in 0..nu {
-        let secret = (0..nu).fold(Scalar::ZERO, |a, i| a + shares[i * nu + j]);
+    for (j, secret) in secrets.iter().enumerate() {
         key_shares.push(KeyShare {
             id: (j + 1) as PartyId,
             t,
             n,
-            secret,
+            secret: *secret,
             public_key,
             verification_shares: verification_shares.clone(),
             zero_seeds: seeds[j * nu..(j + 1) * nu].to_vec(),
             ot: vec![None; nu],
         });
     }
-    shares.zeroize();
+    secrets.zeroize();
     seeds.zeroize();
     let mut set = KeySet { shares: key_shares };
     for a in 1..=n {
@@ -276,12 +345,33 @@ pub fn sign(
     presignature: Presignature,
     prehash: &[u8; 32],
 ) -> Result<([u8; 64], u8), Error> {
+    if presignature
+        .parts
+        .first()
+        .map(PartyPresignature::public_key)
+        != Some(set.shares[0].public_key)
+    {
+        return Err(Error::InvalidParameters(
+            "presignature belongs to another key",
+        ));
+    }
+    sign_presigned(accel, presignature, prehash)
+}
+
+/// The online round for a presignature alone (it carries the group public key it was made
+/// for): what a signing service runs without locking the key set, which presigning mutates.
+/// Consumes the presignature.
+pub fn sign_presigned(
+    accel: &dyn Accelerator,
+    presignature: Presignature,
+    prehash: &[u8; 32],
+) -> Result<([u8; 64], u8), Error> {
     let Presignature { mut parts } = presignature;
     let big_r = parts
         .first()
         .map(PartyPresignature::big_r)
         .ok_or(Error::InvalidParameters("empty presignature"))?;
-    let pk = set.shares[0].public_key;
+    let pk = parts[0].public_key();
     let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(prehash)).collect();
     sign::combine(accel, &pk, &big_r, prehash, &msgs)
 }

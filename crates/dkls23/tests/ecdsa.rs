@@ -110,3 +110,41 @@ fn five_of_seven_signs() {
     let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
     check_signature(&set.public_key_bytes(), &h, &sig, rec);
 }
+
+#[test]
+fn imported_key_keeps_its_public_key_and_signs() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let sk = secp256k1::SecretKey::from_byte_array([0x5a; 32]).unwrap();
+    let expected = sk
+        .public_key(&secp256k1::Secp256k1::signing_only())
+        .serialize();
+    let mut set = embedded::import(&accel, &sk.secret_bytes(), 2, 3, &mut rng).unwrap();
+    assert_eq!(set.public_key_bytes(), expected);
+    for signers in [[1u16, 2], [2, 3]] {
+        let pre = embedded::presign_batch(&accel, &mut set, &signers, 1, &mut rng).unwrap();
+        let h = [signers[0] as u8; 32];
+        let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
+        check_signature(&expected, &h, &sig, rec);
+    }
+    assert!(embedded::import(&accel, &[0; 32], 2, 3, &mut rng).is_err());
+    assert!(embedded::import(&accel, &[0xff; 32], 2, 3, &mut rng).is_err());
+    assert!(embedded::import(&accel, &[1; 32], 1, 3, &mut rng).is_err());
+}
+
+#[test]
+fn presignature_of_another_key_is_refused_and_sign_presigned_matches() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let mut a = embedded::dkg(&accel, 2, 2, &mut rng).unwrap();
+    let b = embedded::dkg(&accel, 2, 2, &mut rng).unwrap();
+    let mut pres = embedded::presign_batch(&accel, &mut a, &[1, 2], 2, &mut rng).unwrap();
+    let h = [3u8; 32];
+    let err = embedded::sign(&accel, &b, pres.remove(0), &h).unwrap_err();
+    assert!(
+        matches!(err, dkls23::Error::InvalidParameters(_)),
+        "{err:?}"
+    );
+    let (sig, rec) = embedded::sign_presigned(&accel, pres.remove(0), &h).unwrap();
+    check_signature(&a.public_key_bytes(), &h, &sig, rec);
+}

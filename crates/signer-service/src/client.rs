@@ -80,6 +80,7 @@ pub async fn keygen(
         "threshold": k.threshold,
         "parties": k.parties,
         "public_key": hex::encode(&k.public_key),
+        "ethereum_address": (!k.ethereum_address.is_empty()).then_some(k.ethereum_address),
         "label": k.label,
     })
     .to_string())
@@ -103,9 +104,12 @@ pub async fn sign(
         .await
         .map_err(status)?
         .into_inner();
+    // ECDSA keys are 33-byte compressed points; only their signatures carry a recovery id.
+    let recovery_id = (r.verifying_key.len() == 33).then_some(r.recovery_id);
     Ok(serde_json::json!({
         "signature": hex::encode(&r.signature),
         "verifying_key": hex::encode(&r.verifying_key),
+        "recovery_id": recovery_id,
     })
     .to_string())
 }

@@ -22,6 +22,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Threshold-ECDSA presignature pool.
+    pub ecdsa: EcdsaConfig,
 }
 
 /// `[server]`: where the service keeps its data and listens.
@@ -40,6 +42,9 @@ pub struct ServerConfig {
 pub struct AccelConfig {
     /// `accel.backend`: `cpu`, `simd`, `gpu` or `auto` (default `auto`).
     pub backend: BackendKind,
+    /// `accel.gpu_secret_ops`: whether secret-class work (nonce and key-share scalar
+    /// multiplications) may run on the GPU (default false: it runs on the best CPU backend).
+    pub gpu_secret_ops: bool,
 }
 
 /// `[batcher]`: the dynamic batcher (SPEC §2.2).
@@ -74,6 +79,16 @@ pub struct LimitsConfig {
     pub max_batch_messages: usize,
 }
 
+/// `[ecdsa]`: the per-key presignature pool of threshold ECDSA (DKLs23) keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EcdsaConfig {
+    /// `ecdsa.presign_pool`: presignatures kept ready per key, refilled in the background
+    /// (default 64; 0 = none kept: each signature runs all three rounds on demand).
+    pub presign_pool: usize,
+    /// `ecdsa.presign_batch`: presignatures made per refill step (default 16, ≥ 1).
+    pub presign_batch: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -84,6 +99,7 @@ impl Default for Config {
             },
             accel: AccelConfig {
                 backend: BackendKind::Auto,
+                gpu_secret_ops: false,
             },
             batcher: BatcherConfig {
                 max_batch_size: 256,
@@ -95,6 +111,10 @@ impl Default for Config {
             limits: LimitsConfig {
                 max_message_bytes: 64 * 1024,
                 max_batch_messages: 4096,
+            },
+            ecdsa: EcdsaConfig {
+                presign_pool: 64,
+                presign_batch: 16,
             },
         }
     }
@@ -114,6 +134,8 @@ pub struct Layer {
     pub storage: StorageLayer,
     /// `[limits]` fields.
     pub limits: LimitsLayer,
+    /// `[ecdsa]` fields.
+    pub ecdsa: EcdsaLayer,
 }
 
 /// `[server]` in a layer.
@@ -134,6 +156,8 @@ pub struct ServerLayer {
 pub struct AccelLayer {
     /// See [`AccelConfig::backend`].
     pub backend: Option<String>,
+    /// See [`AccelConfig::gpu_secret_ops`].
+    pub gpu_secret_ops: Option<bool>,
 }
 
 /// `[batcher]` in a layer.
@@ -168,12 +192,23 @@ pub struct LimitsLayer {
     pub max_batch_messages: Option<i64>,
 }
 
+/// `[ecdsa]` in a layer.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EcdsaLayer {
+    /// See [`EcdsaConfig::presign_pool`].
+    pub presign_pool: Option<i64>,
+    /// See [`EcdsaConfig::presign_batch`].
+    pub presign_batch: Option<i64>,
+}
+
 /// Every environment variable read, with the config field it sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("TESSERA_DATA_DIR", "server.data_dir"),
     ("TESSERA_LISTEN", "server.listen"),
     ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
     ("TESSERA_BACKEND", "accel.backend"),
+    ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
     ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
     (
         "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
@@ -190,6 +225,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "TESSERA_LIMITS_MAX_BATCH_MESSAGES",
         "limits.max_batch_messages",
     ),
+    ("TESSERA_ECDSA_PRESIGN_POOL", "ecdsa.presign_pool"),
+    ("TESSERA_ECDSA_PRESIGN_BATCH", "ecdsa.presign_batch"),
 ];
 
 fn config_err(field: &str, problem: impl std::fmt::Display) -> Error {
@@ -230,6 +267,15 @@ impl Layer {
                 })
                 .transpose()
         };
+        let boolean = |var: &str| -> Result<Option<bool>, Error> {
+            lookup(var)
+                .map(|v| match v.trim() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err(config_err(var, format!("`{v}` is not true or false"))),
+                })
+                .transpose()
+        };
         Ok(Self {
             server: ServerLayer {
                 data_dir: lookup("TESSERA_DATA_DIR").map(PathBuf::from),
@@ -238,6 +284,7 @@ impl Layer {
             },
             accel: AccelLayer {
                 backend: lookup("TESSERA_BACKEND"),
+                gpu_secret_ops: boolean("TESSERA_GPU_SECRET_OPS")?,
             },
             batcher: BatcherLayer {
                 max_batch_size: int("TESSERA_BATCHER_MAX_BATCH_SIZE")?,
@@ -251,6 +298,10 @@ impl Layer {
             limits: LimitsLayer {
                 max_message_bytes: int("TESSERA_LIMITS_MAX_MESSAGE_BYTES")?,
                 max_batch_messages: int("TESSERA_LIMITS_MAX_BATCH_MESSAGES")?,
+            },
+            ecdsa: EcdsaLayer {
+                presign_pool: int("TESSERA_ECDSA_PRESIGN_POOL")?,
+                presign_batch: int("TESSERA_ECDSA_PRESIGN_BATCH")?,
             },
         })
     }
@@ -293,6 +344,9 @@ impl Config {
                 )
             })?;
         }
+        if let Some(v) = layer.accel.gpu_secret_ops {
+            self.accel.gpu_secret_ops = v;
+        }
         let b = &layer.batcher;
         if let Some(v) = b.max_batch_size {
             self.batcher.max_batch_size = at_least("batcher.max_batch_size", v, 1)?;
@@ -320,6 +374,12 @@ impl Config {
         }
         if let Some(v) = layer.limits.max_batch_messages {
             self.limits.max_batch_messages = at_least("limits.max_batch_messages", v, 1)?;
+        }
+        if let Some(v) = layer.ecdsa.presign_pool {
+            self.ecdsa.presign_pool = at_least("ecdsa.presign_pool", v, 0)?;
+        }
+        if let Some(v) = layer.ecdsa.presign_batch {
+            self.ecdsa.presign_batch = at_least("ecdsa.presign_batch", v, 1)?;
         }
         Ok(())
     }
@@ -436,6 +496,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("batcher.max_queue: must be ≥ 1"), "{err}");
+        let err = cfg
+            .apply(&file("[ecdsa]\npresign_batch = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ecdsa.presign_batch: must be ≥ 1"), "{err}");
+        let err = Layer::from_env(env(&[("TESSERA_GPU_SECRET_OPS", "yes")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_GPU_SECRET_OPS"), "{err}");
     }
 
     #[test]

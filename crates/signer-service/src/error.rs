@@ -73,6 +73,9 @@ pub enum Error {
     /// The threshold protocol failed (culprit parties, if any, are named in the message).
     #[error("protocol: {0}")]
     Protocol(#[from] threshold::Error),
+    /// The threshold-ECDSA (DKLs23) protocol failed; a failed check names the culprit party.
+    #[error("ecdsa protocol: {0}")]
+    Ecdsa(#[from] threshold::dkls23::Error),
     /// An internal invariant failed (a bug); the request is refused and nothing is stored.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -130,6 +133,7 @@ impl From<Error> for Status {
             Error::IdempotencyConflict => Code::FailedPrecondition,
             Error::ShuttingDown => Code::Unavailable,
             Error::Protocol(_)
+            | Error::Ecdsa(_)
             | Error::Internal(_)
             | Error::Accel(_)
             | Error::Decrypt { .. }

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use signer_service::config::{AccelLayer, BatcherLayer, Config, Layer, ServerLayer, StorageLayer};
 use signer_service::{Error, client, server};
 
-/// Tessera: threshold signing appliance (FROST Ed25519 and BIP340/Taproot).
+/// Tessera: threshold signing appliance (FROST Ed25519 and BIP340/Taproot, DKLs23 ECDSA).
 #[derive(Parser, Debug)]
 #[command(name = "tessera", version)]
 struct Cli {
@@ -52,6 +52,10 @@ struct ServeArgs {
     /// Accelerator backend: cpu, simd, gpu or auto [env: TESSERA_BACKEND] [default: auto]
     #[arg(long, value_name = "BACKEND")]
     backend: Option<String>,
+    /// Let secret-class work (nonce and share multiplications) run on the GPU backend
+    /// [env: TESSERA_GPU_SECRET_OPS] [default: false]
+    #[arg(long)]
+    gpu_secret_ops: bool,
     /// File with the 32-byte key-encryption key as hex; TESSERA_KEK (the hex key itself) takes
     /// precedence; with neither, DIR/kek is generated on first run [env: TESSERA_KEK_FILE]
     #[arg(long, value_name = "FILE")]
@@ -76,7 +80,7 @@ struct KeygenArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
-    /// Scheme: ed25519 or bip340
+    /// Scheme: ed25519, bip340 or ecdsa (threshold ECDSA on secp256k1, t ≥ 2)
     #[arg(long)]
     scheme: String,
     /// Signing threshold t
@@ -98,7 +102,7 @@ struct SignArgs {
     /// Key id (from keygen)
     #[arg(long)]
     key_id: String,
-    /// Message as hex (BIP340: 32 bytes)
+    /// Message as hex (BIP340: 32 bytes; ECDSA: the 32-byte prehash)
     #[arg(long, conflicts_with = "message", required_unless_present = "message")]
     message_hex: Option<String>,
     /// Message as a UTF-8 string
@@ -117,10 +121,10 @@ struct VerifyArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
-    /// Scheme: ed25519 or bip340
+    /// Scheme: ed25519, bip340 or ecdsa
     #[arg(long)]
     scheme: String,
-    /// Public key as hex (32 bytes)
+    /// Public key as hex (32 bytes; ECDSA: 33-byte compressed)
     #[arg(long)]
     public_key: String,
     /// Message as hex
@@ -139,7 +143,7 @@ struct LoadArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
-    /// Scheme of the key created for the run: ed25519 or bip340
+    /// Scheme of the key created for the run: ed25519, bip340 or ecdsa
     #[arg(long, default_value = "ed25519")]
     scheme: String,
     /// Use this key instead of creating a 2-of-3 key
@@ -185,6 +189,7 @@ fn serve_layer(a: &ServeArgs) -> Layer {
         },
         accel: AccelLayer {
             backend: a.backend.clone(),
+            gpu_secret_ops: a.gpu_secret_ops.then_some(true),
         },
         batcher: BatcherLayer {
             max_batch_size: a.max_batch_size,

@@ -165,6 +165,23 @@ pub struct Metrics {
     pub signatures: CounterVec,
     /// `tessera_queue_depth`: items waiting in the batcher.
     pub queue_depth: AtomicI64,
+    /// `tessera_presignatures_ready`: threshold-ECDSA presignatures pooled over all keys.
+    pub presignatures_ready: AtomicI64,
+    /// `tessera_presignatures_used_total{source}`: presignatures consumed, from the pool
+    /// (`pool`) or made while the signature waited because the pool was empty (`on_demand`).
+    pub presignatures_used: CounterVec,
+    /// `tessera_accel_breaker_state{backend}`: each routed backend's circuit breaker
+    /// (0 closed, 1 open, 2 half-open), read from the router when metrics are scraped.
+    pub breaker: Mutex<Option<BreakerSource>>,
+}
+
+/// Reads the routed backends' breaker states (name, gauge value) at scrape time.
+pub struct BreakerSource(pub Box<dyn Fn() -> Vec<(&'static str, i64)> + Send + Sync>);
+
+impl std::fmt::Debug for BreakerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BreakerSource")
+    }
 }
 
 impl Default for Metrics {
@@ -214,6 +231,13 @@ impl Metrics {
                 &["scheme"],
             ),
             queue_depth: AtomicI64::new(0),
+            presignatures_ready: AtomicI64::new(0),
+            presignatures_used: CounterVec::new(
+                "tessera_presignatures_used_total",
+                "Threshold-ECDSA presignatures consumed, by source (pool or on_demand).",
+                &["source"],
+            ),
+            breaker: Mutex::new(None),
         }
     }
 
@@ -231,6 +255,25 @@ impl Metrics {
             "# HELP tessera_queue_depth Items waiting in the batcher queues.\n# TYPE tessera_queue_depth gauge\ntessera_queue_depth {}",
             self.queue_depth.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP tessera_presignatures_ready Threshold-ECDSA presignatures pooled over all keys.\n# TYPE tessera_presignatures_ready gauge\ntessera_presignatures_ready {}",
+            self.presignatures_ready.load(Ordering::Relaxed)
+        );
+        self.presignatures_used.render(&mut out);
+        let source = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(read) = source.as_ref() {
+            let _ = writeln!(
+                out,
+                "# HELP tessera_accel_breaker_state Circuit breaker of each routed accelerator backend (0 closed, 1 open, 2 half-open).\n# TYPE tessera_accel_breaker_state gauge"
+            );
+            for (backend, v) in (read.0)() {
+                let _ = writeln!(
+                    out,
+                    "tessera_accel_breaker_state{{backend=\"{backend}\"}} {v}"
+                );
+            }
+        }
         out
     }
 }

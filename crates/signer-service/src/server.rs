@@ -63,11 +63,19 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     }
     let store = RedbStore::open(&cfg.server.data_dir)?;
     let accel_for_batches = Arc::clone(&selected.accel);
+    let metrics_for_batches = Arc::clone(&metrics);
     let batcher = Batcher::new(
         &cfg.batcher,
         engine::QUEUES.to_vec(),
         Arc::clone(&metrics),
-        move |queue, jobs| engine::process(accel_for_batches.as_ref(), queue, jobs),
+        move |queue, jobs| {
+            engine::process(
+                accel_for_batches.as_ref(),
+                &metrics_for_batches,
+                queue,
+                jobs,
+            )
+        },
     )?;
     let state = Arc::new(AppState {
         store: Arc::new(store),
@@ -78,6 +86,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         cache: KeyCache::default(),
         metrics: Arc::clone(&metrics),
         limits: cfg.limits.clone(),
+        ecdsa: cfg.ecdsa.clone(),
     });
 
     let grpc = TcpListener::bind(cfg.server.listen)

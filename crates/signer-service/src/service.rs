@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::batcher::Batcher;
-use crate::config::LimitsConfig;
+use crate::config::{EcdsaConfig, LimitsConfig};
 use crate::engine::{self, Job, JobOutput, KeyCache, LoadedKey, Taproot};
 use crate::kek::Kek;
 use crate::metrics::Metrics;
@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Presignature pool settings for ECDSA keys.
+    pub ecdsa: EcdsaConfig,
 }
 
 /// A [`KeyStore`] that can be debug-printed (without contents).
@@ -73,12 +75,10 @@ fn scheme_of(field: &'static str, raw: i32) -> Result<SchemeKind, Error> {
     match Scheme::try_from(raw) {
         Ok(Scheme::Ed25519) => Ok(SchemeKind::Ed25519),
         Ok(Scheme::Bip340) => Ok(SchemeKind::Bip340),
-        Ok(Scheme::EcdsaSecp256k1) => Err(Error::Unimplemented(
-            "SCHEME_ECDSA_SECP256K1 is not served yet: threshold ECDSA (DKLs23) is a later release; use SCHEME_ED25519 or SCHEME_BIP340",
-        )),
+        Ok(Scheme::EcdsaSecp256k1) => Ok(SchemeKind::EcdsaSecp256k1),
         Ok(Scheme::Unspecified) => Err(Error::invalid(
             field,
-            "must be set (SCHEME_ED25519 or SCHEME_BIP340)",
+            "must be set (SCHEME_ED25519, SCHEME_BIP340 or SCHEME_ECDSA_SECP256K1)",
         )),
         Err(_) => Err(Error::invalid(field, format!("unknown scheme value {raw}"))),
     }
@@ -88,10 +88,16 @@ fn proto_scheme(s: SchemeKind) -> Scheme {
     match s {
         SchemeKind::Ed25519 => Scheme::Ed25519,
         SchemeKind::Bip340 => Scheme::Bip340,
+        SchemeKind::EcdsaSecp256k1 => Scheme::EcdsaSecp256k1,
     }
 }
 
-fn check_shape(threshold: u32, parties: u32, label: &str) -> Result<(u16, u16), Error> {
+fn check_shape(
+    scheme: SchemeKind,
+    threshold: u32,
+    parties: u32,
+    label: &str,
+) -> Result<(u16, u16), Error> {
     if parties == 0 || parties > MAX_PARTIES {
         return Err(Error::invalid(
             "parties",
@@ -100,6 +106,14 @@ fn check_shape(threshold: u32, parties: u32, label: &str) -> Result<(u16, u16), 
     }
     if threshold == 0 {
         return Err(Error::invalid("threshold", "must be ≥ 1 (got 0)"));
+    }
+    if scheme == SchemeKind::EcdsaSecp256k1 && threshold < 2 {
+        return Err(Error::invalid(
+            "threshold",
+            format!(
+                "must be ≥ 2 for SCHEME_ECDSA_SECP256K1 (got {threshold}): threshold ECDSA needs at least two signers"
+            ),
+        ));
     }
     if threshold > parties {
         return Err(Error::invalid(
@@ -128,7 +142,42 @@ fn key_info(r: &KeyRecord) -> KeyInfo {
             seconds: (r.created_at_ms / 1000) as i64,
             nanos: ((r.created_at_ms % 1000) * 1_000_000) as i32,
         }),
+        ethereum_address: match r.scheme {
+            SchemeKind::EcdsaSecp256k1 => ethereum_address(&r.public_key).unwrap_or_default(),
+            _ => String::new(),
+        },
     }
+}
+
+/// The EIP-55 checksummed Ethereum address of a SEC1-encoded secp256k1 public key: the last
+/// 20 bytes of Keccak-256 over the uncompressed X‖Y.
+pub fn ethereum_address(sec1: &[u8]) -> Option<String> {
+    use accel_api::curves::k256::PublicKey;
+    use accel_api::curves::k256::elliptic_curve::sec1::ToEncodedPoint;
+    use sha3::{Digest as _, Keccak256};
+    let pk = PublicKey::from_sec1_bytes(sec1).ok()?;
+    let uncompressed = pk.to_encoded_point(false);
+    let hash = Keccak256::digest(uncompressed.as_bytes().get(1..)?);
+    Some(eip55(hash.get(12..)?))
+}
+
+/// EIP-55 mixed-case hex of a 20-byte address: a hex letter is upper-cased where the matching
+/// nibble of Keccak-256(lower-case hex) is ≥ 8.
+fn eip55(address: &[u8]) -> String {
+    use sha3::{Digest as _, Keccak256};
+    let lower = hex::encode(address);
+    let check = Keccak256::digest(lower.as_bytes());
+    let mut out = String::with_capacity(2 + lower.len());
+    out.push_str("0x");
+    for (i, c) in lower.chars().enumerate() {
+        let nibble = (check[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
+        out.push(if nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
+    }
+    out
 }
 
 /// A new key id: 12 hex digits of creation time in ms, then 20 random hex digits, so ids
@@ -147,6 +196,10 @@ fn taproot_of(scheme: SchemeKind, root: Option<&Vec<u8>>) -> Result<Taproot, Err
     match (scheme, root) {
         (_, None) => Ok(Taproot::None),
         (SchemeKind::Ed25519, Some(_)) => Err(Error::invalid(
+            "taproot_merkle_root",
+            "only applies to SCHEME_BIP340 keys; leave it unset",
+        )),
+        (SchemeKind::EcdsaSecp256k1, Some(_)) => Err(Error::invalid(
             "taproot_merkle_root",
             "only applies to SCHEME_BIP340 keys; leave it unset",
         )),
@@ -193,6 +246,13 @@ impl AppState {
                 field,
                 format!("BIP340 messages must be exactly 32 bytes (got {})", m.len()),
             )),
+            SchemeKind::EcdsaSecp256k1 if m.len() != 32 => Err(Error::invalid(
+                field,
+                format!(
+                    "ECDSA signs a 32-byte prehash (e.g. Keccak-256 or SHA-256d of the payload); got {} bytes",
+                    m.len()
+                ),
+            )),
             SchemeKind::Ed25519 if m.len() > self.limits.max_message_bytes => Err(Error::invalid(
                 field,
                 format!(
@@ -232,6 +292,32 @@ impl AppState {
         .map_err(|_| Error::ShuttingDown)?
     }
 
+    /// Starts a background refill of `key`'s presignature pool when it has run low (ECDSA
+    /// keys only; at most one refill per key at a time).
+    fn top_up(self: &Arc<Self>, key: &Arc<LoadedKey>) {
+        let LoadedKey::Ecdsa(k) = key.as_ref() else {
+            return;
+        };
+        let target = self.ecdsa.presign_pool;
+        if !k.claim_refill(target) {
+            return;
+        }
+        let st = Arc::clone(self);
+        let key = Arc::clone(key);
+        tokio::task::spawn_blocking(move || {
+            if let LoadedKey::Ecdsa(k) = key.as_ref()
+                && let Err(e) = k.refill(
+                    st.accel.as_ref(),
+                    &st.metrics,
+                    target,
+                    st.ecdsa.presign_batch,
+                )
+            {
+                tracing::warn!(error = %e, "presignature refill failed; signatures will presign on demand");
+            }
+        });
+    }
+
     async fn run_jobs(&self, queue: usize, jobs: Vec<Job>) -> Result<(Vec<JobOutput>, f64), Error> {
         let receivers = self.batcher.submit(queue, jobs)?;
         let mut outs = Vec::with_capacity(receivers.len());
@@ -262,7 +348,7 @@ impl AppState {
         req: CreateKeyRequest,
     ) -> Result<(KeyInfo, SchemeKind, f64), Error> {
         let scheme = scheme_of("scheme", req.scheme)?;
-        let (t, n) = check_shape(req.threshold, req.parties, &req.label)?;
+        let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
         let st = Arc::clone(self);
         let (key, cpu) = tokio::task::spawn_blocking(move || {
             with_cpu(|| LoadedKey::generate(st.accel.as_ref(), scheme, t, n))
@@ -280,7 +366,7 @@ impl AppState {
         req: ImportKeyRequest,
     ) -> Result<(KeyInfo, SchemeKind, f64), Error> {
         let scheme = scheme_of("scheme", req.scheme)?;
-        let (t, n) = check_shape(req.threshold, req.parties, &req.label)?;
+        let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
         if req.secret_key.len() != 32 {
             return Err(Error::invalid(
                 "secret_key",
@@ -325,7 +411,10 @@ impl AppState {
         tokio::task::spawn_blocking(move || st.store.insert_key(&rec, origin))
             .await
             .map_err(|_| Error::ShuttingDown)??;
-        self.cache.insert(Arc::new(record.clone()), Arc::new(key));
+        let key = Arc::new(key);
+        self.cache
+            .insert(Arc::new(record.clone()), Arc::clone(&key));
+        self.top_up(&key);
         tracing::info!(key_id = %key_id, scheme = record.scheme.as_str(), threshold, parties, origin, "key created");
         Ok(key_info(&record))
     }
@@ -356,16 +445,18 @@ impl AppState {
             }
         }
         let message_hash: [u8; 32] = Sha256::digest(&req.message).into();
-        let (outs, cpu) = self
+        let result = self
             .run_jobs(
                 engine::sign_queue(rec.scheme),
                 vec![Job::Sign {
-                    key,
+                    key: Arc::clone(&key),
                     message: req.message,
                     taproot,
                 }],
             )
-            .await?;
+            .await;
+        self.top_up(&key);
+        let (outs, cpu) = result?;
         let resp = outs
             .into_iter()
             .next()
@@ -431,7 +522,9 @@ impl AppState {
                 taproot,
             })
             .collect();
-        let (outs, cpu) = self.run_jobs(engine::sign_queue(rec.scheme), jobs).await?;
+        let result = self.run_jobs(engine::sign_queue(rec.scheme), jobs).await;
+        self.top_up(&key);
+        let (outs, cpu) = result?;
         let signatures = outs
             .into_iter()
             .map(sign_response)
@@ -454,10 +547,18 @@ impl AppState {
 
     async fn verify(&self, req: VerifyRequest) -> Result<(VerifyResponse, SchemeKind, f64), Error> {
         let scheme = scheme_of("scheme", req.scheme)?;
-        if req.public_key.len() != 32 {
+        let key_len = match scheme {
+            SchemeKind::EcdsaSecp256k1 => 33,
+            SchemeKind::Ed25519 | SchemeKind::Bip340 => 32,
+        };
+        if req.public_key.len() != key_len {
             return Err(Error::invalid(
                 "public_key",
-                format!("must be 32 bytes (got {})", req.public_key.len()),
+                format!(
+                    "must be {key_len} bytes for {} (got {})",
+                    scheme.as_str(),
+                    req.public_key.len()
+                ),
             ));
         }
         if req.signature.len() != 64 {
@@ -502,10 +603,11 @@ fn sign_response(o: JobOutput) -> Result<SignResponse, Error> {
         JobOutput::Signature {
             signature,
             verifying_key,
+            recovery_id,
         } => Ok(SignResponse {
             signature,
             verifying_key,
-            recovery_id: 0,
+            recovery_id: u32::from(recovery_id),
         }),
         JobOutput::Valid(_) => Err(Error::Internal("verification result for a signing job")),
     }
@@ -709,5 +811,30 @@ impl Signer for SignerService {
         }
         .await;
         self.simple("GetStatus", start, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn eip55_checksums_match_the_spec() {
+        let vectors = include_str!("../../../tests/vectors/ethereum/eip55.txt");
+        let mut n = 0;
+        for line in vectors.lines().filter(|l| !l.trim().is_empty()) {
+            let want = line.trim();
+            let raw = hex::decode(want.trim_start_matches("0x").to_ascii_lowercase()).unwrap();
+            assert_eq!(eip55(&raw), want);
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn ethereum_address_rejects_non_points() {
+        assert!(ethereum_address(&[5; 33]).is_none());
+        assert!(ethereum_address(&[]).is_none());
     }
 }

@@ -36,6 +36,8 @@ pub enum SchemeKind {
     Ed25519,
     /// FROST(secp256k1) with BIP340 signatures.
     Bip340,
+    /// DKLs23 threshold ECDSA on secp256k1.
+    EcdsaSecp256k1,
 }
 
 impl SchemeKind {
@@ -44,6 +46,7 @@ impl SchemeKind {
         match self {
             SchemeKind::Ed25519 => "ed25519",
             SchemeKind::Bip340 => "bip340",
+            SchemeKind::EcdsaSecp256k1 => "ecdsa_secp256k1",
         }
     }
 }

@@ -1,0 +1,340 @@
+//! End to end over gRPC: a 2-of-3 threshold-ECDSA (DKLs23) key signs 1,000 prehashes (Sign
+//! and SignBatch mixed); every signature is low-S, verifies under libsecp256k1 and k256, and
+//! recovers to the key with its recovery id. Imported keys keep their Ethereum address
+//! (web3.js vectors). The key signs again after a restart; the presignature pool is visible
+//! in the metrics; ECDSA request errors name their field.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Server;
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use k256::elliptic_curve::PrimeField;
+use sha2::{Digest, Sha256};
+use signer_service::metrics::sum_samples;
+use signer_service::proto::signer_client::SignerClient;
+use signer_service::proto::{
+    CreateKeyRequest, ImportKeyRequest, KeyInfo, Scheme, SignBatchRequest, SignRequest,
+    SignResponse, VerifyRequest,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const TOTAL: usize = 1000;
+const SINGLE: usize = 200;
+const BATCH: usize = 100;
+
+fn prehash(i: usize) -> Vec<u8> {
+    Sha256::digest(format!("ecdsa prehash {i}").as_bytes()).to_vec()
+}
+
+/// libsecp256k1 and k256 both verify; S is low; both recover the key from the recovery id.
+fn check(pk33: &[u8], h: &[u8], r: &SignResponse) {
+    assert_eq!(r.verifying_key, pk33);
+    assert_eq!(r.signature.len(), 64);
+    assert!(r.recovery_id <= 1, "recovery id {}", r.recovery_id);
+    let msg = secp256k1::Message::from_digest(h.try_into().unwrap());
+    let pk = secp256k1::PublicKey::from_slice(pk33).unwrap();
+    let sig = secp256k1::ecdsa::Signature::from_compact(&r.signature).unwrap();
+    let mut normalized = sig;
+    normalized.normalize_s();
+    assert_eq!(normalized, sig, "signature is not low-S");
+    secp256k1::SECP256K1.verify_ecdsa(msg, &sig, &pk).unwrap();
+    let rid = secp256k1::ecdsa::RecoveryId::try_from(r.recovery_id as i32).unwrap();
+    let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&r.signature, rid).unwrap();
+    assert_eq!(secp256k1::SECP256K1.recover_ecdsa(msg, &rs).unwrap(), pk);
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(pk33).unwrap();
+    let ks = k256::ecdsa::Signature::from_slice(&r.signature).unwrap();
+    vk.verify_prehash(h, &ks).unwrap();
+    let krid = k256::ecdsa::RecoveryId::from_byte(r.recovery_id as u8).unwrap();
+    assert_eq!(
+        k256::ecdsa::VerifyingKey::recover_from_prehash(h, &ks, krid).unwrap(),
+        vk
+    );
+}
+
+async fn create(c: &mut SignerClient<Channel>) -> KeyInfo {
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::EcdsaSecp256k1 as i32,
+            threshold: 2,
+            parties: 3,
+            label: "e2e ecdsa".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(k.scheme, Scheme::EcdsaSecp256k1 as i32);
+    assert_eq!(k.public_key.len(), 33);
+    assert!(matches!(k.public_key[0], 2 | 3));
+    assert_eq!(k.ethereum_address.len(), 42);
+    assert!(k.ethereum_address.starts_with("0x"));
+    k
+}
+
+async fn sign_many(c: &SignerClient<Channel>, k: &KeyInfo) -> Vec<(Vec<u8>, SignResponse)> {
+    let mut tasks = Vec::new();
+    for i in 0..SINGLE {
+        let mut c = c.clone();
+        let key_id = k.key_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let h = prehash(i);
+            let r = c
+                .sign(SignRequest {
+                    key_id,
+                    message: h.clone(),
+                    idempotency_key: String::new(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            vec![(h, r)]
+        }));
+    }
+    for b in (SINGLE..TOTAL).step_by(BATCH) {
+        let mut c = c.clone();
+        let key_id = k.key_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let hs: Vec<Vec<u8>> = (b..b + BATCH).map(prehash).collect();
+            let r = c
+                .sign_batch(SignBatchRequest {
+                    key_id,
+                    messages: hs.clone(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            hs.into_iter().zip(r.signatures).collect()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.extend(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_of_three_signs_1000_prehashes_that_verify_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let k = create(&mut c).await;
+    let got = c
+        .get_key(signer_service::proto::GetKeyRequest {
+            key_id: k.key_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.ethereum_address, k.ethereum_address);
+
+    let sigs = sign_many(&c, &k).await;
+    assert_eq!(sigs.len(), TOTAL);
+    let mut distinct_r = std::collections::HashSet::new();
+    for (h, r) in &sigs {
+        check(&k.public_key, h, r);
+        distinct_r.insert(r.signature[..32].to_vec());
+    }
+    assert_eq!(distinct_r.len(), TOTAL, "a nonce was reused");
+    let recovery_ids: std::collections::HashSet<u32> =
+        sigs.iter().map(|(_, r)| r.recovery_id).collect();
+    assert_eq!(
+        recovery_ids.len(),
+        2,
+        "both recovery ids occur over 1,000 signatures"
+    );
+
+    // The service's own Verify agrees, and refuses a tampered prehash.
+    let (h, r) = &sigs[0];
+    let verify = |message: Vec<u8>| VerifyRequest {
+        scheme: Scheme::EcdsaSecp256k1 as i32,
+        public_key: k.public_key.clone(),
+        message,
+        signature: r.signature.clone(),
+    };
+    assert!(
+        c.verify(verify(h.clone()))
+            .await
+            .unwrap()
+            .into_inner()
+            .valid
+    );
+    let mut other = h.clone();
+    other[0] ^= 1;
+    assert!(!c.verify(verify(other)).await.unwrap().into_inner().valid);
+
+    let text = server.scrape();
+    let pooled = sum_samples(
+        &text,
+        "tessera_presignatures_used_total",
+        Some(("source", &["pool"])),
+    );
+    let on_demand = sum_samples(
+        &text,
+        "tessera_presignatures_used_total",
+        Some(("source", &["on_demand"])),
+    );
+    assert_eq!(pooled + on_demand, TOTAL as f64, "{text}");
+    assert!(pooled > 0.0, "no signature used a pooled presignature");
+    assert!(text.contains("tessera_presignatures_ready "), "{text}");
+
+    // After a restart the key (with fresh base OTs) still signs under the same key.
+    assert!(server.terminate().success());
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let h = prehash(TOTAL + 1);
+    let r = c
+        .sign(SignRequest {
+            key_id: k.key_id.clone(),
+            message: h.clone(),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(&k.public_key, &h, &r);
+}
+
+#[tokio::test]
+async fn imported_keys_keep_their_ethereum_address_and_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let vectors = include_str!("vectors/ethereum/addresses.txt");
+    let mut n = 0;
+    for line in vectors.lines().filter(|l| !l.trim().is_empty()) {
+        let (sk, address) = line.trim().split_once(' ').unwrap();
+        let sk = hex::decode(sk).unwrap();
+        let expected_pk = secp256k1::SecretKey::from_byte_array(sk.clone().try_into().unwrap())
+            .unwrap()
+            .public_key(secp256k1::SECP256K1)
+            .serialize();
+        let k = c
+            .import_key(ImportKeyRequest {
+                scheme: Scheme::EcdsaSecp256k1 as i32,
+                secret_key: sk,
+                threshold: 2,
+                parties: 3,
+                label: "imported".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(k.public_key, expected_pk);
+        assert_eq!(k.ethereum_address, address.trim());
+        let h = prehash(n);
+        let r = c
+            .sign(SignRequest {
+                key_id: k.key_id.clone(),
+                message: h.clone(),
+                idempotency_key: String::new(),
+                taproot_merkle_root: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        check(&k.public_key, &h, &r);
+        n += 1;
+    }
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn ecdsa_requests_with_bad_fields_are_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_full(
+        dir.path(),
+        "cpu",
+        &[],
+        &[("TESSERA_ECDSA_PRESIGN_POOL", "0")],
+    );
+    let mut c = server.client().await;
+    let s = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::EcdsaSecp256k1 as i32,
+            threshold: 1,
+            parties: 3,
+            label: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message().contains("threshold") && s.message().contains("≥ 2"),
+        "{}",
+        s.message()
+    );
+    let k = create(&mut c).await;
+    let sign = |message: Vec<u8>, root: Option<Vec<u8>>| SignRequest {
+        key_id: k.key_id.clone(),
+        message,
+        idempotency_key: String::new(),
+        taproot_merkle_root: root,
+    };
+    let s = c.sign(sign(vec![1; 31], None)).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message().contains("message") && s.message().contains("32-byte prehash"),
+        "{}",
+        s.message()
+    );
+    let s = c
+        .sign(sign(vec![1; 32], Some(Vec::new())))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message().contains("taproot_merkle_root"),
+        "{}",
+        s.message()
+    );
+    // With no pool every signature presigns on demand, and still verifies.
+    let h = prehash(7);
+    let r = c.sign(sign(h.clone(), None)).await.unwrap().into_inner();
+    check(&k.public_key, &h, &r);
+    let s = c
+        .verify(VerifyRequest {
+            scheme: Scheme::EcdsaSecp256k1 as i32,
+            public_key: k.public_key[1..].to_vec(),
+            message: h.clone(),
+            signature: r.signature.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(
+        s.message().contains("public_key") && s.message().contains("33 bytes"),
+        "{}",
+        s.message()
+    );
+    // A high-S twin of a valid signature is refused (libsecp256k1's rule), as is garbage.
+    let mut high = r.signature.clone();
+    let s_low = k256::Scalar::from_repr(<[u8; 32]>::try_from(&high[32..]).unwrap().into()).unwrap();
+    high[32..].copy_from_slice(&(-s_low).to_bytes());
+    for signature in [high, vec![0xff; 64]] {
+        let v = c
+            .verify(VerifyRequest {
+                scheme: Scheme::EcdsaSecp256k1 as i32,
+                public_key: k.public_key.clone(),
+                message: h.clone(),
+                signature,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!v.valid);
+    }
+    let text = server.scrape();
+    assert_eq!(
+        sum_samples(
+            &text,
+            "tessera_presignatures_used_total",
+            Some(("source", &["pool"]))
+        ),
+        0.0
+    );
+}
