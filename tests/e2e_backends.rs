@@ -1,16 +1,15 @@
 //! End-to-end on the accelerator backends: `tessera serve --backend simd` signs Ed25519 and
-//! BIP340 (Taproot key-path included) with every signature checked by independent verifiers,
-//! and a forced SIMD path that is unknown is a clear start-up error.
+//! BIP340 (Taproot key-path included) with every signature checked by independent verifiers;
+//! a forced SIMD path that is unknown is a clear start-up error; `tessera bench-accel` measures
+//! and saves cost models that `serve --cost-model` routes by.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::process::Command;
 
-use common::{BIN, Server, bip340_ok, ed25519_ok, taproot_output_key};
-use signer_service::proto::{
-    CreateKeyRequest, GetStatusRequest, Scheme, SignBatchRequest, SignRequest,
-};
+use common::{BIN, Server, signs_and_verifies};
+use signer_service::proto::GetStatusRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simd_backend_signs_end_to_end() {
@@ -27,56 +26,68 @@ async fn simd_backend_signs_end_to_end() {
             .backend,
         "simd"
     );
+    signs_and_verifies(&mut c, "simd").await;
+}
 
-    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
-        let key = c
-            .create_key(CreateKeyRequest {
-                scheme: scheme as i32,
-                threshold: 2,
-                parties: 3,
-                label: "simd".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 32]).collect();
-        let out = c
-            .sign_batch(SignBatchRequest {
-                key_id: key.key_id.clone(),
-                messages: messages.clone(),
-                taproot_merkle_root: None,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(out.signatures.len(), messages.len());
-        for (m, r) in messages.iter().zip(&out.signatures) {
-            assert_eq!(r.verifying_key, key.public_key);
-            let ok = match scheme {
-                Scheme::Ed25519 => ed25519_ok(&key.public_key, m, &r.signature),
-                _ => bip340_ok(&key.public_key, m, &r.signature),
-            };
-            assert!(
-                ok,
-                "{scheme:?} signature from the simd backend does not verify"
-            );
-        }
-        if scheme == Scheme::Bip340 {
-            let r = c
-                .sign(SignRequest {
-                    key_id: key.key_id.clone(),
-                    message: vec![9; 32],
-                    idempotency_key: String::new(),
-                    taproot_merkle_root: Some(Vec::new()),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let q = taproot_output_key(&key.public_key, None);
-            assert_eq!(r.verifying_key, q);
-            assert!(bip340_ok(&q, &[9; 32], &r.signature));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_accel_measures_and_serve_routes_by_its_cost_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let costs = dir.path().join("costs.json");
+    let out = Command::new(BIN)
+        .args([
+            "bench-accel",
+            "--backends",
+            "cpu,simd",
+            "--max-batch",
+            "16",
+            "--min-time",
+            "1ms",
+            "--save",
+        ])
+        .arg(&costs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // 2 backends × 8 (curve, op) × batches 1, 4, 16, each announced on stderr.
+    assert!(stderr.contains("[48/48]"), "{stderr}");
+    for backend in ["cpu", "simd"] {
+        for op in [
+            "mul_base",
+            "lincomb_vartime",
+            "verify_batch_vartime",
+            "normalize_batch",
+        ] {
+            for batch in [1, 4, 16] {
+                let found = stdout.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() == 6
+                        && f[0] == backend
+                        && f[2] == op
+                        && f[3] == batch.to_string()
+                        && f[4].parse::<f64>().is_ok_and(|ns| ns > 0.0)
+                });
+                assert!(found, "no {backend} {op} {batch} row in:\n{stdout}");
+            }
         }
     }
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&costs).unwrap()).unwrap();
+    assert_eq!(file["models"].as_array().unwrap().len(), 2, "{file}");
+
+    let server = Server::start_with_backend(
+        dir.path(),
+        "auto",
+        &["--cost-model", costs.to_str().unwrap()],
+    );
+    let log = server.log.lock().unwrap().join("\n");
+    // bench-accel's cpu row is the all-cores backend; the service's per-worker single-threaded
+    // cpu backend is another device, so it is still calibrated at start-up.
+    assert!(log.contains("cpu (calibrated)"), "{log}");
+    assert!(log.contains("simd (measured by bench-accel)"), "{log}");
+    let mut c = server.client().await;
+    signs_and_verifies(&mut c, "auto with measured costs").await;
 }
 
 #[test]

@@ -232,7 +232,7 @@ async fn auto_backend_calibrates_logs_its_model_and_signs() {
     let server = Server::start_with_backend(dir.path(), "auto", &[]);
     let log = server.log.lock().unwrap().join("\n");
     assert!(
-        log.contains("tessera: backend auto: auto over calibrated backends: cpu ["),
+        log.contains("tessera: backend auto: auto over calibrated backends: cpu (calibrated) ["),
         "{log}"
     );
     assert!(log.contains("ns/item"), "{log}");

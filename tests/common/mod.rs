@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use k256::schnorr::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 use signer_service::proto::signer_client::SignerClient;
+use signer_service::proto::{CreateKeyRequest, Scheme, SignBatchRequest, SignRequest};
 use tonic::transport::Channel;
 
 /// Path of the binary under test.
@@ -48,6 +49,18 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Self::try_start_full(data_dir, backend, extra, env)
+            .unwrap_or_else(|log| panic!("server did not start; log: {log}"))
+    }
+
+    /// Like [`Server::start_full`], but a server that exits or does not report its addresses
+    /// within two minutes is an `Err` carrying its log.
+    pub fn try_start_full(
+        data_dir: &Path,
+        backend: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
@@ -78,7 +91,8 @@ impl Server {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("server did not start; log: {:?}", log.lock().unwrap());
+                    let _ = child.wait();
+                    return Err(log.lock().unwrap().join("\n"));
                 }
             };
             if let Some(a) = line.strip_prefix("tessera: gRPC listening on ") {
@@ -88,13 +102,13 @@ impl Server {
                 metrics = Some(a.trim().to_owned());
             }
         }
-        Server {
+        Ok(Server {
             child: Some(child),
             url: format!("http://{}", grpc.unwrap()),
             metrics: metrics.unwrap(),
             data_dir: data_dir.to_owned(),
             log,
-        }
+        })
     }
 
     /// A gRPC client.
@@ -202,4 +216,55 @@ pub fn taproot_output_key(internal: &[u8], root: Option<[u8; 32]>) -> Vec<u8> {
         )
         .unwrap();
     q.serialize().to_vec()
+}
+
+/// Creates a 2-of-3 key per Schnorr scheme, signs 64 messages with SignBatch and one BIP86
+/// key-path Sign, and checks every signature with independent verifiers.
+pub async fn signs_and_verifies(c: &mut SignerClient<Channel>, label: &str) {
+    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
+        let key = c
+            .create_key(CreateKeyRequest {
+                scheme: scheme as i32,
+                threshold: 2,
+                parties: 3,
+                label: label.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 32]).collect();
+        let out = c
+            .sign_batch(SignBatchRequest {
+                key_id: key.key_id.clone(),
+                messages: messages.clone(),
+                taproot_merkle_root: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(out.signatures.len(), messages.len());
+        for (m, r) in messages.iter().zip(&out.signatures) {
+            assert_eq!(r.verifying_key, key.public_key);
+            let ok = match scheme {
+                Scheme::Ed25519 => ed25519_ok(&key.public_key, m, &r.signature),
+                _ => bip340_ok(&key.public_key, m, &r.signature),
+            };
+            assert!(ok, "{scheme:?} signature from {label} does not verify");
+        }
+        if scheme == Scheme::Bip340 {
+            let r = c
+                .sign(SignRequest {
+                    key_id: key.key_id.clone(),
+                    message: vec![9; 32],
+                    idempotency_key: String::new(),
+                    taproot_merkle_root: Some(Vec::new()),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let q = taproot_output_key(&key.public_key, None);
+            assert_eq!(r.verifying_key, q);
+            assert!(bip340_ok(&q, &[9; 32], &r.signature));
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! thread that took it, so the thread's CPU clock measures the batch's work; parallelism comes
 //! from the batcher's workers.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,9 @@ use accel_api::{
 use backend_cpu::CpuBackend;
 use backend_simd::SimdBackend;
 
-use crate::metrics::Metrics;
+use crate::bench_accel::CostFile;
+use crate::config::AccelConfig;
+use crate::metrics::{BreakerSource, Metrics, RouterHealth};
 
 /// The accelerator chosen at start-up.
 #[derive(Debug)]
@@ -31,11 +34,21 @@ pub struct Selected {
     pub description: String,
 }
 
-/// Calibrates `acc` and describes its cost model for the start-up log.
+/// The cost model of `acc`: from the cost-model file when it holds one for this backend and
+/// device, else calibrated now (batches of 1 and 64). Described for the start-up log.
 fn calibrated(
     acc: Arc<dyn Accelerator>,
-) -> Result<(Arc<dyn Accelerator>, CostModel, String), AccelError> {
-    let model = accel_api::calibrate(acc.as_ref(), 1, 64, 3)?;
+    costs: Option<&(PathBuf, CostFile)>,
+) -> Result<(Arc<dyn Accelerator>, CostModel, String), crate::Error> {
+    let caps = acc.capabilities();
+    let stored = costs.and_then(|(path, f)| {
+        f.model_for(caps.backend, &caps.device)
+            .map(|m| (path.as_path(), m))
+    });
+    let (model, source) = match stored {
+        Some((path, m)) => (m.to_model(path)?, "measured by bench-accel"),
+        None => (accel_api::calibrate(acc.as_ref(), 1, 64, 3)?, "calibrated"),
+    };
     let summary: Vec<String> = model
         .costs
         .iter()
@@ -46,36 +59,57 @@ fn calibrated(
             )
         })
         .collect();
-    let line = format!("{} [{}]", acc.capabilities().backend, summary.join("; "));
+    let line = format!("{} ({source}) [{}]", caps.backend, summary.join("; "));
     Ok((acc, model, line))
 }
 
-/// A router over the CPU reference backend and `others`, with the given policy.
+/// A router over the CPU reference backend and `others`, with the given policy; its breaker
+/// states are published in `metrics`.
 fn router(
     others: Vec<Arc<dyn Accelerator>>,
     policy: Policy,
-) -> Result<(Arc<dyn Accelerator>, String), AccelError> {
+    metrics: &Metrics,
+    costs: Option<&(PathBuf, CostFile)>,
+) -> Result<(Arc<dyn Accelerator>, String), crate::Error> {
     let mut members = Vec::new();
     let mut lines = Vec::new();
     let cpu: Arc<dyn Accelerator> = Arc::new(CpuBackend::single_threaded());
     for acc in std::iter::once(cpu).chain(others) {
-        let (acc, model, line) = calibrated(acc)?;
+        let (acc, model, line) = calibrated(acc, costs)?;
         lines.push(line);
         members.push((acc, model));
     }
-    let router = AutoRouter::new(members)?.with_policy(policy);
+    let router = Arc::new(AutoRouter::new(members)?.with_policy(policy));
+    let watched = Arc::clone(&router);
+    *metrics.breaker.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(BreakerSource(Box::new(move || RouterHealth {
+            breakers: watched
+                .breaker_states()
+                .into_iter()
+                .map(|(name, state)| (name, state.as_gauge()))
+                .collect(),
+            fallbacks: watched.fallbacks(),
+        })));
     let head = match policy {
         Policy::Cheapest => "auto over calibrated backends".to_owned(),
         Policy::Prefer(name) => format!("{name} with cpu fallback; calibrated backends"),
     };
-    Ok((Arc::new(router), format!("{head}: {}", lines.join(" | "))))
+    Ok((router, format!("{head}: {}", lines.join(" | "))))
 }
 
-/// Builds the accelerator for `kind`. A backend asked for by name that is not usable on this
-/// host (no AVX-512 IFMA/AVX2 for `simd`) or not built into this binary (`gpu`) is a start-up
-/// error; `auto` calibrates every usable backend and routes each batch to the cheapest. An
-/// explicit `simd` still keeps the CPU backend behind it for fallback.
-pub fn select(kind: BackendKind, metrics: Arc<Metrics>) -> Result<Selected, AccelError> {
+/// Builds the accelerator for `cfg.backend`. A backend asked for by name that is not usable on
+/// this host (no AVX-512 IFMA/AVX2 for `simd`) or not built into this binary (`gpu`) is a
+/// start-up error; `auto` calibrates every usable backend (or takes its measurements from
+/// `accel.cost_model`) and routes each batch to the cheapest. An explicit `simd` still keeps
+/// the CPU backend behind it for fallback: a failed batch is re-run on the CPU and opens the
+/// backend's circuit breaker (`tessera_accel_breaker_state`, `tessera_accel_fallbacks_total`).
+pub fn select(cfg: &AccelConfig, metrics: Arc<Metrics>) -> Result<Selected, crate::Error> {
+    let kind = cfg.backend;
+    let costs = match &cfg.cost_model {
+        Some(p) => Some((p.clone(), CostFile::read(p)?)),
+        None => None,
+    };
+    let costs = costs.as_ref();
     let (inner, description): (Arc<dyn Accelerator>, String) = match kind {
         BackendKind::Cpu => {
             let cpu = CpuBackend::single_threaded();
@@ -84,7 +118,7 @@ pub fn select(kind: BackendKind, metrics: Arc<Metrics>) -> Result<Selected, Acce
         }
         BackendKind::Simd => {
             let simd: Arc<dyn Accelerator> = Arc::new(SimdBackend::new()?);
-            router(vec![simd], Policy::Prefer("simd"))?
+            router(vec![simd], Policy::Prefer("simd"), &metrics, costs)?
         }
         BackendKind::Gpu => {
             return Err(AccelError::NotBuilt {
@@ -92,7 +126,8 @@ pub fn select(kind: BackendKind, metrics: Arc<Metrics>) -> Result<Selected, Acce
                 hint:
                     "the GPU backend is not part of this build yet; use --backend cpu, simd or auto"
                         .into(),
-            });
+            }
+            .into());
         }
         BackendKind::Auto => {
             let mut others: Vec<Arc<dyn Accelerator>> = Vec::new();
@@ -100,7 +135,7 @@ pub fn select(kind: BackendKind, metrics: Arc<Metrics>) -> Result<Selected, Acce
                 Ok(simd) => others.push(Arc::new(simd)),
                 Err(e) => tracing::info!("backend auto: skipping simd: {e}"),
             }
-            router(others, Policy::Cheapest)?
+            router(others, Policy::Cheapest, &metrics, costs)?
         }
     };
     let backend = kind.as_str();
@@ -217,9 +252,17 @@ mod tests {
     #[test]
     fn gpu_is_not_built_and_cpu_is_metered() {
         let m = Arc::new(Metrics::new());
-        let err = select(BackendKind::Gpu, Arc::clone(&m)).unwrap_err();
-        assert!(matches!(err, AccelError::NotBuilt { .. }), "{err}");
-        let s = select(BackendKind::Cpu, Arc::clone(&m)).unwrap();
+        let mut cfg = AccelConfig {
+            backend: BackendKind::Gpu,
+            cost_model: None,
+        };
+        let err = select(&cfg, Arc::clone(&m)).unwrap_err();
+        assert!(
+            matches!(err, crate::Error::Accel(AccelError::NotBuilt { .. })),
+            "{err}"
+        );
+        cfg.backend = BackendKind::Cpu;
+        let s = select(&cfg, Arc::clone(&m)).unwrap();
         assert_eq!(s.backend, "cpu");
         let pts = s.accel.ed25519_mul_base(&[EdScalar::ONE]).unwrap();
         assert_eq!(pts[0], EdwardsPoint::mul_base(&EdScalar::ONE));

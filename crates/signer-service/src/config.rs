@@ -42,9 +42,10 @@ pub struct ServerConfig {
 pub struct AccelConfig {
     /// `accel.backend`: `cpu`, `simd`, `gpu` or `auto` (default `auto`).
     pub backend: BackendKind,
-    /// `accel.gpu_secret_ops`: whether secret-class work (nonce and key-share scalar
-    /// multiplications) may run on the GPU (default false: it runs on the best CPU backend).
-    pub gpu_secret_ops: bool,
+    /// `accel.cost_model`: a cost-model file written by `tessera bench-accel --save`; routed
+    /// backends found in it (same backend and device) use its measurements instead of the
+    /// quick start-up calibration (default: none).
+    pub cost_model: Option<PathBuf>,
 }
 
 /// `[batcher]`: the dynamic batcher (SPEC §2.2).
@@ -99,7 +100,7 @@ impl Default for Config {
             },
             accel: AccelConfig {
                 backend: BackendKind::Auto,
-                gpu_secret_ops: false,
+                cost_model: None,
             },
             batcher: BatcherConfig {
                 max_batch_size: 256,
@@ -156,8 +157,8 @@ pub struct ServerLayer {
 pub struct AccelLayer {
     /// See [`AccelConfig::backend`].
     pub backend: Option<String>,
-    /// See [`AccelConfig::gpu_secret_ops`].
-    pub gpu_secret_ops: Option<bool>,
+    /// See [`AccelConfig::cost_model`].
+    pub cost_model: Option<PathBuf>,
 }
 
 /// `[batcher]` in a layer.
@@ -208,7 +209,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TESSERA_LISTEN", "server.listen"),
     ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
     ("TESSERA_BACKEND", "accel.backend"),
-    ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
+    ("TESSERA_COST_MODEL", "accel.cost_model"),
     ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
     (
         "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
@@ -267,15 +268,6 @@ impl Layer {
                 })
                 .transpose()
         };
-        let boolean = |var: &str| -> Result<Option<bool>, Error> {
-            lookup(var)
-                .map(|v| match v.trim() {
-                    "true" | "1" => Ok(true),
-                    "false" | "0" => Ok(false),
-                    _ => Err(config_err(var, format!("`{v}` is not true or false"))),
-                })
-                .transpose()
-        };
         Ok(Self {
             server: ServerLayer {
                 data_dir: lookup("TESSERA_DATA_DIR").map(PathBuf::from),
@@ -284,7 +276,7 @@ impl Layer {
             },
             accel: AccelLayer {
                 backend: lookup("TESSERA_BACKEND"),
-                gpu_secret_ops: boolean("TESSERA_GPU_SECRET_OPS")?,
+                cost_model: lookup("TESSERA_COST_MODEL").map(PathBuf::from),
             },
             batcher: BatcherLayer {
                 max_batch_size: int("TESSERA_BATCHER_MAX_BATCH_SIZE")?,
@@ -344,8 +336,8 @@ impl Config {
                 )
             })?;
         }
-        if let Some(v) = layer.accel.gpu_secret_ops {
-            self.accel.gpu_secret_ops = v;
+        if let Some(v) = &layer.accel.cost_model {
+            self.accel.cost_model = Some(v.clone());
         }
         let b = &layer.batcher;
         if let Some(v) = b.max_batch_size {
@@ -501,10 +493,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ecdsa.presign_batch: must be ≥ 1"), "{err}");
-        let err = Layer::from_env(env(&[("TESSERA_GPU_SECRET_OPS", "yes")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("TESSERA_GPU_SECRET_OPS"), "{err}");
     }
 
     #[test]

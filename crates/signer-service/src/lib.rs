@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod batcher;
+pub mod bench_accel;
 pub mod client;
 pub mod config;
 pub mod engine;

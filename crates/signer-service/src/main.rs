@@ -33,6 +33,27 @@ enum Command {
     /// Load generator: signs with many concurrent requests and prints throughput, latency
     /// percentiles, errors by status code and the server's CPU time per signature.
     Load(LoadArgs),
+    /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
+    /// 16, … up to --max-batch) the per-item cost and throughput, the devices, and the batch
+    /// size from which each accelerated backend beats the ones before it. Progress goes to
+    /// stderr.
+    BenchAccel(BenchAccelArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchAccelArgs {
+    /// Backends to measure, comma-separated (cpu, simd); default: every one available
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Largest batch measured
+    #[arg(long, default_value_t = 262_144)]
+    max_batch: usize,
+    /// Least time per (backend, op, batch) cell, e.g. 200ms
+    #[arg(long, value_parser = client::parse_duration, default_value = "200ms")]
+    min_time: std::time::Duration,
+    /// Write the fitted cost models here (JSON) for `tessera serve --cost-model`
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -52,10 +73,10 @@ struct ServeArgs {
     /// Accelerator backend: cpu, simd, gpu or auto [env: TESSERA_BACKEND] [default: auto]
     #[arg(long, value_name = "BACKEND")]
     backend: Option<String>,
-    /// Let secret-class work (nonce and share multiplications) run on the GPU backend
-    /// [env: TESSERA_GPU_SECRET_OPS] [default: false]
-    #[arg(long)]
-    gpu_secret_ops: bool,
+    /// Cost models from `tessera bench-accel --save` to route `auto` by, instead of the quick
+    /// start-up calibration [env: TESSERA_COST_MODEL]
+    #[arg(long, value_name = "FILE")]
+    cost_model: Option<PathBuf>,
     /// File with the 32-byte key-encryption key as hex; TESSERA_KEK (the hex key itself) takes
     /// precedence; with neither, DIR/kek is generated on first run [env: TESSERA_KEK_FILE]
     #[arg(long, value_name = "FILE")]
@@ -189,7 +210,7 @@ fn serve_layer(a: &ServeArgs) -> Layer {
         },
         accel: AccelLayer {
             backend: a.backend.clone(),
-            gpu_secret_ops: a.gpu_secret_ops.then_some(true),
+            cost_model: a.cost_model.clone(),
         },
         batcher: BatcherLayer {
             max_batch_size: a.max_batch_size,
@@ -249,6 +270,19 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
             } else {
                 Err(Error::Client("signature is not valid".into()))
             }
+        }
+        Command::BenchAccel(a) => {
+            let opts = signer_service::bench_accel::BenchAccelOptions {
+                backends: a.backends,
+                max_batch: a.max_batch,
+                min_time: a.min_time,
+                save: a.save,
+            };
+            let report =
+                tokio::task::spawn_blocking(move || signer_service::bench_accel::run(&opts))
+                    .await
+                    .map_err(|_| Error::Client("bench-accel stopped".into()))??;
+            Ok(Some(report))
         }
         Command::Load(a) => {
             let report = client::load(client::LoadOptions {

@@ -171,12 +171,22 @@ pub struct Metrics {
     /// (`pool`) or made while the signature waited because the pool was empty (`on_demand`).
     pub presignatures_used: CounterVec,
     /// `tessera_accel_breaker_state{backend}`: each routed backend's circuit breaker
-    /// (0 closed, 1 open, 2 half-open), read from the router when metrics are scraped.
+    /// (0 closed, 1 open, 2 half-open), and `tessera_accel_fallbacks_total`: calls re-run on
+    /// the CPU backend after a backend error; read from the router when metrics are scraped.
     pub breaker: Mutex<Option<BreakerSource>>,
 }
 
-/// Reads the routed backends' breaker states (name, gauge value) at scrape time.
-pub struct BreakerSource(pub Box<dyn Fn() -> Vec<(&'static str, i64)> + Send + Sync>);
+/// What the router reports at scrape time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterHealth {
+    /// Each routed backend's name and breaker gauge value.
+    pub breakers: Vec<(&'static str, i64)>,
+    /// Calls re-run on the reference backend after an error.
+    pub fallbacks: u64,
+}
+
+/// Reads the router's [`RouterHealth`] at scrape time.
+pub struct BreakerSource(pub Box<dyn Fn() -> RouterHealth + Send + Sync>);
 
 impl std::fmt::Debug for BreakerSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -267,12 +277,18 @@ impl Metrics {
                 out,
                 "# HELP tessera_accel_breaker_state Circuit breaker of each routed accelerator backend (0 closed, 1 open, 2 half-open).\n# TYPE tessera_accel_breaker_state gauge"
             );
-            for (backend, v) in (read.0)() {
+            let health = (read.0)();
+            for (backend, v) in health.breakers {
                 let _ = writeln!(
                     out,
                     "tessera_accel_breaker_state{{backend=\"{backend}\"}} {v}"
                 );
             }
+            let _ = writeln!(
+                out,
+                "# HELP tessera_accel_fallbacks_total Accelerator calls re-run on the CPU backend after a backend error.\n# TYPE tessera_accel_fallbacks_total counter\ntessera_accel_fallbacks_total {}",
+                health.fallbacks
+            );
         }
         out
     }
@@ -332,5 +348,40 @@ mod tests {
         assert!((cpu - 0.004).abs() < 1e-12, "{cpu}");
         assert_eq!(sum_samples(&text, "tessera_signatures_total", None), 3.0);
         assert!(text.contains("tessera_queue_depth 0"));
+        assert!(!text.contains("tessera_accel_breaker_state"));
+    }
+
+    #[test]
+    fn router_health_is_read_at_scrape_time() {
+        let m = Metrics::new();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let seen = std::sync::Arc::clone(&open);
+        *m.breaker.lock().unwrap() = Some(BreakerSource(Box::new(move || RouterHealth {
+            breakers: vec![("cpu", 0), ("simd", seen.load(Ordering::Relaxed))],
+            fallbacks: seen.load(Ordering::Relaxed) as u64 * 3,
+        })));
+        let text = m.render();
+        assert!(
+            text.contains("tessera_accel_breaker_state{backend=\"simd\"} 0"),
+            "{text}"
+        );
+        assert_eq!(
+            sum_samples(&text, "tessera_accel_fallbacks_total", None),
+            0.0
+        );
+        open.store(1, Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains("tessera_accel_breaker_state{backend=\"simd\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_accel_breaker_state{backend=\"cpu\"} 0"),
+            "{text}"
+        );
+        assert_eq!(
+            sum_samples(&text, "tessera_accel_fallbacks_total", None),
+            3.0
+        );
     }
 }

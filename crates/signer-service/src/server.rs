@@ -39,7 +39,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
          no protection against compromise of this host."
     );
     let metrics = Arc::new(Metrics::new());
-    let selected = accel::select(cfg.accel.backend, Arc::clone(&metrics))?;
+    let selected = accel::select(&cfg.accel, Arc::clone(&metrics))?;
     eprintln!(
         "tessera: backend {}: {}",
         selected.backend, selected.description
