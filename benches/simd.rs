@@ -1,11 +1,13 @@
 //! backend-simd beside backend-cpu (single-threaded) and the raw curve-crate calls, per item,
-//! at batch sizes 8, 64, 1024 and 16384, all in the same run.
+//! at batch sizes 8, 64, 1024 and 16384, all in the same run: `mul_base` and 2-term
+//! `lincomb_vartime` on both curves, batched Schnorr verification and batch normalisation /
+//! compression, on every SIMD path this host has.
 //!
 //! `cargo bench -p tessera-benches --bench simd -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 
-use accel_api::{Accelerator, LincombJob};
+use accel_api::{Accelerator, LincombJob, SchnorrItem};
 use backend_cpu::CpuBackend;
 use backend_simd::{Path, SimdBackend};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -166,11 +168,100 @@ fn ed_lincomb_2term(c: &mut Criterion) {
     g.finish();
 }
 
+/// Batched Schnorr verification (random linear combination) on every path and backend-cpu.
+fn verify(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("secp256k1_verify_batch_vartime");
+    g.sample_size(10);
+    for n in SIZES {
+        let items: Vec<_> = (0..n)
+            .map(|_| {
+                let (x, k, ch) = (
+                    SecpScalar::random(&mut OsRng),
+                    SecpScalar::random(&mut OsRng),
+                    SecpScalar::random(&mut OsRng),
+                );
+                SchnorrItem {
+                    r: ProjectivePoint::mul_by_generator(&k),
+                    s: k + ch * x,
+                    c: ch,
+                    public_key: ProjectivePoint::mul_by_generator(&x),
+                }
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &items, |b, it| {
+                b.iter(|| acc.secp256k1_verify_batch_vartime(black_box(it)))
+            });
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("ed25519_verify_batch_vartime");
+    g.sample_size(10);
+    for n in SIZES {
+        let items: Vec<_> = (0..n)
+            .map(|_| {
+                let (x, k, ch) = (ed_scalar(), ed_scalar(), ed_scalar());
+                SchnorrItem {
+                    r: EdwardsPoint::mul_base(&k),
+                    s: k + ch * x,
+                    c: ch,
+                    public_key: EdwardsPoint::mul_base(&x),
+                }
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &items, |b, it| {
+                b.iter(|| acc.ed25519_verify_batch_vartime(black_box(it)))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Batch normalisation (secp256k1 affine form, Ed25519 compression) on every path and
+/// backend-cpu.
+fn normalize(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("secp256k1_normalize_batch");
+    g.sample_size(10);
+    for n in SIZES {
+        let p: Vec<ProjectivePoint> = (0..n)
+            .map(|_| ProjectivePoint::mul_by_generator(&SecpScalar::random(&mut OsRng)))
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &p, |b, p| {
+                b.iter(|| acc.secp256k1_normalize_batch(black_box(p)))
+            });
+        }
+    }
+    g.finish();
+    let mut g = c.benchmark_group("ed25519_compress_batch");
+    g.sample_size(10);
+    for n in SIZES {
+        let p: Vec<EdwardsPoint> = (0..n)
+            .map(|_| EdwardsPoint::mul_base(&ed_scalar()))
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &p, |b, p| {
+                b.iter(|| acc.ed25519_compress_batch(black_box(p)))
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     secp_mul_base,
     ed_mul_base,
     lincomb_2term,
-    ed_lincomb_2term
+    ed_lincomb_2term,
+    verify,
+    normalize
 );
 criterion_main!(benches);

@@ -196,7 +196,17 @@ mod tests {
         };
         let mut r = ChaCha20Rng::seed_from_u64(13);
         let terms = 3;
-        let digits: Vec<_> = (0..terms).map(|_| random_digits(&mut r)).collect();
+        // Signed windows: magnitude 0..=8 with the sign bit.
+        let digits: Vec<_> = (0..terms)
+            .map(|_| {
+                core::array::from_fn(|_| {
+                    core::array::from_fn(|_| {
+                        let x = r.next_u32();
+                        u64::from(x % 9) | (u64::from((x >> 8) & 1) * secp::NEG)
+                    })
+                })
+            })
+            .collect();
         let points: Vec<secp::LaneAffine> = (0..terms)
             .map(|_| {
                 let mut lanes = [[[0u64; LANES]; 5]; 2];

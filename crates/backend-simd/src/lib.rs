@@ -232,8 +232,8 @@ fn internal(reason: &str) -> AccelError {
 /// own lane, whose results are summed at the end.
 const SUB_TERMS: usize = 8;
 
-/// One term of a sub-job: the scalar and the point's affine limbs (`None` for the identity).
-type SubTerm = (SecpScalar, Option<[[u64; 5]; 2]>);
+/// One term of a sub-job: the scalar and the affine point (`None` for the identity).
+type SubTerm = (SecpScalar, Option<AffinePoint>);
 
 impl Accelerator for SimdBackend {
     fn capabilities(&self) -> Capabilities {
@@ -315,7 +315,7 @@ impl Accelerator for SimdBackend {
                         } else {
                             affine
                                 .next()
-                                .map(|a| (*s, Some(secp::affine_limbs(a))))
+                                .map(|a| (*s, Some(*a)))
                                 .ok_or_else(|| internal("batch normalisation lost a point"))
                         }
                     })
@@ -334,9 +334,23 @@ impl Accelerator for SimdBackend {
                     // A missing or identity term contributes 0·G.
                     let (s, p) = match terms.get(t) {
                         Some((s, Some(p))) => (*s, *p),
-                        _ => (SecpScalar::ZERO, g),
+                        _ => (SecpScalar::ZERO, AffinePoint::GENERATOR),
                     };
-                    secp::write_digits(&s, lane, &mut digits[t]);
+                    // s·P = (−s)·(−P): recode whichever has no carry out of the top window.
+                    let (d, p) = match secp::signed_digits_vartime(&s) {
+                        Some(d) => (d, p),
+                        None => (
+                            secp::signed_digits_vartime(&-s)
+                                .ok_or_else(|| internal("neither s nor −s recodes"))?,
+                            -p,
+                        ),
+                    };
+                    secp::write_lane(&d, lane, &mut digits[t]);
+                    let p = if p == AffinePoint::GENERATOR {
+                        g
+                    } else {
+                        secp::affine_limbs(&p)
+                    };
                     for c in 0..2 {
                         for k in 0..5 {
                             points[t][c][k][lane] = p[c][k];

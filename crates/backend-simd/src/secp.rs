@@ -192,9 +192,48 @@ fn double<L: Lanes>(l: L, p: &Point<L>) -> Point<L> {
 pub(crate) type LaneAffine = [[[u64; LANES]; 5]; 2];
 
 /// Σₜ sₜ·Pₜ on every lane (public data): per term a table of 0·P..15·P built on the lanes, then
-/// 4-bit fixed windows from the top, four doublings per window and one complete addition per
-/// term of the entry picked by a masked scan. `digits[t]` and `points[t]` are term t of every
-/// lane (a lane with fewer terms carries the scalar 0 there, with any curve point).
+/// Largest digit magnitude of the signed 4-bit windows of `lincomb_lanes`.
+pub(crate) const SIGNED_MAX: u64 = 8;
+/// Bit marking a negative digit in the signed-window encoding (`|d| | NEG` for d < 0).
+pub(crate) const NEG: u64 = 16;
+
+/// Signed 4-bit windows of a public scalar, least significant first: digits in −7..=8 with
+/// Σ dᵢ·16ⁱ = s, each stored as `|d|`, or `|d| | NEG` when negative. Returns `None` when the top
+/// window would need a digit above 8 (a carry out of 256 bits); the caller then recodes −s
+/// with −P, whose top window is small.
+pub(crate) fn signed_digits_vartime(s: &Scalar) -> Option<[u64; WINDOWS]> {
+    let bytes: [u8; 32] = s.to_bytes().into();
+    let mut out = [0u64; WINDOWS];
+    let mut carry = 0i64;
+    for (w, slot) in out.iter_mut().enumerate() {
+        let nibble = i64::from((bytes[31 - w / 2] >> (4 * (w % 2))) & 15);
+        let mut d = nibble + carry;
+        carry = 0;
+        if d > SIGNED_MAX as i64 {
+            d -= 16;
+            carry = 1;
+        }
+        *slot = if d < 0 {
+            d.unsigned_abs() | NEG
+        } else {
+            d as u64
+        };
+    }
+    (carry == 0).then_some(out)
+}
+
+/// Writes `digits` (from [`signed_digits_vartime`]) into lane `lane` of `d`.
+pub(crate) fn write_lane(digits: &[u64; WINDOWS], lane: usize, d: &mut Digits) {
+    for (row, v) in d.iter_mut().zip(digits) {
+        row[lane] = *v;
+    }
+}
+
+/// Σ sₜ·Pₜ on every lane, variable time (public inputs only). Signed 4-bit windows from the
+/// top (digits from [`signed_digits_vartime`]): four doublings per window and one complete
+/// addition per term of ±(table entry), the entry picked by a masked scan over the 8 multiples
+/// 1P..8P and negated by a masked select. `digits[t]` and `points[t]` are term t of every lane
+/// (a lane with fewer terms carries the scalar 0 there, with any curve point).
 #[inline(always)]
 pub(crate) fn lincomb_lanes<L: Lanes>(
     l: L,
@@ -208,16 +247,17 @@ pub(crate) fn lincomb_lanes<L: Lanes>(
         y: one,
         z: zero,
     };
-    let mut tables: Vec<[Point<L>; 16]> = Vec::with_capacity(points.len());
+    const ENTRIES: usize = SIGNED_MAX as usize + 1;
+    let mut tables: Vec<[Point<L>; ENTRIES]> = Vec::with_capacity(points.len());
     for p in points {
         let p1 = Point::<L> {
             x: load5(l, &p[0]),
             y: load5(l, &p[1]),
             z: one,
         };
-        let mut tab = [identity; 16];
+        let mut tab = [identity; ENTRIES];
         tab[1] = p1;
-        for j in 2..16 {
+        for j in 2..ENTRIES {
             tab[j] = if j % 2 == 0 {
                 double(l, &tab[j / 2])
             } else {
@@ -235,14 +275,20 @@ pub(crate) fn lincomb_lanes<L: Lanes>(
         }
         for (d, tab) in digits.iter().zip(&tables) {
             let d = l.load(&d[w]);
+            let mag = l.and(d, l.splat(NEG - 1));
+            let negative = l.eq(l.shr::<4>(d), l.splat(1));
             let mut q = identity;
             for (e, entry) in tab.iter().enumerate().skip(1) {
-                let m = l.eq(d, l.splat(e as u64));
+                let m = l.eq(mag, l.splat(e as u64));
                 for i in 0..5 {
                     q.x[i] = l.select(m, q.x[i], entry.x[i]);
                     q.y[i] = l.select(m, q.y[i], entry.y[i]);
                     q.z[i] = l.select(m, q.z[i], entry.z[i]);
                 }
+            }
+            let neg_y = sub(l, &zero, &q.y);
+            for i in 0..5 {
+                q.y[i] = l.select(negative, q.y[i], neg_y[i]);
             }
             acc = add_full(l, &acc, &q);
         }
@@ -471,6 +517,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn signed_digits_rebuild_the_scalar_or_defer_to_its_negation() {
+        let mut r = ChaCha20Rng::seed_from_u64(5);
+        let mut deferred = 0;
+        let mut cases: Vec<Scalar> = (0..200).map(|_| Scalar::random(&mut r)).collect();
+        cases.extend([Scalar::ZERO, Scalar::ONE, -Scalar::ONE, Scalar::from(8u64)]);
+        for s in cases {
+            let d = match signed_digits_vartime(&s) {
+                Some(d) => d,
+                None => {
+                    deferred += 1;
+                    signed_digits_vartime(&-s).expect("−s recodes")
+                }
+            };
+            let mut v = Scalar::ZERO;
+            for x in d.iter().rev() {
+                v *= Scalar::from(16u64);
+                let mag = Scalar::from(x & (NEG - 1));
+                assert!(x & (NEG - 1) <= SIGNED_MAX);
+                v += if x & NEG != 0 { -mag } else { mag };
+            }
+            assert!(v == s || v == -s);
+            assert_eq!(v == s, signed_digits_vartime(&s).is_some());
+        }
+        // −1 = n − 1 has top nibble 15: it must defer to 1.
+        assert!(deferred >= 1);
     }
 
     #[test]
