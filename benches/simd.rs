@@ -168,6 +168,34 @@ fn ed_lincomb_2term(c: &mut Criterion) {
     g.finish();
 }
 
+/// One secp256k1 job of n terms (the Pippenger kernel from 256 terms, 8-term sub-jobs over
+/// the lanes below), per term, on every path and backend-cpu.
+fn lincomb_large(c: &mut Criterion) {
+    let backends = backends();
+    let mut g = c.benchmark_group("secp256k1_lincomb_vartime_one_job");
+    g.sample_size(10);
+    for n in [64usize, 128, 256, 512, 1024, 4096, 16384] {
+        let job = LincombJob::new(
+            (0..n)
+                .map(|_| {
+                    (
+                        SecpScalar::random(&mut OsRng),
+                        ProjectivePoint::mul_by_generator(&SecpScalar::random(&mut OsRng)),
+                    )
+                })
+                .collect(),
+        );
+        let jobs = vec![job];
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.secp256k1_lincomb_vartime(black_box(j)))
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Batched Schnorr verification (random linear combination) on every path and backend-cpu.
 fn verify(c: &mut Criterion) {
     let backends = backends();
@@ -261,6 +289,7 @@ criterion_group!(
     ed_mul_base,
     lincomb_2term,
     ed_lincomb_2term,
+    lincomb_large,
     verify,
     normalize
 );

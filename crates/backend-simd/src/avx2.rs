@@ -202,6 +202,27 @@ pub(crate) fn secp_lincomb(
 }
 
 #[target_feature(enable = "avx2")]
+fn secp_pippenger_lanes_avx2(
+    tok: Avx2,
+    digits: &[[u64; LANES]],
+    points: &[[[u64; 5]; 2]],
+    buckets: &mut [secp::Bucket],
+) -> secp::LaneOutput {
+    secp::pippenger_lanes(tok, digits, points, buckets)
+}
+
+/// One 8-window Pippenger pass (public data).
+pub(crate) fn secp_pippenger(
+    tok: Avx2,
+    digits: &[[u64; LANES]],
+    points: &[[[u64; 5]; 2]],
+    buckets: &mut [secp::Bucket],
+) -> secp::LaneOutput {
+    // SAFETY: `tok` proves AVX2 (module invariant), the feature the callee is compiled for.
+    unsafe { secp_pippenger_lanes_avx2(tok, digits, points, buckets) }
+}
+
+#[target_feature(enable = "avx2")]
 fn ed_mul_base_avx2(tok: Avx2, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {
     ed::mul_base_compressed(tok, chunks)
 }

@@ -141,6 +141,29 @@ pub(crate) fn secp_lincomb(
     unsafe { secp_lincomb_lanes_ifma(tok, digits, points) }
 }
 
+/// The secp256k1 Pippenger pass compiled with the features enabled.
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn secp_pippenger_lanes_ifma(
+    tok: Ifma,
+    digits: &[[u64; LANES]],
+    points: &[[[u64; 5]; 2]],
+    buckets: &mut [secp::Bucket],
+) -> secp::LaneOutput {
+    secp::pippenger_lanes(tok, digits, points, buckets)
+}
+
+/// One 8-window Pippenger pass (public data).
+pub(crate) fn secp_pippenger(
+    tok: Ifma,
+    digits: &[[u64; LANES]],
+    points: &[[[u64; 5]; 2]],
+    buckets: &mut [secp::Bucket],
+) -> secp::LaneOutput {
+    // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the callee is compiled
+    // for.
+    unsafe { secp_pippenger_lanes_ifma(tok, digits, points, buckets) }
+}
+
 /// The Ed25519 fixed-base kernel compiled with the features enabled.
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn ed_mul_base_ifma(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {

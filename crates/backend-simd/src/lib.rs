@@ -210,6 +210,68 @@ impl SimdBackend {
         }
     }
 
+    fn secp_pippenger_lanes(
+        &self,
+        digits: &[[u64; lanes::LANES]],
+        points: &[[[u64; 5]; 2]],
+        buckets: &mut [secp::Bucket],
+    ) -> secp::LaneOutput {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::secp_pippenger(tok, digits, points, buckets),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::secp_pippenger(tok, digits, points, buckets),
+            Engine::Portable => secp::pippenger_lanes(lanes::Portable, digits, points, buckets),
+        }
+    }
+
+    /// Σ sₜ·Pₜ for one large job (finite points only) by bucket accumulation: signed
+    /// radix-2^c windows, eight windows per pass (one per lane), window sums combined on the
+    /// host by Horner's rule.
+    fn secp_pippenger_job(
+        &self,
+        terms: &[(SecpScalar, AffinePoint)],
+    ) -> Result<ProjectivePoint, AccelError> {
+        let n = terms.len();
+        let c: u32 = match n {
+            0..1024 => 7,
+            1024..8192 => 9,
+            _ => 11,
+        };
+        // c does not divide 256, so the top window has spare bits and never carries out.
+        let windows = 256usize.div_ceil(c as usize);
+        let mut digits = Vec::with_capacity(n);
+        let mut points = Vec::with_capacity(n);
+        for (s, p) in terms {
+            digits.push(
+                secp::pippenger_digits_vartime(s, c, windows)
+                    .ok_or_else(|| internal("recoding carried out of the top window"))?,
+            );
+            points.push(secp::affine_limbs(p));
+        }
+        let mut buckets = vec![[[[0u64; lanes::LANES]; 5]; 3]; (1usize << (c - 1)) + 1];
+        let mut sums = Vec::with_capacity(windows);
+        for first in (0..windows).step_by(lanes::LANES) {
+            let pass: Vec<[u64; lanes::LANES]> = digits
+                .iter()
+                .map(|d| core::array::from_fn(|lane| d.get(first + lane).copied().unwrap_or(0)))
+                .collect();
+            let out = self.secp_pippenger_lanes(&pass, &points, &mut buckets);
+            let live = (windows - first).min(lanes::LANES);
+            sums.extend((0..live).map(|lane| secp::lane_coordinates(&out, lane)));
+        }
+        let sums =
+            secp::to_points(&sums).ok_or_else(|| internal("window sum is not a curve point"))?;
+        let mut acc = ProjectivePoint::IDENTITY;
+        for w in sums.iter().rev() {
+            for _ in 0..c {
+                acc = acc.double();
+            }
+            acc += w;
+        }
+        Ok(acc)
+    }
+
     fn ed_lanes(&self, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; lanes::LANES]> {
         match self.engine {
             #[cfg(target_arch = "x86_64")]
@@ -231,6 +293,12 @@ fn internal(reason: &str) -> AccelError {
 /// Terms per lane: a larger job is split into sub-jobs of at most this many terms, each in its
 /// own lane, whose results are summed at the end.
 const SUB_TERMS: usize = 8;
+
+/// Terms from which a secp256k1 job runs through the lane-parallel Pippenger kernel instead
+/// of 8-term sub-jobs. Measured on AVX-512 IFMA (one job, `benches/simd.rs`): sub-jobs win at
+/// 64 terms (447 vs 573 µs), the two tie at 128 (994 vs 928 µs), Pippenger wins from 256
+/// (1.74 vs 1.28 ms) to 16,384 terms (97 vs 59 ms).
+const PIPPENGER_MIN_TERMS: usize = 192;
 
 /// One term of a sub-job: the scalar and the affine point (`None` for the identity).
 type SubTerm = (SecpScalar, Option<AffinePoint>);
@@ -303,9 +371,24 @@ impl Accelerator for SimdBackend {
             )
         };
         let mut affine = affine.iter();
-        // Sub-jobs of at most SUB_TERMS terms, in job order: (job index, terms).
+        // Large jobs go to the Pippenger kernel; the rest are split into sub-jobs of at most
+        // SUB_TERMS terms, in job order: (job index, terms).
         let mut subs: Vec<(usize, Vec<SubTerm>)> = Vec::new();
+        let mut out = vec![ProjectivePoint::IDENTITY; jobs.len()];
         for (i, job) in jobs.iter().enumerate() {
+            if job.terms.len() >= PIPPENGER_MIN_TERMS {
+                let mut finite = Vec::with_capacity(job.terms.len());
+                for (s, p) in &job.terms {
+                    if *p != ProjectivePoint::IDENTITY {
+                        let a = affine
+                            .next()
+                            .ok_or_else(|| internal("batch normalisation lost a point"))?;
+                        finite.push((*s, *a));
+                    }
+                }
+                out[i] = self.secp_pippenger_job(&finite)?;
+                continue;
+            }
             for chunk in job.terms.chunks(SUB_TERMS) {
                 let terms = chunk
                     .iter()
@@ -361,7 +444,6 @@ impl Accelerator for SimdBackend {
             let out = self.secp_lincomb_lanes(&digits, &points);
             coords.extend((0..chunk.len()).map(|lane| secp::lane_coordinates(&out, lane)));
         }
-        let mut out = vec![ProjectivePoint::IDENTITY; jobs.len()];
         if coords.is_empty() {
             return Ok(out);
         }

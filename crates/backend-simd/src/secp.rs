@@ -191,7 +191,6 @@ fn double<L: Lanes>(l: L, p: &Point<L>) -> Point<L> {
 /// Affine x, y limbs of one point per lane: `[coordinate][limb][lane]`.
 pub(crate) type LaneAffine = [[[u64; LANES]; 5]; 2];
 
-/// Σₜ sₜ·Pₜ on every lane (public data): per term a table of 0·P..15·P built on the lanes, then
 /// Largest digit magnitude of the signed 4-bit windows of `lincomb_lanes`.
 pub(crate) const SIGNED_MAX: u64 = 8;
 /// Bit marking a negative digit in the signed-window encoding (`|d| | NEG` for d < 0).
@@ -294,6 +293,121 @@ pub(crate) fn lincomb_lanes<L: Lanes>(
         }
     }
     [store5(l, &acc.x), store5(l, &acc.y), store5(l, &acc.z)]
+}
+
+/// Bit marking a negative digit in the Pippenger digit encoding (`|d| | PIP_NEG`).
+pub(crate) const PIP_NEG: u64 = 1 << 32;
+
+/// Signed radix-2^c digits of a public scalar, least significant first, `windows` of them:
+/// digits in −(2^(c−1) − 1)..=2^(c−1), encoded as `|d|` or `|d| | PIP_NEG`. `None` when the top
+/// window would carry out (never when `windows · c > 256`, since s < 2^256).
+pub(crate) fn pippenger_digits_vartime(s: &Scalar, c: u32, windows: usize) -> Option<Vec<u64>> {
+    let bytes: [u8; 32] = s.to_bytes().into();
+    let bit = |i: usize| -> u64 {
+        if i >= 256 {
+            0
+        } else {
+            u64::from((bytes[31 - i / 8] >> (i % 8)) & 1)
+        }
+    };
+    let half = 1i64 << (c - 1);
+    let mut out = Vec::with_capacity(windows);
+    let mut carry = 0i64;
+    for w in 0..windows {
+        let mut v = 0u64;
+        for b in 0..c as usize {
+            v |= bit(w * c as usize + b) << b;
+        }
+        let mut d = v as i64 + carry;
+        carry = 0;
+        if d > half {
+            d -= 1 << c;
+            carry = 1;
+        }
+        out.push(if d < 0 {
+            d.unsigned_abs() | PIP_NEG
+        } else {
+            d as u64
+        });
+    }
+    (carry == 0).then_some(out)
+}
+
+/// Bucket state of the Pippenger kernel: per bucket, `[coordinate][limb][lane]`.
+pub(crate) type Bucket = [[[u64; LANES]; 5]; 3];
+
+/// One Pippenger pass over eight windows at once: lane k accumulates the window whose digit
+/// of term t is `digits[t][k]` (encoded by [`pippenger_digits_vartime`]) into its bucket
+/// `|d|` (negating the point for a negative digit; bucket 0 absorbs zero digits), then sums
+/// its buckets by the running-sum method. Returns, per lane, Σ_b b·bucket_b = that window's
+/// Σₜ dₜ·Pₜ. `points[t]` is the affine x, y limbs of Pₜ ≠ 𝒪, the same for every lane;
+/// `buckets` (2^(c−1) + 1 of them) is scratch. Variable time: public inputs only.
+#[inline(always)]
+pub(crate) fn pippenger_lanes<L: Lanes>(
+    l: L,
+    digits: &[[u64; LANES]],
+    points: &[[[u64; 5]; 2]],
+    buckets: &mut [Bucket],
+) -> LaneOutput {
+    let zero = [l.splat(0); 5];
+    let one = splat5(l, [1, 0, 0, 0, 0]);
+    let identity = [store5(l, &zero), store5(l, &one), store5(l, &zero)];
+    buckets.fill(identity);
+    for (d, p) in digits.iter().zip(points) {
+        let mut cur = identity;
+        for lane in 0..LANES {
+            let b = (d[lane] & (PIP_NEG - 1)) as usize;
+            for c in 0..3 {
+                for k in 0..5 {
+                    cur[c][k][lane] = buckets[b][c][k][lane];
+                }
+            }
+        }
+        let negative = l.eq(l.shr::<32>(l.load(d)), l.splat(1));
+        let qx = splat5(l, p[0]);
+        let qy = splat5(l, p[1]);
+        let neg_qy = sub(l, &zero, &qy);
+        let mut qy_l = qy;
+        for i in 0..5 {
+            qy_l[i] = l.select(negative, qy[i], neg_qy[i]);
+        }
+        let acc = Point::<L> {
+            x: load5(l, &cur[0]),
+            y: load5(l, &cur[1]),
+            z: load5(l, &cur[2]),
+        };
+        let sum = add_mixed(l, &acc, &qx, &qy_l);
+        let out = [store5(l, &sum.x), store5(l, &sum.y), store5(l, &sum.z)];
+        for lane in 0..LANES {
+            let b = (d[lane] & (PIP_NEG - 1)) as usize;
+            for c in 0..3 {
+                for k in 0..5 {
+                    buckets[b][c][k][lane] = out[c][k][lane];
+                }
+            }
+        }
+    }
+    let ident = Point::<L> {
+        x: zero,
+        y: one,
+        z: zero,
+    };
+    let mut running = ident;
+    let mut total = ident;
+    for b in buckets.iter().skip(1).rev() {
+        let pb = Point::<L> {
+            x: load5(l, &b[0]),
+            y: load5(l, &b[1]),
+            z: load5(l, &b[2]),
+        };
+        running = add_full(l, &running, &pb);
+        total = add_full(l, &total, &running);
+    }
+    [
+        store5(l, &total.x),
+        store5(l, &total.y),
+        store5(l, &total.z),
+    ]
 }
 
 /// Affine x, y limbs of `d·16^w·G` at index `w·15 + d − 1`, for d = 1..=15 and w = 0..64.
@@ -545,6 +659,34 @@ mod tests {
         }
         // −1 = n − 1 has top nibble 15: it must defer to 1.
         assert!(deferred >= 1);
+    }
+
+    #[test]
+    fn pippenger_digits_rebuild_the_scalar() {
+        let mut r = ChaCha20Rng::seed_from_u64(6);
+        let mut cases: Vec<Scalar> = (0..100).map(|_| Scalar::random(&mut r)).collect();
+        cases.extend([Scalar::ZERO, Scalar::ONE, -Scalar::ONE]);
+        for c in [7u32, 9, 11] {
+            let windows = 256usize.div_ceil(c as usize);
+            let radix = Scalar::from(1u64 << c);
+            for s in &cases {
+                let d = pippenger_digits_vartime(s, c, windows).expect("spare top bits");
+                let mut v = Scalar::ZERO;
+                for x in d.iter().rev() {
+                    let mag = x & (PIP_NEG - 1);
+                    assert!(mag <= 1 << (c - 1));
+                    v = v * radix
+                        + if x & PIP_NEG != 0 {
+                            -Scalar::from(mag)
+                        } else {
+                            Scalar::from(mag)
+                        };
+                }
+                assert_eq!(v, *s, "c = {c}");
+            }
+        }
+        // With no spare bits (c = 8) the top window of n − 1 carries out.
+        assert!(pippenger_digits_vartime(&-Scalar::ONE, 8, 32).is_none());
     }
 
     #[test]
