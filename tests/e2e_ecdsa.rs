@@ -24,6 +24,15 @@ const TOTAL: usize = 1000;
 const SINGLE: usize = 200;
 const BATCH: usize = 100;
 
+fn sign_req(key_id: &str, message: Vec<u8>) -> SignRequest {
+    SignRequest {
+        key_id: key_id.to_owned(),
+        message,
+        idempotency_key: String::new(),
+        taproot_merkle_root: None,
+    }
+}
+
 fn prehash(i: usize) -> Vec<u8> {
     Sha256::digest(format!("ecdsa prehash {i}").as_bytes()).to_vec()
 }
@@ -80,12 +89,7 @@ async fn sign_many(c: &SignerClient<Channel>, k: &KeyInfo) -> Vec<(Vec<u8>, Sign
         tasks.push(tokio::spawn(async move {
             let h = prehash(i);
             let r = c
-                .sign(SignRequest {
-                    key_id,
-                    message: h.clone(),
-                    idempotency_key: String::new(),
-                    taproot_merkle_root: None,
-                })
+                .sign(sign_req(&key_id, h.clone()))
                 .await
                 .unwrap()
                 .into_inner();
@@ -187,12 +191,7 @@ async fn two_of_three_signs_1000_prehashes_that_verify_and_recover() {
     let mut c = server.client().await;
     let h = prehash(TOTAL + 1);
     let r = c
-        .sign(SignRequest {
-            key_id: k.key_id.clone(),
-            message: h.clone(),
-            idempotency_key: String::new(),
-            taproot_merkle_root: None,
-        })
+        .sign(sign_req(&k.key_id, h.clone()))
         .await
         .unwrap()
         .into_inner();
@@ -228,12 +227,7 @@ async fn imported_keys_keep_their_ethereum_address_and_sign() {
         assert_eq!(k.ethereum_address, address.trim());
         let h = prehash(n);
         let r = c
-            .sign(SignRequest {
-                key_id: k.key_id.clone(),
-                message: h.clone(),
-                idempotency_key: String::new(),
-                taproot_merkle_root: None,
-            })
+            .sign(sign_req(&k.key_id, h.clone()))
             .await
             .unwrap()
             .into_inner();
@@ -270,10 +264,8 @@ async fn ecdsa_requests_with_bad_fields_are_invalid_argument() {
     );
     let k = create(&mut c).await;
     let sign = |message: Vec<u8>, root: Option<Vec<u8>>| SignRequest {
-        key_id: k.key_id.clone(),
-        message,
-        idempotency_key: String::new(),
         taproot_merkle_root: root,
+        ..sign_req(&k.key_id, message)
     };
     let s = c.sign(sign(vec![1; 31], None)).await.unwrap_err();
     assert_eq!(s.code(), Code::InvalidArgument);
