@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # The whole Tessera test suite, as CI runs it: formatting, lints, every crate's tests and the
-# end-to-end tests that start the real `tessera` binary. Needs only the Rust toolchain and a C
-# compiler (libsecp256k1, the independent BIP340/ECDSA verifier in the tests, is built from
-# its crate).
+# end-to-end tests that start the real `tessera` binary. Needs the Rust toolchain, a C compiler
+# (libsecp256k1, the independent BIP340/ECDSA verifier in the tests, is built from its crate)
+# and a Vulkan driver for the GPU backend's tests: when none is installed, Mesa's lavapipe
+# (software Vulkan, Debian `mesa-vulkan-drivers`) is installed with apt. Under CI=true the GPU
+# tests fail, not skip, when no adapter is found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+    echo "test.sh: no Vulkan driver found; installing Mesa's lavapipe (mesa-vulkan-drivers)" >&2
+    sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+    if ! { "${sudo_cmd[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+            mesa-vulkan-drivers libvulkan1 >/dev/null; }; then
+        echo "test.sh: could not install mesa-vulkan-drivers; GPU tests will skip (or fail under CI=true)" >&2
+    fi
+fi
 
 echo "test.sh: cargo fmt --check" >&2
 cargo fmt --all -- --check

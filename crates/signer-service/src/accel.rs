@@ -17,6 +17,7 @@ use accel_api::{
     Op, Policy, SchnorrItem, Verdict,
 };
 use backend_cpu::CpuBackend;
+use backend_gpu::{GpuBackend, GpuConfig};
 use backend_simd::SimdBackend;
 
 use crate::bench_accel::CostFile;
@@ -35,7 +36,8 @@ pub struct Selected {
 }
 
 /// The cost model of `acc`: from the cost-model file when it holds one for this backend and
-/// device, else calibrated now (batches of 1 and 64). Described for the start-up log.
+/// device, else calibrated now (a GPU at larger batches, since its fixed cost per call is
+/// large; the CPU backends at 1 and 64). Described for the start-up log.
 fn calibrated(
     acc: Arc<dyn Accelerator>,
     costs: Option<&(PathBuf, CostFile)>,
@@ -47,7 +49,17 @@ fn calibrated(
     });
     let (model, source) = match stored {
         Some((path, m)) => (m.to_model(path)?, "measured by bench-accel"),
-        None => (accel_api::calibrate(acc.as_ref(), 1, 64, 3)?, "calibrated"),
+        None => {
+            let (small, large) = if caps.backend == "gpu" {
+                (64, 4096)
+            } else {
+                (1, 64)
+            };
+            (
+                accel_api::calibrate(acc.as_ref(), small, large, 3)?,
+                "calibrated",
+            )
+        }
     };
     let summary: Vec<String> = model
         .costs
@@ -97,12 +109,41 @@ fn router(
     Ok((router, format!("{head}: {}", lines.join(" | "))))
 }
 
+/// Environment variable for failure drills: the GPU backend fails this many batches (as a
+/// device error) after start-up, so operators can watch the CPU fallback and the breaker.
+pub const GPU_FAULT_INJECT_ENV: &str = "TESSERA_GPU_FAULT_INJECT";
+
+/// Opens the GPU backend with the service's settings.
+pub fn gpu(cfg: &AccelConfig) -> Result<GpuBackend, AccelError> {
+    GpuBackend::new(GpuConfig {
+        secret_ops: cfg.gpu_secret_ops,
+        ..GpuConfig::default()
+    })
+}
+
+/// Arms the failure drill of [`GPU_FAULT_INJECT_ENV`], when set: called once the service's
+/// start-up calibration is done, so the injected failures land on requests.
+fn arm_fault_drill(gpu: &GpuBackend) {
+    if let Some(n) = std::env::var(GPU_FAULT_INJECT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        tracing::warn!(
+            batches = n,
+            "{GPU_FAULT_INJECT_ENV} is set: the GPU backend will fail its next {n} batches (failure drill)"
+        );
+        gpu.inject_failures(n);
+    }
+}
+
 /// Builds the accelerator for `cfg.backend`. A backend asked for by name that is not usable on
-/// this host (no AVX-512 IFMA/AVX2 for `simd`) or not built into this binary (`gpu`) is a
-/// start-up error; `auto` calibrates every usable backend (or takes its measurements from
-/// `accel.cost_model`) and routes each batch to the cheapest. An explicit `simd` still keeps
-/// the CPU backend behind it for fallback: a failed batch is re-run on the CPU and opens the
-/// backend's circuit breaker (`tessera_accel_breaker_state`, `tessera_accel_fallbacks_total`).
+/// this host (no AVX-512 IFMA/AVX2 for `simd`, no Vulkan adapter for `gpu`) is a start-up
+/// error; `auto` calibrates every usable backend and routes each batch to the cheapest (it
+/// opens the GPU only when the host has a hardware adapter: a software rasterizer such as
+/// lavapipe runs on the same cores as the CPU backends and never wins). An explicit `simd` or
+/// `gpu` still keeps the CPU backend behind it for fallback (and, for `gpu`, the SIMD backend
+/// for secret-class work when `accel.gpu_secret_ops` is false); a failed GPU batch is re-run
+/// on the CPU and opens the GPU's circuit breaker (`tessera_accel_breaker_state`).
 pub fn select(cfg: &AccelConfig, metrics: Arc<Metrics>) -> Result<Selected, crate::Error> {
     let kind = cfg.backend;
     let costs = match &cfg.cost_model {
@@ -121,19 +162,29 @@ pub fn select(cfg: &AccelConfig, metrics: Arc<Metrics>) -> Result<Selected, crat
             router(vec![simd], Policy::Prefer("simd"), &metrics, costs)?
         }
         BackendKind::Gpu => {
-            return Err(AccelError::NotBuilt {
-                backend: "gpu",
-                hint:
-                    "the GPU backend is not part of this build yet; use --backend cpu, simd or auto"
-                        .into(),
+            let mut others: Vec<Arc<dyn Accelerator>> = Vec::new();
+            match SimdBackend::new() {
+                Ok(simd) => others.push(Arc::new(simd)),
+                Err(e) => tracing::info!("backend gpu: no simd backend for CPU-side work: {e}"),
             }
-            .into());
+            let g = Arc::new(gpu(cfg)?);
+            others.push(Arc::clone(&g) as Arc<dyn Accelerator>);
+            let routed = router(others, Policy::Prefer("gpu"), &metrics, costs)?;
+            arm_fault_drill(&g);
+            routed
         }
         BackendKind::Auto => {
             let mut others: Vec<Arc<dyn Accelerator>> = Vec::new();
             match SimdBackend::new() {
                 Ok(simd) => others.push(Arc::new(simd)),
                 Err(e) => tracing::info!("backend auto: skipping simd: {e}"),
+            }
+            match backend_gpu::hardware_adapter() {
+                Some(name) => match gpu(cfg) {
+                    Ok(g) => others.push(Arc::new(g)),
+                    Err(e) => tracing::warn!("backend auto: skipping gpu {name}: {e}"),
+                },
+                None => tracing::info!("backend auto: no hardware GPU adapter"),
             }
             router(others, Policy::Cheapest, &metrics, costs)?
         }
@@ -250,18 +301,13 @@ mod tests {
     use crate::metrics::sum_samples;
 
     #[test]
-    fn gpu_is_not_built_and_cpu_is_metered() {
+    fn cpu_is_metered() {
         let m = Arc::new(Metrics::new());
-        let mut cfg = AccelConfig {
-            backend: BackendKind::Gpu,
+        let cfg = AccelConfig {
+            backend: BackendKind::Cpu,
+            gpu_secret_ops: false,
             cost_model: None,
         };
-        let err = select(&cfg, Arc::clone(&m)).unwrap_err();
-        assert!(
-            matches!(err, crate::Error::Accel(AccelError::NotBuilt { .. })),
-            "{err}"
-        );
-        cfg.backend = BackendKind::Cpu;
         let s = select(&cfg, Arc::clone(&m)).unwrap();
         assert_eq!(s.backend, "cpu");
         let pts = s.accel.ed25519_mul_base(&[EdScalar::ONE]).unwrap();

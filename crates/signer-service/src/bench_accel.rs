@@ -1,7 +1,7 @@
 //! `tessera bench-accel`: measures every backend this host can run, per op and batch size, and
 //! prints per-item cost, throughput, the devices and, for each accelerated backend, the
 //! crossover batch size from which it stays cheaper than every backend listed before it
-//! (`simd` against `cpu`). With `--save FILE` it also writes
+//! (`simd` against `cpu`, `gpu` against both). With `--save FILE` it also writes
 //! the cost models fitted to the measurements; `tessera serve --cost-model FILE` (or
 //! `accel.cost_model`) then routes `--backend auto` by them instead of its quick start-up
 //! calibration. Models are matched by backend name and device: the `cpu` measured here is
@@ -19,16 +19,20 @@ use backend_simd::SimdBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::config::AccelConfig;
 
 /// Options of `tessera bench-accel`.
 #[derive(Clone, Debug)]
 pub struct BenchAccelOptions {
-    /// Backends to measure (`cpu`, `simd`); empty = every one this host can run.
+    /// Backends to measure (`cpu`, `simd`, `gpu`); empty = every one this host can run.
     pub backends: Vec<String>,
     /// Largest batch measured; sizes are the powers of 4 from 1 up to it.
     pub max_batch: usize,
     /// Least time spent on each (backend, op, batch) cell.
     pub min_time: Duration,
+    /// Settings for the GPU backend (with `gpu_secret_ops` false its `mul_base` is not
+    /// measured: the GPU backend does not offer it).
+    pub accel: AccelConfig,
     /// Where to write the fitted cost models (JSON), if anywhere.
     pub save: Option<PathBuf>,
 }
@@ -197,10 +201,10 @@ pub fn crossover_vs_all(
 fn open_backends(opts: &BenchAccelOptions) -> Result<Vec<Arc<dyn Accelerator>>, Error> {
     let wanted = |name: &str| opts.backends.is_empty() || opts.backends.iter().any(|b| b == name);
     for b in &opts.backends {
-        if !["cpu", "simd"].contains(&b.as_str()) {
+        if !["cpu", "simd", "gpu"].contains(&b.as_str()) {
             return Err(Error::invalid(
                 "--backends",
-                format!("`{b}` is not one of cpu, simd (the gpu backend is not in this build)"),
+                format!("`{b}` is not one of cpu, simd, gpu"),
             ));
         }
     }
@@ -214,6 +218,14 @@ fn open_backends(opts: &BenchAccelOptions) -> Result<Vec<Arc<dyn Accelerator>>, 
             Ok(s) => out.push(Arc::new(s)),
             Err(e) if explicit("simd") => return Err(Error::Accel(e)),
             Err(e) => eprintln!("tessera bench-accel: skipping simd: {e}"),
+        }
+    }
+    if wanted("gpu") {
+        eprintln!("tessera bench-accel: opening the GPU (builds every pipeline)…");
+        match crate::accel::gpu(&opts.accel) {
+            Ok(g) => out.push(Arc::new(g)),
+            Err(e) if explicit("gpu") => return Err(Error::Accel(e)),
+            Err(e) => eprintln!("tessera bench-accel: skipping gpu: {e}"),
         }
     }
     Ok(out)

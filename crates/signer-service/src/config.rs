@@ -42,6 +42,9 @@ pub struct ServerConfig {
 pub struct AccelConfig {
     /// `accel.backend`: `cpu`, `simd`, `gpu` or `auto` (default `auto`).
     pub backend: BackendKind,
+    /// `accel.gpu_secret_ops`: whether secret-class work (nonce and key-share scalar
+    /// multiplications) may run on the GPU (default false: it runs on the best CPU backend).
+    pub gpu_secret_ops: bool,
     /// `accel.cost_model`: a cost-model file written by `tessera bench-accel --save`; routed
     /// backends found in it (same backend and device) use its measurements instead of the
     /// quick start-up calibration (default: none).
@@ -100,6 +103,7 @@ impl Default for Config {
             },
             accel: AccelConfig {
                 backend: BackendKind::Auto,
+                gpu_secret_ops: false,
                 cost_model: None,
             },
             batcher: BatcherConfig {
@@ -157,6 +161,8 @@ pub struct ServerLayer {
 pub struct AccelLayer {
     /// See [`AccelConfig::backend`].
     pub backend: Option<String>,
+    /// See [`AccelConfig::gpu_secret_ops`].
+    pub gpu_secret_ops: Option<bool>,
     /// See [`AccelConfig::cost_model`].
     pub cost_model: Option<PathBuf>,
 }
@@ -209,6 +215,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TESSERA_LISTEN", "server.listen"),
     ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
     ("TESSERA_BACKEND", "accel.backend"),
+    ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
     ("TESSERA_COST_MODEL", "accel.cost_model"),
     ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
     (
@@ -268,6 +275,15 @@ impl Layer {
                 })
                 .transpose()
         };
+        let boolean = |var: &str| -> Result<Option<bool>, Error> {
+            lookup(var)
+                .map(|v| match v.trim() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err(config_err(var, format!("`{v}` is not true or false"))),
+                })
+                .transpose()
+        };
         Ok(Self {
             server: ServerLayer {
                 data_dir: lookup("TESSERA_DATA_DIR").map(PathBuf::from),
@@ -276,6 +292,7 @@ impl Layer {
             },
             accel: AccelLayer {
                 backend: lookup("TESSERA_BACKEND"),
+                gpu_secret_ops: boolean("TESSERA_GPU_SECRET_OPS")?,
                 cost_model: lookup("TESSERA_COST_MODEL").map(PathBuf::from),
             },
             batcher: BatcherLayer {
@@ -335,6 +352,9 @@ impl Config {
                     format!("`{v}` is not one of cpu, simd, gpu, auto"),
                 )
             })?;
+        }
+        if let Some(v) = &layer.accel.cost_model {
+            self.accel.cost_model = Some(v.clone());
         }
         if let Some(v) = &layer.accel.cost_model {
             self.accel.cost_model = Some(v.clone());

@@ -34,15 +34,14 @@ enum Command {
     /// percentiles, errors by status code and the server's CPU time per signature.
     Load(LoadArgs),
     /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
-    /// 16, … up to --max-batch) the per-item cost and throughput, the devices, and the batch
-    /// size from which each accelerated backend beats the ones before it. Progress goes to
-    /// stderr.
+    /// 16, … up to --max-batch) the per-item cost and throughput, the GPU adapter's name and
+    /// the batch size from which the GPU beats the CPU backends. Progress goes to stderr.
     BenchAccel(BenchAccelArgs),
 }
 
 #[derive(Args, Debug)]
 struct BenchAccelArgs {
-    /// Backends to measure, comma-separated (cpu, simd); default: every one available
+    /// Backends to measure, comma-separated (cpu, simd, gpu); default: every one available
     #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
     /// Largest batch measured
@@ -51,6 +50,9 @@ struct BenchAccelArgs {
     /// Least time per (backend, op, batch) cell, e.g. 200ms
     #[arg(long, value_parser = client::parse_duration, default_value = "200ms")]
     min_time: std::time::Duration,
+    /// Also measure the GPU's mul_base (without it the GPU backend does not offer mul_base)
+    #[arg(long)]
+    gpu_secret_ops: bool,
     /// Write the fitted cost models here (JSON) for `tessera serve --cost-model`
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
@@ -73,6 +75,10 @@ struct ServeArgs {
     /// Accelerator backend: cpu, simd, gpu or auto [env: TESSERA_BACKEND] [default: auto]
     #[arg(long, value_name = "BACKEND")]
     backend: Option<String>,
+    /// Let secret-class work (nonce and share multiplications) run on the GPU backend
+    /// [env: TESSERA_GPU_SECRET_OPS] [default: false]
+    #[arg(long)]
+    gpu_secret_ops: bool,
     /// Cost models from `tessera bench-accel --save` to route `auto` by, instead of the quick
     /// start-up calibration [env: TESSERA_COST_MODEL]
     #[arg(long, value_name = "FILE")]
@@ -210,6 +216,7 @@ fn serve_layer(a: &ServeArgs) -> Layer {
         },
         accel: AccelLayer {
             backend: a.backend.clone(),
+            gpu_secret_ops: a.gpu_secret_ops.then_some(true),
             cost_model: a.cost_model.clone(),
         },
         batcher: BatcherLayer {
@@ -276,6 +283,11 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
                 backends: a.backends,
                 max_batch: a.max_batch,
                 min_time: a.min_time,
+                accel: signer_service::config::AccelConfig {
+                    backend: accel_api::BackendKind::Auto,
+                    gpu_secret_ops: a.gpu_secret_ops,
+                    cost_model: None,
+                },
                 save: a.save,
             };
             let report =

@@ -1,0 +1,177 @@
+//! The port's conformance kit on the GPU backend (lavapipe in CI), plus dispatch splitting,
+//! the secret-ops switch and the failure path.
+
+use std::sync::OnceLock;
+
+use accel_api::{AccelError, Accelerator, Curve, LincombJob, Op};
+use backend_gpu::{GpuBackend, GpuConfig};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::Identity;
+use k256::{ProjectivePoint, Scalar};
+
+/// The shared backend (one device context for the whole test binary: lavapipe compiles each
+/// kernel at its first dispatch) with secret ops enabled, or `None` (after a note) when this
+/// host has no Vulkan adapter and is not CI. Under `CI=true` a missing adapter is a failure;
+/// an adapter that fails the start-up self-test is a failure everywhere.
+fn backend() -> Option<&'static GpuBackend> {
+    static SHARED: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            if backend_gpu::adapters().is_empty() {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but this host has no Vulkan adapter (install mesa-vulkan-drivers)");
+                }
+                eprintln!("skipping GPU tests: no Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+                return None;
+            }
+            match GpuBackend::new(GpuConfig {
+                secret_ops: true,
+                ..GpuConfig::default()
+            }) {
+                Ok(b) => Some(b),
+                Err(e) => panic!("the GPU backend did not start: {e}"),
+            }
+        })
+        .as_ref()
+}
+
+#[test]
+fn conformance_kit() {
+    let Some(gpu) = backend() else { return };
+    eprintln!("adapter: {}", gpu.capabilities().device);
+    accel_api::kit::check_all(gpu);
+}
+
+#[test]
+fn injected_device_error_surfaces_as_device_and_clears() {
+    let Some(shared) = backend() else { return };
+    let gpu = shared.with_config(GpuConfig {
+        secret_ops: true,
+        ..GpuConfig::default()
+    });
+    let job = LincombJob::new(vec![(Scalar::from(5u64), ProjectivePoint::GENERATOR)]);
+    gpu.inject_failures(1);
+    let err = gpu
+        .secp256k1_lincomb_vartime(std::slice::from_ref(&job))
+        .expect_err("injected failure must surface");
+    assert!(
+        matches!(err, AccelError::Device { backend: "gpu", .. }),
+        "{err:?}"
+    );
+    // The next batch and the health probe succeed again.
+    let out = gpu
+        .secp256k1_lincomb_vartime(std::slice::from_ref(&job))
+        .expect("batch after the injected failure");
+    assert_eq!(out[0], ProjectivePoint::GENERATOR * Scalar::from(5u64));
+    gpu.probe().expect("probe after recovery");
+}
+
+#[test]
+fn secret_ops_off_leaves_mul_base_out() {
+    let Some(shared) = backend() else { return };
+    let gpu = shared.with_config(GpuConfig::default());
+    let caps = gpu.capabilities();
+    assert!(!caps.secret_ops);
+    assert!(!caps.supports(Curve::Secp256k1, Op::MulBase));
+    assert!(!caps.supports(Curve::Ed25519, Op::MulBase));
+    assert!(caps.supports(Curve::Ed25519, Op::LincombVartime));
+    let err = gpu
+        .secp256k1_mul_base(&[Scalar::from(9u64)])
+        .expect_err("mul_base refused");
+    assert!(
+        matches!(
+            err,
+            AccelError::Unsupported {
+                op: Op::MulBase,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(gpu.ed25519_mul_base(&[EdScalar::from(9u64)]).is_err());
+}
+
+/// Batches larger than one dispatch (3 items per dispatch here), jobs longer than one chunk
+/// (8 terms) and empty jobs, on both curves.
+#[test]
+fn batches_split_across_dispatches_and_chunks_match() {
+    let Some(shared) = backend() else { return };
+    let gpu = shared.with_config(GpuConfig {
+        secret_ops: true,
+        max_items_per_dispatch: 3,
+        ..GpuConfig::default()
+    });
+    let ks: Vec<Scalar> = (1..=10u64)
+        .map(|i| Scalar::from(i * 0x1_0000_0001) * Scalar::from(i).invert().unwrap())
+        .collect();
+    let got = gpu.secp256k1_mul_base(&ks).expect("mul_base");
+    for (k, p) in ks.iter().zip(&got) {
+        assert_eq!(*p, ProjectivePoint::GENERATOR * k);
+    }
+    let jobs: Vec<_> = (0..7usize)
+        .map(|j| {
+            LincombJob::new(
+                (0..j * 3)
+                    .map(|t| (ks[(t + j) % 10], ProjectivePoint::GENERATOR * ks[t % 10]))
+                    .collect(),
+            )
+        })
+        .collect();
+    let got = gpu.secp256k1_lincomb_vartime(&jobs).expect("lincomb");
+    for (job, p) in jobs.iter().zip(&got) {
+        let want = job
+            .terms
+            .iter()
+            .fold(ProjectivePoint::IDENTITY, |a, (s, q)| a + *q * s);
+        assert_eq!(*p, want);
+    }
+    let eks: Vec<EdScalar> = (1..=10u64)
+        .map(|i| EdScalar::from(i * 0x1_0000_0001).invert())
+        .collect();
+    let got = gpu.ed25519_mul_base(&eks).expect("mul_base");
+    for (k, p) in eks.iter().zip(&got) {
+        assert_eq!(*p, ED25519_BASEPOINT_POINT * k);
+    }
+    let ejobs: Vec<_> = (0..7usize)
+        .map(|j| {
+            LincombJob::new(
+                (0..j * 3)
+                    .map(|t| (eks[(t + j) % 10], ED25519_BASEPOINT_POINT * eks[t % 10]))
+                    .collect(),
+            )
+        })
+        .collect();
+    let got = gpu.ed25519_lincomb_vartime(&ejobs).expect("lincomb");
+    for (job, p) in ejobs.iter().zip(&got) {
+        let want = job
+            .terms
+            .iter()
+            .fold(EdwardsPoint::identity(), |a, (s, q)| a + q * s);
+        assert_eq!(*p, want);
+    }
+}
+
+/// The field files under shaders/ are what shaders/gen_field.py writes (and the generator's
+/// overflow bounds hold), when Python is at hand.
+#[test]
+fn field_shaders_match_their_generator() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/gen_field.py");
+    match std::process::Command::new("python3")
+        .arg(script)
+        .arg("--check")
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but python3 cannot run: {e}")
+        }
+        Err(e) => eprintln!("skipping the generator check: python3 cannot run ({e})"),
+    }
+}
