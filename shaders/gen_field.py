@@ -4,26 +4,51 @@
     python3 shaders/gen_field.py          # rewrite shaders/field_*.wgsl
     python3 shaders/gen_field.py --check  # exit 1 if a checked-in file differs
 
-A field element is 20 limbs of 13 bits held in u32 lanes (radix 2^13, 260 bits), so a
-20 x 20 schoolbook product sums each column without carrying. Every function is straight-line
-code with constant limb indices: no loops and no dynamically indexed private arrays, which
-LLVM-based drivers (lavapipe) compile in seconds and which run the same instruction sequence
-for every input (constant time). The generator tracks an upper bound for every intermediate
-value and refuses to emit code that could overflow a u32.
+Two variants per curve:
+
+- `field_<curve>.wgsl` (u32 only): 20 limbs of 13 bits in u32 lanes (radix 2^13, 260 bits).
+  13 bits is the widest radix whose 20 x 20 schoolbook product sums every column in a u32
+  without carrying or splitting products.
+- `field_<curve>_u64.wgsl` (needs SHADER_INT64): 10 limbs of 26 bits in u32 lanes, products
+  and column sums in u64: a quarter of the multiplications.
+
+Every function is straight-line code with constant limb indices: no loops and no dynamically
+indexed private arrays, which LLVM-based drivers (lavapipe) compile in seconds and which run
+the same instruction sequence for every input (constant time). The generator tracks an upper
+bound for every intermediate value, types each one u32 or u64 by that bound, and refuses to
+emit code that could overflow.
 
 Invariant of an `Fe` between functions ("loose"): every limb <= LOOSE. Values are congruent
-to the field element but not reduced below p; `fe_canon` gives the unique representative.
+to the field element but not reduced below p; `fe_canon` gives the unique representative
+(limbs below 2^BITS). An `Fe` is stored in 10 u32 words (`fe_pack`/`fe_unpack`): two 13-bit
+limbs per word, or one 26-bit limb per word.
 """
 
 import sys
 from pathlib import Path
 
-BITS = 13
-MASK = (1 << BITS) - 1
-N = 20
-LOOSE = 14000
 U32 = (1 << 32) - 1
-assert N * LOOSE * LOOSE <= U32, "column sums of a product must fit a u32"
+U64 = (1 << 64) - 1
+
+VARIANTS = {
+    "": {"bits": 13, "n": 20, "loose": 14000, "wide": False},
+    "_u64": {"bits": 26, "n": 10, "loose": 1 << 30, "wide": True},
+}
+
+BITS = MASK = N = LOOSE = 0
+WIDE = False
+
+
+def configure(v):
+    """Selects a variant (module-level parameters used by every emitter function)."""
+    global BITS, MASK, N, LOOSE, WIDE
+    BITS, N, LOOSE, WIDE = v["bits"], v["n"], v["loose"], v["wide"]
+    MASK = (1 << BITS) - 1
+    acc = U64 if WIDE else U32
+    assert N * LOOSE * LOOSE <= acc, "column sums of a product must fit the accumulator"
+    assert 2 * LOOSE <= U32, "sums of two loose limbs must fit a u32"
+    assert BITS * N >= 256
+
 
 CURVES = {
     "secp256k1": {
@@ -50,15 +75,25 @@ def limbs_of(v, n=None):
     return out
 
 
+def wide(t):
+    return t[1] > U32
+
+
+def as64(t):
+    """The term as a u64 expression."""
+    return t[0] if wide(t) else f"u64({t[0]})"
+
+
 class Emitter:
-    """Emits `let` bindings with unique names and tracks each one's upper bound."""
+    """Emits `let` bindings with unique names; each value is (expression, upper bound) and is
+    a u64 exactly when its bound exceeds u32."""
 
     def __init__(self):
         self.lines = []
         self.count = 0
 
     def let(self, expr, bound):
-        assert bound <= U32, f"overflow: {expr} may reach {bound}"
+        assert bound <= (U64 if WIDE else U32), f"overflow: {expr} may reach {bound}"
         self.count += 1
         name = f"v{self.count}"
         self.lines.append(f"    let {name} = {expr};")
@@ -71,7 +106,31 @@ class Emitter:
             return ("0u", 0)
         if len(terms) == 1:
             return terms[0]
-        return self.let(" + ".join(t[0] for t in terms), sum(t[1] for t in terms))
+        bound = sum(t[1] for t in terms)
+        if bound > U32:
+            return self.let(" + ".join(as64(t) for t in terms), bound)
+        return self.let(" + ".join(t[0] for t in terms), bound)
+
+    def low(self, v):
+        """v mod 2^BITS as a u32."""
+        if wide(v):
+            return self.let(f"u32({v[0]}) & {MASK}u", MASK)
+        return self.let(f"{v[0]} & {MASK}u", MASK)
+
+    def high(self, v):
+        """v >> BITS, a u32 when its bound allows."""
+        b = v[1] >> BITS
+        if wide(v) and b <= U32:
+            return self.let(f"u32({v[0]} >> {BITS}u)", b)
+        return self.let(f"{v[0]} >> {BITS}u", b)
+
+
+def product(x, y):
+    """x * y for two u32 terms."""
+    b = x[1] * y[1]
+    if b > U32:
+        return (f"u64({x[0]}) * u64({y[0]})", b)
+    return (f"{x[0]} * {y[0]}", b)
 
 
 def scaled(term, k):
@@ -80,14 +139,17 @@ def scaled(term, k):
         return ("0u", 0)
     if k == 1:
         return term
+    b = term[1] * k
     if k & (k - 1) == 0:
-        return (f"({term[0]} << {k.bit_length() - 1}u)", term[1] * k)
-    return (f"({term[0]} * {k}u)", term[1] * k)
+        return (f"(({as64(term) if b > U32 else term[0]}) << {k.bit_length() - 1}u)", b)
+    if b > U32:
+        return (f"({as64(term)} * u64({k}u))", b)
+    return (f"({term[0]} * {k}u)", b)
 
 
 def carry(em, limbs, stop=None):
-    """Carry pass: each limb below 2^13 (the carry out of the last one is appended when it can
-    be non-zero). With `stop`, ends early once the next limb's bound is <= stop."""
+    """Carry pass: each limb below 2^BITS (the carry out of the last one is appended when it
+    can be non-zero). With `stop`, ends early once every remaining limb's bound is <= stop."""
     out = []
     c = ("0u", 0)
     for i, l in enumerate(limbs):
@@ -99,15 +161,15 @@ def carry(em, limbs, stop=None):
             out.append(v)
             c = ("0u", 0)
             continue
-        out.append(em.let(f"{v[0]} & {MASK}u", MASK))
-        c = em.let(f"{v[0]} >> {BITS}u", v[1] >> BITS)
+        out.append(em.low(v))
+        c = em.high(v)
     if c[1] > 0:
         out.append(c)
     return out
 
 
 def fold(em, limbs, r_limbs):
-    """Replaces limbs at and above N by their value times R = 2^260 mod p (as limbs)."""
+    """Replaces limbs at and above N by their value times R = 2^(BITS * N) mod p (as limbs)."""
     low = [[l] for l in limbs[:N]]
     for j, h in enumerate(limbs[N:]):
         for b, rb in enumerate(r_limbs):
@@ -118,7 +180,7 @@ def fold(em, limbs, r_limbs):
 
 
 def reduce_loose(em, limbs, r_limbs):
-    """Any limb vector (bounds < 2^32) -> N loose limbs."""
+    """Any limb vector -> N loose limbs."""
     while True:
         limbs = carry(em, limbs, stop=LOOSE)
         if len(limbs) <= N and all(l[1] <= LOOSE for l in limbs):
@@ -180,47 +242,53 @@ def gen_curve(curve):
         m *= 2
     assert sum(x << (BITS * i) for i, x in enumerate(d)) == m * p
     sub_d = d
+
+    def sub_limb(em, i):
+        assert LOOSE + sub_d[i] <= U32
+        return em.let(f"a[{i}] + {sub_d[i]}u - b[{i}]", LOOSE + sub_d[i])
+
     function(
         "fe_sub(a: Fe, b: Fe) -> Fe",
         lambda em: fe_expr(
             reduce_loose(
                 em,
-                [em.let(f"a[{i}] + {sub_d[i]}u - b[{i}]", LOOSE + sub_d[i]) for i in range(N)],
+                [sub_limb(em, i) for i in range(N)],
                 r_limbs,
             )
         ),
     )
 
     def mul_body(em, sq):
+        a, b = inputs("a"), inputs("b")
         cols = [[] for _ in range(2 * N - 1)]
         if sq:
             for i in range(N):
-                cols[2 * i].append((f"a[{i}] * a[{i}]", LOOSE * LOOSE))
+                cols[2 * i].append(product(a[i], a[i]))
                 for j in range(i + 1, N):
-                    cols[i + j].append((f"(a[{i}] * a[{j}] << 1u)", 2 * LOOSE * LOOSE))
+                    cols[i + j].append(scaled(product(a[i], a[j]), 2))
         else:
             for i in range(N):
                 for j in range(N):
-                    cols[i + j].append((f"a[{i}] * b[{j}]", LOOSE * LOOSE))
+                    cols[i + j].append(product(a[i], b[j]))
         limbs = [em.sum(c) for c in cols]
         return fe_expr(reduce_loose(em, limbs, r_limbs))
 
     function("fe_mul(a: Fe, b: Fe) -> Fe", lambda em: mul_body(em, False))
     function("fe_sqr(a: Fe) -> Fe", lambda em: mul_body(em, True))
 
-    # a * k for a small constant k (k * LOOSE must fit comfortably).
+    # a * k for a constant k <= 1024.
     function(
         "fe_mul_small(a: Fe, k: u32) -> Fe",
         lambda em: fe_expr(
             reduce_loose(
                 em,
-                [em.let(f"a[{i}] * k", LOOSE * 1024) for i in range(N)],
+                [em.let(*product((f"a[{i}]", LOOSE), ("k", 1024))) for i in range(N)],
                 r_limbs,
             )
         ),
     )
 
-    # Canonical form: limbs below 2^13 and value below p.
+    # Canonical form: limbs below 2^BITS and value below p.
     fold_bits = CURVES[curve]["fold_bits"]
     top_limb, top_shift = divmod(fold_bits, BITS)
     c_limbs = limbs_of((1 << fold_bits) % p)
@@ -256,14 +324,22 @@ def gen_curve(curve):
 
     function("fe_canon(a: Fe) -> Fe", canon_body)
 
-    # Conversions: 10 words of two 13-bit limbs each (storage form of loose limbs below
-    # 2^16), and 8 little-endian 32-bit words (canonical values only).
+    # Conversions: 10 storage words (two loose 13-bit limbs below 2^16 per word, or one
+    # loose 26-bit limb per word), and 8 little-endian 32-bit words (canonical values only).
+    if N == 20:
+        assert LOOSE < 1 << 16
+        packed = [f"a[{2 * i}] | (a[{2 * i + 1}] << 16u)" for i in range(10)]
+        unpacked = [f"w[{i // 2}] & 0xffffu" if i % 2 == 0 else f"w[{i // 2}] >> 16u" for i in range(N)]
+    else:
+        assert N == 10
+        packed = [f"a[{i}]" for i in range(N)]
+        unpacked = [f"w[{i}]" for i in range(N)]
     out.append("fn fe_pack(a: Fe) -> array<u32, 10> {")
-    out.append("    return array<u32, 10>(" + ", ".join(f"a[{2 * i}] | (a[{2 * i + 1}] << 16u)" for i in range(N // 2)) + ");")
+    out.append("    return array<u32, 10>(" + ", ".join(packed) + ");")
     out.append("}")
     out.append("")
     out.append("fn fe_unpack(w: array<u32, 10>) -> Fe {")
-    out.append("    return Fe(" + ", ".join(f"w[{i // 2}] & 0xffffu" if i % 2 == 0 else f"w[{i // 2}] >> 16u" for i in range(N)) + ");")
+    out.append("    return Fe(" + ", ".join(unpacked) + ");")
     out.append("}")
     out.append("")
     parts = []
@@ -301,7 +377,8 @@ def gen_curve(curve):
 
     consts = [
         f"// Generated by shaders/gen_field.py; do not edit. Field of {curve}: {CURVES[curve]['desc']}.",
-        f"// Radix 2^{BITS}, {N} limbs; loose limbs are <= {LOOSE}; fe_sub adds {m} * p.",
+        f"// Radix 2^{BITS}, {N} limbs in u32{', products and column sums in u64' if WIDE else ''}; loose limbs are <= {LOOSE};",
+        f"// fe_sub adds {m} * p.",
         "",
         f"alias Fe = array<u32, {N}>;",
         "",
@@ -327,7 +404,12 @@ def gen_curve(curve):
 
 def targets():
     here = Path(__file__).resolve().parent
-    return {here / f"field_{c}.wgsl": gen_curve(c) for c in CURVES}
+    out = {}
+    for suffix, v in VARIANTS.items():
+        configure(v)
+        for c in CURVES:
+            out[here / f"field_{c}{suffix}.wgsl"] = gen_curve(c)
+    return out
 
 
 def main():

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, signs_and_verifies};
+use common::{BIN, Server, signs_and_verifies};
 use signer_service::metrics::sum_samples;
 use signer_service::proto::GetStatusRequest;
 
@@ -120,4 +120,79 @@ async fn injected_device_errors_fail_over_without_failed_requests() {
         "{text}"
     );
     assert_eq!(failed_requests(&text), 0, "{text}");
+}
+
+/// `tessera bench-accel --backends cpu,gpu` on this host's adapter: rows for every op the GPU
+/// offers (mul_base only with --gpu-secret-ops), the adapter's name, and a crossover line per
+/// (curve, op) for gpu against cpu.
+#[test]
+fn bench_accel_measures_the_gpu_and_names_its_adapter() {
+    if backend_gpu::adapters().is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but this host has no Vulkan adapter (install mesa-vulkan-drivers)"
+        );
+        eprintln!("skipping: no Vulkan adapter on this host (install mesa-vulkan-drivers)");
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .args([
+            "bench-accel",
+            "--backends",
+            "cpu,gpu",
+            "--max-batch",
+            "4",
+            "--min-time",
+            "1ms",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let adapter = backend_gpu::adapters().remove(0);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("gpu") && l.contains(&adapter)),
+        "adapter {adapter} not named in:\n{stdout}"
+    );
+    // cpu: 8 (curve, op) × batches 1, 4; gpu without secret ops: 6 × 2.
+    assert!(stderr.contains("[28/28]"), "{stderr}");
+    for curve in ["secp256k1", "ed25519"] {
+        for op in ["lincomb_vartime", "verify_batch_vartime"] {
+            for batch in ["1", "4"] {
+                assert!(
+                    stdout.lines().any(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        f.len() == 6
+                            && f[0] == "gpu"
+                            && f[1] == curve
+                            && f[2] == op
+                            && f[3] == batch
+                            && f[4].parse::<f64>().is_ok_and(|ns| ns > 0.0)
+                    }),
+                    "no gpu {curve} {op} {batch} row in:\n{stdout}"
+                );
+            }
+        }
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.starts_with("gpu ") && l.contains(curve) && l.contains("mul_base")),
+            "mul_base measured on the GPU without --gpu-secret-ops:\n{stdout}"
+        );
+    }
+    let crossover = stdout
+        .split("crossover: smallest batch from which gpu stays cheaper per item than cpu:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no gpu crossover section in:\n{stdout}"));
+    assert_eq!(
+        crossover
+            .lines()
+            .filter(|l| l.contains("batch ≥") || l.contains("never"))
+            .count(),
+        6,
+        "{crossover}"
+    );
 }

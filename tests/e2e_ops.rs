@@ -153,8 +153,9 @@ fn sigterm_shuts_down_gracefully_with_exit_0() {
 }
 
 #[test]
-fn backend_not_built_and_bad_config_fail_clearly() {
+fn unusable_backend_and_bad_config_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
+    // No Vulkan driver visible to the loader: `--backend gpu` is a start-up error.
     let out = Command::new(BIN)
         .args([
             "serve",
@@ -166,11 +167,26 @@ fn backend_not_built_and_bad_config_fail_clearly() {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--backend", "gpu"])
+        .env("VK_ICD_FILENAMES", dir.path().join("no-such-icd.json"))
+        .env("VK_DRIVER_FILES", dir.path().join("no-such-icd.json"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("backend `gpu` is not built"), "{err}");
+    assert!(
+        err.contains("backend `gpu` is not usable on this host")
+            && err.contains("no Vulkan adapter"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--gpu-field", "u128"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("accel.gpu_field"), "{err}");
     let out = Command::new(BIN)
         .args(["serve", "--max-batch-size", "0"])
         .arg("--data-dir")

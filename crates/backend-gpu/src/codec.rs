@@ -12,7 +12,7 @@ use curve25519_dalek::traits::Identity;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use k256::{AffinePoint, EncodedPoint, ProjectivePoint, Scalar as SecpScalar};
 
-use crate::device_err;
+use crate::{FieldImpl, device_err};
 
 /// Terms one lincomb invocation handles (`MAX_TERMS` in common.wgsl); longer jobs are split
 /// into chunks whose partial sums the host adds.
@@ -48,23 +48,30 @@ fn be_to_le(be: &[u8]) -> [u8; 32] {
     le
 }
 
-/// A field element below 2^256 (little-endian bytes) as 10 words of two 13-bit limbs.
-fn packed_limbs(le: &[u8; 32]) -> [u32; 10] {
+/// A field element below 2^256 (little-endian bytes) in the kernels' 10-word storage form:
+/// two 13-bit limbs per word (`FieldImpl::U32`) or one 26-bit limb per word (`FieldImpl::U64`).
+fn packed_limbs(le: &[u8; 32], field: FieldImpl) -> [u32; 10] {
     let mut l = [0u64; 4];
     for (i, c) in le.chunks_exact(8).enumerate() {
         l[i] = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
     }
-    let limb = |i: usize| -> u32 {
-        let (w, off) = ((13 * i) / 64, (13 * i) % 64);
+    let bits = |lo: usize, width: usize| -> u32 {
+        let (w, off) = (lo / 64, lo % 64);
+        if w >= 4 {
+            return 0;
+        }
         let mut v = l[w] >> off;
-        if off + 13 > 64 && w + 1 < 4 {
+        if off + width > 64 && w + 1 < 4 {
             v |= l[w + 1] << (64 - off);
         }
-        (v & 0x1fff) as u32
+        (v & ((1 << width) - 1)) as u32
     };
     let mut out = [0u32; 10];
     for (k, o) in out.iter_mut().enumerate() {
-        *o = limb(2 * k) | (limb(2 * k + 1) << 16);
+        *o = match field {
+            FieldImpl::U32 => bits(26 * k, 13) | (bits(26 * k + 13, 13) << 16),
+            FieldImpl::U64 => bits(26 * k, 26),
+        };
     }
     out
 }
@@ -112,13 +119,13 @@ pub(crate) fn ed_scalar_words(scalars: &[EdScalar]) -> Vec<u32> {
 
 /// x, y, identity flag of an affine secp256k1 point (the identity as x = 0, y = 1, flag 1,
 /// which the constant-time table selection turns into (0 : 1 : 0)).
-fn secp_point_words(a: &AffinePoint) -> [u32; SECP_PT_WORDS] {
+fn secp_point_words(a: &AffinePoint, field: FieldImpl) -> [u32; SECP_PT_WORDS] {
     let mut out = [0u32; SECP_PT_WORDS];
     let enc = a.to_encoded_point(false);
     match (enc.x(), enc.y()) {
         (Some(x), Some(y)) => {
-            out[..10].copy_from_slice(&packed_limbs(&be_to_le(x)));
-            out[10..20].copy_from_slice(&packed_limbs(&be_to_le(y)));
+            out[..10].copy_from_slice(&packed_limbs(&be_to_le(x), field));
+            out[10..20].copy_from_slice(&packed_limbs(&be_to_le(y), field));
         }
         _ => {
             out[10] = 1;
@@ -130,7 +137,10 @@ fn secp_point_words(a: &AffinePoint) -> [u32; SECP_PT_WORDS] {
 
 /// Lincomb inputs: points (SECP_PT_WORDS per term, batch-normalised on the host) and recoded
 /// scalars (DIGIT_WORDS per term).
-pub(crate) fn secp_terms(jobs: &[LincombJob<SecpScalar, ProjectivePoint>]) -> (Vec<u32>, Vec<u32>) {
+pub(crate) fn secp_terms(
+    jobs: &[LincombJob<SecpScalar, ProjectivePoint>],
+    field: FieldImpl,
+) -> (Vec<u32>, Vec<u32>) {
     let points: Vec<ProjectivePoint> = jobs
         .iter()
         .flat_map(|j| j.terms.iter().map(|t| t.1))
@@ -139,7 +149,7 @@ pub(crate) fn secp_terms(jobs: &[LincombJob<SecpScalar, ProjectivePoint>]) -> (V
     let mut pts = Vec::with_capacity(SECP_PT_WORDS * points.len());
     let mut digits = Vec::with_capacity(DIGIT_WORDS * points.len());
     for (t, a) in jobs.iter().flat_map(|j| j.terms.iter()).zip(&affine) {
-        pts.extend(secp_point_words(a));
+        pts.extend(secp_point_words(a, field));
         digits.extend(recoded(&be_to_le(&t.0.to_bytes())));
     }
     (pts, digits)
@@ -162,10 +172,13 @@ pub(crate) fn ed_terms(jobs: &[LincombJob<EdScalar, EdwardsPoint>]) -> (Vec<u32>
 }
 
 /// Table entry (w, j) = j * 16^w * G for w < 64, j < 16, SECP_PT_WORDS each.
-pub(crate) fn secp_table() -> Vec<u32> {
+pub(crate) fn secp_table(field: FieldImpl) -> Vec<u32> {
     let points = table_points(ProjectivePoint::GENERATOR, ProjectivePoint::IDENTITY);
     let affine = accel_api::secp256k1_normalize_batch_serial(&points);
-    affine.iter().flat_map(secp_point_words).collect()
+    affine
+        .iter()
+        .flat_map(|a| secp_point_words(a, field))
+        .collect()
 }
 
 /// Encodings of j * 16^w * B for w < 64, j < 16 (decoded into the table on the GPU).
@@ -275,19 +288,25 @@ mod tests {
         for (i, b) in le.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(37).wrapping_add(11);
         }
-        let packed = packed_limbs(&le);
-        let mut bits = vec![0u8; 32];
-        for i in 0..20 {
-            let limb = (packed[i / 2] >> (16 * (i % 2))) & 0xffff;
-            assert!(limb < 1 << 13);
-            for k in 0..13 {
-                let bit = 13 * i + k;
-                if bit < 256 && (limb >> k) & 1 == 1 {
-                    bits[bit / 8] |= 1 << (bit % 8);
+        for (field, width, per_word) in [(FieldImpl::U32, 13, 2), (FieldImpl::U64, 26, 1)] {
+            let packed = packed_limbs(&le, field);
+            let mut bits = vec![0u8; 32];
+            for i in 0..10 * per_word {
+                let limb = if per_word == 2 {
+                    (packed[i / 2] >> (16 * (i % 2))) & 0xffff
+                } else {
+                    packed[i]
+                };
+                assert!(limb < 1 << width);
+                for k in 0..width {
+                    let bit = width * i + k;
+                    if bit < 256 && (limb >> k) & 1 == 1 {
+                        bits[bit / 8] |= 1 << (bit % 8);
+                    }
                 }
             }
+            assert_eq!(bits, le.to_vec(), "{field:?}");
         }
-        assert_eq!(bits, le.to_vec());
         assert_eq!(value(&le_words(&le)), le.to_vec());
     }
 }

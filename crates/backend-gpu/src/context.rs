@@ -8,7 +8,7 @@ use std::time::Duration;
 use accel_api::AccelError;
 use wgpu::util::DeviceExt;
 
-use crate::{BACKEND, GpuConfig, codec, device_err};
+use crate::{BACKEND, FieldImpl, GpuConfig, GpuField, codec, device_err};
 
 /// Invocations per workgroup (`@workgroup_size` in the shaders).
 pub(crate) const WORKGROUP: u32 = 64;
@@ -19,8 +19,10 @@ const MAX_SCRATCH_BYTES: u64 = 64 << 20;
 
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 const SECP_FIELD_WGSL: &str = include_str!("../../../shaders/field_secp256k1.wgsl");
+const SECP_FIELD_U64_WGSL: &str = include_str!("../../../shaders/field_secp256k1_u64.wgsl");
 const SECP_WGSL: &str = include_str!("../../../shaders/secp256k1.wgsl");
 const ED_FIELD_WGSL: &str = include_str!("../../../shaders/field_ed25519.wgsl");
+const ED_FIELD_U64_WGSL: &str = include_str!("../../../shaders/field_ed25519_u64.wgsl");
 const ED_WGSL: &str = include_str!("../../../shaders/ed25519.wgsl");
 
 /// Which curve a kernel works on.
@@ -60,6 +62,7 @@ pub(crate) struct Context {
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
+    field: FieldImpl,
     secp: CurveKernels,
     ed: CurveKernels,
     decompress: wgpu::ComputePipeline,
@@ -220,9 +223,26 @@ impl Context {
         }))
         .map_err(|e| unavailable(format!("no Vulkan adapter found ({e})")))?;
         let info = adapter.get_info();
+        let int64 = adapter.features().contains(wgpu::Features::SHADER_INT64);
+        let field = match cfg.field {
+            GpuField::U32 => FieldImpl::U32,
+            GpuField::U64 if int64 => FieldImpl::U64,
+            GpuField::U64 => {
+                return Err(unavailable(format!(
+                    "accel.gpu_field = u64 needs SHADER_INT64, which {} does not offer",
+                    info.name
+                )));
+            }
+            GpuField::Auto if int64 && info.device_type == wgpu::DeviceType::Cpu => FieldImpl::U64,
+            GpuField::Auto => FieldImpl::U32,
+        };
+        let required_features = match field {
+            FieldImpl::U32 => wgpu::Features::empty(),
+            FieldImpl::U64 => wgpu::Features::SHADER_INT64,
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("tessera"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -245,8 +265,12 @@ impl Context {
                 source: wgpu::ShaderSource::Wgsl(format!("{field}\n{COMMON_WGSL}\n{curve}").into()),
             })
         };
-        let secp_module = module("secp256k1", SECP_FIELD_WGSL, SECP_WGSL);
-        let ed_module = module("ed25519", ED_FIELD_WGSL, ED_WGSL);
+        let (secp_field, ed_field) = match field {
+            FieldImpl::U32 => (SECP_FIELD_WGSL, ED_FIELD_WGSL),
+            FieldImpl::U64 => (SECP_FIELD_U64_WGSL, ED_FIELD_U64_WGSL),
+        };
+        let secp_module = module("secp256k1", secp_field, SECP_WGSL);
+        let ed_module = module("ed25519", ed_field, ED_WGSL);
         let pipeline = |module: &wgpu::ShaderModule, entry: &str| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -259,7 +283,7 @@ impl Context {
         };
         let secp_table = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("secp256k1 fixed-base table"),
-            contents: &words_to_bytes(&codec::secp_table()),
+            contents: &words_to_bytes(&codec::secp_table(field)),
             usage: wgpu::BufferUsages::STORAGE,
         });
         let ed_table = device.create_buffer(&wgpu::BufferDescriptor {
@@ -283,6 +307,7 @@ impl Context {
             device,
             queue,
             info,
+            field,
             lost,
             uncaptured,
             scratch: Mutex::new(None),
@@ -320,6 +345,11 @@ impl Context {
             )));
         }
         Ok(())
+    }
+
+    /// The field arithmetic the kernels were built with.
+    pub(crate) fn field(&self) -> FieldImpl {
+        self.field
     }
 
     /// "name (API, driver)".

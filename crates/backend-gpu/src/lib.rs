@@ -23,6 +23,41 @@ use crate::context::{Context, CurveId};
 
 pub(crate) const BACKEND: &str = "gpu";
 
+/// Which field arithmetic the kernels use (`accel.gpu_field`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuField {
+    /// `U64` on adapters that run on the CPU (lavapipe: native 32×32→64-bit multiplies) and
+    /// have `SHADER_INT64`; `U32` on hardware GPUs, which emulate 64-bit integer multiplies.
+    #[default]
+    Auto,
+    /// 20 limbs of 13 bits, products and sums in u32: runs on every adapter.
+    U32,
+    /// 10 limbs of 26 bits, products and column sums in u64: needs `SHADER_INT64`.
+    U64,
+}
+
+impl std::str::FromStr for GpuField {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(GpuField::Auto),
+            "u32" => Ok(GpuField::U32),
+            "u64" => Ok(GpuField::U64),
+            _ => Err(format!("`{s}` is not one of auto, u32, u64")),
+        }
+    }
+}
+
+/// The field arithmetic a context was built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FieldImpl {
+    /// shaders/field_*.wgsl.
+    U32,
+    /// shaders/field_*_u64.wgsl.
+    U64,
+}
+
 /// Settings of the GPU backend (the `accel.gpu_*` config fields).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GpuConfig {
@@ -36,6 +71,8 @@ pub struct GpuConfig {
     pub max_items_per_dispatch: u32,
     /// How long to wait for one batch before reporting the device as failed.
     pub timeout: Duration,
+    /// Field arithmetic of the kernels, chosen when the context is built.
+    pub field: GpuField,
 }
 
 impl Default for GpuConfig {
@@ -44,6 +81,7 @@ impl Default for GpuConfig {
             secret_ops: false,
             max_items_per_dispatch: 4096,
             timeout: Duration::from_secs(60),
+            field: GpuField::Auto,
         }
     }
 }
@@ -197,8 +235,12 @@ impl Accelerator for GpuBackend {
         Capabilities {
             backend: BACKEND,
             device: format!(
-                "{}; 13-bit limbs in u32; normalisation and compression on the host",
-                self.ctx.adapter_name()
+                "{}; {}; normalisation and compression on the host",
+                self.ctx.adapter_name(),
+                match self.ctx.field() {
+                    FieldImpl::U32 => "13-bit limbs in u32",
+                    FieldImpl::U64 => "26-bit limbs with u64 products (SHADER_INT64)",
+                }
             ),
             ops,
             secret_ops: self.cfg.secret_ops,
@@ -246,7 +288,7 @@ impl Accelerator for GpuBackend {
         if spans.is_empty() {
             return Ok(results);
         }
-        let (pts, digits) = codec::secp_terms(jobs);
+        let (pts, digits) = codec::secp_terms(jobs, self.ctx.field());
         let out = self.ctx.lincomb(
             CurveId::Secp,
             &pts,

@@ -1,52 +1,79 @@
 //! The port's conformance kit on the GPU backend (lavapipe in CI), plus dispatch splitting,
 //! the secret-ops switch and the failure path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::OnceLock;
 
 use accel_api::{AccelError, Accelerator, Curve, LincombJob, Op};
-use backend_gpu::{GpuBackend, GpuConfig};
+use backend_gpu::{GpuBackend, GpuConfig, GpuField};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::Identity;
 use k256::{ProjectivePoint, Scalar};
 
-/// The shared backend (one device context for the whole test binary: lavapipe compiles each
-/// kernel at its first dispatch) with secret ops enabled, or `None` (after a note) when this
-/// host has no Vulkan adapter and is not CI. Under `CI=true` a missing adapter is a failure;
-/// an adapter that fails the start-up self-test is a failure everywhere.
-fn backend() -> Option<&'static GpuBackend> {
-    static SHARED: OnceLock<Option<GpuBackend>> = OnceLock::new();
-    SHARED
-        .get_or_init(|| {
-            if backend_gpu::adapters().is_empty() {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("CI=true but this host has no Vulkan adapter (install mesa-vulkan-drivers)");
-                }
-                eprintln!("skipping GPU tests: no Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
-                return None;
+/// The shared backend for `field` (one device context per field variant for the whole test
+/// binary: lavapipe compiles each kernel at its first dispatch) with secret ops enabled, or
+/// `None` (after a note) when this host has no Vulkan adapter and is not CI. Under `CI=true` a
+/// missing adapter is a failure; an adapter that fails the start-up self-test is a failure
+/// everywhere. `GpuField::U64` on an adapter without 64-bit integers is a noted skip.
+fn backend(field: GpuField) -> Option<&'static GpuBackend> {
+    static U32: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    static U64: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    let cell = match field {
+        GpuField::U64 => &U64,
+        _ => &U32,
+    };
+    cell.get_or_init(|| {
+        if backend_gpu::adapters().is_empty() {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but this host has no Vulkan adapter (install mesa-vulkan-drivers)");
             }
-            match GpuBackend::new(GpuConfig {
-                secret_ops: true,
-                ..GpuConfig::default()
-            }) {
-                Ok(b) => Some(b),
-                Err(e) => panic!("the GPU backend did not start: {e}"),
+            eprintln!(
+                "skipping GPU tests: no Vulkan adapter (install mesa-vulkan-drivers for lavapipe)"
+            );
+            return None;
+        }
+        match GpuBackend::new(GpuConfig {
+            secret_ops: true,
+            field,
+            ..GpuConfig::default()
+        }) {
+            Ok(b) => Some(b),
+            Err(e) if field == GpuField::U64 && e.to_string().contains("SHADER_INT64") => {
+                eprintln!("skipping the u64 field variant: {e}");
+                None
             }
-        })
-        .as_ref()
+            Err(e) => panic!("the GPU backend did not start: {e}"),
+        }
+    })
+    .as_ref()
 }
 
 #[test]
-fn conformance_kit() {
-    let Some(gpu) = backend() else { return };
+fn conformance_kit_u32_field() {
+    let Some(gpu) = backend(GpuField::U32) else {
+        return;
+    };
+    eprintln!("adapter: {}", gpu.capabilities().device);
+    accel_api::kit::check_all(gpu);
+}
+
+#[test]
+fn conformance_kit_u64_field() {
+    let Some(gpu) = backend(GpuField::U64) else {
+        return;
+    };
     eprintln!("adapter: {}", gpu.capabilities().device);
     accel_api::kit::check_all(gpu);
 }
 
 #[test]
 fn injected_device_error_surfaces_as_device_and_clears() {
-    let Some(shared) = backend() else { return };
+    let Some(shared) = backend(GpuField::U32) else {
+        return;
+    };
     let gpu = shared.with_config(GpuConfig {
         secret_ops: true,
         ..GpuConfig::default()
@@ -70,7 +97,9 @@ fn injected_device_error_surfaces_as_device_and_clears() {
 
 #[test]
 fn secret_ops_off_leaves_mul_base_out() {
-    let Some(shared) = backend() else { return };
+    let Some(shared) = backend(GpuField::U32) else {
+        return;
+    };
     let gpu = shared.with_config(GpuConfig::default());
     let caps = gpu.capabilities();
     assert!(!caps.secret_ops);
@@ -93,11 +122,22 @@ fn secret_ops_off_leaves_mul_base_out() {
     assert!(gpu.ed25519_mul_base(&[EdScalar::from(9u64)]).is_err());
 }
 
+#[test]
+fn batches_split_across_dispatches_and_chunks_match_u32_field() {
+    split_batches(GpuField::U32);
+}
+
+#[test]
+fn batches_split_across_dispatches_and_chunks_match_u64_field() {
+    split_batches(GpuField::U64);
+}
+
 /// Batches larger than one dispatch (3 items per dispatch here), jobs longer than one chunk
 /// (8 terms) and empty jobs, on both curves.
-#[test]
-fn batches_split_across_dispatches_and_chunks_match() {
-    let Some(shared) = backend() else { return };
+fn split_batches(field: GpuField) {
+    let Some(shared) = backend(field) else {
+        return;
+    };
     let gpu = shared.with_config(GpuConfig {
         secret_ops: true,
         max_items_per_dispatch: 3,

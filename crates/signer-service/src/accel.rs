@@ -117,6 +117,7 @@ pub const GPU_FAULT_INJECT_ENV: &str = "TESSERA_GPU_FAULT_INJECT";
 pub fn gpu(cfg: &AccelConfig) -> Result<GpuBackend, AccelError> {
     GpuBackend::new(GpuConfig {
         secret_ops: cfg.gpu_secret_ops,
+        field: cfg.gpu_field,
         ..GpuConfig::default()
     })
 }
@@ -306,6 +307,7 @@ mod tests {
         let cfg = AccelConfig {
             backend: BackendKind::Cpu,
             gpu_secret_ops: false,
+            gpu_field: backend_gpu::GpuField::Auto,
             cost_model: None,
         };
         let s = select(&cfg, Arc::clone(&m)).unwrap();

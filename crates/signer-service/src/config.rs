@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use accel_api::BackendKind;
+use backend_gpu::GpuField;
 use serde::Deserialize;
 
 use crate::Error;
@@ -45,6 +46,10 @@ pub struct AccelConfig {
     /// `accel.gpu_secret_ops`: whether secret-class work (nonce and key-share scalar
     /// multiplications) may run on the GPU (default false: it runs on the best CPU backend).
     pub gpu_secret_ops: bool,
+    /// `accel.gpu_field`: the GPU kernels' field arithmetic, `u32` (13-bit limbs), `u64`
+    /// (26-bit limbs, needs SHADER_INT64) or `auto` (default: `u64` on CPU-based adapters
+    /// such as lavapipe, `u32` on hardware GPUs).
+    pub gpu_field: GpuField,
     /// `accel.cost_model`: a cost-model file written by `tessera bench-accel --save`; routed
     /// backends found in it (same backend and device) use its measurements instead of the
     /// quick start-up calibration (default: none).
@@ -104,6 +109,7 @@ impl Default for Config {
             accel: AccelConfig {
                 backend: BackendKind::Auto,
                 gpu_secret_ops: false,
+                gpu_field: GpuField::Auto,
                 cost_model: None,
             },
             batcher: BatcherConfig {
@@ -163,6 +169,8 @@ pub struct AccelLayer {
     pub backend: Option<String>,
     /// See [`AccelConfig::gpu_secret_ops`].
     pub gpu_secret_ops: Option<bool>,
+    /// See [`AccelConfig::gpu_field`].
+    pub gpu_field: Option<String>,
     /// See [`AccelConfig::cost_model`].
     pub cost_model: Option<PathBuf>,
 }
@@ -216,6 +224,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
     ("TESSERA_BACKEND", "accel.backend"),
     ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
+    ("TESSERA_GPU_FIELD", "accel.gpu_field"),
     ("TESSERA_COST_MODEL", "accel.cost_model"),
     ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
     (
@@ -293,6 +302,7 @@ impl Layer {
             accel: AccelLayer {
                 backend: lookup("TESSERA_BACKEND"),
                 gpu_secret_ops: boolean("TESSERA_GPU_SECRET_OPS")?,
+                gpu_field: lookup("TESSERA_GPU_FIELD"),
                 cost_model: lookup("TESSERA_COST_MODEL").map(PathBuf::from),
             },
             batcher: BatcherLayer {
@@ -353,8 +363,13 @@ impl Config {
                 )
             })?;
         }
-        if let Some(v) = &layer.accel.cost_model {
-            self.accel.cost_model = Some(v.clone());
+        if let Some(v) = layer.accel.gpu_secret_ops {
+            self.accel.gpu_secret_ops = v;
+        }
+        if let Some(v) = &layer.accel.gpu_field {
+            self.accel.gpu_field = v
+                .parse()
+                .map_err(|e: String| config_err("accel.gpu_field", e))?;
         }
         if let Some(v) = &layer.accel.cost_model {
             self.accel.cost_model = Some(v.clone());
@@ -476,6 +491,41 @@ mod tests {
         assert_eq!(cfg.server.metrics_listen.port(), 1001, "file over default");
         assert_eq!(cfg.batcher.workers, 3, "file over default");
         assert_eq!(cfg.batcher.max_queue_delay_us, 200, "default kept");
+    }
+
+    #[test]
+    fn gpu_settings_come_from_file_and_env() {
+        let mut cfg = Config::default();
+        assert!(!cfg.accel.gpu_secret_ops);
+        assert_eq!(cfg.accel.gpu_field, GpuField::Auto);
+        cfg.apply(&file(
+            "[accel]\ngpu_secret_ops = true\ngpu_field = \"u32\"\n",
+        ))
+        .unwrap();
+        assert!(cfg.accel.gpu_secret_ops);
+        assert_eq!(cfg.accel.gpu_field, GpuField::U32);
+        cfg.apply(
+            &Layer::from_env(env(&[
+                ("TESSERA_GPU_FIELD", "U64"),
+                ("TESSERA_GPU_SECRET_OPS", "false"),
+            ]))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(!cfg.accel.gpu_secret_ops);
+        assert_eq!(cfg.accel.gpu_field, GpuField::U64);
+        let err = cfg
+            .apply(&file("[accel]\ngpu_field = \"u128\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accel.gpu_field") && err.contains("u128"),
+            "{err}"
+        );
+        let err = Layer::from_env(env(&[("TESSERA_GPU_SECRET_OPS", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_GPU_SECRET_OPS"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,10 @@ struct BenchAccelArgs {
     /// Also measure the GPU's mul_base (without it the GPU backend does not offer mul_base)
     #[arg(long)]
     gpu_secret_ops: bool,
+    /// The GPU kernels' field arithmetic: auto, u32 (13-bit limbs) or u64 (26-bit limbs,
+    /// needs SHADER_INT64)
+    #[arg(long, value_name = "FIELD", default_value = "auto")]
+    gpu_field: String,
     /// Write the fitted cost models here (JSON) for `tessera serve --cost-model`
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
@@ -79,6 +83,10 @@ struct ServeArgs {
     /// [env: TESSERA_GPU_SECRET_OPS] [default: false]
     #[arg(long)]
     gpu_secret_ops: bool,
+    /// The GPU kernels' field arithmetic: auto, u32 (13-bit limbs) or u64 (26-bit limbs, needs
+    /// SHADER_INT64) [env: TESSERA_GPU_FIELD] [default: auto]
+    #[arg(long, value_name = "FIELD")]
+    gpu_field: Option<String>,
     /// Cost models from `tessera bench-accel --save` to route `auto` by, instead of the quick
     /// start-up calibration [env: TESSERA_COST_MODEL]
     #[arg(long, value_name = "FILE")]
@@ -217,6 +225,7 @@ fn serve_layer(a: &ServeArgs) -> Layer {
         accel: AccelLayer {
             backend: a.backend.clone(),
             gpu_secret_ops: a.gpu_secret_ops.then_some(true),
+            gpu_field: a.gpu_field.clone(),
             cost_model: a.cost_model.clone(),
         },
         batcher: BatcherLayer {
@@ -286,6 +295,10 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
                 accel: signer_service::config::AccelConfig {
                     backend: accel_api::BackendKind::Auto,
                     gpu_secret_ops: a.gpu_secret_ops,
+                    gpu_field: a
+                        .gpu_field
+                        .parse()
+                        .map_err(|e: String| Error::invalid("--gpu-field", e))?,
                     cost_model: None,
                 },
                 save: a.save,
