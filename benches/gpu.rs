@@ -1,4 +1,6 @@
-//! Per-item cost of the GPU backend's ops by batch size, beside backend-cpu.
+//! Per-item cost of the GPU backend's ops by batch size, for both field variants (13-bit
+//! limbs in u32; 26-bit limbs with u64 products where the adapter has SHADER_INT64), beside
+//! backend-cpu on all cores.
 //!
 //! `cargo bench -p tessera-benches --bench gpu` (sizes 64, 1024 and 16384; set
 //! `TESSERA_GPU_BENCH_SIZES=64,1024` to choose others). Prints a note and measures nothing when
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use accel_api::{Accelerator, LincombJob};
 use backend_cpu::CpuBackend;
-use backend_gpu::{GpuBackend, GpuConfig};
+use backend_gpu::{GpuBackend, GpuConfig, GpuField};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
@@ -31,19 +33,30 @@ fn ed_scalar() -> EdScalar {
 }
 
 fn bench(c: &mut Criterion) {
-    let gpu = match GpuBackend::new(GpuConfig {
-        secret_ops: true,
-        ..GpuConfig::default()
-    }) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("no GPU backend on this host, nothing measured: {e}");
-            return;
+    let mut gpus = Vec::new();
+    for (name, field) in [("gpu-u32", GpuField::U32), ("gpu-u64", GpuField::U64)] {
+        match GpuBackend::new(GpuConfig {
+            secret_ops: true,
+            field,
+            ..GpuConfig::default()
+        }) {
+            Ok(g) => {
+                eprintln!("{name}: {}", g.capabilities().device);
+                gpus.push((name, g));
+            }
+            Err(e) => eprintln!("{name}: not measured: {e}"),
         }
-    };
-    eprintln!("adapter: {}", gpu.adapter_name());
+    }
+    if gpus.is_empty() {
+        eprintln!("no GPU backend on this host, nothing measured");
+        return;
+    }
     let cpu = CpuBackend::new();
-    let backends: [(&str, &dyn Accelerator); 2] = [("gpu", &gpu), ("cpu", &cpu)];
+    let mut backends: Vec<(&str, &dyn Accelerator)> = gpus
+        .iter()
+        .map(|(n, g)| (*n, g as &dyn Accelerator))
+        .collect();
+    backends.push(("cpu", &cpu));
     for n in sizes() {
         let s: Vec<SecpScalar> = (0..n).map(|_| SecpScalar::random(&mut OsRng)).collect();
         let p: Vec<ProjectivePoint> = s.iter().map(|k| ProjectivePoint::GENERATOR * k).collect();
@@ -55,7 +68,7 @@ fn bench(c: &mut Criterion) {
         let ejobs: Vec<_> = (0..n)
             .map(|i| LincombJob::new(vec![(es[i], ep[i]), (es[(i + 1) % n], ep[(i + 1) % n])]))
             .collect();
-        for (name, acc) in backends {
+        for &(name, acc) in &backends {
             let mut g = c.benchmark_group(format!("{name}/batch"));
             g.sample_size(10);
             g.warm_up_time(Duration::from_millis(100));
