@@ -3,9 +3,9 @@
 // `pt_identity`, `pt_neg`, the scratch layout, `load_term`, `term_status`, `table_entry` and
 // `store_result`.
 //
-// Every kernel calls `pt_add`, `pt_dbl` and `fe_mul` from as few places as it can: drivers
-// inline every call, and one call site per operation keeps each compiled kernel small
-// (lavapipe compiles one in a few seconds).
+// Every kernel calls `pt_add` and `fe_mul` from as few places as it can: drivers inline every
+// call, and one call site per operation keeps each compiled kernel small (lavapipe compiles
+// one in a few seconds).
 
 // `pts`: lincomb points (PT_WORDS each), mul_base scalars (8 words each) or, for Ed25519
 // decompression, encodings (8 words each).
@@ -114,8 +114,8 @@ fn digit(term: u32, w: u32) -> u32 {
 
 // Variable-time sum of s_t * P_t over one chunk of at most MAX_TERMS terms: per term a table
 // of P, 2P, ..., 8P in scratch, then 65 signed radix-16 windows of 4 doublings and one table
-// addition per term (Straus). Table building and additions share one `pt_add` call site,
-// doublings one `pt_dbl` call site.
+// addition per term (Straus). Table building, doublings and additions share one `pt_add`
+// (the formulas are complete, so doubling is an addition of a point to itself).
 @compute @workgroup_size(64)
 fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
@@ -136,7 +136,6 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var s = 0u; s < (tsteps + 65u * per_window) * params.y; s++) {
         var x = acc;
         var y = acc;
-        var dbl = false;
         var dst = 0xffffffffu;
         if (s < tsteps) {
             let t = s / 7u;
@@ -152,7 +151,6 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (w == 64u) {
                     continue;
                 }
-                dbl = true;
             } else {
                 let t = r - 4u;
                 let d = digit(start + t, w);
@@ -166,12 +164,7 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
                 }
             }
         }
-        var sum: Pt;
-        if (dbl) {
-            sum = pt_dbl(x);
-        } else {
-            sum = pt_add(x, y);
-        }
+        let sum = pt_add(x, y);
         if (dst == 0xffffffffu) {
             acc = sum;
         } else {

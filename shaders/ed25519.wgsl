@@ -43,21 +43,6 @@ fn pt_add(p: Pt, q: Pt) -> Pt {
     return Pt(fe_mul(e, f), fe_mul(g, h), fe_mul(f, g), fe_mul(e, h));
 }
 
-// HWCD 2008, section 3.3 (dbl-2008-hwcd, a = -1): 2p with 4 squarings and 4 multiplications.
-// With h = A + B = -H and f = C - G = -F, the result (E f, G h, E h, f G) is the paper's
-// (E F, G H, E H, F G) scaled by -1, the same point.
-fn pt_dbl(p: Pt) -> Pt {
-    let a = fe_sqr(p.x);
-    let b = fe_sqr(p.y);
-    let zz = fe_sqr(p.z);
-    let c = fe_add(zz, zz);
-    let h = fe_add(a, b);
-    let e = fe_sub(fe_sqr(fe_add(p.x, p.y)), h);
-    let g = fe_sub(b, a);
-    let f = fe_sub(c, g);
-    return Pt(fe_mul(e, f), fe_mul(g, h), fe_mul(f, g), fe_mul(e, h));
-}
-
 fn scratch_load(o: u32) -> Pt {
     return Pt(scratch_fe(o), scratch_fe(o + 10u), scratch_fe(o + 20u), scratch_fe(o + 30u));
 }

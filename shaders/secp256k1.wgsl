@@ -54,28 +54,6 @@ fn pt_add(p: Pt, q: Pt) -> Pt {
     return Pt(x3, y3, z3);
 }
 
-// RCB 2016, Algorithm 9 (a = 0): 2p with 8 multiplications (3 of them squares) and 1 by b3.
-fn pt_dbl(p: Pt) -> Pt {
-    var t0 = fe_sqr(p.y);
-    var z3 = fe_add(t0, t0);
-    z3 = fe_add(z3, z3);
-    z3 = fe_add(z3, z3);
-    var t1 = fe_mul(p.y, p.z);
-    var t2 = fe_mul_small(fe_sqr(p.z), 21u);
-    var x3 = fe_mul(t2, z3);
-    var y3 = fe_add(t0, t2);
-    z3 = fe_mul(t1, z3);
-    t1 = fe_add(t2, t2);
-    t2 = fe_add(t1, t2);
-    t0 = fe_sub(t0, t2);
-    y3 = fe_mul(t0, y3);
-    y3 = fe_add(x3, y3);
-    t1 = fe_mul(p.x, p.y);
-    x3 = fe_mul(t0, t1);
-    x3 = fe_add(x3, x3);
-    return Pt(x3, y3, z3);
-}
-
 fn scratch_load(o: u32) -> Pt {
     return Pt(scratch_fe(o), scratch_fe(o + 10u), scratch_fe(o + 20u));
 }
