@@ -1,7 +1,7 @@
 // Kernels and helpers shared by both curves. A curve's module is its generated field file, this
 // file and the curve file (secp256k1.wgsl or ed25519.wgsl), which defines `Pt`, `pt_add`,
-// `pt_identity`, `pt_neg`, the scratch layout, `load_term`, `term_status`, `table_entry` and
-// `store_result`.
+// `pt_identity`, `pt_neg`, the scratch layout, `load_term`, `term_status`, `table_entry`,
+// `table_point` and `store_result`.
 //
 // Every kernel calls `pt_add` and `fe_mul` from as few places as it can: drivers inline every
 // call, and one call site per operation keeps each compiled kernel small (lavapipe compiles
@@ -20,10 +20,14 @@
 // x: items in this dispatch; y: 1, a run-time factor on loop bounds so that compilers keep
 // the loops instead of unrolling them.
 @group(0) @binding(5) var<uniform> params: vec4<u32>;
-// Fixed-base table: entry (w, j) = j * 16^w * B for w < 64, j < 16 (PT_WORDS each).
+// Fixed-base table: entry (w, j) = j * 16^w * B for w <= 64, j < 16 (PT_WORDS each); window 64
+// serves the top digit of lincomb's recoded scalars.
 @group(0) @binding(6) var<storage, read> table: array<u32>;
 
 const DIGIT_WORDS: u32 = 9u;
+// Bit 31 of a recoded scalar's last word: the term's point is the curve's base point. Its
+// additions read the fixed-base table into a second accumulator; it needs no scratch table.
+const BASE_FLAG: u32 = 0x80000000u;
 // Most terms one lincomb invocation handles (the host splits longer jobs).
 const MAX_TERMS: u32 = 8u;
 const CHUNK_SCRATCH: u32 = MAX_TERMS * 8u * ENTRY_WORDS;
@@ -61,6 +65,10 @@ fn fe_inv(a: Fe) -> Fe {
 
 fn pts_fe(o: u32) -> Fe {
     return fe_unpack(array<u32, 10>(pts[o], pts[o + 1u], pts[o + 2u], pts[o + 3u], pts[o + 4u], pts[o + 5u], pts[o + 6u], pts[o + 7u], pts[o + 8u], pts[o + 9u]));
+}
+
+fn table_fe(o: u32) -> Fe {
+    return fe_unpack(array<u32, 10>(table[o], table[o + 1u], table[o + 2u], table[o + 3u], table[o + 4u], table[o + 5u], table[o + 6u], table[o + 7u], table[o + 8u], table[o + 9u]));
 }
 
 fn pts_words(o: u32) -> array<u32, 8> {
@@ -112,10 +120,16 @@ fn digit(term: u32, w: u32) -> u32 {
     return (digits[term * DIGIT_WORDS + (w >> 3u)] >> ((w & 7u) * 4u)) & 15u;
 }
 
+fn is_base(term: u32) -> bool {
+    return (digits[term * DIGIT_WORDS + 8u] & BASE_FLAG) != 0u;
+}
+
 // Variable-time sum of s_t * P_t over one chunk of at most MAX_TERMS terms: per term a table
 // of P, 2P, ..., 8P in scratch, then 65 signed radix-16 windows of 4 doublings and one table
-// addition per term (Straus). Table building, doublings and additions share one `pt_add`
-// (the formulas are complete, so doubling is an addition of a point to itself).
+// addition per term (Straus). Base-point terms instead add the fixed-base table's entry
+// |d| * 16^w * B into a second accumulator, which needs no doublings, added in at the end.
+// Table building, doublings and additions share one `pt_add` (the formulas are complete, so
+// doubling is an addition of a point to itself).
 @compute @workgroup_size(64)
 fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
@@ -126,19 +140,34 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
     let count = min(spans[2u * c + 1u], MAX_TERMS);
     let base = c * CHUNK_SCRATCH;
     var status = 0u;
+    var any_base = false;
     for (var t = 0u; t < count; t++) {
         status |= term_status(start + t);
-        scratch_store(base + t * 8u * ENTRY_WORDS, load_term(start + t));
+        if (is_base(start + t)) {
+            any_base = true;
+        } else {
+            scratch_store(base + t * 8u * ENTRY_WORDS, load_term(start + t));
+        }
     }
     let tsteps = 7u * count;
     let per_window = 4u + count;
+    let wsteps = 65u * per_window;
     var acc = pt_identity();
-    for (var s = 0u; s < (tsteps + 65u * per_window) * params.y; s++) {
+    var acc_base = pt_identity();
+    for (var s = 0u; s < (tsteps + wsteps + 1u) * params.y; s++) {
         var x = acc;
         var y = acc;
         var dst = 0xffffffffu;
-        if (s < tsteps) {
+        if (s == tsteps + wsteps) {
+            if (!any_base) {
+                continue;
+            }
+            y = acc_base;
+        } else if (s < tsteps) {
             let t = s / 7u;
+            if (is_base(start + t)) {
+                continue;
+            }
             let j = s % 7u + 1u;
             x = scratch_load(base + (t * 8u + j - 1u) * ENTRY_WORDS);
             y = scratch_load(base + t * 8u * ENTRY_WORDS);
@@ -158,7 +187,13 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
                     continue;
                 }
                 let mag = select(8u - d, d - 8u, d > 8u);
-                y = scratch_load(base + (t * 8u + mag - 1u) * ENTRY_WORDS);
+                if (is_base(start + t)) {
+                    x = acc_base;
+                    y = table_point(w, mag);
+                    dst = 0xfffffffeu;
+                } else {
+                    y = scratch_load(base + (t * 8u + mag - 1u) * ENTRY_WORDS);
+                }
                 if (d < 8u) {
                     y = pt_neg(y);
                 }
@@ -167,6 +202,8 @@ fn lincomb(@builtin(global_invocation_id) gid: vec3<u32>) {
         let sum = pt_add(x, y);
         if (dst == 0xffffffffu) {
             acc = sum;
+        } else if (dst == 0xfffffffeu) {
+            acc_base = sum;
         } else {
             scratch_store(dst, sum);
         }

@@ -78,6 +78,12 @@ fn table_entry(w: u32, nib: u32) -> Pt {
     return Pt(fe_unpack(sx), fe_unpack(sy), fe_small(1u), fe_unpack(st));
 }
 
+// Entry (w, j) of the fixed-base table (public index: lincomb's base-point terms).
+fn table_point(w: u32, j: u32) -> Pt {
+    let o = (w * 16u + j) * PT_WORDS;
+    return Pt(table_fe(o), table_fe(o + 10u), fe_small(1u), table_fe(o + 20u));
+}
+
 // Writes the encoding of p (RFC 8032 section 5.1.2) and the status at outp[o..o + OUT_WORDS].
 fn store_result(o: u32, p: Pt, status: u32) {
     let zi = fe_inv(p.z);

@@ -102,3 +102,12 @@ fn table_entry(w: u32, nib: u32) -> Pt {
     }
     return Pt(fe_unpack(sx), fe_unpack(sy), fe_small(1u - inf));
 }
+
+// Entry (w, j) of the fixed-base table (public index: lincomb's base-point terms).
+fn table_point(w: u32, j: u32) -> Pt {
+    let o = (w * 16u + j) * PT_WORDS;
+    if (table[o + 20u] != 0u) {
+        return pt_identity();
+    }
+    return Pt(table_fe(o), table_fe(o + 10u), fe_small(1u));
+}

@@ -29,8 +29,11 @@ pub(crate) const ED_PT_WORDS: usize = 31;
 pub(crate) const SECP_OUT_WORDS: usize = 17;
 /// Output words per edwards25519 point: encoding, status.
 pub(crate) const ED_OUT_WORDS: usize = 9;
-/// Fixed-base table entries: 64 windows of 16 multiples.
-pub(crate) const TABLE_ENTRIES: usize = 64 * 16;
+/// Fixed-base table entries: 65 windows of 16 multiples (`mul_base` uses the first 64, lincomb's
+/// base-point terms all 65).
+pub(crate) const TABLE_ENTRIES: usize = 65 * 16;
+/// Bit 31 of a recoded scalar's last word marks a base-point term (`BASE_FLAG`).
+const BASE_FLAG: u32 = 1 << 31;
 
 fn le_words(le: &[u8; 32]) -> [u32; 8] {
     let mut w = [0u32; 8];
@@ -77,8 +80,9 @@ fn packed_limbs(le: &[u8; 32], field: FieldImpl) -> [u32; 10] {
 }
 
 /// s + 8 * (16^0 + ... + 16^64) as 9 little-endian words: nibble w minus 8 is the signed
-/// radix-16 digit w of s, in -8..=7 (see `digit` in common.wgsl).
-fn recoded(le: &[u8; 32]) -> [u32; DIGIT_WORDS] {
+/// radix-16 digit w of s, in -8..=7 (see `digit` in common.wgsl); `BASE_FLAG` set when the
+/// term's point is the base point.
+fn recoded(le: &[u8; 32], base_point: bool) -> [u32; DIGIT_WORDS] {
     let s = le_words(le);
     let mut out = [0u32; DIGIT_WORDS];
     let mut carry = 0u64;
@@ -88,6 +92,9 @@ fn recoded(le: &[u8; 32]) -> [u32; DIGIT_WORDS] {
         carry = v >> 32;
     }
     out[8] = 8 + carry as u32;
+    if base_point {
+        out[8] |= BASE_FLAG;
+    }
     out
 }
 
@@ -150,7 +157,10 @@ pub(crate) fn secp_terms(
     let mut digits = Vec::with_capacity(DIGIT_WORDS * points.len());
     for (t, a) in jobs.iter().flat_map(|j| j.terms.iter()).zip(&affine) {
         pts.extend(secp_point_words(a, field));
-        digits.extend(recoded(&be_to_le(&t.0.to_bytes())));
+        digits.extend(recoded(
+            &be_to_le(&t.0.to_bytes()),
+            *a == AffinePoint::GENERATOR,
+        ));
     }
     (pts, digits)
 }
@@ -166,12 +176,15 @@ pub(crate) fn ed_terms(jobs: &[LincombJob<EdScalar, EdwardsPoint>]) -> (Vec<u32>
     let mut digits = Vec::with_capacity(DIGIT_WORDS * points.len());
     for (t, c) in jobs.iter().flat_map(|j| j.terms.iter()).zip(&encodings) {
         pts.extend(le_words(c.as_bytes()));
-        digits.extend(recoded(t.0.as_bytes()));
+        digits.extend(recoded(
+            t.0.as_bytes(),
+            *c == curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED,
+        ));
     }
     (pts, digits)
 }
 
-/// Table entry (w, j) = j * 16^w * G for w < 64, j < 16, SECP_PT_WORDS each.
+/// Table entry (w, j) = j * 16^w * G for w < 65, j < 16, SECP_PT_WORDS each.
 pub(crate) fn secp_table(field: FieldImpl) -> Vec<u32> {
     let points = table_points(ProjectivePoint::GENERATOR, ProjectivePoint::IDENTITY);
     let affine = accel_api::secp256k1_normalize_batch_serial(&points);
@@ -181,7 +194,7 @@ pub(crate) fn secp_table(field: FieldImpl) -> Vec<u32> {
         .collect()
 }
 
-/// Encodings of j * 16^w * B for w < 64, j < 16 (decoded into the table on the GPU).
+/// Encodings of j * 16^w * B for w < 65, j < 16 (decoded into the table on the GPU).
 pub(crate) fn ed_table_encodings() -> Vec<u32> {
     let points = table_points(
         curve25519_dalek::constants::ED25519_BASEPOINT_POINT,
@@ -199,7 +212,7 @@ where
 {
     let mut out = Vec::with_capacity(TABLE_ENTRIES);
     let mut b = base;
-    for _ in 0..64 {
+    for _ in 0..TABLE_ENTRIES / 16 {
         let mut e = identity;
         for _ in 0..16 {
             out.push(e);
@@ -259,7 +272,7 @@ mod tests {
             b[31] = 0x7f;
             b
         }] {
-            let r = recoded(&le);
+            let r = recoded(&le, false);
             // Σ (nibble_w - 8) 16^w, evaluated as a little-endian byte string with borrows.
             let nibbles: Vec<i64> = (0..65)
                 .map(|w| i64::from((r[w / 8] >> ((w % 8) * 4)) & 15) - 8)

@@ -529,6 +529,7 @@ impl Context {
                         (2, &spans_buf),
                         (3, &out),
                         (4, scratch),
+                        (6, &kernels.table),
                     ],
                     group.len() as u32,
                 );

@@ -215,3 +215,58 @@ fn field_shaders_match_their_generator() {
         Err(e) => eprintln!("skipping the generator check: python3 cannot run ({e})"),
     }
 }
+
+#[test]
+fn base_point_terms_match_u32_field() {
+    base_point_terms(GpuField::U32);
+}
+
+#[test]
+fn base_point_terms_match_u64_field() {
+    base_point_terms(GpuField::U64);
+}
+
+/// Jobs whose terms include the base point (read from the fixed-base table on the GPU),
+/// alone, twice, mixed with other points, with scalars whose signed digits reach the top
+/// window (n - 1) or are all negative.
+fn base_point_terms(field: GpuField) {
+    let Some(gpu) = backend(field) else {
+        return;
+    };
+    let g = ProjectivePoint::GENERATOR;
+    let p = g * Scalar::from(0xdead_beefu64);
+    let big = -Scalar::ONE;
+    let negs = Scalar::from(0x8888_8888_8888_8888u64).invert().unwrap();
+    let jobs = vec![
+        LincombJob::new(vec![(big, g)]),
+        LincombJob::new(vec![(Scalar::ONE, g)]),
+        LincombJob::new(vec![(negs, g), (big, p), (Scalar::from(3u64), g)]),
+        LincombJob::new(vec![(big, p), (negs, g)]),
+    ];
+    let got = gpu.secp256k1_lincomb_vartime(&jobs).expect("lincomb");
+    for (job, r) in jobs.iter().zip(&got) {
+        let want = job
+            .terms
+            .iter()
+            .fold(ProjectivePoint::IDENTITY, |a, (s, q)| a + *q * s);
+        assert_eq!(*r, want);
+    }
+    let b = ED25519_BASEPOINT_POINT;
+    let q = b * EdScalar::from(0xdead_beefu64);
+    let ebig = -EdScalar::ONE;
+    let enegs = EdScalar::from(0x8888_8888_8888_8888u64).invert();
+    let ejobs = vec![
+        LincombJob::new(vec![(ebig, b)]),
+        LincombJob::new(vec![(EdScalar::ONE, b)]),
+        LincombJob::new(vec![(enegs, b), (ebig, q), (EdScalar::from(3u64), b)]),
+        LincombJob::new(vec![(ebig, q), (enegs, b)]),
+    ];
+    let got = gpu.ed25519_lincomb_vartime(&ejobs).expect("lincomb");
+    for (job, r) in ejobs.iter().zip(&got) {
+        let want = job
+            .terms
+            .iter()
+            .fold(EdwardsPoint::identity(), |a, (s, q)| a + q * s);
+        assert_eq!(*r, want);
+    }
+}
