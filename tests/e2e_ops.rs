@@ -178,43 +178,29 @@ fn unusable_backend_and_bad_config_fail_clearly() {
             && err.contains("no Vulkan adapter"),
         "{err}"
     );
-    let out = Command::new(BIN)
-        .args(["serve", "--gpu-field", "u128"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Bad settings exit with code 2 and name the field.
+    let config_error = |args: &[&str], env: &[(&str, &str)]| -> String {
+        let out = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = config_error(&["--gpu-field", "u128"], &[]);
     assert!(err.contains("accel.gpu_field"), "{err}");
-    let out = Command::new(BIN)
-        .args(["serve", "--max-batch-size", "0"])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = config_error(&["--max-batch-size", "0"], &[]);
     assert!(err.contains("batcher.max_batch_size: must be ≥ 1"), "{err}");
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[batcher]\nmax_queue_delay_us = -5\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = config_error(&["--config", cfg.to_str().unwrap()], &[]);
     assert!(err.contains("batcher.max_queue_delay_us"), "{err}");
-    let out = Command::new(BIN)
-        .args(["serve"])
-        .env("TESSERA_LISTEN", "not-an-address")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+    let err = config_error(&[], &[("TESSERA_LISTEN", "not-an-address")]);
+    assert!(err.contains("server.listen"), "{err}");
 }
 
 #[test]

@@ -233,7 +233,7 @@ impl Context {
                     info.name
                 )));
             }
-            GpuField::Auto if int64 && info.device_type == wgpu::DeviceType::Cpu => FieldImpl::U64,
+            GpuField::Auto if int64 => FieldImpl::U64,
             GpuField::Auto => FieldImpl::U32,
         };
         let required_features = match field {

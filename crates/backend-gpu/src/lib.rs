@@ -26,8 +26,7 @@ pub(crate) const BACKEND: &str = "gpu";
 /// Which field arithmetic the kernels use (`accel.gpu_field`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpuField {
-    /// `U64` on adapters that run on the CPU (lavapipe: native 32×32→64-bit multiplies) and
-    /// have `SHADER_INT64`; `U32` on hardware GPUs, which emulate 64-bit integer multiplies.
+    /// `U64` where the adapter has `SHADER_INT64`, else `U32`.
     #[default]
     Auto,
     /// 20 limbs of 13 bits, products and sums in u32: runs on every adapter.

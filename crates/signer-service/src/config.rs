@@ -47,8 +47,8 @@ pub struct AccelConfig {
     /// multiplications) may run on the GPU (default false: it runs on the best CPU backend).
     pub gpu_secret_ops: bool,
     /// `accel.gpu_field`: the GPU kernels' field arithmetic, `u32` (13-bit limbs), `u64`
-    /// (26-bit limbs, needs SHADER_INT64) or `auto` (default: `u64` on CPU-based adapters
-    /// such as lavapipe, `u32` on hardware GPUs).
+    /// (26-bit limbs, needs SHADER_INT64) or `auto` (default: `u64` where the adapter has
+    /// SHADER_INT64, else `u32`).
     pub gpu_field: GpuField,
     /// `accel.cost_model`: a cost-model file written by `tessera bench-accel --save`; routed
     /// backends found in it (same backend and device) use its measurements instead of the
