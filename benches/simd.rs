@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use accel_api::{Accelerator, LincombJob, SchnorrItem};
 use backend_cpu::CpuBackend;
-use backend_simd::{Path, SimdBackend};
+use backend_simd::{EdLincomb, Path, SimdBackend};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
@@ -126,11 +126,29 @@ fn lincomb_2term(c: &mut Criterion) {
     g.finish();
 }
 
+/// Every SIMD path with each Ed25519 linear-combination implementation forced: this crate's
+/// lanes (`-lanes`) and curve25519-dalek job by job (`-dalek`).
+fn ed_lincomb_variants() -> Vec<(String, SimdBackend)> {
+    let mut v = Vec::new();
+    for path in [Path::Ifma, Path::Avx2, Path::Portable] {
+        if let Ok(b) = SimdBackend::with_path(path) {
+            for (tag, choice) in [("lanes", EdLincomb::Lanes), ("dalek", EdLincomb::Dalek)] {
+                v.push((
+                    format!("simd-{path}-{tag}"),
+                    b.clone().with_ed_lincomb(choice),
+                ));
+            }
+        }
+    }
+    v
+}
+
 fn ed_lincomb_2term(c: &mut Criterion) {
     let backends = backends();
+    let variants = ed_lincomb_variants();
     let mut g = c.benchmark_group("ed25519_lincomb_vartime_2term");
     g.sample_size(10);
-    for n in SIZES {
+    for n in [1, 2, 4].into_iter().chain(SIZES) {
         let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
         let p: Vec<EdwardsPoint> = s.iter().map(EdwardsPoint::mul_base).collect();
         let jobs: Vec<_> = (0..n)
@@ -143,6 +161,11 @@ fn ed_lincomb_2term(c: &mut Criterion) {
             .collect();
         g.throughput(Throughput::Elements(n as u64));
         for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
+            });
+        }
+        for (name, acc) in &variants {
             g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
                 b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
             });
@@ -192,6 +215,47 @@ fn lincomb_large(c: &mut Criterion) {
                 b.iter(|| acc.secp256k1_lincomb_vartime(black_box(j)))
             });
         }
+    }
+    g.finish();
+}
+
+/// One Ed25519 job of n terms, per term: both implementations on every path, backend-cpu and
+/// the raw curve25519-dalek call (Straus below 190 terms, Pippenger from there).
+fn ed_lincomb_large(c: &mut Criterion) {
+    let backends = backends();
+    let variants = ed_lincomb_variants();
+    let mut g = c.benchmark_group("ed25519_lincomb_vartime_one_job");
+    g.sample_size(10);
+    for n in [8usize, 16, 32, 64, 129, 256, 1024, 4096] {
+        let job = LincombJob::new(
+            (0..n)
+                .map(|_| (ed_scalar(), EdwardsPoint::mul_base(&ed_scalar())))
+                .collect(),
+        );
+        let jobs = vec![job];
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &backends {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
+            });
+        }
+        for (name, acc) in &variants {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
+            });
+        }
+        g.bench_with_input(
+            BenchmarkId::new("dalek-vartime_multiscalar_mul", n),
+            &jobs,
+            |b, j| {
+                b.iter(|| {
+                    EdwardsPoint::vartime_multiscalar_mul(
+                        black_box(j)[0].terms.iter().map(|t| t.0),
+                        j[0].terms.iter().map(|t| t.1),
+                    )
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -290,6 +354,7 @@ criterion_group!(
     lincomb_2term,
     ed_lincomb_2term,
     lincomb_large,
+    ed_lincomb_large,
     verify,
     normalize
 );

@@ -10,8 +10,11 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use zeroize::Zeroize;
 
-use crate::field::{self, Fe, Prime, canonical, limbs_to_words, splat5, store5};
+use crate::field::{
+    self, Fe, Prime, canonical, limbs_to_words, load5, splat5, store5, words_to_limbs,
+};
 use crate::lanes::{LANES, Lanes, Portable};
+use crate::secp::{NEG, SIGNED_MAX};
 
 /// The edwards25519 base field, p = 2^255 − 19.
 pub(crate) struct Fp;
@@ -248,10 +251,17 @@ pub(crate) fn mul_base_compressed<L: Lanes>(l: L, chunks: &[Digits]) -> Vec<[[u8
         }
         results.push(acc);
     }
-    // Batch inversion: prefix products of Z over the chunks (Z is never 0 on edwards25519).
+    compress_extended(l, &results)
+}
+
+/// Compressed encodings of extended points: one batched inversion of the Z's across all of
+/// them (per lane; Z is never 0 on edwards25519), then affine x, y and the encoding.
+#[inline(always)]
+fn compress_extended<L: Lanes>(l: L, results: &[Extended<L>]) -> Vec<[[u8; 32]; LANES]> {
+    // Prefix products of Z.
     let mut prefix = Vec::with_capacity(results.len());
     let mut prod = splat5(l, [1, 0, 0, 0, 0]);
-    for p in &results {
+    for p in results {
         prefix.push(prod);
         prod = mul(l, &prod, &p.z);
     }
@@ -291,6 +301,352 @@ pub(crate) fn decode(encodings: impl Iterator<Item = [u8; 32]>) -> Option<Vec<Ed
     encodings
         .map(|e| CompressedEdwardsY(e).decompress())
         .collect()
+}
+
+/// d = −121665/121666.
+const D: [u64; 5] = [
+    0xb4dca135978a3,
+    0x4d4141d8ab75e,
+    0x779e89800700a,
+    0xfe738cc740797,
+    0x52036cee2b6f,
+];
+/// A square root of −1, 2^((p−1)/4).
+const SQRT_M1: [u64; 5] = [
+    0xe1b274a0ea0b0,
+    0x6ad2fe478c4e,
+    0xdfbd7a72f4318,
+    0xdf0b2b4d00993,
+    0x2b8324804fc1,
+];
+
+/// Per lane, limbs of one coordinate: `[limb][lane]`.
+pub(crate) type LaneFe = [[u64; LANES]; 5];
+/// Per lane, the affine x and y of one term's point.
+pub(crate) type LaneAffine = [LaneFe; 2];
+/// Per lane, the extended X, Y, Z, T of a result.
+pub(crate) type LaneExtended = [LaneFe; 4];
+
+/// Affine x and y limbs of one point.
+pub(crate) type Affine = [[u64; 5]; 2];
+
+/// The basepoint's affine coordinates.
+pub(crate) fn basepoint_affine() -> Affine {
+    [BX, BY]
+}
+
+/// The limbs of the y coordinate of an encoding (bit 255, the sign of x, cleared). Encodings
+/// produced by curve25519-dalek are canonical, so y < p.
+pub(crate) fn y_limbs(encoding: &[u8; 32]) -> [u64; 5] {
+    let mut e = *encoding;
+    e[31] &= 0x7f;
+    let w: [u64; 4] =
+        core::array::from_fn(|i| u64::from_le_bytes(core::array::from_fn(|b| e[8 * i + b])));
+    words_to_limbs(&w)
+}
+
+/// The candidates of in-lane decompression (RFC 8032 §5.1.3, steps 2–3): for
+/// u = y² − 1 and v = d·y² + 1, `r = u·v³·(u·v⁷)^((p−5)/8)`, `r·√−1`, `v·r²` and `u`. x is `r` when
+/// `v·r² = u`, `r·√−1` when `v·r² = −u`; the host compares and fixes the sign (public data).
+pub(crate) struct SqrtCandidates {
+    /// `r`.
+    pub(crate) r: LaneFe,
+    /// `r·√−1`.
+    pub(crate) r_i: LaneFe,
+    /// `v·r²`.
+    pub(crate) check: LaneFe,
+    /// `u`.
+    pub(crate) u: LaneFe,
+}
+
+/// The square-root candidates for the y coordinates of eight encodings (public data).
+#[inline(always)]
+pub(crate) fn sqrt_candidates_lanes<L: Lanes>(l: L, y: &LaneFe) -> SqrtCandidates {
+    let one = splat5(l, [1, 0, 0, 0, 0]);
+    let y = load5(l, y);
+    let yy = mul(l, &y, &y);
+    let u = sub(l, &yy, &one);
+    let v = add(l, &mul(l, &yy, &splat5(l, D)), &one);
+    let v3 = mul(l, &mul(l, &v, &v), &v);
+    let v7 = mul(l, &mul(l, &v3, &v3), &v);
+    let r = mul(l, &mul(l, &u, &v3), &pow_p58(l, &mul(l, &u, &v7)));
+    let check = mul(l, &v, &mul(l, &r, &r));
+    SqrtCandidates {
+        r: store5(l, &r),
+        r_i: store5(l, &mul(l, &r, &splat5(l, SQRT_M1))),
+        check: store5(l, &check),
+        u: store5(l, &u),
+    }
+}
+
+/// a^((p−5)/8) = a^(2^252 − 3): the inversion chain up to a^(2^250 − 1), two squarings, one
+/// multiplication.
+#[inline(always)]
+fn pow_p58<L: Lanes>(l: L, z: &Fe<L>) -> Fe<L> {
+    let z2 = mul(l, z, z);
+    let z8 = sq_n(l, &z2, 2);
+    let z9 = mul(l, z, &z8);
+    let z11 = mul(l, &z2, &z9);
+    let z22 = mul(l, &z11, &z11);
+    let z5_0 = mul(l, &z9, &z22);
+    let z10_0 = mul(l, &sq_n(l, &z5_0, 5), &z5_0);
+    let z20_0 = mul(l, &sq_n(l, &z10_0, 10), &z10_0);
+    let z40_0 = mul(l, &sq_n(l, &z20_0, 20), &z20_0);
+    let z50_0 = mul(l, &sq_n(l, &z40_0, 10), &z10_0);
+    let z100_0 = mul(l, &sq_n(l, &z50_0, 50), &z50_0);
+    let z200_0 = mul(l, &sq_n(l, &z100_0, 100), &z100_0);
+    let z250_0 = mul(l, &sq_n(l, &z200_0, 50), &z50_0);
+    mul(l, &sq_n(l, &z250_0, 2), z)
+}
+
+/// The affine x of a point from its encoding's sign bit and the lane's square-root candidates
+/// (canonical limbs), or `None` when y is not on the curve. Public data: branches freely.
+pub(crate) fn recover_x_vartime(c: &SqrtCandidates, lane: usize, sign: bool) -> Option<[u64; 5]> {
+    let at = |f: &LaneFe| canonical::<Fp>(&core::array::from_fn(|k| f[k][lane]));
+    let (check, u) = (at(&c.check), at(&c.u));
+    let x = if check == u {
+        at(&c.r)
+    } else if check == negate_canonical(&u) {
+        at(&c.r_i)
+    } else {
+        return None;
+    };
+    if x == [0; 5] {
+        // x = 0 has no negative form: the sign bit must be clear (RFC 8032 §5.1.3 step 4).
+        return (!sign).then_some(x);
+    }
+    Some(if (x[0] & 1 == 1) == sign {
+        x
+    } else {
+        negate_canonical(&x)
+    })
+}
+
+/// p − a for canonical a (0 for 0).
+fn negate_canonical(a: &[u64; 5]) -> [u64; 5] {
+    let p: [u64; 5] = [
+        (1 << 52) - 19,
+        (1 << 52) - 1,
+        (1 << 52) - 1,
+        (1 << 52) - 1,
+        (1 << 47) - 1,
+    ];
+    let mut r = [0u64; 5];
+    let mut borrow = 0u64;
+    for k in 0..5 {
+        let (d, b1) = p[k].overflowing_sub(a[k]);
+        let (d, b2) = d.overflowing_sub(borrow);
+        borrow = u64::from(b1 | b2);
+        r[k] = d & if k < 4 { (1 << 52) - 1 } else { u64::MAX };
+    }
+    canonical::<Fp>(&r)
+}
+
+/// A point in extended coordinates ready for addition (Y + X, Y − X, 2Z, 2d·T).
+#[derive(Clone, Copy)]
+struct Cached<L: Lanes> {
+    ypx: Fe<L>,
+    ymx: Fe<L>,
+    z2: Fe<L>,
+    t2d: Fe<L>,
+}
+
+impl<L: Lanes> Extended<L> {
+    #[inline(always)]
+    fn cached(&self, l: L) -> Cached<L> {
+        Cached {
+            ypx: add(l, &self.y, &self.x),
+            ymx: sub(l, &self.y, &self.x),
+            z2: add(l, &self.z, &self.z),
+            t2d: mul(l, &self.t, &splat5(l, D2)),
+        }
+    }
+}
+
+/// P + Q for extended P and cached Q (the unified addition of [`add_niels`] with Q's Z).
+#[inline(always)]
+fn add_cached<L: Lanes>(l: L, p: &Extended<L>, q: &Cached<L>) -> Extended<L> {
+    let a = mul(l, &sub(l, &p.y, &p.x), &q.ymx);
+    let b = mul(l, &add(l, &p.y, &p.x), &q.ypx);
+    let c = mul(l, &p.t, &q.t2d);
+    let d = mul(l, &p.z, &q.z2);
+    let e = sub(l, &b, &a);
+    let f = sub(l, &d, &c);
+    let g = add(l, &d, &c);
+    let h = add(l, &b, &a);
+    Extended {
+        x: mul(l, &e, &f),
+        y: mul(l, &g, &h),
+        z: mul(l, &f, &g),
+        t: mul(l, &e, &h),
+    }
+}
+
+/// 2·P (Hisil–Wong–Carter–Dawson 2008 dbl-2008-hwcd, a = −1). Doubling does not read T, so
+/// with `WITH_T = false` the output's T is left unset (zero) and saves one multiplication; only
+/// a point that is then added needs it.
+#[inline(always)]
+fn double<L: Lanes, const WITH_T: bool>(l: L, p: &Extended<L>) -> Extended<L> {
+    let a = mul(l, &p.x, &p.x);
+    let b = mul(l, &p.y, &p.y);
+    let zz = mul(l, &p.z, &p.z);
+    let c = add(l, &zz, &zz);
+    let xy = add(l, &p.x, &p.y);
+    let a_plus_b = add(l, &a, &b);
+    let e = sub(l, &mul(l, &xy, &xy), &a_plus_b);
+    let g = sub(l, &b, &a);
+    let f = sub(l, &g, &c);
+    let h = sub(l, &[l.splat(0); 5], &a_plus_b);
+    Extended {
+        x: mul(l, &e, &f),
+        y: mul(l, &g, &h),
+        z: mul(l, &f, &g),
+        t: if WITH_T {
+            mul(l, &e, &h)
+        } else {
+            [l.splat(0); 5]
+        },
+    }
+}
+
+/// Signed 4-bit windows of a public scalar, least significant first: digits in −7..=8 stored
+/// as `|d|`, or `|d| | NEG` when negative (the encoding of the secp256k1 kernel). A canonical
+/// scalar is below 2^253, so the top window never carries out.
+pub(crate) fn signed_digits_vartime(s: &Scalar) -> [u64; WINDOWS] {
+    let bytes = s.to_bytes();
+    let mut out = [0u64; WINDOWS];
+    let mut carry = 0i64;
+    for (w, o) in out.iter_mut().enumerate() {
+        let mut d = i64::from((bytes[w / 2] >> (4 * (w % 2))) & 15) + carry;
+        carry = 0;
+        if d > SIGNED_MAX as i64 {
+            d -= 16;
+            carry = 1;
+        }
+        *o = if d < 0 {
+            d.unsigned_abs() | NEG
+        } else {
+            d as u64
+        };
+    }
+    out
+}
+
+/// Σ sₜ·Pₜ on every lane (public data): per term a table of 1·P..8·P in cached form, then 64
+/// signed 4-bit windows from the top, each four doublings and one addition per term; the
+/// table entry is picked by a masked scan (lanes carry different digits). `digits[t]` and
+/// `points[t]` are term t of every lane; a lane with fewer terms carries the digit 0.
+#[inline(always)]
+pub(crate) fn lincomb_lanes<L: Lanes>(
+    l: L,
+    digits: &[Digits],
+    points: &[LaneAffine],
+) -> LaneExtended {
+    const ENTRIES: usize = SIGNED_MAX as usize + 1;
+    let zero = [l.splat(0); 5];
+    let one = splat5(l, [1, 0, 0, 0, 0]);
+    let identity = Cached {
+        ypx: one,
+        ymx: one,
+        z2: splat5(l, [2, 0, 0, 0, 0]),
+        t2d: zero,
+    };
+    let mut tables: Vec<[Cached<L>; ENTRIES]> = Vec::with_capacity(points.len());
+    for p in points {
+        let x = load5(l, &p[0]);
+        let y = load5(l, &p[1]);
+        let p1 = Extended {
+            x,
+            y,
+            z: one,
+            t: mul(l, &x, &y),
+        };
+        let c1 = p1.cached(l);
+        let mut multiples = [p1; ENTRIES];
+        let mut tab = [identity; ENTRIES];
+        tab[1] = c1;
+        for j in 2..ENTRIES {
+            multiples[j] = if j % 2 == 0 {
+                double::<L, true>(l, &multiples[j / 2])
+            } else {
+                add_cached(l, &multiples[j - 1], &c1)
+            };
+            tab[j] = multiples[j].cached(l);
+        }
+        tables.push(tab);
+    }
+    let mut acc = Extended::identity(l);
+    for w in (0..WINDOWS).rev() {
+        if w != WINDOWS - 1 {
+            for _ in 0..3 {
+                acc = double::<L, false>(l, &acc);
+            }
+            acc = double::<L, true>(l, &acc);
+        }
+        for (d, tab) in digits.iter().zip(&tables) {
+            let d = l.load(&d[w]);
+            let mag = l.and(d, l.splat(NEG - 1));
+            let negative = l.eq(l.shr::<4>(d), l.splat(1));
+            let mut q = identity;
+            for (e, entry) in tab.iter().enumerate().skip(1) {
+                let m = l.eq(mag, l.splat(e as u64));
+                for i in 0..5 {
+                    q.ypx[i] = l.select(m, q.ypx[i], entry.ypx[i]);
+                    q.ymx[i] = l.select(m, q.ymx[i], entry.ymx[i]);
+                    q.z2[i] = l.select(m, q.z2[i], entry.z2[i]);
+                    q.t2d[i] = l.select(m, q.t2d[i], entry.t2d[i]);
+                }
+            }
+            // −Q swaps Y + X with Y − X and negates T.
+            let neg_t2d = sub(l, &zero, &q.t2d);
+            for i in 0..5 {
+                let (ypx, ymx) = (q.ypx[i], q.ymx[i]);
+                q.ypx[i] = l.select(negative, ypx, ymx);
+                q.ymx[i] = l.select(negative, ymx, ypx);
+                q.t2d[i] = l.select(negative, q.t2d[i], neg_t2d[i]);
+            }
+            acc = add_cached(l, &acc, &q);
+        }
+    }
+    [
+        store5(l, &acc.x),
+        store5(l, &acc.y),
+        store5(l, &acc.z),
+        store5(l, &acc.t),
+    ]
+}
+
+/// Σ of lane results on lane 0 (public data): `parts` are extended points, each given as one
+/// lane of a [`LaneExtended`]. Runs on the portable lanes; used to add the sub-jobs of a job.
+pub(crate) fn sum_vartime(parts: &[[[u64; 5]; 4]]) -> [[u64; 5]; 4] {
+    let l = Portable;
+    let mut acc = Extended::identity(l);
+    for p in parts {
+        let q = Extended {
+            x: splat5(l, p[0]),
+            y: splat5(l, p[1]),
+            z: splat5(l, p[2]),
+            t: splat5(l, p[3]),
+        };
+        acc = add_cached(l, &acc, &q.cached(l));
+    }
+    [acc.x, acc.y, acc.z, acc.t].map(|c| lane0(&c))
+}
+
+/// Compressed encodings of extended points on lanes, with one batched inversion of the Z's
+/// across all of them (per lane).
+#[inline(always)]
+pub(crate) fn compress_lanes<L: Lanes>(l: L, points: &[LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+    let results: Vec<Extended<L>> = points
+        .iter()
+        .map(|p| Extended {
+            x: load5(l, &p[0]),
+            y: load5(l, &p[1]),
+            z: load5(l, &p[2]),
+            t: load5(l, &p[3]),
+        })
+        .collect();
+    compress_extended(l, &results)
 }
 
 #[cfg(test)]
@@ -349,5 +705,108 @@ mod tests {
         }
         // Padding lanes carry the scalar 0.
         assert_eq!(out[2][7], EdwardsPoint::identity().compress().to_bytes());
+    }
+
+    #[test]
+    fn lane_decompression_matches_dalek() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let mut r = ChaCha20Rng::seed_from_u64(21);
+        let mut points: Vec<EdwardsPoint> = EIGHT_TORSION.to_vec();
+        points.push(ED25519_BASEPOINT_POINT);
+        points.extend((0..13).map(|_| {
+            let mut wide = [0u8; 64];
+            r.fill_bytes(&mut wide);
+            EdwardsPoint::mul_base(&Scalar::from_bytes_mod_order_wide(&wide)) + EIGHT_TORSION[3]
+        }));
+        let encodings: Vec<[u8; 32]> = points.iter().map(|p| p.compress().to_bytes()).collect();
+        for chunk in encodings.chunks(LANES) {
+            let mut y: LaneFe = [[0; LANES]; 5];
+            for (lane, e) in chunk.iter().enumerate() {
+                for (k, limb) in y_limbs(e).into_iter().enumerate() {
+                    y[k][lane] = limb;
+                }
+            }
+            let cand = sqrt_candidates_lanes(Portable, &y);
+            for (lane, e) in chunk.iter().enumerate() {
+                let x = recover_x_vartime(&cand, lane, e[31] >> 7 == 1).unwrap();
+                assert_eq!(encode(&x, &y_limbs(e)), *e);
+            }
+        }
+        // A y with no point on the curve (2 is not a valid y: (4 − 1)/(4d + 1) is a non-square).
+        let mut y: LaneFe = [[0; LANES]; 5];
+        y[0] = [2; LANES];
+        let cand = sqrt_candidates_lanes(Portable, &y);
+        assert_eq!(recover_x_vartime(&cand, 0, false), None);
+    }
+
+    #[test]
+    fn portable_lincomb_matches_dalek() {
+        let mut r = ChaCha20Rng::seed_from_u64(22);
+        let mut scalar = || {
+            let mut wide = [0u8; 64];
+            r.fill_bytes(&mut wide);
+            Scalar::from_bytes_mod_order_wide(&wide)
+        };
+        let terms = 3;
+        let mut digits = vec![[[0u64; LANES]; WINDOWS]; terms];
+        let mut points = vec![[[[0u64; LANES]; 5]; 2]; terms];
+        let mut expect = vec![EdwardsPoint::identity(); LANES];
+        for lane in 0..LANES {
+            for t in 0..terms {
+                // Lane 0 also covers the largest scalar and −1.
+                let s = match (lane, t) {
+                    (0, 0) => -Scalar::ONE,
+                    (0, 1) => Scalar::ZERO,
+                    _ => scalar(),
+                };
+                let p = EdwardsPoint::mul_base(&scalar());
+                expect[lane] += p * s;
+                let d = signed_digits_vartime(&s);
+                for w in 0..WINDOWS {
+                    digits[t][w][lane] = d[w];
+                }
+                let enc = p.compress().to_bytes();
+                let y = y_limbs(&enc);
+                let mut yl: LaneFe = [[0; LANES]; 5];
+                for k in 0..5 {
+                    yl[k] = [y[k]; LANES];
+                }
+                let x =
+                    recover_x_vartime(&sqrt_candidates_lanes(Portable, &yl), 0, enc[31] >> 7 == 1)
+                        .unwrap();
+                for k in 0..5 {
+                    points[t][0][k][lane] = x[k];
+                    points[t][1][k][lane] = y[k];
+                }
+            }
+        }
+        let out = lincomb_lanes(Portable, &digits, &points);
+        let enc = compress_lanes(Portable, &[out]);
+        for lane in 0..LANES {
+            assert_eq!(
+                enc[0][lane],
+                expect[lane].compress().to_bytes(),
+                "lane {lane}"
+            );
+        }
+    }
+
+    #[test]
+    fn signed_digits_recombine() {
+        let mut r = ChaCha20Rng::seed_from_u64(23);
+        for _ in 0..64 {
+            let mut wide = [0u8; 64];
+            r.fill_bytes(&mut wide);
+            let s = Scalar::from_bytes_mod_order_wide(&wide);
+            let d = signed_digits_vartime(&s);
+            let mut acc = Scalar::ZERO;
+            for w in (0..WINDOWS).rev() {
+                acc *= Scalar::from(16u64);
+                let m = Scalar::from(d[w] & (NEG - 1));
+                assert!(d[w] & (NEG - 1) <= SIGNED_MAX);
+                acc += if d[w] & NEG != 0 { -m } else { m };
+            }
+            assert_eq!(acc, s);
+        }
     }
 }

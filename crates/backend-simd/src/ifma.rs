@@ -177,6 +177,53 @@ pub(crate) fn ed_mul_base(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LA
     unsafe { ed_mul_base_ifma(tok, chunks) }
 }
 
+/// The Ed25519 square-root kernel compiled with the features enabled.
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn ed_sqrt_candidates_ifma(tok: Ifma, y: &ed::LaneFe) -> ed::SqrtCandidates {
+    ed::sqrt_candidates_lanes(tok, y)
+}
+
+/// Square-root candidates of eight y coordinates (public data).
+pub(crate) fn ed_sqrt_candidates(tok: Ifma, y: &ed::LaneFe) -> ed::SqrtCandidates {
+    // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the
+    // callee is compiled for.
+    unsafe { ed_sqrt_candidates_ifma(tok, y) }
+}
+
+/// The Ed25519 linear-combination kernel compiled with the features enabled.
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn ed_lincomb_lanes_ifma(
+    tok: Ifma,
+    digits: &[ed::Digits],
+    points: &[ed::LaneAffine],
+) -> ed::LaneExtended {
+    ed::lincomb_lanes(tok, digits, points)
+}
+
+/// 8-lane Σ sₜ·Pₜ on edwards25519 (public data).
+pub(crate) fn ed_lincomb(
+    tok: Ifma,
+    digits: &[ed::Digits],
+    points: &[ed::LaneAffine],
+) -> ed::LaneExtended {
+    // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the
+    // callee is compiled for.
+    unsafe { ed_lincomb_lanes_ifma(tok, digits, points) }
+}
+
+/// The Ed25519 batch compression kernel compiled with the features enabled.
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn ed_compress_lanes_ifma(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+    ed::compress_lanes(tok, points)
+}
+
+/// Compressed encodings of extended points on eight lanes (public data).
+pub(crate) fn ed_compress(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+    // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the
+    // callee is compiled for.
+    unsafe { ed_compress_lanes_ifma(tok, points) }
+}
+
 #[cfg(test)]
 mod tests {
     //! The vector lanes against the portable lanes: identical limbs on random inputs.
@@ -262,6 +309,47 @@ mod tests {
         assert_eq!(
             ed_mul_base(tok, &chunks),
             ed::mul_base_compressed(Portable, &chunks)
+        );
+    }
+
+    #[test]
+    fn ed_lincomb_sqrt_compress_ifma_equal_portable() {
+        let Some(tok) = Ifma::detect() else {
+            eprintln!("no AVX-512 IFMA on this CPU: skipped");
+            return;
+        };
+        let mut r = ChaCha20Rng::seed_from_u64(14);
+        let mut fe = || -> ed::LaneFe {
+            core::array::from_fn(|k| {
+                core::array::from_fn(|_| {
+                    let v = r.next_u64() & crate::lanes::M52;
+                    if k == 4 { v >> 5 } else { v }
+                })
+            })
+        };
+        // Field elements need not be on the curve for the lanes to agree limb for limb.
+        let y = fe();
+        let (a, b) = (
+            ed_sqrt_candidates(tok, &y),
+            ed::sqrt_candidates_lanes(Portable, &y),
+        );
+        assert_eq!((a.r, a.r_i, a.check, a.u), (b.r, b.r_i, b.check, b.u));
+        let points: Vec<ed::LaneAffine> = (0..3).map(|_| [fe(), fe()]).collect();
+        let digits: Vec<ed::Digits> = (0..3)
+            .map(|_| {
+                core::array::from_fn(|_| {
+                    core::array::from_fn(|_| {
+                        let x = r.next_u32();
+                        u64::from(x % 9) | (u64::from((x >> 8) & 1) * secp::NEG)
+                    })
+                })
+            })
+            .collect();
+        let out = ed_lincomb(tok, &digits, &points);
+        assert_eq!(out, ed::lincomb_lanes(Portable, &digits, &points));
+        assert_eq!(
+            ed_compress(tok, &[out]),
+            ed::compress_lanes(Portable, &[out])
         );
     }
 }

@@ -31,9 +31,11 @@ mod ifma;
 mod lanes;
 mod secp;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+use curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
@@ -101,10 +103,27 @@ enum Engine {
     Portable,
 }
 
+/// Which implementation runs `ed25519_lincomb_vartime`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EdLincomb {
+    /// Whichever is cheaper for the batch at hand, by the crossovers measured with
+    /// `benches/simd.rs` (`docs/simd.md`): the lanes on the IFMA path for batches of at least
+    /// eight terms over five or more jobs (or 48 terms in fewer), per job below 256 terms;
+    /// curve25519-dalek otherwise.
+    #[default]
+    Auto,
+    /// This crate's lanes: in-lane decompression of the points, one job per lane.
+    Lanes,
+    /// curve25519-dalek's `vartime_multiscalar_mul`, job by job (its own IFMA/AVX2 backend).
+    Dalek,
+}
+
 /// The multi-lane backend.
 #[derive(Clone, Debug)]
 pub struct SimdBackend {
     engine: Engine,
+    ed_lincomb: EdLincomb,
 }
 
 impl SimdBackend {
@@ -136,7 +155,17 @@ impl SimdBackend {
         };
         secp::warm_up();
         ed::warm_up();
-        Ok(Self { engine })
+        Ok(Self {
+            engine,
+            ed_lincomb: EdLincomb::Auto,
+        })
+    }
+
+    /// The same backend with `ed25519_lincomb_vartime` run by `choice` (benches and tests
+    /// compare the two implementations with it).
+    pub fn with_ed_lincomb(mut self, choice: EdLincomb) -> Self {
+        self.ed_lincomb = choice;
+        self
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -272,6 +301,171 @@ impl SimdBackend {
         Ok(acc)
     }
 
+    fn ed_sqrt_lanes(&self, y: &ed::LaneFe) -> ed::SqrtCandidates {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::ed_sqrt_candidates(tok, y),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::ed_sqrt_candidates(tok, y),
+            Engine::Portable => ed::sqrt_candidates_lanes(lanes::Portable, y),
+        }
+    }
+
+    fn ed_lincomb_lanes(
+        &self,
+        digits: &[ed::Digits],
+        points: &[ed::LaneAffine],
+    ) -> ed::LaneExtended {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::ed_lincomb(tok, digits, points),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::ed_lincomb(tok, digits, points),
+            Engine::Portable => ed::lincomb_lanes(lanes::Portable, digits, points),
+        }
+    }
+
+    fn ed_compress_lanes(&self, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; lanes::LANES]> {
+        match self.engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Ifma(tok) => ifma::ed_compress(tok, points),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(tok) => avx2::ed_compress(tok, points),
+            Engine::Portable => ed::compress_lanes(lanes::Portable, points),
+        }
+    }
+
+    /// Affine coordinates of the distinct points of a batch, decompressed eight at a time on
+    /// the lanes: `(index of each input point, coordinates of each distinct point)`.
+    fn ed_affine_points(
+        &self,
+        points: &[EdwardsPoint],
+    ) -> Result<(Vec<usize>, Vec<ed::Affine>), AccelError> {
+        let encodings = EdwardsPoint::compress_batch_alloc(points);
+        let mut distinct: HashMap<[u8; 32], usize> = HashMap::new();
+        // The basepoint's coordinates are known; every other distinct point needs a root.
+        distinct.insert(ED25519_BASEPOINT_COMPRESSED.to_bytes(), 0);
+        let mut coords = vec![ed::basepoint_affine()];
+        let mut pending: Vec<[u8; 32]> = Vec::new();
+        let index: Vec<usize> = encodings
+            .iter()
+            .map(|e| {
+                let next = distinct.len();
+                *distinct.entry(e.to_bytes()).or_insert_with(|| {
+                    pending.push(e.to_bytes());
+                    next
+                })
+            })
+            .collect();
+        for chunk in pending.chunks(lanes::LANES) {
+            let mut y: ed::LaneFe = [[0; lanes::LANES]; 5];
+            for (lane, e) in chunk.iter().enumerate() {
+                let limbs = ed::y_limbs(e);
+                for k in 0..5 {
+                    y[k][lane] = limbs[k];
+                }
+            }
+            let cand = self.ed_sqrt_lanes(&y);
+            for (lane, e) in chunk.iter().enumerate() {
+                let x = ed::recover_x_vartime(&cand, lane, e[31] >> 7 == 1)
+                    .ok_or_else(|| internal("a point's encoding did not decompress"))?;
+                coords.push([x, core::array::from_fn(|k| y[k][lane])]);
+            }
+        }
+        Ok((index, coords))
+    }
+
+    /// Σ sᵢ·Pᵢ for every job on the lanes: the points decompressed on the lanes, each job
+    /// split into sub-jobs (one per lane) of at most [`SUB_TERMS`] terms, fewer when the
+    /// batch has too few terms to fill the lanes otherwise; sub-job sums added per job, the
+    /// results compressed on the lanes and read back with curve25519-dalek.
+    fn ed_lincomb_own(
+        &self,
+        jobs: &[&LincombJob<EdScalar, EdwardsPoint>],
+    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let points: Vec<EdwardsPoint> = jobs
+            .iter()
+            .flat_map(|j| j.terms.iter().map(|t| t.1))
+            .collect();
+        let (index, coords) = self.ed_affine_points(&points)?;
+        // Sub-jobs in job order: (job, its first term in the job, the same term's position in
+        // `index`, number of terms).
+        let per_lane = points.len().div_ceil(lanes::LANES).clamp(1, SUB_TERMS);
+        let mut subs: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut first = 0;
+        for (i, job) in jobs.iter().enumerate() {
+            for start in (0..job.terms.len()).step_by(per_lane) {
+                let n = (job.terms.len() - start).min(per_lane);
+                subs.push((i, start, first + start, n));
+            }
+            first += job.terms.len();
+        }
+        let mut parts: Vec<Vec<[[u64; 5]; 4]>> = vec![Vec::new(); jobs.len()];
+        for chunk in subs.chunks(lanes::LANES) {
+            let m = chunk.iter().map(|s| s.3).max().unwrap_or(0);
+            let mut digits = vec![[[0u64; lanes::LANES]; ed::WINDOWS]; m];
+            let mut lane_points = vec![[[[0u64; lanes::LANES]; 5]; 2]; m];
+            for (lane, &(job, start, at, n)) in chunk.iter().enumerate() {
+                for t in 0..m {
+                    // A lane with fewer terms adds 0·B.
+                    let (d, c) = if t < n {
+                        (
+                            ed::signed_digits_vartime(&jobs[job].terms[start + t].0),
+                            &coords[index[at + t]],
+                        )
+                    } else {
+                        ([0; ed::WINDOWS], &coords[0])
+                    };
+                    for w in 0..ed::WINDOWS {
+                        digits[t][w][lane] = d[w];
+                    }
+                    for (xy, limbs) in c.iter().enumerate() {
+                        for k in 0..5 {
+                            lane_points[t][xy][k][lane] = limbs[k];
+                        }
+                    }
+                }
+            }
+            let out = self.ed_lincomb_lanes(&digits, &lane_points);
+            for (lane, &(job, ..)) in chunk.iter().enumerate() {
+                parts[job].push(core::array::from_fn(|c| {
+                    core::array::from_fn(|k| out[c][k][lane])
+                }));
+            }
+        }
+        // One extended point per job (the identity for an empty job), eight per lane group.
+        let identity = [
+            [0, 0, 0, 0, 0],
+            [1, 0, 0, 0, 0],
+            [1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0],
+        ];
+        let sums: Vec<[[u64; 5]; 4]> = parts
+            .iter()
+            .map(|p| match p.as_slice() {
+                [] => identity,
+                [one] => *one,
+                many => ed::sum_vartime(many),
+            })
+            .collect();
+        let groups: Vec<ed::LaneExtended> = sums
+            .chunks(lanes::LANES)
+            .map(|g| {
+                core::array::from_fn(|c| {
+                    core::array::from_fn(|k| {
+                        core::array::from_fn(|lane| g.get(lane).unwrap_or(&identity)[c][k])
+                    })
+                })
+            })
+            .collect();
+        let encodings = self.ed_compress_lanes(&groups);
+        ed::decode(encodings.iter().flatten().take(jobs.len()).copied())
+            .ok_or_else(|| internal("lane result does not decode"))
+    }
+
     fn ed_lanes(&self, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; lanes::LANES]> {
         match self.engine {
             #[cfg(target_arch = "x86_64")]
@@ -300,6 +494,37 @@ const SUB_TERMS: usize = 8;
 /// (1.74 vs 1.28 ms) to 16,384 terms (97 vs 59 ms).
 const PIPPENGER_MIN_TERMS: usize = 192;
 
+/// Terms from which curve25519-dalek (Pippenger from 190 terms) beats the lanes on one
+/// Ed25519 job. Measured on AVX-512 IFMA (`benches/simd.rs`, one job, per term): lanes 6.0 vs
+/// dalek 6.6 µs at 64 terms, 5.3 vs 6.3 at 129, dalek ahead from 256 (4.3 vs 4.8).
+const ED_DALEK_MIN_TERMS: usize = 256;
+/// Fewest terms (over the jobs below [`ED_DALEK_MIN_TERMS`]) for the lanes on IFMA.
+const ED_LANES_MIN_TERMS: usize = 8;
+/// Fewest jobs for the lanes below [`ED_LANES_SINGLE_MIN_TERMS`] terms. Measured with 2-term
+/// jobs: four jobs go to dalek or tie (41.9 vs 37.6, 39.0 vs 39.3 µs per job in two runs),
+/// eight run 1.9× faster on the lanes (19.2 vs 37.0); five to seven lie between, where the
+/// lanes' cost stays that of one lane group while dalek's grows with every job. A single job
+/// of 32 terms still goes to dalek (7.2 vs 6.8 µs per term).
+const ED_LANES_MIN_JOBS: usize = 5;
+/// Terms from which even a single job fills the lanes well enough to win (one 64-term job).
+const ED_LANES_SINGLE_MIN_TERMS: usize = 48;
+
+/// Per job, whether it runs on this crate's lanes (else on curve25519-dalek), by the measured
+/// crossovers above. Only the IFMA lanes ever win: the AVX2 lanes (emulated 52-bit
+/// multiplier) measured 2.6–15× slower than dalek at every size, and the portable lanes are
+/// the reference.
+fn ed_lanes_win(path: Path, jobs: &[LincombJob<EdScalar, EdwardsPoint>]) -> Vec<bool> {
+    let small = |j: &LincombJob<EdScalar, EdwardsPoint>| j.terms.len() < ED_DALEK_MIN_TERMS;
+    let (count, terms) = jobs
+        .iter()
+        .filter(|j| small(j))
+        .fold((0, 0), |(c, t), j| (c + 1, t + j.terms.len()));
+    let lanes = path == Path::Ifma
+        && terms >= ED_LANES_MIN_TERMS
+        && (count >= ED_LANES_MIN_JOBS || terms >= ED_LANES_SINGLE_MIN_TERMS);
+    jobs.iter().map(|j| lanes && small(j)).collect()
+}
+
 /// One term of a sub-job: the scalar and the affine point (`None` for the identity).
 type SubTerm = (SecpScalar, Option<AffinePoint>);
 
@@ -310,10 +535,14 @@ impl Accelerator for SimdBackend {
             Path::Avx2 => "avx2 2x4-lane (emulated 52-bit multiplier)",
             Path::Portable => "portable 8-lane reference",
         };
+        let ed = match self.ed_lincomb {
+            EdLincomb::Auto => "on the lanes or curve25519-dalek, whichever is cheaper",
+            EdLincomb::Lanes => "on the lanes",
+            EdLincomb::Dalek => "via curve25519-dalek",
+        };
         let device = format!(
-            "{lanes}: mul_base (secp256k1, ed25519), lincomb_vartime (secp256k1); \
-             ed25519 lincomb_vartime via curve25519-dalek (its own IFMA/AVX2 multiscalar \
-             backend); normalize/compress serial (k256/curve25519-dalek)"
+            "{lanes}: mul_base (secp256k1, ed25519), lincomb_vartime (secp256k1, ed25519 \
+             {ed}); normalize/compress serial (k256/curve25519-dalek)"
         );
         Capabilities {
             backend: NAME,
@@ -459,19 +688,34 @@ impl Accelerator for SimdBackend {
         &self,
         jobs: &[LincombJob<EdScalar, EdwardsPoint>],
     ) -> Result<Vec<EdwardsPoint>, AccelError> {
-        Ok(jobs
+        let on_lanes: Vec<bool> = match self.ed_lincomb {
+            EdLincomb::Lanes => vec![true; jobs.len()],
+            EdLincomb::Dalek => vec![false; jobs.len()],
+            EdLincomb::Auto => ed_lanes_win(self.path(), jobs),
+        };
+        let lane_jobs: Vec<_> = jobs
             .iter()
-            .map(|job| {
-                if job.terms.is_empty() {
-                    EdwardsPoint::identity()
+            .zip(&on_lanes)
+            .filter_map(|(j, on)| on.then_some(j))
+            .collect();
+        let mut from_lanes = self.ed_lincomb_own(&lane_jobs)?.into_iter();
+        jobs.iter()
+            .zip(&on_lanes)
+            .map(|(job, on)| {
+                if *on {
+                    from_lanes
+                        .next()
+                        .ok_or_else(|| internal("the lanes returned too few results"))
+                } else if job.terms.is_empty() {
+                    Ok(EdwardsPoint::identity())
                 } else {
-                    EdwardsPoint::vartime_multiscalar_mul(
+                    Ok(EdwardsPoint::vartime_multiscalar_mul(
                         job.terms.iter().map(|t| t.0),
                         job.terms.iter().map(|t| t.1),
-                    )
+                    ))
                 }
             })
-            .collect())
+            .collect()
     }
 
     fn secp256k1_normalize_batch(
@@ -506,6 +750,25 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn ed_lincomb_auto_follows_the_measured_crossovers() {
+        let job = |n: usize| LincombJob::new(vec![(EdScalar::ONE, EdwardsPoint::identity()); n]);
+        let jobs = |sizes: &[usize]| sizes.iter().map(|n| job(*n)).collect::<Vec<_>>();
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[2; 8])), vec![true; 8]);
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[2; 5])), vec![true; 5]);
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[2; 4])), vec![false; 4]);
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[64])), vec![true]);
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[32])), vec![false]);
+        assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[256])), vec![false]);
+        assert_eq!(
+            ed_lanes_win(Path::Ifma, &jobs(&[300, 2, 2, 2, 2, 2, 0])),
+            vec![false, true, true, true, true, true, true]
+        );
+        for path in [Path::Avx2, Path::Portable] {
+            assert_eq!(ed_lanes_win(path, &jobs(&[2; 64])), vec![false; 64]);
+        }
     }
 
     #[test]

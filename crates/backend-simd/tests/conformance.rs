@@ -2,11 +2,20 @@
 //! skipped (CI hosts with IFMA run all of them).
 
 use accel_api::kit;
-use backend_simd::{Path, SimdBackend};
+use backend_simd::{EdLincomb, Path, SimdBackend};
 
+/// The whole kit with the default choices, then the Ed25519 linear-combination checks with
+/// each of its two implementations forced (so both run at every batch size of the kit).
 fn run(path: Path) {
     match SimdBackend::with_path(path) {
-        Ok(b) => kit::check_all(&b),
+        Ok(b) => {
+            kit::check_all(&b);
+            for choice in [EdLincomb::Lanes, EdLincomb::Dalek] {
+                let b = b.clone().with_ed_lincomb(choice);
+                kit::check_ed25519_lincomb_vartime(&b);
+                kit::check_ed25519_verify_batch_vartime(&b);
+            }
+        }
         Err(e) => eprintln!("skipping the {path} path: {e}"),
     }
 }

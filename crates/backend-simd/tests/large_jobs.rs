@@ -1,11 +1,16 @@
-//! Large `lincomb_vartime` jobs (the Pippenger kernel from 256 terms, 8-term sub-jobs below)
-//! against a plain sum of k256 scalar multiplications, on every path this host has: random
-//! jobs of 1 to 9,000 terms with identity points, zero scalars, repeated points and the
-//! scalars ±1, n − 1 mixed in.
+//! Large `lincomb_vartime` jobs against a plain sum of scalar multiplications, on every path
+//! this host has. secp256k1: the Pippenger kernel from 256 terms, 8-term sub-jobs below, jobs
+//! of 1 to 9,000 terms. Ed25519: the lanes (sub-jobs spread over the lanes) and
+//! curve25519-dalek, each forced and as `Auto` picks them, alone and batched. Identity and
+//! small-order points, zero scalars, repeated points and the scalars ±1, n − 1 mixed in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use accel_api::{Accelerator, LincombJob};
-use backend_simd::{Path, SimdBackend};
+use backend_simd::{EdLincomb, Path, SimdBackend};
+use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar as EdScalar;
+use curve25519_dalek::traits::Identity;
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar};
 use rand_chacha::ChaCha20Rng;
@@ -66,6 +71,83 @@ fn large_jobs_match_k256_on_every_path() {
             .secp256k1_lincomb_vartime(std::slice::from_ref(&cancel))
             .unwrap();
         assert_eq!(zero, vec![ProjectivePoint::IDENTITY], "{path}");
+        ran += 1;
+    }
+    assert!(ran >= 1, "the portable path always runs");
+}
+
+fn ed_scalar(r: &mut ChaCha20Rng) -> EdScalar {
+    let mut wide = [0u8; 64];
+    r.fill_bytes(&mut wide);
+    EdScalar::from_bytes_mod_order_wide(&wide)
+}
+
+fn ed_job(r: &mut ChaCha20Rng, n: usize) -> LincombJob<EdScalar, EdwardsPoint> {
+    let base = ED25519_BASEPOINT_POINT * ed_scalar(r);
+    let terms = (0..n)
+        .map(|i| {
+            let s = match r.next_u32() % 16 {
+                0 => EdScalar::ZERO,
+                1 => EdScalar::ONE,
+                2 => -EdScalar::ONE,
+                _ => ed_scalar(r),
+            };
+            let p = match i % 13 {
+                0 => EdwardsPoint::identity(),
+                1 => base,
+                2 => -base,
+                3 => EIGHT_TORSION[i % 8],
+                4 => ED25519_BASEPOINT_POINT,
+                5 => ED25519_BASEPOINT_POINT * ed_scalar(r) + EIGHT_TORSION[1],
+                _ => ED25519_BASEPOINT_POINT * ed_scalar(r),
+            };
+            (s, p)
+        })
+        .collect();
+    LincombJob::new(terms)
+}
+
+fn ed_reference(j: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
+    j.terms
+        .iter()
+        .fold(EdwardsPoint::identity(), |acc, (s, p)| acc + p * s)
+}
+
+#[test]
+fn ed25519_jobs_match_dalek_on_every_path_and_choice() {
+    let mut r = ChaCha20Rng::seed_from_u64(301);
+    let jobs: Vec<_> = [0usize, 1, 2, 9, 17, 64, 129, 255, 256, 300]
+        .into_iter()
+        .map(|n| ed_job(&mut r, n))
+        .collect();
+    let want: Vec<EdwardsPoint> = jobs.iter().map(ed_reference).collect();
+    // Terms that cancel exactly (prime-order points only: scalars are taken mod ℓ, so
+    // s·T + (−s)·T = ℓ·T is not the identity for a torsion point T).
+    let mut cancel = ed_job(&mut r, 40);
+    cancel.terms.retain(|(_, p)| p.is_torsion_free());
+    let negated: Vec<_> = cancel.terms.iter().map(|(s, p)| (-*s, *p)).collect();
+    cancel.terms.extend(negated);
+    let mut ran = 0;
+    for path in [Path::Ifma, Path::Avx2, Path::Portable] {
+        let Ok(b) = SimdBackend::with_path(path) else {
+            eprintln!("skipping the {path} path: not on this CPU");
+            continue;
+        };
+        for choice in [EdLincomb::Auto, EdLincomb::Lanes, EdLincomb::Dalek] {
+            let b = b.clone().with_ed_lincomb(choice);
+            // The whole batch at once, then each job alone (a lone job is spread over the
+            // lanes in smaller sub-jobs).
+            let got = b.ed25519_lincomb_vartime(&jobs).unwrap();
+            assert_eq!(got, want, "{path} {choice:?}: batch");
+            for (k, j) in jobs.iter().enumerate() {
+                let got = b.ed25519_lincomb_vartime(std::slice::from_ref(j)).unwrap();
+                assert_eq!(got, vec![want[k]], "{path} {choice:?}: job {k} alone");
+            }
+            let zero = b
+                .ed25519_lincomb_vartime(std::slice::from_ref(&cancel))
+                .unwrap();
+            assert_eq!(zero, vec![EdwardsPoint::identity()], "{path} {choice:?}");
+        }
         ran += 1;
     }
     assert!(ran >= 1, "the portable path always runs");
