@@ -93,9 +93,9 @@ fn sq_n<L: Lanes>(l: L, a: &Fe<L>, n: usize) -> Fe<L> {
     r
 }
 
-/// a^(p−2) = 1/a (0 for 0), by the usual addition chain: 254 squarings, 11 multiplications.
+/// (z^(2^250 − 1), z^11): the shared head of the inversion and square-root chains.
 #[inline(always)]
-fn invert<L: Lanes>(l: L, z: &Fe<L>) -> Fe<L> {
+fn pow_2_250_minus_1<L: Lanes>(l: L, z: &Fe<L>) -> (Fe<L>, Fe<L>) {
     let z2 = mul(l, z, z);
     let z8 = sq_n(l, &z2, 2);
     let z9 = mul(l, z, &z8);
@@ -108,7 +108,13 @@ fn invert<L: Lanes>(l: L, z: &Fe<L>) -> Fe<L> {
     let z50_0 = mul(l, &sq_n(l, &z40_0, 10), &z10_0);
     let z100_0 = mul(l, &sq_n(l, &z50_0, 50), &z50_0);
     let z200_0 = mul(l, &sq_n(l, &z100_0, 100), &z100_0);
-    let z250_0 = mul(l, &sq_n(l, &z200_0, 50), &z50_0);
+    (mul(l, &sq_n(l, &z200_0, 50), &z50_0), z11)
+}
+
+/// a^(p−2) = 1/a (0 for 0), by the usual addition chain: 254 squarings, 11 multiplications.
+#[inline(always)]
+fn invert<L: Lanes>(l: L, z: &Fe<L>) -> Fe<L> {
+    let (z250_0, z11) = pow_2_250_minus_1(l, z);
     mul(l, &sq_n(l, &z250_0, 5), &z11)
 }
 
@@ -379,23 +385,10 @@ pub(crate) fn sqrt_candidates_lanes<L: Lanes>(l: L, y: &LaneFe) -> SqrtCandidate
     }
 }
 
-/// a^((p−5)/8) = a^(2^252 − 3): the inversion chain up to a^(2^250 − 1), two squarings, one
-/// multiplication.
+/// a^((p−5)/8) = a^(2^252 − 3): a^(2^250 − 1), two squarings, one multiplication.
 #[inline(always)]
 fn pow_p58<L: Lanes>(l: L, z: &Fe<L>) -> Fe<L> {
-    let z2 = mul(l, z, z);
-    let z8 = sq_n(l, &z2, 2);
-    let z9 = mul(l, z, &z8);
-    let z11 = mul(l, &z2, &z9);
-    let z22 = mul(l, &z11, &z11);
-    let z5_0 = mul(l, &z9, &z22);
-    let z10_0 = mul(l, &sq_n(l, &z5_0, 5), &z5_0);
-    let z20_0 = mul(l, &sq_n(l, &z10_0, 10), &z10_0);
-    let z40_0 = mul(l, &sq_n(l, &z20_0, 20), &z20_0);
-    let z50_0 = mul(l, &sq_n(l, &z40_0, 10), &z10_0);
-    let z100_0 = mul(l, &sq_n(l, &z50_0, 50), &z50_0);
-    let z200_0 = mul(l, &sq_n(l, &z100_0, 100), &z100_0);
-    let z250_0 = mul(l, &sq_n(l, &z200_0, 50), &z50_0);
+    let (z250_0, _) = pow_2_250_minus_1(l, z);
     mul(l, &sq_n(l, &z250_0, 2), z)
 }
 
