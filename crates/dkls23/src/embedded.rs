@@ -1,6 +1,8 @@
 //! The embedded deployment: all `n` parties run in one process (the service's single-node
 //! mode). Every party's checks still run; messages are passed in memory.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroize;
@@ -13,7 +15,7 @@ use crate::keygen::{KeySet, KeyShare, PartyId};
 use crate::sign::{self, PartyPresignature};
 
 /// A presignature for a fixed signer set: every signer's [`PartyPresignature`]. Single use
-/// (consumed by [`sign`]), in memory only, zeroized on drop.
+/// (consumed by [`sign()`]), in memory only, zeroized on drop.
 pub struct Presignature {
     parts: Vec<PartyPresignature>,
 }
@@ -34,17 +36,69 @@ impl Presignature {
     }
 }
 
-fn pok_challenge(id: PartyId, c0: &ProjectivePoint, r: &ProjectivePoint) -> Scalar {
+/// What every key-generation proof of knowledge is bound to: the protocol (the transcript
+/// domain `dkg/pok`, with the crate prefix, is the context string), the session and the
+/// participants.
+struct DkgContext {
+    session_id: [u8; 32],
+    t: u16,
+    n: u16,
+}
+
+/// One dealer's Schnorr proof of knowledge of its constant term `a_{i,0}`: `R = k·G`,
+/// `s = k + c·a_{i,0}`.
+#[derive(Clone, Copy)]
+struct Pok {
+    id: PartyId,
+    c0: ProjectivePoint,
+    r: ProjectivePoint,
+    s: Scalar,
+}
+
+/// `c = H("dkg/pok" ‖ session_id ‖ t ‖ n ‖ i ‖ C_{i,0} ‖ R)` (the FROST paper's KeyGen,
+/// eprint 2020/852 §5.1 round 1 step 2, `c = H(i, Φ, g^{a_i0}, R_i)`, with the session id and
+/// the participants added to the context `Φ`), so a proof replayed into another session or
+/// presented under another sender id fails.
+fn pok_challenge(
+    ctx: &DkgContext,
+    id: PartyId,
+    c0: &ProjectivePoint,
+    r: &ProjectivePoint,
+) -> Scalar {
     Tr::new("dkg/pok")
+        .bytes(&ctx.session_id)
+        .u64(u64::from(ctx.t))
+        .u64(u64::from(ctx.n))
         .u64(u64::from(id))
         .point(c0)
         .point(r)
         .finish_scalar()
 }
 
+/// Checks every dealer's proof in one batch; the first failing one is named as culprit.
+fn verify_poks(accel: &dyn Accelerator, ctx: &DkgContext, proofs: &[Pok]) -> Result<(), Error> {
+    let items: Vec<_> = proofs
+        .iter()
+        .map(|p| SchnorrItem {
+            r: p.r,
+            s: p.s,
+            c: pok_challenge(ctx, p.id, &p.c0, &p.r),
+            public_key: p.c0,
+        })
+        .collect();
+    let verdict = Secp256k1::verify_batch_vartime(accel, &items)?;
+    match verdict.invalid.first() {
+        Some(&bad) => Err(Error::BadDkgShare {
+            culprit: proofs[bad].id,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Feldman-VSS key generation for `n` parties with threshold `t` (any `t` can sign), with a
 /// Schnorr proof of knowledge of each dealer's constant term, pairwise zero-sharing seeds,
-/// and pairwise base OT (both directions) for every pair.
+/// and pairwise base OT (both directions) for every pair. A fresh 32-byte session id is drawn
+/// from `rng` for each run and bound into every proof of knowledge.
 pub fn dkg(
     accel: &dyn Accelerator,
     t: u16,
@@ -55,6 +109,12 @@ pub fn dkg(
         return Err(Error::InvalidParameters("need 2 <= t <= n"));
     }
     let (tu, nu) = (usize::from(t), usize::from(n));
+    let mut ctx = DkgContext {
+        session_id: [0u8; 32],
+        t,
+        n,
+    };
+    rng.fill_bytes(&mut ctx.session_id);
     // Dealers' polynomials, commitments and proofs.
     let mut coeffs: Vec<Scalar> = (0..nu * tu)
         .map(|_| Secp256k1::random_scalar(rng))
@@ -67,25 +127,23 @@ pub fn dkg(
     let pts = Secp256k1::mul_base(accel, &all)?;
     all.zeroize();
     let commits: Vec<&[ProjectivePoint]> = (0..nu).map(|i| &pts[i * tu..(i + 1) * tu]).collect();
-    let mut items = Vec::with_capacity(nu);
+    let mut proofs = Vec::with_capacity(nu);
     for i in 0..nu {
         let id = (i + 1) as PartyId;
         let r = pts[nu * tu + i];
-        let c = pok_challenge(id, &commits[i][0], &r);
-        items.push(SchnorrItem {
+        let c = pok_challenge(&ctx, id, &commits[i][0], &r);
+        proofs.push(Pok {
+            id,
+            c0: commits[i][0],
             r,
             s: nonces[i] + c * coeffs[i * tu],
-            c,
-            public_key: commits[i][0],
         });
     }
     nonces.zeroize();
     // Every receiver checks the proofs.
-    let verdict = Secp256k1::verify_batch_vartime(accel, &items)?;
-    if let Some(&bad) = verdict.invalid.first() {
-        return Err(Error::BadDkgShare {
-            culprit: (bad + 1) as PartyId,
-        });
+    if let Err(e) = verify_poks(accel, &ctx, &proofs) {
+        coeffs.zeroize();
+        return Err(e);
     }
     // Shares f_i(j) and their Feldman checks.
     let eval = |i: usize, j: usize| {
@@ -281,16 +339,35 @@ pub fn presign_batch(
     Ok(out)
 }
 
+/// Presignatures started by this process so far: an input of every embedded session id, so
+/// that session ids (and with them the hedged nonces) differ within one process even when
+/// the RNG repeats its output.
+static PRESIGN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh presigning session id: `H(32 random bytes ‖ process-wide counter)`.
+fn presign_session_id(rng: &mut impl CryptoRngCore) -> [u8; 32] {
+    let mut fresh = [0u8; 32];
+    rng.fill_bytes(&mut fresh);
+    let sid = Tr::new("embedded/presign-sid")
+        .bytes(&fresh)
+        .u64(PRESIGN_COUNTER.fetch_add(1, Ordering::Relaxed))
+        .finish();
+    fresh.zeroize();
+    sid
+}
+
 fn presign_one(
     accel: &dyn Accelerator,
     set: &mut KeySet,
     signers: &[PartyId],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Presignature, Error> {
+    let session_id = presign_session_id(rng);
     let mut st1 = Vec::with_capacity(signers.len());
     let mut m1 = Vec::new();
     for &p in signers {
-        let (s, m) = sign::start(accel, &set.shares[usize::from(p) - 1], signers, rng)?;
+        let share = &set.shares[usize::from(p) - 1];
+        let (s, m) = sign::start(accel, share, signers, &session_id, rng)?;
         st1.push(s);
         m1.extend(m);
     }
@@ -374,4 +451,76 @@ pub fn sign_presigned(
     let pk = parts[0].public_key();
     let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(prehash)).collect();
     sign::combine(accel, &pk, &big_r, prehash, &msgs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// Dealers' proofs of knowledge for a session, made as [`dkg`] makes them.
+    fn proofs(accel: &dyn Accelerator, ctx: &DkgContext, seed: u64) -> Vec<Pok> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        (1..=ctx.n)
+            .map(|id| {
+                let a0 = Secp256k1::random_nonzero_scalar(&mut rng);
+                let k = Secp256k1::random_nonzero_scalar(&mut rng);
+                let pts = Secp256k1::mul_base(accel, &[a0, k]).unwrap();
+                let c = pok_challenge(ctx, id, &pts[0], &pts[1]);
+                Pok {
+                    id,
+                    c0: pts[0],
+                    r: pts[1],
+                    s: k + c * a0,
+                }
+            })
+            .collect()
+    }
+
+    fn ctx(session: u8) -> DkgContext {
+        DkgContext {
+            session_id: [session; 32],
+            t: 2,
+            n: 3,
+        }
+    }
+
+    /// A proof from session A replayed into session B (another session id) is rejected
+    /// naming its sender.
+    #[test]
+    fn pok_replayed_into_another_session_names_sender() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut b = proofs(&accel, &ctx(2), 2);
+        assert_eq!(verify_poks(&accel, &ctx(2), &b), Ok(()));
+        b[1] = proofs(&accel, &ctx(1), 1)[1];
+        assert_eq!(
+            verify_poks(&accel, &ctx(2), &b),
+            Err(Error::BadDkgShare { culprit: 2 })
+        );
+    }
+
+    /// A valid proof presented under another sender id is rejected naming that id.
+    #[test]
+    fn pok_under_another_sender_id_names_claimed_sender() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut b = proofs(&accel, &ctx(3), 3);
+        b[2] = Pok { id: 3, ..b[1] };
+        assert_eq!(
+            verify_poks(&accel, &ctx(3), &b),
+            Err(Error::BadDkgShare { culprit: 3 })
+        );
+    }
+
+    /// The participant count is bound too: a proof made for `n = 3` fails under `n = 4`.
+    #[test]
+    fn pok_for_another_participant_count_is_rejected() {
+        let accel = backend_cpu::CpuBackend::new();
+        let b = proofs(&accel, &ctx(4), 4);
+        let other = DkgContext { n: 4, ..ctx(4) };
+        assert_eq!(
+            verify_poks(&accel, &other, &b[..1]),
+            Err(Error::BadDkgShare { culprit: 1 })
+        );
+    }
 }

@@ -6,15 +6,18 @@ mod codec;
 pub mod embedded;
 mod error;
 mod hash;
+mod hedge;
 pub mod keygen;
 pub mod mul;
 pub mod ot;
 pub mod sign;
+pub mod verify;
 
 pub use embedded::Presignature;
 pub use error::Error;
 pub use keygen::{KeySet, KeyShare, PartyId};
 pub use sign::PartyPresignature;
+pub use verify::verify_prehash_batch;
 
 #[cfg(test)]
 mod tests;

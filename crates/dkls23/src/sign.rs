@@ -8,7 +8,7 @@ use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::{ProjectivePoint, Scalar, U256};
-use rand_core::CryptoRngCore;
+use rand_core::{CryptoRngCore, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -16,6 +16,7 @@ use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
 
 use crate::error::Error;
 use crate::hash::Tr;
+use crate::hedge::Hedge;
 use crate::keygen::{KeyShare, PartyId, pair_ctx};
 use crate::mul::{self, BobState, VoleMsg};
 use crate::ot::KosMsg;
@@ -193,29 +194,40 @@ pub(crate) fn lagrange_at_zero(id: PartyId, signers: &[PartyId]) -> Scalar {
     num * Secp256k1::scalar_invert(&den)
 }
 
-/// Round 1: samples the instance key `r_i` and inversion mask `φ_i`, commits to
+/// Round 1: derives the instance key `r_i` and inversion mask `φ_i`, commits to
 /// `R_i = r_i·G`, and starts one multiplication as Bob with every other signer.
+///
+/// `session_id` must be unique to this presigning session (for instance assigned by the
+/// coordinator; [`crate::embedded`] derives one per presignature). All per-session secrets
+/// (`r_i`, `φ_i`, the commitment salt, the multiplication input `χ` and the OT-extension
+/// randomness) are hedged: derived from 32 bytes of `rng` together with the secret share,
+/// `session_id` and the party id (RFC 9591 §4.1; docs/dkls23.md, "Hedged nonces"), so a failed or
+/// repeating RNG does not repeat or expose them.
 pub fn start(
     accel: &dyn Accelerator,
     key: &KeyShare,
     signers: &[PartyId],
+    session_id: &[u8; 32],
     rng: &mut impl CryptoRngCore,
 ) -> Result<(SignRound1, Vec<Round1Msg>), Error> {
     let signers = check_signers(key, signers)?;
-    let r = Secp256k1::random_nonzero_scalar(rng);
-    let phi = Secp256k1::random_nonzero_scalar(rng);
+    let hedge = Hedge::new(rng, &key.secret, session_id, key.id);
+    let r = hedge.scalar(b"r");
+    let phi = hedge.scalar(b"phi");
+    let mut stream = hedge.rng(b"stream");
+    drop(hedge);
     let big_r = Secp256k1::mul_base(accel, &[r])?[0];
     let mut nonce = [0u8; 32];
     let mut salt = [0u8; 32];
-    rng.fill_bytes(&mut nonce);
-    rng.fill_bytes(&mut salt);
+    stream.fill_bytes(&mut nonce);
+    stream.fill_bytes(&mut salt);
     let com = commitment(key.id, &nonce, &big_r, &salt);
     let mut bobs = Vec::new();
     let mut msgs = Vec::new();
     for p in peers(&signers, key.id) {
         let pair = key.pair(p).ok_or(Error::OtStateDiscarded { peer: p })?;
         let ctx = pair_ctx(&key.public_key, p, key.id);
-        let (kos, st) = mul::bob_start(&pair.as_receiver, &ctx, rng);
+        let (kos, st) = mul::bob_start(&pair.as_receiver, &ctx, &mut stream);
         bobs.push(st);
         msgs.push(Round1Msg {
             from: key.id,
@@ -242,7 +254,8 @@ pub fn start(
 
 impl SignRound1 {
     /// Round 2: checks every peer's OT extension, answers its multiplication as Alice with
-    /// inputs `(r_i, sk_i)`, and opens the commitment. A failed check discards the OT state
+    /// inputs `(r_i, sk_i)` (her random masks hedged from `rng`, the secret share and the
+    /// joint session id), and opens the commitment. A failed check discards the OT state
     /// with the culprit in `key` and aborts.
     pub fn round2(
         mut self,
@@ -275,6 +288,9 @@ impl SignRound1 {
             if self.id < p { zeta += z } else { zeta -= z }
         }
         let sk = lagrange_at_zero(self.id, &self.signers) * key.secret + zeta;
+        // Alice's multiplication masks are hedged like the round-1 secrets (RFC 9591 §4.1),
+        // here with the joint session id `sid`.
+        let mut stream = Hedge::new(rng, &key.secret, &sid, self.id).rng(b"round2");
         let mut c = Vec::with_capacity(ms.len());
         let mut vmsgs = Vec::with_capacity(ms.len());
         for m in &ms {
@@ -289,7 +305,7 @@ impl SignRound1 {
                 &m.kos,
                 [self.r, sk],
                 m.from,
-                rng,
+                &mut stream,
             ) {
                 Ok((ci, v)) => {
                     c.push(ci);

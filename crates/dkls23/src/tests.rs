@@ -2,26 +2,53 @@
 //! discarded, and a fresh base OT runs before that pair signs again.
 
 use k256::ProjectivePoint;
+use k256::elliptic_curve::group::GroupEncoding;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{CryptoRng, CryptoRngCore, RngCore, SeedableRng};
 
 use crate::embedded;
 use crate::error::Error;
 use crate::keygen::{KeySet, PartyId};
-use crate::sign::{self, Round1Msg, Round2Msg};
+use crate::sign::{self, PartyPresignature, Round1Msg, Round2Msg};
+
+/// An RNG stuck on one output: every call returns the same bytes.
+pub(crate) struct Stuck;
+
+impl RngCore for Stuck {
+    fn next_u32(&mut self) -> u32 {
+        0x0707_0707
+    }
+    fn next_u64(&mut self) -> u64 {
+        0x0707_0707_0707_0707
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(7);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        dest.fill(7);
+        Ok(())
+    }
+}
+
+impl CryptoRng for Stuck {}
+
+/// One presigning session's round-1 and round-2 messages and presignatures.
+type Transcript = (Vec<Round1Msg>, Vec<Round2Msg>, Vec<PartyPresignature>);
 
 fn session(
     accel: &backend_cpu::CpuBackend,
     set: &mut KeySet,
     signers: &[PartyId],
-    rng: &mut ChaCha20Rng,
+    session_id: &[u8; 32],
+    rng: &mut impl CryptoRngCore,
     t1: impl Fn(&mut Round1Msg),
     t2: impl Fn(&mut Round2Msg),
-) -> Result<(), Error> {
+) -> Result<Transcript, Error> {
     let mut st1 = Vec::new();
     let mut m1 = Vec::new();
     for &p in signers {
-        let (s, m) = sign::start(accel, &set.shares[usize::from(p) - 1], signers, rng)?;
+        let share = &set.shares[usize::from(p) - 1];
+        let (s, m) = sign::start(accel, share, signers, session_id, rng)?;
         st1.push(s);
         m1.extend(m);
     }
@@ -35,11 +62,12 @@ fn session(
         m2.extend(m);
     }
     m2.iter_mut().for_each(&t2);
+    let mut parts = Vec::new();
     for (s, &p) in st2.into_iter().zip(signers) {
         let mine: Vec<_> = m2.iter().filter(|m| m.to == p).cloned().collect();
-        s.presign(accel, &mut set.shares[usize::from(p) - 1], &mine)?;
+        parts.push(s.presign(accel, &mut set.shares[usize::from(p) - 1], &mine)?);
     }
-    Ok(())
+    Ok((m1, m2, parts))
 }
 
 /// Runs a tampered session, checks the abort and the discarded pair, then checks the pair
@@ -56,7 +84,7 @@ fn abort_then_recover(
     let mut set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
     let signers = [1, 2, 3];
     let old = set.share(victim).unwrap().pair(culprit).unwrap().clone();
-    let err = session(&accel, &mut set, &signers, &mut rng, t1, t2).unwrap_err();
+    let err = session(&accel, &mut set, &signers, &[9; 32], &mut rng, t1, t2).unwrap_err();
     assert_eq!(err, expect);
     assert!(
         !set.share(victim).unwrap().pair_ready(culprit),
@@ -64,7 +92,14 @@ fn abort_then_recover(
     );
     // The victim refuses to sign with the culprit until a fresh base OT is run.
     assert_eq!(
-        sign::start(&accel, set.share(victim).unwrap(), &signers, &mut rng).unwrap_err(),
+        sign::start(
+            &accel,
+            set.share(victim).unwrap(),
+            &signers,
+            &[10; 32],
+            &mut rng
+        )
+        .unwrap_err(),
         Error::OtStateDiscarded { peer: culprit }
     );
     let pre = embedded::presign_batch(&accel, &mut set, &signers, 1, &mut rng).unwrap();
@@ -150,6 +185,7 @@ fn shifted_public_key_share_is_caught_by_gamma_check() {
         &accel,
         &mut set,
         &[1, 2],
+        &[11; 32],
         &mut rng,
         |_| {},
         |m| {
@@ -194,6 +230,108 @@ fn debug_output_is_redacted() {
     assert!(s.contains("redacted"));
     let secret = hex(&set.share(1).unwrap().secret.to_bytes());
     assert!(!s.contains(&secret));
+}
+
+/// The instance points `R_i` each signer opened in round 2, by sender.
+fn instance_points(m2: &[Round2Msg], signers: &[PartyId]) -> Vec<ProjectivePoint> {
+    signers
+        .iter()
+        .map(|&p| m2.iter().find(|m| m.from == p).unwrap().big_r)
+        .collect()
+}
+
+/// Signs `prehash` with one session's presignatures and checks the signature with
+/// libsecp256k1.
+fn sign_and_verify_with_libsecp256k1(
+    accel: &backend_cpu::CpuBackend,
+    parts: Vec<PartyPresignature>,
+    prehash: &[u8; 32],
+) {
+    let pk = parts[0].public_key();
+    let big_r = parts[0].big_r();
+    let msgs: Vec<_> = parts.into_iter().map(|p| p.sign(prehash)).collect();
+    let (sig, _) = sign::combine(accel, &pk, &big_r, prehash, &msgs).unwrap();
+    let secp = secp256k1::Secp256k1::verification_only();
+    let pk = secp256k1::PublicKey::from_slice(&pk.to_bytes()).unwrap();
+    let sig = secp256k1::ecdsa::Signature::from_compact(&sig).unwrap();
+    let msg = secp256k1::Message::from_digest(*prehash);
+    secp.verify_ecdsa(msg, &sig, &pk).unwrap();
+}
+
+/// Hedged nonces (RFC 9591 §4.1): with an RNG stuck on one output, every party still gets
+/// its own `r_i` (parties differ in share and id), each session gets fresh ones (the
+/// session id differs), and the signatures verify with libsecp256k1.
+#[test]
+fn stuck_rng_still_gives_distinct_nonces_per_party_and_session() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut set = embedded::dkg(&accel, 2, 3, &mut ChaCha20Rng::seed_from_u64(12)).unwrap();
+    let signers = [1, 2, 3];
+    let (a1, a2, a_parts) = session(
+        &accel,
+        &mut set,
+        &signers,
+        &[1; 32],
+        &mut Stuck,
+        |_| {},
+        |_| {},
+    )
+    .unwrap();
+    let (b1, b2, b_parts) = session(
+        &accel,
+        &mut set,
+        &signers,
+        &[2; 32],
+        &mut Stuck,
+        |_| {},
+        |_| {},
+    )
+    .unwrap();
+    let ra = instance_points(&a2, &signers);
+    let rb = instance_points(&b2, &signers);
+    for i in 0..signers.len() {
+        for j in i + 1..signers.len() {
+            assert_ne!(ra[i], ra[j], "two parties share an instance key");
+        }
+        assert_ne!(
+            ra[i], rb[i],
+            "a party repeated its instance key across sessions"
+        );
+    }
+    for (x, y) in a1.iter().zip(&b1) {
+        assert_ne!(x.commitment, y.commitment);
+    }
+    assert_ne!(a_parts[0].big_r(), b_parts[0].big_r());
+    sign_and_verify_with_libsecp256k1(&accel, a_parts, &[0x11; 32]);
+    sign_and_verify_with_libsecp256k1(&accel, b_parts, &[0x22; 32]);
+}
+
+/// The same session id and stuck RNG for the same party give the same instance key: the
+/// session id is what keeps sessions apart when the RNG fails, so it must be unique.
+#[test]
+fn stuck_rng_and_repeated_session_id_repeat_the_instance_key() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut set = embedded::dkg(&accel, 2, 2, &mut ChaCha20Rng::seed_from_u64(13)).unwrap();
+    let (_, a2, _) = session(
+        &accel,
+        &mut set,
+        &[1, 2],
+        &[3; 32],
+        &mut Stuck,
+        |_| {},
+        |_| {},
+    )
+    .unwrap();
+    let (_, b2, _) = session(
+        &accel,
+        &mut set,
+        &[1, 2],
+        &[3; 32],
+        &mut Stuck,
+        |_| {},
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(instance_points(&a2, &[1, 2]), instance_points(&b2, &[1, 2]));
 }
 
 fn hex(b: &[u8]) -> String {

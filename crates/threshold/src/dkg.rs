@@ -110,6 +110,7 @@ pub struct Round1Secret<S: Suite> {
     id: Identifier,
     threshold: u16,
     parties: u16,
+    session_id: [u8; 32],
     coeffs: Zeroizing<Vec<Scalar<S>>>,
     package: Round1Package<S>,
 }
@@ -119,6 +120,7 @@ pub struct Round2Secret<S: Suite> {
     id: Identifier,
     threshold: u16,
     parties: u16,
+    session_id: [u8; 32],
     own_share: Round2Package<S>,
     packages: BTreeMap<Identifier, Round1Package<S>>,
 }
@@ -146,27 +148,54 @@ impl<S: Suite> fmt::Debug for Round3Secret<S> {
     }
 }
 
-/// Round 3 broadcast: SHA-256 over the context, the group key and every party's commitments.
+/// Round 3 broadcast: SHA-256 over the context, the session id, the group key and every
+/// party's commitments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Confirmation(pub [u8; 32]);
 
-fn pok_challenge<S: Suite>(id: Identifier, phi0: &PointBytes, r: &PointBytes) -> Scalar<S> {
+/// The protocol context string `Φ` of the proof-of-knowledge challenge.
+const POK_CONTEXT: &[u8; 16] = b"tessera/dkg/pok1";
+
+/// The proof-of-knowledge challenge of the FROST paper (eprint 2020/852, §5.1 KeyGen round 1
+/// step 2): `c = H_dkg(Φ ‖ session_id ‖ t ‖ n ‖ i ‖ φ_{i0} ‖ R_i)`, with `Φ` =
+/// [`POK_CONTEXT`], `t` and `n` 2-byte big-endian, `i` the sender's identifier encoding (all
+/// fields fixed-length). `H_dkg` is the suite's DKG hash, which prefixes the ciphersuite
+/// context. Binding the session id, the sender and the participant count means a proof
+/// replayed into another session, or presented under another identifier, fails.
+fn pok_challenge<S: Suite>(
+    session_id: &[u8; 32],
+    threshold: u16,
+    parties: u16,
+    id: Identifier,
+    phi0: &PointBytes,
+    r: &PointBytes,
+) -> Scalar<S> {
     S::hdkg(&[
+        POK_CONTEXT,
+        session_id,
+        &threshold.to_be_bytes(),
+        &parties.to_be_bytes(),
         &S::identifier_bytes(id.get()),
         phi0.as_bytes(),
         r.as_bytes(),
     ])
 }
 
-/// Round 1 for many parties `(identifier, threshold, parties)`: random polynomials, their
-/// commitments and proofs of knowledge (one `mul_base` and one encoding call).
+/// One party's round-1 input: its identifier, the threshold, the number of parties and the
+/// 32-byte session id, which all parties of one DKG share and which must be fresh for every
+/// DKG (the embedded mode draws it at random).
+pub type Part1Params = (Identifier, u16, u16, [u8; 32]);
+
+/// Round 1 for many parties `(identifier, threshold, parties, session_id)`: random
+/// polynomials, their commitments and proofs of knowledge (one `mul_base` and one encoding
+/// call).
 pub fn part1_batch<S: Suite>(
     accel: &dyn Accelerator,
-    params: &[(Identifier, u16, u16)],
+    params: &[Part1Params],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<Part1Output<S>>, Error> {
     let mut scalars: Zeroizing<Vec<Scalar<S>>> = Zeroizing::new(Vec::new());
-    for (id, t, n) in params {
+    for (id, t, n, _) in params {
         validate_params(*t, *n)?;
         if id.get() > *n {
             return Err(Error::UnknownIdentifier(id.get()));
@@ -179,13 +208,13 @@ pub fn part1_batch<S: Suite>(
     let encs = S::encode_batch(accel, &points)?;
     let mut out = Vec::with_capacity(params.len());
     let mut off = 0;
-    for (id, t, n) in params {
+    for (id, t, n, sid) in params {
         let t_ = usize::from(*t);
         let coeffs = Zeroizing::new(scalars[off..off + t_].to_vec());
         let k = scalars[off + t_];
         let commitment_enc = encs[off..off + t_].to_vec();
         let proof_r_enc = encs[off + t_];
-        let c = pok_challenge::<S>(*id, &commitment_enc[0], &proof_r_enc);
+        let c = pok_challenge::<S>(sid, *t, *n, *id, &commitment_enc[0], &proof_r_enc);
         let package = Round1Package {
             commitment: points[off..off + t_].to_vec(),
             commitment_enc,
@@ -199,6 +228,7 @@ pub fn part1_batch<S: Suite>(
                 id: *id,
                 threshold: *t,
                 parties: *n,
+                session_id: *sid,
                 coeffs,
                 package: package.clone(),
             },
@@ -245,7 +275,14 @@ pub fn part2_batch<S: Suite>(
                 proofs.push(SchnorrItem {
                     r: p.proof_r,
                     s: p.proof_mu,
-                    c: pok_challenge::<S>(*id, &p.commitment_enc[0], &p.proof_r_enc),
+                    c: pok_challenge::<S>(
+                        &me.session_id,
+                        me.threshold,
+                        me.parties,
+                        *id,
+                        &p.commitment_enc[0],
+                        &p.proof_r_enc,
+                    ),
                     public_key: p.commitment[0],
                 });
                 owners.push((k, id.get()));
@@ -290,6 +327,7 @@ pub fn part2_batch<S: Suite>(
                     id: me.id,
                     threshold: me.threshold,
                     parties: me.parties,
+                    session_id: me.session_id,
                     own_share: Round2Package {
                         share: eval_poly::<S>(&me.coeffs, me.id),
                     },
@@ -448,6 +486,7 @@ fn part3_inner<S: Suite>(
         let mut h = Sha256::new();
         h.update(S::CONTEXT);
         h.update(b"dkg-confirm");
+        h.update(me.session_id);
         h.update(group_key.enc.as_bytes());
         for (id, p) in &me.packages {
             h.update(id.get().to_be_bytes());
@@ -511,7 +550,12 @@ pub(crate) fn run_local<S: Suite>(
 ) -> Result<KeySet<S>, Error> {
     validate_params(threshold, parties)?;
     let ids: Vec<Identifier> = (1..=parties).map(Identifier).collect();
-    let params: Vec<_> = ids.iter().map(|i| (*i, threshold, parties)).collect();
+    let mut session_id = [0u8; 32];
+    rng.fill_bytes(&mut session_id);
+    let params: Vec<_> = ids
+        .iter()
+        .map(|i| (*i, threshold, parties, session_id))
+        .collect();
     let r1 = part1_batch::<S>(accel, &params, rng)?;
     let packages: BTreeMap<Identifier, Round1Package<S>> =
         r1.iter().map(|(s, p)| (s.id, p.clone())).collect();

@@ -4,6 +4,8 @@
 //!
 //! - [`Suite`] — the ciphersuites: [`Ed25519Sha512`] (RFC 9591 §6.1), [`Secp256k1Sha256`]
 //!   (RFC 9591 §6.5) and [`Secp256k1Tr`] (BIP340 output, compatible with `frost-secp256k1-tr`).
+//! - [`Ed25519Sha512::secret_scalar_from_seed`] — an RFC 8032 private key (seed) as the secret
+//!   scalar that [`embedded::import`] takes.
 //! - [`keys`] — identifiers, key shares, public key packages, trusted-dealer split, [`KeySet`].
 //! - [`round1`], [`round2`], [`aggregate_batch`] — the per-party signing state machine,
 //!   batched over sessions.
@@ -27,8 +29,6 @@ pub mod keys;
 pub mod round1;
 pub mod round2;
 
-/// Threshold ECDSA on secp256k1 (DKLs23), kept in its own crate for its OT machinery.
-pub use dkls23;
 pub use error::Error;
 pub use keys::{GroupKey, Identifier, KeySet, KeyShare, PublicKeyPackage};
 pub use round2::{SignatureShare, SigningPackage, aggregate_batch};

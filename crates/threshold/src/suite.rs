@@ -9,7 +9,9 @@ use accel_api::curves::k256::elliptic_curve::ops::Reduce;
 use accel_api::curves::k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use accel_api::curves::k256::{self, AffinePoint, EncodedPoint, ProjectivePoint, U256};
 use accel_api::{Accelerator, CurveGroup, Ed25519, Secp256k1};
+use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::hash::{expand_xmd_sha256_48, tagged};
@@ -210,6 +212,32 @@ impl Suite for Ed25519Sha512 {
     }
     fn verifying_key_bytes(key: &PointBytes) -> Vec<u8> {
         key.as_bytes().to_vec()
+    }
+}
+
+impl Ed25519Sha512 {
+    /// The secret scalar of an RFC 8032 Ed25519 private key (the 32-byte seed), as the
+    /// canonical little-endian encoding that [`crate::embedded::import`] takes.
+    ///
+    /// RFC 8032 §5.1.5 steps 1–3: hash the seed with SHA-512, keep the low 32 bytes, clamp them
+    /// (clear the 3 lowest bits and the highest bit, set the second highest) and read them as a
+    /// little-endian integer `s`. The result is `s mod ℓ`: the basepoint has order ℓ, so it
+    /// gives the same public key `s·B`, and it is never zero (`s = 8m` with `0 < m < ℓ`, and ℓ
+    /// is an odd prime). The digest and the clamped bytes are zeroized; the SHA-512 state
+    /// itself offers no zeroization in `sha2` 0.10.
+    pub fn secret_scalar_from_seed(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+        let mut digest = Zeroizing::new([0u8; 64]);
+        Sha512::new()
+            .chain_update(seed)
+            .finalize_into(GenericArray::from_mut_slice(digest.as_mut_slice()));
+        // The clamped low half, zero-extended to 64 bytes so that it is reduced by reference.
+        let mut clamped = Zeroizing::new([0u8; 64]);
+        clamped[..32].copy_from_slice(&digest[..32]);
+        clamped[0] &= 0b1111_1000;
+        clamped[31] &= 0b0111_1111;
+        clamped[31] |= 0b0100_0000;
+        let scalar = Zeroizing::new(EdScalar::from_bytes_mod_order_wide(&clamped));
+        Zeroizing::new(scalar.to_bytes())
     }
 }
 

@@ -3,7 +3,7 @@
 //! signature is also checked by independent verifiers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeMap;
 

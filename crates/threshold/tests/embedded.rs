@@ -2,7 +2,7 @@
 //! signature is checked by independent verifiers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use test_support as common;
 
 use std::collections::BTreeMap;
 
@@ -254,7 +254,7 @@ fn dkg_by_hand<S: Suite>(
     let accel = CpuBackend::new();
     let mut r = rng(6);
     let ids: Vec<Identifier> = (1..=n).map(|i| Identifier::new(i).unwrap()).collect();
-    let params: Vec<_> = ids.iter().map(|i| (*i, t, n)).collect();
+    let params: Vec<_> = ids.iter().map(|i| (*i, t, n, [0x5d; 32])).collect();
     let r1 = dkg::part1_batch::<S>(&accel, &params, &mut r).unwrap();
     let mut packages: BTreeMap<Identifier, Round1Package<S>> = BTreeMap::new();
     for (id, (_, p)) in ids.iter().zip(&r1) {
@@ -359,6 +359,77 @@ fn dkg_culprits<S: Suite>() {
             assert_eq!(*x, Err(Error::Culprits(vec![5])));
         }
     }
+}
+
+/// Round 1 of a DKG among `n` parties with session id `sid`: states and broadcasts by id.
+fn dkg_round1<S: Suite>(
+    t: u16,
+    n: u16,
+    sid: [u8; 32],
+    seed: u64,
+) -> Vec<(dkg::Round1Secret<S>, Round1Package<S>)> {
+    let params: Vec<_> = (1..=n)
+        .map(|i| (Identifier::new(i).unwrap(), t, n, sid))
+        .collect();
+    dkg::part1_batch::<S>(&CpuBackend::new(), &params, &mut rng(seed)).unwrap()
+}
+
+/// Runs round 2 for party 1 of `r1` with the given packages from the others.
+fn party1_round2<S: Suite>(
+    mut r1: Vec<(dkg::Round1Secret<S>, Round1Package<S>)>,
+    received: BTreeMap<Identifier, Round1Package<S>>,
+) -> Result<(), Error> {
+    let (me, _) = r1.remove(0);
+    dkg::part2_batch::<S>(&CpuBackend::new(), vec![(me, received)])
+        .remove(0)
+        .map(|_| ())
+}
+
+fn packages_of<S: Suite>(
+    r1: &[(dkg::Round1Secret<S>, Round1Package<S>)],
+) -> BTreeMap<Identifier, Round1Package<S>> {
+    r1.iter()
+        .enumerate()
+        .skip(1)
+        .map(|(k, (_, p))| (Identifier::new(k as u16 + 1).unwrap(), p.clone()))
+        .collect()
+}
+
+/// The proof-of-knowledge challenge binds the session id (FROST paper §5.1, round 1 step 2,
+/// context `Φ`): party 2's round-1 package from session A, replayed into session B, is
+/// rejected naming party 2; the untouched session B succeeds.
+fn replayed_round1_package_names_sender<S: Suite>() {
+    let a = dkg_round1::<S>(2, 3, [0xa; 32], 40);
+    let b = dkg_round1::<S>(2, 3, [0xb; 32], 41);
+    let mut received = packages_of(&b);
+    assert_eq!(
+        party1_round2(dkg_round1::<S>(2, 3, [0xb; 32], 41), received.clone()),
+        Ok(())
+    );
+    received.insert(Identifier::new(2).unwrap(), a[1].1.clone());
+    assert_eq!(party1_round2(b, received), Err(Error::Culprits(vec![2])));
+}
+
+/// The challenge binds the sender: party 2's valid package presented as party 3's is
+/// rejected naming party 3.
+fn relabelled_round1_package_names_claimed_sender<S: Suite>() {
+    let b = dkg_round1::<S>(2, 3, [0xc; 32], 42);
+    let mut received = packages_of(&b);
+    let from2 = received[&Identifier::new(2).unwrap()].clone();
+    received.insert(Identifier::new(3).unwrap(), from2);
+    assert_eq!(party1_round2(b, received), Err(Error::Culprits(vec![3])));
+}
+
+#[test]
+fn dkg_round1_replayed_into_another_session_is_rejected() {
+    replayed_round1_package_names_sender::<Ed25519Suite>();
+    replayed_round1_package_names_sender::<Bip340Suite>();
+}
+
+#[test]
+fn dkg_round1_under_another_sender_id_is_rejected() {
+    relabelled_round1_package_names_claimed_sender::<Ed25519Suite>();
+    relabelled_round1_package_names_claimed_sender::<Bip340Suite>();
 }
 
 #[test]
