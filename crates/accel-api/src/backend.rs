@@ -55,12 +55,78 @@ impl FromStr for BackendKind {
     }
 }
 
+/// Which backend an accelerator is: its identity in capabilities, routing policies, errors,
+/// metrics labels and stored cost models.
+///
+/// [`BackendKind`] is what the operator asks for (`--backend`); this is what answers. The
+/// router ([`crate::AutoRouter`]) reports [`BackendId::Router`] (`auto`) under
+/// [`crate::Policy::Cheapest`] and the preferred backend's id under [`crate::Policy::Prefer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum BackendId {
+    /// The reference backend (`backend-cpu`).
+    Cpu,
+    /// The multi-lane backend (`backend-simd`).
+    Simd,
+    /// The wgpu compute backend (`backend-gpu`).
+    Gpu,
+    /// The cost-based router over other backends (named `auto`).
+    Router,
+}
+
+impl BackendId {
+    /// Every backend id, in a fixed order.
+    pub const ALL: [BackendId; 4] = [
+        BackendId::Cpu,
+        BackendId::Simd,
+        BackendId::Gpu,
+        BackendId::Router,
+    ];
+
+    /// The stable lower-case name: `cpu`, `simd`, `gpu`, or `auto` for the router. Used in
+    /// metrics labels, logs, reports and cost-model files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendId::Cpu => "cpu",
+            BackendId::Simd => "simd",
+            BackendId::Gpu => "gpu",
+            BackendId::Router => "auto",
+        }
+    }
+}
+
+impl fmt::Display for BackendId {
+    /// The name, honouring width and alignment (`{:<5}`) for tables.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for BackendId {
+    type Err = AccelError;
+
+    /// Parses [`BackendId::as_str`] (case-insensitive, surrounding blanks ignored).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim().to_ascii_lowercase();
+        BackendId::ALL
+            .into_iter()
+            .find(|b| b.as_str() == name)
+            .ok_or_else(|| AccelError::UnknownBackend(s.to_owned()))
+    }
+}
+
 /// What a backend can do on this host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Backend name (`cpu`, `simd`, `gpu`).
-    pub backend: &'static str,
-    /// Human-readable description of the hardware path in use (instruction set, adapter name).
+    /// Which backend this is.
+    pub backend: BackendId,
+    /// Stable machine-readable id of the hardware path in use, for matching stored cost
+    /// models: `<backend>:<path details>`, e.g. `cpu:x86_64:serial`, `simd:avx512ifma`,
+    /// `gpu:10de:2684:u64` (PCI vendor and device id, field variant). It changes only when
+    /// the measured costs may change (another instruction set, adapter or kernel variant).
+    pub device_id: String,
+    /// Human-readable description of the hardware path in use (instruction set, adapter name),
+    /// for logs and reports; not for matching.
     pub device: String,
     /// The (curve, op) pairs the backend implements.
     pub ops: Vec<(Curve, Op)>,
@@ -148,4 +214,24 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
         &self,
         points: &[EdwardsPoint],
     ) -> Result<Vec<CompressedEdwardsY>, AccelError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_ids_round_trip_through_their_names() {
+        for id in BackendId::ALL {
+            assert_eq!(id.as_str().parse::<BackendId>(), Ok(id));
+            assert_eq!(id.to_string(), id.as_str());
+        }
+        assert_eq!(BackendId::Router.as_str(), "auto");
+        assert_eq!(" GPU ".parse::<BackendId>(), Ok(BackendId::Gpu));
+        assert_eq!(format!("[{:<5}]", BackendId::Cpu), "[cpu  ]");
+        assert_eq!(
+            "tpu".parse::<BackendId>(),
+            Err(AccelError::UnknownBackend("tpu".to_owned()))
+        );
+    }
 }

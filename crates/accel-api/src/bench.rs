@@ -4,13 +4,15 @@
 use std::time::{Duration, Instant};
 
 use crate::cost::run_op;
-use crate::{AccelError, Accelerator, Curve, Op};
+use crate::{AccelError, Accelerator, BackendId, Curve, Op};
 
 /// One measured cell of the table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchRow {
-    /// Backend name.
-    pub backend: &'static str,
+    /// Which backend.
+    pub backend: BackendId,
+    /// Stable id of the hardware path measured ([`crate::Capabilities::device_id`]).
+    pub device_id: String,
     /// Device description from the backend's capabilities (CPU features, GPU adapter name).
     pub device: String,
     /// The curve.
@@ -31,7 +33,7 @@ pub fn bench_table(
     backends: &[&dyn Accelerator],
     sizes: &[usize],
     min_time: Duration,
-    mut progress: impl FnMut(&str, Curve, Op, usize),
+    mut progress: impl FnMut(BackendId, Curve, Op, usize),
 ) -> Result<Vec<BenchRow>, AccelError> {
     let mut rows = Vec::new();
     for acc in backends {
@@ -49,6 +51,7 @@ pub fn bench_table(
                 let per_item_ns = busy.as_nanos() as f64 / (runs as f64 * batch.max(1) as f64);
                 rows.push(BenchRow {
                     backend: caps.backend,
+                    device_id: caps.device_id.clone(),
                     device: caps.device.clone(),
                     curve,
                     op,
@@ -68,10 +71,10 @@ pub fn crossover(
     rows: &[BenchRow],
     curve: Curve,
     op: Op,
-    challenger: &str,
-    incumbent: &str,
+    challenger: BackendId,
+    incumbent: BackendId,
 ) -> Option<usize> {
-    let cost = |backend: &str, batch: usize| {
+    let cost = |backend: BackendId, batch: usize| {
         rows.iter()
             .find(|r| r.backend == backend && r.curve == curve && r.op == op && r.batch == batch)
             .map(|r| r.per_item_ns)
@@ -96,9 +99,10 @@ pub fn crossover(
 mod tests {
     use super::*;
 
-    fn row(backend: &'static str, batch: usize, per_item_ns: f64) -> BenchRow {
+    fn row(backend: BackendId, batch: usize, per_item_ns: f64) -> BenchRow {
         BenchRow {
             backend,
+            device_id: String::new(),
             device: String::new(),
             curve: Curve::Secp256k1,
             op: Op::LincombVartime,
@@ -111,26 +115,44 @@ mod tests {
     #[test]
     fn crossover_is_where_the_challenger_keeps_winning() {
         let rows = vec![
-            row("cpu", 1, 50.0),
-            row("cpu", 64, 40.0),
-            row("cpu", 1024, 40.0),
-            row("cpu", 16384, 40.0),
-            row("gpu", 1, 9000.0),
-            row("gpu", 64, 30.0),
-            row("gpu", 1024, 60.0),
-            row("gpu", 16384, 5.0),
+            row(BackendId::Cpu, 1, 50.0),
+            row(BackendId::Cpu, 64, 40.0),
+            row(BackendId::Cpu, 1024, 40.0),
+            row(BackendId::Cpu, 16384, 40.0),
+            row(BackendId::Gpu, 1, 9000.0),
+            row(BackendId::Gpu, 64, 30.0),
+            row(BackendId::Gpu, 1024, 60.0),
+            row(BackendId::Gpu, 16384, 5.0),
         ];
         // gpu wins at 64 but loses again at 1024: the crossover is 16384.
         assert_eq!(
-            crossover(&rows, Curve::Secp256k1, Op::LincombVartime, "gpu", "cpu"),
+            crossover(
+                &rows,
+                Curve::Secp256k1,
+                Op::LincombVartime,
+                BackendId::Gpu,
+                BackendId::Cpu
+            ),
             Some(16384)
         );
         assert_eq!(
-            crossover(&rows, Curve::Secp256k1, Op::LincombVartime, "cpu", "gpu"),
+            crossover(
+                &rows,
+                Curve::Secp256k1,
+                Op::LincombVartime,
+                BackendId::Cpu,
+                BackendId::Gpu
+            ),
             None
         );
         assert_eq!(
-            crossover(&rows, Curve::Ed25519, Op::LincombVartime, "gpu", "cpu"),
+            crossover(
+                &rows,
+                Curve::Ed25519,
+                Op::LincombVartime,
+                BackendId::Gpu,
+                BackendId::Cpu
+            ),
             None
         );
     }

@@ -8,7 +8,7 @@ pub enum AccelError {
     #[error("backend `{backend}` is not built into this binary: {hint}")]
     NotBuilt {
         /// The backend asked for.
-        backend: &'static str,
+        backend: crate::BackendId,
         /// How to get it.
         hint: String,
     },
@@ -16,7 +16,7 @@ pub enum AccelError {
     #[error("backend `{backend}` is not usable on this host: {reason}")]
     Unavailable {
         /// The backend asked for.
-        backend: &'static str,
+        backend: crate::BackendId,
         /// What is missing.
         reason: String,
     },
@@ -24,7 +24,7 @@ pub enum AccelError {
     #[error("backend `{backend}` does not support {op} on {curve}")]
     Unsupported {
         /// The backend.
-        backend: &'static str,
+        backend: crate::BackendId,
         /// The operation.
         op: crate::Op,
         /// The curve.
@@ -34,7 +34,7 @@ pub enum AccelError {
     #[error("backend `{backend}` failed: {reason}")]
     Device {
         /// The backend.
-        backend: &'static str,
+        backend: crate::BackendId,
         /// What the device reported.
         reason: String,
     },

@@ -418,7 +418,18 @@ pub fn check_ed25519_compress_batch(acc: &dyn Accelerator) {
 /// The backend's capabilities are consistent: it names itself and lists every op it serves.
 pub fn check_capabilities(acc: &dyn Accelerator) {
     let caps = acc.capabilities();
-    assert!(!caps.backend.is_empty(), "backend name is empty");
+    assert!(
+        caps.device_id.starts_with(&format!("{}:", caps.backend)),
+        "device_id `{}` does not start with `{}:`",
+        caps.device_id,
+        caps.backend
+    );
+    assert!(
+        caps.device_id.len() > caps.backend.as_str().len() + 1
+            && !caps.device_id.contains(char::is_whitespace),
+        "device_id `{}` must name the hardware path, without whitespace",
+        caps.device_id
+    );
     assert!(caps.lanes >= 1, "lanes must be at least 1");
     for (curve, op) in crate::Capabilities::all_ops() {
         assert!(

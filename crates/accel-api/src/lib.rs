@@ -29,7 +29,7 @@ mod verify;
 #[cfg(feature = "test-kit")]
 pub mod kit;
 
-pub use backend::{Accelerator, BackendKind, Capabilities};
+pub use backend::{Accelerator, BackendId, BackendKind, Capabilities};
 pub use bench::{BenchRow, bench_table, crossover};
 pub use cost::{CostModel, OpCost, calibrate};
 pub use curve::{CurveGroup, Ed25519, Secp256k1};

@@ -10,7 +10,8 @@ use curve25519_dalek::scalar::Scalar as EdScalar;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 
 use crate::{
-    AccelError, Accelerator, Capabilities, CostModel, Curve, LincombJob, Op, SchnorrItem, Verdict,
+    AccelError, Accelerator, BackendId, Capabilities, CostModel, Curve, LincombJob, Op,
+    SchnorrItem, Verdict,
 };
 
 /// State of a backend's circuit breaker.
@@ -43,7 +44,7 @@ pub enum Policy {
     /// The named backend whenever it can take the call (`--backend gpu` and `simd`); otherwise
     /// (e.g. secret ops on a GPU without `gpu_secret_ops`, or its breaker open) the cheapest
     /// other usable backend, as [`Policy::Cheapest`] would choose.
-    Prefer(&'static str),
+    Prefer(BackendId),
 }
 
 /// One backend the router may use.
@@ -110,16 +111,16 @@ impl AutoRouter {
         self
     }
 
-    /// Each backend's name and breaker state.
-    pub fn breaker_states(&self) -> Vec<(&'static str, BreakerState)> {
+    /// Each backend's id and breaker state, in member order (the reference first).
+    pub fn breaker_states(&self) -> Vec<(BackendId, BreakerState)> {
         self.members
             .iter()
             .map(|m| (m.caps.backend, self.state(m)))
             .collect()
     }
 
-    /// Each backend's name and measured cost model.
-    pub fn cost_models(&self) -> Vec<(&'static str, &CostModel)> {
+    /// Each backend's id and measured cost model, in member order.
+    pub fn cost_models(&self) -> Vec<(BackendId, &CostModel)> {
         self.members
             .iter()
             .map(|m| (m.caps.backend, &m.model))
@@ -143,7 +144,7 @@ impl AutoRouter {
     }
 
     /// The backend `auto` would pick for a batch of `items` (terms for lincomb).
-    pub fn choose(&self, curve: Curve, op: Op, items: usize) -> &'static str {
+    pub fn choose(&self, curve: Curve, op: Op, items: usize) -> BackendId {
         self.members[self.pick(curve, op, items)].caps.backend
     }
 
@@ -158,11 +159,11 @@ impl AutoRouter {
                 && (!op.is_secret() || m.caps.secret_ops)
                 && self.state(m) != BreakerState::Open
         };
-        if let Policy::Prefer(name) = self.policy
+        if let Policy::Prefer(id) = self.policy
             && let Some(i) = self
                 .members
                 .iter()
-                .position(|m| m.caps.backend == name && usable(m))
+                .position(|m| m.caps.backend == id && usable(m))
         {
             return i;
         }
@@ -212,13 +213,29 @@ fn terms<S, P>(jobs: &[LincombJob<S, P>]) -> usize {
 
 impl Accelerator for AutoRouter {
     fn capabilities(&self) -> Capabilities {
-        let names: Vec<&str> = self.members.iter().map(|m| m.caps.backend).collect();
+        let names: Vec<&str> = self
+            .members
+            .iter()
+            .map(|m| m.caps.backend.as_str())
+            .collect();
+        let ids: Vec<&str> = self
+            .members
+            .iter()
+            .map(|m| m.caps.device_id.as_str())
+            .collect();
+        // `auto:[<member ids>]`, or `<preferred>:preferred:[<member ids>]`.
+        let (backend, policy) = match self.policy {
+            Policy::Cheapest => (BackendId::Router, "auto".to_owned()),
+            Policy::Prefer(id) => (id, format!("{id}:preferred")),
+        };
+        let device = match self.policy {
+            Policy::Cheapest => format!("Cheapest over [{}]", names.join(", ")),
+            Policy::Prefer(id) => format!("Prefer({id}) over [{}]", names.join(", ")),
+        };
         Capabilities {
-            backend: match self.policy {
-                Policy::Cheapest => "auto",
-                Policy::Prefer(name) => name,
-            },
-            device: format!("{:?} over [{}]", self.policy, names.join(", ")),
+            backend,
+            device_id: format!("{policy}:[{}]", ids.join(",")),
+            device,
             ops: Capabilities::all_ops(),
             secret_ops: true,
             lanes: self.members.iter().map(|m| m.caps.lanes).max().unwrap_or(1),

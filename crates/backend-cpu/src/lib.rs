@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, LincombJob};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar as EdScalar;
@@ -128,16 +128,22 @@ fn ed_lincomb_one(job: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
 
 impl Accelerator for CpuBackend {
     fn capabilities(&self) -> Capabilities {
+        let threads = if self.parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        // The architecture and the threading mode: the all-cores backend `tessera bench-accel`
+        // measures is another device than the service's single-threaded one.
+        let mode = if self.parallel {
+            format!("rayon-{threads}")
+        } else {
+            "serial".to_owned()
+        };
         Capabilities {
-            backend: "cpu",
-            device: format!(
-                "k256 + curve25519-dalek on {} thread(s)",
-                if self.parallel {
-                    rayon::current_num_threads()
-                } else {
-                    1
-                }
-            ),
+            backend: BackendId::Cpu,
+            device_id: format!("cpu:{}:{mode}", std::env::consts::ARCH),
+            device: format!("k256 + curve25519-dalek on {threads} thread(s)"),
             ops: Capabilities::all_ops(),
             secret_ops: true,
             lanes: 1,

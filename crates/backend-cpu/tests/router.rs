@@ -9,13 +9,17 @@ use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPo
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
-    AccelError, Accelerator, AutoRouter, BackendKind, BreakerState, Capabilities, CostModel, Curve,
-    LincombJob, Op, OpCost, Policy, calibrate, kit,
+    AccelError, Accelerator, AutoRouter, BackendId, BackendKind, BreakerState, Capabilities,
+    CostModel, Curve, LincombJob, Op, OpCost, Policy, calibrate, kit,
 };
 use backend_cpu::CpuBackend;
 
-/// A second backend that is the CPU backend under another name, failing while `fail` > 0, with
-/// the capabilities it is given (it panics if secret scalars reach it without `secret_ops`).
+/// The id the flaky test backend reports.
+const FLAKY: BackendId = BackendId::Simd;
+
+/// A second backend that is the CPU backend posing as `simd` (any id but the reference's would
+/// do), failing while `fail` > 0, with the capabilities it is given (it panics if secret scalars
+/// reach it without `secret_ops`).
 #[derive(Debug)]
 struct Flaky {
     inner: CpuBackend,
@@ -30,7 +34,8 @@ impl Flaky {
     }
     fn with_caps(fail: usize, edit: impl FnOnce(Capabilities) -> Capabilities) -> Self {
         let caps = Capabilities {
-            backend: "flaky",
+            backend: FLAKY,
+            device_id: "simd:test-double".into(),
             device: "test".into(),
             ops: Capabilities::all_ops(),
             secret_ops: true,
@@ -49,7 +54,7 @@ impl Flaky {
         if left > 0 {
             self.fail.store(left - 1, Ordering::SeqCst);
             return Err(AccelError::Device {
-                backend: "flaky",
+                backend: FLAKY,
                 reason: "injected device loss".into(),
             });
         }
@@ -131,28 +136,61 @@ fn backend_kind_parses_and_rejects_unknown() {
 
 #[test]
 fn auto_picks_cheapest_by_batch_size() {
-    // "flaky" (never failing here) has a high fixed cost and a low per-item cost: it wins only
+    // The flaky backend (never failing here) has a high fixed cost and a low per-item cost: it wins only
     // large batches. The crossover is at (10_000 - 100) / (50 - 5) = 220 items.
     let router = AutoRouter::new(vec![
         (Arc::new(CpuBackend::single_threaded()), flat(100.0, 50.0)),
         (Arc::new(Flaky::new(0)), flat(10_000.0, 5.0)),
     ])
     .unwrap();
-    assert_eq!(router.choose(Curve::Ed25519, Op::LincombVartime, 8), "cpu");
+    assert_eq!(
+        router.choose(Curve::Ed25519, Op::LincombVartime, 8),
+        BackendId::Cpu
+    );
     assert_eq!(
         router.choose(Curve::Ed25519, Op::LincombVartime, 219),
-        "cpu"
+        BackendId::Cpu
     );
     assert_eq!(
         router.choose(Curve::Ed25519, Op::LincombVartime, 221),
-        "flaky"
+        FLAKY
     );
     kit::check_all(&router);
 }
 
 #[test]
+fn router_reports_auto_or_the_preferred_backend() {
+    let members = || -> Vec<(Arc<dyn Accelerator>, CostModel)> {
+        vec![
+            (Arc::new(CpuBackend::single_threaded()), flat(1.0, 1.0)),
+            (Arc::new(Flaky::new(0)), flat(1.0, 1.0)),
+        ]
+    };
+    let arch = std::env::consts::ARCH;
+    let auto = AutoRouter::new(members()).unwrap();
+    let caps = auto.capabilities();
+    assert_eq!(caps.backend, BackendId::Router);
+    assert_eq!(caps.backend.to_string(), "auto");
+    assert_eq!(
+        caps.device_id,
+        format!("auto:[cpu:{arch}:serial,simd:test-double]")
+    );
+    let ids: Vec<BackendId> = auto.cost_models().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, vec![BackendId::Cpu, FLAKY]);
+    let preferred = AutoRouter::new(members())
+        .unwrap()
+        .with_policy(Policy::Prefer(FLAKY))
+        .capabilities();
+    assert_eq!(preferred.backend, FLAKY);
+    assert_eq!(
+        preferred.device_id,
+        format!("simd:preferred:[cpu:{arch}:serial,simd:test-double]")
+    );
+}
+
+#[test]
 fn secret_ops_never_go_to_a_backend_without_permission() {
-    for policy in [Policy::Cheapest, Policy::Prefer("flaky")] {
+    for policy in [Policy::Cheapest, Policy::Prefer(FLAKY)] {
         let router = AutoRouter::new(vec![
             (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
             (
@@ -165,10 +203,13 @@ fn secret_ops_never_go_to_a_backend_without_permission() {
         ])
         .unwrap()
         .with_policy(policy);
-        assert_eq!(router.choose(Curve::Secp256k1, Op::MulBase, 1000), "cpu");
+        assert_eq!(
+            router.choose(Curve::Secp256k1, Op::MulBase, 1000),
+            BackendId::Cpu
+        );
         assert_eq!(
             router.choose(Curve::Secp256k1, Op::LincombVartime, 1000),
-            "flaky"
+            FLAKY
         );
         kit::check_all(&router);
     }
@@ -182,14 +223,14 @@ fn device_error_falls_back_and_opens_breaker_until_probe_succeeds() {
         (flaky.clone(), flat(0.0, 0.0)),
     ])
     .unwrap()
-    .with_policy(Policy::Prefer("flaky"))
+    .with_policy(Policy::Prefer(FLAKY))
     .with_cooldown(Duration::from_millis(200));
     let s = [SecpScalar::from(7u64)];
     // First call: the device fails, the caller still gets the right answer from the CPU.
     let out = router.secp256k1_mul_base(&s).unwrap();
     assert_eq!(out[0], ProjectivePoint::GENERATOR * s[0]);
     assert_eq!(router.fallbacks(), 1);
-    assert_eq!(router.breaker_states()[1], ("flaky", BreakerState::Open));
+    assert_eq!(router.breaker_states()[1], (FLAKY, BreakerState::Open));
     // While open, calls bypass the failed backend entirely.
     let before = flaky.calls.load(Ordering::SeqCst);
     router.secp256k1_mul_base(&s).unwrap();
@@ -239,8 +280,8 @@ fn bench_table_covers_every_op_and_size() {
     let rows = accel_api::bench_table(&[&cpu], &[1, 4], Duration::from_millis(1), |_, _, _, _| {})
         .unwrap();
     assert_eq!(rows.len(), Capabilities::all_ops().len() * 2);
-    assert!(
-        rows.iter()
-            .all(|r| r.backend == "cpu" && r.per_item_ns > 0.0 && r.throughput > 0.0)
-    );
+    assert!(rows.iter().all(|r| r.backend == BackendId::Cpu
+        && r.device_id.starts_with("cpu:")
+        && r.per_item_ns > 0.0
+        && r.throughput > 0.0));
 }

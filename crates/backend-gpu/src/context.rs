@@ -352,6 +352,20 @@ impl Context {
         self.field
     }
 
+    /// The stable id of this adapter and kernel variant for [`accel_api::Capabilities`]:
+    /// `gpu:<PCI vendor id>:<PCI device id>:<u32|u64>`, ids in lower-case hex of at least four
+    /// digits (e.g. `gpu:10de:2684:u64`; Mesa's lavapipe reports vendor `10005`, device `0`).
+    pub(crate) fn device_id(&self) -> String {
+        let field = match self.field {
+            FieldImpl::U32 => "u32",
+            FieldImpl::U64 => "u64",
+        };
+        format!(
+            "{BACKEND}:{:04x}:{:04x}:{field}",
+            self.info.vendor, self.info.device
+        )
+    }
+
     /// "name (API, driver)".
     pub(crate) fn adapter_name(&self) -> String {
         format!(

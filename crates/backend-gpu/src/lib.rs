@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use accel_api::{AccelError, Accelerator, Capabilities, Curve, LincombJob, Op};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, Curve, LincombJob, Op};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::Identity;
@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::context::{Context, CurveId};
 
-pub(crate) const BACKEND: &str = "gpu";
+pub(crate) const BACKEND: BackendId = BackendId::Gpu;
 
 /// Which field arithmetic the kernels use (`accel.gpu_field`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -233,6 +233,7 @@ impl Accelerator for GpuBackend {
             .collect();
         Capabilities {
             backend: BACKEND,
+            device_id: self.ctx.device_id(),
             device: format!(
                 "{}; {}; normalisation and compression on the host",
                 self.ctx.adapter_name(),

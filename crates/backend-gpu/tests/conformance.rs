@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use accel_api::{AccelError, Accelerator, Curve, LincombJob, Op};
+use accel_api::{AccelError, Accelerator, BackendId, Curve, LincombJob, Op};
 use backend_gpu::{GpuBackend, GpuConfig, GpuField};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -58,6 +58,30 @@ fn conformance_kit_u32_field() {
     };
     eprintln!("adapter: {}", gpu.capabilities().device);
     accel_api::kit::check_all(gpu);
+    check_device_id(gpu, "u32");
+}
+
+/// The device id is `gpu:<vendor hex>:<device hex>:<field>`, shared by every config of the
+/// context.
+fn check_device_id(gpu: &GpuBackend, field: &str) {
+    let caps = gpu.capabilities();
+    assert_eq!(caps.backend, BackendId::Gpu);
+    let parts: Vec<&str> = caps.device_id.split(':').collect();
+    assert_eq!(parts.len(), 4, "{}", caps.device_id);
+    assert_eq!(parts[0], "gpu");
+    for id in &parts[1..3] {
+        assert!(
+            id.len() >= 4
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{}",
+            caps.device_id
+        );
+    }
+    assert_eq!(parts[3], field);
+    let other = gpu.with_config(GpuConfig::default()).capabilities();
+    assert_eq!(other.device_id, caps.device_id);
 }
 
 #[test]
@@ -67,6 +91,7 @@ fn conformance_kit_u64_field() {
     };
     eprintln!("adapter: {}", gpu.capabilities().device);
     accel_api::kit::check_all(gpu);
+    check_device_id(gpu, "u64");
 }
 
 #[test]
@@ -84,7 +109,13 @@ fn injected_device_error_surfaces_as_device_and_clears() {
         .secp256k1_lincomb_vartime(std::slice::from_ref(&job))
         .expect_err("injected failure must surface");
     assert!(
-        matches!(err, AccelError::Device { backend: "gpu", .. }),
+        matches!(
+            err,
+            AccelError::Device {
+                backend: BackendId::Gpu,
+                ..
+            }
+        ),
         "{err:?}"
     );
     // The next batch and the health probe succeed again.

@@ -34,7 +34,7 @@ mod secp;
 use std::collections::HashMap;
 use std::fmt;
 
-use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, LincombJob};
 use curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar as EdScalar;
@@ -46,7 +46,7 @@ use zeroize::Zeroize;
 /// Environment variable that forces a path: `ifma`, `avx2` or `portable`.
 pub const PATH_ENV: &str = "TESSERA_SIMD_PATH";
 
-const NAME: &str = "simd";
+const NAME: BackendId = BackendId::Simd;
 
 /// Which lane implementation runs the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +66,16 @@ impl Path {
     pub fn as_str(self) -> &'static str {
         match self {
             Path::Ifma => "ifma",
+            Path::Avx2 => "avx2",
+            Path::Portable => "portable",
+        }
+    }
+
+    /// The path's part of [`Capabilities::device_id`] (`simd:<this>`): `avx512ifma`, `avx2`,
+    /// `portable`.
+    pub fn device_id(self) -> &'static str {
+        match self {
+            Path::Ifma => "avx512ifma",
             Path::Avx2 => "avx2",
             Path::Portable => "portable",
         }
@@ -540,12 +550,19 @@ impl Accelerator for SimdBackend {
             EdLincomb::Lanes => "on the lanes",
             EdLincomb::Dalek => "via curve25519-dalek",
         };
+        // A forced Ed25519 lincomb implementation (benches, tests) costs differently.
+        let forced = match self.ed_lincomb {
+            EdLincomb::Auto => "",
+            EdLincomb::Lanes => ":ed-lanes",
+            EdLincomb::Dalek => ":ed-dalek",
+        };
         let device = format!(
             "{lanes}: mul_base (secp256k1, ed25519), lincomb_vartime (secp256k1, ed25519 \
              {ed}); normalize/compress serial (k256/curve25519-dalek)"
         );
         Capabilities {
             backend: NAME,
+            device_id: format!("{NAME}:{}{forced}", self.path().device_id()),
             device,
             ops: Capabilities::all_ops(),
             secret_ops: true,
@@ -746,7 +763,7 @@ mod tests {
         assert!(matches!(
             Path::parse("neon"),
             Err(AccelError::Unavailable {
-                backend: "simd",
+                backend: BackendId::Simd,
                 ..
             })
         ));
@@ -775,7 +792,10 @@ mod tests {
     fn capabilities_name_the_path() {
         let b = SimdBackend::with_path(Path::Portable).unwrap();
         let caps = b.capabilities();
-        assert_eq!(caps.backend, "simd");
+        assert_eq!(caps.backend, BackendId::Simd);
+        assert_eq!(caps.device_id, "simd:portable");
+        let dalek = b.with_ed_lincomb(EdLincomb::Dalek).capabilities();
+        assert_eq!(dalek.device_id, "simd:portable:ed-dalek");
         assert!(caps.device.starts_with("portable 8-lane"));
         assert_eq!(caps.lanes, 8);
         assert!(caps.secret_ops);
