@@ -4,7 +4,8 @@
 # (libsecp256k1, the independent BIP340/ECDSA verifier in the tests, is built from its crate)
 # and a Vulkan driver for the GPU backend's tests: when none is installed, Mesa's lavapipe
 # (software Vulkan, Debian `mesa-vulkan-drivers`) is installed with apt. Under CI=true the GPU
-# tests fail, not skip, when no adapter is found.
+# tests fail, not skip, when no adapter is found, and so do the SIMD conformance tests of a path
+# the CPU lacks. The gRPC API is linted with buf (installed from npm on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
     fi
 fi
 
+echo "test.sh: buf lint (proto/)" >&2
+bash scripts/buf-lint.sh
 echo "test.sh: cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy -D warnings" >&2

@@ -4,12 +4,10 @@
 //! and saves cost models that `serve --cost-model` routes by.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{BIN, Server, signs_and_verifies};
-use signer_service::proto::GetStatusRequest;
+use api_proto::GetStatusRequest;
+use test_support::{Server, signs_and_verifies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simd_backend_signs_end_to_end() {
@@ -33,7 +31,7 @@ async fn simd_backend_signs_end_to_end() {
 async fn bench_accel_measures_and_serve_routes_by_its_cost_models() {
     let dir = tempfile::tempdir().unwrap();
     let costs = dir.path().join("costs.json");
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args([
             "bench-accel",
             "--backends",
@@ -93,7 +91,7 @@ async fn bench_accel_measures_and_serve_routes_by_its_cost_models() {
 #[test]
 fn unknown_forced_simd_path_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args([
             "serve",
             "--listen",

@@ -2,22 +2,17 @@
 //! and SignBatch mixed); every signature is low-S, verifies under libsecp256k1 and k256, and
 //! recovers to the key with its recovery id. Imported keys keep their Ethereum address
 //! (web3.js vectors). The key signs again after a restart; the presignature pool is visible
-//! in the metrics; ECDSA request errors name their field.
+//! in the metrics. (ECDSA request errors are tested in process: crates/api-grpc/tests.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::Server;
-use k256::ecdsa::signature::hazmat::PrehashVerifier;
-use k256::elliptic_curve::PrimeField;
-use sha2::{Digest, Sha256};
-use signer_service::metrics::sum_samples;
-use signer_service::proto::signer_client::SignerClient;
-use signer_service::proto::{
+use api_proto::signer_service_client::SignerServiceClient;
+use api_proto::{
     CreateKeyRequest, ImportKeyRequest, KeyInfo, Scheme, SignBatchRequest, SignRequest,
     SignResponse, VerifyRequest,
 };
-use tonic::Code;
+use client::metrics::sum_samples;
+use sha2::{Digest, Sha256};
+use test_support::Server;
 use tonic::transport::Channel;
 
 const TOTAL: usize = 1000;
@@ -40,35 +35,17 @@ fn prehash(i: usize) -> Vec<u8> {
 /// libsecp256k1 and k256 both verify; S is low; both recover the key from the recovery id.
 fn check(pk33: &[u8], h: &[u8], r: &SignResponse) {
     assert_eq!(r.verifying_key, pk33);
-    assert_eq!(r.signature.len(), 64);
-    assert!(r.recovery_id <= 1, "recovery id {}", r.recovery_id);
-    let msg = secp256k1::Message::from_digest(h.try_into().unwrap());
-    let pk = secp256k1::PublicKey::from_slice(pk33).unwrap();
-    let sig = secp256k1::ecdsa::Signature::from_compact(&r.signature).unwrap();
-    let mut normalized = sig;
-    normalized.normalize_s();
-    assert_eq!(normalized, sig, "signature is not low-S");
-    secp256k1::SECP256K1.verify_ecdsa(msg, &sig, &pk).unwrap();
-    let rid = secp256k1::ecdsa::RecoveryId::try_from(r.recovery_id as i32).unwrap();
-    let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&r.signature, rid).unwrap();
-    assert_eq!(secp256k1::SECP256K1.recover_ecdsa(msg, &rs).unwrap(), pk);
-    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(pk33).unwrap();
-    let ks = k256::ecdsa::Signature::from_slice(&r.signature).unwrap();
-    vk.verify_prehash(h, &ks).unwrap();
-    let krid = k256::ecdsa::RecoveryId::from_byte(r.recovery_id as u8).unwrap();
-    assert_eq!(
-        k256::ecdsa::VerifyingKey::recover_from_prehash(h, &ks, krid).unwrap(),
-        vk
-    );
+    test_support::ecdsa_check(pk33, h, &r.signature, r.recovery_id);
 }
 
-async fn create(c: &mut SignerClient<Channel>) -> KeyInfo {
+async fn create(c: &mut SignerServiceClient<Channel>) -> KeyInfo {
     let k = c
         .create_key(CreateKeyRequest {
             scheme: Scheme::EcdsaSecp256k1 as i32,
             threshold: 2,
             parties: 3,
             label: "e2e ecdsa".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -81,7 +58,7 @@ async fn create(c: &mut SignerClient<Channel>) -> KeyInfo {
     k
 }
 
-async fn sign_many(c: &SignerClient<Channel>, k: &KeyInfo) -> Vec<(Vec<u8>, SignResponse)> {
+async fn sign_many(c: &SignerServiceClient<Channel>, k: &KeyInfo) -> Vec<(Vec<u8>, SignResponse)> {
     let mut tasks = Vec::new();
     for i in 0..SINGLE {
         let mut c = c.clone();
@@ -127,7 +104,7 @@ async fn two_of_three_signs_1000_prehashes_that_verify_and_recover() {
     let mut c = server.client().await;
     let k = create(&mut c).await;
     let got = c
-        .get_key(signer_service::proto::GetKeyRequest {
+        .get_key(api_proto::GetKeyRequest {
             key_id: k.key_id.clone(),
         })
         .await
@@ -219,6 +196,7 @@ async fn imported_keys_keep_their_ethereum_address_and_sign() {
                 threshold: 2,
                 parties: 3,
                 label: "imported".into(),
+                idempotency_key: String::new(),
             })
             .await
             .unwrap()
@@ -235,98 +213,4 @@ async fn imported_keys_keep_their_ethereum_address_and_sign() {
         n += 1;
     }
     assert_eq!(n, 2);
-}
-
-#[tokio::test]
-async fn ecdsa_requests_with_bad_fields_are_invalid_argument() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_full(
-        dir.path(),
-        "cpu",
-        &[],
-        &[("TESSERA_ECDSA_PRESIGN_POOL", "0")],
-    );
-    let mut c = server.client().await;
-    let s = c
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::EcdsaSecp256k1 as i32,
-            threshold: 1,
-            parties: 3,
-            label: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(
-        s.message().contains("threshold") && s.message().contains("≥ 2"),
-        "{}",
-        s.message()
-    );
-    let k = create(&mut c).await;
-    let sign = |message: Vec<u8>, root: Option<Vec<u8>>| SignRequest {
-        taproot_merkle_root: root,
-        ..sign_req(&k.key_id, message)
-    };
-    let s = c.sign(sign(vec![1; 31], None)).await.unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(
-        s.message().contains("message") && s.message().contains("32-byte prehash"),
-        "{}",
-        s.message()
-    );
-    let s = c
-        .sign(sign(vec![1; 32], Some(Vec::new())))
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(
-        s.message().contains("taproot_merkle_root"),
-        "{}",
-        s.message()
-    );
-    // With no pool every signature presigns on demand, and still verifies.
-    let h = prehash(7);
-    let r = c.sign(sign(h.clone(), None)).await.unwrap().into_inner();
-    check(&k.public_key, &h, &r);
-    let s = c
-        .verify(VerifyRequest {
-            scheme: Scheme::EcdsaSecp256k1 as i32,
-            public_key: k.public_key[1..].to_vec(),
-            message: h.clone(),
-            signature: r.signature.clone(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(s.code(), Code::InvalidArgument);
-    assert!(
-        s.message().contains("public_key") && s.message().contains("33 bytes"),
-        "{}",
-        s.message()
-    );
-    // A high-S twin of a valid signature is refused (libsecp256k1's rule), as is garbage.
-    let mut high = r.signature.clone();
-    let s_low = k256::Scalar::from_repr(<[u8; 32]>::try_from(&high[32..]).unwrap().into()).unwrap();
-    high[32..].copy_from_slice(&(-s_low).to_bytes());
-    for signature in [high, vec![0xff; 64]] {
-        let v = c
-            .verify(VerifyRequest {
-                scheme: Scheme::EcdsaSecp256k1 as i32,
-                public_key: k.public_key.clone(),
-                message: h.clone(),
-                signature,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!v.valid);
-    }
-    let text = server.scrape();
-    assert_eq!(
-        sum_samples(
-            &text,
-            "tessera_presignatures_used_total",
-            Some(("source", &["pool"]))
-        ),
-        0.0
-    );
 }

@@ -5,13 +5,11 @@
 //! missing adapter is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{BIN, Server, signs_and_verifies};
-use signer_service::metrics::sum_samples;
-use signer_service::proto::GetStatusRequest;
+use api_proto::GetStatusRequest;
+use client::metrics::sum_samples;
+use test_support::{Server, signs_and_verifies};
 
 /// Starts `serve --backend gpu` with `env`, or returns `None` (after a note) when this host
 /// has no Vulkan adapter and is not CI.
@@ -69,7 +67,7 @@ async fn gpu_backend_signs_end_to_end() {
 fn failed_requests(text: &str) -> usize {
     text.lines()
         .filter(|l| l.starts_with("tessera_request_duration_seconds_count{"))
-        .filter(|l| !l.contains("outcome=\"ok\""))
+        .filter(|l| !l.contains("outcome=\"OK\""))
         .count()
 }
 
@@ -135,7 +133,7 @@ fn bench_accel_measures_the_gpu_and_names_its_adapter() {
         eprintln!("skipping: no Vulkan adapter on this host (install mesa-vulkan-drivers)");
         return;
     }
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(test_support::tessera_bin())
         .args([
             "bench-accel",
             "--backends",

@@ -2,18 +2,16 @@
 //! summary (throughput, latency percentiles, errors, server CPU per signature).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{BIN, Server};
+use test_support::Server;
 
 #[test]
 fn load_count_200_prints_summary() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let metrics_url = format!("http://{}/metrics", server.metrics);
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args(["load", "--server", &server.url, "--scheme", "ed25519"])
         .args([
             "--concurrency",
@@ -36,7 +34,9 @@ fn load_count_200_prints_summary() {
         "p95",
         "p99",
         "errors: none",
-        "µs per signature",
+        "server CPU per signature:",
+        "µs process",
+        "µs signing work",
     ] {
         assert!(
             stdout.contains(needle),
@@ -44,7 +44,7 @@ fn load_count_200_prints_summary() {
         );
     }
 
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args([
             "load",
             "--server",
@@ -66,12 +66,17 @@ fn load_count_200_prints_summary() {
     assert_eq!(v["signatures"], 40);
     assert_eq!(v["requests"], 5);
     assert!(v["throughput_sps"].as_f64().unwrap() > 0.0);
-    assert!(v["server_cpu_us_per_signature"].as_f64().unwrap() > 0.0);
+    let signing = v["server_cpu_us_per_signature"].as_f64().unwrap();
+    let process = v["process_cpu_us_per_signature"].as_f64().unwrap();
+    assert!(signing > 0.0 && process > 0.0, "{v}");
     assert!(v["errors"].as_object().unwrap().is_empty());
 }
 
 fn tessera(args: &[&str]) -> (bool, serde_json::Value, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = Command::new(test_support::tessera_bin())
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
     (
@@ -153,7 +158,7 @@ fn cli_keygen_sign_verify_round_trip() {
     ]);
     assert!(!ok);
     assert!(
-        err.contains("InvalidArgument") && err.contains("message"),
+        err.contains("INVALID_ARGUMENT") && err.contains("message"),
         "{err}"
     );
 }

@@ -3,12 +3,10 @@
 //! errors (bad config, backend not built) are clear and non-zero.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{BIN, Server};
-use signer_service::proto::{CreateKeyRequest, Scheme, SignRequest, VerifyRequest};
+use api_proto::{CreateKeyRequest, Scheme, SignRequest, VerifyRequest};
+use test_support::Server;
 use tokio_stream::StreamExt;
 
 #[tokio::test]
@@ -20,7 +18,7 @@ async fn health_and_reflection_v1_and_v1alpha() {
     let ch = server.channel().await;
 
     let mut health = HealthClient::new(ch.clone());
-    for service in ["", "tessera.v1.Signer"] {
+    for service in ["", "tessera.v1.SignerService"] {
         let r = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -51,7 +49,10 @@ async fn health_and_reflection_v1_and_v1alpha() {
             panic!("unexpected reflection response");
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(names.contains(&"tessera.v1.Signer".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"tessera.v1.SignerService".to_owned()),
+            "{names:?}"
+        );
         assert!(
             names.contains(&"grpc.health.v1.Health".to_owned()),
             "{names:?}"
@@ -66,7 +67,7 @@ async fn health_and_reflection_v1_and_v1alpha() {
         let req = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol(
-                "tessera.v1.Signer".into(),
+                "tessera.v1.SignerService".into(),
             )),
         };
         let mut stream = c
@@ -93,6 +94,7 @@ async fn metrics_endpoint_serves_the_named_series() {
             threshold: 2,
             parties: 3,
             label: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -120,7 +122,7 @@ async fn metrics_endpoint_serves_the_named_series() {
     assert!(v.valid);
     let text = server.scrape();
     for series in [
-        "tessera_request_duration_seconds_bucket{rpc=\"Sign\",scheme=\"ed25519\",backend=\"cpu\",outcome=\"ok\"",
+        "tessera_request_duration_seconds_bucket{rpc=\"Sign\",scheme=\"ed25519\",backend=\"cpu\",outcome=\"OK\"",
         "tessera_request_cpu_seconds_sum{rpc=\"Sign\",scheme=\"ed25519\"}",
         "tessera_batch_size_count{op=\"sign\",scheme=\"ed25519\"}",
         "tessera_batch_size_count{op=\"verify\",scheme=\"ed25519\"}",
@@ -128,11 +130,14 @@ async fn metrics_endpoint_serves_the_named_series() {
         "tessera_accel_op_seconds_count{backend=\"cpu\",curve=\"ed25519\",op=\"mul_base\"}",
         "tessera_queue_depth 0",
         "tessera_signatures_total{scheme=\"ed25519\"} 1",
+        "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge",
+        "tessera_build_info{version=",
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
     assert!(!text.contains(&k.key_id), "no key ids in labels");
-    let cpu = signer_service::metrics::sum_samples(
+    let cpu = client::metrics::sum_samples(
         &text,
         "tessera_request_cpu_seconds_sum",
         Some(("rpc", &["Sign"])),
@@ -156,7 +161,7 @@ fn sigterm_shuts_down_gracefully_with_exit_0() {
 fn unusable_backend_and_bad_config_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     // No Vulkan driver visible to the loader: `--backend gpu` is a start-up error.
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args([
             "serve",
             "--listen",
@@ -180,7 +185,7 @@ fn unusable_backend_and_bad_config_fail_clearly() {
     );
     // Bad settings exit with code 2 and name the field.
     let config_error = |args: &[&str], env: &[(&str, &str)]| -> String {
-        let out = Command::new(BIN)
+        let out = Command::new(test_support::tessera_bin())
             .arg("serve")
             .args(args)
             .arg("--data-dir")
@@ -205,7 +210,7 @@ fn unusable_backend_and_bad_config_fail_clearly() {
 
 #[test]
 fn help_documents_every_serve_flag() {
-    let out = Command::new(BIN)
+    let out = Command::new(test_support::tessera_bin())
         .args(["serve", "--help"])
         .output()
         .unwrap();
@@ -245,6 +250,7 @@ async fn auto_backend_calibrates_logs_its_model_and_signs() {
             threshold: 2,
             parties: 3,
             label: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -260,7 +266,7 @@ async fn auto_backend_calibrates_logs_its_model_and_signs() {
         .unwrap()
         .into_inner();
     let status = c
-        .get_status(signer_service::proto::GetStatusRequest {})
+        .get_status(api_proto::GetStatusRequest {})
         .await
         .unwrap()
         .into_inner();
@@ -290,6 +296,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
             threshold: 2,
             parties: 3,
             label: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -329,7 +336,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_kek_fails_closed_without_crashing() {
+async fn wrong_kek_is_a_startup_error_and_the_data_stays_intact() {
     let dir = tempfile::tempdir().unwrap();
     let kek_a = "aa".repeat(32);
     let kek_b = "bb".repeat(32);
@@ -345,40 +352,65 @@ async fn wrong_kek_fails_closed_without_crashing() {
             threshold: 2,
             parties: 3,
             label: String::new(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
     assert!(server.terminate().success());
 
-    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_b)]);
+    let log = match Server::try_start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_b)]) {
+        Ok(_) => panic!("a server with the wrong KEK started"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains("TESSERA_KEK") && log.contains("does not open the keys stored"),
+        "{log}"
+    );
+    assert!(log.contains(&k.key_id), "{log}");
+    assert!(
+        !log.contains(&kek_b) && !log.contains(&kek_a),
+        "no KEK in the log"
+    );
+
+    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_a)]);
     let mut c = server.client().await;
-    let sign = |c: &mut signer_service::proto::signer_client::SignerClient<_>| {
-        let req = SignRequest {
+    let r = c
+        .sign(SignRequest {
             key_id: k.key_id.clone(),
             message: b"m".to_vec(),
             idempotency_key: String::new(),
             taproot_merkle_root: None,
-        };
-        let mut c = c.clone();
-        async move { c.sign(req).await }
-    };
-    let s = sign(&mut c).await.unwrap_err();
-    assert_eq!(s.code(), tonic::Code::Internal);
-    assert!(
-        s.message().contains("failed authenticated decryption"),
-        "{}",
-        s.message()
-    );
-    assert!(s.message().contains(&k.key_id));
-    // Still serving; the key is intact for the right KEK.
-    assert!(
-        c.get_status(signer_service::proto::GetStatusRequest {})
-            .await
-            .is_ok()
-    );
+        })
+        .await;
+    assert!(r.is_ok(), "the key is intact for the right KEK");
+}
+
+/// A headless start with `--backend auto` (which probes the Vulkan adapters): no Mesa
+/// `XDG_RUNTIME_DIR` noise, and no ANSI colour codes, since stderr is a pipe here; with
+/// `--log-format json` every log line is a JSON object.
+#[test]
+fn startup_log_is_clean_and_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_backend(dir.path(), "auto", &[]);
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(!log.contains("XDG_RUNTIME_DIR"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escape in a piped log: {log}");
     assert!(server.terminate().success());
-    let server = Server::start_full(dir.path(), "cpu", &[], &[("TESSERA_KEK", &kek_a)]);
-    let mut c = server.client().await;
-    assert!(sign(&mut c).await.is_ok());
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_full(
+        dir.path(),
+        "auto",
+        &["--log-format", "json"],
+        &[("RUST_LOG", "info")],
+    );
+    let lines = server.log.lock().unwrap().clone();
+    let json: Vec<&String> = lines.iter().filter(|l| l.starts_with('{')).collect();
+    assert!(!json.is_empty(), "no JSON log line in {lines:?}");
+    for l in json {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
+    }
+    assert!(server.terminate().success());
 }

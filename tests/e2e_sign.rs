@@ -4,27 +4,26 @@
 //! computed independently (BIP341 TapTweak with libsecp256k1); keys survive a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Server, bip340_ok, ed25519_ok, taproot_output_key};
-use sha2::{Digest, Sha256};
-use signer_service::proto::signer_client::SignerClient;
-use signer_service::proto::{
+use api_proto::signer_service_client::SignerServiceClient;
+use api_proto::{
     CreateKeyRequest, KeyInfo, ListKeysRequest, Scheme, SignBatchRequest, SignRequest, SignResponse,
 };
+use sha2::{Digest, Sha256};
+use test_support::{Server, bip340_ok, ed25519_ok, taproot_output_key};
 use tonic::transport::Channel;
 
 const PER_SCHEME: usize = 1000;
 const SINGLE: usize = 200;
 const BATCH: usize = 100;
 
-async fn create(c: &mut SignerClient<Channel>, scheme: Scheme) -> KeyInfo {
+async fn create(c: &mut SignerServiceClient<Channel>, scheme: Scheme) -> KeyInfo {
     let k = c
         .create_key(CreateKeyRequest {
             scheme: scheme as i32,
             threshold: 2,
             parties: 3,
             label: format!("e2e {scheme:?}"),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -46,7 +45,7 @@ fn message(scheme: Scheme, i: usize) -> Vec<u8> {
 
 /// Signs PER_SCHEME messages: SINGLE concurrent `Sign` calls, the rest in `SignBatch` calls.
 async fn sign_many(
-    c: &SignerClient<Channel>,
+    c: &SignerServiceClient<Channel>,
     k: &KeyInfo,
     scheme: Scheme,
 ) -> Vec<(Vec<u8>, SignResponse)> {
@@ -129,7 +128,7 @@ async fn sign_verify_taproot_and_restart() {
     // Taproot: BIP86 key path (empty root) and a script root, single and batch.
     let root = [0x42u8; 32];
     for (param, expected_root) in [(Vec::new(), None), (root.to_vec(), Some(root))] {
-        let q = taproot_output_key(&bip.public_key, expected_root);
+        let q = taproot_output_key(&bip.public_key, expected_root.as_ref());
         assert_ne!(q, bip.public_key);
         let m = message(Scheme::Bip340, 7);
         let r = c
@@ -166,7 +165,7 @@ async fn sign_verify_taproot_and_restart() {
 
     // Metrics saw the work.
     let metrics = server.scrape();
-    let sigs = signer_service::metrics::sum_samples(&metrics, "tessera_signatures_total", None);
+    let sigs = client::metrics::sum_samples(&metrics, "tessera_signatures_total", None);
     assert_eq!(sigs, (2 * PER_SCHEME + 12) as f64);
 
     // Restart on the same data dir: keys are listed and still sign.
@@ -223,7 +222,7 @@ async fn sign_verify_taproot_and_restart() {
         .into_inner();
     assert!(bip340_ok(&bip.public_key, &m, &r.signature));
     let status = c
-        .get_status(signer_service::proto::GetStatusRequest {})
+        .get_status(api_proto::GetStatusRequest {})
         .await
         .unwrap()
         .into_inner();
@@ -234,7 +233,9 @@ async fn sign_verify_taproot_and_restart() {
 
     // The audit trail: a KeyCreated per key and a SignatureIssued (message hash only) per
     // signature, hash-chained.
-    use signer_service::store::{Event, KeyStore, RedbStore};
+    use service_core::AuditLog;
+    use service_core::audit::Event;
+    use store_redb::RedbStore;
     let store = RedbStore::open(dir.path()).unwrap();
     let total = 2 + 2 * PER_SCHEME + 12 + 2;
     assert_eq!(store.verify_audit_chain().unwrap(), total as u64);
@@ -264,12 +265,13 @@ async fn imported_key_signs_under_the_same_public_key() {
         .verifying_key()
         .to_bytes();
     let k = c
-        .import_key(signer_service::proto::ImportKeyRequest {
+        .import_key(api_proto::ImportKeyRequest {
             scheme: Scheme::Ed25519 as i32,
             secret_key: seed.to_vec(),
             threshold: 2,
             parties: 3,
             label: "imported".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()
@@ -291,12 +293,13 @@ async fn imported_key_signs_under_the_same_public_key() {
     let kp = secp256k1::Keypair::from_seckey_byte_array(secp256k1::SECP256K1, sk).unwrap();
     let (xonly, _) = kp.x_only_public_key();
     let k = c
-        .import_key(signer_service::proto::ImportKeyRequest {
+        .import_key(api_proto::ImportKeyRequest {
             scheme: Scheme::Bip340 as i32,
             secret_key: sk.to_vec(),
             threshold: 2,
             parties: 3,
             label: "imported".into(),
+            idempotency_key: String::new(),
         })
         .await
         .unwrap()

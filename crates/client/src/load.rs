@@ -1,140 +1,18 @@
-//! CLI client subcommands (`keygen`, `sign`, `verify`, `load`) against a running server.
+//! The load generator: many concurrent `Sign`/`SignBatch` requests against one key, with
+//! throughput, latency percentiles, errors by status code and the server's CPU per signature.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use api_proto::{CreateKeyRequest, Scheme, SignBatchRequest, SignRequest};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
-use crate::Error;
-use crate::metrics::sum_samples;
-use crate::proto::signer_client::SignerClient;
-use crate::proto::{CreateKeyRequest, Scheme, SignBatchRequest, SignRequest, VerifyRequest};
-
-/// Connects to `server` (e.g. `http://127.0.0.1:50051`).
-pub async fn connect(server: &str) -> Result<SignerClient<Channel>, Error> {
-    SignerClient::connect(server.to_owned())
-        .await
-        .map_err(|e| Error::Client(format!("cannot connect to {server}: {e}")))
-}
-
-/// Parses a scheme name (`ed25519`, `bip340`, `ecdsa`).
-pub fn parse_scheme(s: &str) -> Result<Scheme, Error> {
-    match s.to_ascii_lowercase().as_str() {
-        "ed25519" => Ok(Scheme::Ed25519),
-        "bip340" | "taproot" => Ok(Scheme::Bip340),
-        "ecdsa" | "ecdsa-secp256k1" => Ok(Scheme::EcdsaSecp256k1),
-        _ => Err(Error::invalid(
-            "--scheme",
-            format!("`{s}` is not ed25519 or bip340"),
-        )),
-    }
-}
-
-/// The CLI name of a scheme.
-pub fn scheme_name(s: Scheme) -> &'static str {
-    match s {
-        Scheme::Ed25519 => "ed25519",
-        Scheme::Bip340 => "bip340",
-        Scheme::EcdsaSecp256k1 => "ecdsa",
-        Scheme::Unspecified => "unspecified",
-    }
-}
-
-/// Decodes a hex flag.
-pub fn hex_arg(flag: &'static str, v: &str) -> Result<Vec<u8>, Error> {
-    hex::decode(v.trim()).map_err(|_| Error::invalid(flag, "must be hex"))
-}
-
-fn status(e: tonic::Status) -> Error {
-    Error::Client(format!("{:?}: {}", e.code(), e.message()))
-}
-
-/// `tessera keygen`: prints the new key as JSON.
-pub async fn keygen(
-    server: &str,
-    scheme: Scheme,
-    threshold: u32,
-    parties: u32,
-    label: String,
-) -> Result<String, Error> {
-    let mut c = connect(server).await?;
-    let k = c
-        .create_key(CreateKeyRequest {
-            scheme: scheme as i32,
-            threshold,
-            parties,
-            label,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    Ok(serde_json::json!({
-        "key_id": k.key_id,
-        "scheme": scheme_name(scheme),
-        "threshold": k.threshold,
-        "parties": k.parties,
-        "public_key": hex::encode(&k.public_key),
-        "ethereum_address": (!k.ethereum_address.is_empty()).then_some(k.ethereum_address),
-        "label": k.label,
-    })
-    .to_string())
-}
-
-/// `tessera sign`: prints signature and verifying key as JSON.
-pub async fn sign(
-    server: &str,
-    key_id: String,
-    message: Vec<u8>,
-    taproot_merkle_root: Option<Vec<u8>>,
-) -> Result<String, Error> {
-    let mut c = connect(server).await?;
-    let r = c
-        .sign(SignRequest {
-            key_id,
-            message,
-            idempotency_key: String::new(),
-            taproot_merkle_root,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    // ECDSA keys are 33-byte compressed points; only their signatures carry a recovery id.
-    let recovery_id = (r.verifying_key.len() == 33).then_some(r.recovery_id);
-    Ok(serde_json::json!({
-        "signature": hex::encode(&r.signature),
-        "verifying_key": hex::encode(&r.verifying_key),
-        "recovery_id": recovery_id,
-    })
-    .to_string())
-}
-
-/// `tessera verify`: prints `{"valid": …}`.
-pub async fn verify(
-    server: &str,
-    scheme: Scheme,
-    public_key: Vec<u8>,
-    message: Vec<u8>,
-    signature: Vec<u8>,
-) -> Result<(String, bool), Error> {
-    let mut c = connect(server).await?;
-    let r = c
-        .verify(VerifyRequest {
-            scheme: scheme as i32,
-            public_key,
-            message,
-            signature,
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
-    Ok((serde_json::json!({ "valid": r.valid }).to_string(), r.valid))
-}
+use crate::metrics::{fetch_metrics, sum_samples};
+use crate::{ClientError, code_name, connect};
 
 /// Options of `tessera load`.
 #[derive(Clone, Debug)]
@@ -180,8 +58,11 @@ pub struct LoadReport {
     pub latency_ms: BTreeMap<String, f64>,
     /// Failed requests by gRPC status code.
     pub errors: BTreeMap<String, u64>,
-    /// Server worker CPU time per signature (µs), from the metrics endpoint.
+    /// Server worker CPU time per signature (µs): the signing work, from the metrics endpoint.
     pub server_cpu_us_per_signature: Option<f64>,
+    /// Server process CPU time per signature (µs): everything the server process spent
+    /// (`process_cpu_seconds_total`), including the gRPC stack.
+    pub process_cpu_us_per_signature: Option<f64>,
 }
 
 impl LoadReport {
@@ -213,49 +94,31 @@ impl LoadReport {
                 .collect();
             s.push_str(&format!("errors: {}\n", e.join(", ")));
         }
-        match self.server_cpu_us_per_signature {
-            Some(v) => s.push_str(&format!("server CPU: {v:.1} µs per signature\n")),
-            None => s.push_str("server CPU: n/a (pass --metrics-url)\n"),
+        match (
+            self.server_cpu_us_per_signature,
+            self.process_cpu_us_per_signature,
+        ) {
+            (Some(sign), Some(process)) => s.push_str(&format!(
+                "server CPU per signature: {process:.1} µs process, {sign:.1} µs signing work\n"
+            )),
+            (Some(sign), None) => s.push_str(&format!(
+                "server CPU per signature: {sign:.1} µs signing work\n"
+            )),
+            _ => s.push_str("server CPU: n/a (pass --metrics-url)\n"),
         }
         s
     }
 }
 
-/// Reads a Prometheus text page over plain HTTP/1.0.
-pub async fn fetch_metrics(url: &str) -> Result<String, Error> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| Error::invalid("--metrics-url", "must start with http://"))?;
-    let (host, path) = match rest.split_once('/') {
-        Some((h, p)) => (h, format!("/{p}")),
-        None => (rest, "/metrics".to_owned()),
-    };
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .map_err(|e| Error::Client(format!("metrics endpoint {url}: {e}")))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let io = |e: std::io::Error| Error::Client(format!("metrics endpoint {url}: {e}"));
-    stream.write_all(req.as_bytes()).await.map_err(io)?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.map_err(io)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
-            Ok(body.to_owned())
-        }
-        _ => Err(Error::Client(format!(
-            "metrics endpoint {url}: bad response"
-        ))),
-    }
-}
-
-fn cpu_and_signatures(text: &str) -> (f64, f64) {
+/// (signing CPU, process CPU, signatures) read from one scrape.
+fn cpu_and_signatures(text: &str) -> (f64, f64, f64) {
     (
         sum_samples(
             text,
             "tessera_request_cpu_seconds_sum",
             Some(("rpc", &["Sign", "SignBatch"])),
         ),
+        sum_samples(text, "process_cpu_seconds_total", None),
         sum_samples(text, "tessera_signatures_total", None),
     )
 }
@@ -269,9 +132,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// `tessera load`: runs the load and returns the summary.
-pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
+pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     if opts.duration.is_none() && opts.count.is_none() {
-        return Err(Error::invalid("--duration", "give --duration or --count"));
+        return Err(ClientError::Usage("give --duration or --count".into()));
     }
     let client = connect(&opts.server).await?;
     let key_id = match &opts.key_id {
@@ -284,9 +147,9 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
                     threshold: 2,
                     parties: 3,
                     label: "tessera load".into(),
+                    idempotency_key: String::new(),
                 })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner()
                 .key_id
         }
@@ -380,7 +243,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
                         *errors
                             .lock()
                             .await
-                            .entry(format!("{:?}", e.code()))
+                            .entry(code_name(e.code()).to_owned())
                             .or_default() += 1;
                     }
                 }
@@ -390,7 +253,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
     }
     for t in tasks {
         t.await
-            .map_err(|e| Error::Client(format!("load task failed: {e}")))?;
+            .map_err(|_| ClientError::Usage("a load task panicked".into()))?;
     }
     let elapsed = start.elapsed().as_secs_f64();
     progress.abort();
@@ -398,20 +261,26 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
     lat.sort_by(f64::total_cmp);
     let signatures = done_sigs.load(Ordering::Relaxed);
     let errors = errors.lock().await.clone();
-    let server_cpu_us_per_signature = match (&opts.metrics_url, before) {
-        (Some(u), Some((cpu0, sig0))) => {
-            let (cpu1, sig1) = cpu_and_signatures(&fetch_metrics(u).await?);
-            (sig1 > sig0).then(|| (cpu1 - cpu0) / (sig1 - sig0) * 1e6)
-        }
-        _ => None,
-    };
+    let (server_cpu_us_per_signature, process_cpu_us_per_signature) =
+        match (&opts.metrics_url, before) {
+            (Some(u), Some((cpu0, proc0, sig0))) => {
+                let (cpu1, proc1, sig1) = cpu_and_signatures(&fetch_metrics(u).await?);
+                let per = |a: f64, b: f64| (sig1 > sig0).then(|| (b - a) / (sig1 - sig0) * 1e6);
+                (per(cpu0, cpu1), per(proc0, proc1).filter(|v| *v > 0.0))
+            }
+            _ => (None, None),
+        };
     let latency_ms = [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)]
         .into_iter()
         .map(|(k, p)| (k.to_owned(), percentile(&lat, p)))
         .collect();
     Ok(LoadReport {
         key_id,
-        scheme: scheme_name(opts.scheme).to_owned(),
+        scheme: opts
+            .scheme
+            .as_str_name()
+            .trim_start_matches("SCHEME_")
+            .to_ascii_lowercase(),
         concurrency: opts.concurrency,
         batch_size: batch,
         signatures,
@@ -421,28 +290,8 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, Error> {
         latency_ms,
         errors,
         server_cpu_us_per_signature,
+        process_cpu_us_per_signature,
     })
-}
-
-/// Parses durations like `10s`, `500ms`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 10s"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}` must be positive"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
@@ -451,13 +300,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_percentiles() {
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5h").is_err());
+    fn percentiles() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&v, 50.0), 51.0);
         assert_eq!(percentile(&v, 99.0), 99.0);

@@ -1,4 +1,4 @@
-//! The dynamic batcher (SPEC §2.2, after Triton's dynamic batcher).
+//! The dynamic batcher, after the Triton Inference Server's dynamic batcher.
 //!
 //! Items from concurrent requests wait in one queue per (operation, scheme). A batch leaves a
 //! queue when it holds `max_batch_size` items, when its oldest item has waited
@@ -6,19 +6,31 @@
 //! dedicated worker threads (not the async runtime); each item's result goes back through a
 //! oneshot channel together with its share of the worker thread's CPU time for the batch.
 //! The total number of waiting items is bounded by `max_queue`; a submission that does not fit
-//! is refused whole with [`Error::Overloaded`] (RESOURCE_EXHAUSTED).
+//! is refused whole with [`Error::Overloaded`] (RESOURCE_EXHAUSTED). A batch that panics fails
+//! its items with [`Error::Panicked`] and leaves the worker running.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::Error;
-use crate::config::BatcherConfig;
-use crate::metrics::Metrics;
+use crate::{Error, Observer, Queue};
+
+/// The batcher's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatcherConfig {
+    /// Most items per batch (≥ 1).
+    pub max_batch_size: usize,
+    /// How long the oldest item may wait for its batch to fill, µs (0 = take what is queued
+    /// now).
+    pub max_queue_delay_us: u64,
+    /// Most items waiting over all queues before submissions are refused.
+    pub max_queue: usize,
+    /// Worker threads that run batches.
+    pub workers: usize,
+}
 
 /// The result of one item with its share of the batch's CPU time.
 #[derive(Debug)]
@@ -27,9 +39,12 @@ pub struct Done<R> {
     pub result: R,
     /// Worker-thread CPU seconds of the batch divided by the batch's item count.
     pub cpu_seconds: f64,
+    /// The accelerator backend that did the batch's work, as the probe reported it.
+    pub backend: Option<&'static str>,
 }
 
-type Process<T, R> = dyn Fn(usize, Vec<T>) -> Vec<R> + Send + Sync;
+type Process<T, R> = dyn Fn(Queue, Vec<T>) -> Vec<R> + Send + Sync;
+type Probe = dyn Fn() -> Option<&'static str> + Send + Sync;
 
 struct Pending<T, R> {
     item: T,
@@ -49,9 +64,9 @@ struct Shared<T, R> {
     max_batch_size: usize,
     max_delay: Duration,
     max_queue: usize,
-    labels: Vec<(&'static str, &'static str)>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn Observer>,
     process: Box<Process<T, R>>,
+    probe: Box<Probe>,
 }
 
 /// A set of queues served by a pool of worker threads.
@@ -63,23 +78,25 @@ pub struct Batcher<T, R> {
 impl<T, R> std::fmt::Debug for Batcher<T, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher")
-            .field("queues", &self.shared.labels)
+            .field("max_batch_size", &self.shared.max_batch_size)
+            .field("max_queue", &self.shared.max_queue)
             .finish_non_exhaustive()
     }
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
-    /// Starts `cfg.workers` threads serving one queue per entry of `labels` (`(op, scheme)`,
-    /// used as metrics labels). `process(queue, items)` must return one result per item.
+    /// Starts `cfg.workers` threads serving one queue per [`Queue`]. `process(queue, items)`
+    /// must return one result per item; `probe()`, called on the worker thread right after,
+    /// names the backend that did the work (see [`Done::backend`]).
     pub fn new(
         cfg: &BatcherConfig,
-        labels: Vec<(&'static str, &'static str)>,
-        metrics: Arc<Metrics>,
-        process: impl Fn(usize, Vec<T>) -> Vec<R> + Send + Sync + 'static,
+        observer: Arc<dyn Observer>,
+        process: impl Fn(Queue, Vec<T>) -> Vec<R> + Send + Sync + 'static,
+        probe: impl Fn() -> Option<&'static str> + Send + Sync + 'static,
     ) -> Result<Self, Error> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queues: labels.iter().map(|_| VecDeque::new()).collect(),
+                queues: Queue::ALL.iter().map(|_| VecDeque::new()).collect(),
                 depth: 0,
                 shutdown: false,
             }),
@@ -87,9 +104,9 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             max_batch_size: cfg.max_batch_size.max(1),
             max_delay: Duration::from_micros(cfg.max_queue_delay_us),
             max_queue: cfg.max_queue.max(1),
-            labels,
-            metrics,
+            observer,
             process: Box::new(process),
+            probe: Box::new(probe),
         });
         let mut workers = Vec::new();
         for i in 0..cfg.workers.max(1) {
@@ -112,7 +129,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Queues `items` on `queue`, all or none; returns one receiver per item, in order.
     pub fn submit(
         &self,
-        queue: usize,
+        queue: Queue,
         items: Vec<T>,
     ) -> Result<Vec<oneshot::Receiver<Done<R>>>, Error> {
         let s = &self.shared;
@@ -121,17 +138,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             return Err(Error::ShuttingDown);
         }
         if st.depth + items.len() > s.max_queue {
-            let retry_after_ms = (s.max_delay.as_millis() as u64).max(1) * 10;
             return Err(Error::Overloaded {
                 depth: st.depth,
                 max_queue: s.max_queue,
-                retry_after_ms,
+                retry_after: (s.max_delay * 10).max(Duration::from_millis(10)),
             });
         }
         let now = Instant::now();
         let mut receivers = Vec::with_capacity(items.len());
         st.depth += items.len();
-        let q = &mut st.queues[queue];
+        let q = &mut st.queues[queue.index()];
         for item in items {
             let (reply, rx) = oneshot::channel();
             q.push_back(Pending {
@@ -141,9 +157,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             });
             receivers.push(rx);
         }
-        s.metrics
-            .queue_depth
-            .store(st.depth as i64, Ordering::Relaxed);
+        s.observer.queue_depth(st.depth);
         drop(st);
         s.wake.notify_one();
         Ok(receivers)
@@ -207,10 +221,8 @@ fn worker<T, R>(s: &Shared<T, R>) {
                     let n = st.queues[q].len().min(s.max_batch_size);
                     let batch: Vec<_> = st.queues[q].drain(..n).collect();
                     st.depth -= n;
-                    s.metrics
-                        .queue_depth
-                        .store(st.depth as i64, Ordering::Relaxed);
-                    break (q, batch);
+                    s.observer.queue_depth(st.depth);
+                    break (Queue::ALL[q], batch);
                 }
                 Err(_) if st.shutdown => return,
                 Err(Some(deadline)) => {
@@ -229,16 +241,14 @@ fn worker<T, R>(s: &Shared<T, R>) {
     }
 }
 
-fn run_batch<T, R>(s: &Shared<T, R>, queue: usize, batch: Vec<Pending<T, R>>) {
-    let (op, scheme) = s.labels[queue];
+fn run_batch<T, R>(s: &Shared<T, R>, queue: Queue, batch: Vec<Pending<T, R>>) {
     let n = batch.len();
-    let oldest = batch.iter().map(|p| p.enqueued).min();
-    if let Some(t) = oldest {
-        s.metrics
-            .batch_queue_delay
-            .observe(&[op, scheme], t.elapsed().as_secs_f64());
-    }
-    s.metrics.batch_size.observe(&[op, scheme], n as f64);
+    let waited = batch
+        .iter()
+        .map(|p| p.enqueued)
+        .min()
+        .map_or(Duration::ZERO, |t| t.elapsed());
+    s.observer.batch_started(queue, n, waited);
     let mut items = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
     for p in batch {
@@ -253,15 +263,17 @@ fn run_batch<T, R>(s: &Shared<T, R>, queue: usize, batch: Vec<Pending<T, R>>) {
     })) {
         Ok(r) => r,
         Err(_) => {
-            tracing::error!(op, scheme, items = n, "batch processing panicked");
+            tracing::error!(op = queue.op(), scheme = %queue.scheme(), items = n, "batch processing panicked");
             return;
         }
     };
     let cpu_seconds = cpu.map_or(0.0, |t| t.elapsed().as_secs_f64()) / n.max(1) as f64;
+    let backend = (s.probe)();
     for (reply, result) in replies.into_iter().zip(results) {
         let _receiver_gone = reply.send(Done {
             result,
             cpu_seconds,
+            backend,
         });
     }
 }
@@ -270,8 +282,34 @@ fn run_batch<T, R>(s: &Shared<T, R>, queue: usize, batch: Vec<Pending<T, R>>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::metrics::sum_samples;
+    use crate::{NoObserver, Scheme};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
+
+    const A: Queue = Queue::Sign(Scheme::Ed25519);
+    const B: Queue = Queue::Sign(Scheme::Bip340);
+
+    fn quiet() -> Arc<dyn Observer> {
+        Arc::new(NoObserver)
+    }
+
+    fn no_probe() -> Option<&'static str> {
+        None
+    }
+
+    /// Counts batches, for the delay-0 test.
+    #[derive(Debug, Default)]
+    struct Batches(AtomicUsize);
+
+    impl Observer for Batches {
+        fn queue_depth(&self, _depth: usize) {}
+        fn batch_started(&self, _queue: Queue, _size: usize, _oldest_wait: Duration) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn presignatures_ready(&self, _delta: i64) {}
+        fn presignature_used(&self, _source: crate::PresignSource) {}
+        fn signatures_issued(&self, _scheme: Scheme, _count: u64) {}
+    }
 
     fn cfg(
         max_batch_size: usize,
@@ -293,18 +331,23 @@ mod tests {
         let tx = Mutex::new(tx);
         let b = Batcher::new(
             &cfg(8, 50_000, 1000, 2),
-            vec![("sign", "a"), ("sign", "b")],
-            Arc::new(Metrics::new()),
+            quiet(),
             move |q, items: Vec<u32>| {
                 lock(&tx).send(items.len()).unwrap();
-                items.into_iter().map(|x| x * 10 + q as u32).collect()
+                items
+                    .into_iter()
+                    .map(|x| x * 10 + q.index() as u32)
+                    .collect()
             },
+            || Some("cpu"),
         )
         .unwrap();
-        let rxs = b.submit(0, (0..100).collect()).unwrap();
-        let rxs_b = b.submit(1, (0..3).collect()).unwrap();
+        let rxs = b.submit(A, (0..100).collect()).unwrap();
+        let rxs_b = b.submit(B, (0..3).collect()).unwrap();
         for (i, r) in rxs.into_iter().enumerate() {
-            assert_eq!(r.await.unwrap().result, i as u32 * 10);
+            let done = r.await.unwrap();
+            assert_eq!(done.result, i as u32 * 10);
+            assert_eq!(done.backend, Some("cpu"));
         }
         for (i, r) in rxs_b.into_iter().enumerate() {
             assert_eq!(r.await.unwrap().result, i as u32 * 10 + 1);
@@ -320,14 +363,14 @@ mod tests {
     async fn items_wait_for_company_up_to_the_delay() {
         let b = Batcher::new(
             &cfg(64, 100_000, 1000, 1),
-            vec![("verify", "a")],
-            Arc::new(Metrics::new()),
+            quiet(),
             |_, items: Vec<u32>| vec![items.len() as u32; items.len()],
+            no_probe,
         )
         .unwrap();
-        let first = b.submit(0, vec![1]).unwrap();
+        let first = b.submit(A, vec![1]).unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let second = b.submit(0, vec![2, 3]).unwrap();
+        let second = b.submit(A, vec![2, 3]).unwrap();
         let start = Instant::now();
         for r in first.into_iter().chain(second) {
             assert_eq!(r.await.unwrap().result, 3, "all three rode in one batch");
@@ -337,16 +380,16 @@ mod tests {
 
     #[tokio::test]
     async fn zero_delay_takes_what_is_queued_now() {
-        let metrics = Arc::new(Metrics::new());
+        let batches = Arc::new(Batches::default());
         let b = Batcher::new(
             &cfg(256, 0, 1000, 1),
-            vec![("sign", "a")],
-            Arc::clone(&metrics),
+            Arc::clone(&batches) as Arc<dyn Observer>,
             |_, items: Vec<u32>| items,
+            no_probe,
         )
         .unwrap();
         let start = Instant::now();
-        let r = b.submit(0, vec![7]).unwrap();
+        let r = b.submit(A, vec![7]).unwrap();
         let done = tokio::time::timeout(Duration::from_secs(5), r.into_iter().next().unwrap())
             .await
             .unwrap()
@@ -354,8 +397,7 @@ mod tests {
         assert_eq!(done.result, 7);
         assert!(done.cpu_seconds >= 0.0);
         assert!(start.elapsed() < Duration::from_secs(1));
-        let text = metrics.render();
-        assert_eq!(sum_samples(&text, "tessera_batch_size_count", None), 1.0);
+        assert_eq!(batches.0.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
@@ -364,21 +406,21 @@ mod tests {
         let gate = Mutex::new(gate_rx);
         let b = Batcher::new(
             &cfg(1, 0, 4, 1),
-            vec![("sign", "a")],
-            Arc::new(Metrics::new()),
+            quiet(),
             move |_, items: Vec<u32>| {
                 lock(&gate).recv().unwrap();
                 items
             },
+            no_probe,
         )
         .unwrap();
-        let first = b.submit(0, vec![0]).unwrap();
+        let first = b.submit(A, vec![0]).unwrap();
         // Wait until the worker has taken the first item and blocks on the gate.
         while b.depth() != 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let queued = b.submit(0, vec![1, 2, 3]).unwrap();
-        let err = b.submit(0, vec![4, 5]).unwrap_err();
+        let queued = b.submit(A, vec![1, 2, 3]).unwrap();
+        let err = b.submit(B, vec![4, 5]).unwrap_err();
         assert!(matches!(
             err,
             Error::Overloaded {
@@ -387,14 +429,8 @@ mod tests {
                 ..
             }
         ));
-        let status = tonic::Status::from(err);
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert!(
-            status.message().contains("retry after"),
-            "{}",
-            status.message()
-        );
-        assert!(status.metadata().get("retry-after-ms").is_some());
+        assert_eq!(err.kind(), crate::ErrorKind::ResourceExhausted);
+        assert!(err.to_string().contains("retry after"), "{err}");
         assert_eq!(b.depth(), 3, "nothing of the refused submission was queued");
         for _ in 0..4 {
             gate_tx.send(()).unwrap();
@@ -408,17 +444,17 @@ mod tests {
     async fn a_panicking_batch_fails_its_items_and_the_worker_survives() {
         let b = Batcher::new(
             &cfg(8, 0, 100, 1),
-            vec![("sign", "a")],
-            Arc::new(Metrics::new()),
+            quiet(),
             |_, items: Vec<u32>| {
                 assert!(!items.contains(&13), "unlucky batch");
                 items
             },
+            no_probe,
         )
         .unwrap();
-        let bad = b.submit(0, vec![13]).unwrap();
+        let bad = b.submit(A, vec![13]).unwrap();
         assert!(bad.into_iter().next().unwrap().await.is_err());
-        let good = b.submit(0, vec![1]).unwrap();
+        let good = b.submit(A, vec![1]).unwrap();
         assert_eq!(good.into_iter().next().unwrap().await.unwrap().result, 1);
     }
 
@@ -426,14 +462,14 @@ mod tests {
     async fn shutdown_finishes_queued_work() {
         let b = Batcher::new(
             &cfg(2, 1_000_000, 100, 1),
-            vec![("sign", "a")],
-            Arc::new(Metrics::new()),
+            quiet(),
             |_, items: Vec<u32>| items,
+            no_probe,
         )
         .unwrap();
-        let r = b.submit(0, vec![5]).unwrap();
+        let r = b.submit(A, vec![5]).unwrap();
         b.shutdown();
         assert_eq!(r.into_iter().next().unwrap().await.unwrap().result, 5);
-        assert!(matches!(b.submit(0, vec![1]), Err(Error::ShuttingDown)));
+        assert!(matches!(b.submit(A, vec![1]), Err(Error::ShuttingDown)));
     }
 }

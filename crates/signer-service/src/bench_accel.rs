@@ -4,22 +4,26 @@
 //! (`simd` against `cpu`, `gpu` against both). With `--save FILE` it also writes
 //! the cost models fitted to the measurements; `tessera serve --cost-model FILE` (or
 //! `accel.cost_model`) then routes `--backend auto` by them instead of its quick start-up
-//! calibration. Models are matched by backend name and device: the `cpu` measured here is
-//! backend-cpu on all cores (the host's whole CPU throughput), while the service runs one
-//! single-threaded CPU backend per batch worker, which keeps its start-up calibration.
+//! calibration. Models are matched by backend and device id
+//! ([`accel_api::Capabilities::device_id`], e.g. `simd:avx512ifma`, `gpu:10de:2684:u64`), not
+//! by the human-readable device description, which the file keeps for people: the `cpu`
+//! measured here is backend-cpu on all cores (`cpu:<arch>:rayon-<n>`, the host's whole CPU
+//! throughput), while the service runs one single-threaded CPU backend per batch worker
+//! (`cpu:<arch>:serial`), which keeps its start-up calibration. A file from before device ids
+//! is refused with a request to measure again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accel_api::{Accelerator, BenchRow, CostModel, Curve, Op, OpCost};
+use accel_api::{Accelerator, BackendId, BenchRow, CostModel, Curve, Op, OpCost};
 use backend_cpu::CpuBackend;
 use backend_simd::SimdBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::config::AccelConfig;
+use crate::error::Error;
 
 /// Options of `tessera bench-accel`.
 #[derive(Clone, Debug)]
@@ -47,9 +51,14 @@ pub fn sizes(max: usize) -> Vec<usize> {
 /// One backend's fitted cost model as stored in a cost-model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredModel {
-    /// Backend name (`cpu`, `simd`).
+    /// Backend name ([`BackendId::as_str`]: `cpu`, `simd`, `gpu`).
     pub backend: String,
-    /// The device it was measured on (as the backend describes it).
+    /// Stable id of the hardware path it was measured on
+    /// ([`accel_api::Capabilities::device_id`]); models are matched on it. Empty when read
+    /// from a file written before device ids, which [`CostFile::read`] refuses.
+    #[serde(default)]
+    pub device_id: String,
+    /// The device it was measured on, as the backend describes it (for people; not matched).
     pub device: String,
     /// Per (curve, op) costs.
     pub costs: Vec<StoredCost>,
@@ -118,17 +127,32 @@ impl CostFile {
             field: "accel.cost_model".into(),
             problem: format!("cannot read {}: {e}", path.display()),
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::Config {
+        let file: Self = serde_json::from_str(&text).map_err(|e| Error::Config {
             field: "accel.cost_model".into(),
             problem: format!("{} is not a cost-model file: {e}", path.display()),
-        })
+        })?;
+        if let Some(old) = file.models.iter().find(|m| m.device_id.is_empty()) {
+            return Err(Error::Config {
+                field: "accel.cost_model".into(),
+                problem: format!(
+                    "{} is in the old cost-model format: its models (`{}` on {:?} first) have \
+                     no `device_id` to match this host's devices by; re-run `tessera \
+                     bench-accel --save {}` to measure them again",
+                    path.display(),
+                    old.backend,
+                    old.device,
+                    path.display()
+                ),
+            });
+        }
+        Ok(file)
     }
 
-    /// The model measured for `backend` on `device`, if the file has one.
-    pub fn model_for(&self, backend: &str, device: &str) -> Option<&StoredModel> {
+    /// The model measured for `backend` on the hardware path `device_id`, if the file has one.
+    pub fn model_for(&self, backend: BackendId, device_id: &str) -> Option<&StoredModel> {
         self.models
             .iter()
-            .find(|m| m.backend == backend && m.device == device)
+            .find(|m| m.backend == backend.as_str() && m.device_id == device_id)
     }
 }
 
@@ -144,7 +168,7 @@ fn model_items(op: Op, batch: usize) -> f64 {
 /// Fits `fixed + per_item × items` through the smallest and largest batch of each
 /// (backend, curve, op), as the start-up calibration does with its two sizes.
 pub fn fit(rows: &[BenchRow]) -> Vec<StoredModel> {
-    let mut groups: BTreeMap<(&str, Curve, Op), Vec<&BenchRow>> = BTreeMap::new();
+    let mut groups: BTreeMap<(BackendId, Curve, Op), Vec<&BenchRow>> = BTreeMap::new();
     for r in rows {
         groups
             .entry((r.backend, r.curve, r.op))
@@ -171,10 +195,11 @@ pub fn fit(rows: &[BenchRow]) -> Vec<StoredModel> {
             fixed_ns: fixed,
             per_item_ns: per_item,
         };
-        match models.iter_mut().find(|m| m.backend == backend) {
+        match models.iter_mut().find(|m| m.backend == backend.as_str()) {
             Some(m) => m.costs.push(cost),
             None => models.push(StoredModel {
-                backend: backend.into(),
+                backend: backend.as_str().into(),
+                device_id: lo.device_id.clone(),
                 device: lo.device.clone(),
                 costs: vec![cost],
             }),
@@ -189,42 +214,46 @@ pub fn crossover_vs_all(
     rows: &[BenchRow],
     curve: Curve,
     op: Op,
-    challenger: &str,
-    incumbents: &[&str],
+    challenger: BackendId,
+    incumbents: &[BackendId],
 ) -> Option<usize> {
     incumbents
         .iter()
-        .map(|inc| accel_api::crossover(rows, curve, op, challenger, inc))
+        .map(|&inc| accel_api::crossover(rows, curve, op, challenger, inc))
         .try_fold(0usize, |acc, c| c.map(|b| acc.max(b)))
 }
 
 fn open_backends(opts: &BenchAccelOptions) -> Result<Vec<Arc<dyn Accelerator>>, Error> {
-    let wanted = |name: &str| opts.backends.is_empty() || opts.backends.iter().any(|b| b == name);
+    let mut asked = Vec::new();
     for b in &opts.backends {
-        if !["cpu", "simd", "gpu"].contains(&b.as_str()) {
-            return Err(Error::invalid(
-                "--backends",
-                format!("`{b}` is not one of cpu, simd, gpu"),
-            ));
+        match b.parse::<BackendId>() {
+            Ok(id @ (BackendId::Cpu | BackendId::Simd | BackendId::Gpu)) => asked.push(id),
+            _ => {
+                return Err(Error::usage(
+                    "--backends",
+                    format!("`{b}` is not one of cpu, simd, gpu"),
+                ));
+            }
         }
     }
-    let explicit = |name: &str| opts.backends.iter().any(|b| b == name);
+    let wanted = |id: BackendId| asked.is_empty() || asked.contains(&id);
+    let explicit = |id: BackendId| asked.contains(&id);
     let mut out: Vec<Arc<dyn Accelerator>> = Vec::new();
-    if wanted("cpu") {
+    if wanted(BackendId::Cpu) {
         out.push(Arc::new(CpuBackend::new()));
     }
-    if wanted("simd") {
+    if wanted(BackendId::Simd) {
         match SimdBackend::new() {
             Ok(s) => out.push(Arc::new(s)),
-            Err(e) if explicit("simd") => return Err(Error::Accel(e)),
+            Err(e) if explicit(BackendId::Simd) => return Err(Error::Accel(e)),
             Err(e) => eprintln!("tessera bench-accel: skipping simd: {e}"),
         }
     }
-    if wanted("gpu") {
+    if wanted(BackendId::Gpu) {
         eprintln!("tessera bench-accel: opening the GPU (builds every pipeline)…");
         match crate::accel::gpu(&opts.accel) {
             Ok(g) => out.push(Arc::new(g)),
-            Err(e) if explicit("gpu") => return Err(Error::Accel(e)),
+            Err(e) if explicit(BackendId::Gpu) => return Err(Error::Accel(e)),
             Err(e) => eprintln!("tessera bench-accel: skipping gpu: {e}"),
         }
     }
@@ -252,8 +281,10 @@ pub fn run(opts: &BenchAccelOptions) -> Result<String, Error> {
             version: env!("CARGO_PKG_VERSION").into(),
             models: models.clone(),
         };
-        let text = serde_json::to_string_pretty(&file)
-            .map_err(|e| Error::Client(format!("encoding the cost models: {e}")))?;
+        let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Io {
+            context: "encoding the cost models".into(),
+            source: e.into(),
+        })?;
         std::fs::write(path, text).map_err(|e| Error::Io {
             context: format!("writing {}", path.display()),
             source: e,
@@ -292,19 +323,20 @@ fn report(backends: &[&dyn Accelerator], rows: &[BenchRow], saved: Option<&Path>
             r.throughput
         );
     }
-    let names: Vec<&str> = backends.iter().map(|b| b.capabilities().backend).collect();
-    for (k, challenger) in names.iter().enumerate().skip(1) {
-        let incumbents = &names[..k];
+    let ids: Vec<BackendId> = backends.iter().map(|b| b.capabilities().backend).collect();
+    for (k, &challenger) in ids.iter().enumerate().skip(1) {
+        let incumbents = &ids[..k];
+        let names: Vec<&str> = incumbents.iter().map(|b| b.as_str()).collect();
         let _ = writeln!(
             out,
             "\ncrossover: smallest batch from which {challenger} stays cheaper per item than {}:",
-            incumbents.join(" and ")
+            names.join(" and ")
         );
         for curve in Curve::ALL {
             for op in Op::ALL {
                 if !rows
                     .iter()
-                    .any(|r| r.backend == *challenger && r.curve == curve && r.op == op)
+                    .any(|r| r.backend == challenger && r.curve == curve && r.op == op)
                 {
                     continue;
                 }
@@ -332,9 +364,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn row(backend: &'static str, op: Op, batch: usize, per_item_ns: f64) -> BenchRow {
+    /// A fast test backend, posing as the GPU.
+    const FAST: BackendId = BackendId::Gpu;
+
+    fn row(backend: BackendId, op: Op, batch: usize, per_item_ns: f64) -> BenchRow {
         BenchRow {
             backend,
+            device_id: format!("{backend}:test"),
             device: format!("{backend} device"),
             curve: Curve::Secp256k1,
             op,
@@ -362,13 +398,16 @@ mod tests {
             .flat_map(|b| {
                 let per = (1000.0 + 10.0 * b as f64) / b as f64;
                 [
-                    row("fast", Op::MulBase, b, per),
-                    row("fast", Op::LincombVartime, b, per),
+                    row(FAST, Op::MulBase, b, per),
+                    row(FAST, Op::LincombVartime, b, per),
                 ]
             })
             .collect();
         let models = fit(&rows);
         assert_eq!(models.len(), 1);
+        assert_eq!(models[0].backend, "gpu");
+        assert_eq!(models[0].device_id, "gpu:test");
+        assert_eq!(models[0].device, "gpu device");
         let m = models[0].to_model(Path::new("t.json")).unwrap();
         let mb = m.get(Curve::Secp256k1, Op::MulBase).unwrap();
         assert!((mb.fixed_ns - 1000.0).abs() < 1e-6, "{mb:?}");
@@ -387,16 +426,17 @@ mod tests {
             (16384, 20.0, 100.0, 50.0),
             (65536, 10.0, 100.0, 50.0),
         ] {
-            rows.push(row("fast", Op::LincombVartime, b, fast));
-            rows.push(row("cpu", Op::LincombVartime, b, cpu));
-            rows.push(row("simd", Op::LincombVartime, b, simd));
+            rows.push(row(FAST, Op::LincombVartime, b, fast));
+            rows.push(row(BackendId::Cpu, Op::LincombVartime, b, cpu));
+            rows.push(row(BackendId::Simd, Op::LincombVartime, b, simd));
         }
-        let c = |inc: &[&str]| {
-            crossover_vs_all(&rows, Curve::Secp256k1, Op::LincombVartime, "fast", inc)
+        let c = |inc: &[BackendId]| {
+            crossover_vs_all(&rows, Curve::Secp256k1, Op::LincombVartime, FAST, inc)
         };
-        assert_eq!(c(&["cpu"]), Some(1024));
-        assert_eq!(c(&["cpu", "simd"]), Some(16384));
-        assert_eq!(c(&["cpu", "missing"]), None);
+        assert_eq!(c(&[BackendId::Cpu]), Some(1024));
+        assert_eq!(c(&[BackendId::Cpu, BackendId::Simd]), Some(16384));
+        // An incumbent without measurements (the router is never benched) is never beaten.
+        assert_eq!(c(&[BackendId::Cpu, BackendId::Router]), None);
     }
 
     #[test]
@@ -406,7 +446,8 @@ mod tests {
         let file = CostFile {
             version: "t".into(),
             models: vec![StoredModel {
-                backend: "fast".into(),
+                backend: "gpu".into(),
+                device_id: "gpu:10de:2684:u64".into(),
                 device: "dev".into(),
                 costs: vec![StoredCost {
                     curve: "ed25519".into(),
@@ -419,12 +460,68 @@ mod tests {
         std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
         let back = CostFile::read(&path).unwrap();
         assert_eq!(back, file);
-        let m = back.model_for("fast", "dev").unwrap();
+        let m = back.model_for(FAST, "gpu:10de:2684:u64").unwrap();
         let err = m.to_model(&path).unwrap_err().to_string();
         assert!(err.contains("warp_drive"), "{err}");
-        assert!(back.model_for("fast", "other").is_none());
+        assert!(back.model_for(FAST, "gpu:10de:2684:u32").is_none());
+        assert!(
+            back.model_for(BackendId::Simd, "gpu:10de:2684:u64")
+                .is_none()
+        );
+        // The human-readable description is not matched on.
+        assert!(back.model_for(FAST, "dev").is_none());
         std::fs::write(&path, "not json").unwrap();
         let err = CostFile::read(&path).unwrap_err().to_string();
         assert!(err.contains("accel.cost_model"), "{err}");
+    }
+
+    #[test]
+    fn cost_file_without_device_ids_is_refused_with_a_remedy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old-costs.json");
+        // The format before device ids: models matched on the human-readable device.
+        let old = r#"{
+            "version": "0.1.0",
+            "models": [{
+                "backend": "simd",
+                "device": "avx512ifma 8-lane: mul_base",
+                "costs": [{"curve": "ed25519", "op": "mul_base", "fixed_ns": 1.0, "per_item_ns": 2.0}]
+            }]
+        }"#;
+        std::fs::write(&path, old).unwrap();
+        let err = CostFile::read(&path).unwrap_err().to_string();
+        assert!(err.contains("accel.cost_model"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("device_id"), "{err}");
+        assert!(err.contains("tessera bench-accel --save"), "{err}");
+    }
+
+    #[test]
+    fn fitted_models_round_trip_with_their_device_ids() {
+        let rows: Vec<BenchRow> = [1usize, 16]
+            .into_iter()
+            .flat_map(|b| {
+                [
+                    row(BackendId::Cpu, Op::MulBase, b, 10.0),
+                    row(BackendId::Simd, Op::MulBase, b, 5.0),
+                ]
+            })
+            .collect();
+        let file = CostFile {
+            version: "t".into(),
+            models: fit(&rows),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("costs.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"device_id\": \"simd:test\""), "{text}");
+        let back = CostFile::read(&path).unwrap();
+        assert_eq!(back, file);
+        assert_eq!(
+            back.model_for(BackendId::Simd, "simd:test").unwrap().device,
+            "simd device"
+        );
+        assert!(back.model_for(BackendId::Cpu, "simd:test").is_none());
     }
 }

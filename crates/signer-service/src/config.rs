@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use accel_api::BackendKind;
 use backend_gpu::GpuField;
 use serde::Deserialize;
+use service_core::batcher::BatcherConfig;
+use service_core::{Limits, PresignPool};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The whole service configuration after every layer has been applied and validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,9 +24,9 @@ pub struct Config {
     /// Storage section.
     pub storage: StorageConfig,
     /// Request limits.
-    pub limits: LimitsConfig,
+    pub limits: Limits,
     /// Threshold-ECDSA presignature pool.
-    pub ecdsa: EcdsaConfig,
+    pub ecdsa: PresignPool,
 }
 
 /// `[server]`: where the service keeps its data and listens.
@@ -56,46 +58,12 @@ pub struct AccelConfig {
     pub cost_model: Option<PathBuf>,
 }
 
-/// `[batcher]`: the dynamic batcher (SPEC §2.2).
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatcherConfig {
-    /// `batcher.max_batch_size`: most items per batch (default 256, ≥ 1).
-    pub max_batch_size: usize,
-    /// `batcher.max_queue_delay_us`: how long the oldest item may wait for a batch to fill
-    /// (default 200; 0 = take what is queued now).
-    pub max_queue_delay_us: u64,
-    /// `batcher.max_queue`: most items waiting over all queues before requests are refused
-    /// with RESOURCE_EXHAUSTED (default 16384, ≥ 1).
-    pub max_queue: usize,
-    /// `batcher.workers`: blocking worker threads that run batches (default: available cores).
-    pub workers: usize,
-}
-
 /// `[storage]`: the key-encryption key.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct StorageConfig {
     /// `storage.kek_file`: file holding the 32-byte key-encryption key in hex. When neither
     /// this nor `TESSERA_KEK` is set, `<data_dir>/kek` is used (generated on first run).
     pub kek_file: Option<PathBuf>,
-}
-
-/// `[limits]`: request limits.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LimitsConfig {
-    /// `limits.max_message_bytes`: largest Ed25519 message accepted (default 65536).
-    pub max_message_bytes: usize,
-    /// `limits.max_batch_messages`: most messages in one SignBatch request (default 4096).
-    pub max_batch_messages: usize,
-}
-
-/// `[ecdsa]`: the per-key presignature pool of threshold ECDSA (DKLs23) keys.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EcdsaConfig {
-    /// `ecdsa.presign_pool`: presignatures kept ready per key, refilled in the background
-    /// (default 64; 0 = none kept: each signature runs all three rounds on demand).
-    pub presign_pool: usize,
-    /// `ecdsa.presign_batch`: presignatures made per refill step (default 16, ≥ 1).
-    pub presign_batch: usize,
 }
 
 impl Default for Config {
@@ -119,13 +87,13 @@ impl Default for Config {
                 workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
             storage: StorageConfig::default(),
-            limits: LimitsConfig {
+            limits: Limits {
                 max_message_bytes: 64 * 1024,
                 max_batch_messages: 4096,
             },
-            ecdsa: EcdsaConfig {
-                presign_pool: 64,
-                presign_batch: 16,
+            ecdsa: PresignPool {
+                target: 64,
+                batch: 16,
             },
         }
     }
@@ -201,9 +169,9 @@ pub struct StorageLayer {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsLayer {
-    /// See [`LimitsConfig::max_message_bytes`].
+    /// `limits.max_message_bytes`: largest Ed25519 message accepted (default 65536).
     pub max_message_bytes: Option<i64>,
-    /// See [`LimitsConfig::max_batch_messages`].
+    /// `limits.max_batch_messages`: most messages in one SignBatch request (default 4096).
     pub max_batch_messages: Option<i64>,
 }
 
@@ -211,40 +179,11 @@ pub struct LimitsLayer {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EcdsaLayer {
-    /// See [`EcdsaConfig::presign_pool`].
+    /// `ecdsa.presign_pool`: presignatures kept ready per key (default 64; 0 = none).
     pub presign_pool: Option<i64>,
-    /// See [`EcdsaConfig::presign_batch`].
+    /// `ecdsa.presign_batch`: presignatures made per refill step (default 16, ≥ 1).
     pub presign_batch: Option<i64>,
 }
-
-/// Every environment variable read, with the config field it sets.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("TESSERA_DATA_DIR", "server.data_dir"),
-    ("TESSERA_LISTEN", "server.listen"),
-    ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
-    ("TESSERA_BACKEND", "accel.backend"),
-    ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
-    ("TESSERA_GPU_FIELD", "accel.gpu_field"),
-    ("TESSERA_COST_MODEL", "accel.cost_model"),
-    ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
-    (
-        "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
-        "batcher.max_queue_delay_us",
-    ),
-    ("TESSERA_BATCHER_MAX_QUEUE", "batcher.max_queue"),
-    ("TESSERA_BATCHER_WORKERS", "batcher.workers"),
-    ("TESSERA_KEK_FILE", "storage.kek_file"),
-    (
-        "TESSERA_LIMITS_MAX_MESSAGE_BYTES",
-        "limits.max_message_bytes",
-    ),
-    (
-        "TESSERA_LIMITS_MAX_BATCH_MESSAGES",
-        "limits.max_batch_messages",
-    ),
-    ("TESSERA_ECDSA_PRESIGN_POOL", "ecdsa.presign_pool"),
-    ("TESSERA_ECDSA_PRESIGN_BATCH", "ecdsa.presign_batch"),
-];
 
 fn config_err(field: &str, problem: impl std::fmt::Display) -> Error {
     Error::Config {
@@ -403,10 +342,10 @@ impl Config {
             self.limits.max_batch_messages = at_least("limits.max_batch_messages", v, 1)?;
         }
         if let Some(v) = layer.ecdsa.presign_pool {
-            self.ecdsa.presign_pool = at_least("ecdsa.presign_pool", v, 0)?;
+            self.ecdsa.target = at_least("ecdsa.presign_pool", v, 0)?;
         }
         if let Some(v) = layer.ecdsa.presign_batch {
-            self.ecdsa.presign_batch = at_least("ecdsa.presign_batch", v, 1)?;
+            self.ecdsa.batch = at_least("ecdsa.presign_batch", v, 1)?;
         }
         Ok(())
     }
@@ -432,6 +371,57 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::collections::HashMap;
+
+    /// Every environment variable read, with the config field it sets.
+    const ENV_VARS: &[(&str, &str)] = &[
+        ("TESSERA_DATA_DIR", "server.data_dir"),
+        ("TESSERA_LISTEN", "server.listen"),
+        ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
+        ("TESSERA_BACKEND", "accel.backend"),
+        ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
+        ("TESSERA_GPU_FIELD", "accel.gpu_field"),
+        ("TESSERA_COST_MODEL", "accel.cost_model"),
+        ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
+        (
+            "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
+            "batcher.max_queue_delay_us",
+        ),
+        ("TESSERA_BATCHER_MAX_QUEUE", "batcher.max_queue"),
+        ("TESSERA_BATCHER_WORKERS", "batcher.workers"),
+        ("TESSERA_KEK_FILE", "storage.kek_file"),
+        (
+            "TESSERA_LIMITS_MAX_MESSAGE_BYTES",
+            "limits.max_message_bytes",
+        ),
+        (
+            "TESSERA_LIMITS_MAX_BATCH_MESSAGES",
+            "limits.max_batch_messages",
+        ),
+        ("TESSERA_ECDSA_PRESIGN_POOL", "ecdsa.presign_pool"),
+        ("TESSERA_ECDSA_PRESIGN_BATCH", "ecdsa.presign_batch"),
+    ];
+
+    #[test]
+    fn readme_table_lists_every_field_and_variable() {
+        let readme = include_str!("../README.md");
+        for (var, field) in ENV_VARS {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{field}` |")))
+                .unwrap_or_else(|| panic!("README has no row for {field}"));
+            assert!(
+                row.contains(var),
+                "README row of {field} does not name {var}"
+            );
+            let value = if field.ends_with("gpu_secret_ops") {
+                "false"
+            } else {
+                "1"
+            };
+            let layer = Layer::from_env(env(&[(var, value)])).unwrap();
+            assert_ne!(layer, Layer::default(), "{var} is not read");
+        }
+    }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars

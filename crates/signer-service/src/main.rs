@@ -1,20 +1,44 @@
+#![doc = include_str!("../README.md")]
+//!
 //! The `tessera` binary: `tessera serve` runs the signing service; `keygen`, `sign`, `verify`
-//! and `load` are clients of a running server.
-#![forbid(unsafe_code)]
+//! and `load` are clients of a running server; `bench-accel` measures the backends.
+
+mod accel;
+mod bench_accel;
+mod cli;
+mod config;
+mod error;
+mod kek;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use signer_service::config::{AccelLayer, BatcherLayer, Config, Layer, ServerLayer, StorageLayer};
-use signer_service::{Error, client, server};
+use service_core::Scheme;
+use telemetry::LogFormat;
+
+use crate::config::{AccelLayer, BatcherLayer, Config, Layer, ServerLayer, StorageLayer};
+use crate::error::Error;
 
 /// Tessera: threshold signing appliance (FROST Ed25519 and BIP340/Taproot, DKLs23 ECDSA).
 #[derive(Parser, Debug)]
 #[command(name = "tessera", version)]
 struct Cli {
+    /// Log format on stderr: text (colours only on a terminal) or json [env: TESSERA_LOG_FORMAT]
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", default_value = "text", value_parser = parse_log_format)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse().map_err(|e: telemetry::Error| e.to_string())
+}
+
+fn parse_scheme(s: &str) -> Result<Scheme, String> {
+    s.parse()
+        .map_err(|e: service_core::UnknownScheme| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,7 +72,7 @@ struct BenchAccelArgs {
     #[arg(long, default_value_t = 262_144)]
     max_batch: usize,
     /// Least time per (backend, op, batch) cell, e.g. 200ms
-    #[arg(long, value_parser = client::parse_duration, default_value = "200ms")]
+    #[arg(long, value_parser = cli::parse_duration, default_value = "200ms")]
     min_time: std::time::Duration,
     /// Also measure the GPU's mul_base (without it the GPU backend does not offer mul_base)
     #[arg(long)]
@@ -115,9 +139,9 @@ struct KeygenArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
-    /// Scheme: ed25519, bip340 or ecdsa (threshold ECDSA on secp256k1, t ≥ 2)
-    #[arg(long)]
-    scheme: String,
+    /// Scheme: ed25519, bip340 (alias taproot) or ecdsa (threshold ECDSA on secp256k1, t ≥ 2)
+    #[arg(long, value_parser = parse_scheme)]
+    scheme: Scheme,
     /// Signing threshold t
     #[arg(long)]
     threshold: u32,
@@ -127,6 +151,9 @@ struct KeygenArgs {
     /// Free-form label
     #[arg(long, default_value = "")]
     label: String,
+    /// Idempotency key: a retry with the same key returns the key created the first time
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
 }
 
 #[derive(Args, Debug)]
@@ -157,8 +184,8 @@ struct VerifyArgs {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
     /// Scheme: ed25519, bip340 or ecdsa
-    #[arg(long)]
-    scheme: String,
+    #[arg(long, value_parser = parse_scheme)]
+    scheme: Scheme,
     /// Public key as hex (32 bytes; ECDSA: 33-byte compressed)
     #[arg(long)]
     public_key: String,
@@ -179,8 +206,8 @@ struct LoadArgs {
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
     /// Scheme of the key created for the run: ed25519, bip340 or ecdsa
-    #[arg(long, default_value = "ed25519")]
-    scheme: String,
+    #[arg(long, default_value = "ed25519", value_parser = parse_scheme)]
+    scheme: Scheme,
     /// Use this key instead of creating a 2-of-3 key
     #[arg(long)]
     key_id: Option<String>,
@@ -188,7 +215,7 @@ struct LoadArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Run for this long (e.g. 10s, 500ms, 1m)
-    #[arg(long, value_parser = client::parse_duration, required_unless_present = "count")]
+    #[arg(long, value_parser = cli::parse_duration, required_unless_present = "count")]
     duration: Option<std::time::Duration>,
     /// Stop after this many signatures
     #[arg(long, conflicts_with = "duration")]
@@ -206,9 +233,9 @@ struct LoadArgs {
 
 fn message_of(hex_arg: Option<String>, text: Option<String>) -> Result<Vec<u8>, Error> {
     match (hex_arg, text) {
-        (Some(h), _) => client::hex_arg("--message-hex", &h),
+        (Some(h), _) => cli::hex_arg("--message-hex", &h),
         (None, Some(t)) => Ok(t.into_bytes()),
-        (None, None) => Err(Error::invalid(
+        (None, None) => Err(Error::usage(
             "--message-hex",
             "give --message-hex or --message",
         )),
@@ -241,8 +268,8 @@ fn serve_layer(a: &ServeArgs) -> Layer {
     }
 }
 
-async fn run(cli: Cli) -> Result<Option<String>, Error> {
-    match cli.command {
+async fn run(command: Command) -> Result<Option<String>, Error> {
+    match command {
         Command::Serve(a) => {
             let file = a
                 .config
@@ -253,66 +280,69 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
             Ok(None)
         }
         Command::Keygen(a) => Ok(Some(
-            client::keygen(
+            cli::keygen(
                 &a.server,
-                client::parse_scheme(&a.scheme)?,
+                a.scheme,
                 a.threshold,
                 a.parties,
                 a.label,
+                a.idempotency_key,
             )
             .await?,
         )),
         Command::Sign(a) => {
             let root = match (a.taproot_merkle_root, a.taproot_keypath) {
-                (Some(h), _) => Some(client::hex_arg("--taproot-merkle-root", &h)?),
+                (Some(h), _) => Some(cli::hex_arg("--taproot-merkle-root", &h)?),
                 (None, true) => Some(Vec::new()),
                 (None, false) => None,
             };
             let msg = message_of(a.message_hex, a.message)?;
-            Ok(Some(client::sign(&a.server, a.key_id, msg, root).await?))
+            Ok(Some(cli::sign(&a.server, a.key_id, msg, root).await?))
         }
         Command::Verify(a) => {
-            let (out, valid) = client::verify(
+            let (out, valid) = cli::verify(
                 &a.server,
-                client::parse_scheme(&a.scheme)?,
-                client::hex_arg("--public-key", &a.public_key)?,
+                a.scheme,
+                cli::hex_arg("--public-key", &a.public_key)?,
                 message_of(a.message_hex, a.message)?,
-                client::hex_arg("--signature", &a.signature)?,
+                cli::hex_arg("--signature", &a.signature)?,
             )
             .await?;
             println!("{out}");
             if valid {
                 Ok(None)
             } else {
-                Err(Error::Client("signature is not valid".into()))
+                Err(Error::InvalidSignature)
             }
         }
         Command::BenchAccel(a) => {
-            let opts = signer_service::bench_accel::BenchAccelOptions {
+            let opts = bench_accel::BenchAccelOptions {
                 backends: a.backends,
                 max_batch: a.max_batch,
                 min_time: a.min_time,
-                accel: signer_service::config::AccelConfig {
+                accel: config::AccelConfig {
                     backend: accel_api::BackendKind::Auto,
                     gpu_secret_ops: a.gpu_secret_ops,
                     gpu_field: a
                         .gpu_field
                         .parse()
-                        .map_err(|e: String| Error::invalid("--gpu-field", e))?,
+                        .map_err(|e: String| Error::usage("--gpu-field", e))?,
                     cost_model: None,
                 },
                 save: a.save,
             };
-            let report =
-                tokio::task::spawn_blocking(move || signer_service::bench_accel::run(&opts))
-                    .await
-                    .map_err(|_| Error::Client("bench-accel stopped".into()))??;
+            let report = tokio::task::spawn_blocking(move || bench_accel::run(&opts))
+                .await
+                .map_err(|e| Error::Io {
+                    context: "bench-accel stopped".into(),
+                    source: std::io::Error::other(e),
+                })??;
             Ok(Some(report))
         }
         Command::Load(a) => {
-            let report = client::load(client::LoadOptions {
+            let report = client::load::load(client::load::LoadOptions {
                 server: a.server,
-                scheme: client::parse_scheme(&a.scheme)?,
+                scheme: api_grpc::scheme_to_proto(a.scheme),
                 key_id: a.key_id,
                 concurrency: a.concurrency,
                 duration: a.duration,
@@ -322,7 +352,10 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
             })
             .await?;
             Ok(Some(if a.json {
-                serde_json::to_string_pretty(&report).map_err(|e| Error::Client(e.to_string()))?
+                serde_json::to_string_pretty(&report).map_err(|e| Error::Io {
+                    context: "encoding the report".into(),
+                    source: e.into(),
+                })?
             } else {
                 report.human()
             }))
@@ -330,15 +363,46 @@ async fn run(cli: Cli) -> Result<Option<String>, Error> {
     }
 }
 
+/// On a headless host (no `XDG_RUNTIME_DIR`), Mesa's implicit Vulkan layer `device_select`
+/// tries to reach a Wayland display while the GPU adapters are enumerated and prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set` lines that mean nothing here (wgpu chooses
+/// the adapter itself). The layer reads `NODEVICE_SELECT=1` from the environment when Vulkan
+/// loads; setting a variable in a running process needs `unsafe`, so `serve` and
+/// `bench-accel` re-execute the binary once with it set (same pid, same arguments). Left
+/// alone when `MESA_VK_DEVICE_SELECT` asks for the layer.
+#[cfg(unix)]
+fn quiet_vulkan_device_select(command: &Command) {
+    use std::os::unix::process::CommandExt;
+    let probes_gpu = matches!(command, Command::Serve(_) | Command::BenchAccel(_));
+    let set = |v: &str| std::env::var_os(v).is_some();
+    if !probes_gpu
+        || set("XDG_RUNTIME_DIR")
+        || set("NODEVICE_SELECT")
+        || set("MESA_VK_DEVICE_SELECT")
+    {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("NODEVICE_SELECT", "1")
+        .exec();
+    eprintln!("tessera: note: could not re-execute with NODEVICE_SELECT=1 ({err}); continuing");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,signer_service=info")),
-        )
-        .init();
+    #[cfg(unix)]
+    quiet_vulkan_device_select(&cli.command);
+    if let Err(e) = telemetry::init_tracing(
+        cli.log_format,
+        "warn,tessera=info,service_core=info,api_grpc=info,store_redb=info",
+    ) {
+        eprintln!("tessera: error: {}", Error::from(e).chain());
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -349,7 +413,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli.command)) {
         Ok(Some(out)) => {
             print!("{out}");
             if !out.ends_with('\n') {
@@ -359,7 +423,7 @@ fn main() -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tessera: error: {e}");
+            eprintln!("tessera: error: {}", e.chain());
             match e {
                 Error::Config { .. } => ExitCode::from(2),
                 _ => ExitCode::FAILURE,

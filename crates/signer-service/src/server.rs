@@ -1,5 +1,5 @@
-//! `tessera serve`: start-up, the gRPC server (with health and reflection v1 + v1alpha), the
-//! metrics endpoint and graceful shutdown on SIGINT/SIGTERM.
+//! `tessera serve`: the wiring (config → backends → store → service-core → APIs), the
+//! listeners, health, and graceful shutdown on SIGINT/SIGTERM.
 //!
 //! The bound addresses are printed on **stderr** as
 //! `tessera: gRPC listening on ADDR` and `tessera: metrics listening on ADDR`.
@@ -7,49 +7,53 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use api_grpc::{GrpcApi, Health};
+use api_proto::signer_service_server::SignerServiceServer;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use service_core::batcher::Batcher;
+use service_core::{App, AppParts, Embedded, KeyRepository, Observer, Sealer, Store};
+use store_redb::RedbStore;
+use telemetry::Metrics;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::Error;
 use crate::accel;
-use crate::batcher::Batcher;
 use crate::config::Config;
-use crate::engine::{self, KeyCache};
-use crate::kek::{Kek, KekSource};
-use crate::metrics::Metrics;
-use crate::proto::signer_server::SignerServer;
-use crate::service::{AppState, SignerService};
-use crate::store::RedbStore;
+use crate::error::Error;
+use crate::kek::{self, KekSource};
 
 /// How long after SIGINT/SIGTERM the server waits for in-flight requests and open client
 /// connections before it closes them and exits.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
-/// `kek_hex` is the value of `TESSERA_KEK`, if set.
-pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
-    eprintln!(
-        "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
-         process and all shares are held here: this is NOT a distributed MPC deployment and gives \
-         no protection against compromise of this host."
-    );
-    let metrics = Arc::new(Metrics::new());
-    let selected = accel::select(&cfg.accel, Arc::clone(&metrics))?;
-    eprintln!(
-        "tessera: backend {}: {}",
-        selected.backend, selected.description
-    );
+/// How often the health check runs.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+
+fn build_info() -> telemetry::BuildInfo {
+    telemetry::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        // The toolchain rust-toolchain.toml pins (the workspace's rust-version).
+        rustc: env!("CARGO_PKG_RUST_VERSION").to_owned(),
+        features: String::new(),
+    }
+}
+
+/// The storage and the KEK the application runs on.
+type Storage = (Arc<dyn Store>, Arc<dyn Sealer>);
+
+/// Opens the store and checks the KEK against it: a KEK that does not open the stored keys is
+/// a start-up error, not a failure of every later request.
+fn open_store(cfg: &Config, kek_hex: Option<&str>) -> Result<Storage, Error> {
     std::fs::create_dir_all(&cfg.server.data_dir).map_err(|e| Error::Io {
         context: format!("creating data dir {}", cfg.server.data_dir.display()),
         source: e,
     })?;
-    let (kek, source) = Kek::resolve(
-        kek_hex.as_deref(),
+    let (kek, source) = kek::resolve(
+        kek_hex,
         cfg.storage.kek_file.as_deref(),
         &cfg.server.data_dir,
     )?;
@@ -59,68 +63,89 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
              data it protects. Keep it elsewhere in production.",
             p.display()
         ),
-        other => tracing::info!(?other, "key-encryption key loaded"),
+        other => tracing::info!(source = %other, "key-encryption key loaded"),
     }
     let store = RedbStore::open(&cfg.server.data_dir)?;
+    let newest = store.list_keys(None, 1).map_err(|e| Error::App(e.into()))?;
+    if let Some(r) = newest.first()
+        && kek.open(&r.key_id, &r.sealed).is_err()
+    {
+        return Err(Error::KekMismatch {
+            origin: source.to_string(),
+            data_dir: cfg.server.data_dir.clone(),
+            key_id: r.key_id.clone(),
+        });
+    }
+    Ok((Arc::new(store), Arc::new(kek)))
+}
+
+async fn bind(field: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {
+    let fail = |source| Error::Bind {
+        field,
+        addr,
+        source,
+    };
+    let l = TcpListener::bind(addr).await.map_err(fail)?;
+    let local = l.local_addr().map_err(fail)?;
+    Ok((l, local))
+}
+
+/// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
+/// `kek_hex` is the value of `TESSERA_KEK`, if set.
+pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
+    eprintln!(
+        "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
+         process and all shares are held here: this is NOT a distributed MPC deployment and gives \
+         no protection against compromise of this host."
+    );
+    let metrics = Arc::new(Metrics::new(&build_info()));
+    let selected = accel::select(&cfg.accel, Arc::clone(&metrics))?;
+    eprintln!(
+        "tessera: backend {}: {}",
+        selected.backend, selected.description
+    );
+    let (store, sealer) = open_store(&cfg, kek_hex.as_deref())?;
+    let observer: Arc<dyn Observer> = Arc::clone(&metrics) as Arc<dyn Observer>;
     let accel_for_batches = Arc::clone(&selected.accel);
-    let metrics_for_batches = Arc::clone(&metrics);
-    let batcher = Batcher::new(
+    let observer_for_batches = Arc::clone(&observer);
+    let batcher = Arc::new(Batcher::new(
         &cfg.batcher,
-        engine::QUEUES.to_vec(),
-        Arc::clone(&metrics),
+        Arc::clone(&observer),
         move |queue, jobs| {
-            engine::process(
+            service_core::process_batch(
                 accel_for_batches.as_ref(),
-                &metrics_for_batches,
+                observer_for_batches.as_ref(),
                 queue,
                 jobs,
             )
         },
-    )?;
-    let state = Arc::new(AppState {
-        store: Arc::new(store),
-        kek,
-        accel: selected.accel,
-        backend: selected.backend,
+        telemetry::last_backend,
+    )?);
+    let coordinator = Arc::new(Embedded::new(
+        Arc::clone(&selected.accel),
+        Arc::clone(&batcher),
+        Arc::clone(&observer),
+        cfg.ecdsa,
+    ));
+    let app = Arc::new(App::new(AppParts {
+        store,
+        sealer,
+        coordinator,
         batcher,
-        cache: KeyCache::default(),
-        metrics: Arc::clone(&metrics),
-        limits: cfg.limits.clone(),
-        ecdsa: cfg.ecdsa.clone(),
-    });
+        observer,
+        limits: cfg.limits,
+        backend: selected.backend.to_owned(),
+    }));
 
-    let grpc = TcpListener::bind(cfg.server.listen)
-        .await
-        .map_err(|e| Error::Io {
-            context: format!("binding server.listen {}", cfg.server.listen),
-            source: e,
-        })?;
-    let metrics_listener = TcpListener::bind(cfg.server.metrics_listen)
-        .await
-        .map_err(|e| Error::Io {
-            context: format!(
-                "binding server.metrics_listen {}",
-                cfg.server.metrics_listen
-            ),
-            source: e,
-        })?;
-    let grpc_addr = local(&grpc)?;
-    let metrics_addr = local(&metrics_listener)?;
+    let (grpc, grpc_addr) = bind("server.listen", cfg.server.listen).await?;
+    let (metrics_listener, metrics_addr) =
+        bind("server.metrics_listen", cfg.server.metrics_listen).await?;
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<SignerServer<SignerService>>()
-        .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::Client(format!("reflection v1: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| Error::Client(format!("reflection v1alpha: {e}")))?;
+    let (health, health_service) = Health::new().await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let health_task = tokio::spawn(health.watch(Arc::clone(&app), HEALTH_EVERY, stop_rx));
+    let reflection_v1 = api_grpc::reflection_v1()?;
+    let reflection_v1alpha = api_grpc::reflection_v1alpha()?;
 
     let shutdown = shutdown_signal()?;
     let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&metrics)));
@@ -130,14 +155,19 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
+        let _ = stop_tx.send(true);
         let _ = signalled_tx.send(());
     };
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .add_service(health)
+        .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SignerServer::new(SignerService::new(Arc::clone(&state))))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown);
+        .add_service(SignerServiceServer::new(GrpcApi::new(
+            Arc::clone(&app),
+            Arc::clone(&metrics),
+        )))
+        .serve_with_incoming_shutdown(incoming, shutdown);
     let grace_over = async move {
         if signalled_rx.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -158,22 +188,11 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
             Ok(())
         }
     };
-    let state_for_drain = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || state_for_drain.batcher.shutdown())
-        .await
-        .map_err(|_| Error::ShuttingDown)?;
+    let drain = Arc::clone(&app);
+    let _drained = tokio::task::spawn_blocking(move || drain.drain()).await;
+    health_task.abort();
     metrics_task.abort();
-    result.map_err(|e| Error::Io {
-        context: "gRPC server".into(),
-        source: std::io::Error::other(e),
-    })
-}
-
-fn local(l: &TcpListener) -> Result<SocketAddr, Error> {
-    l.local_addr().map_err(|e| Error::Io {
-        context: "reading bound address".into(),
-        source: e,
-    })
+    result.map_err(Error::Serve)
 }
 
 /// Installs the SIGINT/SIGTERM handlers now (before the listening lines are printed, so a
@@ -214,10 +233,13 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
             Err(e) => {
                 // E.g. out of file descriptors: back off instead of spinning.
                 tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "metrics endpoint: TCP_NODELAY not set");
+        }
         let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let svc =
@@ -226,7 +248,7 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
                     async move {
                         let resp = if req.uri().path() == "/metrics" {
                             Response::builder()
-                                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                                .header("content-type", telemetry::CONTENT_TYPE)
                                 .body(Full::new(Bytes::from(metrics.render())))
                         } else {
                             Response::builder()
@@ -239,6 +261,8 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
                     }
                 });
             let _conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

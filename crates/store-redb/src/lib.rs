@@ -1,8 +1,4 @@
-//! Storage port and its redb adapter: key records (metadata + sealed `KeySet` bytes),
-//! idempotency records and the append-only event table (the audit trail; never secrets).
-//!
-//! Events are hash-chained (each stores the previous event's hash), so the audit trail is
-//! tamper-evident.
+#![doc = include_str!("../README.md")]
 //!
 //! Signature records are written by a group-commit thread: concurrent requests hand their
 //! records over a channel, the thread writes everything queued in one transaction, commits
@@ -10,214 +6,74 @@
 //! returned without paying one disk sync per request.
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use crate::Error;
+use service_core::audit::{Envelope, Event, GENESIS, verify_chain};
+use service_core::ports::{
+    AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
+    KeyRepository, SignatureRecord, StoreError, now_ms,
+};
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 
-/// The signature schemes a stored key can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeKind {
-    /// FROST(Ed25519, SHA-512).
-    Ed25519,
-    /// FROST(secp256k1) with BIP340 signatures.
-    Bip340,
-    /// DKLs23 threshold ECDSA on secp256k1.
-    EcdsaSecp256k1,
-}
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "tessera.redb";
 
-impl SchemeKind {
-    /// Lower-case name for logs and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SchemeKind::Ed25519 => "ed25519",
-            SchemeKind::Bip340 => "bip340",
-            SchemeKind::EcdsaSecp256k1 => "ecdsa_secp256k1",
-        }
-    }
-}
-
-/// A stored key: public metadata and the sealed key-set bytes.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    /// Server-assigned id.
-    pub key_id: String,
-    /// Scheme.
-    pub scheme: SchemeKind,
-    /// Signing threshold t.
-    pub threshold: u32,
-    /// Number of parties n.
-    pub parties: u32,
-    /// Group public key.
-    #[serde(with = "hex::serde")]
-    pub public_key: Vec<u8>,
-    /// Caller's label.
-    pub label: String,
-    /// Creation time, milliseconds since the Unix epoch.
-    pub created_at_ms: u64,
-    /// `KeySet` bytes sealed under the KEK with the key id as associated data.
-    #[serde(with = "hex::serde")]
-    pub sealed: Vec<u8>,
-}
-
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("key_id", &self.key_id)
-            .field("scheme", &self.scheme)
-            .field("threshold", &self.threshold)
-            .field("parties", &self.parties)
-            .field("label", &self.label)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A stored response for an idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    /// SHA-256 over the request (key id, message, Taproot option).
-    #[serde(with = "hex::serde")]
-    pub fingerprint: Vec<u8>,
-    /// The encoded `SignResponse` returned the first time.
-    #[serde(with = "hex::serde")]
-    pub response: Vec<u8>,
-}
-
-/// An entry of the append-only audit trail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// A key was generated or imported.
-    KeyCreated {
-        /// The key.
-        key_id: String,
-        /// Its scheme.
-        scheme: SchemeKind,
-        /// t.
-        threshold: u32,
-        /// n.
-        parties: u32,
-        /// `dkg` or `import`.
-        origin: String,
-        /// When, ms since the epoch.
-        at_ms: u64,
+/// What opening the database can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
-    /// A signature was issued.
-    SignatureIssued {
-        /// The key.
-        key_id: String,
-        /// SHA-256 of the signed message, hex.
-        message_sha256: String,
-        /// When, ms since the epoch.
-        at_ms: u64,
+    /// The database file could not be opened: unreadable, truncated, not a redb file or
+    /// written by an incompatible version.
+    #[error("cannot open database {path}")]
+    Database {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::Error,
     },
+    /// The database file is damaged (truncated or overwritten) beyond what redb can repair.
+    #[error("database {path} is damaged (truncated or overwritten); restore it from a backup")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the store writer thread")]
+    Thread(#[source] std::io::Error),
 }
 
-/// How an event is stored: hash-chained, so editing or deleting any stored event breaks
-/// [`KeyStore::verify_audit_chain`] from that point on.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Envelope {
-    /// Hash of the previous envelope (zeros for the first).
-    #[serde(with = "hex::serde")]
-    prev: Vec<u8>,
-    /// SHA-256(prev ‖ canonical JSON of `event`).
-    #[serde(with = "hex::serde")]
-    hash: Vec<u8>,
-    event: Event,
+fn engine(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Engine(Box::new(e.into()))
 }
 
-fn chain_hash(prev: &[u8], event: &Event) -> Result<Vec<u8>, Error> {
-    let mut h = Sha256::new();
-    h.update(b"tessera/v1/audit\0");
-    h.update(prev);
-    h.update(encode(event)?);
-    Ok(h.finalize().to_vec())
-}
-
-/// The next sequence number and the hash of the last envelope.
-fn chain_tail<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<(u64, Vec<u8>), Error> {
-    match t.last()? {
-        None => Ok((0, vec![0; 32])),
-        Some((k, v)) => {
-            let env: Envelope = decode(v.value())?;
-            Ok((k.value() + 1, env.hash))
-        }
+fn corrupt(what: impl Into<String>, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        what: what.into(),
+        source: Box::new(e),
     }
 }
 
-fn seal_event(prev: &[u8], event: Event) -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let hash = chain_hash(prev, &event)?;
-    let env = Envelope {
-        prev: prev.to_vec(),
-        hash: hash.clone(),
-        event,
-    };
-    Ok((encode(&env)?, hash))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The signatures of one request, to be recorded.
-#[derive(Clone, Debug)]
-pub struct SignatureRecord {
-    /// The key.
-    pub key_id: String,
-    /// SHA-256 of each signed message.
-    pub message_hashes: Vec<[u8; 32]>,
-    /// `(idempotency key, record)` when the request carried one.
-    pub idempotency: Option<(String, IdempotencyRecord)>,
-}
-
-/// The storage port the service uses.
-pub trait KeyStore: Send + Sync {
-    /// Stores a new key and its `KeyCreated` event in one transaction.
-    fn insert_key(&self, record: &KeyRecord, origin: &str) -> Result<(), Error>;
-    /// A key by id.
-    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, Error>;
-    /// Up to `limit` keys with ids after `after`, in id order (ids sort by creation time).
-    fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, Error>;
-    /// Number of keys.
-    fn key_count(&self) -> Result<u64, Error>;
-    /// The stored response for (`key_id`, `idempotency_key`), if any.
-    fn get_idempotency(
-        &self,
-        key_id: &str,
-        idempotency_key: &str,
-    ) -> Result<Option<IdempotencyRecord>, Error>;
-    /// Records issued signatures (events and idempotency record) durably. When an
-    /// idempotency record for the same (key, idempotency key) already exists (a concurrent
-    /// duplicate), nothing is written and the existing record is returned.
-    fn record_signatures(
-        &self,
-        record: SignatureRecord,
-    ) -> Result<Option<IdempotencyRecord>, Error>;
-    /// Up to `limit` events with sequence numbers after `after`.
-    fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, Error>;
-    /// Re-computes the audit hash chain; returns the number of events, or an error naming the
-    /// first event that was edited, reordered or removed.
-    fn verify_audit_chain(&self) -> Result<u64, Error>;
-}
-
-type Reply = mpsc::SyncSender<Result<Option<IdempotencyRecord>, Error>>;
+type Reply = mpsc::SyncSender<Result<Option<IdempotencyRecord>, StoreError>>;
 
 /// The redb adapter: one database file `<data_dir>/tessera.redb`.
 pub struct RedbStore {
@@ -232,49 +88,87 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-fn idem_key(key_id: &str, idempotency_key: &str) -> String {
-    format!("{key_id}\0{idempotency_key}")
+fn idem_key(scope: &str, idempotency_key: &str) -> String {
+    format!("{scope}\0{idempotency_key}")
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(what, e))
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(v).map_err(|e| Error::Storage(e.to_string()))
+fn encode<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| corrupt(what, e))
 }
 
-fn append_event(tx: &WriteTransaction, event: Event) -> Result<(), Error> {
-    let mut t = tx.open_table(EVENTS)?;
+/// The next sequence number and the hash of the last envelope.
+fn chain_tail<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<(u64, Vec<u8>), StoreError> {
+    match t.last().map_err(engine)? {
+        None => Ok((0, GENESIS.to_vec())),
+        Some((k, v)) => {
+            let seq = k.value();
+            Ok((seq + 1, Envelope::decode(seq, v.value())?.hash))
+        }
+    }
+}
+
+fn append_event(tx: &WriteTransaction, event: Event) -> Result<(), StoreError> {
+    let mut t = tx.open_table(EVENTS).map_err(engine)?;
     let (next, prev) = chain_tail(&t)?;
-    let (bytes, _) = seal_event(&prev, event)?;
-    t.insert(next, bytes.as_slice())?;
+    let env = Envelope::seal(&prev, event)?;
+    t.insert(next, env.encode()?.as_slice()).map_err(engine)?;
     Ok(())
+}
+
+/// Stores `entry` in `idem` unless its (scope, key) exists; returns the existing record then.
+fn claim(
+    idem: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    entry: &IdempotencyEntry,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let k = idem_key(&entry.scope, &entry.key);
+    let existing = idem
+        .get(k.as_str())
+        .map_err(engine)?
+        .map(|g| g.value().to_vec());
+    if let Some(bytes) = existing {
+        return Ok(Some(decode("idempotency record", &bytes)?));
+    }
+    idem.insert(
+        k.as_str(),
+        encode("idempotency record", &entry.record)?.as_slice(),
+    )
+    .map_err(engine)?;
+    Ok(None)
 }
 
 impl RedbStore {
     /// Opens (or creates) the database in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self, Error> {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::Io {
-            context: format!("creating data dir {}", data_dir.display()),
-            source: e,
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
         })?;
-        let db = Database::create(data_dir.join("tessera.redb"))?;
-        let tx = db.begin_write()?;
-        tx.open_table(KEYS)?;
-        tx.open_table(IDEMPOTENCY)?;
-        tx.open_table(EVENTS)?;
-        tx.commit()?;
+        let path = data_dir.join(FILE_NAME);
+        let fail = |e: redb::Error| OpenError::Database {
+            path: path.clone(),
+            source: e,
+        };
+        // redb asserts (panics) on some damaged files, e.g. one shorter than its header says;
+        // that is a damaged database to report, not a crash.
+        let created = std::panic::catch_unwind(|| Database::create(&path))
+            .map_err(|_| OpenError::Damaged { path: path.clone() })?;
+        let db = created.map_err(|e| fail(e.into()))?;
+        let tx = db.begin_write().map_err(|e| fail(e.into()))?;
+        tx.open_table(KEYS).map_err(|e| fail(e.into()))?;
+        tx.open_table(IDEMPOTENCY).map_err(|e| fail(e.into()))?;
+        tx.open_table(EVENTS).map_err(|e| fail(e.into()))?;
+        tx.commit().map_err(|e| fail(e.into()))?;
         let db = Arc::new(db);
         let (send, recv) = mpsc::channel::<(SignatureRecord, Reply)>();
         let wdb = Arc::clone(&db);
         let thread = std::thread::Builder::new()
             .name("tessera-store-writer".into())
             .spawn(move || group_commit_loop(&wdb, &recv))
-            .map_err(|e| Error::Io {
-                context: "spawning the store writer thread".into(),
-                source: e,
-            })?;
+            .map_err(OpenError::Thread)?;
         Ok(Self {
             db,
             writer: Mutex::new(Some(send)),
@@ -308,63 +202,99 @@ fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<(SignatureRecord, Repl
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                // One failed transaction fails every request of the group; each gets the
+                // error with its source chain flattened into a message of its own.
+                let shared: Arc<dyn std::error::Error + Send + Sync> = Arc::new(e);
                 for (_, reply) in group {
-                    let _gone = reply.send(Err(Error::Storage(msg.clone())));
+                    let _gone = reply.send(Err(StoreError::Engine(Box::new(SharedError(
+                        Arc::clone(&shared),
+                    )))));
                 }
             }
         }
+    }
+}
+
+/// An error shared by every request of a failed group commit.
+#[derive(Debug)]
+struct SharedError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
 fn write_group(
     db: &Database,
     group: &[(SignatureRecord, Reply)],
-) -> Result<Vec<Option<IdempotencyRecord>>, Error> {
-    let tx = db.begin_write()?;
+) -> Result<Vec<Option<IdempotencyRecord>>, StoreError> {
+    let tx = db.begin_write().map_err(engine)?;
     let mut results = Vec::with_capacity(group.len());
     {
-        let mut idem = tx.open_table(IDEMPOTENCY)?;
-        let mut events = tx.open_table(EVENTS)?;
+        let mut idem = tx.open_table(IDEMPOTENCY).map_err(engine)?;
+        let mut events = tx.open_table(EVENTS).map_err(engine)?;
         let (mut next, mut prev) = chain_tail(&events)?;
         let at_ms = now_ms();
         for (rec, _) in group {
-            if let Some((ik, ir)) = &rec.idempotency {
-                let k = idem_key(&rec.key_id, ik);
-                let existing = idem.get(k.as_str())?.map(|g| g.value().to_vec());
-                if let Some(bytes) = existing {
-                    results.push(Some(decode(&bytes)?));
-                    continue;
-                }
-                idem.insert(k.as_str(), encode(ir)?.as_slice())?;
+            if let Some(entry) = &rec.idempotency
+                && let Some(existing) = claim(&mut idem, entry)?
+            {
+                results.push(Some(existing));
+                continue;
             }
             for h in &rec.message_hashes {
-                let ev = Event::SignatureIssued {
-                    key_id: rec.key_id.clone(),
-                    message_sha256: hex::encode(h),
-                    at_ms,
-                };
-                let (bytes, hash) = seal_event(&prev, ev)?;
-                events.insert(next, bytes.as_slice())?;
-                prev = hash;
+                let env = Envelope::seal(
+                    &prev,
+                    Event::SignatureIssued {
+                        key_id: rec.key_id.clone(),
+                        message_sha256: hex::encode(h),
+                        at_ms,
+                    },
+                )?;
+                events
+                    .insert(next, env.encode()?.as_slice())
+                    .map_err(engine)?;
+                prev = env.hash;
                 next += 1;
             }
             results.push(None);
         }
     }
-    tx.commit()?;
+    tx.commit().map_err(engine)?;
     Ok(results)
 }
 
-impl KeyStore for RedbStore {
-    fn insert_key(&self, record: &KeyRecord, origin: &str) -> Result<(), Error> {
-        let tx = self.db.begin_write()?;
+impl KeyRepository for RedbStore {
+    fn insert_key(
+        &self,
+        record: &KeyRecord,
+        origin: KeyOrigin,
+        idempotency: Option<&IdempotencyEntry>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
         {
-            let mut t = tx.open_table(KEYS)?;
-            if t.get(record.key_id.as_str())?.is_some() {
-                return Err(Error::Storage(format!("key id {} exists", record.key_id)));
+            let mut t = tx.open_table(KEYS).map_err(engine)?;
+            if t.get(record.key_id.as_str()).map_err(engine)?.is_some() {
+                return Err(StoreError::DuplicateKey(record.key_id.clone()));
             }
-            t.insert(record.key_id.as_str(), encode(record)?.as_slice())?;
+            if let Some(entry) = idempotency {
+                let mut idem = tx.open_table(IDEMPOTENCY).map_err(engine)?;
+                if let Some(existing) = claim(&mut idem, entry)? {
+                    return Ok(Some(existing));
+                }
+            }
+            t.insert(
+                record.key_id.as_str(),
+                encode("key record", record)?.as_slice(),
+            )
+            .map_err(engine)?;
         }
         append_event(
             &tx,
@@ -373,181 +303,124 @@ impl KeyStore for RedbStore {
                 scheme: record.scheme,
                 threshold: record.threshold,
                 parties: record.parties,
-                origin: origin.to_owned(),
+                origin,
                 at_ms: record.created_at_ms,
             },
         )?;
-        tx.commit()?;
-        Ok(())
+        tx.commit().map_err(engine)?;
+        Ok(None)
     }
 
-    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, Error> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(KEYS)?;
-        t.get(key_id)?.map(|g| decode(g.value())).transpose()
+    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(KEYS).map_err(engine)?;
+        t.get(key_id)
+            .map_err(engine)?
+            .map(|g| decode(&format!("key record {key_id}"), g.value()))
+            .transpose()
     }
 
-    fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, Error> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(KEYS)?;
+    fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(KEYS).map_err(engine)?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut out = Vec::new();
-        for entry in t.range::<&str>((lower, Bound::Unbounded))? {
+        for entry in t.range::<&str>((lower, Bound::Unbounded)).map_err(engine)? {
             if out.len() >= limit {
                 break;
             }
-            let (_, v) = entry?;
-            out.push(decode(v.value())?);
+            let (k, v) = entry.map_err(engine)?;
+            out.push(decode(&format!("key record {}", k.value()), v.value())?);
         }
         Ok(out)
     }
 
-    fn key_count(&self) -> Result<u64, Error> {
-        let tx = self.db.begin_read()?;
-        Ok(tx.open_table(KEYS)?.len()?)
-    }
-
-    fn get_idempotency(
-        &self,
-        key_id: &str,
-        idempotency_key: &str,
-    ) -> Result<Option<IdempotencyRecord>, Error> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(IDEMPOTENCY)?;
-        let k = idem_key(key_id, idempotency_key);
-        t.get(k.as_str())?.map(|g| decode(g.value())).transpose()
-    }
-
-    fn record_signatures(
-        &self,
-        record: SignatureRecord,
-    ) -> Result<Option<IdempotencyRecord>, Error> {
-        let (reply, wait) = mpsc::sync_channel(1);
-        {
-            let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let sender = guard.as_ref().ok_or(Error::ShuttingDown)?;
-            sender
-                .send((record, reply))
-                .map_err(|_| Error::ShuttingDown)?;
-        }
-        wait.recv().map_err(|_| Error::ShuttingDown)?
-    }
-
-    fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, Error> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(EVENTS)?;
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut out = Vec::new();
-        for entry in t.range::<u64>((lower, Bound::Unbounded))? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = entry?;
-            let env: Envelope = decode(v.value())?;
-            out.push((k.value(), env.event));
-        }
-        Ok(out)
-    }
-
-    fn verify_audit_chain(&self) -> Result<u64, Error> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(EVENTS)?;
-        let mut prev = vec![0u8; 32];
-        let mut expected_seq = 0u64;
-        for entry in t.range::<u64>(..)? {
-            let (k, v) = entry?;
-            let seq = k.value();
-            let broken =
-                |why: &str| Error::Storage(format!("audit chain broken at event {seq}: {why}"));
-            if seq != expected_seq {
-                return Err(broken("missing event before it"));
-            }
-            let env: Envelope = decode(v.value())?;
-            if env.prev != prev {
-                return Err(broken("previous-hash mismatch"));
-            }
-            if chain_hash(&prev, &env.event)? != env.hash {
-                return Err(broken("content does not match its hash"));
-            }
-            prev = env.hash;
-            expected_seq += 1;
-        }
-        Ok(expected_seq)
+    fn key_count(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        tx.open_table(KEYS).map_err(engine)?.len().map_err(engine)
     }
 }
 
+impl IdempotencyStore for RedbStore {
+    fn get_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(IDEMPOTENCY).map_err(engine)?;
+        let k = idem_key(scope, key);
+        t.get(k.as_str())
+            .map_err(engine)?
+            .map(|g| decode("idempotency record", g.value()))
+            .transpose()
+    }
+}
+
+impl AuditLog for RedbStore {
+    fn record_signatures(
+        &self,
+        record: SignatureRecord,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (reply, wait) = mpsc::sync_channel(1);
+        {
+            let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send((record, reply))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        wait.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(EVENTS).map_err(engine)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for entry in t.range::<u64>((lower, Bound::Unbounded)).map_err(engine)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = entry.map_err(engine)?;
+            let seq = k.value();
+            out.push((seq, Envelope::decode(seq, v.value())?.event));
+        }
+        Ok(out)
+    }
+
+    fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(EVENTS).map_err(engine)?;
+        let entries = t.range::<u64>(..).map_err(engine)?.map(|entry| {
+            let (k, v) = entry.map_err(engine)?;
+            let seq = k.value();
+            Ok((seq, Envelope::decode(seq, v.value())?))
+        });
+        verify_chain(entries)
+    }
+}
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::kek::Kek;
-
-    fn record(kek: &Kek, id: &str) -> KeyRecord {
-        KeyRecord {
-            key_id: id.into(),
-            scheme: SchemeKind::Ed25519,
-            threshold: 2,
-            parties: 3,
-            public_key: vec![1; 32],
-            label: "l".into(),
-            created_at_ms: 5,
-            sealed: kek.seal(id, b"secret key set").unwrap(),
-        }
-    }
 
     #[test]
-    fn keys_round_trip_across_reopen_and_list_in_order() {
+    fn redb_store_passes_the_storage_kit() {
         let dir = tempfile::tempdir().unwrap();
-        let kek = Kek::from_bytes([3; 32]);
-        {
-            let s = RedbStore::open(dir.path()).unwrap();
-            for id in ["b", "a", "c"] {
-                s.insert_key(&record(&kek, id), "dkg").unwrap();
-            }
-            assert!(s.insert_key(&record(&kek, "a"), "dkg").is_err());
-        }
-        let s = RedbStore::open(dir.path()).unwrap();
-        assert_eq!(s.key_count().unwrap(), 3);
-        let r = s.get_key("b").unwrap().unwrap();
-        assert_eq!(r, record_with_sealed(&kek, "b", r.sealed.clone()));
-        assert_eq!(
-            kek.open("b", &r.sealed).unwrap().as_slice(),
-            b"secret key set"
-        );
-        let ids: Vec<_> = s
-            .list_keys(None, 2)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.key_id)
-            .collect();
-        assert_eq!(ids, ["a", "b"]);
-        let ids: Vec<_> = s
-            .list_keys(Some("b"), 2)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.key_id)
-            .collect();
-        assert_eq!(ids, ["c"]);
-        assert!(s.get_key("zz").unwrap().is_none());
-        let events = s.events(None, 10).unwrap();
-        assert_eq!(events.len(), 3);
-        assert!(matches!(&events[0].1, Event::KeyCreated { key_id, .. } if key_id == "b"));
-    }
-
-    fn record_with_sealed(kek: &Kek, id: &str, sealed: Vec<u8>) -> KeyRecord {
-        KeyRecord {
-            sealed,
-            ..record(kek, id)
-        }
+        let path = dir.path().to_owned();
+        service_core::kit::check_all(&|| {
+            Arc::new(RedbStore::open(&path).unwrap()) as Arc<dyn service_core::Store>
+        });
     }
 
     #[test]
     fn audit_chain_detects_edits() {
         let dir = tempfile::tempdir().unwrap();
-        let kek = Kek::from_bytes([3; 32]);
         {
             let s = RedbStore::open(dir.path()).unwrap();
-            s.insert_key(&record(&kek, "k1"), "dkg").unwrap();
+            s.insert_key(&service_core::kit::record("k1"), KeyOrigin::Dkg, None)
+                .unwrap();
             for i in 0..3u8 {
                 s.record_signatures(SignatureRecord {
                     key_id: "k1".into(),
@@ -560,71 +433,45 @@ mod tests {
         }
         // Edit event 3 behind the store's back.
         {
-            let db = Database::create(dir.path().join("tessera.redb")).unwrap();
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
             let tx = db.begin_write().unwrap();
             {
                 let mut t = tx.open_table(EVENTS).unwrap();
                 let raw = t.get(3).unwrap().unwrap().value().to_vec();
-                let mut env: Envelope = decode(&raw).unwrap();
+                let mut env = Envelope::decode(3, &raw).unwrap();
                 if let Event::SignatureIssued { message_sha256, .. } = &mut env.event {
                     *message_sha256 = hex::encode([0xee; 32]);
                 }
-                t.insert(3, encode(&env).unwrap().as_slice()).unwrap();
+                t.insert(3, env.encode().unwrap().as_slice()).unwrap();
             }
             tx.commit().unwrap();
         }
         let s = RedbStore::open(dir.path()).unwrap();
-        let err = s.verify_audit_chain().unwrap_err().to_string();
-        assert!(err.contains("event 3"), "{err}");
-    }
-
-    #[test]
-    fn stored_ciphertext_tampering_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let kek = Kek::from_bytes([3; 32]);
-        let s = RedbStore::open(dir.path()).unwrap();
-        s.insert_key(&record(&kek, "k1"), "import").unwrap();
-        let mut r = s.get_key("k1").unwrap().unwrap();
-        r.sealed[20] ^= 0x80;
-        assert!(matches!(
-            kek.open("k1", &r.sealed),
-            Err(Error::Decrypt { .. })
-        ));
-        let r = s.get_key("k1").unwrap().unwrap();
-        assert!(matches!(
-            kek.open("k2", &r.sealed),
-            Err(Error::Decrypt { .. })
-        ));
-    }
-
-    #[test]
-    fn idempotency_first_writer_wins_and_events_are_appended() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = RedbStore::open(dir.path()).unwrap();
-        let rec = |resp: u8| SignatureRecord {
-            key_id: "k".into(),
-            message_hashes: vec![[resp; 32]],
-            idempotency: Some((
-                "req-1".into(),
-                IdempotencyRecord {
-                    fingerprint: vec![9; 32],
-                    response: vec![resp],
-                },
-            )),
-        };
-        assert_eq!(s.record_signatures(rec(1)).unwrap(), None);
-        let existing = s.record_signatures(rec(2)).unwrap().unwrap();
-        assert_eq!(existing.response, vec![1]);
-        assert_eq!(
-            s.get_idempotency("k", "req-1").unwrap().unwrap().response,
-            vec![1]
-        );
-        assert!(s.get_idempotency("other", "req-1").unwrap().is_none());
-        let events = s.events(None, 10).unwrap();
-        assert_eq!(events.len(), 1, "the duplicate wrote nothing");
+        let err = s.verify_audit_chain().unwrap_err();
         assert!(
-            matches!(&events[0].1, Event::SignatureIssued { message_sha256, .. }
-            if *message_sha256 == hex::encode([1u8; 32]))
+            matches!(err, StoreError::AuditChainBroken { seq: 3, .. }),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn a_truncated_database_is_an_open_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RedbStore::open(dir.path()).unwrap();
+            s.insert_key(&service_core::kit::record("k1"), KeyOrigin::Dkg, None)
+                .unwrap();
+        }
+        let path = dir.path().join(FILE_NAME);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 3).unwrap();
+        drop(f);
+        let err = RedbStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Database { path: p, .. } | OpenError::Damaged { path: p } if *p == path),
+            "{err}"
+        );
+        assert!(err.to_string().contains(FILE_NAME), "{err}");
     }
 }

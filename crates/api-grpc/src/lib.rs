@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod convert;
+mod handlers;
+mod health;
+mod status;
+
+pub use convert::{scheme_from_proto, scheme_to_proto};
+pub use handlers::GrpcApi;
+pub use health::{Health, HealthError, reflection_v1, reflection_v1alpha};
+pub use status::{code_name, status_of};

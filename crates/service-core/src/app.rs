@@ -1,0 +1,674 @@
+//! The use cases: key management (create, import, get, list), signing (one message or a
+//! batch), verification and status. API adapters translate their requests into the types
+//! here and the [`Failure`]s back into status codes; nothing here knows a transport.
+
+use std::sync::Arc;
+
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::coordinator::{Coordinator, Cost, JobBatcher, Signature, run_jobs};
+use crate::error::joined;
+use crate::jobs::{Job, JobOutput};
+use crate::keys::{KeyCache, LoadedKey, Taproot};
+use crate::ports::{
+    IdempotencyEntry, IdempotencyRecord, KeyOrigin, KeyRecord, Sealer, SignatureRecord, Store,
+    now_ms,
+};
+use crate::{Error, Observer, Queue, Scheme};
+
+pub use crate::requests::{
+    CreateKey, Failure, ImportKey, KeyPage, KeyView, Limits, Outcome, SignRequest, StatusView,
+    UseCase, VerifyRequest,
+};
+
+/// Longest key label, in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+/// Most parties of a key.
+pub const MAX_PARTIES: u32 = 255;
+/// Most keys per `ListKeys` page.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Keys per `ListKeys` page when the request leaves the size at 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+fn with_scheme<T>(scheme: Scheme, r: Result<(T, Cost), Error>) -> UseCase<T> {
+    match r {
+        Ok((value, cost)) => Ok(Outcome {
+            value,
+            scheme: Some(scheme),
+            cost,
+        }),
+        Err(error) => Err(Failure {
+            error,
+            scheme: Some(scheme),
+        }),
+    }
+}
+
+/// Everything the use cases run on.
+#[derive(Debug)]
+pub struct App {
+    store: Arc<dyn Store>,
+    sealer: Arc<dyn Sealer>,
+    coordinator: Arc<dyn Coordinator>,
+    batcher: Arc<JobBatcher>,
+    observer: Arc<dyn Observer>,
+    cache: KeyCache,
+    limits: Limits,
+    backend: String,
+}
+
+/// The parts an [`App`] is built from.
+#[derive(Debug)]
+pub struct AppParts {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The KEK.
+    pub sealer: Arc<dyn Sealer>,
+    /// Who runs the parties.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// The batcher (verification runs on it directly).
+    pub batcher: Arc<JobBatcher>,
+    /// Metrics.
+    pub observer: Arc<dyn Observer>,
+    /// Request limits.
+    pub limits: Limits,
+    /// The configured backend name, for `GetStatus`.
+    pub backend: String,
+}
+
+/// A new key id: 12 hex digits of creation time in ms, then 20 random hex digits, so ids sort
+/// by creation time.
+fn new_key_id(created_at_ms: u64) -> String {
+    let mut rnd = [0u8; 10];
+    OsRng.fill_bytes(&mut rnd);
+    format!(
+        "{:012x}{}",
+        created_at_ms & 0xffff_ffff_ffff,
+        hex::encode(rnd)
+    )
+}
+
+/// Checks (t, n, label) for `scheme`.
+pub fn check_shape(
+    scheme: Scheme,
+    threshold: u32,
+    parties: u32,
+    label: &str,
+) -> Result<(u16, u16), Error> {
+    if parties == 0 || parties > MAX_PARTIES {
+        return Err(Error::invalid(
+            "parties",
+            format!("must be between 1 and {MAX_PARTIES} (got {parties})"),
+        ));
+    }
+    if threshold == 0 {
+        return Err(Error::invalid("threshold", "must be ≥ 1 (got 0)"));
+    }
+    if threshold < scheme.min_threshold() {
+        return Err(Error::invalid(
+            "threshold",
+            format!(
+                "must be ≥ {} for {scheme} (got {threshold}): threshold ECDSA needs at least two signers",
+                scheme.min_threshold()
+            ),
+        ));
+    }
+    if threshold > parties {
+        return Err(Error::invalid(
+            "threshold",
+            format!("must be ≤ parties ({threshold} > {parties})"),
+        ));
+    }
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(Error::invalid(
+            "label",
+            format!("must be at most {MAX_LABEL_BYTES} bytes"),
+        ));
+    }
+    let t = u16::try_from(threshold).map_err(|_| Error::Internal("threshold ≤ 255"))?;
+    let n = u16::try_from(parties).map_err(|_| Error::Internal("parties ≤ 255"))?;
+    Ok((t, n))
+}
+
+/// The Taproot option of a signing request.
+pub fn taproot_of(scheme: Scheme, root: Option<&[u8]>) -> Result<Taproot, Error> {
+    match (scheme, root) {
+        (_, None) => Ok(Taproot::None),
+        (Scheme::Ed25519 | Scheme::EcdsaSecp256k1, Some(_)) => Err(Error::invalid(
+            "taproot_merkle_root",
+            "only applies to SCHEME_BIP340 keys; leave it unset",
+        )),
+        (Scheme::Bip340, Some([])) => Ok(Taproot::KeyPath),
+        (Scheme::Bip340, Some(r)) => match <[u8; 32]>::try_from(r) {
+            Ok(root) => Ok(Taproot::ScriptRoot(root)),
+            Err(_) => Err(Error::invalid(
+                "taproot_merkle_root",
+                format!(
+                    "must be unset, empty (BIP86 key path) or 32 bytes (script tree root); got {} bytes",
+                    r.len()
+                ),
+            )),
+        },
+    }
+}
+
+fn check_idempotency_key(k: &str) -> Result<(), Error> {
+    if k.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(Error::invalid(
+            "idempotency_key",
+            format!("must be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn sign_fingerprint(key_id: &str, message: &[u8], root: Option<&[u8]>) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"tessera/v1/sign\0");
+    h.update((key_id.len() as u64).to_be_bytes());
+    h.update(key_id.as_bytes());
+    h.update((message.len() as u64).to_be_bytes());
+    h.update(message);
+    match root {
+        None => h.update([0u8]),
+        Some(r) => {
+            h.update([1u8]);
+            h.update(r);
+        }
+    }
+    h.finalize().to_vec()
+}
+
+/// Fingerprint of a key-creating request; `public_key` binds an import to the secret it
+/// imported without storing anything derived from the secret but its public key.
+fn key_fingerprint(
+    op: &str,
+    scheme: Scheme,
+    t: u32,
+    n: u32,
+    label: &str,
+    public_key: &[u8],
+) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"tessera/v1/key\0");
+    for part in [
+        op.as_bytes(),
+        scheme.as_str().as_bytes(),
+        label.as_bytes(),
+        public_key,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(t.to_be_bytes());
+    h.update(n.to_be_bytes());
+    h.finalize().to_vec()
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(v).map_err(|_| Error::Internal("encoding a stored response"))
+}
+
+fn replay<T: for<'de> Deserialize<'de>>(r: &IdempotencyRecord, fp: &[u8]) -> Result<T, Error> {
+    if r.fingerprint != fp {
+        return Err(Error::IdempotencyConflict);
+    }
+    serde_json::from_slice(&r.response).map_err(|e| {
+        Error::Storage(crate::ports::StoreError::Corrupt {
+            what: "idempotency record".into(),
+            source: Box::new(e),
+        })
+    })
+}
+
+impl App {
+    /// Builds the application from its parts.
+    pub fn new(parts: AppParts) -> Self {
+        Self {
+            store: parts.store,
+            sealer: parts.sealer,
+            coordinator: parts.coordinator,
+            batcher: parts.batcher,
+            observer: parts.observer,
+            cache: KeyCache::default(),
+            limits: parts.limits,
+            backend: parts.backend,
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        task: &'static str,
+        f: impl FnOnce(&dyn Store) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = Arc::clone(&self.store);
+        joined(
+            task,
+            tokio::task::spawn_blocking(move || f(store.as_ref())).await,
+        )
+    }
+
+    /// Checks that the store answers and that the KEK opens a stored key (the newest one,
+    /// if any): a wrong KEK is found here, before any request fails on it.
+    pub async fn check_health(&self) -> Result<(), Error> {
+        let first = self
+            .blocking("health check", |s| Ok(s.list_keys(None, 1)?))
+            .await?;
+        if let Some(r) = first.first() {
+            self.sealer.open(&r.key_id, &r.sealed)?;
+        }
+        Ok(())
+    }
+
+    fn check_message(&self, scheme: Scheme, field: &'static str, m: &[u8]) -> Result<(), Error> {
+        match scheme {
+            Scheme::Bip340 if m.len() != 32 => Err(Error::invalid(
+                field,
+                format!("BIP340 messages must be exactly 32 bytes (got {})", m.len()),
+            )),
+            Scheme::EcdsaSecp256k1 if m.len() != 32 => Err(Error::invalid(
+                field,
+                format!(
+                    "ECDSA signs a 32-byte prehash (e.g. Keccak-256 or SHA-256d of the payload); got {} bytes",
+                    m.len()
+                ),
+            )),
+            Scheme::Ed25519 if m.len() > self.limits.max_message_bytes => Err(Error::invalid(
+                field,
+                format!(
+                    "at most {} bytes for Ed25519 (got {})",
+                    self.limits.max_message_bytes,
+                    m.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn load_key(&self, key_id: &str) -> Result<(Arc<KeyRecord>, Arc<LoadedKey>), Error> {
+        if key_id.is_empty() {
+            return Err(Error::invalid("key_id", "must be set"));
+        }
+        if let Some(hit) = self.cache.get(key_id) {
+            return Ok(hit);
+        }
+        let id = key_id.to_owned();
+        let sealer = Arc::clone(&self.sealer);
+        let (rec, key) = self
+            .blocking("key load", move |s| {
+                let rec = s
+                    .get_key(&id)?
+                    .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                let plain = sealer.open(&id, &rec.sealed)?;
+                let key = LoadedKey::from_bytes(rec.scheme, &plain)?;
+                Ok((Arc::new(rec), Arc::new(key)))
+            })
+            .await?;
+        self.cache.insert(Arc::clone(&rec), Arc::clone(&key));
+        Ok((rec, key))
+    }
+
+    /// `CreateKey`.
+    pub async fn create_key(&self, req: CreateKey) -> UseCase<KeyView> {
+        let scheme = req.scheme;
+        let r = async {
+            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
+            check_idempotency_key(&req.idempotency_key)?;
+            let fp = key_fingerprint(
+                "create",
+                scheme,
+                req.threshold,
+                req.parties,
+                &req.label,
+                &[],
+            );
+            if let Some(view) = self
+                .replayed_key("CreateKey", &req.idempotency_key, &fp)
+                .await?
+            {
+                return Ok((view, Cost::default()));
+            }
+            let (key, cost) = self.coordinator.generate(scheme, t, n).await?;
+            let view = self
+                .persist(
+                    key,
+                    &req.threshold,
+                    &req.parties,
+                    req.label,
+                    KeyOrigin::Dkg,
+                    ("CreateKey", &req.idempotency_key),
+                    |_| fp.clone(),
+                )
+                .await?;
+            Ok((view, cost))
+        }
+        .await;
+        with_scheme(scheme, r)
+    }
+
+    /// `ImportKey`.
+    pub async fn import_key(&self, req: ImportKey) -> UseCase<KeyView> {
+        let scheme = req.scheme;
+        let r = async {
+            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
+            check_idempotency_key(&req.idempotency_key)?;
+            if req.secret_key.len() != 32 {
+                return Err(Error::invalid(
+                    "secret_key",
+                    format!("must be 32 bytes (got {})", req.secret_key.len()),
+                ));
+            }
+            let (key, cost) = self
+                .coordinator
+                .import(scheme, req.secret_key, t, n)
+                .await?;
+            let (threshold, parties, label) = (req.threshold, req.parties, req.label.clone());
+            let fp =
+                move |pk: &[u8]| key_fingerprint("import", scheme, threshold, parties, &label, pk);
+            if let Some(view) = self
+                .replayed_key("ImportKey", &req.idempotency_key, &fp(&key.public_key()))
+                .await?
+            {
+                return Ok((view, cost));
+            }
+            let view = self
+                .persist(
+                    key,
+                    &req.threshold,
+                    &req.parties,
+                    req.label,
+                    KeyOrigin::Import,
+                    ("ImportKey", &req.idempotency_key),
+                    fp,
+                )
+                .await?;
+            Ok((view, cost))
+        }
+        .await;
+        with_scheme(scheme, r)
+    }
+
+    async fn replayed_key(
+        &self,
+        scope: &'static str,
+        idempotency_key: &str,
+        fp: &[u8],
+    ) -> Result<Option<KeyView>, Error> {
+        if idempotency_key.is_empty() {
+            return Ok(None);
+        }
+        let ik = idempotency_key.to_owned();
+        let existing = self
+            .blocking("idempotency lookup", move |s| {
+                Ok(s.get_idempotency(scope, &ik)?)
+            })
+            .await?;
+        existing.map(|r| replay(&r, fp)).transpose()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn persist(
+        &self,
+        key: LoadedKey,
+        threshold: &u32,
+        parties: &u32,
+        label: String,
+        origin: KeyOrigin,
+        (scope, idempotency_key): (&'static str, &str),
+        fingerprint: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<KeyView, Error> {
+        let created_at_ms = now_ms();
+        let key_id = new_key_id(created_at_ms);
+        let public_key = key.public_key();
+        let record = KeyRecord {
+            key_id: key_id.clone(),
+            scheme: key.scheme(),
+            threshold: *threshold,
+            parties: *parties,
+            public_key: public_key.clone(),
+            label,
+            created_at_ms,
+            sealed: self.sealer.seal(&key_id, &key.to_bytes())?,
+        };
+        let view = KeyView::from(&record);
+        let fp = fingerprint(&public_key);
+        let entry = (!idempotency_key.is_empty())
+            .then(|| -> Result<IdempotencyEntry, Error> {
+                Ok(IdempotencyEntry {
+                    scope: scope.to_owned(),
+                    key: idempotency_key.to_owned(),
+                    record: IdempotencyRecord {
+                        fingerprint: fp.clone(),
+                        response: encode(&view)?,
+                    },
+                })
+            })
+            .transpose()?;
+        let rec = record.clone();
+        let earlier = self
+            .blocking("key insert", move |s| {
+                Ok(s.insert_key(&rec, origin, entry.as_ref())?)
+            })
+            .await?;
+        if let Some(r) = earlier {
+            return replay(&r, &fp);
+        }
+        let key = Arc::new(key);
+        self.cache.insert(Arc::new(record), Arc::clone(&key));
+        self.coordinator.prepare(&key);
+        tracing::info!(key_id = %view.key_id, scheme = %view.scheme, threshold, parties, ?origin, "key created");
+        Ok(view)
+    }
+
+    /// `GetKey`.
+    pub async fn get_key(&self, key_id: String) -> UseCase<KeyView> {
+        let r = async {
+            if key_id.is_empty() {
+                return Err(Error::invalid("key_id", "must be set"));
+            }
+            self.blocking("key lookup", move |s| {
+                s.get_key(&key_id)?
+                    .map(|r| KeyView::from(&r))
+                    .ok_or(Error::KeyNotFound { key_id })
+            })
+            .await
+        }
+        .await?;
+        Ok(Outcome {
+            scheme: Some(r.scheme),
+            value: r,
+            cost: Cost::default(),
+        })
+    }
+
+    /// `ListKeys`: `page_size` 0 means [`DEFAULT_PAGE_SIZE`].
+    pub async fn list_keys(&self, page_size: u32, page_token: String) -> UseCase<KeyPage> {
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                )
+                .into());
+            }
+            n => n,
+        } as usize;
+        let after = (!page_token.is_empty()).then_some(page_token);
+        let mut recs = self
+            .blocking("key listing", move |s| {
+                Ok(s.list_keys(after.as_deref(), size + 1)?)
+            })
+            .await?;
+        let more = recs.len() > size;
+        recs.truncate(size);
+        let next_page_token = match (more, recs.last()) {
+            (true, Some(r)) => r.key_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Outcome {
+            value: KeyPage {
+                keys: recs.iter().map(KeyView::from).collect(),
+                next_page_token,
+            },
+            scheme: None,
+            cost: Cost::default(),
+        })
+    }
+
+    /// `Sign` (one message) and `SignBatch` (many; no idempotency key).
+    pub async fn sign(&self, req: SignRequest, batch: bool) -> UseCase<Vec<Signature>> {
+        let (rec, key) = self.load_key(&req.key_id).await?;
+        let scheme = rec.scheme;
+        let r = self.sign_loaded(&rec, key, req, batch).await;
+        with_scheme(scheme, r)
+    }
+
+    async fn sign_loaded(
+        &self,
+        rec: &KeyRecord,
+        key: Arc<LoadedKey>,
+        req: SignRequest,
+        batch: bool,
+    ) -> Result<(Vec<Signature>, Cost), Error> {
+        let field = if batch { "messages" } else { "message" };
+        if req.messages.is_empty() {
+            return Err(Error::invalid(field, "must hold at least one message"));
+        }
+        if req.messages.len() > self.limits.max_batch_messages {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "at most {} messages per request (got {})",
+                    self.limits.max_batch_messages,
+                    req.messages.len()
+                ),
+            ));
+        }
+        for m in &req.messages {
+            self.check_message(rec.scheme, field, m)?;
+        }
+        let taproot = taproot_of(rec.scheme, req.taproot_merkle_root.as_deref())?;
+        check_idempotency_key(&req.idempotency_key)?;
+        let idem = match (req.idempotency_key.is_empty(), req.messages.as_slice()) {
+            (true, _) => None,
+            (false, [m]) => Some((
+                req.idempotency_key.clone(),
+                sign_fingerprint(&req.key_id, m, req.taproot_merkle_root.as_deref()),
+            )),
+            (false, _) => {
+                return Err(Error::invalid(
+                    "idempotency_key",
+                    "applies to single-message requests only",
+                ));
+            }
+        };
+        if let Some((ik, fp)) = &idem {
+            let (id, ik) = (req.key_id.clone(), ik.clone());
+            let existing = self
+                .blocking("idempotency lookup", move |s| {
+                    Ok(s.get_idempotency(&id, &ik)?)
+                })
+                .await?;
+            if let Some(r) = existing {
+                return Ok((vec![replay(&r, fp)?], Cost::default()));
+            }
+        }
+        let hashes: Vec<[u8; 32]> = req
+            .messages
+            .iter()
+            .map(|m| Sha256::digest(m).into())
+            .collect();
+        let (signatures, cost) = self.coordinator.sign(key, req.messages, taproot).await?;
+        let idempotency = match (&idem, signatures.as_slice()) {
+            (Some((ik, fp)), [one]) => Some(IdempotencyEntry {
+                scope: req.key_id.clone(),
+                key: ik.clone(),
+                record: IdempotencyRecord {
+                    fingerprint: fp.clone(),
+                    response: encode(one)?,
+                },
+            }),
+            _ => None,
+        };
+        let record = SignatureRecord {
+            key_id: req.key_id,
+            message_hashes: hashes,
+            idempotency,
+        };
+        let n = signatures.len() as u64;
+        let earlier = self
+            .blocking(
+                "signature record",
+                move |s| Ok(s.record_signatures(record)?),
+            )
+            .await?;
+        self.observer.signatures_issued(rec.scheme, n);
+        match (earlier, idem) {
+            (Some(r), Some((_, fp))) => Ok((vec![replay(&r, &fp)?], cost)),
+            _ => Ok((signatures, cost)),
+        }
+    }
+
+    /// `Verify`.
+    pub async fn verify(&self, req: VerifyRequest) -> UseCase<bool> {
+        let scheme = req.scheme;
+        let r = async {
+            let key_len = scheme.public_key_len();
+            if req.public_key.len() != key_len {
+                return Err(Error::invalid(
+                    "public_key",
+                    format!(
+                        "must be {key_len} bytes for {scheme} (got {})",
+                        req.public_key.len()
+                    ),
+                ));
+            }
+            if req.signature.len() != 64 {
+                return Err(Error::invalid(
+                    "signature",
+                    format!("must be 64 bytes (got {})", req.signature.len()),
+                ));
+            }
+            self.check_message(scheme, "message", &req.message)?;
+            let (outs, cost) = run_jobs(
+                &self.batcher,
+                Queue::Verify(scheme),
+                vec![Job::Verify {
+                    public_key: req.public_key,
+                    message: req.message,
+                    signature: req.signature,
+                }],
+            )
+            .await?;
+            Ok((matches!(outs.first(), Some(JobOutput::Valid(true))), cost))
+        }
+        .await;
+        with_scheme(scheme, r)
+    }
+
+    /// `GetStatus`.
+    pub async fn status(&self) -> UseCase<StatusView> {
+        let key_count = self.blocking("key count", |s| Ok(s.key_count()?)).await?;
+        Ok(Outcome {
+            value: StatusView {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                backend: self.backend.clone(),
+                mode: self.coordinator.mode().to_owned(),
+                key_count,
+            },
+            scheme: None,
+            cost: Cost::default(),
+        })
+    }
+
+    /// Stops the batcher after it has finished what is queued (blocking; call it on a
+    /// blocking thread).
+    pub fn drain(&self) {
+        self.batcher.shutdown();
+    }
+}

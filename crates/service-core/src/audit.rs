@@ -1,0 +1,117 @@
+//! The audit trail's events and their hash chain: each stored envelope carries the previous
+//! envelope's hash, so editing, reordering or deleting any stored event breaks the chain from
+//! that point on. Every storage adapter stores the same envelopes, so one verifier serves all.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Scheme;
+use crate::ports::{KeyOrigin, StoreError};
+
+/// An entry of the append-only audit trail. Never carries secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A key was generated or imported.
+    KeyCreated {
+        /// The key.
+        key_id: String,
+        /// Its scheme.
+        scheme: Scheme,
+        /// t.
+        threshold: u32,
+        /// n.
+        parties: u32,
+        /// How it was made.
+        origin: KeyOrigin,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// A signature was issued.
+    SignatureIssued {
+        /// The key.
+        key_id: String,
+        /// SHA-256 of the signed message, hex.
+        message_sha256: String,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+}
+
+/// How an event is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Hash of the previous envelope (zeros for the first).
+    #[serde(with = "hex::serde")]
+    pub prev: Vec<u8>,
+    /// SHA-256("tessera/v1/audit\0" ‖ prev ‖ canonical JSON of `event`).
+    #[serde(with = "hex::serde")]
+    pub hash: Vec<u8>,
+    /// The event.
+    pub event: Event,
+}
+
+/// The `prev` of the first envelope.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn chain_hash(prev: &[u8], event: &Event) -> Result<Vec<u8>, StoreError> {
+    let mut h = Sha256::new();
+    h.update(b"tessera/v1/audit\0");
+    h.update(prev);
+    h.update(serde_json::to_vec(event).map_err(|e| corrupt("audit event", e))?);
+    Ok(h.finalize().to_vec())
+}
+
+impl Envelope {
+    /// Chains `event` after the envelope whose hash is `prev`.
+    pub fn seal(prev: &[u8], event: Event) -> Result<Self, StoreError> {
+        let hash = chain_hash(prev, &event)?;
+        Ok(Self {
+            prev: prev.to_vec(),
+            hash,
+            event,
+        })
+    }
+
+    /// The stored bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| corrupt("audit event", e))
+    }
+
+    /// Decodes stored bytes (event `seq`, for the error).
+    pub fn decode(seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| corrupt(&format!("audit event {seq}"), e))
+    }
+}
+
+/// Checks a whole chain given in sequence order; returns the number of events or the first
+/// broken one.
+pub fn verify_chain(
+    envelopes: impl IntoIterator<Item = Result<(u64, Envelope), StoreError>>,
+) -> Result<u64, StoreError> {
+    let mut prev = GENESIS.to_vec();
+    let mut expected = 0u64;
+    for entry in envelopes {
+        let (seq, env) = entry?;
+        let broken = |why| StoreError::AuditChainBroken { seq, why };
+        if seq != expected {
+            return Err(broken("an event before it is missing"));
+        }
+        if env.prev != prev {
+            return Err(broken("previous-hash mismatch"));
+        }
+        if chain_hash(&prev, &env.event)? != env.hash {
+            return Err(broken("content does not match its hash"));
+        }
+        prev = env.hash;
+        expected += 1;
+    }
+    Ok(expected)
+}

@@ -1,0 +1,287 @@
+//! The `Coordinator` port: who runs the parties of a key. Use cases hand it key generation,
+//! import and signing and do not know whether the parties run in this process or on peer
+//! nodes. Today's one adapter, [`Embedded`], runs every party in this process — NOT a
+//! distributed MPC deployment.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use accel_api::Accelerator;
+use zeroize::Zeroizing;
+
+use crate::batcher::{Batcher, Done};
+use crate::error::joined;
+use crate::jobs::{self, Job, JobOutput};
+use crate::keys::{LoadedKey, Taproot};
+use crate::{Error, Observer, Queue, Scheme};
+
+/// A boxed future, so the port stays object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The batcher that runs the service's curve work.
+pub type JobBatcher = Batcher<Job, Result<JobOutput, Error>>;
+
+/// One issued signature.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signature {
+    /// The signature: 64 bytes for every scheme (ECDSA: `r‖s` with low S).
+    #[serde(with = "hex::serde")]
+    pub signature: Vec<u8>,
+    /// The key it verifies under (Ed25519 point, BIP340 x-only key, ECDSA compressed key).
+    #[serde(with = "hex::serde")]
+    pub verifying_key: Vec<u8>,
+    /// ECDSA recovery id (0 or 1); 0 for the Schnorr schemes.
+    pub recovery_id: u8,
+}
+
+/// What a piece of work cost and where it ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    /// Worker-thread CPU seconds spent for this request.
+    pub cpu_seconds: f64,
+    /// The accelerator backend that did the work, when known.
+    pub backend: Option<&'static str>,
+}
+
+impl Cost {
+    fn add(&mut self, done_cpu: f64, backend: Option<&'static str>) {
+        self.cpu_seconds += done_cpu;
+        if backend.is_some() {
+            self.backend = backend;
+        }
+    }
+}
+
+/// Threshold-ECDSA presignature pool settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresignPool {
+    /// Presignatures kept ready per key (0 = none: each signature presigns on demand).
+    pub target: usize,
+    /// Presignatures made per refill step (≥ 1).
+    pub batch: usize,
+}
+
+/// Runs the parties of keys: key generation, import and signing.
+pub trait Coordinator: Send + Sync + std::fmt::Debug {
+    /// The deployment mode reported by `GetStatus` (`embedded`).
+    fn mode(&self) -> &'static str;
+
+    /// Runs the distributed key generation for a `t`-of-`n` key of `scheme`.
+    fn generate(
+        &self,
+        scheme: Scheme,
+        t: u16,
+        n: u16,
+    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
+
+    /// Splits `secret` among `n` parties with threshold `t` (trusted dealer).
+    fn import(
+        &self,
+        scheme: Scheme,
+        secret: Zeroizing<Vec<u8>>,
+        t: u16,
+        n: u16,
+    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
+
+    /// Signs every message with `key`, one signature per message in order.
+    fn sign(
+        &self,
+        key: Arc<LoadedKey>,
+        messages: Vec<Vec<u8>>,
+        taproot: Taproot,
+    ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>>;
+
+    /// `key` is loaded and will be used: start its precomputation (presignatures) if it has
+    /// run low. Never blocks.
+    fn prepare(&self, key: &Arc<LoadedKey>);
+}
+
+/// Runs `f` and returns its result with the calling thread's CPU seconds.
+pub(crate) fn with_cpu<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = cpu_time::ThreadTime::try_now().ok();
+    let out = f();
+    (out, start.map_or(0.0, |t| t.elapsed().as_secs_f64()))
+}
+
+/// Submits `jobs` to `queue` and waits for every result: the outputs in order, or the first
+/// error.
+pub(crate) async fn run_jobs(
+    batcher: &JobBatcher,
+    queue: Queue,
+    jobs: Vec<Job>,
+) -> Result<(Vec<JobOutput>, Cost), Error> {
+    let receivers = batcher.submit(queue, jobs)?;
+    let mut outs = Vec::with_capacity(receivers.len());
+    let mut cost = Cost::default();
+    let mut first_err = None;
+    for rx in receivers {
+        let Done {
+            result,
+            cpu_seconds,
+            backend,
+        } = rx.await.map_err(|_| Error::Panicked { task: "batch" })?;
+        cost.add(cpu_seconds, backend);
+        match result {
+            Ok(o) => outs.push(o),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((outs, cost)),
+    }
+}
+
+/// The embedded adapter: every party of every key in this process, with each round's curve
+/// work batched across concurrent requests by the [`JobBatcher`].
+#[derive(Debug)]
+pub struct Embedded {
+    accel: Arc<dyn Accelerator>,
+    batcher: Arc<JobBatcher>,
+    observer: Arc<dyn Observer>,
+    pool: PresignPool,
+}
+
+impl Embedded {
+    /// An embedded coordinator over `accel` and `batcher`.
+    pub fn new(
+        accel: Arc<dyn Accelerator>,
+        batcher: Arc<JobBatcher>,
+        observer: Arc<dyn Observer>,
+        pool: PresignPool,
+    ) -> Self {
+        Self {
+            accel,
+            batcher,
+            observer,
+            pool,
+        }
+    }
+
+    async fn blocking(
+        &self,
+        task: &'static str,
+        f: impl FnOnce(&dyn Accelerator) -> Result<LoadedKey, Error> + Send + 'static,
+    ) -> Result<(LoadedKey, Cost), Error> {
+        let accel = Arc::clone(&self.accel);
+        let (key, cpu) = joined(
+            task,
+            tokio::task::spawn_blocking(move || {
+                let (key, cpu) = with_cpu(|| f(accel.as_ref()));
+                key.map(|k| (k, cpu))
+            })
+            .await,
+        )?;
+        Ok((
+            key,
+            Cost {
+                cpu_seconds: cpu,
+                backend: None,
+            },
+        ))
+    }
+}
+
+impl Coordinator for Embedded {
+    fn mode(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn generate(
+        &self,
+        scheme: Scheme,
+        t: u16,
+        n: u16,
+    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        Box::pin(self.blocking("key generation", move |accel| {
+            LoadedKey::generate(accel, scheme, t, n)
+        }))
+    }
+
+    fn import(
+        &self,
+        scheme: Scheme,
+        secret: Zeroizing<Vec<u8>>,
+        t: u16,
+        n: u16,
+    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        Box::pin(self.blocking("key import", move |accel| {
+            LoadedKey::import(accel, scheme, &secret, t, n)
+        }))
+    }
+
+    fn sign(
+        &self,
+        key: Arc<LoadedKey>,
+        messages: Vec<Vec<u8>>,
+        taproot: Taproot,
+    ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>> {
+        Box::pin(async move {
+            let queue = Queue::Sign(key.scheme());
+            let jobs = messages
+                .into_iter()
+                .map(|message| Job::Sign {
+                    key: Arc::clone(&key),
+                    message,
+                    taproot,
+                })
+                .collect();
+            let result = run_jobs(&self.batcher, queue, jobs).await;
+            self.prepare(&key);
+            let (outs, cost) = result?;
+            let signatures = outs
+                .into_iter()
+                .map(|o| match o {
+                    JobOutput::Signature {
+                        signature,
+                        verifying_key,
+                        recovery_id,
+                    } => Ok(Signature {
+                        signature,
+                        verifying_key,
+                        recovery_id,
+                    }),
+                    JobOutput::Valid(_) => {
+                        Err(Error::Internal("verification result for a signing job"))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((signatures, cost))
+        })
+    }
+
+    fn prepare(&self, key: &Arc<LoadedKey>) {
+        let LoadedKey::Ecdsa(k) = key.as_ref() else {
+            return;
+        };
+        let PresignPool { target, batch } = self.pool;
+        if !k.claim_refill(target) {
+            return;
+        }
+        let accel = Arc::clone(&self.accel);
+        let observer = Arc::clone(&self.observer);
+        let key = Arc::clone(key);
+        tokio::task::spawn_blocking(move || {
+            if let LoadedKey::Ecdsa(k) = key.as_ref()
+                && let Err(e) = k.refill(accel.as_ref(), observer.as_ref(), target, batch)
+            {
+                tracing::warn!(error = %e.chain(), "presignature refill failed; signatures will presign on demand");
+            }
+        });
+    }
+}
+
+/// Processes one batch of the embedded coordinator's jobs (the batcher's `process`).
+pub fn process_batch(
+    accel: &dyn Accelerator,
+    observer: &dyn Observer,
+    queue: Queue,
+    batch: Vec<Job>,
+) -> Vec<Result<JobOutput, Error>> {
+    jobs::process(accel, observer, queue, batch)
+}

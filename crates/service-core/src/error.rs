@@ -1,0 +1,188 @@
+//! The application's error type. Every variant says which gRPC/HTTP class it belongs to
+//! through [`Error::kind`]; the API adapters map kinds to status codes in one place each.
+
+use std::time::Duration;
+
+use crate::ports::StoreError;
+
+/// Everything a use case can fail with. Messages never contain secret material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request field is malformed; `field` is its API name.
+    #[error("invalid {field}: {problem}")]
+    InvalidArgument {
+        /// The offending request field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No key with this id is stored.
+    #[error("key_id `{key_id}` not found")]
+    KeyNotFound {
+        /// The id asked for.
+        key_id: String,
+    },
+    /// The batcher queue is full.
+    #[error(
+        "server overloaded: signing queue holds {depth} of at most {max_queue} items; retry after {} ms",
+        retry_after.as_millis()
+    )]
+    Overloaded {
+        /// Items waiting now.
+        depth: usize,
+        /// The configured bound (`batcher.max_queue`).
+        max_queue: usize,
+        /// Suggested back-off.
+        retry_after: Duration,
+    },
+    /// An idempotency key was reused for a different request.
+    #[error("idempotency_key was already used for a different request; use a new idempotency_key")]
+    IdempotencyConflict,
+    /// The service is shutting down and no longer takes work.
+    #[error("service is shutting down")]
+    ShuttingDown,
+    /// A stored key failed authenticated decryption (tampered data, wrong KEK or wrong key id).
+    #[error(
+        "stored key `{key_id}` failed authenticated decryption (tampered data or wrong key-encryption key)"
+    )]
+    Decrypt {
+        /// The key whose record failed.
+        key_id: String,
+    },
+    /// Sealing key material under the key-encryption key failed.
+    #[error("sealing key material failed")]
+    Seal,
+    /// The storage adapter failed.
+    #[error("storage")]
+    Storage(#[from] StoreError),
+    /// The FROST protocol failed (culprit parties, if any, are named).
+    #[error("protocol")]
+    Protocol(#[from] threshold::Error),
+    /// The threshold-ECDSA (DKLs23) protocol failed; a failed check names the culprit party.
+    #[error("ecdsa protocol")]
+    Ecdsa(#[from] dkls23::Error),
+    /// The accelerator failed.
+    #[error("accelerator")]
+    Accel(#[from] accel_api::AccelError),
+    /// A blocking task or batch panicked (a bug); the request is refused and nothing is stored.
+    #[error("{task} panicked")]
+    Panicked {
+        /// What was running.
+        task: &'static str,
+    },
+    /// An internal invariant failed (a bug); the request is refused and nothing is stored.
+    #[error("internal invariant: {0}")]
+    Internal(&'static str),
+    /// The operating system refused a resource (a thread, a file).
+    #[error("{context}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The class of an [`Error`], which the API adapters map to a status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed (INVALID_ARGUMENT, HTTP 400).
+    InvalidArgument,
+    /// The key does not exist (NOT_FOUND, 404).
+    NotFound,
+    /// Too much work queued; retry later (RESOURCE_EXHAUSTED, 429).
+    ResourceExhausted,
+    /// The request conflicts with an earlier one (FAILED_PRECONDITION, 400).
+    FailedPrecondition,
+    /// The service cannot take work now (UNAVAILABLE, 503).
+    Unavailable,
+    /// A fault of the service itself (INTERNAL, 500); its text is logged, not sent to clients.
+    Internal,
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    /// The error's class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::KeyNotFound { .. } => ErrorKind::NotFound,
+            Error::Overloaded { .. } => ErrorKind::ResourceExhausted,
+            Error::IdempotencyConflict => ErrorKind::FailedPrecondition,
+            Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::Decrypt { .. }
+            | Error::Seal
+            | Error::Storage(_)
+            | Error::Protocol(_)
+            | Error::Ecdsa(_)
+            | Error::Accel(_)
+            | Error::Panicked { .. }
+            | Error::Internal(_)
+            | Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The whole chain of causes as one line, for logs (never sent to clients).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cur = e.source();
+        }
+        out
+    }
+}
+
+/// Maps the failure of a `spawn_blocking` join to [`Error::Panicked`] or, when the runtime is
+/// going away, [`Error::ShuttingDown`].
+pub(crate) fn joined<T>(
+    task: &'static str,
+    r: Result<Result<T, Error>, tokio::task::JoinError>,
+) -> Result<T, Error> {
+    match r {
+        Ok(inner) => inner,
+        Err(e) if e.is_panic() => Err(Error::Panicked { task }),
+        Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_keeps_every_source() {
+        let e = Error::Storage(StoreError::Engine(Box::new(std::io::Error::other(
+            "disk on fire",
+        ))));
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let chain = e.chain();
+        assert!(chain.starts_with("storage: "), "{chain}");
+        assert!(chain.ends_with("disk on fire"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn a_panicked_task_is_internal_not_shutting_down() {
+        let r = tokio::task::spawn_blocking(|| -> Result<(), Error> { panic!("boom") }).await;
+        let e = joined("key generation", r).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::Panicked {
+                task: "key generation"
+            }
+        ));
+        assert_eq!(e.kind(), ErrorKind::Internal);
+    }
+}

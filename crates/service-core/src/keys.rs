@@ -1,0 +1,332 @@
+//! Key material held in memory: in embedded mode the whole key set of every key (all n
+//! parties' shares, through `threshold::embedded` and `dkls23::embedded`) — NOT a distributed
+//! MPC deployment. Loaded keys are cached; their shares are zeroized on drop by the protocol
+//! crates. Threshold-ECDSA keys carry their pool of presignatures.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use accel_api::Accelerator;
+use dkls23::{PartyId, Presignature};
+use rand_core::OsRng;
+use threshold::embedded;
+use threshold::{Bip340Suite, Ed25519Suite, KeySet, TaprootTweak};
+use zeroize::Zeroizing;
+
+use crate::ports::KeyRecord;
+use crate::{Error, Observer, PresignSource, Scheme};
+
+/// A key set of either scheme, decrypted and ready to sign.
+pub enum LoadedKey {
+    /// FROST(Ed25519).
+    Ed25519(KeySet<Ed25519Suite>),
+    /// FROST(secp256k1) / BIP340.
+    Bip340(KeySet<Bip340Suite>),
+    /// DKLs23 threshold ECDSA, with its presignature pool.
+    Ecdsa(EcdsaKey),
+}
+
+/// A threshold-ECDSA key set with its in-memory presignature pool.
+///
+/// Presigning (rounds 1–2) mutates the key set only when a pair's OT state must be rebuilt,
+/// so it holds the set's lock; the online round needs only a presignature (which carries the
+/// public key) and never waits for presigning. Presignatures are single use, never persisted
+/// and zeroized on drop (dropping the key drops its pool).
+pub struct EcdsaKey {
+    set: Mutex<dkls23::KeySet>,
+    pool: Mutex<Vec<Presignature>>,
+    refilling: AtomicBool,
+    fresh_ot: AtomicBool,
+    public_key: [u8; 33],
+    signers: Vec<PartyId>,
+}
+
+impl EcdsaKey {
+    /// Wraps a key set. `fresh_ot` says whether its pairwise OT state was made in this
+    /// process (by the DKG or import); a set read back from storage gets fresh base OTs for
+    /// its signer pairs before it presigns, so OT state persisted before a restart (possibly
+    /// one discarded after a failed check) is never used.
+    fn new(set: dkls23::KeySet, fresh_ot: bool) -> Self {
+        let public_key = set.public_key_bytes();
+        let signers = (1..=set.threshold()).collect();
+        Self {
+            set: Mutex::new(set),
+            pool: Mutex::new(Vec::new()),
+            refilling: AtomicBool::new(false),
+            fresh_ot: AtomicBool::new(fresh_ot),
+            public_key,
+            signers,
+        }
+    }
+
+    /// The SEC1-compressed group public key.
+    pub fn public_key(&self) -> [u8; 33] {
+        self.public_key
+    }
+
+    /// Presignatures ready in the pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Runs rounds 1–2 `count` times for the key's signer set (parties `1..=t`).
+    fn presign(&self, accel: &dyn Accelerator, count: usize) -> Result<Vec<Presignature>, Error> {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.fresh_ot.load(Ordering::Acquire) {
+            for (k, &a) in self.signers.iter().enumerate() {
+                for &b in &self.signers[k + 1..] {
+                    dkls23::embedded::refresh_pair(accel, &mut set, a, b, &mut OsRng)?;
+                }
+            }
+            self.fresh_ot.store(true, Ordering::Release);
+        }
+        Ok(dkls23::embedded::presign_batch(
+            accel,
+            &mut set,
+            &self.signers,
+            count,
+            &mut OsRng,
+        )?)
+    }
+
+    /// Takes a presignature from the pool, or makes one now when the pool is empty.
+    pub(crate) fn take(
+        &self,
+        accel: &dyn Accelerator,
+        observer: &dyn Observer,
+    ) -> Result<Presignature, Error> {
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match pooled {
+            Some(p) => {
+                observer.presignatures_ready(-1);
+                observer.presignature_used(PresignSource::Pool);
+                Ok(p)
+            }
+            None => {
+                observer.presignature_used(PresignSource::OnDemand);
+                self.presign(accel, 1)?
+                    .pop()
+                    .ok_or(Error::Internal("presigning returned nothing"))
+            }
+        }
+    }
+
+    /// Whether the pool is below half of `target` and no refill is running; if so, marks a
+    /// refill as running (the caller must then call [`EcdsaKey::refill`]).
+    pub fn claim_refill(&self, target: usize) -> bool {
+        target > 0
+            && self.pool_len() * 2 < target.max(2)
+            && self
+                .refilling
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Fills the pool up to `target` presignatures, `batch` at a time, then clears the refill
+    /// mark taken by [`EcdsaKey::claim_refill`].
+    pub fn refill(
+        &self,
+        accel: &dyn Accelerator,
+        observer: &dyn Observer,
+        target: usize,
+        batch: usize,
+    ) -> Result<(), Error> {
+        let result = (|| {
+            loop {
+                let missing = target.saturating_sub(self.pool_len());
+                if missing == 0 {
+                    return Ok(());
+                }
+                let made = self.presign(accel, missing.min(batch.max(1)))?;
+                let n = made.len();
+                self.pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(made);
+                observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        })();
+        self.refilling.store(false, Ordering::Release);
+        result
+    }
+}
+
+impl Drop for EcdsaKey {
+    fn drop(&mut self) {
+        let pooled = self.pool.get_mut().map_or(0, |p| p.len());
+        if pooled > 0 {
+            tracing::debug!(pooled, "dropping a key's unused presignatures");
+        }
+    }
+}
+
+impl std::fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadedKey::Ed25519(_) => "LoadedKey::Ed25519(<redacted>)",
+            LoadedKey::Bip340(_) => "LoadedKey::Bip340(<redacted>)",
+            LoadedKey::Ecdsa(_) => "LoadedKey::Ecdsa(<redacted>)",
+        })
+    }
+}
+
+impl LoadedKey {
+    /// Runs the embedded DKG among `n` parties with threshold `t`.
+    pub fn generate(
+        accel: &dyn Accelerator,
+        scheme: Scheme,
+        t: u16,
+        n: u16,
+    ) -> Result<Self, Error> {
+        Ok(match scheme {
+            Scheme::Ed25519 => {
+                LoadedKey::Ed25519(embedded::dkg::<Ed25519Suite>(accel, t, n, &mut OsRng)?)
+            }
+            Scheme::Bip340 => {
+                LoadedKey::Bip340(embedded::dkg::<Bip340Suite>(accel, t, n, &mut OsRng)?)
+            }
+            Scheme::EcdsaSecp256k1 => LoadedKey::Ecdsa(EcdsaKey::new(
+                dkls23::embedded::dkg(accel, t, n, &mut OsRng)?,
+                true,
+            )),
+        })
+    }
+
+    /// Splits an existing secret key among `n` parties with threshold `t` (trusted dealer).
+    pub fn import(
+        accel: &dyn Accelerator,
+        scheme: Scheme,
+        secret: &[u8],
+        t: u16,
+        n: u16,
+    ) -> Result<Self, Error> {
+        let bad_secret = |e: threshold::Error| match e {
+            threshold::Error::InvalidSecretKey => Error::invalid(
+                "secret_key",
+                "not a valid secret key for this scheme (zero or out of range)",
+            ),
+            other => Error::Protocol(other),
+        };
+        Ok(match scheme {
+            Scheme::Ed25519 => {
+                let seed: &[u8; 32] = secret.try_into().map_err(|_| {
+                    Error::invalid("secret_key", "must be the 32-byte Ed25519 seed")
+                })?;
+                let scalar = Ed25519Suite::secret_scalar_from_seed(seed);
+                LoadedKey::Ed25519(
+                    embedded::import::<Ed25519Suite>(accel, scalar.as_slice(), t, n, &mut OsRng)
+                        .map_err(bad_secret)?,
+                )
+            }
+            Scheme::Bip340 => LoadedKey::Bip340(
+                embedded::import::<Bip340Suite>(accel, secret, t, n, &mut OsRng)
+                    .map_err(bad_secret)?,
+            ),
+            Scheme::EcdsaSecp256k1 => {
+                let secret: &[u8; 32] = secret.try_into().map_err(|_| {
+                    Error::invalid("secret_key", "must be the 32-byte secp256k1 secret key")
+                })?;
+                let set = dkls23::embedded::import(accel, secret, t, n, &mut OsRng).map_err(
+                    |e| match e {
+                        dkls23::Error::InvalidParameters(what) => {
+                            Error::invalid("secret_key", what)
+                        }
+                        other => Error::from(other),
+                    },
+                )?;
+                LoadedKey::Ecdsa(EcdsaKey::new(set, true))
+            }
+        })
+    }
+
+    /// Decodes a key set stored by [`LoadedKey::to_bytes`].
+    pub fn from_bytes(scheme: Scheme, bytes: &[u8]) -> Result<Self, Error> {
+        Ok(match scheme {
+            Scheme::Ed25519 => LoadedKey::Ed25519(KeySet::from_bytes(bytes)?),
+            Scheme::Bip340 => LoadedKey::Bip340(KeySet::from_bytes(bytes)?),
+            Scheme::EcdsaSecp256k1 => {
+                LoadedKey::Ecdsa(EcdsaKey::new(dkls23::KeySet::from_bytes(bytes)?, false))
+            }
+        })
+    }
+
+    /// The key set's serialized form (secret; zeroized on drop).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        match self {
+            LoadedKey::Ed25519(k) => k.to_bytes(),
+            LoadedKey::Bip340(k) => k.to_bytes(),
+            LoadedKey::Ecdsa(k) => {
+                Zeroizing::new(k.set.lock().unwrap_or_else(|e| e.into_inner()).to_bytes())
+            }
+        }
+    }
+
+    /// The group public key (Ed25519 point or BIP340 x-only internal key, 32 bytes; ECDSA
+    /// SEC1-compressed point, 33 bytes).
+    pub fn public_key(&self) -> Vec<u8> {
+        match self {
+            LoadedKey::Ed25519(k) => k.public_key(),
+            LoadedKey::Bip340(k) => k.public_key(),
+            LoadedKey::Ecdsa(k) => k.public_key().to_vec(),
+        }
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        match self {
+            LoadedKey::Ed25519(_) => Scheme::Ed25519,
+            LoadedKey::Bip340(_) => Scheme::Bip340,
+            LoadedKey::Ecdsa(_) => Scheme::EcdsaSecp256k1,
+        }
+    }
+}
+
+/// The BIP341 tweak to sign under (BIP340 keys only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taproot {
+    /// Plain BIP340 under the internal key.
+    None,
+    /// BIP86 key-path output key (empty script tree).
+    KeyPath,
+    /// Output key committing to this script tree root.
+    ScriptRoot([u8; 32]),
+}
+
+impl Taproot {
+    pub(crate) fn tweak(self) -> TaprootTweak {
+        match self {
+            Taproot::None => TaprootTweak::None,
+            Taproot::KeyPath => TaprootTweak::KeyPath,
+            Taproot::ScriptRoot(r) => TaprootTweak::ScriptRoot(r),
+        }
+    }
+}
+
+/// Decrypted keys (with their public metadata) kept in memory after first use.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: RwLock<HashMap<String, CachedKey>>,
+}
+
+/// A cached key: its stored record (public metadata) and the decrypted key set.
+pub type CachedKey = (Arc<KeyRecord>, Arc<LoadedKey>);
+
+impl KeyCache {
+    /// The cached key, if loaded.
+    pub fn get(&self, key_id: &str) -> Option<CachedKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            .cloned()
+    }
+
+    /// Caches a key.
+    pub fn insert(&self, record: Arc<KeyRecord>, key: Arc<LoadedKey>) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.key_id.clone(), (record, key));
+    }
+}

@@ -1,0 +1,176 @@
+//! The storage conformance suite: generic checks of the [`Store`] contract that every
+//! storage adapter runs through a one-line test (`check_all(&|| open(dir))`). `open` must
+//! return the same storage each time it is called (reopened from disk for durable adapters,
+//! so the checks also cover persistence); the suite drops one handle before it opens the next,
+//! and starts from an empty store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use crate::audit::Event;
+use crate::ports::{
+    IdempotencyEntry, IdempotencyRecord, KeyOrigin, KeyRecord, SignatureRecord, StoreError,
+};
+use crate::{Scheme, Store};
+
+/// A key record with recognisable contents.
+pub fn record(key_id: &str) -> KeyRecord {
+    KeyRecord {
+        key_id: key_id.into(),
+        scheme: Scheme::Ed25519,
+        threshold: 2,
+        parties: 3,
+        public_key: vec![1; 32],
+        label: format!("label of {key_id}"),
+        created_at_ms: 5,
+        sealed: format!("sealed {key_id}").into_bytes(),
+    }
+}
+
+fn entry(scope: &str, key: &str, response: u8) -> IdempotencyEntry {
+    IdempotencyEntry {
+        scope: scope.into(),
+        key: key.into(),
+        record: IdempotencyRecord {
+            fingerprint: vec![9; 32],
+            response: vec![response],
+        },
+    }
+}
+
+/// Runs every check in order on one storage.
+pub fn check_all(open: &dyn Fn() -> Arc<dyn Store>) {
+    check_keys_round_trip_and_list_in_order(open);
+    check_duplicate_key_ids_are_refused(open);
+    check_signature_idempotency_first_writer_wins(open);
+    check_key_idempotency_first_writer_wins(open);
+    check_audit_chain_counts_every_event(open);
+}
+
+/// Keys survive reopening, list in id order from a cursor, and unknown ids are `None`.
+pub fn check_keys_round_trip_and_list_in_order(open: &dyn Fn() -> Arc<dyn Store>) {
+    {
+        let s = open();
+        for id in ["b", "a", "c"] {
+            assert_eq!(
+                s.insert_key(&record(id), KeyOrigin::Dkg, None).unwrap(),
+                None
+            );
+        }
+    }
+    let s = open();
+    assert_eq!(s.key_count().unwrap(), 3);
+    assert_eq!(s.get_key("b").unwrap(), Some(record("b")));
+    assert_eq!(s.get_key("zz").unwrap(), None);
+    let ids = |after: Option<&str>, limit| -> Vec<String> {
+        s.list_keys(after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key_id)
+            .collect()
+    };
+    assert_eq!(ids(None, 2), ["a", "b"]);
+    assert_eq!(ids(Some("b"), 2), ["c"]);
+    assert!(ids(Some("c"), 2).is_empty());
+    let events = s.events(None, 10).unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(
+        matches!(&events[0].1, Event::KeyCreated { key_id, origin: KeyOrigin::Dkg, .. } if key_id == "b")
+    );
+    assert_eq!(s.events(Some(0), 10).unwrap().len(), 2);
+}
+
+/// A second key with an existing id is refused and changes nothing.
+pub fn check_duplicate_key_ids_are_refused(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    let before = s.key_count().unwrap();
+    let mut other = record("a");
+    other.label = "impostor".into();
+    assert!(matches!(
+        s.insert_key(&other, KeyOrigin::Import, None),
+        Err(StoreError::DuplicateKey(id)) if id == "a"
+    ));
+    assert_eq!(s.key_count().unwrap(), before);
+    assert_eq!(s.get_key("a").unwrap(), Some(record("a")));
+}
+
+/// The first idempotency record of a (key, idempotency key) wins; a duplicate writes nothing
+/// and gets the first record back; other scopes are separate.
+pub fn check_signature_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    let events_before = s.verify_audit_chain().unwrap();
+    let rec = |resp: u8| SignatureRecord {
+        key_id: "k".into(),
+        message_hashes: vec![[resp; 32]],
+        idempotency: Some(entry("k", "req-1", resp)),
+    };
+    assert_eq!(s.record_signatures(rec(1)).unwrap(), None);
+    let existing = s.record_signatures(rec(2)).unwrap().unwrap();
+    assert_eq!(existing.response, vec![1]);
+    drop(s);
+    let s = open();
+    assert_eq!(
+        s.get_idempotency("k", "req-1").unwrap().unwrap().response,
+        vec![1]
+    );
+    assert!(s.get_idempotency("other", "req-1").unwrap().is_none());
+    assert_eq!(
+        s.verify_audit_chain().unwrap(),
+        events_before + 1,
+        "the duplicate wrote no event"
+    );
+    let last = s.events(events_before.checked_sub(1), 10).unwrap();
+    assert!(
+        matches!(&last[..], [(_, Event::SignatureIssued { message_sha256, .. })]
+        if *message_sha256 == hex::encode([1u8; 32]))
+    );
+}
+
+/// A key created with an idempotency key is stored with its record in one step; a retry with
+/// the same key stores nothing (no orphan key) and gets the first record back.
+pub fn check_key_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    let keys_before = s.key_count().unwrap();
+    let first = entry("CreateKey", "create-1", 7);
+    assert_eq!(
+        s.insert_key(&record("k-first"), KeyOrigin::Dkg, Some(&first))
+            .unwrap(),
+        None
+    );
+    let retry = entry("CreateKey", "create-1", 8);
+    let existing = s
+        .insert_key(&record("k-retry"), KeyOrigin::Dkg, Some(&retry))
+        .unwrap()
+        .unwrap();
+    assert_eq!(existing.response, vec![7]);
+    drop(s);
+    let s = open();
+    assert_eq!(s.key_count().unwrap(), keys_before + 1);
+    assert!(s.get_key("k-retry").unwrap().is_none(), "no orphan key");
+    assert!(s.get_key("k-first").unwrap().is_some());
+    assert_eq!(
+        s.get_idempotency("CreateKey", "create-1")
+            .unwrap()
+            .unwrap()
+            .response,
+        vec![7]
+    );
+}
+
+/// Every event is chained: the verified count equals the number of events written.
+pub fn check_audit_chain_counts_every_event(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    let before = s.verify_audit_chain().unwrap();
+    for i in 0..3u8 {
+        s.record_signatures(SignatureRecord {
+            key_id: "k1".into(),
+            message_hashes: vec![[i; 32], [i + 10; 32]],
+            idempotency: None,
+        })
+        .unwrap();
+    }
+    drop(s);
+    let s = open();
+    assert_eq!(s.verify_audit_chain().unwrap(), before + 6);
+    assert_eq!(s.events(None, usize::MAX).unwrap().len() as u64, before + 6);
+}

@@ -1,0 +1,40 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Map
+//!
+//! - [`App`] — the use cases; [`Outcome`] and [`Failure`] carry results back to adapters.
+//! - [`ports`] — storage ([`KeyRepository`], [`IdempotencyStore`], [`AuditLog`]) and
+//!   [`Sealer`]; [`Kek`] is the ChaCha20-Poly1305 sealer.
+//! - [`Coordinator`] — who runs the parties; [`Embedded`] runs them all in this process.
+//! - [`batcher`] — the dynamic batcher and its [`Queue`]s; [`Observer`] — the metrics port.
+//! - [`audit`] — audit events and their hash chain.
+
+pub mod app;
+pub mod audit;
+pub mod batcher;
+mod coordinator;
+mod error;
+mod jobs;
+mod kek;
+mod keys;
+mod observe;
+pub mod ports;
+mod requests;
+mod scheme;
+
+#[cfg(feature = "test-kit")]
+pub mod kit;
+#[cfg(feature = "test-kit")]
+pub mod memory;
+
+pub use app::{App, AppParts, Failure, KeyView, Limits, Outcome, UseCase};
+pub use coordinator::{
+    BoxFuture, Coordinator, Cost, Embedded, JobBatcher, PresignPool, Signature, process_batch,
+};
+pub use error::{Error, ErrorKind};
+pub use jobs::{Job, JobOutput};
+pub use kek::{Kek, KekFormatError};
+pub use keys::{LoadedKey, Taproot};
+pub use observe::{NoObserver, Observer, PresignSource, Queue};
+pub use ports::{AuditLog, IdempotencyStore, KeyRepository, Sealer, Store, StoreError};
+pub use scheme::{Scheme, UnknownScheme};

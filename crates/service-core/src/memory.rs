@@ -1,0 +1,179 @@
+//! An in-memory [`Store`](crate::Store) for tests and the in-process API tests: the same
+//! contract as the durable adapters (it passes [`crate::kit`]), nothing on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Mutex;
+
+use crate::audit::{Envelope, Event, GENESIS, verify_chain};
+use crate::ports::{
+    AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
+    KeyRepository, SignatureRecord, StoreError, now_ms,
+};
+
+#[derive(Debug, Default)]
+struct Inner {
+    keys: BTreeMap<String, KeyRecord>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    events: Vec<Envelope>,
+}
+
+impl Inner {
+    fn append(&mut self, event: Event) -> Result<(), StoreError> {
+        let prev = self
+            .events
+            .last()
+            .map_or(GENESIS.to_vec(), |e| e.hash.clone());
+        let env = Envelope::seal(&prev, event)?;
+        self.events.push(env);
+        Ok(())
+    }
+
+    /// Inserts `entry` unless its (scope, key) exists; returns the existing record then.
+    fn claim(&mut self, entry: &IdempotencyEntry) -> Option<IdempotencyRecord> {
+        let k = (entry.scope.clone(), entry.key.clone());
+        if let Some(existing) = self.idempotency.get(&k) {
+            return Some(existing.clone());
+        }
+        self.idempotency.insert(k, entry.record.clone());
+        None
+    }
+}
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KeyRepository for MemoryStore {
+    fn insert_key(
+        &self,
+        record: &KeyRecord,
+        origin: KeyOrigin,
+        idempotency: Option<&IdempotencyEntry>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut st = self.lock();
+        if st.keys.contains_key(&record.key_id) {
+            return Err(StoreError::DuplicateKey(record.key_id.clone()));
+        }
+        if let Some(entry) = idempotency
+            && let Some(existing) = st.claim(entry)
+        {
+            return Ok(Some(existing));
+        }
+        st.keys.insert(record.key_id.clone(), record.clone());
+        st.append(Event::KeyCreated {
+            key_id: record.key_id.clone(),
+            scheme: record.scheme,
+            threshold: record.threshold,
+            parties: record.parties,
+            origin,
+            at_ms: record.created_at_ms,
+        })?;
+        Ok(None)
+    }
+
+    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.lock().keys.get(key_id).cloned())
+    }
+
+    fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, StoreError> {
+        let st = self.lock();
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        Ok(st
+            .keys
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    fn key_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().keys.len() as u64)
+    }
+}
+
+impl IdempotencyStore for MemoryStore {
+    fn get_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .idempotency
+            .get(&(scope.to_owned(), key.to_owned()))
+            .cloned())
+    }
+}
+
+impl AuditLog for MemoryStore {
+    fn record_signatures(
+        &self,
+        record: SignatureRecord,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut st = self.lock();
+        if let Some(entry) = &record.idempotency
+            && let Some(existing) = st.claim(entry)
+        {
+            return Ok(Some(existing));
+        }
+        let at_ms = now_ms();
+        for h in &record.message_hashes {
+            st.append(Event::SignatureIssued {
+                key_id: record.key_id.clone(),
+                message_sha256: hex::encode(h),
+                at_ms,
+            })?;
+        }
+        Ok(None)
+    }
+
+    fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let st = self.lock();
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        Ok(st
+            .events
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(limit)
+            .map(|(i, e)| (i as u64, e.event.clone()))
+            .collect())
+    }
+
+    fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+        let st = self.lock();
+        verify_chain(
+            st.events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Ok((i as u64, e.clone()))),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_storage_kit() {
+        let store = Arc::new(MemoryStore::new());
+        crate::kit::check_all(&|| Arc::clone(&store) as Arc<dyn crate::Store>);
+    }
+}

@@ -1,0 +1,198 @@
+//! The ports the application drives: storage (keys, idempotency records, the audit log), the
+//! sealer for key material, and the records that cross them. Adapters implement these traits:
+//! `store-redb` (and the in-memory store of the `test-kit` feature) for storage, [`crate::Kek`]
+//! for sealing.
+//!
+//! The storage traits are synchronous: adapters block on disk, and the use cases call them on
+//! the blocking thread pool.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::Scheme;
+use crate::audit::Event;
+
+/// A boxed error from a storage engine, kept as the source of a [`StoreError`].
+pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a storage adapter can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The storage engine failed (I/O, transaction, commit).
+    #[error("storage engine failed")]
+    Engine(#[source] EngineError),
+    /// A stored record could not be decoded.
+    #[error("stored {what} is corrupt")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// The decoding error.
+        #[source]
+        source: EngineError,
+    },
+    /// A key with this id is already stored.
+    #[error("key id `{0}` already exists")]
+    DuplicateKey(String),
+    /// The audit hash chain does not verify from event `seq` on.
+    #[error("audit chain broken at event {seq}: {why}")]
+    AuditChainBroken {
+        /// The first event that fails.
+        seq: u64,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// The store is closed (shutting down).
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How a key came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyOrigin {
+    /// Distributed key generation.
+    Dkg,
+    /// Trusted-dealer split of an imported secret key.
+    Import,
+}
+
+/// A stored key: public metadata and the sealed key-material bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Server-assigned id.
+    pub key_id: String,
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Signing threshold t.
+    pub threshold: u32,
+    /// Number of parties n.
+    pub parties: u32,
+    /// Group public key.
+    #[serde(with = "hex::serde")]
+    pub public_key: Vec<u8>,
+    /// Caller's label.
+    pub label: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Key material sealed under the KEK with the key id as associated data.
+    #[serde(with = "hex::serde")]
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("key_id", &self.key_id)
+            .field("scheme", &self.scheme)
+            .field("threshold", &self.threshold)
+            .field("parties", &self.parties)
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored response for an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 over the request, so a reused key with another request is detected.
+    #[serde(with = "hex::serde")]
+    pub fingerprint: Vec<u8>,
+    /// The response returned the first time, as the use case encoded it.
+    #[serde(with = "hex::serde")]
+    pub response: Vec<u8>,
+}
+
+/// An idempotency record to store under (`scope`, `key`): the scope is the key id for
+/// signatures and the operation name for key creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyEntry {
+    /// The namespace of the key.
+    pub scope: String,
+    /// The client's idempotency key.
+    pub key: String,
+    /// What to store.
+    pub record: IdempotencyRecord,
+}
+
+/// The signatures of one request, to be recorded.
+#[derive(Clone, Debug)]
+pub struct SignatureRecord {
+    /// The key.
+    pub key_id: String,
+    /// SHA-256 of each signed message.
+    pub message_hashes: Vec<[u8; 32]>,
+    /// The idempotency record, when the request carried a key.
+    pub idempotency: Option<IdempotencyEntry>,
+}
+
+/// Stored keys.
+pub trait KeyRepository: Send + Sync {
+    /// Stores a new key, its `KeyCreated` event and (when given) its idempotency record in one
+    /// transaction. When a record for the same idempotency scope and key already exists (a
+    /// retried or concurrent duplicate request), nothing is written and that record is
+    /// returned.
+    fn insert_key(
+        &self,
+        record: &KeyRecord,
+        origin: KeyOrigin,
+        idempotency: Option<&IdempotencyEntry>,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// A key by id.
+    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Up to `limit` keys with ids after `after`, in id order (ids sort by creation time).
+    fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Number of keys.
+    fn key_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Stored responses of requests that carried an idempotency key.
+pub trait IdempotencyStore: Send + Sync {
+    /// The stored response for (`scope`, `key`), if any.
+    fn get_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// The append-only, hash-chained audit log.
+pub trait AuditLog: Send + Sync {
+    /// Records issued signatures (one `SignatureIssued` event per message, and the idempotency
+    /// record) durably before returning. When an idempotency record for the same scope and key
+    /// already exists (a concurrent duplicate), nothing is written and the existing record is
+    /// returned.
+    fn record_signatures(
+        &self,
+        record: SignatureRecord,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Up to `limit` events with sequence numbers after `after`.
+    fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
+    /// Re-computes the hash chain; returns the number of events, or
+    /// [`StoreError::AuditChainBroken`] naming the first event edited, reordered or removed.
+    fn verify_audit_chain(&self) -> Result<u64, StoreError>;
+}
+
+/// Everything the use cases need from storage, in one object.
+pub trait Store: KeyRepository + IdempotencyStore + AuditLog + std::fmt::Debug {}
+
+impl<T: KeyRepository + IdempotencyStore + AuditLog + std::fmt::Debug> Store for T {}
+
+/// Seals key material at rest under the key-encryption key. The key id is bound as
+/// associated data, so a sealed blob moved to another key id fails to open.
+pub trait Sealer: Send + Sync + std::fmt::Debug {
+    /// Encrypts `plaintext` for `key_id`.
+    fn seal(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, crate::Error>;
+    /// Decrypts a blob made by [`Sealer::seal`] for `key_id`; any tampering, a wrong key id or
+    /// a wrong KEK is [`crate::Error::Decrypt`].
+    fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, crate::Error>;
+}

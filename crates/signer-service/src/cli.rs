@@ -1,0 +1,133 @@
+//! The client subcommands' output: `keygen`, `sign` and `verify` print JSON.
+
+use std::time::Duration;
+
+use api_proto::{CreateKeyRequest, SignRequest, VerifyRequest};
+use service_core::Scheme;
+
+use crate::error::Error;
+
+/// Decodes a hex flag.
+pub fn hex_arg(flag: &'static str, v: &str) -> Result<Vec<u8>, Error> {
+    hex::decode(v.trim()).map_err(|_| Error::usage(flag, "must be hex"))
+}
+
+/// `tessera keygen`: prints the new key as JSON.
+pub async fn keygen(
+    server: &str,
+    scheme: Scheme,
+    threshold: u32,
+    parties: u32,
+    label: String,
+    idempotency_key: String,
+) -> Result<String, Error> {
+    let mut c = client::connect(server).await?;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: api_grpc::scheme_to_proto(scheme) as i32,
+            threshold,
+            parties,
+            label,
+            idempotency_key,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    Ok(serde_json::json!({
+        "key_id": k.key_id,
+        "scheme": scheme.as_str(),
+        "threshold": k.threshold,
+        "parties": k.parties,
+        "public_key": hex::encode(&k.public_key),
+        "ethereum_address": (!k.ethereum_address.is_empty()).then_some(k.ethereum_address),
+        "label": k.label,
+    })
+    .to_string())
+}
+
+/// `tessera sign`: prints signature and verifying key as JSON.
+pub async fn sign(
+    server: &str,
+    key_id: String,
+    message: Vec<u8>,
+    taproot_merkle_root: Option<Vec<u8>>,
+) -> Result<String, Error> {
+    let mut c = client::connect(server).await?;
+    let r = c
+        .sign(SignRequest {
+            key_id,
+            message,
+            idempotency_key: String::new(),
+            taproot_merkle_root,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    // ECDSA keys are 33-byte compressed points; only their signatures carry a recovery id.
+    let recovery_id = (r.verifying_key.len() == 33).then_some(r.recovery_id);
+    Ok(serde_json::json!({
+        "signature": hex::encode(&r.signature),
+        "verifying_key": hex::encode(&r.verifying_key),
+        "recovery_id": recovery_id,
+    })
+    .to_string())
+}
+
+/// `tessera verify`: prints `{"valid": …}`.
+pub async fn verify(
+    server: &str,
+    scheme: Scheme,
+    public_key: Vec<u8>,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+) -> Result<(String, bool), Error> {
+    let mut c = client::connect(server).await?;
+    let r = c
+        .verify(VerifyRequest {
+            scheme: api_grpc::scheme_to_proto(scheme) as i32,
+            public_key,
+            message,
+            signature,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    Ok((serde_json::json!({ "valid": r.valid }).to_string(), r.valid))
+}
+
+/// Parses durations like `10s`, `500ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}
