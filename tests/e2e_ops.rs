@@ -206,6 +206,8 @@ fn unusable_backend_and_bad_config_fail_clearly() {
     assert!(err.contains("batcher.max_queue_delay_us"), "{err}");
     let err = config_error(&[], &[("TESSERA_LISTEN", "not-an-address")]);
     assert!(err.contains("server.listen"), "{err}");
+    let err = config_error(&[], &[("TESSERA_BATCHER_WORKERS", "many")]);
+    assert!(err.contains("--workers") && err.contains("many"), "{err}");
 }
 
 #[test]
@@ -413,4 +415,45 @@ fn startup_log_is_clean_and_json_when_asked() {
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{l}");
     }
     assert!(server.terminate().success());
+}
+
+/// Flags win over `TESSERA_*` variables, which win over the config file (what `GetStatus`
+/// reports as the backend shows which layer won).
+#[tokio::test]
+async fn flags_win_over_env_over_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(&file, "[accel]\nbackend = \"simd\"\n").unwrap();
+    let config = ["--config", file.to_str().unwrap()];
+    let backend = |server: &Server| {
+        let url = server.url.clone();
+        async move {
+            let mut c = api_proto::signer_service_client::SignerServiceClient::connect(url)
+                .await
+                .unwrap();
+            c.get_status(api_proto::GetStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .backend
+        }
+    };
+    let server = Server::start_full(&dir.path().join("a"), "", &config, &[]);
+    assert_eq!(backend(&server).await, "simd", "the file over the default");
+    drop(server);
+    let server = Server::start_full(
+        &dir.path().join("b"),
+        "",
+        &config,
+        &[("TESSERA_BACKEND", "cpu")],
+    );
+    assert_eq!(backend(&server).await, "cpu", "the variable over the file");
+    drop(server);
+    let server = Server::start_full(
+        &dir.path().join("c"),
+        "cpu",
+        &config,
+        &[("TESSERA_BACKEND", "simd")],
+    );
+    assert_eq!(backend(&server).await, "cpu", "the flag over the variable");
 }

@@ -56,6 +56,20 @@ impl Health {
             .await;
     }
 
+    /// Runs the application's health check once and sets the status from it; returns
+    /// whether it passed.
+    pub async fn check_now(&self, app: &App) -> bool {
+        let ok = match app.check_health().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e.chain(), "health check failed: reporting NOT_SERVING");
+                false
+            }
+        };
+        self.set(ok).await;
+        ok
+    }
+
     /// Runs the application's health check now and then every `every`, setting the status
     /// from it, until `stop` fires; then reports NOT_SERVING for good.
     pub async fn watch(

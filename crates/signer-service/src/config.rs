@@ -1,5 +1,6 @@
 //! Service configuration: defaults, overlaid by a TOML file, then `TESSERA_*` environment
-//! variables, then command-line flags (flags win over env over file over defaults).
+//! variables, then command-line flags (flags win over env over file over defaults). Every
+//! field is declared once, on the [`Layer`] structs.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -99,89 +100,157 @@ impl Default for Config {
     }
 }
 
-/// One layer of settings (a file, the environment or the flags); `None` leaves a field alone.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// One layer of settings: the TOML file, or the command line with its `TESSERA_*` variables.
+/// `None` leaves a field alone.
+///
+/// Each field is declared ONCE, here: its TOML key (the field name in its `[section]`), its
+/// flag and environment variable (clap's `long` and `env`), and its documentation (the doc
+/// comment, which is the flag's `--help` text and the README table's row:
+/// `tests::readme_table_is_rendered_from_these_declarations` keeps them equal).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct Layer {
     /// `[server]` fields.
+    #[command(flatten, next_help_heading = "server")]
     pub server: ServerLayer,
     /// `[accel]` fields.
+    #[command(flatten, next_help_heading = "accel")]
     pub accel: AccelLayer,
     /// `[batcher]` fields.
+    #[command(flatten, next_help_heading = "batcher")]
     pub batcher: BatcherLayer,
     /// `[storage]` fields.
+    #[command(flatten, next_help_heading = "storage")]
     pub storage: StorageLayer,
     /// `[limits]` fields.
+    #[command(flatten, next_help_heading = "limits")]
     pub limits: LimitsLayer,
     /// `[ecdsa]` fields.
+    #[command(flatten, next_help_heading = "ecdsa")]
     pub ecdsa: EcdsaLayer,
 }
 
 /// `[server]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerLayer {
-    /// See [`ServerConfig::data_dir`].
+    /// Data directory: the database `tessera.redb` and a generated KEK [default: ./tessera-data]
+    #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// See [`ServerConfig::listen`].
+    /// gRPC listen address; port 0 picks a free port [default: 127.0.0.1:50051]
+    #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
-    /// See [`ServerConfig::metrics_listen`].
+    /// Prometheus /metrics listen address [default: 127.0.0.1:9464]
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 }
 
 /// `[accel]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccelLayer {
-    /// See [`AccelConfig::backend`].
+    /// Accelerator backend: cpu, simd, gpu or auto (calibrates the usable backends and routes each batch to the cheapest; uses a GPU only when it is a hardware adapter); a backend asked for by name that the host cannot run is a start-up error [default: auto]
+    #[arg(long, env = "TESSERA_BACKEND", value_name = "BACKEND")]
     pub backend: Option<String>,
-    /// See [`AccelConfig::gpu_secret_ops`].
+    /// Let secret-class work (nonce and share multiplications, mul_base) run on the GPU; when false it runs on the best CPU backend and the GPU gets only public-data work [default: false]
+    #[arg(long, env = "TESSERA_GPU_SECRET_OPS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub gpu_secret_ops: Option<bool>,
-    /// See [`AccelConfig::gpu_field`].
+    /// GPU field arithmetic: u32 (13-bit limbs, every adapter), u64 (26-bit limbs, needs SHADER_INT64) or auto (u64 where the adapter has SHADER_INT64) [default: auto]
+    #[arg(long, env = "TESSERA_GPU_FIELD", value_name = "FIELD")]
     pub gpu_field: Option<String>,
-    /// See [`AccelConfig::cost_model`].
+    /// Cost models written by `tessera bench-accel --save FILE`, used by auto instead of the start-up calibration [default: none]
+    #[arg(long, env = "TESSERA_COST_MODEL", value_name = "FILE")]
     pub cost_model: Option<PathBuf>,
 }
 
 /// `[batcher]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatcherLayer {
-    /// See [`BatcherConfig::max_batch_size`].
+    /// Most items per batch, ≥ 1 [default: 256]
+    #[arg(
+        long,
+        env = "TESSERA_BATCHER_MAX_BATCH_SIZE",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub max_batch_size: Option<i64>,
-    /// See [`BatcherConfig::max_queue_delay_us`].
+    /// Longest wait (µs) of the oldest queued item for its batch to fill; 0 = run what is queued now [default: 200]
+    #[arg(
+        long,
+        env = "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
+        value_name = "US",
+        allow_negative_numbers = true
+    )]
     pub max_queue_delay_us: Option<i64>,
-    /// See [`BatcherConfig::max_queue`].
+    /// Most items waiting over all queues; beyond, requests get RESOURCE_EXHAUSTED [default: 16384]
+    #[arg(
+        long,
+        env = "TESSERA_BATCHER_MAX_QUEUE",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub max_queue: Option<i64>,
-    /// See [`BatcherConfig::workers`].
+    /// Worker threads running batches [default: available cores]
+    #[arg(
+        long,
+        env = "TESSERA_BATCHER_WORKERS",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub workers: Option<i64>,
 }
 
 /// `[storage]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageLayer {
-    /// See [`StorageConfig::kek_file`].
+    /// File with the 32-byte key-encryption key as hex; TESSERA_KEK (the hex key itself) wins over it; with neither, DATA_DIR/kek is generated (mode 0600) on first run with a loud warning [default: none]
+    #[arg(long, env = "TESSERA_KEK_FILE", value_name = "FILE")]
     pub kek_file: Option<PathBuf>,
 }
 
 /// `[limits]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsLayer {
-    /// `limits.max_message_bytes`: largest Ed25519 message accepted (default 65536).
+    /// Largest Ed25519 message, bytes [default: 65536]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_MESSAGE_BYTES",
+        value_name = "BYTES",
+        allow_negative_numbers = true
+    )]
     pub max_message_bytes: Option<i64>,
-    /// `limits.max_batch_messages`: most messages in one SignBatch request (default 4096).
+    /// Most messages per SignBatch [default: 4096]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_BATCH_MESSAGES",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub max_batch_messages: Option<i64>,
 }
 
 /// `[ecdsa]` in a layer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct EcdsaLayer {
-    /// `ecdsa.presign_pool`: presignatures kept ready per key (default 64; 0 = none).
+    /// Threshold-ECDSA presignatures kept ready per key, refilled in the background; 0 = none, every signature presigns on demand [default: 64]
+    #[arg(
+        long = "ecdsa-presign-pool",
+        env = "TESSERA_ECDSA_PRESIGN_POOL",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub presign_pool: Option<i64>,
-    /// `ecdsa.presign_batch`: presignatures made per refill step (default 16, ≥ 1).
+    /// Presignatures made per refill step, ≥ 1 [default: 16]
+    #[arg(
+        long = "ecdsa-presign-batch",
+        env = "TESSERA_ECDSA_PRESIGN_BATCH",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub presign_batch: Option<i64>,
 }
 
@@ -210,58 +279,6 @@ impl Layer {
         let text = std::fs::read_to_string(path)
             .map_err(|e| config_err("--config", format!("cannot read {}: {e}", path.display())))?;
         Self::from_toml(&text, path)
-    }
-
-    /// Reads the `TESSERA_*` variables (see [`ENV_VARS`]) through `lookup`.
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let int = |var: &str| -> Result<Option<i64>, Error> {
-            lookup(var)
-                .map(|v| {
-                    v.trim()
-                        .parse::<i64>()
-                        .map_err(|_| config_err(var, format!("`{v}` is not an integer")))
-                })
-                .transpose()
-        };
-        let boolean = |var: &str| -> Result<Option<bool>, Error> {
-            lookup(var)
-                .map(|v| match v.trim() {
-                    "true" | "1" => Ok(true),
-                    "false" | "0" => Ok(false),
-                    _ => Err(config_err(var, format!("`{v}` is not true or false"))),
-                })
-                .transpose()
-        };
-        Ok(Self {
-            server: ServerLayer {
-                data_dir: lookup("TESSERA_DATA_DIR").map(PathBuf::from),
-                listen: lookup("TESSERA_LISTEN"),
-                metrics_listen: lookup("TESSERA_METRICS_LISTEN"),
-            },
-            accel: AccelLayer {
-                backend: lookup("TESSERA_BACKEND"),
-                gpu_secret_ops: boolean("TESSERA_GPU_SECRET_OPS")?,
-                gpu_field: lookup("TESSERA_GPU_FIELD"),
-                cost_model: lookup("TESSERA_COST_MODEL").map(PathBuf::from),
-            },
-            batcher: BatcherLayer {
-                max_batch_size: int("TESSERA_BATCHER_MAX_BATCH_SIZE")?,
-                max_queue_delay_us: int("TESSERA_BATCHER_MAX_QUEUE_DELAY_US")?,
-                max_queue: int("TESSERA_BATCHER_MAX_QUEUE")?,
-                workers: int("TESSERA_BATCHER_WORKERS")?,
-            },
-            storage: StorageLayer {
-                kek_file: lookup("TESSERA_KEK_FILE").map(PathBuf::from),
-            },
-            limits: LimitsLayer {
-                max_message_bytes: int("TESSERA_LIMITS_MAX_MESSAGE_BYTES")?,
-                max_batch_messages: int("TESSERA_LIMITS_MAX_BATCH_MESSAGES")?,
-            },
-            ecdsa: EcdsaLayer {
-                presign_pool: int("TESSERA_ECDSA_PRESIGN_POOL")?,
-                presign_batch: int("TESSERA_ECDSA_PRESIGN_BATCH")?,
-            },
-        })
     }
 }
 
@@ -350,18 +367,14 @@ impl Config {
         Ok(())
     }
 
-    /// Defaults, then the file (if any), then the environment, then the flags.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-        flags: &Layer,
-    ) -> Result<Self, Error> {
+    /// Defaults, then the file (if any), then the command line: its flags and, where a flag is
+    /// absent, its `TESSERA_*` variables (clap reads both into one [`Layer`]).
+    pub fn load(file: Option<&Path>, command_line: &Layer) -> Result<Self, Error> {
         let mut cfg = Config::default();
         if let Some(path) = file {
             cfg.apply(&Layer::from_file(path)?)?;
         }
-        cfg.apply(&Layer::from_env(env)?)?;
-        cfg.apply(flags)?;
+        cfg.apply(command_line)?;
         Ok(cfg)
     }
 }
@@ -370,65 +383,57 @@ impl Config {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use std::collections::HashMap;
+    use clap::{CommandFactory, Parser};
 
-    /// Every environment variable read, with the config field it sets.
-    const ENV_VARS: &[(&str, &str)] = &[
-        ("TESSERA_DATA_DIR", "server.data_dir"),
-        ("TESSERA_LISTEN", "server.listen"),
-        ("TESSERA_METRICS_LISTEN", "server.metrics_listen"),
-        ("TESSERA_BACKEND", "accel.backend"),
-        ("TESSERA_GPU_SECRET_OPS", "accel.gpu_secret_ops"),
-        ("TESSERA_GPU_FIELD", "accel.gpu_field"),
-        ("TESSERA_COST_MODEL", "accel.cost_model"),
-        ("TESSERA_BATCHER_MAX_BATCH_SIZE", "batcher.max_batch_size"),
-        (
-            "TESSERA_BATCHER_MAX_QUEUE_DELAY_US",
-            "batcher.max_queue_delay_us",
-        ),
-        ("TESSERA_BATCHER_MAX_QUEUE", "batcher.max_queue"),
-        ("TESSERA_BATCHER_WORKERS", "batcher.workers"),
-        ("TESSERA_KEK_FILE", "storage.kek_file"),
-        (
-            "TESSERA_LIMITS_MAX_MESSAGE_BYTES",
-            "limits.max_message_bytes",
-        ),
-        (
-            "TESSERA_LIMITS_MAX_BATCH_MESSAGES",
-            "limits.max_batch_messages",
-        ),
-        ("TESSERA_ECDSA_PRESIGN_POOL", "ecdsa.presign_pool"),
-        ("TESSERA_ECDSA_PRESIGN_BATCH", "ecdsa.presign_batch"),
-    ];
-
-    #[test]
-    fn readme_table_lists_every_field_and_variable() {
-        let readme = include_str!("../README.md");
-        for (var, field) in ENV_VARS {
-            let row = readme
-                .lines()
-                .find(|l| l.starts_with(&format!("| `{field}` |")))
-                .unwrap_or_else(|| panic!("README has no row for {field}"));
-            assert!(
-                row.contains(var),
-                "README row of {field} does not name {var}"
-            );
-            let value = if field.ends_with("gpu_secret_ops") {
-                "false"
-            } else {
-                "1"
-            };
-            let layer = Layer::from_env(env(&[(var, value)])).unwrap();
-            assert_ne!(layer, Layer::default(), "{var} is not read");
-        }
+    /// The `serve` command line's settings, as `main.rs` flattens them.
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        layer: Layer,
     }
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
+    /// Parses a command line (flags only: the tests set no `TESSERA_*` variable).
+    fn flags(args: &[&str]) -> Layer {
+        Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap()
+            .layer
+    }
+
+    /// The README's configuration table, rendered from the [`Layer`] declarations: field,
+    /// flag, variable, and the doc comment as the meaning.
+    fn rendered_table() -> String {
+        let cmd = Serve::command();
+        let mut out = String::from("| field | flag | environment | meaning |\n|---|---|---|---|\n");
+        for arg in cmd.get_arguments() {
+            let (Some(section), Some(long), Some(env)) =
+                (arg.get_help_heading(), arg.get_long(), arg.get_env())
+            else {
+                continue;
+            };
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            out.push_str(&format!(
+                "| `{section}.{}` | `--{long}` | `{}` | {} |\n",
+                arg.get_id(),
+                env.to_string_lossy(),
+                help.replace('|', "\\|")
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn readme_table_is_rendered_from_these_declarations() {
+        let readme = include_str!("../README.md");
+        let table = rendered_table();
+        assert!(
+            readme.contains(&table),
+            "the README's configuration table is out of date; replace it with:\n{table}"
+        );
+        assert_eq!(
+            table.lines().count(),
+            2 + 16,
+            "every field has a row:\n{table}"
+        );
     }
 
     fn file(text: &str) -> Layer {
@@ -438,7 +443,7 @@ mod tests {
     #[test]
     fn defaults_when_nothing_is_set() {
         let mut cfg = Config::default();
-        cfg.apply(&Layer::from_env(env(&[])).unwrap()).unwrap();
+        cfg.apply(&flags(&[])).unwrap();
         assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(cfg.server.metrics_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(cfg.server.data_dir, PathBuf::from("./tessera-data"));
@@ -449,42 +454,38 @@ mod tests {
     }
 
     #[test]
-    fn flags_win_over_env_over_file_over_defaults() {
+    fn command_line_wins_over_file_over_defaults() {
         let f = file(
             "[server]\nlisten = \"127.0.0.1:1000\"\nmetrics_listen = \"127.0.0.1:1001\"\n\
              data_dir = \"/from/file\"\n[batcher]\nmax_batch_size = 10\nworkers = 3\n",
         );
-        let e = Layer::from_env(env(&[
-            ("TESSERA_LISTEN", "127.0.0.1:2000"),
-            ("TESSERA_DATA_DIR", "/from/env"),
-            ("TESSERA_BATCHER_MAX_BATCH_SIZE", "20"),
-        ]))
-        .unwrap();
-        let flags = Layer {
-            server: ServerLayer {
-                listen: Some("127.0.0.1:3000".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let cli = flags(&[
+            "--listen",
+            "127.0.0.1:3000",
+            "--data-dir",
+            "/from/flags",
+            "--max-batch-size",
+            "20",
+            "--ecdsa-presign-pool",
+            "0",
+            "--gpu-secret-ops",
+        ]);
         let mut cfg = Config::default();
-        for layer in [&f, &e, &flags] {
+        for layer in [&f, &cli] {
             cfg.apply(layer).unwrap();
         }
         assert_eq!(cfg.server.listen.port(), 3000, "flag wins");
-        assert_eq!(
-            cfg.server.data_dir,
-            PathBuf::from("/from/env"),
-            "env over file"
-        );
-        assert_eq!(cfg.batcher.max_batch_size, 20, "env over file");
+        assert_eq!(cfg.server.data_dir, PathBuf::from("/from/flags"));
+        assert_eq!(cfg.batcher.max_batch_size, 20, "flag over file");
+        assert_eq!(cfg.ecdsa.target, 0);
+        assert!(cfg.accel.gpu_secret_ops, "a bare switch means true");
         assert_eq!(cfg.server.metrics_listen.port(), 1001, "file over default");
         assert_eq!(cfg.batcher.workers, 3, "file over default");
         assert_eq!(cfg.batcher.max_queue_delay_us, 200, "default kept");
     }
 
     #[test]
-    fn gpu_settings_come_from_file_and_env() {
+    fn gpu_settings_come_from_file_and_flags() {
         let mut cfg = Config::default();
         assert!(!cfg.accel.gpu_secret_ops);
         assert_eq!(cfg.accel.gpu_field, GpuField::Auto);
@@ -494,14 +495,8 @@ mod tests {
         .unwrap();
         assert!(cfg.accel.gpu_secret_ops);
         assert_eq!(cfg.accel.gpu_field, GpuField::U32);
-        cfg.apply(
-            &Layer::from_env(env(&[
-                ("TESSERA_GPU_FIELD", "U64"),
-                ("TESSERA_GPU_SECRET_OPS", "false"),
-            ]))
-            .unwrap(),
-        )
-        .unwrap();
+        cfg.apply(&flags(&["--gpu-field", "U64", "--gpu-secret-ops", "false"]))
+            .unwrap();
         assert!(!cfg.accel.gpu_secret_ops);
         assert_eq!(cfg.accel.gpu_field, GpuField::U64);
         let err = cfg
@@ -512,10 +507,10 @@ mod tests {
             err.contains("accel.gpu_field") && err.contains("u128"),
             "{err}"
         );
-        let err = Layer::from_env(env(&[("TESSERA_GPU_SECRET_OPS", "maybe")]))
+        let err = Serve::try_parse_from(["serve", "--gpu-secret-ops", "maybe"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("TESSERA_GPU_SECRET_OPS"), "{err}");
+        assert!(err.contains("--gpu-secret-ops"), "{err}");
     }
 
     #[test]
@@ -539,12 +534,12 @@ mod tests {
             err.contains("accel.backend") && err.contains("fpga"),
             "{err}"
         );
-        let err = Layer::from_env(env(&[("TESSERA_BATCHER_WORKERS", "many")]))
+        let err = Serve::try_parse_from(["serve", "--workers", "many"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("TESSERA_BATCHER_WORKERS"), "{err}");
+        assert!(err.contains("--workers"), "{err}");
         let err = cfg
-            .apply(&Layer::from_env(env(&[("TESSERA_BATCHER_MAX_QUEUE", "0")])).unwrap())
+            .apply(&flags(&["--max-queue", "0"]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("batcher.max_queue: must be ≥ 1"), "{err}");

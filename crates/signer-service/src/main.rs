@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use service_core::Scheme;
 use telemetry::LogFormat;
 
-use crate::config::{AccelLayer, BatcherLayer, Config, Layer, ServerLayer, StorageLayer};
+use crate::config::{Config, Layer};
 use crate::error::Error;
 
 /// Tessera: threshold signing appliance (FROST Ed25519 and BIP340/Taproot, DKLs23 ECDSA).
@@ -88,50 +88,11 @@ struct BenchAccelArgs {
 
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// TOML config file (see deploy/tessera.example.toml) [env: TESSERA_CONFIG]
-    #[arg(long, value_name = "FILE")]
+    /// TOML config file (see deploy/tessera.example.toml)
+    #[arg(long, env = "TESSERA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data directory (database, generated KEK) [env: TESSERA_DATA_DIR] [default: ./tessera-data]
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// gRPC listen address; port 0 picks a free port [env: TESSERA_LISTEN] [default: 127.0.0.1:50051]
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    /// Prometheus /metrics listen address [env: TESSERA_METRICS_LISTEN] [default: 127.0.0.1:9464]
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<String>,
-    /// Accelerator backend: cpu, simd, gpu or auto [env: TESSERA_BACKEND] [default: auto]
-    #[arg(long, value_name = "BACKEND")]
-    backend: Option<String>,
-    /// Let secret-class work (nonce and share multiplications) run on the GPU backend
-    /// [env: TESSERA_GPU_SECRET_OPS] [default: false]
-    #[arg(long)]
-    gpu_secret_ops: bool,
-    /// The GPU kernels' field arithmetic: auto, u32 (13-bit limbs) or u64 (26-bit limbs, needs
-    /// SHADER_INT64) [env: TESSERA_GPU_FIELD] [default: auto]
-    #[arg(long, value_name = "FIELD")]
-    gpu_field: Option<String>,
-    /// Cost models from `tessera bench-accel --save` to route `auto` by, instead of the quick
-    /// start-up calibration [env: TESSERA_COST_MODEL]
-    #[arg(long, value_name = "FILE")]
-    cost_model: Option<PathBuf>,
-    /// File with the 32-byte key-encryption key as hex; TESSERA_KEK (the hex key itself) takes
-    /// precedence; with neither, DIR/kek is generated on first run [env: TESSERA_KEK_FILE]
-    #[arg(long, value_name = "FILE")]
-    kek_file: Option<PathBuf>,
-    /// Most items per batch (≥ 1) [env: TESSERA_BATCHER_MAX_BATCH_SIZE] [default: 256]
-    #[arg(long, value_name = "N")]
-    max_batch_size: Option<i64>,
-    /// Longest wait of a queued item for its batch to fill, µs; 0 = run what is queued now
-    /// [env: TESSERA_BATCHER_MAX_QUEUE_DELAY_US] [default: 200]
-    #[arg(long, value_name = "US")]
-    max_queue_delay_us: Option<i64>,
-    /// Most queued items before RESOURCE_EXHAUSTED [env: TESSERA_BATCHER_MAX_QUEUE] [default: 16384]
-    #[arg(long, value_name = "N")]
-    max_queue: Option<i64>,
-    /// Batch worker threads [env: TESSERA_BATCHER_WORKERS] [default: available cores]
-    #[arg(long, value_name = "N")]
-    workers: Option<i64>,
+    #[command(flatten)]
+    settings: Layer,
 }
 
 #[derive(Args, Debug)]
@@ -242,40 +203,10 @@ fn message_of(hex_arg: Option<String>, text: Option<String>) -> Result<Vec<u8>, 
     }
 }
 
-fn serve_layer(a: &ServeArgs) -> Layer {
-    Layer {
-        server: ServerLayer {
-            data_dir: a.data_dir.clone(),
-            listen: a.listen.clone(),
-            metrics_listen: a.metrics_listen.clone(),
-        },
-        accel: AccelLayer {
-            backend: a.backend.clone(),
-            gpu_secret_ops: a.gpu_secret_ops.then_some(true),
-            gpu_field: a.gpu_field.clone(),
-            cost_model: a.cost_model.clone(),
-        },
-        batcher: BatcherLayer {
-            max_batch_size: a.max_batch_size,
-            max_queue_delay_us: a.max_queue_delay_us,
-            max_queue: a.max_queue,
-            workers: a.workers,
-        },
-        storage: StorageLayer {
-            kek_file: a.kek_file.clone(),
-        },
-        ..Layer::default()
-    }
-}
-
 async fn run(command: Command) -> Result<Option<String>, Error> {
     match command {
         Command::Serve(a) => {
-            let file = a
-                .config
-                .clone()
-                .or_else(|| std::env::var_os("TESSERA_CONFIG").map(PathBuf::from));
-            let cfg = Config::load(file.as_deref(), |k| std::env::var(k).ok(), &serve_layer(&a))?;
+            let cfg = Config::load(a.config.as_deref(), &a.settings)?;
             server::serve(cfg, std::env::var("TESSERA_KEK").ok()).await?;
             Ok(None)
         }

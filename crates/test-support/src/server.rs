@@ -58,7 +58,8 @@ impl Server {
         Self::start_full(data_dir, backend, extra, &[])
     }
 
-    /// Starts `tessera serve` with `--backend backend`, `extra` flags and environment `env`.
+    /// Starts `tessera serve` with `--backend backend` (none when empty), `extra` flags and
+    /// environment `env`.
     pub fn start_full(
         data_dir: &Path,
         backend: &str,
@@ -81,7 +82,12 @@ impl Server {
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--backend", backend, "--workers", "2"])
+            .args(["--workers", "2"])
+            .args(if backend.is_empty() {
+                Vec::new()
+            } else {
+                vec!["--backend", backend]
+            })
             .args(extra)
             .env_remove("TESSERA_KEK")
             .env_remove("RUST_LOG")
