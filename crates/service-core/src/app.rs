@@ -601,12 +601,18 @@ impl App {
             idempotency,
         };
         let n = signatures.len() as u64;
-        let earlier = self
-            .blocking(
-                "signature record",
-                move |s| Ok(s.record_signatures(record)?),
-            )
-            .await?;
+        // The store calls back from its writer thread once the record is durable; no blocking
+        // thread waits meanwhile.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.store.submit_signatures(
+            record,
+            Box::new(move |r| {
+                let _request_gone = tx.send(r);
+            }),
+        );
+        let earlier = rx
+            .await
+            .map_err(|_| Error::Storage(crate::ports::StoreError::Closed))??;
         self.observer.signatures_issued(rec.scheme, n);
         match (earlier, idem) {
             (Some(r), Some((_, fp))) => Ok((vec![replay(&r, &fp)?], cost)),

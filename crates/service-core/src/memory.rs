@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crate::audit::{Envelope, Event, GENESIS, verify_chain};
 use crate::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
-    KeyRepository, SignatureRecord, StoreError, now_ms,
+    KeyRepository, RecordDone, Recorded, SignatureRecord, StoreError, now_ms,
 };
 
 #[derive(Debug, Default)]
@@ -54,6 +54,26 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MemoryStore {
+    fn write_signatures(&self, record: &SignatureRecord) -> Recorded {
+        let mut st = self.lock();
+        if let Some(entry) = &record.idempotency
+            && let Some(existing) = st.claim(entry)
+        {
+            return Ok(Some(existing));
+        }
+        let at_ms = now_ms();
+        for h in &record.message_hashes {
+            st.append(Event::SignatureIssued {
+                key_id: record.key_id.clone(),
+                message_sha256: hex::encode(h),
+                at_ms,
+            })?;
+        }
+        Ok(None)
     }
 }
 
@@ -120,25 +140,8 @@ impl IdempotencyStore for MemoryStore {
 }
 
 impl AuditLog for MemoryStore {
-    fn record_signatures(
-        &self,
-        record: SignatureRecord,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let mut st = self.lock();
-        if let Some(entry) = &record.idempotency
-            && let Some(existing) = st.claim(entry)
-        {
-            return Ok(Some(existing));
-        }
-        let at_ms = now_ms();
-        for h in &record.message_hashes {
-            st.append(Event::SignatureIssued {
-                key_id: record.key_id.clone(),
-                message_sha256: hex::encode(h),
-                at_ms,
-            })?;
-        }
-        Ok(None)
+    fn submit_signatures(&self, record: SignatureRecord, done: RecordDone) {
+        done(self.write_signatures(&record));
     }
 
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {

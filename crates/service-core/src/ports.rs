@@ -165,16 +165,36 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 }
 
+/// What recording signatures yields: `Some(record)` when an idempotency record for the same
+/// scope and key already existed (nothing was written), `None` when the record was written.
+pub type Recorded = Result<Option<IdempotencyRecord>, StoreError>;
+
+/// Called once submitted signatures are durable (or failed to be).
+pub type RecordDone = Box<dyn FnOnce(Recorded) + Send>;
+
 /// The append-only, hash-chained audit log.
 pub trait AuditLog: Send + Sync {
-    /// Records issued signatures (one `SignatureIssued` event per message, and the idempotency
-    /// record) durably before returning. When an idempotency record for the same scope and key
-    /// already exists (a concurrent duplicate), nothing is written and the existing record is
-    /// returned.
-    fn record_signatures(
-        &self,
-        record: SignatureRecord,
-    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Hands issued signatures (one `SignatureIssued` event per message, and the idempotency
+    /// record) to the store and returns at once; `done` is called when they are durable, on
+    /// whichever thread the store writes from (or on this one, before returning). `done` must
+    /// not block. When an idempotency record for the same scope and key already exists (a
+    /// concurrent duplicate), nothing is written and `done` gets the existing record.
+    ///
+    /// Callers on an async runtime await `done` through a channel instead of parking a
+    /// blocking thread on the write.
+    fn submit_signatures(&self, record: SignatureRecord, done: RecordDone);
+
+    /// [`AuditLog::submit_signatures`], waiting on this thread for the result.
+    fn record_signatures(&self, record: SignatureRecord) -> Recorded {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit_signatures(
+            record,
+            Box::new(move |r| {
+                let _receiver_gone = tx.send(r);
+            }),
+        );
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
     /// Up to `limit` events with sequence numbers after `after`.
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
     /// Re-computes the hash chain; returns the number of events, or

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use service_core::audit::{Envelope, Event, GENESIS, verify_chain};
 use service_core::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
-    KeyRepository, SignatureRecord, StoreError, now_ms,
+    KeyRepository, RecordDone, SignatureRecord, StoreError, now_ms,
 };
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
@@ -73,12 +73,12 @@ fn corrupt(what: impl Into<String>, e: serde_json::Error) -> StoreError {
     }
 }
 
-type Reply = mpsc::SyncSender<Result<Option<IdempotencyRecord>, StoreError>>;
+type Job = (SignatureRecord, RecordDone);
 
 /// The redb adapter: one database file `<data_dir>/tessera.redb`.
 pub struct RedbStore {
     db: Arc<Database>,
-    writer: Mutex<Option<mpsc::Sender<(SignatureRecord, Reply)>>>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -163,7 +163,7 @@ impl RedbStore {
         tx.open_table(EVENTS).map_err(|e| fail(e.into()))?;
         tx.commit().map_err(|e| fail(e.into()))?;
         let db = Arc::new(db);
-        let (send, recv) = mpsc::channel::<(SignatureRecord, Reply)>();
+        let (send, recv) = mpsc::channel::<Job>();
         let wdb = Arc::clone(&db);
         let thread = std::thread::Builder::new()
             .name("tessera-store-writer".into())
@@ -186,7 +186,7 @@ impl Drop for RedbStore {
     }
 }
 
-fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<(SignatureRecord, Reply)>) {
+fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<Job>) {
     while let Ok(first) = recv.recv() {
         let mut group = vec![first];
         while let Ok(more) = recv.try_recv() {
@@ -197,18 +197,18 @@ fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<(SignatureRecord, Repl
         }
         match write_group(db, &group) {
             Ok(results) => {
-                for ((_, reply), r) in group.into_iter().zip(results) {
-                    let _gone = reply.send(Ok(r));
+                for ((_, done), r) in group.into_iter().zip(results) {
+                    done(Ok(r));
                 }
             }
             Err(e) => {
                 // One failed transaction fails every request of the group; each gets the
                 // error with its source chain flattened into a message of its own.
                 let shared: Arc<dyn std::error::Error + Send + Sync> = Arc::new(e);
-                for (_, reply) in group {
-                    let _gone = reply.send(Err(StoreError::Engine(Box::new(SharedError(
-                        Arc::clone(&shared),
-                    )))));
+                for (_, done) in group {
+                    done(Err(StoreError::Engine(Box::new(SharedError(Arc::clone(
+                        &shared,
+                    ))))));
                 }
             }
         }
@@ -231,10 +231,7 @@ impl std::error::Error for SharedError {
     }
 }
 
-fn write_group(
-    db: &Database,
-    group: &[(SignatureRecord, Reply)],
-) -> Result<Vec<Option<IdempotencyRecord>>, StoreError> {
+fn write_group(db: &Database, group: &[Job]) -> Result<Vec<Option<IdempotencyRecord>>, StoreError> {
     let tx = db.begin_write().map_err(engine)?;
     let mut results = Vec::with_capacity(group.len());
     {
@@ -358,19 +355,16 @@ impl IdempotencyStore for RedbStore {
 }
 
 impl AuditLog for RedbStore {
-    fn record_signatures(
-        &self,
-        record: SignatureRecord,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let (reply, wait) = mpsc::sync_channel(1);
-        {
-            let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender
-                .send((record, reply))
-                .map_err(|_| StoreError::Closed)?;
+    fn submit_signatures(&self, record: SignatureRecord, done: RecordDone) {
+        let guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(sender) => {
+                if let Err(mpsc::SendError((_, done))) = sender.send((record, done)) {
+                    done(Err(StoreError::Closed));
+                }
+            }
+            None => done(Err(StoreError::Closed)),
         }
-        wait.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
