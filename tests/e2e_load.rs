@@ -162,3 +162,45 @@ fn cli_keygen_sign_verify_round_trip() {
         "{err}"
     );
 }
+
+/// `--keys N` signs with N keys drawn at random, creating them on the first run and reusing
+/// them on the next.
+#[test]
+fn load_with_many_keys_creates_then_reuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let metrics_url = format!("http://{}/metrics", server.metrics);
+    let run = || {
+        let out = Command::new(test_support::tessera_bin())
+            .args([
+                "load",
+                "--server",
+                &server.url,
+                "--scheme",
+                "bip340",
+                "--json",
+            ])
+            .args(["--keys", "6", "--concurrency", "4", "--count", "60"])
+            .args(["--metrics-url", &metrics_url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["keys"], 6);
+    assert_eq!(first["keys_created"], 6);
+    assert_eq!(first["signatures"], 60);
+    assert!(
+        first["server_resident_mib"].as_f64().unwrap() > 1.0,
+        "{first}"
+    );
+    let second = run();
+    assert_eq!(second["keys_created"], 0, "{second}");
+    assert_eq!(second["keys_reused"], 6);
+    assert!(second["errors"].as_object().unwrap().is_empty());
+}

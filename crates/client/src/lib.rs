@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod keys;
 pub mod load;
 pub mod metrics;
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use api_proto::{CreateKeyRequest, Scheme, SignBatchRequest, SignRequest};
+use api_proto::{Scheme, SignBatchRequest, SignRequest};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
+use crate::keys::{self, KeySetup};
 use crate::metrics::{fetch_metrics, sum_samples};
 use crate::{ClientError, code_name, connect};
 
@@ -23,6 +24,9 @@ pub struct LoadOptions {
     pub scheme: Scheme,
     /// Use this key instead of creating a 2-of-3 key.
     pub key_id: Option<String>,
+    /// Sign with this many keys of `scheme`, each request's key drawn at random (reusing the
+    /// server's keys from earlier runs, creating the rest); ignored with `key_id`.
+    pub keys: usize,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Run for this long…
@@ -38,8 +42,18 @@ pub struct LoadOptions {
 /// The summary `tessera load` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadReport {
-    /// Key used.
+    /// Key used (the first, when there are many).
     pub key_id: String,
+    /// Keys signed with.
+    pub keys: usize,
+    /// How the keys were set up (reused, created, seconds).
+    pub keys_reused: usize,
+    /// Keys created for this run.
+    pub keys_created: usize,
+    /// Seconds spent listing and creating keys before the load.
+    pub key_setup_s: f64,
+    /// The server's resident memory at the end, MiB (`process_resident_memory_bytes`).
+    pub server_resident_mib: Option<f64>,
     /// Scheme.
     pub scheme: String,
     /// Requests in flight.
@@ -69,7 +83,7 @@ impl LoadReport {
     /// Human-readable form.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "tessera load: {} signatures ({} requests, {} per request, concurrency {}) with {} key {} in {:.2} s\n\
+            "tessera load: {} signatures ({} requests, {} per request, concurrency {}) with {} {} in {:.2} s\n\
              throughput: {:.1} signatures/s\n\
              latency: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms\n",
             self.signatures,
@@ -77,7 +91,11 @@ impl LoadReport {
             self.batch_size,
             self.concurrency,
             self.scheme,
-            self.key_id,
+            if self.keys == 1 {
+                format!("key {}", self.key_id)
+            } else {
+                format!("keys drawn at random from {}", self.keys)
+            },
             self.elapsed_s,
             self.throughput_sps,
             self.latency_ms.get("p50").copied().unwrap_or(0.0),
@@ -105,6 +123,15 @@ impl LoadReport {
                 "server CPU per signature: {sign:.1} µs signing work\n"
             )),
             _ => s.push_str("server CPU: n/a (pass --metrics-url)\n"),
+        }
+        if self.keys_created > 0 {
+            s.push_str(&format!(
+                "keys: {} created, {} reused, set up in {:.1} s\n",
+                self.keys_created, self.keys_reused, self.key_setup_s
+            ));
+        }
+        if let Some(mib) = self.server_resident_mib {
+            s.push_str(&format!("server resident memory: {mib:.1} MiB\n"));
         }
         s
     }
@@ -137,23 +164,11 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         return Err(ClientError::Usage("give --duration or --count".into()));
     }
     let client = connect(&opts.server).await?;
-    let key_id = match &opts.key_id {
-        Some(k) => k.clone(),
-        None => {
-            client
-                .clone()
-                .create_key(CreateKeyRequest {
-                    scheme: opts.scheme as i32,
-                    threshold: 2,
-                    parties: 3,
-                    label: "tessera load".into(),
-                    idempotency_key: String::new(),
-                })
-                .await?
-                .into_inner()
-                .key_id
-        }
+    let (key_ids, setup) = match &opts.key_id {
+        Some(k) => (vec![k.clone()], KeySetup::default()),
+        None => keys::ensure(&client, opts.scheme, opts.keys.max(1)).await?,
     };
+    let key_ids = Arc::new(key_ids);
     let before = match &opts.metrics_url {
         Some(u) => Some(cpu_and_signatures(&fetch_metrics(u).await?)),
         None => None,
@@ -191,7 +206,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         let mut c = client.clone();
         let (issued, done_sigs) = (Arc::clone(&issued), Arc::clone(&done_sigs));
         let (latencies, errors) = (Arc::clone(&latencies), Arc::clone(&errors));
-        let key_id = key_id.clone();
+        let key_ids = Arc::clone(&key_ids);
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
             loop {
@@ -215,6 +230,8 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
                         m
                     })
                     .collect();
+                let pick = usize::try_from(OsRng.next_u64()).unwrap_or(0) % key_ids.len();
+                let key_id = &key_ids[pick];
                 let t0 = Instant::now();
                 let result = if n == 1 && batch == 1 {
                     c.sign(SignRequest {
@@ -261,21 +278,32 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     lat.sort_by(f64::total_cmp);
     let signatures = done_sigs.load(Ordering::Relaxed);
     let errors = errors.lock().await.clone();
-    let (server_cpu_us_per_signature, process_cpu_us_per_signature) =
+    let (server_cpu_us_per_signature, process_cpu_us_per_signature, server_resident_mib) =
         match (&opts.metrics_url, before) {
             (Some(u), Some((cpu0, proc0, sig0))) => {
-                let (cpu1, proc1, sig1) = cpu_and_signatures(&fetch_metrics(u).await?);
+                let text = fetch_metrics(u).await?;
+                let (cpu1, proc1, sig1) = cpu_and_signatures(&text);
                 let per = |a: f64, b: f64| (sig1 > sig0).then(|| (b - a) / (sig1 - sig0) * 1e6);
-                (per(cpu0, cpu1), per(proc0, proc1).filter(|v| *v > 0.0))
+                let rss = sum_samples(&text, "process_resident_memory_bytes", None);
+                (
+                    per(cpu0, cpu1),
+                    per(proc0, proc1).filter(|v| *v > 0.0),
+                    (rss > 0.0).then(|| rss / (1024.0 * 1024.0)),
+                )
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
     let latency_ms = [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)]
         .into_iter()
         .map(|(k, p)| (k.to_owned(), percentile(&lat, p)))
         .collect();
     Ok(LoadReport {
-        key_id,
+        key_id: key_ids.first().cloned().unwrap_or_default(),
+        keys: key_ids.len(),
+        keys_reused: setup.reused,
+        keys_created: setup.created,
+        key_setup_s: setup.seconds,
+        server_resident_mib,
         scheme: opts
             .scheme
             .as_str_name()

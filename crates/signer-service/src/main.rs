@@ -172,6 +172,10 @@ struct LoadArgs {
     /// Use this key instead of creating a 2-of-3 key
     #[arg(long)]
     key_id: Option<String>,
+    /// Sign with this many 2-of-3 keys, each request's key drawn at random: keys labelled
+    /// "tessera load" of this scheme already on the server are reused, the rest are created
+    #[arg(long, default_value_t = 1, conflicts_with = "key_id")]
+    keys: usize,
     /// Requests in flight at once
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -275,6 +279,7 @@ async fn run(command: Command) -> Result<Option<String>, Error> {
                 server: a.server,
                 scheme: api_grpc::scheme_to_proto(a.scheme),
                 key_id: a.key_id,
+                keys: a.keys,
                 concurrency: a.concurrency,
                 duration: a.duration,
                 count: a.count,
