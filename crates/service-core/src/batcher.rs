@@ -148,6 +148,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         let mut receivers = Vec::with_capacity(items.len());
         st.depth += items.len();
         let q = &mut st.queues[queue.index()];
+        let was_empty = q.is_empty();
         for item in items {
             let (reply, rx) = oneshot::channel();
             q.push_back(Pending {
@@ -157,9 +158,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             });
             receivers.push(rx);
         }
+        // A worker needs waking only when this queue's state changed in a way it cannot have
+        // planned for: it was empty (no deadline was set for it) or it is now full. Otherwise a
+        // worker is already waiting for this queue's deadline, or busy and will look again
+        // when its batch is done; waking one per submission only costs context switches.
+        let full = q.len() >= s.max_batch_size;
         s.observer.queue_depth(st.depth);
         drop(st);
-        s.wake.notify_one();
+        if was_empty || full {
+            s.wake.notify_one();
+        }
         Ok(receivers)
     }
 
@@ -222,6 +230,10 @@ fn worker<T, R>(s: &Shared<T, R>) {
                     let batch: Vec<_> = st.queues[q].drain(..n).collect();
                     st.depth -= n;
                     s.observer.queue_depth(st.depth);
+                    if !st.queues[q].is_empty() {
+                        // More of this queue is waiting: let another worker plan for it.
+                        s.wake.notify_one();
+                    }
                     break (Queue::ALL[q], batch);
                 }
                 Err(_) if st.shutdown => return,
