@@ -1,35 +1,71 @@
-//! A small length-checked binary codec for key material.
+//! A small length-checked binary codec for key material. The writer fills a zeroizing buffer
+//! allocated once with its exact final size; the reader copies secret fields straight into
+//! their destination and wipes its own temporaries.
 
 use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::{ProjectivePoint, Scalar};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
 
-pub(crate) struct W(pub(crate) Vec<u8>);
+/// Encoded length of a scalar.
+pub(crate) const SCALAR_LEN: usize = 32;
+/// Encoded length of a point (SEC1 compressed).
+pub(crate) const POINT_LEN: usize = 33;
+
+/// A writer over a zeroizing buffer of fixed capacity.
+pub(crate) struct W(Zeroizing<Vec<u8>>);
 
 impl W {
+    /// A writer for exactly `len` bytes.
+    pub(crate) fn with_len(len: usize) -> Self {
+        Self(Zeroizing::new(Vec::with_capacity(len)))
+    }
+    /// The written bytes. Debug builds check the buffer was filled exactly (so it was never
+    /// reallocated, which would leave a copy of the secret bytes in freed memory).
+    pub(crate) fn finish(self) -> Zeroizing<Vec<u8>> {
+        debug_assert_eq!(self.0.len(), self.0.capacity(), "encoded length mismatch");
+        self.0
+    }
+    fn put(&mut self, b: &[u8]) {
+        debug_assert!(
+            self.0.len() + b.len() <= self.0.capacity(),
+            "buffer would grow"
+        );
+        self.0.extend_from_slice(b);
+    }
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
     pub(crate) fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.put(&v.to_le_bytes());
+    }
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.put(&v.to_le_bytes());
     }
     pub(crate) fn u128(&mut self, v: u128) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        let mut b = v.to_le_bytes();
+        self.put(&b);
+        b.zeroize();
     }
-    pub(crate) fn bytes32(&mut self, v: &[u8; 32]) {
-        self.0.extend_from_slice(v);
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
+        self.put(v);
     }
     pub(crate) fn scalar(&mut self, s: &Scalar) {
-        self.0.extend_from_slice(&s.to_bytes());
+        let mut b = s.to_bytes();
+        self.put(&b);
+        b.as_mut_slice().zeroize();
     }
     pub(crate) fn point(&mut self, p: &ProjectivePoint) {
-        self.0.extend_from_slice(&p.to_bytes());
+        self.put(&p.to_bytes());
     }
 }
 
 pub(crate) struct R<'a>(pub(crate) &'a [u8]);
 
-impl R<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Error> {
+impl<'a> R<'a> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if self.0.len() < n {
             return Err(Error::Decode("truncated"));
         }
@@ -37,27 +73,40 @@ impl R<'_> {
         self.0 = b;
         Ok(a)
     }
+    pub(crate) fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
     pub(crate) fn u16(&mut self) -> Result<u16, Error> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    pub(crate) fn u128(&mut self) -> Result<u128, Error> {
-        let mut a = [0u8; 16];
+    pub(crate) fn u32(&mut self) -> Result<u32, Error> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// Reads a (secret) `u128` into `dst`, wiping the temporary copy.
+    pub(crate) fn u128_into(&mut self, dst: &mut u128) -> Result<(), Error> {
+        let mut a = Zeroizing::new([0u8; 16]);
         a.copy_from_slice(self.take(16)?);
-        Ok(u128::from_le_bytes(a))
+        *dst = u128::from_le_bytes(*a);
+        Ok(())
     }
-    pub(crate) fn bytes32(&mut self) -> Result<[u8; 32], Error> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32)?);
-        Ok(a)
+    /// Copies the next `dst.len()` bytes straight into `dst`.
+    pub(crate) fn fill(&mut self, dst: &mut [u8]) -> Result<(), Error> {
+        dst.copy_from_slice(self.take(dst.len())?);
+        Ok(())
     }
+    /// Reads a (secret) canonical scalar, wiping the temporary copy of its encoding.
     pub(crate) fn scalar(&mut self) -> Result<Scalar, Error> {
-        let b = self.bytes32()?;
-        Option::from(Scalar::from_repr(b.into())).ok_or(Error::Decode("non-canonical scalar"))
+        let mut b = k256::FieldBytes::default();
+        b.copy_from_slice(self.take(SCALAR_LEN)?);
+        let s = Option::from(Scalar::from_repr(b));
+        b.as_mut_slice().zeroize();
+        s.ok_or(Error::Decode("non-canonical scalar"))
     }
     pub(crate) fn point(&mut self) -> Result<ProjectivePoint, Error> {
         let mut a = k256::CompressedPoint::default();
-        a.copy_from_slice(self.take(33)?);
+        a.copy_from_slice(self.take(POINT_LEN)?);
         Option::from(ProjectivePoint::from_bytes(&a)).ok_or(Error::Decode("invalid point"))
     }
     pub(crate) fn end(&self) -> Result<(), Error> {

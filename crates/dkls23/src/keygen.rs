@@ -6,16 +6,21 @@
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use accel_api::Accelerator;
 
-use crate::codec::{R, W};
+use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
 use crate::hash::Tr;
 use crate::ot::{
     self, BaseOtMsg1, BaseOtMsg2, BaseOtSender, ExtReceiverSeeds, ExtSenderSeeds, KAPPA,
 };
+
+/// The magic prefix of a serialized [`KeyShare`].
+const SHARE_MAGIC: &[u8; 8] = b"DKLS23K1";
+/// The magic prefix of a serialized [`KeySet`].
+const SET_MAGIC: &[u8; 8] = b"DKLS23S1";
 
 /// A party identifier, `1..=n`; it is also the party's Shamir evaluation point.
 pub type PartyId = u16;
@@ -182,10 +187,29 @@ impl KeyShare {
         Ok(())
     }
 
-    /// Serializes the share (secret material: store encrypted).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = W(Vec::new());
-        w.0.extend_from_slice(b"DKLS23K1");
+    /// The exact length of [`KeyShare::to_bytes`] output.
+    fn encoded_len(&self) -> usize {
+        let ot: usize = self
+            .ot
+            .iter()
+            .map(|slot| {
+                1 + slot.as_ref().map_or(0, |p| {
+                    p.as_receiver.seeds.len() * 64 + 16 + p.as_sender.seeds.len() * 32
+                })
+            })
+            .sum();
+        SHARE_MAGIC.len()
+            + 6
+            + SCALAR_LEN
+            + POINT_LEN
+            + self.verification_shares.len() * POINT_LEN
+            + self.zero_seeds.len() * 32
+            + ot
+    }
+
+    /// Writes the encoding of [`KeyShare::to_bytes`] into `w`.
+    fn write(&self, w: &mut W) {
+        w.bytes(SHARE_MAGIC);
         w.u16(self.id);
         w.u16(self.t);
         w.u16(self.n);
@@ -195,77 +219,108 @@ impl KeyShare {
             w.point(p);
         }
         for s in &self.zero_seeds {
-            w.bytes32(s);
+            w.bytes(s);
         }
         for slot in &self.ot {
             match slot {
-                None => w.0.push(0),
+                None => w.u8(0),
                 Some(p) => {
-                    w.0.push(1);
+                    w.u8(1);
                     for pair in &p.as_receiver.seeds {
-                        w.bytes32(&pair[0]);
-                        w.bytes32(&pair[1]);
+                        w.bytes(&pair[0]);
+                        w.bytes(&pair[1]);
                     }
                     w.u128(p.as_sender.delta);
                     for s in &p.as_sender.seeds {
-                        w.bytes32(s);
+                        w.bytes(s);
                     }
                 }
             }
         }
-        w.0
     }
 
-    /// Parses [`KeyShare::to_bytes`] output.
+    /// Serializes the share, pairwise OT state included (secret material: store encrypted).
+    /// The buffer is allocated once with its exact length and zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = W::with_len(self.encoded_len());
+        self.write(&mut w);
+        w.finish()
+    }
+
+    /// Parses [`KeyShare::to_bytes`] output. Secret fields are copied straight into the
+    /// share, which is zeroized on drop, so an error part-way leaves no copy behind.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() < 8 || &bytes[..8] != b"DKLS23K1" {
+        let mut r = R(bytes);
+        if r.take(SHARE_MAGIC.len()).ok() != Some(SHARE_MAGIC.as_slice()) {
             return Err(Error::Decode("bad magic"));
         }
-        let mut r = R(&bytes[8..]);
         let id = r.u16()?;
         let t = r.u16()?;
         let n = r.u16()?;
-        if t < 2 || t > n || id == 0 || id > n {
-            return Err(Error::Decode("bad parameters"));
+        if n < 2 {
+            return Err(Error::Decode("party count out of range"));
         }
-        let secret = r.scalar()?;
-        let public_key = r.point()?;
-        let verification_shares = (0..n).map(|_| r.point()).collect::<Result<Vec<_>, _>>()?;
-        let zero_seeds = (0..n).map(|_| r.bytes32()).collect::<Result<Vec<_>, _>>()?;
-        let mut ot = Vec::with_capacity(usize::from(n));
+        if t < 2 || t > n {
+            return Err(Error::Decode("threshold out of range"));
+        }
+        if id == 0 || id > n {
+            return Err(Error::Decode("party id out of range"));
+        }
+        let parties = usize::from(n);
+        // Every slot holds at least its tag: reject short input before allocating.
+        if r.0.len() < SCALAR_LEN + POINT_LEN + parties * (POINT_LEN + 32 + 1) {
+            return Err(Error::Decode("truncated"));
+        }
+        let mut share = KeyShare {
+            id,
+            t,
+            n,
+            secret: Scalar::ZERO,
+            public_key: ProjectivePoint::IDENTITY,
+            verification_shares: Vec::with_capacity(parties),
+            zero_seeds: Vec::with_capacity(parties),
+            ot: Vec::with_capacity(parties),
+        };
+        share.secret = r.scalar()?;
+        share.public_key = r.point()?;
         for _ in 0..n {
-            let tag = r.0.first().copied().ok_or(Error::Decode("truncated"))?;
-            r.0 = &r.0[1..];
-            match tag {
-                0 => ot.push(None),
+            share.verification_shares.push(r.point()?);
+        }
+        for _ in 0..n {
+            share.zero_seeds.push([0u8; 32]);
+            if let Some(seed) = share.zero_seeds.last_mut() {
+                r.fill(seed)?;
+            }
+        }
+        for peer in 1..=n {
+            match r.u8()? {
+                0 => share.ot.push(None),
+                1 if peer == id => return Err(Error::Decode("OT state with own id")),
                 1 => {
-                    let mut rs = Vec::with_capacity(KAPPA);
-                    for _ in 0..KAPPA {
-                        rs.push([r.bytes32()?, r.bytes32()?]);
+                    let mut pair = PairOt {
+                        as_receiver: ExtReceiverSeeds {
+                            seeds: vec![[[0u8; 32]; 2]; KAPPA],
+                        },
+                        as_sender: ExtSenderSeeds {
+                            delta: 0,
+                            seeds: vec![[0u8; 32]; KAPPA],
+                        },
+                    };
+                    for [s0, s1] in pair.as_receiver.seeds.iter_mut() {
+                        r.fill(s0)?;
+                        r.fill(s1)?;
                     }
-                    let delta = r.u128()?;
-                    let ss = (0..KAPPA)
-                        .map(|_| r.bytes32())
-                        .collect::<Result<Vec<_>, _>>()?;
-                    ot.push(Some(PairOt {
-                        as_receiver: ExtReceiverSeeds { seeds: rs },
-                        as_sender: ExtSenderSeeds { delta, seeds: ss },
-                    }));
+                    r.u128_into(&mut pair.as_sender.delta)?;
+                    for s in pair.as_sender.seeds.iter_mut() {
+                        r.fill(s)?;
+                    }
+                    share.ot.push(Some(pair));
                 }
                 _ => return Err(Error::Decode("bad OT tag")),
             }
         }
         r.end()?;
-        Ok(KeyShare {
-            id,
-            t,
-            n,
-            secret,
-            public_key,
-            verification_shares,
-            zero_seeds,
-            ot,
-        })
+        Ok(share)
     }
 }
 
@@ -316,52 +371,61 @@ impl KeySet {
     pub fn share_mut(&mut self, id: PartyId) -> Option<&mut KeyShare> {
         self.shares.get_mut(usize::from(id).wrapping_sub(1))
     }
-    /// Serializes all shares (secret material: store encrypted).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = W(Vec::new());
-        w.0.extend_from_slice(b"DKLS23S1");
+    /// Serializes all shares (secret material: store encrypted): magic, party count, then
+    /// per party the share's length (u32) and [`KeyShare::to_bytes`] encoding. The buffer is
+    /// allocated once with its exact length and zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let len = SET_MAGIC.len()
+            + 2
+            + self
+                .shares
+                .iter()
+                .map(|s| 4 + s.encoded_len())
+                .sum::<usize>();
+        let mut w = W::with_len(len);
+        w.bytes(SET_MAGIC);
         w.u16(self.parties());
         for s in &self.shares {
-            let b = s.to_bytes();
-            w.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            w.0.extend_from_slice(&b);
+            w.u32(s.encoded_len() as u32);
+            s.write(&mut w);
         }
-        w.0
+        w.finish()
     }
-    /// Parses [`KeySet::to_bytes`] output and checks the shares belong together.
+    /// Parses [`KeySet::to_bytes`] output and checks the shares belong together (ids in
+    /// order, same party count, threshold and public key).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() < 10 || &bytes[..8] != b"DKLS23S1" {
+        let mut r = R(bytes);
+        if r.take(SET_MAGIC.len()).ok() != Some(SET_MAGIC.as_slice()) {
             return Err(Error::Decode("bad magic"));
         }
-        let mut r = R(&bytes[8..]);
         let n = r.u16()?;
-        let mut shares = Vec::with_capacity(usize::from(n));
-        for i in 0..n {
-            if r.0.len() < 4 {
-                return Err(Error::Decode("truncated"));
+        if n < 2 {
+            return Err(Error::Decode("party count out of range"));
+        }
+        if r.0.len() < usize::from(n) * 4 {
+            return Err(Error::Decode("truncated"));
+        }
+        let mut shares: Vec<KeyShare> = Vec::with_capacity(usize::from(n));
+        for i in 1..=n {
+            let len = r.u32()? as usize;
+            let s = KeyShare::from_bytes(r.take(len)?)?;
+            if s.id != i {
+                return Err(Error::Decode("share id out of order"));
             }
-            let len = u32::from_le_bytes([r.0[0], r.0[1], r.0[2], r.0[3]]) as usize;
-            r.0 = &r.0[4..];
-            if r.0.len() < len {
-                return Err(Error::Decode("truncated"));
+            if s.n != n {
+                return Err(Error::Decode("share party count mismatch"));
             }
-            let s = KeyShare::from_bytes(&r.0[..len])?;
-            r.0 = &r.0[len..];
-            if s.id != i + 1
-                || s.n != n
-                || s.public_key
-                    != shares
-                        .first()
-                        .map_or(s.public_key, |f: &KeyShare| f.public_key)
-            {
-                return Err(Error::Decode("inconsistent shares"));
+            if let Some(first) = shares.first() {
+                if s.t != first.t {
+                    return Err(Error::Decode("share threshold mismatch"));
+                }
+                if s.public_key != first.public_key {
+                    return Err(Error::Decode("share public key mismatch"));
+                }
             }
             shares.push(s);
         }
         r.end()?;
-        if shares.is_empty() {
-            return Err(Error::Decode("no shares"));
-        }
         Ok(KeySet { shares })
     }
 }

@@ -8,7 +8,7 @@ use rand_core::{CryptoRng, CryptoRngCore, RngCore, SeedableRng};
 
 use crate::embedded;
 use crate::error::Error;
-use crate::keygen::{KeySet, PartyId};
+use crate::keygen::{KeySet, KeyShare, PartyId};
 use crate::sign::{self, PartyPresignature, Round1Msg, Round2Msg};
 
 /// An RNG stuck on one output: every call returns the same bytes.
@@ -336,4 +336,18 @@ fn stuck_rng_and_repeated_session_id_repeat_the_instance_key() {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn key_share_bytes_with_discarded_pair_capacity_equals_length() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut set = embedded::dkg(&accel, 2, 3, &mut ChaCha20Rng::seed_from_u64(41)).unwrap();
+    set.shares[0].discard_pair(2);
+    let share = set.shares[0].to_bytes();
+    assert_eq!(share.capacity(), share.len());
+    let back = KeyShare::from_bytes(&share).unwrap();
+    assert!(!back.pair_ready(2) && back.pair_ready(3));
+    let bytes = set.to_bytes();
+    assert_eq!(bytes.capacity(), bytes.len());
+    assert_eq!(KeySet::from_bytes(&bytes).unwrap(), set);
 }

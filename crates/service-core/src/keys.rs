@@ -256,9 +256,7 @@ impl LoadedKey {
         match self {
             LoadedKey::Ed25519(k) => k.to_bytes(),
             LoadedKey::Bip340(k) => k.to_bytes(),
-            LoadedKey::Ecdsa(k) => {
-                Zeroizing::new(k.set.lock().unwrap_or_else(|e| e.into_inner()).to_bytes())
-            }
+            LoadedKey::Ecdsa(k) => k.set.lock().unwrap_or_else(|e| e.into_inner()).to_bytes(),
         }
     }
 

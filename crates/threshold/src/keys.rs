@@ -354,7 +354,8 @@ impl<S: Suite> KeySet<S> {
 
     /// Serializes the key set (secret shares included): `"TSKS"`, version 1, suite id,
     /// threshold and parties (u16 BE), the group key, then per party: identifier (u16 BE),
-    /// secret share (32 bytes), verifying share.
+    /// secret share (32 bytes), verifying share. The buffer is allocated once with its exact
+    /// length and zeroized on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(
             10 + S::POINT_LEN + self.shares.len() * (34 + S::POINT_LEN),
@@ -372,6 +373,8 @@ impl<S: Suite> KeySet<S> {
             s.zeroize();
             out.extend_from_slice(enc.as_bytes());
         }
+        // Filled exactly: the buffer never grew, so no copy was left in freed memory.
+        debug_assert_eq!(out.len(), out.capacity());
         out
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use accel_api::Accelerator;
 
-use crate::keys::{GroupKey, Identifier, KeyShare, PublicKeyPackage};
+use crate::keys::{GroupKey, Identifier, KeyShare, MAX_PARTIES, PublicKeyPackage};
 use crate::round1::{SigningCommitments, SigningNonces};
 use crate::session::{self, Finish, SessionInput};
 use crate::suite::{Scalar, Suite};
@@ -79,7 +79,7 @@ impl<S: Suite> SigningPackage<S> {
     }
 
     /// Decodes [`SigningPackage::to_bytes`], validating every commitment and requiring
-    /// strictly increasing identifiers.
+    /// `1..=MAX_PARTIES` signers with strictly increasing identifiers.
     pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
         let bad = Error::Malformed("signing package");
         let (taproot, rest) = match b.first() {
@@ -100,7 +100,11 @@ impl<S: Suite> SigningPackage<S> {
         let (message, rest) = rest.split_at(len);
         let (count, mut rest) = rest.split_first_chunk::<2>().ok_or(bad.clone())?;
         let rec = 2 + 2 * S::POINT_LEN;
-        let count = usize::from(u16::from_be_bytes(*count));
+        let count = u16::from_be_bytes(*count);
+        if count == 0 || count > MAX_PARTIES {
+            return Err(Error::Malformed("signing package signer count"));
+        }
+        let count = usize::from(count);
         if rest.len() != count * rec {
             return Err(bad);
         }

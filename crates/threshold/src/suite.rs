@@ -186,8 +186,9 @@ impl Suite for Ed25519Sha512 {
         s.to_bytes()
     }
     fn scalar_from_bytes(b: &[u8]) -> Option<EdScalar> {
-        let arr: [u8; 32] = b.try_into().ok()?;
-        Option::from(EdScalar::from_canonical_bytes(arr))
+        // The encoding may be a secret share: wipe the temporary copy.
+        let arr: Zeroizing<[u8; 32]> = Zeroizing::new(b.try_into().ok()?);
+        Option::from(EdScalar::from_canonical_bytes(*arr))
     }
     fn point_from_bytes(b: &[u8]) -> Option<EdwardsPoint> {
         let c = CompressedEdwardsY::from_slice(b).ok()?;
@@ -266,8 +267,9 @@ fn sha256_parts(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn secp_scalar_from_bytes(b: &[u8]) -> Option<k256::Scalar> {
-    let arr: [u8; 32] = b.try_into().ok()?;
-    Option::from(k256::Scalar::from_repr(arr.into()))
+    // The encoding may be a secret share: wipe the temporary copy.
+    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(b.try_into().ok()?);
+    Option::from(k256::Scalar::from_repr((*arr).into()))
 }
 
 fn secp_point_from_bytes(b: &[u8]) -> Option<ProjectivePoint> {
