@@ -22,6 +22,8 @@ fi
 
 echo "test.sh: buf lint (proto/)" >&2
 bash scripts/buf-lint.sh
+echo "test.sh: hw/fpga-notes simulations and model tests" >&2
+bash hw/fpga-notes/sim.sh && python3 -m unittest discover -s hw/fpga-notes -p 'test_*.py' || exit 1
 echo "test.sh: cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy -D warnings" >&2
