@@ -285,3 +285,56 @@ pub fn process_batch(
 ) -> Vec<Result<JobOutput, Error>> {
     jobs::process(accel, observer, queue, batch)
 }
+
+/// What an embedded-mode application is built from.
+#[derive(Debug)]
+pub struct EmbeddedSetup {
+    /// Storage.
+    pub store: Arc<dyn crate::Store>,
+    /// The KEK.
+    pub sealer: Arc<dyn crate::Sealer>,
+    /// The (metered) accelerator all curve work goes to.
+    pub accel: Arc<dyn Accelerator>,
+    /// Metrics.
+    pub observer: Arc<dyn Observer>,
+    /// The batcher's settings.
+    pub batcher: crate::batcher::BatcherConfig,
+    /// Names the backend of the batch just run on this thread (see [`Done::backend`]).
+    pub probe: fn() -> Option<&'static str>,
+    /// Request limits.
+    pub limits: crate::Limits,
+    /// Threshold-ECDSA presignature pool settings.
+    pub pool: PresignPool,
+    /// The configured backend name, for `GetStatus`.
+    pub backend: String,
+}
+
+impl crate::App {
+    /// The embedded-mode application: a batcher whose workers run [`process_batch`] on
+    /// `setup.accel`, the [`Embedded`] coordinator over it, and the use cases over both.
+    pub fn embedded(setup: EmbeddedSetup) -> Result<Self, Error> {
+        let accel = Arc::clone(&setup.accel);
+        let observer = Arc::clone(&setup.observer);
+        let batcher = Arc::new(Batcher::new(
+            &setup.batcher,
+            Arc::clone(&setup.observer),
+            move |queue, jobs| process_batch(accel.as_ref(), observer.as_ref(), queue, jobs),
+            setup.probe,
+        )?);
+        let coordinator = Arc::new(Embedded::new(
+            setup.accel,
+            Arc::clone(&batcher),
+            Arc::clone(&setup.observer),
+            setup.pool,
+        ));
+        Ok(Self::new(crate::AppParts {
+            store: setup.store,
+            sealer: setup.sealer,
+            coordinator,
+            batcher,
+            observer: setup.observer,
+            limits: setup.limits,
+            backend: setup.backend,
+        }))
+    }
+}

@@ -29,7 +29,8 @@ pub mod memory;
 
 pub use app::{App, AppParts, Failure, KeyView, Limits, Outcome, UseCase};
 pub use coordinator::{
-    BoxFuture, Coordinator, Cost, Embedded, JobBatcher, PresignPool, Signature, process_batch,
+    BoxFuture, Coordinator, Cost, Embedded, EmbeddedSetup, JobBatcher, PresignPool, Signature,
+    process_batch,
 };
 pub use error::{Error, ErrorKind};
 pub use jobs::{Job, JobOutput};

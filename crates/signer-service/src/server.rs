@@ -15,8 +15,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use service_core::batcher::Batcher;
-use service_core::{App, AppParts, Embedded, KeyRepository, Observer, Sealer, Store};
+use service_core::{App, EmbeddedSetup, KeyRepository, Observer, Sealer, Store};
 use store_redb::RedbStore;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
@@ -105,37 +104,17 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         selected.backend, selected.description
     );
     let (store, sealer) = open_store(&cfg, kek_hex.as_deref())?;
-    let observer: Arc<dyn Observer> = Arc::clone(&metrics) as Arc<dyn Observer>;
-    let accel_for_batches = Arc::clone(&selected.accel);
-    let observer_for_batches = Arc::clone(&observer);
-    let batcher = Arc::new(Batcher::new(
-        &cfg.batcher,
-        Arc::clone(&observer),
-        move |queue, jobs| {
-            service_core::process_batch(
-                accel_for_batches.as_ref(),
-                observer_for_batches.as_ref(),
-                queue,
-                jobs,
-            )
-        },
-        telemetry::last_backend,
-    )?);
-    let coordinator = Arc::new(Embedded::new(
-        Arc::clone(&selected.accel),
-        Arc::clone(&batcher),
-        Arc::clone(&observer),
-        cfg.ecdsa,
-    ));
-    let app = Arc::new(App::new(AppParts {
+    let app = Arc::new(App::embedded(EmbeddedSetup {
         store,
         sealer,
-        coordinator,
-        batcher,
-        observer,
+        accel: selected.accel,
+        observer: Arc::clone(&metrics) as Arc<dyn Observer>,
+        batcher: cfg.batcher.clone(),
+        probe: telemetry::last_backend,
         limits: cfg.limits,
+        pool: cfg.ecdsa,
         backend: selected.backend.to_owned(),
-    }));
+    })?);
 
     let (grpc, grpc_addr) = bind("server.listen", cfg.server.listen).await?;
     let (metrics_listener, metrics_addr) =

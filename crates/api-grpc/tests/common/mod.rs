@@ -9,9 +9,9 @@ use api_grpc::GrpcApi;
 use api_proto as pb;
 use api_proto::signer_service_server::SignerService;
 use service_core::audit::Event;
-use service_core::batcher::{Batcher, BatcherConfig};
+use service_core::batcher::BatcherConfig;
 use service_core::memory::MemoryStore;
-use service_core::{App, AppParts, AuditLog, Embedded, Kek, Limits, Observer, PresignPool};
+use service_core::{App, AuditLog, EmbeddedSetup, Kek, Limits, Observer, PresignPool};
 use telemetry::{BuildInfo, Metered, Metrics};
 use tonic::{Code, Request, Status};
 
@@ -67,49 +67,28 @@ impl Harness {
             Arc::new(backend_cpu::CpuBackend::single_threaded()),
             Arc::clone(&metrics),
         ));
-        let observer: Arc<dyn Observer> = Arc::clone(&metrics) as Arc<dyn Observer>;
-        let cfg = BatcherConfig {
-            max_batch_size: 64,
-            max_queue_delay_us: 200,
-            max_queue: opts.max_queue,
-            workers: 2,
-        };
-        let accel_for_batches = Arc::clone(&accel);
-        let observer_for_batches = Arc::clone(&observer);
-        let batcher = Arc::new(
-            Batcher::new(
-                &cfg,
-                Arc::clone(&observer),
-                move |queue, jobs| {
-                    service_core::process_batch(
-                        accel_for_batches.as_ref(),
-                        observer_for_batches.as_ref(),
-                        queue,
-                        jobs,
-                    )
+        let app = Arc::new(
+            App::embedded(EmbeddedSetup {
+                store: Arc::clone(&store) as Arc<dyn service_core::Store>,
+                sealer: Arc::new(Kek::from_bytes(KEK)),
+                accel,
+                observer: Arc::clone(&metrics) as Arc<dyn Observer>,
+                batcher: BatcherConfig {
+                    max_batch_size: 64,
+                    max_queue_delay_us: 200,
+                    max_queue: opts.max_queue,
+                    workers: 2,
                 },
-                telemetry::last_backend,
-            )
-            .expect("batcher"),
+                probe: telemetry::last_backend,
+                limits: Limits {
+                    max_message_bytes: 65536,
+                    max_batch_messages: 4096,
+                },
+                pool: opts.pool,
+                backend: "cpu".to_owned(),
+            })
+            .expect("embedded app"),
         );
-        let coordinator = Arc::new(Embedded::new(
-            accel,
-            Arc::clone(&batcher),
-            Arc::clone(&observer),
-            opts.pool,
-        ));
-        let app = Arc::new(App::new(AppParts {
-            store: Arc::clone(&store) as Arc<dyn service_core::Store>,
-            sealer: Arc::new(Kek::from_bytes(KEK)),
-            coordinator,
-            batcher,
-            observer,
-            limits: Limits {
-                max_message_bytes: 65536,
-                max_batch_messages: 4096,
-            },
-            backend: "cpu".to_owned(),
-        }));
         Self {
             api: GrpcApi::new(app, Arc::clone(&metrics)),
             store,
