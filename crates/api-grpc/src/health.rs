@@ -59,46 +59,46 @@ impl Health {
     /// Runs the application's health check once and sets the status from it; returns
     /// whether it passed.
     pub async fn check_now(&self, app: &App) -> bool {
-        let ok = match app.check_health().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e.chain(), "health check failed: reporting NOT_SERVING");
-                false
-            }
-        };
+        let ok = probe(app, true).await;
         self.set(ok).await;
         ok
     }
 
-    /// Runs the application's health check now and then every `every`, setting the status
-    /// from it, until `stop` fires; then reports NOT_SERVING for good.
+    /// Re-runs the application's health check every `every`, starting from the status
+    /// `serving` set by [`Health::check_now`], until `stop` fires; then reports NOT_SERVING for
+    /// good. A failure is logged when the status turns, not at every check.
     pub async fn watch(
         self,
         app: Arc<App>,
         every: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
+        mut serving: bool,
     ) {
-        let mut last = None;
         loop {
-            let ok = match app.check_health().await {
-                Ok(()) => true,
-                Err(e) => {
-                    if last != Some(false) {
-                        tracing::error!(error = %e.chain(), "health check failed: reporting NOT_SERVING");
-                    }
-                    false
-                }
-            };
-            if last != Some(ok) {
-                self.set(ok).await;
-                last = Some(ok);
-            }
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
+            let ok = probe(&app, serving).await;
+            if ok != serving {
+                self.set(ok).await;
+                serving = ok;
+            }
         }
         self.set(false).await;
+    }
+}
+
+/// The application's health check; a failure is logged when `log` is set.
+async fn probe(app: &App, log: bool) -> bool {
+    match app.check_health().await {
+        Ok(()) => true,
+        Err(e) => {
+            if log {
+                tracing::error!(error = %e.chain(), "health check failed: reporting NOT_SERVING");
+            }
+            false
+        }
     }
 }
 

@@ -134,15 +134,20 @@ impl Error {
 
     /// The whole chain of causes as one line, for logs (never sent to clients).
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        out
+        error_chain(self)
     }
+}
+
+/// An error and all its sources, `: `-separated, as one line (for logs and exit messages).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
 }
 
 /// Maps the failure of a `spawn_blocking` join to [`Error::Panicked`] or, when the runtime is

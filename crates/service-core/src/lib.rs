@@ -32,7 +32,7 @@ pub use coordinator::{
     BoxFuture, Coordinator, Cost, Embedded, EmbeddedSetup, JobBatcher, PresignPool, Signature,
     process_batch,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, error_chain};
 pub use jobs::{Job, JobOutput};
 pub use kek::{Kek, KekFormatError};
 pub use keys::{LoadedKey, Taproot};

@@ -100,13 +100,6 @@ impl Error {
 
     /// The error and all its sources, `: `-separated, for the one line printed at exit.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        out
+        service_core::error_chain(self)
     }
 }

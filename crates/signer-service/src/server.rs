@@ -123,9 +123,9 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     let (health, health_service) = Health::new().await;
     // The first check runs before the listening lines are printed, so a client that connects
     // as soon as it reads them sees SERVING (or NOT_SERVING with the reason in the log).
-    health.check_now(&app).await;
+    let serving = health.check_now(&app).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let health_task = tokio::spawn(health.watch(Arc::clone(&app), HEALTH_EVERY, stop_rx));
+    let health_task = tokio::spawn(health.watch(Arc::clone(&app), HEALTH_EVERY, stop_rx, serving));
     let reflection_v1 = api_grpc::reflection_v1()?;
     let reflection_v1alpha = api_grpc::reflection_v1alpha()?;
 
