@@ -3,6 +3,12 @@
 
 tonic::include_proto!("tessera.v1");
 
+/// The node-to-node protocol of distributed mode (`tessera.peer.v1`), served on the peer port
+/// only, never on the public API port.
+pub mod peer {
+    tonic::include_proto!("tessera.peer.v1");
+}
+
 impl std::fmt::Debug for ImportKeyRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportKeyRequest")

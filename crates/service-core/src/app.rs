@@ -12,6 +12,7 @@ use crate::coordinator::{Coordinator, Cost, JobBatcher, Signature, run_jobs};
 use crate::error::joined;
 use crate::jobs::{Job, JobOutput};
 use crate::keys::{KeyCache, LoadedKey, Taproot};
+use crate::peer::NewKey;
 use crate::ports::{
     IdempotencyEntry, IdempotencyRecord, KeyOrigin, KeyRecord, Sealer, SignatureRecord, Store,
     now_ms,
@@ -332,9 +333,19 @@ impl App {
             {
                 return Ok((view, Cost::default()));
             }
-            let (key, cost) = self.coordinator.generate(scheme, t, n).await?;
+            let created_at_ms = now_ms();
+            let new = NewKey {
+                key_id: new_key_id(created_at_ms),
+                scheme,
+                threshold: t,
+                parties: n,
+                label: req.label.clone(),
+                created_at_ms,
+            };
+            let (key, cost) = self.coordinator.generate(&new).await?;
             let view = self
                 .persist(
+                    (new.key_id, created_at_ms),
                     key,
                     &req.threshold,
                     &req.parties,
@@ -375,8 +386,10 @@ impl App {
             {
                 return Ok((view, cost));
             }
+            let created_at_ms = now_ms();
             let view = self
                 .persist(
+                    (new_key_id(created_at_ms), created_at_ms),
                     key,
                     &req.threshold,
                     &req.parties,
@@ -413,6 +426,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     async fn persist(
         &self,
+        (key_id, created_at_ms): (String, u64),
         key: LoadedKey,
         threshold: &u32,
         parties: &u32,
@@ -421,8 +435,6 @@ impl App {
         (scope, idempotency_key): (&'static str, &str),
         fingerprint: impl Fn(&[u8]) -> Vec<u8>,
     ) -> Result<KeyView, Error> {
-        let created_at_ms = now_ms();
-        let key_id = new_key_id(created_at_ms);
         let public_key = key.public_key();
         let record = KeyRecord {
             key_id: key_id.clone(),
@@ -459,7 +471,7 @@ impl App {
         }
         let key = Arc::new(key);
         self.cache.insert(Arc::new(record), Arc::clone(&key));
-        self.coordinator.prepare(&key);
+        self.coordinator.prepare(&view.key_id, &key);
         tracing::info!(key_id = %view.key_id, scheme = %view.scheme, threshold, parties, ?origin, "key created");
         Ok(view)
     }
@@ -524,13 +536,13 @@ impl App {
     pub async fn sign(&self, req: SignRequest, batch: bool) -> UseCase<Vec<Signature>> {
         let (rec, key) = self.load_key(&req.key_id).await?;
         let scheme = rec.scheme;
-        let r = self.sign_loaded(&rec, key, req, batch).await;
+        let r = self.sign_loaded(Arc::clone(&rec), key, req, batch).await;
         with_scheme(scheme, r)
     }
 
     async fn sign_loaded(
         &self,
-        rec: &KeyRecord,
+        rec: Arc<KeyRecord>,
         key: Arc<LoadedKey>,
         req: SignRequest,
         batch: bool,
@@ -583,7 +595,10 @@ impl App {
             .iter()
             .map(|m| Sha256::digest(m).into())
             .collect();
-        let (signatures, cost) = self.coordinator.sign(key, req.messages, taproot).await?;
+        let (signatures, cost) = self
+            .coordinator
+            .sign(Arc::clone(&rec), key, req.messages, taproot)
+            .await?;
         let idempotency = match (&idem, signatures.as_slice()) {
             (Some((ik, fp)), [one]) => Some(IdempotencyEntry {
                 scope: req.key_id.clone(),

@@ -1,7 +1,8 @@
 //! The `Coordinator` port: who runs the parties of a key. Use cases hand it key generation,
 //! import and signing and do not know whether the parties run in this process or on peer
-//! nodes. Today's one adapter, [`Embedded`], runs every party in this process — NOT a
-//! distributed MPC deployment.
+//! nodes. [`Embedded`] runs every party in this process (NOT a distributed MPC deployment:
+//! for trying the appliance out and for benchmarks); [`crate::Distributed`] runs each party on
+//! its own node.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,8 @@ use crate::batcher::{Batcher, Done};
 use crate::error::joined;
 use crate::jobs::{self, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
+use crate::peer::NewKey;
+use crate::ports::KeyRecord;
 use crate::{Error, Observer, Queue, Scheme};
 
 /// A boxed future, so the port stays object safe.
@@ -64,16 +67,12 @@ pub struct PresignPool {
 
 /// Runs the parties of keys: key generation, import and signing.
 pub trait Coordinator: Send + Sync + std::fmt::Debug {
-    /// The deployment mode reported by `GetStatus` (`embedded`).
+    /// The deployment mode reported by `GetStatus` (`embedded` or `distributed`).
     fn mode(&self) -> &'static str;
 
-    /// Runs the distributed key generation for a `t`-of-`n` key of `scheme`.
-    fn generate(
-        &self,
-        scheme: Scheme,
-        t: u16,
-        n: u16,
-    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
+    /// Runs the distributed key generation for `key`; returns this node's part of the key
+    /// (embedded: every party's share), which the caller stores under `key.key_id`.
+    fn generate(&self, key: &NewKey) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
 
     /// Splits `secret` among `n` parties with threshold `t` (trusted dealer).
     fn import(
@@ -84,17 +83,19 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         n: u16,
     ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
 
-    /// Signs every message with `key`, one signature per message in order.
+    /// Signs every message with `key` (stored as `record`), one signature per message in
+    /// order.
     fn sign(
         &self,
+        record: Arc<KeyRecord>,
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>>;
 
-    /// `key` is loaded and will be used: start its precomputation (presignatures) if it has
-    /// run low. Never blocks.
-    fn prepare(&self, key: &Arc<LoadedKey>);
+    /// `key` (stored as `key_id`) is loaded and will be used: start its precomputation
+    /// (presignatures) if it has run low. Never blocks.
+    fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>);
 }
 
 /// Runs `f` and returns its result with the calling thread's CPU seconds.
@@ -192,12 +193,8 @@ impl Coordinator for Embedded {
         "embedded"
     }
 
-    fn generate(
-        &self,
-        scheme: Scheme,
-        t: u16,
-        n: u16,
-    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+    fn generate(&self, key: &NewKey) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        let (scheme, t, n) = (key.scheme, key.threshold, key.parties);
         Box::pin(self.blocking("key generation", move |accel| {
             LoadedKey::generate(accel, scheme, t, n)
         }))
@@ -217,11 +214,17 @@ impl Coordinator for Embedded {
 
     fn sign(
         &self,
+        record: Arc<KeyRecord>,
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>> {
         Box::pin(async move {
+            if key.is_party_share() {
+                return Err(Error::NotInThisMode(
+                    "this key is one node's share of a distributed key; start the node with its [cluster] configuration to sign with it",
+                ));
+            }
             let queue = Queue::Sign(key.scheme());
             let jobs = messages
                 .into_iter()
@@ -232,7 +235,7 @@ impl Coordinator for Embedded {
                 })
                 .collect();
             let result = run_jobs(&self.batcher, queue, jobs).await;
-            self.prepare(&key);
+            self.prepare(&record.key_id, &key);
             let (outs, cost) = result?;
             let signatures = outs
                 .into_iter()
@@ -255,7 +258,7 @@ impl Coordinator for Embedded {
         })
     }
 
-    fn prepare(&self, key: &Arc<LoadedKey>) {
+    fn prepare(&self, _key_id: &str, key: &Arc<LoadedKey>) {
         let LoadedKey::Ecdsa(k) = key.as_ref() else {
             return;
         };
@@ -286,9 +289,9 @@ pub fn process_batch(
     jobs::process(accel, observer, queue, batch)
 }
 
-/// What an embedded-mode application is built from.
+/// What an application is built from (either mode).
 #[derive(Debug)]
-pub struct EmbeddedSetup {
+pub struct AppSetup {
     /// Storage.
     pub store: Arc<dyn crate::Store>,
     /// The KEK.
@@ -309,18 +312,33 @@ pub struct EmbeddedSetup {
     pub backend: String,
 }
 
+/// What distributed mode adds to an [`AppSetup`].
+#[derive(Debug)]
+pub struct ClusterSetup {
+    /// This node's id and its peers.
+    pub settings: crate::ClusterSettings,
+    /// The transport to the peers.
+    pub link: Arc<dyn crate::peer::PeerLink>,
+    /// The test-only fault switch.
+    pub fault: crate::Fault,
+}
+
 impl crate::App {
-    /// The embedded-mode application: a batcher whose workers run [`process_batch`] on
-    /// `setup.accel`, the [`Embedded`] coordinator over it, and the use cases over both.
-    pub fn embedded(setup: EmbeddedSetup) -> Result<Self, Error> {
+    fn batcher_of(setup: &AppSetup) -> Result<Arc<JobBatcher>, Error> {
         let accel = Arc::clone(&setup.accel);
         let observer = Arc::clone(&setup.observer);
-        let batcher = Arc::new(Batcher::new(
+        Ok(Arc::new(Batcher::new(
             &setup.batcher,
             Arc::clone(&setup.observer),
             move |queue, jobs| process_batch(accel.as_ref(), observer.as_ref(), queue, jobs),
             setup.probe,
-        )?);
+        )?))
+    }
+
+    /// The embedded-mode application: a batcher whose workers run [`process_batch`] on
+    /// `setup.accel`, the [`Embedded`] coordinator over it, and the use cases over both.
+    pub fn embedded(setup: AppSetup) -> Result<Self, Error> {
+        let batcher = Self::batcher_of(&setup)?;
         let coordinator = Arc::new(Embedded::new(
             setup.accel,
             Arc::clone(&batcher),
@@ -336,5 +354,41 @@ impl crate::App {
             limits: setup.limits,
             backend: setup.backend,
         }))
+    }
+
+    /// The distributed-mode application of one node: its [`crate::Party`] (returned too, for
+    /// the peer server to answer with), the [`crate::Distributed`] coordinator over the peer
+    /// link, and the use cases. Call inside a Tokio runtime.
+    pub fn distributed(
+        setup: AppSetup,
+        cluster: ClusterSetup,
+    ) -> Result<(Self, Arc<crate::Party>), Error> {
+        let batcher = Self::batcher_of(&setup)?;
+        let party = Arc::new(crate::Party::new(
+            cluster.settings.me,
+            Arc::clone(&setup.accel),
+            Arc::clone(&setup.store),
+            Arc::clone(&setup.sealer),
+            Arc::clone(&cluster.link),
+            cluster.settings.call_deadline,
+            cluster.fault,
+        ));
+        let coordinator = crate::Distributed::start(
+            cluster.settings,
+            Arc::clone(&party),
+            cluster.link,
+            setup.accel,
+            Arc::clone(&setup.observer),
+        );
+        let app = Self::new(crate::AppParts {
+            store: setup.store,
+            sealer: setup.sealer,
+            coordinator: Arc::new(coordinator),
+            batcher,
+            observer: setup.observer,
+            limits: setup.limits,
+            backend: setup.backend,
+        });
+        Ok((app, party))
     }
 }

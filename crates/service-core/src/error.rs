@@ -74,6 +74,30 @@ pub enum Error {
     /// An internal invariant failed (a bug); the request is refused and nothing is stored.
     #[error("internal invariant: {0}")]
     Internal(&'static str),
+    /// Fewer than `need` parties of the key can be reached now (their nodes are down, cut off,
+    /// or their circuit breakers are open); the request was not started or was given up.
+    #[error(
+        "quorum unavailable: need {need} of the key's parties, reachable now: {reachable:?}; unreachable: {unreachable:?}"
+    )]
+    QuorumUnavailable {
+        /// Parties a signature (or key generation) needs.
+        need: usize,
+        /// Parties that can be reached.
+        reachable: Vec<u16>,
+        /// Parties that cannot.
+        unreachable: Vec<u16>,
+    },
+    /// A peer node failed a call (transport error, deadline, or a failure it reported).
+    #[error("peer node {peer}: {problem}")]
+    Peer {
+        /// The peer's party id.
+        peer: u16,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The request is valid but this deployment mode does not offer it.
+    #[error("{0}")]
+    NotInThisMode(&'static str),
     /// The operating system refused a resource (a thread, a file).
     #[error("{context}")]
     Io {
@@ -119,7 +143,10 @@ impl Error {
             Error::KeyNotFound { .. } => ErrorKind::NotFound,
             Error::Overloaded { .. } => ErrorKind::ResourceExhausted,
             Error::IdempotencyConflict => ErrorKind::FailedPrecondition,
-            Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::ShuttingDown | Error::QuorumUnavailable { .. } | Error::Peer { .. } => {
+                ErrorKind::Unavailable
+            }
+            Error::NotInThisMode(_) => ErrorKind::FailedPrecondition,
             Error::Decrypt { .. }
             | Error::Seal
             | Error::Storage(_)

@@ -174,7 +174,9 @@ fn sign_all(accel: &dyn Accelerator, jobs: &[Job]) -> Vec<Result<JobOutput, Erro
                         taproot: taproot.tweak(),
                     });
                 }
-                LoadedKey::Ecdsa(_) => order.push((2u8, 0)),
+                LoadedKey::Ecdsa(_) | LoadedKey::Ed25519Party(_) | LoadedKey::Bip340Party(_) => {
+                    order.push((2u8, 0))
+                }
             },
             Job::Verify { .. } => order.push((2u8, 0)),
         }

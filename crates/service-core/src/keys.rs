@@ -11,7 +11,7 @@ use accel_api::Accelerator;
 use dkls23::{PartyId, Presignature};
 use rand_core::OsRng;
 use threshold::embedded;
-use threshold::{Bip340Suite, Ed25519Suite, KeySet, TaprootTweak};
+use threshold::{Bip340Suite, Ed25519Suite, KeySet, PartyKey, TaprootTweak};
 use zeroize::Zeroizing;
 
 use crate::ports::KeyRecord;
@@ -25,6 +25,10 @@ pub enum LoadedKey {
     Bip340(KeySet<Bip340Suite>),
     /// DKLs23 threshold ECDSA, with its presignature pool.
     Ecdsa(EcdsaKey),
+    /// FROST(Ed25519): this node's share only (distributed mode).
+    Ed25519Party(PartyKey<Ed25519Suite>),
+    /// FROST(secp256k1) / BIP340: this node's share only (distributed mode).
+    Bip340Party(PartyKey<Bip340Suite>),
 }
 
 /// A threshold-ECDSA key set with its in-memory presignature pool.
@@ -167,6 +171,8 @@ impl std::fmt::Debug for LoadedKey {
             LoadedKey::Ed25519(_) => "LoadedKey::Ed25519(<redacted>)",
             LoadedKey::Bip340(_) => "LoadedKey::Bip340(<redacted>)",
             LoadedKey::Ecdsa(_) => "LoadedKey::Ecdsa(<redacted>)",
+            LoadedKey::Ed25519Party(_) => "LoadedKey::Ed25519Party(<redacted>)",
+            LoadedKey::Bip340Party(_) => "LoadedKey::Bip340Party(<redacted>)",
         })
     }
 }
@@ -240,9 +246,12 @@ impl LoadedKey {
         })
     }
 
-    /// Decodes a key set stored by [`LoadedKey::to_bytes`].
+    /// Decodes a key set (or one party's key) stored by [`LoadedKey::to_bytes`].
     pub fn from_bytes(scheme: Scheme, bytes: &[u8]) -> Result<Self, Error> {
+        let party = PartyKey::<Ed25519Suite>::is_party_encoding(bytes);
         Ok(match scheme {
+            Scheme::Ed25519 if party => LoadedKey::Ed25519Party(PartyKey::from_bytes(bytes)?),
+            Scheme::Bip340 if party => LoadedKey::Bip340Party(PartyKey::from_bytes(bytes)?),
             Scheme::Ed25519 => LoadedKey::Ed25519(KeySet::from_bytes(bytes)?),
             Scheme::Bip340 => LoadedKey::Bip340(KeySet::from_bytes(bytes)?),
             Scheme::EcdsaSecp256k1 => {
@@ -257,6 +266,8 @@ impl LoadedKey {
             LoadedKey::Ed25519(k) => k.to_bytes(),
             LoadedKey::Bip340(k) => k.to_bytes(),
             LoadedKey::Ecdsa(k) => k.set.lock().unwrap_or_else(|e| e.into_inner()).to_bytes(),
+            LoadedKey::Ed25519Party(k) => k.to_bytes(),
+            LoadedKey::Bip340Party(k) => k.to_bytes(),
         }
     }
 
@@ -267,14 +278,21 @@ impl LoadedKey {
             LoadedKey::Ed25519(k) => k.public_key(),
             LoadedKey::Bip340(k) => k.public_key(),
             LoadedKey::Ecdsa(k) => k.public_key().to_vec(),
+            LoadedKey::Ed25519Party(k) => k.public_key(),
+            LoadedKey::Bip340Party(k) => k.public_key(),
         }
+    }
+
+    /// Whether this is one party's share of a distributed key (rather than every party's).
+    pub fn is_party_share(&self) -> bool {
+        matches!(self, LoadedKey::Ed25519Party(_) | LoadedKey::Bip340Party(_))
     }
 
     /// The scheme.
     pub fn scheme(&self) -> Scheme {
         match self {
-            LoadedKey::Ed25519(_) => Scheme::Ed25519,
-            LoadedKey::Bip340(_) => Scheme::Bip340,
+            LoadedKey::Ed25519(_) | LoadedKey::Ed25519Party(_) => Scheme::Ed25519,
+            LoadedKey::Bip340(_) | LoadedKey::Bip340Party(_) => Scheme::Bip340,
             LoadedKey::Ecdsa(_) => Scheme::EcdsaSecp256k1,
         }
     }

@@ -86,6 +86,13 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn presignature_used(&self, source: PresignSource);
     /// `count` signatures of `scheme` were issued and recorded.
     fn signatures_issued(&self, scheme: Scheme, count: u64);
+    /// A call of `kind` to peer node `peer` took `elapsed` and succeeded or not (distributed
+    /// mode).
+    fn peer_call(&self, _peer: u16, _kind: &'static str, _elapsed: Duration, _ok: bool) {}
+    /// Peer `peer`'s circuit breaker is now in `state` (distributed mode).
+    fn breaker_state(&self, _peer: u16, _state: crate::BreakerState) {}
+    /// A session failed at `step` and was compensated (aborted on its parties).
+    fn saga_compensated(&self, _step: &'static str) {}
 }
 
 /// An [`Observer`] that drops everything (tests, tools).

@@ -28,6 +28,27 @@ pub struct Config {
     pub limits: Limits,
     /// Threshold-ECDSA presignature pool.
     pub ecdsa: PresignPool,
+    /// `[cluster]`: distributed mode; `None` runs embedded mode.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: this node's place in a distributed cluster (written by `tessera init-cluster`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// `cluster.party_id`: this node's party id, 1 to 255.
+    pub party_id: u16,
+    /// `cluster.peer_listen`: where the node-to-node service listens (mutual TLS).
+    pub peer_listen: SocketAddr,
+    /// `cluster.ca`: the cluster CA certificate (PEM).
+    pub ca: PathBuf,
+    /// `cluster.cert`: this node's certificate (PEM).
+    pub cert: PathBuf,
+    /// `cluster.key`: this node's private key (PEM).
+    pub key: PathBuf,
+    /// `cluster.call_timeout_ms`: deadline of one call to a peer (default 2000).
+    pub call_timeout: std::time::Duration,
+    /// `[[cluster.peers]]`: every other node's party id and peer address.
+    pub peers: Vec<(u16, SocketAddr)>,
 }
 
 /// `[server]`: where the service keeps its data and listens.
@@ -96,6 +117,7 @@ impl Default for Config {
                 target: 64,
                 batch: 16,
             },
+            cluster: None,
         }
     }
 }
@@ -128,6 +150,40 @@ pub struct Layer {
     /// `[ecdsa]` fields.
     #[command(flatten, next_help_heading = "ecdsa")]
     pub ecdsa: EcdsaLayer,
+    /// `[cluster]` (config file only): distributed mode.
+    #[arg(skip)]
+    pub cluster: Option<ClusterLayer>,
+}
+
+/// `[cluster]` in a config file. Relative paths are relative to the file's directory.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterLayer {
+    /// This node's party id (1 to 255).
+    pub party_id: i64,
+    /// Node-to-node listen address.
+    pub peer_listen: String,
+    /// Cluster CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This node's certificate (PEM).
+    pub cert: PathBuf,
+    /// This node's private key (PEM).
+    pub key: PathBuf,
+    /// Deadline of one peer call, ms.
+    #[serde(default)]
+    pub call_timeout_ms: Option<i64>,
+    /// The other nodes.
+    pub peers: Vec<PeerLayer>,
+}
+
+/// One `[[cluster.peers]]` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerLayer {
+    /// The peer's party id.
+    pub id: i64,
+    /// The peer's node-to-node address.
+    pub address: String,
 }
 
 /// `[server]` in a layer.
@@ -274,11 +330,19 @@ impl Layer {
         })
     }
 
-    /// Reads a TOML config file.
+    /// Reads a TOML config file; `[cluster]` paths are made relative to its directory.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| config_err("--config", format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text, path)
+        let mut layer = Self::from_toml(&text, path)?;
+        if let (Some(c), Some(dir)) = (&mut layer.cluster, path.parent()) {
+            for p in [&mut c.ca, &mut c.cert, &mut c.key] {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(layer)
     }
 }
 
@@ -293,6 +357,47 @@ fn at_least(field: &str, v: i64, min: i64) -> Result<usize, Error> {
         return Err(config_err(field, format!("must be ≥ {min} (got {v})")));
     }
     usize::try_from(v).map_err(|_| config_err(field, format!("{v} is too large")))
+}
+
+fn party_id_of(field: &str, v: i64) -> Result<u16, Error> {
+    u16::try_from(v)
+        .ok()
+        .filter(|id| (1..=255).contains(id))
+        .ok_or_else(|| config_err(field, format!("must be between 1 and 255 (got {v})")))
+}
+
+fn cluster(c: &ClusterLayer) -> Result<ClusterConfig, Error> {
+    let party_id = party_id_of("cluster.party_id", c.party_id)?;
+    if c.peers.is_empty() {
+        return Err(config_err(
+            "cluster.peers",
+            "a cluster needs at least one other node",
+        ));
+    }
+    let mut peers = Vec::with_capacity(c.peers.len());
+    for p in &c.peers {
+        let id = party_id_of("cluster.peers.id", p.id)?;
+        if id == party_id || peers.iter().any(|(i, _)| *i == id) {
+            return Err(config_err(
+                "cluster.peers.id",
+                format!("party {id} appears twice (or is this node's own id)"),
+            ));
+        }
+        peers.push((id, addr("cluster.peers.address", &p.address)?));
+    }
+    let call_timeout_ms = match c.call_timeout_ms {
+        None => 2000,
+        Some(v) => at_least("cluster.call_timeout_ms", v, 1)?,
+    };
+    Ok(ClusterConfig {
+        party_id,
+        peer_listen: addr("cluster.peer_listen", &c.peer_listen)?,
+        ca: c.ca.clone(),
+        cert: c.cert.clone(),
+        key: c.key.clone(),
+        call_timeout: std::time::Duration::from_millis(call_timeout_ms as u64),
+        peers,
+    })
 }
 
 impl Config {
@@ -363,6 +468,9 @@ impl Config {
         }
         if let Some(v) = layer.ecdsa.presign_batch {
             self.ecdsa.batch = at_least("ecdsa.presign_batch", v, 1)?;
+        }
+        if let Some(c) = &layer.cluster {
+            self.cluster = Some(cluster(c)?);
         }
         Ok(())
     }
@@ -548,6 +656,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ecdsa.presign_batch: must be ≥ 1"), "{err}");
+    }
+
+    #[test]
+    fn cluster_section_is_read_and_checked() {
+        let text = "[cluster]\nparty_id = 2\npeer_listen = \"127.0.0.1:7122\"\nca = \"../ca.pem\"\n\
+                    cert = \"node.pem\"\nkey = \"/abs/node.key\"\n\
+                    [[cluster.peers]]\nid = 1\naddress = \"127.0.0.1:7112\"\n\
+                    [[cluster.peers]]\nid = 3\naddress = \"127.0.0.1:7132\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut cfg = Config::default();
+        cfg.apply(&Layer::from_file(&path).unwrap()).unwrap();
+        let c = cfg.cluster.unwrap();
+        assert_eq!(c.party_id, 2);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.ca, dir.path().join("../ca.pem"), "relative to the file");
+        assert_eq!(c.key, PathBuf::from("/abs/node.key"));
+        assert_eq!(c.call_timeout.as_millis(), 2000);
+        let dup = text.replace("id = 3", "id = 2");
+        let err = Config::default()
+            .apply(&file(&dup))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.peers.id"), "{err}");
+        let bad = text.replace("party_id = 2", "party_id = 0");
+        let err = Config::default()
+            .apply(&file(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.party_id"), "{err}");
     }
 
     #[test]

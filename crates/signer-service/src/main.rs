@@ -6,6 +6,7 @@
 mod accel;
 mod bench_accel;
 mod cli;
+mod cluster;
 mod config;
 mod error;
 mod kek;
@@ -47,7 +48,7 @@ enum Command {
     /// stderr as `tessera: gRPC listening on ADDR` and `tessera: metrics listening on ADDR`.
     /// Settings: flags win over TESSERA_* environment variables, which win over the config
     /// file, which wins over the defaults.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a key with the distributed key generation; prints the key as JSON.
     Keygen(KeygenArgs),
     /// Sign one message; prints signature and verifying key as JSON.
@@ -57,10 +58,30 @@ enum Command {
     /// Load generator: signs with many concurrent requests and prints throughput, latency
     /// percentiles, errors by status code and the server's CPU time per signature.
     Load(LoadArgs),
+    /// Write a distributed cluster's files: a cluster CA (DIR/ca.pem) and for each node
+    /// DIR/node-<i>/tessera.toml with its certificate and key. Start node i with
+    /// `tessera serve --config DIR/node-<i>/tessera.toml`.
+    InitCluster(InitClusterArgs),
     /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
     /// 16, … up to --max-batch) the per-item cost and throughput, the GPU adapter's name and
     /// the batch size from which the GPU beats the CPU backends. Progress goes to stderr.
     BenchAccel(BenchAccelArgs),
+}
+
+#[derive(Args, Debug)]
+struct InitClusterArgs {
+    /// Number of nodes (parties), 2 to 255
+    #[arg(long)]
+    parties: u16,
+    /// Directory to write (must not exist or be empty)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Node i listens on BASE+10·i (API), +1 (metrics) and +2 (peers)
+    #[arg(long, value_name = "BASE", default_value_t = 7100)]
+    base_port: u16,
+    /// Address every node listens on (one machine: 127.0.0.1; edit the files for several hosts)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
 }
 
 #[derive(Args, Debug)]
@@ -249,6 +270,18 @@ async fn run(command: Command) -> Result<Option<String>, Error> {
             } else {
                 Err(Error::InvalidSignature)
             }
+        }
+        Command::InitCluster(a) => {
+            let written = cluster::init(a.parties, &a.out, a.base_port, a.host)?;
+            let mut out = format!(
+                "wrote a {}-node cluster to {}; start each node with:\n",
+                a.parties,
+                a.out.display()
+            );
+            for p in written {
+                out.push_str(&format!("  tessera serve --config {}\n", p.display()));
+            }
+            Ok(Some(out))
         }
         Command::BenchAccel(a) => {
             let opts = bench_accel::BenchAccelOptions {

@@ -15,13 +15,15 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use service_core::{App, EmbeddedSetup, KeyRepository, Observer, Sealer, Store};
+use service_core::{
+    App, AppSetup, ClusterSettings, ClusterSetup, Fault, KeyRepository, Observer, Sealer, Store,
+};
 use store_redb::RedbStore;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
 use crate::accel;
-use crate::config::Config;
+use crate::config::{ClusterConfig, Config};
 use crate::error::Error;
 use crate::kek::{self, KekSource};
 
@@ -92,11 +94,18 @@ async fn bind(field: &'static str, addr: SocketAddr) -> Result<(TcpListener, Soc
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
 /// `kek_hex` is the value of `TESSERA_KEK`, if set.
 pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
-    eprintln!(
-        "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
-         process and all shares are held here: this is NOT a distributed MPC deployment and gives \
-         no protection against compromise of this host."
-    );
+    match &cfg.cluster {
+        None => eprintln!(
+            "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
+             process and all shares are held here: this is NOT a distributed MPC deployment and gives \
+             no protection against compromise of this host."
+        ),
+        Some(c) => eprintln!(
+            "tessera: distributed mode: party {} of a {}-node cluster; this node holds only its own share of each key",
+            c.party_id,
+            c.peers.len() + 1
+        ),
+    }
     let metrics = Arc::new(Metrics::new(&build_info()));
     let selected = accel::select(&cfg.accel, Arc::clone(&metrics))?;
     eprintln!(
@@ -104,7 +113,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         selected.backend, selected.description
     );
     let (store, sealer) = open_store(&cfg, kek_hex.as_deref())?;
-    let app = Arc::new(App::embedded(EmbeddedSetup {
+    let setup = AppSetup {
         store,
         sealer,
         accel: selected.accel,
@@ -114,7 +123,15 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         limits: cfg.limits,
         pool: cfg.ecdsa,
         backend: selected.backend.to_owned(),
-    })?);
+    };
+    let (peer_stop_tx, peer_stop_rx) = tokio::sync::watch::channel(false);
+    let (app, peer_task) = match &cfg.cluster {
+        None => (Arc::new(App::embedded(setup)?), None),
+        Some(c) => {
+            let (app, task) = distributed(c, setup, peer_stop_rx).await?;
+            (app, Some(task))
+        }
+    };
 
     let (grpc, grpc_addr) = bind("server.listen", cfg.server.listen).await?;
     let (metrics_listener, metrics_addr) =
@@ -172,9 +189,73 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     };
     let drain = Arc::clone(&app);
     let _drained = tokio::task::spawn_blocking(move || drain.drain()).await;
+    let _ = peer_stop_tx.send(true);
+    if let Some(t) = peer_task {
+        let _stopped = tokio::time::timeout(SHUTDOWN_GRACE, t).await;
+    }
     health_task.abort();
     metrics_task.abort();
     result.map_err(Error::Serve)
+}
+
+fn read(what: &str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Io {
+        context: format!("reading {what} {}", path.display()),
+        source: e,
+    })
+}
+
+/// The distributed-mode application of this node: the peer link to the others, this node's
+/// party, the peer server (started here, on `cluster.peer_listen`, until `stop`) and the use
+/// cases over the distributed coordinator.
+async fn distributed(
+    c: &ClusterConfig,
+    setup: AppSetup,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Arc<App>, tokio::task::JoinHandle<()>), Error> {
+    let tls = peer_grpc::NodeTls {
+        ca_pem: read("cluster.ca", &c.ca)?,
+        cert_pem: read("cluster.cert", &c.cert)?,
+        key_pem: read("cluster.key", &c.key)?,
+    };
+    let link = peer_grpc::GrpcPeers::connect(&tls, &c.peers).map_err(|e| Error::Config {
+        field: "cluster.peers".into(),
+        problem: e.to_string(),
+    })?;
+    let fault = match std::env::var("TESSERA_TEST_FAULT").as_deref() {
+        Ok("invalid-shares") => {
+            eprintln!(
+                "tessera: WARNING: TESSERA_TEST_FAULT=invalid-shares: this node sends invalid signature shares (test-only fault switch)"
+            );
+            Fault::InvalidShares
+        }
+        _ => Fault::None,
+    };
+    let peers: Vec<u16> = c.peers.iter().map(|(id, _)| *id).collect();
+    let (app, party) = App::distributed(
+        setup,
+        ClusterSetup {
+            settings: ClusterSettings {
+                me: c.party_id,
+                peers: peers.clone(),
+                call_deadline: c.call_timeout,
+            },
+            link: Arc::new(link),
+            fault,
+        },
+    )?;
+    let (listener, addr) = bind("cluster.peer_listen", c.peer_listen).await?;
+    eprintln!("tessera: peer service listening on {addr} (mutual TLS)");
+    let server = peer_grpc::PeerServer::new(party, peers);
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = peer_grpc::serve(listener, &tls, server, stopped).await {
+            tracing::error!(error = %service_core::error_chain(&e), "peer service stopped");
+        }
+    });
+    Ok((Arc::new(app), task))
 }
 
 /// Installs the SIGINT/SIGTERM handlers now (before the listening lines are printed, so a

@@ -430,3 +430,126 @@ impl<S: Suite> KeySet<S> {
         })
     }
 }
+
+/// One party's [`KeyShare`] with the key's [`PublicKeyPackage`]: what a node of a distributed
+/// deployment holds for one key (it never sees another party's secret share).
+#[derive(Clone, Debug)]
+pub struct PartyKey<S: Suite> {
+    pub(crate) share: KeyShare<S>,
+    pub(crate) public: PublicKeyPackage<S>,
+}
+
+impl<S: Suite> PartyKey<S> {
+    /// Pairs a share with its key's public package; the share's identifier must be a party
+    /// of the package and its verifying share and group key must match the package's.
+    pub fn new(share: KeyShare<S>, public: PublicKeyPackage<S>) -> Result<Self, Error> {
+        if public.verifying_share(share.id) != Some(share.verifying_share)
+            || public.group_key != share.group_key
+            || public.threshold != share.threshold
+        {
+            return Err(Error::InconsistentKeyShares);
+        }
+        Ok(Self { share, public })
+    }
+
+    /// Party `id`'s part of `set`.
+    pub fn from_set(set: &KeySet<S>, id: Identifier) -> Option<Self> {
+        let share = set.shares.iter().find(|s| s.id == id)?.clone();
+        Some(Self {
+            share,
+            public: set.public.clone(),
+        })
+    }
+
+    /// This party's share.
+    pub fn share(&self) -> &KeyShare<S> {
+        &self.share
+    }
+    /// The public key package.
+    pub fn public_package(&self) -> &PublicKeyPackage<S> {
+        &self.public
+    }
+    /// The public key, encoded as [`KeySet::public_key`] does.
+    pub fn public_key(&self) -> Vec<u8> {
+        S::verifying_key_bytes(&self.public.group_key.enc)
+    }
+
+    /// Serializes the party key (its secret share included): `"TSKP"`, version 1, suite id,
+    /// threshold and parties (u16 BE), this party's identifier (u16 BE), its secret share
+    /// (32 bytes), the group key, then every party's verifying share in identifier order.
+    /// Allocated once with its exact length and zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let pl = S::POINT_LEN;
+        let n = self.public.verifying_shares.len();
+        let mut out = Zeroizing::new(Vec::with_capacity(12 + 32 + pl + n * pl));
+        out.extend_from_slice(b"TSKP");
+        out.push(1);
+        out.push(S::SUITE_ID);
+        out.extend_from_slice(&self.public.threshold.to_be_bytes());
+        out.extend_from_slice(&self.public.parties().to_be_bytes());
+        out.extend_from_slice(&self.share.id.0.to_be_bytes());
+        let mut s = S::scalar_to_bytes(&self.share.secret);
+        out.extend_from_slice(&s);
+        s.zeroize();
+        out.extend_from_slice(self.public.group_key.enc.as_bytes());
+        for (_, _, enc) in &self.public.verifying_shares {
+            out.extend_from_slice(enc.as_bytes());
+        }
+        debug_assert_eq!(out.len(), out.capacity());
+        out
+    }
+
+    /// Whether `b` starts like [`PartyKey::to_bytes`] output (rather than a [`KeySet`]'s).
+    pub fn is_party_encoding(b: &[u8]) -> bool {
+        b.starts_with(b"TSKP")
+    }
+
+    /// Parses [`PartyKey::to_bytes`] output, validating every encoding as
+    /// [`KeySet::from_bytes`] does. The bytes are expected to come from an authenticated store.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        let pl = S::POINT_LEN;
+        if b.len() < 44 + pl || &b[..4] != b"TSKP" || b[4] != 1 {
+            return Err(Error::Malformed("party key header"));
+        }
+        if b[5] != S::SUITE_ID {
+            return Err(Error::Malformed("party key is for another suite"));
+        }
+        let threshold = u16::from_be_bytes([b[6], b[7]]);
+        let parties = u16::from_be_bytes([b[8], b[9]]);
+        validate_params(threshold, parties)?;
+        let id = Identifier::new(u16::from_be_bytes([b[10], b[11]]))?;
+        if id.0 > parties {
+            return Err(Error::UnknownIdentifier(id.0));
+        }
+        let mut secret = S::scalar_from_bytes(&b[12..44]).ok_or(Error::InvalidSecretKey)?;
+        let group_key = GroupKey::<S>::from_bytes(&b[44..44 + pl])?;
+        let body = &b[44 + pl..];
+        if body.len() != usize::from(parties) * pl {
+            secret.zeroize();
+            return Err(Error::Malformed("party key length"));
+        }
+        let mut verifying_shares = Vec::with_capacity(usize::from(parties));
+        for (k, enc) in body.chunks_exact(pl).enumerate() {
+            let Some(y) = S::point_from_bytes(enc) else {
+                secret.zeroize();
+                return Err(Error::Malformed("verifying share"));
+            };
+            verifying_shares.push((Identifier(k as u16 + 1), y, PointBytes::new(enc)));
+        }
+        let verifying_share = verifying_shares[usize::from(id.0) - 1].1;
+        Ok(Self {
+            share: KeyShare {
+                id,
+                secret,
+                verifying_share,
+                group_key,
+                threshold,
+            },
+            public: PublicKeyPackage {
+                group_key,
+                verifying_shares,
+                threshold,
+            },
+        })
+    }
+}

@@ -5,7 +5,7 @@
 use backend_cpu::CpuBackend;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use threshold::{Bip340Suite, Ed25519Suite, KeySet, Suite, embedded};
+use threshold::{Bip340Suite, Ed25519Suite, Identifier as Id, KeySet, PartyKey, Suite, embedded};
 
 fn key_set<S: Suite>(t: u16, n: u16, seed: u64) -> KeySet<S> {
     embedded::dkg::<S>(
@@ -25,6 +25,16 @@ fn capacity_equals_length_and_round_trips<S: Suite>() {
         let back = KeySet::<S>::from_bytes(&bytes).unwrap();
         assert_eq!(back.to_bytes(), bytes);
         assert_eq!((back.threshold(), back.parties()), (t, n));
+        for id in 1..=n {
+            let party = PartyKey::from_set(&keys, Id::new(id).unwrap()).unwrap();
+            let bytes = party.to_bytes();
+            assert_eq!(bytes.capacity(), bytes.len());
+            let back = PartyKey::<S>::from_bytes(&bytes).unwrap();
+            assert_eq!(back.to_bytes(), bytes);
+            assert_eq!(back.share().identifier().get(), id);
+            assert_eq!(back.public_package(), keys.public_package());
+            assert_eq!(back.public_key(), keys.public_key());
+        }
     }
 }
 
@@ -118,9 +128,13 @@ type Rejects = fn(&[u8]) -> bool;
 
 fn every_truncation_is_rejected<S: Suite>() {
     let keys = key_set::<S>(2, 3, 10);
-    let encodings: [(Vec<u8>, Rejects); 5] = [
+    let party = PartyKey::from_set(&keys, Id::new(2).unwrap()).unwrap();
+    let encodings: [(Vec<u8>, Rejects); 6] = [
         (keys.to_bytes().to_vec(), |b| {
             KeySet::<S>::from_bytes(b).is_err()
+        }),
+        (party.to_bytes().to_vec(), |b| {
+            PartyKey::<S>::from_bytes(b).is_err()
         }),
         (signing_package(&keys, TaprootTweak::None).to_bytes(), |b| {
             SigningPackage::<S>::from_bytes(b).is_err()

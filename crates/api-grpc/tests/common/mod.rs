@@ -11,7 +11,7 @@ use api_proto::signer_service_server::SignerService;
 use service_core::audit::Event;
 use service_core::batcher::BatcherConfig;
 use service_core::memory::MemoryStore;
-use service_core::{App, AuditLog, EmbeddedSetup, Kek, Limits, Observer, PresignPool};
+use service_core::{App, AppSetup, AuditLog, Kek, Limits, Observer, PresignPool};
 use telemetry::{BuildInfo, Metered, Metrics};
 use tonic::{Code, Request, Status};
 
@@ -68,7 +68,7 @@ impl Harness {
             Arc::clone(&metrics),
         ));
         let app = Arc::new(
-            App::embedded(EmbeddedSetup {
+            App::embedded(AppSetup {
                 store: Arc::clone(&store) as Arc<dyn service_core::Store>,
                 sealer: Arc::new(Kek::from_bytes(KEK)),
                 accel,

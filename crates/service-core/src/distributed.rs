@@ -1,0 +1,721 @@
+//! The distributed adapter of the [`Coordinator`] port: every party of a key is its own node,
+//! and this node coordinates the sessions of the requests it receives. Each node holds only
+//! its own share. Sessions run as sagas: every step has a deadline, a failed step aborts the
+//! session on every party it reached (destroying nonces and DKG state), and a signature whose
+//! quorum failed is retried with another quorum while the request's time lasts.
+//!
+//! Each peer has a circuit breaker: after [`TRIP_AFTER`] consecutive failed calls it opens and
+//! the peer is left out of quorum selection; a background probe closes it again once the peer
+//! answers. A request whose quorum cannot be formed from closed breakers fails at once with
+//! [`Error::QuorumUnavailable`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accel_api::Accelerator;
+use rand_core::{OsRng, RngCore};
+use threshold::round2::aggregate_batch;
+use threshold::{Bip340Suite, Ed25519Suite, Identifier, SignatureShare, SigningPackage};
+use zeroize::Zeroizing;
+
+use crate::coordinator::{BoxFuture, Coordinator, Cost, Signature};
+use crate::error::joined;
+use crate::keys::{LoadedKey, Taproot};
+use crate::party::{FrostScheme, Party, decode_commitments, join_all};
+use crate::peer::{LinkError, NewKey, PartyId, PeerLink, PeerReply, PeerRequest, SessionId};
+use crate::ports::KeyRecord;
+use crate::{Error, Observer, Scheme};
+
+/// Consecutive failed calls that open a peer's breaker.
+pub const TRIP_AFTER: u32 = 3;
+/// How long an open breaker waits before the background probe tries the peer again.
+pub const OPEN_FOR: Duration = Duration::from_millis(500);
+/// Quorums tried per signature before the request fails.
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// The distributed coordinator's settings.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// This node's party id.
+    pub me: PartyId,
+    /// The other nodes' party ids.
+    pub peers: Vec<PartyId>,
+    /// Deadline of one peer call.
+    pub call_deadline: Duration,
+}
+
+/// A circuit breaker's state (the metric's value: 0 closed, 1 open, 2 half-open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// The peer is left out until a probe succeeds.
+    Open,
+    /// A probe is in flight.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    failures: u32,
+    state: BreakerState,
+    opened_at: Instant,
+}
+
+/// The distributed coordinator. See the module documentation.
+#[derive(Debug)]
+pub struct Distributed {
+    settings: ClusterSettings,
+    party: Arc<Party>,
+    link: Arc<dyn PeerLink>,
+    accel: Arc<dyn Accelerator>,
+    observer: Arc<dyn Observer>,
+    breakers: Mutex<BTreeMap<PartyId, Breaker>>,
+    rotate: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unexpected(peer: PartyId) -> Error {
+    Error::Peer {
+        peer,
+        problem: "unexpected reply".into(),
+    }
+}
+
+/// A failed call: who, and whether the peer itself is to blame (`culprits`) or merely gone.
+struct CallFailure {
+    error: Error,
+    culprits: Vec<PartyId>,
+}
+
+impl Distributed {
+    /// A coordinator for party `settings.me`, reaching the others through `link`. Starts the
+    /// breakers' background probe (call inside a Tokio runtime).
+    pub fn start(
+        settings: ClusterSettings,
+        party: Arc<Party>,
+        link: Arc<dyn PeerLink>,
+        accel: Arc<dyn Accelerator>,
+        observer: Arc<dyn Observer>,
+    ) -> Arc<Self> {
+        let now = Instant::now();
+        let breakers = settings
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    *p,
+                    Breaker {
+                        failures: 0,
+                        state: BreakerState::Closed,
+                        opened_at: now,
+                    },
+                )
+            })
+            .collect();
+        let this = Arc::new(Self {
+            settings,
+            party,
+            link,
+            accel,
+            observer,
+            breakers: Mutex::new(breakers),
+            rotate: AtomicUsize::new(0),
+        });
+        for p in &this.settings.peers {
+            this.observer.breaker_state(*p, BreakerState::Closed);
+        }
+        let weak = Arc::downgrade(&this);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(OPEN_FOR / 2);
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                this.probe_open_peers().await;
+            }
+        });
+        this
+    }
+
+    /// The breaker state of every peer.
+    pub fn breaker_states(&self) -> Vec<(PartyId, BreakerState)> {
+        lock(&self.breakers)
+            .iter()
+            .map(|(p, b)| (*p, b.state))
+            .collect()
+    }
+
+    async fn probe_open_peers(&self) {
+        let due: Vec<PartyId> = {
+            let mut b = lock(&self.breakers);
+            b.iter_mut()
+                .filter(|(_, br)| {
+                    br.state == BreakerState::Open && br.opened_at.elapsed() >= OPEN_FOR
+                })
+                .map(|(p, br)| {
+                    br.state = BreakerState::HalfOpen;
+                    *p
+                })
+                .collect()
+        };
+        for p in due {
+            self.observer.breaker_state(p, BreakerState::HalfOpen);
+            let r = self
+                .link
+                .call(
+                    p,
+                    PeerRequest::Ping,
+                    self.settings.call_deadline.min(OPEN_FOR),
+                )
+                .await;
+            self.record(p, r.is_ok());
+        }
+    }
+
+    fn record(&self, peer: PartyId, ok: bool) {
+        let changed = {
+            let mut all = lock(&self.breakers);
+            let Some(b) = all.get_mut(&peer) else { return };
+            let before = b.state;
+            if ok {
+                b.failures = 0;
+                b.state = BreakerState::Closed;
+            } else {
+                b.failures += 1;
+                if b.state == BreakerState::HalfOpen || b.failures >= TRIP_AFTER {
+                    b.state = BreakerState::Open;
+                    b.opened_at = Instant::now();
+                }
+            }
+            (before != b.state).then_some((before, b.state))
+        };
+        if let Some((before, state)) = changed {
+            match (before, state) {
+                (BreakerState::Closed, BreakerState::Open) => {
+                    tracing::warn!(
+                        peer,
+                        "peer unreachable: breaker opened, left out of quorums"
+                    );
+                }
+                (_, BreakerState::Closed) => {
+                    tracing::info!(peer, "peer answers again: breaker closed")
+                }
+                _ => {}
+            }
+            self.observer.breaker_state(peer, state);
+        }
+    }
+
+    /// Peers whose breaker is closed.
+    fn available(&self) -> Vec<PartyId> {
+        lock(&self.breakers)
+            .iter()
+            .filter(|(_, b)| b.state == BreakerState::Closed)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// One call to `peer` (or to this node's own party), with the breaker bookkeeping.
+    async fn call(&self, peer: PartyId, request: PeerRequest) -> Result<PeerReply, CallFailure> {
+        let kind = request.kind();
+        let reply = if peer == self.settings.me {
+            Ok(self.party.handle(peer, request).await)
+        } else {
+            let start = Instant::now();
+            let r = self
+                .link
+                .call(peer, request, self.settings.call_deadline)
+                .await;
+            self.observer
+                .peer_call(peer, kind, start.elapsed(), r.is_ok());
+            self.record(peer, r.is_ok());
+            r
+        };
+        match reply {
+            Ok(PeerReply::Failed(f)) => Err(CallFailure {
+                error: Error::Peer {
+                    peer,
+                    problem: f.message,
+                },
+                culprits: f.culprits,
+            }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(CallFailure {
+                error: link_error(peer, e),
+                culprits: Vec::new(),
+            }),
+        }
+    }
+
+    /// Sends `request(p)` to every party of `parties` at once; the replies in order.
+    async fn call_all(
+        self: &Arc<Self>,
+        parties: &[PartyId],
+        request: impl Fn(PartyId) -> PeerRequest,
+    ) -> Result<Vec<(PartyId, Result<PeerReply, CallFailure>)>, Error> {
+        let calls = parties.iter().map(|p| {
+            let this = Arc::clone(self);
+            let (p, req) = (*p, request(*p));
+            async move { (p, this.call(p, req).await) }
+        });
+        join_all(calls).await
+    }
+
+    /// Aborts `sessions` on `parties` (the saga's compensation); failures are only logged.
+    fn compensate(self: &Arc<Self>, step: &'static str, parties: Vec<(PartyId, Vec<SessionId>)>) {
+        self.observer.saga_compensated(step);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            for (p, sessions) in parties {
+                if sessions.is_empty() {
+                    continue;
+                }
+                if let Err(f) = this.call(p, PeerRequest::Abort { sessions }).await {
+                    tracing::debug!(peer = p, error = %f.error.chain(), "abort not delivered; the peer forgets the session when it expires");
+                }
+            }
+        });
+    }
+
+    async fn generate_inner(self: &Arc<Self>, key: &NewKey) -> Result<LoadedKey, Error> {
+        let n = 1 + self.settings.peers.len();
+        if usize::from(key.parties) != n {
+            return Err(Error::invalid(
+                "parties",
+                format!(
+                    "a distributed key has one party per node: this cluster has {n} nodes (got {})",
+                    key.parties
+                ),
+            ));
+        }
+        if key.scheme == Scheme::EcdsaSecp256k1 {
+            return Err(Error::NotInThisMode(
+                "threshold ECDSA keys are not yet available in distributed mode; run the appliance in embedded mode for them",
+            ));
+        }
+        let mut all: Vec<PartyId> = self.settings.peers.clone();
+        all.push(self.settings.me);
+        all.sort_unstable();
+        let up = self.available();
+        let down: Vec<PartyId> = self
+            .settings
+            .peers
+            .iter()
+            .filter(|p| !up.contains(p))
+            .copied()
+            .collect();
+        if !down.is_empty() {
+            let mut reachable = up;
+            reachable.push(self.settings.me);
+            reachable.sort_unstable();
+            return Err(Error::QuorumUnavailable {
+                need: n,
+                reachable,
+                unreachable: down,
+            });
+        }
+        let mut session = [0u8; 16];
+        OsRng.fill_bytes(&mut session);
+        let mut dkg_id = [0u8; 32];
+        OsRng.fill_bytes(&mut dkg_id);
+        let r = self.run_dkg(&all, session, key, dkg_id).await;
+        if r.is_err() {
+            self.compensate("dkg", all.iter().map(|p| (*p, vec![session])).collect());
+        }
+        r
+    }
+
+    async fn run_dkg(
+        self: &Arc<Self>,
+        all: &[PartyId],
+        session: SessionId,
+        key: &NewKey,
+        dkg_id: [u8; 32],
+    ) -> Result<LoadedKey, Error> {
+        let first = |rs: Vec<(PartyId, Result<PeerReply, CallFailure>)>| {
+            let mut ok = Vec::with_capacity(rs.len());
+            for (p, r) in rs {
+                match r {
+                    Ok(v) => ok.push((p, v)),
+                    Err(f) if !f.culprits.is_empty() => {
+                        return Err(Error::Protocol(threshold::Error::Culprits(f.culprits)));
+                    }
+                    Err(f) => return Err(f.error),
+                }
+            }
+            Ok(ok)
+        };
+        let k = key.clone();
+        let r1 = first(
+            self.call_all(all, |_| PeerRequest::DkgStart {
+                session,
+                key: k.clone(),
+                dkg_id,
+            })
+            .await?,
+        )?;
+        let mut round1 = Vec::with_capacity(r1.len());
+        for (p, r) in r1 {
+            match r {
+                PeerReply::Round1(b) => round1.push((p, b)),
+                _ => return Err(unexpected(p)),
+            }
+        }
+        for (p, r) in first(
+            self.call_all(all, |_| PeerRequest::DkgShares {
+                session,
+                round1: round1.clone(),
+            })
+            .await?,
+        )? {
+            if r != PeerReply::Done {
+                return Err(unexpected(p));
+            }
+        }
+        let mut confirmations = Vec::with_capacity(all.len());
+        for (p, r) in first(
+            self.call_all(all, |_| PeerRequest::DkgConfirm { session })
+                .await?,
+        )? {
+            match r {
+                PeerReply::Confirmation(c) => confirmations.push((p, c)),
+                _ => return Err(unexpected(p)),
+            }
+        }
+        let finished = first(
+            self.call_all(all, |_| PeerRequest::DkgFinish {
+                session,
+                confirmations: confirmations.clone(),
+            })
+            .await?,
+        )?;
+        let local = self
+            .party
+            .take_finished(&session)
+            .ok_or(Error::Internal("the local party did not finish the DKG"))?;
+        let public_key = local.public_key();
+        for (p, r) in finished {
+            match r {
+                PeerReply::Finished(pk) if pk == public_key => {}
+                PeerReply::Finished(_) => {
+                    return Err(Error::Protocol(threshold::Error::Culprits(vec![p])));
+                }
+                _ => return Err(unexpected(p)),
+            }
+        }
+        Ok(local)
+    }
+
+    async fn sign_inner<S: FrostScheme>(
+        self: &Arc<Self>,
+        record: Arc<KeyRecord>,
+        key: Arc<LoadedKey>,
+        messages: Vec<Vec<u8>>,
+        taproot: Taproot,
+    ) -> Result<(Vec<Signature>, Cost), Error> {
+        let t = usize::try_from(record.threshold).map_err(|_| Error::Internal("threshold"))?;
+        let mut results: Vec<Option<Signature>> = vec![None; messages.len()];
+        let mut excluded: Vec<PartyId> = Vec::new();
+        let mut last_error = None;
+        let mut cost = Cost::default();
+        for _ in 0..MAX_ATTEMPTS {
+            let pending: Vec<usize> = (0..messages.len())
+                .filter(|i| results[*i].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let signers = self.quorum(t, &excluded)?;
+            match self
+                .sign_round::<S>(&record, &key, &signers, &messages, &pending, taproot)
+                .await
+            {
+                Ok((outs, c)) => {
+                    cost.cpu_seconds += c;
+                    let mut culprits = Vec::new();
+                    for (i, o) in pending.iter().zip(outs) {
+                        match o {
+                            Ok(sig) => results[*i] = Some(sig),
+                            Err(Error::Protocol(threshold::Error::Culprits(c))) => {
+                                culprits.extend(c);
+                            }
+                            Err(e) => last_error = Some(e),
+                        }
+                    }
+                    if !culprits.is_empty() {
+                        culprits.sort_unstable();
+                        culprits.dedup();
+                        tracing::warn!(key_id = %record.key_id, ?culprits, "signature shares failed verification; retrying without the culprits");
+                        last_error = Some(Error::Protocol(threshold::Error::Culprits(
+                            culprits.clone(),
+                        )));
+                        excluded.extend(culprits);
+                    }
+                }
+                Err((e, blame)) => {
+                    excluded.extend(blame);
+                    last_error = Some(e);
+                }
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            return Ok((results.into_iter().flatten().collect(), cost));
+        }
+        Err(last_error.unwrap_or(Error::Internal("signing gave up without an error")))
+    }
+
+    /// This node and `t − 1` peers with closed breakers, not in `excluded`, rotating over the
+    /// peers so load spreads.
+    fn quorum(&self, t: usize, excluded: &[PartyId]) -> Result<Vec<PartyId>, Error> {
+        let mut up: Vec<PartyId> = self
+            .available()
+            .into_iter()
+            .filter(|p| !excluded.contains(p))
+            .collect();
+        if up.len() + 1 < t {
+            let mut reachable = up.clone();
+            reachable.push(self.settings.me);
+            reachable.sort_unstable();
+            let unreachable = self
+                .settings
+                .peers
+                .iter()
+                .filter(|p| !up.contains(p))
+                .copied()
+                .collect();
+            return Err(Error::QuorumUnavailable {
+                need: t,
+                reachable,
+                unreachable,
+            });
+        }
+        if !up.is_empty() {
+            let k = self.rotate.fetch_add(1, Ordering::Relaxed) % up.len();
+            up.rotate_left(k);
+        }
+        let mut signers = vec![self.settings.me];
+        signers.extend(up.into_iter().take(t - 1));
+        signers.sort_unstable();
+        Ok(signers)
+    }
+
+    /// One attempt: commitments from every signer, signing packages, shares, aggregation.
+    /// A failure of the attempt as a whole names the parties to leave out next time.
+    #[allow(clippy::type_complexity)]
+    async fn sign_round<S: FrostScheme>(
+        self: &Arc<Self>,
+        record: &Arc<KeyRecord>,
+        key: &Arc<LoadedKey>,
+        signers: &[PartyId],
+        messages: &[Vec<u8>],
+        pending: &[usize],
+        taproot: Taproot,
+    ) -> Result<(Vec<Result<Signature, Error>>, f64), (Error, Vec<PartyId>)> {
+        let m = pending.len();
+        let count = u32::try_from(m).map_err(|_| (Error::Internal("batch size"), vec![]))?;
+        let key_id = record.key_id.clone();
+        let r1 = self
+            .call_all(signers, |_| PeerRequest::Commit {
+                key_id: key_id.clone(),
+                count,
+            })
+            .await
+            .map_err(|e| (e, vec![]))?;
+        // Compensation list: every nonce session handed out, by party.
+        let mut issued: Vec<(PartyId, Vec<SessionId>)> = Vec::new();
+        let mut commitments: Vec<(PartyId, Vec<(SessionId, Vec<u8>)>)> = Vec::new();
+        let mut failure = None;
+        for (p, r) in r1 {
+            match r {
+                Ok(PeerReply::Commitments(c)) if c.len() == m => {
+                    issued.push((p, c.iter().map(|(s, _)| *s).collect()));
+                    commitments.push((p, c));
+                }
+                Ok(PeerReply::Commitments(c)) => {
+                    issued.push((p, c.iter().map(|(s, _)| *s).collect()));
+                    failure.get_or_insert((unexpected(p), vec![p]));
+                }
+                Ok(_) => {
+                    failure.get_or_insert((unexpected(p), vec![p]));
+                }
+                Err(f) => {
+                    failure.get_or_insert((f.error, vec![p]));
+                }
+            }
+        }
+        if let Some(f) = failure {
+            self.compensate("commit", issued);
+            return Err(f);
+        }
+        // Signing packages, one per pending message.
+        let mut packages = Vec::with_capacity(m);
+        for (j, &i) in pending.iter().enumerate() {
+            let mut map = BTreeMap::new();
+            for (p, c) in &commitments {
+                let id = Identifier::new(*p).map_err(|e| (Error::from(e), vec![]))?;
+                match decode_commitments::<S>(*p, &c[j].1) {
+                    Ok(c) => {
+                        map.insert(id, c);
+                    }
+                    Err(e) => {
+                        self.compensate("commit", issued);
+                        return Err((e, vec![*p]));
+                    }
+                }
+            }
+            packages.push(SigningPackage::<S>::new(map, &messages[i], taproot.tweak()));
+        }
+        let encoded: Vec<Vec<u8>> = packages.iter().map(SigningPackage::to_bytes).collect();
+        let per_signer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = commitments
+            .iter()
+            .map(|(p, c)| {
+                (
+                    *p,
+                    c.iter()
+                        .zip(&encoded)
+                        .map(|((s, _), pkg)| (*s, pkg.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let r2 = self
+            .call_all(signers, |p| PeerRequest::SignShares {
+                key_id: key_id.clone(),
+                items: per_signer.get(&p).cloned().unwrap_or_default(),
+            })
+            .await
+            .map_err(|e| (e, vec![]))?;
+        let mut shares: Vec<Vec<SignatureShare<S>>> = vec![Vec::new(); m];
+        for (p, r) in r2 {
+            let id = Identifier::new(p).map_err(|e| (Error::from(e), vec![]))?;
+            match r {
+                Ok(PeerReply::Shares(list)) if list.len() == m => {
+                    for (j, s) in list.into_iter().enumerate() {
+                        match s
+                            .ok()
+                            .and_then(|b| SignatureShare::<S>::from_bytes(id, &b).ok())
+                        {
+                            Some(share) => shares[j].push(share),
+                            None => {
+                                return Err((
+                                    Error::Peer {
+                                        peer: p,
+                                        problem: "no valid signature share".into(),
+                                    },
+                                    vec![p],
+                                ));
+                            }
+                        }
+                    }
+                }
+                Ok(_) => return Err((unexpected(p), vec![p])),
+                Err(f) => return Err((f.error, vec![p])),
+            }
+        }
+        // Aggregate and verify on this node: culprits are named per session.
+        let accel = Arc::clone(&self.accel);
+        let key = Arc::clone(key);
+        let (outs, cpu) = joined(
+            "aggregation",
+            tokio::task::spawn_blocking(move || {
+                let (outs, cpu) = crate::coordinator::with_cpu(|| {
+                    let Some(pk) = S::party_key(&key) else {
+                        return Err(Error::NotInThisMode(
+                            "this key was made in embedded mode; it cannot sign in distributed mode",
+                        ));
+                    };
+                    let items: Vec<_> = packages
+                        .iter()
+                        .zip(&shares)
+                        .map(|(p, s)| (p, s.as_slice(), pk.public_package()))
+                        .collect();
+                    Ok(aggregate_batch::<S>(accel.as_ref(), &items))
+                });
+                outs.map(|o| (o, cpu))
+            })
+            .await,
+        )
+        .map_err(|e| (e, vec![]))?;
+        Ok((
+            outs.into_iter()
+                .map(|r| {
+                    r.map(|o| Signature {
+                        signature: o.signature,
+                        verifying_key: o.verifying_key,
+                        recovery_id: 0,
+                    })
+                    .map_err(Error::from)
+                })
+                .collect(),
+            cpu,
+        ))
+    }
+}
+
+fn link_error(peer: PartyId, e: LinkError) -> Error {
+    Error::Peer {
+        peer,
+        problem: e.to_string(),
+    }
+}
+
+impl Coordinator for Arc<Distributed> {
+    fn mode(&self) -> &'static str {
+        "distributed"
+    }
+
+    fn generate(&self, key: &NewKey) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        let key = key.clone();
+        Box::pin(async move {
+            let k = self.generate_inner(&key).await?;
+            Ok((k, Cost::default()))
+        })
+    }
+
+    fn import(
+        &self,
+        _scheme: Scheme,
+        _secret: Zeroizing<Vec<u8>>,
+        _t: u16,
+        _n: u16,
+    ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        Box::pin(async {
+            Err(Error::NotInThisMode(
+                "ImportKey is not available in distributed mode: a trusted-dealer import would put the whole secret on one node",
+            ))
+        })
+    }
+
+    fn sign(
+        &self,
+        record: Arc<KeyRecord>,
+        key: Arc<LoadedKey>,
+        messages: Vec<Vec<u8>>,
+        taproot: Taproot,
+    ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>> {
+        Box::pin(async move {
+            match record.scheme {
+                Scheme::Ed25519 => {
+                    self.sign_inner::<Ed25519Suite>(record, key, messages, taproot)
+                        .await
+                }
+                Scheme::Bip340 => {
+                    self.sign_inner::<Bip340Suite>(record, key, messages, taproot)
+                        .await
+                }
+                Scheme::EcdsaSecp256k1 => Err(Error::NotInThisMode(
+                    "threshold ECDSA keys are not yet available in distributed mode",
+                )),
+            }
+        })
+    }
+
+    fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>) {
+        self.party.cache(key_id, Arc::clone(key));
+    }
+}

@@ -1,0 +1,756 @@
+//! One node's party in the distributed deployment: it answers its peers' [`PeerRequest`]s with
+//! the sans-IO protocol code of `threshold`, holding only its own share of each key (sealed
+//! under its own KEK in its own store), its DKG session state and its unused nonces (memory
+//! only, single use, zeroized on drop, forgotten after [`NONCE_TTL`]).
+//!
+//! Every message it receives is checked by the protocol code (proofs of knowledge, shares
+//! against commitments, confirmations, commitments against its own nonces); failures name the
+//! culprit parties.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accel_api::Accelerator;
+use rand_core::{OsRng, RngCore};
+use threshold::dkg::{self, Confirmation, Round1Package, Round1Secret, Round2Package};
+use threshold::dkg::{Round2Secret, Round3Secret};
+use threshold::round1::{SigningCommitments, SigningNonces, commit_batch};
+use threshold::round2::{SignatureShare, sign_batch};
+use threshold::{Bip340Suite, Ed25519Suite, Identifier, PartyKey, SigningPackage, Suite};
+
+use crate::error::joined;
+use crate::keys::LoadedKey;
+use crate::peer::{NewKey, PartyId, PeerLink, PeerReply, PeerRequest, RemoteFailure, SessionId};
+use crate::ports::{KeyOrigin, KeyRecord};
+use crate::{Error, Scheme, Sealer, Store};
+
+/// How long unused nonces are kept before they are destroyed.
+pub const NONCE_TTL: Duration = Duration::from_secs(60);
+/// How long an unfinished DKG session is kept before its state is destroyed.
+pub const DKG_TTL: Duration = Duration::from_secs(120);
+/// Most nonce pairs one `Commit` request may ask for.
+pub const MAX_COMMIT: u32 = 4096;
+
+/// A test-only fault a party can be started with (`TESSERA_TEST_FAULT`), so that the tests
+/// can show the other nodes detect it and name this party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Behave.
+    #[default]
+    None,
+    /// Send signature shares that do not verify.
+    InvalidShares,
+}
+
+/// The FROST suites a distributed node runs, tied to their [`LoadedKey`] variant.
+pub(crate) trait FrostScheme: Suite {
+    fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>>;
+    fn wrap(k: PartyKey<Self>) -> LoadedKey;
+}
+
+impl FrostScheme for Ed25519Suite {
+    fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>> {
+        match k {
+            LoadedKey::Ed25519Party(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn wrap(k: PartyKey<Self>) -> LoadedKey {
+        LoadedKey::Ed25519Party(k)
+    }
+}
+
+impl FrostScheme for Bip340Suite {
+    fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>> {
+        match k {
+            LoadedKey::Bip340Party(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn wrap(k: PartyKey<Self>) -> LoadedKey {
+        LoadedKey::Bip340Party(k)
+    }
+}
+
+/// Where one DKG session stands at this party.
+enum Stage<S: Suite> {
+    Round1(Round1Secret<S>),
+    Round2(Round2Secret<S>),
+    Round3(Round3Secret<S>),
+}
+
+struct DkgSlot {
+    key: NewKey,
+    started: Instant,
+    /// A `Stage<S>` of the key's suite.
+    stage: Box<dyn Any + Send>,
+    /// Private shares delivered by the other parties, by sender: 32-byte encodings.
+    received: BTreeMap<PartyId, zeroize::Zeroizing<Vec<u8>>>,
+}
+
+struct Nonces {
+    key_id: String,
+    made: Instant,
+    /// `SigningNonces<S>` of the key's suite.
+    nonces: Box<dyn Any + Send>,
+}
+
+/// This node's party: answers peer requests. See the module documentation.
+pub struct Party {
+    me: PartyId,
+    accel: Arc<dyn Accelerator>,
+    store: Arc<dyn Store>,
+    sealer: Arc<dyn Sealer>,
+    link: Arc<dyn PeerLink>,
+    deadline: Duration,
+    fault: Fault,
+    keys: Mutex<HashMap<String, Arc<LoadedKey>>>,
+    dkgs: Mutex<HashMap<SessionId, DkgSlot>>,
+    nonces: Mutex<HashMap<SessionId, Nonces>>,
+    finished: Mutex<HashMap<SessionId, LoadedKey>>,
+}
+
+impl std::fmt::Debug for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Party")
+            .field("me", &self.me)
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A failure to report to the requesting node.
+fn failed(e: &Error) -> PeerReply {
+    let culprits = match e {
+        Error::Protocol(threshold::Error::Culprits(c)) => c.clone(),
+        _ => Vec::new(),
+    };
+    PeerReply::Failed(RemoteFailure {
+        message: e.to_string(),
+        culprits,
+    })
+}
+
+fn session_id() -> SessionId {
+    let mut s = [0u8; 16];
+    OsRng.fill_bytes(&mut s);
+    s
+}
+
+fn ident(id: PartyId) -> Result<Identifier, Error> {
+    Ok(Identifier::new(id)?)
+}
+
+impl Party {
+    /// Party `me` of the cluster, with its own store and sealer; `link` reaches the others
+    /// (each call waits at most `deadline`).
+    pub fn new(
+        me: PartyId,
+        accel: Arc<dyn Accelerator>,
+        store: Arc<dyn Store>,
+        sealer: Arc<dyn Sealer>,
+        link: Arc<dyn PeerLink>,
+        deadline: Duration,
+        fault: Fault,
+    ) -> Self {
+        Self {
+            me,
+            accel,
+            store,
+            sealer,
+            link,
+            deadline,
+            fault,
+            keys: Mutex::default(),
+            dkgs: Mutex::default(),
+            nonces: Mutex::default(),
+            finished: Mutex::default(),
+        }
+    }
+
+    /// This party's id.
+    pub fn id(&self) -> PartyId {
+        self.me
+    }
+
+    /// Unused nonce pairs held now.
+    pub fn nonces_held(&self) -> usize {
+        lock(&self.nonces).len()
+    }
+
+    /// Answers one request from party `from` (authenticated by the transport).
+    pub async fn handle(self: &Arc<Self>, from: PartyId, request: PeerRequest) -> PeerReply {
+        let r = match request {
+            PeerRequest::Ping => Ok(PeerReply::Done),
+            PeerRequest::DkgStart {
+                session,
+                key,
+                dkg_id,
+            } => self.dkg_start(session, key, dkg_id).await,
+            PeerRequest::DkgShares { session, round1 } => self.dkg_shares(session, round1).await,
+            PeerRequest::DkgDeliver { session, share } => self.dkg_deliver(from, session, share),
+            PeerRequest::DkgConfirm { session } => self.dkg_confirm(session).await,
+            PeerRequest::DkgFinish {
+                session,
+                confirmations,
+            } => self.dkg_finish(from, session, confirmations).await,
+            PeerRequest::Abort { sessions } => {
+                self.abort(&sessions);
+                Ok(PeerReply::Done)
+            }
+            PeerRequest::Commit { key_id, count } => self.commit(key_id, count).await,
+            PeerRequest::SignShares { key_id, items } => self.sign_shares(key_id, items).await,
+        };
+        r.unwrap_or_else(|e| {
+            tracing::debug!(from, error = %e.chain(), "peer request failed");
+            failed(&e)
+        })
+    }
+
+    /// Takes the key this party finished in DKG `session` for the local coordinator.
+    pub(crate) fn take_finished(&self, session: &SessionId) -> Option<LoadedKey> {
+        lock(&self.finished).remove(session)
+    }
+
+    /// Destroys the secrets of `sessions` (DKG state and unused nonces).
+    pub fn abort(&self, sessions: &[SessionId]) {
+        let mut d = lock(&self.dkgs);
+        let mut n = lock(&self.nonces);
+        for s in sessions {
+            d.remove(s);
+            n.remove(s);
+        }
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        lock(&self.nonces).retain(|_, v| now.duration_since(v.made) < NONCE_TTL);
+        lock(&self.dkgs).retain(|_, v| now.duration_since(v.started) < DKG_TTL);
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        task: &'static str,
+        f: impl FnOnce(&dyn Accelerator) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let accel = Arc::clone(&self.accel);
+        joined(
+            task,
+            tokio::task::spawn_blocking(move || f(accel.as_ref())).await,
+        )
+    }
+
+    async fn dkg_start(
+        self: &Arc<Self>,
+        session: SessionId,
+        key: NewKey,
+        dkg_id: [u8; 32],
+    ) -> Result<PeerReply, Error> {
+        self.sweep();
+        if lock(&self.dkgs).contains_key(&session) {
+            return Err(Error::Internal("DKG session id reused"));
+        }
+        if key.key_id.is_empty() || key.key_id.len() > 64 {
+            return Err(Error::invalid("key_id", "must be 1 to 64 bytes"));
+        }
+        let params = (ident(self.me)?, key.threshold, key.parties, dkg_id);
+        let (stage, package): (Box<dyn Any + Send>, Vec<u8>) = match key.scheme {
+            Scheme::Ed25519 => self.part1::<Ed25519Suite>(params).await?,
+            Scheme::Bip340 => self.part1::<Bip340Suite>(params).await?,
+            Scheme::EcdsaSecp256k1 => {
+                return Err(Error::NotInThisMode(
+                    "threshold ECDSA keys are not yet available in distributed mode",
+                ));
+            }
+        };
+        lock(&self.dkgs).insert(
+            session,
+            DkgSlot {
+                key,
+                started: Instant::now(),
+                stage,
+                received: BTreeMap::new(),
+            },
+        );
+        Ok(PeerReply::Round1(package))
+    }
+
+    async fn part1<S: FrostScheme>(
+        &self,
+        params: dkg::Part1Params,
+    ) -> Result<(Box<dyn Any + Send>, Vec<u8>), Error> {
+        self.blocking("DKG round 1", move |accel| {
+            let (secret, package) = dkg::part1_batch::<S>(accel, &[params], &mut OsRng)?
+                .pop()
+                .ok_or(Error::Internal("DKG round 1 returned nothing"))?;
+            let stage: Box<dyn Any + Send> = Box::new(Stage::<S>::Round1(secret));
+            Ok((stage, package.to_bytes()))
+        })
+        .await
+    }
+
+    /// Takes the stage of `session` out of its slot (put back by the caller).
+    fn take_stage(&self, session: &SessionId) -> Result<(NewKey, Box<dyn Any + Send>), Error> {
+        let mut d = lock(&self.dkgs);
+        let slot = d
+            .get_mut(session)
+            .ok_or(Error::Internal("unknown or expired DKG session"))?;
+        let stage = std::mem::replace(&mut slot.stage, Box::new(()));
+        Ok((slot.key.clone(), stage))
+    }
+
+    fn put_stage(&self, session: &SessionId, stage: Box<dyn Any + Send>) {
+        if let Some(slot) = lock(&self.dkgs).get_mut(session) {
+            slot.stage = stage;
+        }
+    }
+
+    async fn dkg_shares(
+        self: &Arc<Self>,
+        session: SessionId,
+        round1: Vec<(PartyId, Vec<u8>)>,
+    ) -> Result<PeerReply, Error> {
+        let (key, stage) = self.take_stage(&session)?;
+        let out = match key.scheme {
+            Scheme::Ed25519 => self.part2::<Ed25519Suite>(stage, round1).await,
+            Scheme::Bip340 => self.part2::<Bip340Suite>(stage, round1).await,
+            Scheme::EcdsaSecp256k1 => Err(Error::Internal("ECDSA DKG session")),
+        };
+        let (stage, deliveries) = match out {
+            Ok(v) => v,
+            Err(e) => {
+                self.abort(&[session]);
+                return Err(e);
+            }
+        };
+        self.put_stage(&session, stage);
+        let calls = deliveries.into_iter().map(|(to, share)| {
+            let link = Arc::clone(&self.link);
+            let deadline = self.deadline;
+            async move {
+                let r = link
+                    .call(to, PeerRequest::DkgDeliver { session, share }, deadline)
+                    .await;
+                (to, r)
+            }
+        });
+        for (to, r) in join_all(calls).await? {
+            match r {
+                Ok(PeerReply::Done) => {}
+                Ok(PeerReply::Failed(f)) => {
+                    return Err(Error::Peer {
+                        peer: to,
+                        problem: f.message,
+                    });
+                }
+                Ok(_) => {
+                    return Err(Error::Peer {
+                        peer: to,
+                        problem: "unexpected reply to a share delivery".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Peer {
+                        peer: to,
+                        problem: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(PeerReply::Done)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn part2<S: FrostScheme>(
+        &self,
+        stage: Box<dyn Any + Send>,
+        round1: Vec<(PartyId, Vec<u8>)>,
+    ) -> Result<(Box<dyn Any + Send>, Vec<(PartyId, Vec<u8>)>), Error> {
+        let me = self.me;
+        self.blocking("DKG round 2", move |accel| {
+            let Ok(stage) = stage.downcast::<Stage<S>>() else {
+                return Err(Error::Internal("DKG stage of another suite"));
+            };
+            let Stage::Round1(secret) = *stage else {
+                return Err(Error::Internal("DKG round 2 out of order"));
+            };
+            let mut others = BTreeMap::new();
+            for (id, bytes) in round1 {
+                if id == me {
+                    continue;
+                }
+                let pkg = Round1Package::<S>::from_bytes(&bytes)
+                    .map_err(|_| Error::Protocol(threshold::Error::Culprits(vec![id])))?;
+                others.insert(ident(id)?, pkg);
+            }
+            let (state, out) = dkg::part2_batch::<S>(accel, vec![(secret, others)])
+                .pop()
+                .ok_or(Error::Internal("DKG round 2 returned nothing"))??;
+            let deliveries = out
+                .into_iter()
+                .map(|(to, pkg)| (to.get(), pkg.to_bytes().to_vec()))
+                .collect();
+            let stage: Box<dyn Any + Send> = Box::new(Stage::<S>::Round2(state));
+            Ok((stage, deliveries))
+        })
+        .await
+    }
+
+    fn dkg_deliver(
+        &self,
+        from: PartyId,
+        session: SessionId,
+        share: Vec<u8>,
+    ) -> Result<PeerReply, Error> {
+        let share = zeroize::Zeroizing::new(share);
+        let mut d = lock(&self.dkgs);
+        let slot = d.get_mut(&session).ok_or(Error::Internal(
+            "share for an unknown or expired DKG session",
+        ))?;
+        if from == self.me || from == 0 || from > slot.key.parties {
+            return Err(Error::Internal("share from a party outside the DKG"));
+        }
+        if slot.received.insert(from, share).is_some() {
+            return Err(Error::Protocol(threshold::Error::Culprits(vec![from])));
+        }
+        Ok(PeerReply::Done)
+    }
+
+    async fn dkg_confirm(&self, session: SessionId) -> Result<PeerReply, Error> {
+        let (key, stage) = self.take_stage(&session)?;
+        let received = lock(&self.dkgs)
+            .get_mut(&session)
+            .map(|s| std::mem::take(&mut s.received))
+            .unwrap_or_default();
+        let out = match key.scheme {
+            Scheme::Ed25519 => self.part3::<Ed25519Suite>(stage, received).await,
+            Scheme::Bip340 => self.part3::<Bip340Suite>(stage, received).await,
+            Scheme::EcdsaSecp256k1 => Err(Error::Internal("ECDSA DKG session")),
+        };
+        match out {
+            Ok((stage, c)) => {
+                self.put_stage(&session, stage);
+                Ok(PeerReply::Confirmation(c.0))
+            }
+            Err(e) => {
+                self.abort(&[session]);
+                Err(e)
+            }
+        }
+    }
+
+    async fn part3<S: FrostScheme>(
+        &self,
+        stage: Box<dyn Any + Send>,
+        received: BTreeMap<PartyId, zeroize::Zeroizing<Vec<u8>>>,
+    ) -> Result<(Box<dyn Any + Send>, Confirmation), Error> {
+        self.blocking("DKG round 3", move |accel| {
+            let Ok(stage) = stage.downcast::<Stage<S>>() else {
+                return Err(Error::Internal("DKG stage of another suite"));
+            };
+            let Stage::Round2(state) = *stage else {
+                return Err(Error::Internal("DKG round 3 out of order"));
+            };
+            let mut shares = BTreeMap::new();
+            for (id, bytes) in &received {
+                let pkg = Round2Package::<S>::from_bytes(bytes)
+                    .map_err(|_| Error::Protocol(threshold::Error::Culprits(vec![*id])))?;
+                shares.insert(ident(*id)?, pkg);
+            }
+            let (state, c) = dkg::part3_batch::<S>(accel, vec![(state, shares)])
+                .pop()
+                .ok_or(Error::Internal("DKG round 3 returned nothing"))??;
+            let stage: Box<dyn Any + Send> = Box::new(Stage::<S>::Round3(state));
+            Ok((stage, c))
+        })
+        .await
+    }
+
+    async fn dkg_finish(
+        &self,
+        from: PartyId,
+        session: SessionId,
+        confirmations: Vec<(PartyId, [u8; 32])>,
+    ) -> Result<PeerReply, Error> {
+        let (key, stage) = self.take_stage(&session)?;
+        lock(&self.dkgs).remove(&session);
+        let loaded = match key.scheme {
+            Scheme::Ed25519 => finish::<Ed25519Suite>(stage, &confirmations)?,
+            Scheme::Bip340 => finish::<Bip340Suite>(stage, &confirmations)?,
+            Scheme::EcdsaSecp256k1 => return Err(Error::Internal("ECDSA DKG session")),
+        };
+        let public_key = loaded.public_key();
+        if from == self.me {
+            // The local coordinator stores this node's share itself, with the request's
+            // idempotency record.
+            lock(&self.finished).insert(session, loaded);
+            return Ok(PeerReply::Finished(public_key));
+        }
+        let record = KeyRecord {
+            key_id: key.key_id.clone(),
+            scheme: key.scheme,
+            threshold: u32::from(key.threshold),
+            parties: u32::from(key.parties),
+            public_key: public_key.clone(),
+            label: key.label,
+            created_at_ms: key.created_at_ms,
+            sealed: self.sealer.seal(&key.key_id, &loaded.to_bytes())?,
+        };
+        let store = Arc::clone(&self.store);
+        joined(
+            "key insert",
+            tokio::task::spawn_blocking(move || {
+                Ok(store.insert_key(&record, KeyOrigin::Dkg, None)?)
+            })
+            .await,
+        )?;
+        tracing::info!(key_id = %key.key_id, scheme = %key.scheme, party = self.me, "stored this node's share of a new key");
+        lock(&self.keys).insert(key.key_id, Arc::new(loaded));
+        Ok(PeerReply::Finished(public_key))
+    }
+
+    /// This node's share of `key_id`, from the cache or the store.
+    pub(crate) async fn load(&self, key_id: &str) -> Result<Arc<LoadedKey>, Error> {
+        if let Some(k) = lock(&self.keys).get(key_id) {
+            return Ok(Arc::clone(k));
+        }
+        let (store, sealer, id) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.sealer),
+            key_id.to_owned(),
+        );
+        let key = joined(
+            "key load",
+            tokio::task::spawn_blocking(move || {
+                let rec = store
+                    .get_key(&id)?
+                    .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                let plain = sealer.open(&id, &rec.sealed)?;
+                LoadedKey::from_bytes(rec.scheme, &plain)
+            })
+            .await,
+        )?;
+        let key = Arc::new(key);
+        lock(&self.keys).insert(key_id.to_owned(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// Caches a key this node's coordinator stored.
+    pub(crate) fn cache(&self, key_id: &str, key: Arc<LoadedKey>) {
+        lock(&self.keys).insert(key_id.to_owned(), key);
+    }
+
+    async fn commit(&self, key_id: String, count: u32) -> Result<PeerReply, Error> {
+        if count == 0 || count > MAX_COMMIT {
+            return Err(Error::invalid("count", "must be 1 to 4096"));
+        }
+        self.sweep();
+        let key = self.load(&key_id).await?;
+        let made = match key.scheme() {
+            Scheme::Ed25519 => self.commit_as::<Ed25519Suite>(key, count).await?,
+            Scheme::Bip340 => self.commit_as::<Bip340Suite>(key, count).await?,
+            Scheme::EcdsaSecp256k1 => {
+                return Err(Error::NotInThisMode(
+                    "threshold ECDSA keys are not yet available in distributed mode",
+                ));
+            }
+        };
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(made.len());
+        let mut held = lock(&self.nonces);
+        for (nonces, commitments) in made {
+            let sid = session_id();
+            held.insert(
+                sid,
+                Nonces {
+                    key_id: key_id.clone(),
+                    made: now,
+                    nonces,
+                },
+            );
+            out.push((sid, commitments));
+        }
+        Ok(PeerReply::Commitments(out))
+    }
+
+    async fn commit_as<S: FrostScheme>(
+        &self,
+        key: Arc<LoadedKey>,
+        count: u32,
+    ) -> Result<Vec<(Box<dyn Any + Send>, Vec<u8>)>, Error> {
+        self.blocking("signing round 1", move |accel| {
+            let pk = S::party_key(&key).ok_or(Error::NotInThisMode(
+                "this key is not a distributed key (it was made in embedded mode)",
+            ))?;
+            let shares = vec![pk.share(); count as usize];
+            Ok(commit_batch::<S>(accel, &shares, &mut OsRng)?
+                .into_iter()
+                .map(|(n, c)| {
+                    let b: Box<dyn Any + Send> = Box::new(n);
+                    (b, c.to_bytes())
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn sign_shares(
+        &self,
+        key_id: String,
+        items: Vec<(SessionId, Vec<u8>)>,
+    ) -> Result<PeerReply, Error> {
+        let key = self.load(&key_id).await?;
+        // Single use: every named nonce pair leaves the table now, whatever happens next.
+        let taken: Vec<Option<Box<dyn Any + Send>>> = {
+            let mut held = lock(&self.nonces);
+            items
+                .iter()
+                .map(|(sid, _)| match held.remove(sid) {
+                    Some(n) if n.key_id == key_id => Some(n.nonces),
+                    _ => None,
+                })
+                .collect()
+        };
+        let packages: Vec<Vec<u8>> = items.into_iter().map(|(_, p)| p).collect();
+        let fault = self.fault;
+        let shares = match key.scheme() {
+            Scheme::Ed25519 => {
+                self.blocking("signing round 2", move |accel| {
+                    Ok(shares_as::<Ed25519Suite>(
+                        accel, &key, taken, &packages, fault,
+                    ))
+                })
+                .await?
+            }
+            Scheme::Bip340 => {
+                self.blocking("signing round 2", move |accel| {
+                    Ok(shares_as::<Bip340Suite>(
+                        accel, &key, taken, &packages, fault,
+                    ))
+                })
+                .await?
+            }
+            Scheme::EcdsaSecp256k1 => {
+                return Err(Error::NotInThisMode(
+                    "threshold ECDSA keys are not yet available in distributed mode",
+                ));
+            }
+        };
+        Ok(PeerReply::Shares(shares))
+    }
+}
+
+fn finish<S: FrostScheme>(
+    stage: Box<dyn Any + Send>,
+    confirmations: &[(PartyId, [u8; 32])],
+) -> Result<LoadedKey, Error> {
+    let Ok(stage) = stage.downcast::<Stage<S>>() else {
+        return Err(Error::Internal("DKG stage of another suite"));
+    };
+    let Stage::Round3(state) = *stage else {
+        return Err(Error::Internal("DKG finish out of order"));
+    };
+    let mut map = BTreeMap::new();
+    for (id, c) in confirmations {
+        map.insert(ident(*id)?, Confirmation(*c));
+    }
+    let (share, public) = dkg::finish::<S>(state, &map)?;
+    Ok(S::wrap(PartyKey::new(share, public)?))
+}
+
+fn shares_as<S: FrostScheme>(
+    accel: &dyn Accelerator,
+    key: &LoadedKey,
+    taken: Vec<Option<Box<dyn Any + Send>>>,
+    packages: &[Vec<u8>],
+    fault: Fault,
+) -> Vec<Result<Vec<u8>, String>> {
+    let Some(pk) = S::party_key(key) else {
+        return packages
+            .iter()
+            .map(|_| Err("this key is not a distributed key".to_owned()))
+            .collect();
+    };
+    let mut out: Vec<Option<Result<Vec<u8>, String>>> = Vec::with_capacity(packages.len());
+    let mut pkgs = Vec::new();
+    let mut held = Vec::new();
+    let mut slots = Vec::new();
+    for (k, (nonces, bytes)) in taken.into_iter().zip(packages).enumerate() {
+        let nonces = match nonces.map(|n| n.downcast::<SigningNonces<S>>()) {
+            Some(Ok(n)) => *n,
+            _ => {
+                out.push(Some(Err(
+                    "unknown, expired or already used nonces".to_owned()
+                )));
+                continue;
+            }
+        };
+        match SigningPackage::<S>::from_bytes(bytes) {
+            Ok(p) => {
+                pkgs.push(p);
+                held.push(nonces);
+                slots.push(k);
+                out.push(None);
+            }
+            Err(e) => out.push(Some(Err(format!("signing package: {e}")))),
+        }
+    }
+    let items: Vec<_> = pkgs
+        .iter()
+        .zip(held)
+        .map(|(p, n)| (p, n, pk.share()))
+        .collect();
+    for (k, r) in slots.into_iter().zip(sign_batch::<S>(accel, items)) {
+        out[k] = Some(match r {
+            Ok(share) => Ok(corrupt(share, fault).to_bytes().to_vec()),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| Err("no share computed".to_owned())))
+        .collect()
+}
+
+/// Applies the test-only fault switch to an outgoing share.
+fn corrupt<S: Suite>(share: SignatureShare<S>, fault: Fault) -> SignatureShare<S> {
+    match fault {
+        Fault::None => share,
+        Fault::InvalidShares => {
+            use accel_api::CurveGroup;
+            SignatureShare::new(share.identifier(), share.scalar() + S::G::scalar_one())
+        }
+    }
+}
+
+/// Runs the futures concurrently (each on its own task) and returns their outputs in order.
+pub(crate) async fn join_all<F>(fs: impl IntoIterator<Item = F>) -> Result<Vec<F::Output>, Error>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.await {
+            Ok(v) => out.push(v),
+            Err(e) if e.is_panic() => return Err(Error::Panicked { task: "peer call" }),
+            Err(_) => return Err(Error::ShuttingDown),
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a commitment sent by party `id`; a bad encoding names it.
+pub(crate) fn decode_commitments<S: Suite>(
+    id: PartyId,
+    b: &[u8],
+) -> Result<SigningCommitments<S>, Error> {
+    SigningCommitments::<S>::from_bytes(b)
+        .map_err(|_| Error::Protocol(threshold::Error::Culprits(vec![id])))
+}

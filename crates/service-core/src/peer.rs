@@ -1,0 +1,214 @@
+//! The peer port of the distributed deployment: the messages nodes exchange ([`PeerRequest`],
+//! [`PeerReply`]), their one wire encoding, and [`PeerLink`], the port a transport adapter
+//! implements (the gRPC one is `peer-grpc`: mutual TLS, coalesced envelopes, deadlines).
+//!
+//! Every request names the session it belongs to; the receiving node learns who sent it from
+//! the transport (the peer's certificate), never from the message.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::coordinator::BoxFuture;
+use crate::{Error, Scheme};
+
+/// A node's party id (`1..=n`): its Shamir evaluation point for every key of the cluster.
+pub type PartyId = u16;
+
+/// Identifies one protocol session (a DKG, or one signer's nonces) across the nodes.
+pub type SessionId = [u8; 16];
+
+/// A key being created: everything a node needs to store its share under the same id as the
+/// others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    /// The key id every node stores its share under.
+    pub key_id: String,
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The signing threshold t.
+    pub threshold: u16,
+    /// The number of parties n.
+    pub parties: u16,
+    /// The caller's label.
+    pub label: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// A request from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PeerRequest {
+    /// A liveness probe (the half-open probe of a circuit breaker).
+    Ping,
+    /// DKG round 1: draw a polynomial, answer with the round-1 broadcast package.
+    DkgStart {
+        /// The DKG session.
+        session: SessionId,
+        /// The key being made.
+        key: NewKey,
+        /// The 32-byte DKG session id every proof of knowledge is bound to.
+        dkg_id: [u8; 32],
+    },
+    /// DKG round 2: every party's round-1 package; check the proofs, then deliver each other
+    /// party its private share directly ([`PeerRequest::DkgDeliver`]) and answer when every
+    /// delivery was acknowledged.
+    DkgShares {
+        /// The DKG session.
+        session: SessionId,
+        /// `(party, round-1 package)` for every party.
+        round1: Vec<(PartyId, Vec<u8>)>,
+    },
+    /// DKG round 2, party to party: the sender's private share for the receiver (sent only
+    /// over the authenticated, encrypted peer channel; never through a coordinator).
+    DkgDeliver {
+        /// The DKG session.
+        session: SessionId,
+        /// The 32-byte share.
+        share: Vec<u8>,
+    },
+    /// DKG round 3: check the received shares, answer with the confirmation hash.
+    DkgConfirm {
+        /// The DKG session.
+        session: SessionId,
+    },
+    /// DKG finish: compare every confirmation; on success seal and store this node's share.
+    DkgFinish {
+        /// The DKG session.
+        session: SessionId,
+        /// `(party, confirmation)` for every party.
+        confirmations: Vec<(PartyId, [u8; 32])>,
+    },
+    /// Compensation: forget a session's secrets (DKG state, or unused nonces).
+    Abort {
+        /// The sessions.
+        sessions: Vec<SessionId>,
+    },
+    /// Signing round 1: `count` fresh nonce pairs for `key_id`, kept in memory only.
+    Commit {
+        /// The key.
+        key_id: String,
+        /// How many.
+        count: u32,
+    },
+    /// Signing round 2: one signature share per item, each consuming its nonces.
+    SignShares {
+        /// The key.
+        key_id: String,
+        /// `(nonce session, encoded signing package)`.
+        items: Vec<(SessionId, Vec<u8>)>,
+    },
+}
+
+/// A node's answer to a [`PeerRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PeerReply {
+    /// Done, nothing to return.
+    Done,
+    /// The round-1 broadcast package.
+    Round1(Vec<u8>),
+    /// The round-3 confirmation hash.
+    Confirmation([u8; 32]),
+    /// The DKG finished; the group public key.
+    Finished(Vec<u8>),
+    /// `(nonce session, encoded commitments)` per requested nonce pair.
+    Commitments(Vec<(SessionId, Vec<u8>)>),
+    /// One 32-byte signature share (or the failure) per item, in order.
+    Shares(Vec<Result<Vec<u8>, String>>),
+    /// The request failed at the peer.
+    Failed(RemoteFailure),
+}
+
+/// A failure reported by a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteFailure {
+    /// What failed (no secret material).
+    pub message: String,
+    /// Parties the peer's checks blamed.
+    pub culprits: Vec<PartyId>,
+}
+
+impl PeerRequest {
+    /// The request's encoding on the wire.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        postcard::to_stdvec(self).map_err(|_| Error::Internal("encoding a peer request"))
+    }
+    /// Decodes a request; `None` when the bytes are not one.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        postcard::from_bytes(b).ok()
+    }
+    /// The metric label of the request's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerRequest::Ping => "ping",
+            PeerRequest::DkgStart { .. } => "dkg_start",
+            PeerRequest::DkgShares { .. } => "dkg_shares",
+            PeerRequest::DkgDeliver { .. } => "dkg_deliver",
+            PeerRequest::DkgConfirm { .. } => "dkg_confirm",
+            PeerRequest::DkgFinish { .. } => "dkg_finish",
+            PeerRequest::Abort { .. } => "abort",
+            PeerRequest::Commit { .. } => "commit",
+            PeerRequest::SignShares { .. } => "sign_shares",
+        }
+    }
+}
+
+impl PeerReply {
+    /// The reply's encoding on the wire.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        postcard::to_stdvec(self).map_err(|_| Error::Internal("encoding a peer reply"))
+    }
+    /// Decodes a reply; `None` when the bytes are not one.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        postcard::from_bytes(b).ok()
+    }
+}
+
+/// Why a call to a peer produced no reply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The peer is not configured.
+    #[error("not a configured peer")]
+    UnknownPeer,
+    /// The deadline passed first.
+    #[error("no answer within {0:?}")]
+    Deadline(Duration),
+    /// The connection failed or the peer refused the call.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The peer's answer could not be decoded.
+    #[error("undecodable answer")]
+    Garbled,
+}
+
+/// Sends requests to peer nodes. Adapters must put a deadline on every call, bound message
+/// sizes, and may coalesce concurrent calls to one peer into one envelope.
+pub trait PeerLink: Send + Sync + std::fmt::Debug {
+    /// Sends `request` to `peer` and waits at most `deadline` for its reply.
+    fn call(
+        &self,
+        peer: PartyId,
+        request: PeerRequest,
+        deadline: Duration,
+    ) -> BoxFuture<'_, Result<PeerReply, LinkError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_refused() {
+        let r = PeerRequest::SignShares {
+            key_id: "k".into(),
+            items: vec![([7; 16], vec![1, 2, 3])],
+        };
+        assert_eq!(PeerRequest::decode(&r.encode().unwrap()), Some(r));
+        let a = PeerReply::Shares(vec![Ok(vec![9; 32]), Err("no nonces".into())]);
+        assert_eq!(PeerReply::decode(&a.encode().unwrap()), Some(a));
+        assert_eq!(PeerRequest::decode(&[0xff, 0xff, 0xff]), None);
+    }
+}
