@@ -319,8 +319,8 @@ pub struct ClusterSetup {
     pub settings: crate::ClusterSettings,
     /// The transport to the peers.
     pub link: Arc<dyn crate::peer::PeerLink>,
-    /// The test-only fault switch.
-    pub fault: crate::Fault,
+    /// Test-only instrumentation (off in production).
+    pub hooks: crate::TestHooks,
 }
 
 impl crate::App {
@@ -371,8 +371,8 @@ impl crate::App {
             Arc::clone(&setup.sealer),
             Arc::clone(&cluster.link),
             cluster.settings.call_deadline,
-            cluster.fault,
-        ));
+            cluster.hooks,
+        )?);
         let coordinator = crate::Distributed::start(
             cluster.settings,
             Arc::clone(&party),

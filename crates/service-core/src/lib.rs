@@ -45,6 +45,6 @@ pub use jobs::{Job, JobOutput};
 pub use kek::{Kek, KekFormatError};
 pub use keys::{LoadedKey, Taproot};
 pub use observe::{NoObserver, Observer, PresignSource, Queue};
-pub use party::{Fault, NONCE_TTL, Party};
+pub use party::{Fault, NONCE_TTL, Party, TestHooks};
 pub use ports::{AuditLog, IdempotencyStore, KeyRepository, Sealer, Store, StoreError};
 pub use scheme::{Scheme, UnknownScheme};

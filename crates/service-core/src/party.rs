@@ -44,6 +44,16 @@ pub enum Fault {
     InvalidShares,
 }
 
+/// Test-only instrumentation of a party (both off in production).
+#[derive(Debug, Default)]
+pub struct TestHooks {
+    /// A fault to misbehave with.
+    pub fault: Fault,
+    /// Append the hiding commitment (hex) of every nonce pair this party consumes to this
+    /// file, one per line, so fault tests can check that no nonce is ever used twice.
+    pub nonce_log: Option<std::path::PathBuf>,
+}
+
 /// The FROST suites a distributed node runs, tied to their [`LoadedKey`] variant.
 pub(crate) trait FrostScheme: Suite {
     fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>>;
@@ -106,6 +116,7 @@ pub struct Party {
     link: Arc<dyn PeerLink>,
     deadline: Duration,
     fault: Fault,
+    nonce_log: Option<Mutex<std::fs::File>>,
     keys: Mutex<HashMap<String, Arc<LoadedKey>>>,
     dkgs: Mutex<HashMap<SessionId, DkgSlot>>,
     nonces: Mutex<HashMap<SessionId, Nonces>>,
@@ -157,21 +168,35 @@ impl Party {
         sealer: Arc<dyn Sealer>,
         link: Arc<dyn PeerLink>,
         deadline: Duration,
-        fault: Fault,
-    ) -> Self {
-        Self {
+        hooks: TestHooks,
+    ) -> Result<Self, Error> {
+        let nonce_log = match hooks.nonce_log {
+            None => None,
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|source| Error::Io {
+                        context: format!("opening the nonce log {}", path.display()),
+                        source,
+                    })?,
+            )),
+        };
+        Ok(Self {
             me,
             accel,
             store,
             sealer,
             link,
             deadline,
-            fault,
+            fault: hooks.fault,
+            nonce_log,
             keys: Mutex::default(),
             dkgs: Mutex::default(),
             nonces: Mutex::default(),
             finished: Mutex::default(),
-        }
+        })
     }
 
     /// This party's id.
@@ -546,6 +571,35 @@ impl Party {
         lock(&self.keys).insert(key_id.to_owned(), key);
     }
 
+    /// Test-only: records the hiding commitment of each consumed nonce pair.
+    fn log_nonces(
+        &self,
+        log: &Mutex<std::fs::File>,
+        key: &LoadedKey,
+        taken: &[Option<Box<dyn Any + Send>>],
+    ) {
+        use std::io::Write;
+        let hiding = |n: &Box<dyn Any + Send>| -> Option<Vec<u8>> {
+            match key.scheme() {
+                Scheme::Ed25519 => n
+                    .downcast_ref::<SigningNonces<Ed25519Suite>>()
+                    .map(|n| n.commitments().hiding_bytes().to_vec()),
+                Scheme::Bip340 => n
+                    .downcast_ref::<SigningNonces<Bip340Suite>>()
+                    .map(|n| n.commitments().hiding_bytes().to_vec()),
+                Scheme::EcdsaSecp256k1 => None,
+            }
+        };
+        let mut text = String::new();
+        for h in taken.iter().flatten().filter_map(hiding) {
+            text.push_str(&hex::encode(h));
+            text.push('\n');
+        }
+        if let Err(e) = lock(log).write_all(text.as_bytes()) {
+            tracing::warn!(error = %e, "nonce log not written");
+        }
+    }
+
     async fn commit(&self, key_id: String, count: u32) -> Result<PeerReply, Error> {
         if count == 0 || count > MAX_COMMIT {
             return Err(Error::invalid("count", "must be 1 to 4096"));
@@ -618,6 +672,9 @@ impl Party {
                 .collect()
         };
         let packages: Vec<Vec<u8>> = items.into_iter().map(|(_, p)| p).collect();
+        if let Some(log) = &self.nonce_log {
+            self.log_nonces(log, &key, &taken);
+        }
         let fault = self.fault;
         let shares = match key.scheme() {
             Scheme::Ed25519 => {

@@ -17,6 +17,7 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use service_core::{
     App, AppSetup, ClusterSettings, ClusterSetup, Fault, KeyRepository, Observer, Sealer, Store,
+    TestHooks,
 };
 use store_redb::RedbStore;
 use telemetry::Metrics;
@@ -241,7 +242,10 @@ async fn distributed(
                 call_deadline: c.call_timeout,
             },
             link: Arc::new(link),
-            fault,
+            hooks: TestHooks {
+                fault,
+                nonce_log: std::env::var_os("TESSERA_TEST_NONCE_LOG").map(Into::into),
+            },
         },
     )?;
     let (listener, addr) = bind("cluster.peer_listen", c.peer_listen).await?;

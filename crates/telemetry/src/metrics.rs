@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use service_core::{Observer, PresignSource, Queue, Scheme};
+use service_core::{BreakerState, Observer, PresignSource, Queue, Scheme};
 
 use crate::breaker::RouterWatch;
 use crate::process::ProcessCollector;
@@ -30,6 +30,11 @@ fn latency_histogram() -> Histogram {
 /// CPU time per request: 10 µs · 2^i, 20 buckets (10 µs … 5.2 s).
 fn cpu_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+/// Peer RPC time on a LAN: 100 µs · 2^i, 18 buckets (100 µs … 13.1 s).
+fn peer_call_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 18))
 }
 
 /// Items per batch: 1 · 2^i, 13 buckets (1 … 4096).
@@ -79,6 +84,24 @@ struct SourceLabels {
     source: &'static str,
 }
 
+/// A peer call: `peer` is the party id, encoded as its decimal string.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerCallLabels {
+    peer: u16,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PeerLabels {
+    peer: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StepLabels {
+    step: &'static str,
+}
+
 /// Facts about the running build, exported as the labels of `tessera_build_info` (value 1).
 /// Keep every value fixed for the life of a build: each distinct value is a new series. An
 /// empty value is the same as an absent label to Prometheus.
@@ -96,8 +119,8 @@ pub struct BuildInfo {
 ///
 /// Recording is lock-free apart from `prometheus-client`'s per-family read lock (a write lock
 /// only the first time a label combination is seen). Labels carry only public,
-/// low-cardinality values (rpc, scheme, backend, outcome, op, curve, source) — never key
-/// material, messages or key ids.
+/// low-cardinality values (rpc, scheme, backend, outcome, op, curve, source, peer, kind, step)
+/// — never key material, messages or key ids. Peer ids are bounded by the cluster's size.
 ///
 /// Share it as `Arc<Metrics>`: it is the service's [`Observer`] and the sink of [`Metered`].
 ///
@@ -114,6 +137,9 @@ pub struct Metrics {
     queue_depth: Gauge,
     presignatures_ready: Gauge,
     presignatures_used: Family<SourceLabels, Counter>,
+    peer_call: Histograms<PeerCallLabels>,
+    peer_breaker_state: Family<PeerLabels, Gauge>,
+    saga_compensations: Family<StepLabels, Counter>,
     router: Arc<RouterWatch>,
 }
 
@@ -185,6 +211,26 @@ impl Metrics {
             "Threshold-ECDSA presignatures consumed, by source (pool or on_demand)",
             presignatures_used.clone(),
         );
+        let peer_call = Histograms::<PeerCallLabels>::new_with_constructor(
+            peer_call_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "tessera_peer_call_duration_seconds",
+            "Time of each call to a peer node in distributed mode, by call kind and outcome (ok or error)",
+            peer_call.clone(),
+        );
+        let peer_breaker_state = Family::<PeerLabels, Gauge>::default();
+        registry.register(
+            "tessera_peer_breaker_state",
+            "Circuit breaker of each peer node in distributed mode (0 closed, 1 open, 2 half-open)",
+            peer_breaker_state.clone(),
+        );
+        let saga_compensations = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "tessera_saga_compensations",
+            "Distributed sessions that failed at a step (dkg or commit) and were compensated by aborting them on their parties",
+            saga_compensations.clone(),
+        );
         let build_info = Family::<BuildInfo, Gauge>::default();
         build_info.get_or_create(build).set(1);
         registry.register(
@@ -206,6 +252,9 @@ impl Metrics {
             queue_depth,
             presignatures_ready,
             presignatures_used,
+            peer_call,
+            peer_breaker_state,
+            saga_compensations,
             router,
         }
     }
@@ -303,5 +352,33 @@ impl Observer for Metrics {
                 scheme: scheme.as_str(),
             })
             .inc_by(count);
+    }
+
+    fn peer_call(&self, peer: u16, kind: &'static str, elapsed: Duration, ok: bool) {
+        let labels = PeerCallLabels {
+            peer,
+            kind,
+            outcome: if ok { "ok" } else { "error" },
+        };
+        self.peer_call
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn breaker_state(&self, peer: u16, state: BreakerState) {
+        let value = match state {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+        };
+        self.peer_breaker_state
+            .get_or_create(&PeerLabels { peer })
+            .set(value);
+    }
+
+    fn saga_compensated(&self, step: &'static str) {
+        self.saga_compensations
+            .get_or_create(&StepLabels { step })
+            .inc();
     }
 }

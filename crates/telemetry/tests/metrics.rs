@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use accel_api::curves::k256::Scalar as SecpScalar;
 use accel_api::{Accelerator, BackendId, Curve, Op, Policy};
 use common::{DEV, Dev, flat, router, sum_samples};
-use service_core::{Observer, PresignSource, Queue, Scheme};
+use service_core::{BreakerState, Observer, PresignSource, Queue, Scheme};
 use telemetry::{BuildInfo, CONTENT_TYPE, Metrics};
 
 fn build() -> BuildInfo {
@@ -33,6 +33,9 @@ fn observed() -> Metrics {
     m.presignatures_ready(5);
     m.presignature_used(PresignSource::Pool);
     m.signatures_issued(Scheme::Bip340, 2);
+    m.peer_call(2, "commit", Duration::from_micros(700), true);
+    m.breaker_state(3, BreakerState::Open);
+    m.saga_compensated("dkg");
     m.watch_router(router(
         flat(0.0, 1.0),
         Dev::failing(0),
@@ -43,7 +46,7 @@ fn observed() -> Metrics {
 }
 
 /// Every exported series and its type.
-const SERIES: [(&str, &str); 17] = [
+const SERIES: [(&str, &str); 20] = [
     ("tessera_request_duration_seconds", "histogram"),
     ("tessera_request_cpu_seconds", "histogram"),
     ("tessera_batch_size", "histogram"),
@@ -55,6 +58,9 @@ const SERIES: [(&str, &str); 17] = [
     ("tessera_presignatures_used_total", "counter"),
     ("tessera_accel_breaker_state", "gauge"),
     ("tessera_accel_fallbacks_total", "counter"),
+    ("tessera_peer_call_duration_seconds", "histogram"),
+    ("tessera_peer_breaker_state", "gauge"),
+    ("tessera_saga_compensations_total", "counter"),
     ("tessera_build_info", "gauge"),
     ("process_cpu_seconds_total", "counter"),
     ("process_resident_memory_bytes", "gauge"),
@@ -115,6 +121,9 @@ fn help_texts_are_kept_with_one_full_stop() {
         "# HELP tessera_signatures_total Signatures issued.\n",
         "# HELP tessera_accel_breaker_state Circuit breaker of each routed accelerator backend (0 closed, 1 open, 2 half-open).\n",
         "# HELP tessera_accel_fallbacks_total Accelerator calls re-run on the CPU backend after a backend error.\n",
+        "# HELP tessera_peer_call_duration_seconds Time of each call to a peer node in distributed mode, by call kind and outcome (ok or error).\n",
+        "# HELP tessera_peer_breaker_state Circuit breaker of each peer node in distributed mode (0 closed, 1 open, 2 half-open).\n",
+        "# HELP tessera_saga_compensations_total Distributed sessions that failed at a step (dkg or commit) and were compensated by aborting them on their parties.\n",
         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n",
     ] {
         assert!(text.contains(line), "missing {line:?}:\n{text}");
@@ -131,6 +140,12 @@ fn histograms_keep_their_bucket_layouts() {
         ("tessera_batch_size", 13, "1", "4096"),
         ("tessera_batch_queue_delay_seconds", 18, "5e-06", "0.65536"),
         ("tessera_accel_op_seconds", 18, "5e-05", "6.5536"),
+        (
+            "tessera_peer_call_duration_seconds",
+            18,
+            "0.0001",
+            "13.1072",
+        ),
     ] {
         let bounds: Vec<&str> = text
             .lines()
@@ -150,7 +165,7 @@ type Expected = (&'static str, &'static [(&'static str, &'static str)], f64);
 #[test]
 fn recordings_land_in_their_series_with_their_labels() {
     let text = observed().render();
-    let rows: [Expected; 9] = [
+    let rows: [Expected; 12] = [
         (
             "tessera_request_duration_seconds_count",
             &[
@@ -189,6 +204,13 @@ fn recordings_land_in_their_series_with_their_labels() {
             1.0,
         ),
         ("tessera_signatures_total", &[("scheme", "bip340")], 2.0),
+        (
+            "tessera_peer_call_duration_seconds_sum",
+            &[("peer", "2"), ("kind", "commit"), ("outcome", "ok")],
+            0.000_7,
+        ),
+        ("tessera_peer_breaker_state", &[("peer", "3")], 1.0),
+        ("tessera_saga_compensations_total", &[("step", "dkg")], 1.0),
     ];
     for (name, labels, want) in rows {
         let got = sum_samples(&text, name, labels);
@@ -297,5 +319,67 @@ fn breaker_state_and_fallbacks_are_read_at_every_scrape() {
     assert_eq!(
         sum_samples(&text, "tessera_accel_fallbacks_total", &[]),
         1.0
+    );
+}
+
+#[test]
+fn peer_calls_breakers_and_compensations_are_recorded_per_label() {
+    let m = Metrics::new(&BuildInfo::default());
+    // Nothing is exported for peers until distributed mode reports something.
+    let text = m.render();
+    assert!(!has_sample(&text, "tessera_peer_breaker_state"), "{text}");
+    assert!(
+        !has_sample(&text, "tessera_peer_call_duration_seconds_count"),
+        "{text}"
+    );
+    assert!(
+        !has_sample(&text, "tessera_saga_compensations_total"),
+        "{text}"
+    );
+
+    m.peer_call(2, "sign_shares", Duration::from_millis(3), true);
+    m.peer_call(2, "sign_shares", Duration::from_millis(5), true);
+    m.peer_call(2, "sign_shares", Duration::from_secs(2), false);
+    m.peer_call(4, "ping", Duration::from_micros(150), true);
+    m.breaker_state(3, BreakerState::Closed);
+    m.breaker_state(3, BreakerState::Open);
+    m.breaker_state(5, BreakerState::Open);
+    m.breaker_state(5, BreakerState::HalfOpen);
+    m.breaker_state(6, BreakerState::Open);
+    m.breaker_state(6, BreakerState::HalfOpen);
+    m.breaker_state(6, BreakerState::Closed);
+    m.saga_compensated("commit");
+    m.saga_compensated("commit");
+    m.saga_compensated("dkg");
+    let text = m.render();
+
+    for line in [
+        "tessera_peer_call_duration_seconds_count{peer=\"2\",kind=\"sign_shares\",outcome=\"ok\"} 2\n",
+        "tessera_peer_call_duration_seconds_count{peer=\"2\",kind=\"sign_shares\",outcome=\"error\"} 1\n",
+        "tessera_peer_call_duration_seconds_count{peer=\"4\",kind=\"ping\",outcome=\"ok\"} 1\n",
+        // 150 µs lands above the first bound (100 µs) and within the second (200 µs).
+        "tessera_peer_call_duration_seconds_bucket{peer=\"4\",kind=\"ping\",outcome=\"ok\",le=\"0.0001\"} 0\n",
+        "tessera_peer_call_duration_seconds_bucket{peer=\"4\",kind=\"ping\",outcome=\"ok\",le=\"0.0002\"} 1\n",
+        "tessera_peer_breaker_state{peer=\"3\"} 1\n",
+        "tessera_peer_breaker_state{peer=\"5\"} 2\n",
+        "tessera_peer_breaker_state{peer=\"6\"} 0\n",
+        "tessera_saga_compensations_total{step=\"commit\"} 2\n",
+        "tessera_saga_compensations_total{step=\"dkg\"} 1\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?}:\n{text}");
+    }
+    let sum = sum_samples(
+        &text,
+        "tessera_peer_call_duration_seconds_sum",
+        &[("peer", "2"), ("kind", "sign_shares"), ("outcome", "ok")],
+    );
+    assert!((sum - 0.008).abs() < 1e-12, "{sum}");
+    assert_eq!(
+        sum_samples(
+            &text,
+            "tessera_peer_call_duration_seconds_count",
+            &[("peer", "2")]
+        ),
+        3.0
     );
 }

@@ -1,8 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cluster;
+pub mod proxy;
 pub mod server;
 pub mod verify;
 
+pub use cluster::Cluster;
 pub use server::{Server, signs_and_verifies, tessera_bin};
 pub use verify::{bip340_ok, ecdsa_check, ed25519_ok, taproot_output_key};

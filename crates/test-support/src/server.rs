@@ -81,14 +81,29 @@ impl Server {
         let mut cmd = Command::new(tessera_bin());
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--workers", "2"])
             .args(if backend.is_empty() {
                 Vec::new()
             } else {
                 vec!["--backend", backend]
             })
-            .args(extra)
+            .args(extra);
+        Self::spawn(cmd, data_dir, env)
+    }
+
+    /// Starts `tessera serve --config config` (a cluster node written by `tessera
+    /// init-cluster`) with `--backend cpu`, free API and metrics ports, and environment `env`.
+    pub fn start_node(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(tessera_bin());
+        cmd.args(["serve", "--config"])
+            .arg(config)
+            .args(["--backend", "cpu"]);
+        Self::spawn(cmd, data_dir, env)
+            .unwrap_or_else(|log| panic!("node did not start; log: {log}"))
+    }
+
+    fn spawn(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
+        cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--workers", "2"])
             .env_remove("TESSERA_KEK")
             .env_remove("RUST_LOG")
             .env_remove("XDG_RUNTIME_DIR")
@@ -148,6 +163,19 @@ impl Server {
             .connect()
             .await
             .expect("connect")
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no draining) and waits for it.
+    pub fn kill9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the server's stderr has a line containing `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
     /// Sends SIGTERM and waits for the exit status.

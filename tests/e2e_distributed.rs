@@ -1,0 +1,574 @@
+//! End-to-end, distributed mode: every party its own `tessera` process over mutual TLS, the
+//! cluster written by `tessera init-cluster`. Keys are made through one node and used through
+//! others; every signature is checked by independent verifiers; each node's data directory
+//! holds only its own share (opened with that node's KEK); faults (kill -9, two parties down,
+//! a partitioned party, a party sending invalid shares, foreign or unconfigured certificates)
+//! behave as the deployment promises. Every fault test runs with the nonce log of every node
+//! and checks that no nonce pair was ever consumed twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use api_proto::signer_service_client::SignerServiceClient;
+use api_proto::{
+    CreateKeyRequest, GetKeyRequest, ImportKeyRequest, KeyInfo, ListKeysRequest, Scheme,
+    SignBatchRequest, SignRequest,
+};
+use sha2::{Digest, Sha256};
+use test_support::proxy::FaultProxy;
+use test_support::{Cluster, Server, bip340_ok, ed25519_ok, taproot_output_key};
+use tonic::transport::Channel;
+
+/// One cluster at a time: each test starts three or four processes on a 2-core machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A cluster whose nodes log every nonce pair they consume.
+fn cluster(parties: u16, dir: &Path) -> Cluster {
+    let mut c = Cluster::init(parties, dir);
+    for i in 1..=parties {
+        let log = dir.join(format!("nonces-{i}.log"));
+        c.env[usize::from(i) - 1]
+            .push(("TESSERA_TEST_NONCE_LOG".into(), log.display().to_string()));
+    }
+    c
+}
+
+/// Every nonce pair consumed by any node, checked for reuse: returns how many there were.
+fn assert_no_nonce_reused(dir: &Path, parties: u16) -> usize {
+    let mut seen = HashSet::new();
+    for i in 1..=parties {
+        let text = std::fs::read_to_string(dir.join(format!("nonces-{i}.log"))).unwrap_or_default();
+        for line in text.lines() {
+            assert!(
+                seen.insert(line.to_owned()),
+                "nonce commitment {line} consumed twice"
+            );
+        }
+    }
+    seen.len()
+}
+
+async fn client(s: &Server) -> SignerServiceClient<Channel> {
+    s.client().await
+}
+
+async fn create(c: &mut SignerServiceClient<Channel>, scheme: Scheme) -> KeyInfo {
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: scheme as i32,
+            threshold: 2,
+            parties: 3,
+            label: format!("distributed {scheme:?}"),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((k.threshold, k.parties), (2, 3));
+    k
+}
+
+fn message(scheme: Scheme, i: usize) -> Vec<u8> {
+    let m = Sha256::digest(format!("distributed message {i}").as_bytes()).to_vec();
+    match scheme {
+        Scheme::Ed25519 => m[..(i % 33)].to_vec(),
+        _ => m,
+    }
+}
+
+fn valid(scheme: Scheme, pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    match scheme {
+        Scheme::Ed25519 => ed25519_ok(pk, msg, sig),
+        _ => bip340_ok(pk, msg, sig),
+    }
+}
+
+/// Signs messages `from..from + n` through `c`: half as concurrent `Sign` calls, half in
+/// `SignBatch` calls of 50; checks every signature independently. Returns the signatures.
+async fn sign_and_check(
+    c: &SignerServiceClient<Channel>,
+    k: &KeyInfo,
+    scheme: Scheme,
+    from: usize,
+    n: usize,
+) -> Vec<Vec<u8>> {
+    let mut tasks = Vec::new();
+    for i in from..from + n / 2 {
+        let (mut c, key_id) = (c.clone(), k.key_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let m = message(scheme, i);
+            let r = c
+                .sign(SignRequest {
+                    key_id,
+                    message: m.clone(),
+                    idempotency_key: String::new(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            vec![(m, r.signature)]
+        }));
+    }
+    for chunk in (from + n / 2..from + n).collect::<Vec<_>>().chunks(50) {
+        let (mut c, key_id) = (c.clone(), k.key_id.clone());
+        let msgs: Vec<Vec<u8>> = chunk.iter().map(|i| message(scheme, *i)).collect();
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .sign_batch(SignBatchRequest {
+                    key_id,
+                    messages: msgs.clone(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            msgs.into_iter()
+                .zip(r.signatures.into_iter().map(|s| s.signature))
+                .collect()
+        }));
+    }
+    let mut sigs = Vec::new();
+    for t in tasks {
+        for (m, sig) in t.await.unwrap() {
+            assert!(
+                valid(scheme, &k.public_key, &m, &sig),
+                "{scheme:?} signature fails an independent verifier"
+            );
+            sigs.push(sig);
+        }
+    }
+    assert_eq!(sigs.len(), n);
+    sigs
+}
+
+fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
+    r.expect_err("the request should fail").code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    let c2 = client(cl.node(2)).await;
+    let mut c3 = client(cl.node(3)).await;
+    let status = c1.get_status(api_proto::GetStatusRequest {}).await.unwrap();
+    assert_eq!(status.into_inner().mode, "distributed");
+
+    let mut keys = Vec::new();
+    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
+        let k = create(&mut c1, scheme).await;
+        // Every node knows the key.
+        for c in [&mut c3] {
+            let got = c
+                .get_key(GetKeyRequest {
+                    key_id: k.key_id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(got.public_key, k.public_key);
+        }
+        let listed = c3
+            .list_keys(ListKeysRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.keys.iter().any(|x| x.key_id == k.key_id));
+        // 1,000 signatures, through node 1 and node 2.
+        let mut all = sign_and_check(&c1, &k, scheme, 0, 500).await;
+        all.extend(sign_and_check(&c2, &k, scheme, 500, 500).await);
+        let distinct: HashSet<&Vec<u8>> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "every signature is distinct");
+        keys.push((scheme, k));
+    }
+    // BIP86 key-path spends through node 3.
+    let (_, bip) = &keys[1];
+    let mut c3b = c3.clone();
+    for i in 0..10 {
+        let m = message(Scheme::Bip340, 10_000 + i);
+        let r = c3b
+            .sign(SignRequest {
+                key_id: bip.key_id.clone(),
+                message: m.clone(),
+                idempotency_key: String::new(),
+                taproot_merkle_root: Some(Vec::new()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let out = taproot_output_key(&bip.public_key, None);
+        assert_eq!(r.verifying_key, out);
+        assert!(bip340_ok(&out, &m, &r.signature));
+    }
+    // Threshold ECDSA and trusted-dealer import are refused with a clear reason.
+    let e = c1
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::EcdsaSecp256k1 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("distributed mode"), "{e:?}");
+    let e = c1
+        .import_key(ImportKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            secret_key: vec![7; 32],
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    // A key must have one party per node.
+    let e = c1
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 4,
+            label: String::new(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+
+    let used = assert_no_nonce_reused(dir.path(), 3);
+    assert!(
+        used >= 2010 * 2,
+        "each signature consumes t = 2 nonce pairs ({used})"
+    );
+
+    // Each node's store holds only that node's share, sealed under its own KEK.
+    for i in 1..=3u16 {
+        cl.nodes[usize::from(i) - 1].take().unwrap().terminate();
+    }
+    let keks: Vec<service_core::Kek> = (1..=3u16)
+        .map(|i| {
+            let hex = std::fs::read_to_string(cl.data_dir(i).join("kek")).unwrap();
+            service_core::Kek::from_hex(&hex).unwrap()
+        })
+        .collect();
+    for i in 1..=3u16 {
+        let store = store_redb::RedbStore::open(&cl.data_dir(i)).unwrap();
+        for (scheme, k) in &keys {
+            use service_core::{KeyRepository, Sealer};
+            let rec = store
+                .get_key(&k.key_id)
+                .unwrap()
+                .expect("every node stores the key");
+            assert_eq!(rec.public_key, k.public_key);
+            for (j, kek) in keks.iter().enumerate() {
+                if j + 1 != usize::from(i) {
+                    assert!(
+                        kek.open(&rec.key_id, &rec.sealed).is_err(),
+                        "node {}'s KEK must not open node {i}'s share",
+                        j + 1
+                    );
+                }
+            }
+            let plain = keks[usize::from(i) - 1]
+                .open(&rec.key_id, &rec.sealed)
+                .unwrap();
+            let id = match scheme {
+                Scheme::Ed25519 => {
+                    assert!(
+                        threshold::KeySet::<threshold::Ed25519Suite>::from_bytes(&plain).is_err()
+                    );
+                    threshold::PartyKey::<threshold::Ed25519Suite>::from_bytes(&plain)
+                        .unwrap()
+                        .share()
+                        .identifier()
+                }
+                _ => {
+                    assert!(
+                        threshold::KeySet::<threshold::Bip340Suite>::from_bytes(&plain).is_err()
+                    );
+                    threshold::PartyKey::<threshold::Bip340Suite>::from_bytes(&plain)
+                        .unwrap()
+                        .share()
+                        .identifier()
+                }
+            };
+            assert_eq!(id.get(), i, "node {i} holds its own share and no other");
+        }
+    }
+}
+
+/// Signs through `c` in `workers` loops until `stop`, each request with a 5 s deadline;
+/// returns (successes, failures with their status).
+async fn load_until(
+    c: &SignerServiceClient<Channel>,
+    key: &KeyInfo,
+    workers: usize,
+    stop: Instant,
+) -> (usize, Vec<tonic::Status>) {
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (mut c, key) = (c.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, Vec::new());
+            let mut i = 0;
+            while Instant::now() < stop {
+                let m = message(Scheme::Ed25519, w * 1_000_000 + i);
+                i += 1;
+                let mut req = tonic::Request::new(SignRequest {
+                    key_id: key.key_id.clone(),
+                    message: m.clone(),
+                    idempotency_key: String::new(),
+                    taproot_merkle_root: None,
+                });
+                req.set_timeout(Duration::from_secs(5));
+                match c.sign(req).await {
+                    Ok(r) => {
+                        assert!(ed25519_ok(&key.public_key, &m, &r.into_inner().signature));
+                        ok += 1;
+                    }
+                    Err(s) => failed.push(s),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let (mut ok, mut failed) = (0, Vec::new());
+    for t in tasks {
+        let (o, f) = t.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_one_party_during_load_fails_no_request() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    let k = create(&mut c1, Scheme::Ed25519).await;
+    let stop = Instant::now() + Duration::from_secs(6);
+    let load = {
+        let (c1, k) = (c1.clone(), k.clone());
+        tokio::spawn(async move { load_until(&c1, &k, 16, stop).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cl.kill9(2);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(ok > 50, "only {ok} signatures");
+    assert_no_nonce_reused(dir.path(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_parties_down_fail_fast_and_recover_after_restart() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    let k = create(&mut c1, Scheme::Ed25519).await;
+    let sign = |c: &SignerServiceClient<Channel>, i: usize| {
+        let (mut c, key_id) = (c.clone(), k.key_id.clone());
+        async move {
+            let mut req = tonic::Request::new(SignRequest {
+                key_id,
+                message: message(Scheme::Ed25519, i),
+                idempotency_key: String::new(),
+                taproot_merkle_root: None,
+            });
+            req.set_timeout(Duration::from_secs(5));
+            c.sign(req).await.map(|r| r.into_inner())
+        }
+    };
+    sign(&c1, 0).await.unwrap();
+    cl.kill9(2);
+    cl.kill9(3);
+    // Until the breakers open, requests fail on their calls to the dead peers.
+    for i in 0..10 {
+        assert_eq!(code_of(sign(&c1, i).await), tonic::Code::Unavailable);
+    }
+    for i in 0..20 {
+        let t = Instant::now();
+        let r = sign(&c1, 100 + i).await;
+        let took = t.elapsed();
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert!(e.message().contains("quorum unavailable"), "{e:?}");
+        assert!(took < Duration::from_millis(100), "took {took:?}");
+    }
+    cl.start(2);
+    cl.start(3);
+    let restarted = Instant::now();
+    let mut i = 1000;
+    loop {
+        if sign(&c1, i).await.is_ok() {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "no signature 5 s after the restart"
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_no_nonce_reused(dir.path(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_party_is_left_out_and_rejoins() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    // Every link to and from node 3 goes through a fault proxy.
+    let proxies = [
+        (1u16, 3u16, FaultProxy::start(cl.peer_addr(3))),
+        (2, 3, FaultProxy::start(cl.peer_addr(3))),
+        (3, 1, FaultProxy::start(cl.peer_addr(1))),
+        (3, 2, FaultProxy::start(cl.peer_addr(2))),
+    ];
+    for (from, to, p) in &proxies {
+        cl.route(*from, *to, p.addr());
+    }
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    let c3 = client(cl.node(3)).await;
+    let k = create(&mut c1, Scheme::Ed25519).await;
+    let sign = |c: &SignerServiceClient<Channel>, i: usize| {
+        let (mut c, key_id) = (c.clone(), k.key_id.clone());
+        async move {
+            let mut req = tonic::Request::new(SignRequest {
+                key_id,
+                message: message(Scheme::Ed25519, i),
+                idempotency_key: String::new(),
+                taproot_merkle_root: None,
+            });
+            req.set_timeout(Duration::from_secs(5));
+            c.sign(req).await.map(|r| r.into_inner())
+        }
+    };
+    sign(&c3, 0).await.unwrap();
+    for (_, _, p) in &proxies {
+        p.cut();
+    }
+    // The majority side keeps signing; the cut-off node cannot.
+    for i in 0..20 {
+        sign(&c1, 10 + i).await.unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(code_of(sign(&c3, 100 + i).await), tonic::Code::Unavailable);
+    }
+    for (_, _, p) in &proxies {
+        p.heal();
+    }
+    let healed = Instant::now();
+    let mut i = 1000;
+    while sign(&c3, i).await.is_err() {
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "node 3 did not rejoin within 5 s"
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sign(&c1, 5000).await.unwrap();
+    assert_no_nonce_reused(dir.path(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_party_sending_invalid_shares_is_named_and_left_out() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    cl.env[1].push(("TESSERA_TEST_FAULT".into(), "invalid-shares".into()));
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
+        let k = create(&mut c1, scheme).await;
+        sign_and_check(&c1, &k, scheme, 0, 40).await;
+    }
+    assert!(
+        cl.node(1).logged("culprits=[2]"),
+        "node 1 names party 2: {:?}",
+        cl.node(1).log.lock().unwrap()
+    );
+    assert!(!cl.node(1).logged("culprits=[3]"));
+    assert_no_nonce_reused(dir.path(), 3);
+}
+
+fn tls_of(cl: &Cluster, i: u16) -> peer_grpc::NodeTls {
+    let node = cl.dir.join(format!("node-{i}"));
+    peer_grpc::NodeTls {
+        ca_pem: std::fs::read(cl.dir.join("ca.pem")).unwrap(),
+        cert_pem: std::fs::read(node.join("node.pem")).unwrap(),
+        key_pem: std::fs::read(node.join("node.key")).unwrap(),
+    }
+}
+
+async fn ping(tls: &peer_grpc::NodeTls, id: u16, addr: std::net::SocketAddr) -> Result<(), String> {
+    use service_core::peer::{PeerLink, PeerReply, PeerRequest};
+    let link = peer_grpc::GrpcPeers::connect(tls, &[(id, addr)]).unwrap();
+    match link
+        .call(id, PeerRequest::Ping, Duration::from_secs(3))
+        .await
+    {
+        Ok(PeerReply::Done) => Ok(()),
+        Ok(other) => Err(format!("{other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_outside_the_cluster_ca_or_configuration_are_refused() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A 4-node set of certificates, of which nodes 1–3 form the cluster: node 4's
+    // certificate is from the right CA but its id is configured nowhere.
+    let mut cl = Cluster::init(4, dir.path());
+    for i in 1..=3u16 {
+        let path = &cl.configs[usize::from(i) - 1];
+        let text = std::fs::read_to_string(path).unwrap();
+        let at = text.find("[[cluster.peers]]\nid = 4\n").unwrap();
+        let end = at + text[at..].find("\"\n").unwrap() + 2;
+        std::fs::write(path, format!("{}{}", &text[..at], &text[end..])).unwrap();
+    }
+    for i in 1..=3 {
+        cl.start(i);
+    }
+    let node1 = cl.peer_addr(1);
+    ping(&tls_of(&cl, 2), 1, node1)
+        .await
+        .expect("a configured peer is answered");
+    let e = ping(&tls_of(&cl, 4), 1, node1).await.unwrap_err();
+    assert!(e.contains("PERMISSION_DENIED"), "{e}");
+    let other = tempfile::tempdir().unwrap();
+    let foreign = Cluster::init(3, other.path());
+    // The client trusts the real CA but presents node 2's certificate from another CA.
+    let mut impostor = tls_of(&foreign, 2);
+    impostor.ca_pem = tls_of(&cl, 2).ca_pem;
+    let e = ping(&impostor, 1, node1).await.unwrap_err();
+    assert!(
+        e.contains("transport"),
+        "a certificate from another CA is refused: {e}"
+    );
+    assert!(
+        cl.node(1).logged("refused a peer call"),
+        "node 1 logs the refusal"
+    );
+}
