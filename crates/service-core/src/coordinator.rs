@@ -249,8 +249,8 @@ impl Coordinator for Embedded {
                         verifying_key,
                         recovery_id,
                     }),
-                    JobOutput::Valid(_) => {
-                        Err(Error::Internal("verification result for a signing job"))
+                    JobOutput::Valid(_) | JobOutput::Share(_) => {
+                        Err(Error::Internal("another job's result for a signing job"))
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -370,6 +370,7 @@ impl crate::App {
             Arc::clone(&setup.store),
             Arc::clone(&setup.sealer),
             Arc::clone(&cluster.link),
+            Arc::clone(&batcher),
             cluster.settings.call_deadline,
             cluster.hooks,
         )?);
@@ -377,7 +378,7 @@ impl crate::App {
             cluster.settings,
             Arc::clone(&party),
             cluster.link,
-            setup.accel,
+            Arc::clone(&batcher),
             Arc::clone(&setup.observer),
         );
         let app = Self::new(crate::AppParts {

@@ -9,24 +9,24 @@
 //! answers. A request whose quorum cannot be formed from closed breakers fails at once with
 //! [`Error::QuorumUnavailable`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use accel_api::Accelerator;
 use rand_core::{OsRng, RngCore};
-use threshold::round2::aggregate_batch;
+use threshold::round1::SigningCommitments;
 use threshold::{Bip340Suite, Ed25519Suite, Identifier, SignatureShare, SigningPackage};
 use zeroize::Zeroizing;
 
-use crate::coordinator::{BoxFuture, Coordinator, Cost, Signature};
-use crate::error::joined;
+use crate::batcher::Done;
+use crate::coordinator::{BoxFuture, Coordinator, Cost, JobBatcher, Signature};
+use crate::jobs::{Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
 use crate::party::{FrostScheme, Party, decode_commitments, join_all};
 use crate::peer::{LinkError, NewKey, PartyId, PeerLink, PeerReply, PeerRequest, SessionId};
 use crate::ports::KeyRecord;
-use crate::{Error, Observer, Scheme};
+use crate::{Error, Observer, Queue, Scheme};
 
 /// Consecutive failed calls that open a peer's breaker.
 pub const TRIP_AFTER: u32 = 3;
@@ -70,10 +70,99 @@ pub struct Distributed {
     settings: ClusterSettings,
     party: Arc<Party>,
     link: Arc<dyn PeerLink>,
-    accel: Arc<dyn Accelerator>,
+    batcher: Arc<JobBatcher>,
     observer: Arc<dyn Observer>,
     breakers: Mutex<BTreeMap<PartyId, Breaker>>,
     rotate: AtomicUsize,
+    pools: Pools,
+}
+
+/// Pre-generated round-1 commitments per (key, party): the nonces stay with their party
+/// (memory only, single use); the coordinator keeps only the public commitments and each
+/// one's session id, and hands each out once. A pool's target grows when signing finds it
+/// empty; entries close to the parties' [`crate::NONCE_TTL`] are dropped unused.
+#[derive(Debug, Default)]
+struct Pools {
+    inner: Mutex<HashMap<(String, PartyId), Pool>>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    ready: VecDeque<(SessionId, Vec<u8>, Instant)>,
+    target: usize,
+    refilling: bool,
+}
+
+/// The first target of a key's pool per party.
+const POOL_START: usize = 16;
+/// The largest target of a key's pool per party.
+const POOL_MAX: usize = 4096;
+/// Pooled commitments older than this are dropped (the parties forget their nonces after
+/// [`crate::NONCE_TTL`]).
+const POOL_MAX_AGE: Duration = Duration::from_secs(45);
+
+impl Pools {
+    /// Up to `n` fresh commitments of `party` for `key`, each handed out once.
+    fn take(&self, key: &str, party: PartyId, n: usize) -> Vec<(SessionId, Vec<u8>)> {
+        let mut all = lock(&self.inner);
+        let Some(pool) = all.get_mut(&(key.to_owned(), party)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match pool.ready.pop_front() {
+                Some((s, c, made)) if made.elapsed() < POOL_MAX_AGE => out.push((s, c)),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Signing found the pool short: grow its target.
+    fn missed(&self, key: &str, party: PartyId) {
+        let mut all = lock(&self.inner);
+        let pool = all.entry((key.to_owned(), party)).or_insert_with(|| Pool {
+            ready: VecDeque::new(),
+            target: POOL_START / 2,
+            refilling: false,
+        });
+        pool.target = (pool.target * 2).min(POOL_MAX);
+    }
+
+    /// How many to fetch now, marking a refill as running; `None` when the pool is full
+    /// enough or a refill runs.
+    fn claim(&self, key: &str, party: PartyId) -> Option<usize> {
+        let mut all = lock(&self.inner);
+        let pool = all.entry((key.to_owned(), party)).or_insert_with(|| Pool {
+            ready: VecDeque::new(),
+            target: POOL_START,
+            refilling: false,
+        });
+        if pool.refilling || pool.ready.len() * 2 >= pool.target {
+            return None;
+        }
+        pool.refilling = true;
+        Some((pool.target - pool.ready.len()).min(crate::party::MAX_COMMIT as usize))
+    }
+
+    fn fill(&self, key: &str, party: PartyId, got: Vec<(SessionId, Vec<u8>)>) {
+        let now = Instant::now();
+        let mut all = lock(&self.inner);
+        if let Some(pool) = all.get_mut(&(key.to_owned(), party)) {
+            pool.refilling = false;
+            pool.ready.extend(got.into_iter().map(|(s, c)| (s, c, now)));
+        }
+    }
+
+    /// Forgets every pooled commitment of `party` (it restarted or misbehaved).
+    fn flush_party(&self, party: PartyId) {
+        for ((_, p), pool) in lock(&self.inner).iter_mut() {
+            if *p == party {
+                pool.ready.clear();
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -94,13 +183,14 @@ struct CallFailure {
 }
 
 impl Distributed {
-    /// A coordinator for party `settings.me`, reaching the others through `link`. Starts the
-    /// breakers' background probe (call inside a Tokio runtime).
+    /// A coordinator for party `settings.me`, reaching the others through `link` and
+    /// aggregating on `batcher`. Starts the breakers' background probe (call inside a Tokio
+    /// runtime).
     pub fn start(
         settings: ClusterSettings,
         party: Arc<Party>,
         link: Arc<dyn PeerLink>,
-        accel: Arc<dyn Accelerator>,
+        batcher: Arc<JobBatcher>,
         observer: Arc<dyn Observer>,
     ) -> Arc<Self> {
         let now = Instant::now();
@@ -122,10 +212,11 @@ impl Distributed {
             settings,
             party,
             link,
-            accel,
+            batcher,
             observer,
             breakers: Mutex::new(breakers),
             rotate: AtomicUsize::new(0),
+            pools: Pools::default(),
         });
         for p in &this.settings.peers {
             this.observer.breaker_state(*p, BreakerState::Closed);
@@ -279,6 +370,35 @@ impl Distributed {
                     tracing::debug!(peer = p, error = %f.error.chain(), "abort not delivered; the peer forgets the session when it expires");
                 }
             }
+        });
+    }
+
+    /// Tops up `party`'s commitment pool for `key` in the background when it runs low.
+    fn refill(self: &Arc<Self>, key: &str, party: PartyId) {
+        let Some(count) = self.pools.claim(key, party) else {
+            return;
+        };
+        let this = Arc::clone(self);
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let got = match this
+                .call(
+                    party,
+                    PeerRequest::Commit {
+                        key_id: key.clone(),
+                        count: count as u32,
+                    },
+                )
+                .await
+            {
+                Ok(PeerReply::Commitments(c)) => c,
+                Ok(_) => Vec::new(),
+                Err(f) => {
+                    tracing::debug!(peer = party, error = %f.error.chain(), "commitment refill failed");
+                    Vec::new()
+                }
+            };
+            this.pools.fill(&key, party, got);
         });
     }
 
@@ -517,48 +637,86 @@ impl Distributed {
         taproot: Taproot,
     ) -> Result<(Vec<Result<Signature, Error>>, f64), (Error, Vec<PartyId>)> {
         let m = pending.len();
-        let count = u32::try_from(m).map_err(|_| (Error::Internal("batch size"), vec![]))?;
         let key_id = record.key_id.clone();
-        let r1 = self
-            .call_all(signers, |_| PeerRequest::Commit {
+        // Round 1: pre-generated commitments from the pools; only what they lack is asked
+        // for now (one extra round trip).
+        let mut commitments: Vec<(PartyId, Vec<(SessionId, Vec<u8>)>)> = signers
+            .iter()
+            .map(|p| (*p, self.pools.take(&key_id, *p, m)))
+            .collect();
+        let short: Vec<(PartyId, u32)> = commitments
+            .iter()
+            .filter(|(_, c)| c.len() < m)
+            .map(|(p, c)| (*p, (m - c.len()) as u32))
+            .collect();
+        for (p, _) in &short {
+            self.pools.missed(&key_id, *p);
+        }
+        let short_ids: Vec<PartyId> = short.iter().map(|(p, _)| *p).collect();
+        let r1 = if short.is_empty() {
+            Vec::new()
+        } else {
+            self.call_all(&short_ids, |p| PeerRequest::Commit {
                 key_id: key_id.clone(),
-                count,
+                count: short.iter().find(|(q, _)| *q == p).map_or(0, |(_, n)| *n),
             })
             .await
-            .map_err(|e| (e, vec![]))?;
-        // Compensation list: every nonce session handed out, by party.
-        let mut issued: Vec<(PartyId, Vec<SessionId>)> = Vec::new();
-        let mut commitments: Vec<(PartyId, Vec<(SessionId, Vec<u8>)>)> = Vec::new();
+            .map_err(|e| (e, vec![]))?
+        };
         let mut failure = None;
         for (p, r) in r1 {
-            match r {
-                Ok(PeerReply::Commitments(c)) if c.len() == m => {
-                    issued.push((p, c.iter().map(|(s, _)| *s).collect()));
-                    commitments.push((p, c));
+            let want = short.iter().find(|(q, _)| *q == p).map_or(0, |(_, n)| *n) as usize;
+            let slot = commitments.iter_mut().find(|(q, _)| *q == p);
+            match (r, slot) {
+                (Ok(PeerReply::Commitments(c)), Some((_, have))) => {
+                    let got = c.len();
+                    have.extend(c);
+                    if got != want {
+                        failure.get_or_insert((unexpected(p), vec![p]));
+                    }
                 }
-                Ok(PeerReply::Commitments(c)) => {
-                    issued.push((p, c.iter().map(|(s, _)| *s).collect()));
+                (Ok(_), _) | (_, None) => {
                     failure.get_or_insert((unexpected(p), vec![p]));
                 }
-                Ok(_) => {
-                    failure.get_or_insert((unexpected(p), vec![p]));
-                }
-                Err(f) => {
+                (Err(f), _) => {
                     failure.get_or_insert((f.error, vec![p]));
                 }
             }
         }
+        for p in signers {
+            self.refill(&key_id, *p);
+        }
+        // Compensation list: every nonce session taken for this attempt, by party.
+        let issued: Vec<(PartyId, Vec<SessionId>)> = commitments
+            .iter()
+            .map(|(p, c)| (*p, c.iter().map(|(s, _)| *s).collect()))
+            .collect();
         if let Some(f) = failure {
             self.compensate("commit", issued);
             return Err(f);
         }
-        // Signing packages, one per pending message.
+        // Signing packages, one per pending message. This node's own commitments are taken
+        // from its party's nonces; the peers' are decoded and validated.
+        let me = self.settings.me;
+        let own: Vec<Option<SigningCommitments<S>>> = commitments
+            .iter()
+            .find(|(p, _)| *p == me)
+            .map(|(_, c)| {
+                let sids: Vec<SessionId> = c.iter().map(|(s, _)| *s).collect();
+                self.party.own_commitments::<S>(&sids)
+            })
+            .unwrap_or_default();
         let mut packages = Vec::with_capacity(m);
         for (j, &i) in pending.iter().enumerate() {
             let mut map = BTreeMap::new();
             for (p, c) in &commitments {
                 let id = Identifier::new(*p).map_err(|e| (Error::from(e), vec![]))?;
-                match decode_commitments::<S>(*p, &c[j].1) {
+                let known = if *p == me {
+                    own.get(j).copied().flatten()
+                } else {
+                    None
+                };
+                match known.map_or_else(|| decode_commitments::<S>(*p, &c[j].1), Ok) {
                     Ok(c) => {
                         map.insert(id, c);
                     }
@@ -573,6 +731,7 @@ impl Distributed {
         let encoded: Vec<Vec<u8>> = packages.iter().map(SigningPackage::to_bytes).collect();
         let per_signer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = commitments
             .iter()
+            .filter(|(p, _)| *p != me)
             .map(|(p, c)| {
                 (
                     *p,
@@ -583,13 +742,45 @@ impl Distributed {
                 )
             })
             .collect();
-        let r2 = self
-            .call_all(signers, |p| PeerRequest::SignShares {
-                key_id: key_id.clone(),
-                items: per_signer.get(&p).cloned().unwrap_or_default(),
+        let peers: Vec<PartyId> = signers.iter().copied().filter(|p| *p != me).collect();
+        let remote = self.call_all(&peers, |p| PeerRequest::SignShares {
+            key_id: key_id.clone(),
+            items: per_signer.get(&p).cloned().unwrap_or_default(),
+        });
+        // This node's own share, from the packages as built (nothing to decode).
+        let local_items: Vec<(SessionId, SigningPackage<S>)> = commitments
+            .iter()
+            .find(|(p, _)| *p == me)
+            .map(|(_, c)| {
+                c.iter()
+                    .map(|(s, _)| *s)
+                    .zip(packages.iter().cloned())
+                    .collect()
             })
-            .await
-            .map_err(|e| (e, vec![]))?;
+            .unwrap_or_default();
+        let local = async {
+            if local_items.is_empty() {
+                return None;
+            }
+            Some(
+                match self
+                    .party
+                    .shares_local::<S>(key_id.clone(), local_items)
+                    .await
+                {
+                    Ok(list) => Ok(PeerReply::Shares(list)),
+                    Err(error) => Err(CallFailure {
+                        error,
+                        culprits: Vec::new(),
+                    }),
+                },
+            )
+        };
+        let (remote, local) = tokio::join!(remote, local);
+        let mut r2 = remote.map_err(|e| (e, vec![]))?;
+        if let Some(l) = local {
+            r2.push((me, l));
+        }
         let mut shares: Vec<Vec<SignatureShare<S>>> = vec![Vec::new(); m];
         for (p, r) in r2 {
             let id = Identifier::new(p).map_err(|e| (Error::from(e), vec![]))?;
@@ -613,47 +804,60 @@ impl Distributed {
                         }
                     }
                 }
-                Ok(_) => return Err((unexpected(p), vec![p])),
-                Err(f) => return Err((f.error, vec![p])),
+                Ok(_) => {
+                    self.pools.flush_party(p);
+                    return Err((unexpected(p), vec![p]));
+                }
+                Err(f) => {
+                    self.pools.flush_party(p);
+                    return Err((f.error, vec![p]));
+                }
             }
         }
-        // Aggregate and verify on this node: culprits are named per session.
-        let accel = Arc::clone(&self.accel);
-        let key = Arc::clone(key);
-        let (outs, cpu) = joined(
-            "aggregation",
-            tokio::task::spawn_blocking(move || {
-                let (outs, cpu) = crate::coordinator::with_cpu(|| {
-                    let Some(pk) = S::party_key(&key) else {
-                        return Err(Error::NotInThisMode(
-                            "this key was made in embedded mode; it cannot sign in distributed mode",
-                        ));
-                    };
-                    let items: Vec<_> = packages
-                        .iter()
-                        .zip(&shares)
-                        .map(|(p, s)| (p, s.as_slice(), pk.public_package()))
-                        .collect();
-                    Ok(aggregate_batch::<S>(accel.as_ref(), &items))
-                });
-                outs.map(|o| (o, cpu))
+        // Aggregate and verify on this node's batcher, with every other session it
+        // coordinates: culprits are named per session.
+        let jobs: Vec<Job> = packages
+            .into_iter()
+            .zip(shares)
+            .map(|(p, s)| Job::Aggregate {
+                key: Arc::clone(key),
+                work: Box::new(S::aggregate_work(p, s)),
             })
-            .await,
-        )
-        .map_err(|e| (e, vec![]))?;
-        Ok((
-            outs.into_iter()
-                .map(|r| {
-                    r.map(|o| Signature {
-                        signature: o.signature,
-                        verifying_key: o.verifying_key,
-                        recovery_id: 0,
-                    })
-                    .map_err(Error::from)
-                })
-                .collect(),
-            cpu,
-        ))
+            .collect();
+        let receivers = self
+            .batcher
+            .submit(Queue::Aggregate(record.scheme), jobs)
+            .map_err(|e| (e, vec![]))?;
+        let mut outs = Vec::with_capacity(receivers.len());
+        let mut cpu = 0.0;
+        for rx in receivers {
+            outs.push(match rx.await {
+                Ok(Done {
+                    result,
+                    cpu_seconds,
+                    ..
+                }) => {
+                    cpu += cpu_seconds;
+                    match result {
+                        Ok(JobOutput::Signature {
+                            signature,
+                            verifying_key,
+                            recovery_id,
+                        }) => Ok(Signature {
+                            signature,
+                            verifying_key,
+                            recovery_id,
+                        }),
+                        Ok(_) => Err(Error::Internal("another job's result for an aggregation")),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(_) => Err(Error::Panicked {
+                    task: "aggregation",
+                }),
+            });
+        }
+        Ok((outs, cpu))
     }
 }
 
@@ -717,5 +921,11 @@ impl Coordinator for Arc<Distributed> {
 
     fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>) {
         self.party.cache(key_id, Arc::clone(key));
+        if key.is_party_share() {
+            self.refill(key_id, self.settings.me);
+            for p in self.available() {
+                self.refill(key_id, p);
+            }
+        }
     }
 }

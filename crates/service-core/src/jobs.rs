@@ -6,9 +6,12 @@ use std::sync::Arc;
 use accel_api::{AccelError, Accelerator};
 use rand_core::OsRng;
 use threshold::embedded::{self, SignJob};
-use threshold::{Bip340Suite, Ed25519Suite, TaprootTweak};
+use threshold::round1::SigningNonces;
+use threshold::round2::{aggregate_batch, sign_batch};
+use threshold::{Bip340Suite, Ed25519Suite, SignatureShare, SigningPackage, TaprootTweak};
 
 use crate::keys::{LoadedKey, Taproot};
+use crate::party::{Fault, FrostScheme, corrupt};
 use crate::{Error, Observer, Queue, Scheme};
 
 /// One unit of batched work.
@@ -32,6 +35,62 @@ pub enum Job {
         /// Signature bytes.
         signature: Vec<u8>,
     },
+    /// Distributed mode, at a signer: its signature share for one session.
+    Share {
+        /// This node's share of the key.
+        key: Arc<LoadedKey>,
+        /// The nonces the share consumes, with the signing package.
+        work: Box<ShareWork>,
+        /// The test-only fault switch.
+        fault: Fault,
+    },
+    /// Distributed mode, at the coordinator: aggregate and verify one session.
+    Aggregate {
+        /// This node's share of the key (for the public key package).
+        key: Arc<LoadedKey>,
+        /// The package and the shares received.
+        work: Box<AggregateWork>,
+    },
+}
+
+/// A signer's round-2 input: its single-use nonces and the package to sign (zeroized on
+/// drop with the nonces).
+pub enum ShareWork {
+    /// FROST(Ed25519).
+    Ed25519(SigningNonces<Ed25519Suite>, Package<Ed25519Suite>),
+    /// FROST(secp256k1-tr).
+    Bip340(SigningNonces<Bip340Suite>, Package<Bip340Suite>),
+}
+
+/// A signing package as received from a peer (decoded and validated on the worker, except
+/// the signer's own commitment, which it already holds) or from this node's coordinator
+/// (which validated every commitment when it built it).
+pub enum Package<S: threshold::Suite> {
+    /// Encoded, from a peer.
+    Encoded(Vec<u8>),
+    /// Built in this process.
+    Decoded(SigningPackage<S>),
+}
+
+impl std::fmt::Debug for ShareWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShareWork(<redacted>)")
+    }
+}
+
+/// A coordinator's aggregation input: the signing package and every signer's share.
+#[derive(Debug)]
+pub enum AggregateWork {
+    /// FROST(Ed25519).
+    Ed25519(
+        SigningPackage<Ed25519Suite>,
+        Vec<SignatureShare<Ed25519Suite>>,
+    ),
+    /// FROST(secp256k1-tr).
+    Bip340(
+        SigningPackage<Bip340Suite>,
+        Vec<SignatureShare<Bip340Suite>>,
+    ),
 }
 
 /// A finished unit of work.
@@ -48,6 +107,8 @@ pub enum JobOutput {
     },
     /// A verification verdict.
     Valid(bool),
+    /// A 32-byte signature share (distributed mode).
+    Share(Vec<u8>),
 }
 
 /// Runs one batch taken from `queue` on the calling (worker) thread.
@@ -65,6 +126,139 @@ pub fn process(
             .collect(),
         Queue::Verify(Scheme::EcdsaSecp256k1) => verify_ecdsa(accel, &jobs),
         Queue::Verify(s) => verify_all(accel, s == Scheme::Ed25519, &jobs),
+        Queue::Share(_) => shares(accel, jobs),
+        Queue::Aggregate(_) => aggregate(accel, jobs),
+    }
+}
+
+/// Signature shares of many sessions (of one scheme's keys), one port call per operation for
+/// the batch. Each job's nonces are consumed.
+fn shares(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, Error>> {
+    let mut out: Vec<Option<Result<JobOutput, Error>>> = Vec::with_capacity(jobs.len());
+    let mut ed = Vec::new();
+    let mut bip = Vec::new();
+    for (k, job) in jobs.into_iter().enumerate() {
+        out.push(None);
+        let Job::Share { key, work, fault } = job else {
+            out[k] = Some(Err(Error::Internal(
+                "job of another queue in a share queue",
+            )));
+            continue;
+        };
+        match *work {
+            ShareWork::Ed25519(n, pkg) => ed.push((k, key, n, pkg, fault)),
+            ShareWork::Bip340(n, pkg) => bip.push((k, key, n, pkg, fault)),
+        }
+    }
+    shares_as::<Ed25519Suite>(accel, ed, &mut out);
+    shares_as::<Bip340Suite>(accel, bip, &mut out);
+    out.into_iter()
+        .map(|o| o.unwrap_or(Err(Error::Internal("no share computed"))))
+        .collect()
+}
+
+type ShareItem<S> = (usize, Arc<LoadedKey>, SigningNonces<S>, Package<S>, Fault);
+
+fn shares_as<S: FrostScheme>(
+    accel: &dyn Accelerator,
+    items: Vec<ShareItem<S>>,
+    out: &mut [Option<Result<JobOutput, Error>>],
+) {
+    let mut ready = Vec::with_capacity(items.len());
+    for (k, key, nonces, pkg, fault) in items {
+        let pk = S::party_key(&key).is_some();
+        let decoded = match pkg {
+            Package::Decoded(p) => Ok(p),
+            Package::Encoded(b) => {
+                SigningPackage::<S>::from_bytes_known(&b, &[*nonces.commitments()])
+            }
+        };
+        match decoded {
+            Ok(p) if pk => ready.push((k, key, nonces, p, fault)),
+            Ok(_) => out[k] = Some(Err(Error::NotInThisMode("not a distributed key"))),
+            Err(e) => out[k] = Some(Err(Error::Protocol(e))),
+        }
+    }
+    let mut slots = Vec::with_capacity(ready.len());
+    let mut pkgs = Vec::with_capacity(ready.len());
+    let mut held = Vec::with_capacity(ready.len());
+    for (k, key, nonces, p, fault) in ready {
+        slots.push((k, key, fault));
+        pkgs.push(p);
+        held.push(nonces);
+    }
+    let batch: Vec<_> = pkgs
+        .iter()
+        .zip(held)
+        .zip(&slots)
+        .filter_map(|((p, n), (_, key, _))| S::party_key(key).map(|pk| (p, n, pk.share())))
+        .collect();
+    for ((k, _, fault), r) in slots.iter().zip(sign_batch::<S>(accel, batch)) {
+        out[*k] = Some(
+            r.map(|share| JobOutput::Share(corrupt(share, *fault).to_bytes().to_vec()))
+                .map_err(Error::Protocol),
+        );
+    }
+}
+
+/// Aggregation of many sessions: every signature verified in one batched call; a failing
+/// session's shares are checked one by one and its culprits named.
+fn aggregate(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, Error>> {
+    let mut out: Vec<Option<Result<JobOutput, Error>>> = Vec::with_capacity(jobs.len());
+    let mut ed = Vec::new();
+    let mut bip = Vec::new();
+    for (k, job) in jobs.into_iter().enumerate() {
+        out.push(None);
+        let Job::Aggregate { key, work } = job else {
+            out[k] = Some(Err(Error::Internal(
+                "job of another queue in an aggregate queue",
+            )));
+            continue;
+        };
+        match *work {
+            AggregateWork::Ed25519(p, s) => ed.push((k, key, p, s)),
+            AggregateWork::Bip340(p, s) => bip.push((k, key, p, s)),
+        }
+    }
+    aggregate_as::<Ed25519Suite>(accel, &ed, &mut out);
+    aggregate_as::<Bip340Suite>(accel, &bip, &mut out);
+    out.into_iter()
+        .map(|o| o.unwrap_or(Err(Error::Internal("no signature aggregated"))))
+        .collect()
+}
+
+type AggregateItem<S> = (
+    usize,
+    Arc<LoadedKey>,
+    SigningPackage<S>,
+    Vec<SignatureShare<S>>,
+);
+
+fn aggregate_as<S: FrostScheme>(
+    accel: &dyn Accelerator,
+    items: &[AggregateItem<S>],
+    out: &mut [Option<Result<JobOutput, Error>>],
+) {
+    let mut slots = Vec::with_capacity(items.len());
+    let mut batch = Vec::with_capacity(items.len());
+    for (k, key, p, s) in items {
+        match S::party_key(key) {
+            Some(pk) => {
+                slots.push(*k);
+                batch.push((p, s.as_slice(), pk.public_package()));
+            }
+            None => out[*k] = Some(Err(Error::NotInThisMode("not a distributed key"))),
+        }
+    }
+    for (k, r) in slots.into_iter().zip(aggregate_batch::<S>(accel, &batch)) {
+        out[k] = Some(
+            r.map(|o| JobOutput::Signature {
+                signature: o.signature,
+                verifying_key: o.verifying_key,
+                recovery_id: 0,
+            })
+            .map_err(Error::Protocol),
+        );
     }
 }
 
@@ -121,7 +315,7 @@ fn verify_with(
                 message.as_slice(),
                 signature.as_slice(),
             )),
-            Job::Sign { .. } => None,
+            _ => None,
         })
         .collect();
     let verdicts = match check(&items) {
@@ -142,7 +336,7 @@ fn verify_with(
     jobs.iter()
         .map(|j| match j {
             Job::Verify { .. } => Ok(JobOutput::Valid(verdicts.next().unwrap_or(false))),
-            Job::Sign { .. } => Err(Error::Internal("sign job in a verify queue")),
+            _ => Err(Error::Internal("job of another queue in a verify queue")),
         })
         .collect()
 }
@@ -178,7 +372,7 @@ fn sign_all(accel: &dyn Accelerator, jobs: &[Job]) -> Vec<Result<JobOutput, Erro
                     order.push((2u8, 0))
                 }
             },
-            Job::Verify { .. } => order.push((2u8, 0)),
+            _ => order.push((2u8, 0)),
         }
     }
     let ed_out = if ed.is_empty() {

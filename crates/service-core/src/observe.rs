@@ -12,17 +12,27 @@ pub enum Queue {
     Sign(Scheme),
     /// Verifying signatures of this scheme.
     Verify(Scheme),
+    /// Distributed mode: this node's signature shares, for sessions coordinated anywhere.
+    Share(Scheme),
+    /// Distributed mode: aggregating and verifying the signatures this node coordinates.
+    Aggregate(Scheme),
 }
 
 impl Queue {
     /// Every queue, in index order.
-    pub const ALL: [Queue; 6] = [
+    pub const ALL: [Queue; 12] = [
         Queue::Sign(Scheme::Ed25519),
         Queue::Sign(Scheme::Bip340),
         Queue::Sign(Scheme::EcdsaSecp256k1),
         Queue::Verify(Scheme::Ed25519),
         Queue::Verify(Scheme::Bip340),
         Queue::Verify(Scheme::EcdsaSecp256k1),
+        Queue::Share(Scheme::Ed25519),
+        Queue::Share(Scheme::Bip340),
+        Queue::Share(Scheme::EcdsaSecp256k1),
+        Queue::Aggregate(Scheme::Ed25519),
+        Queue::Aggregate(Scheme::Bip340),
+        Queue::Aggregate(Scheme::EcdsaSecp256k1),
     ];
 
     /// Position in [`Queue::ALL`].
@@ -35,21 +45,25 @@ impl Queue {
         match self {
             Queue::Sign(s) => scheme(s),
             Queue::Verify(s) => 3 + scheme(s),
+            Queue::Share(s) => 6 + scheme(s),
+            Queue::Aggregate(s) => 9 + scheme(s),
         }
     }
 
-    /// The operation label (`sign` or `verify`).
+    /// The operation label (`sign`, `verify`, `share` or `aggregate`).
     pub fn op(self) -> &'static str {
         match self {
             Queue::Sign(_) => "sign",
             Queue::Verify(_) => "verify",
+            Queue::Share(_) => "share",
+            Queue::Aggregate(_) => "aggregate",
         }
     }
 
     /// The queue's scheme.
     pub fn scheme(self) -> Scheme {
         match self {
-            Queue::Sign(s) | Queue::Verify(s) => s,
+            Queue::Sign(s) | Queue::Verify(s) | Queue::Share(s) | Queue::Aggregate(s) => s,
         }
     }
 }

@@ -17,14 +17,17 @@ use rand_core::{OsRng, RngCore};
 use threshold::dkg::{self, Confirmation, Round1Package, Round1Secret, Round2Package};
 use threshold::dkg::{Round2Secret, Round3Secret};
 use threshold::round1::{SigningCommitments, SigningNonces, commit_batch};
-use threshold::round2::{SignatureShare, sign_batch};
+use threshold::round2::SignatureShare;
 use threshold::{Bip340Suite, Ed25519Suite, Identifier, PartyKey, SigningPackage, Suite};
 
+use crate::batcher::Done;
+use crate::coordinator::JobBatcher;
 use crate::error::joined;
+use crate::jobs::{AggregateWork, Job, JobOutput, Package, ShareWork};
 use crate::keys::LoadedKey;
 use crate::peer::{NewKey, PartyId, PeerLink, PeerReply, PeerRequest, RemoteFailure, SessionId};
 use crate::ports::{KeyOrigin, KeyRecord};
-use crate::{Error, Scheme, Sealer, Store};
+use crate::{Error, Queue, Scheme, Sealer, Store};
 
 /// How long unused nonces are kept before they are destroyed.
 pub const NONCE_TTL: Duration = Duration::from_secs(60);
@@ -58,6 +61,10 @@ pub struct TestHooks {
 pub(crate) trait FrostScheme: Suite {
     fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>>;
     fn wrap(k: PartyKey<Self>) -> LoadedKey;
+    fn hold(n: SigningNonces<Self>) -> HeldNonces;
+    fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>>;
+    fn package(p: SigningPackage<Self>) -> PackageIn;
+    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork;
 }
 
 impl FrostScheme for Ed25519Suite {
@@ -70,6 +77,21 @@ impl FrostScheme for Ed25519Suite {
     fn wrap(k: PartyKey<Self>) -> LoadedKey {
         LoadedKey::Ed25519Party(k)
     }
+    fn hold(n: SigningNonces<Self>) -> HeldNonces {
+        HeldNonces::Ed25519(n)
+    }
+    fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>> {
+        match n {
+            HeldNonces::Ed25519(n) => Some(*n.commitments()),
+            HeldNonces::Bip340(_) => None,
+        }
+    }
+    fn package(p: SigningPackage<Self>) -> PackageIn {
+        PackageIn::Ed25519(p)
+    }
+    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
+        AggregateWork::Ed25519(p, s)
+    }
 }
 
 impl FrostScheme for Bip340Suite {
@@ -81,6 +103,21 @@ impl FrostScheme for Bip340Suite {
     }
     fn wrap(k: PartyKey<Self>) -> LoadedKey {
         LoadedKey::Bip340Party(k)
+    }
+    fn hold(n: SigningNonces<Self>) -> HeldNonces {
+        HeldNonces::Bip340(n)
+    }
+    fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>> {
+        match n {
+            HeldNonces::Bip340(n) => Some(*n.commitments()),
+            HeldNonces::Ed25519(_) => None,
+        }
+    }
+    fn package(p: SigningPackage<Self>) -> PackageIn {
+        PackageIn::Bip340(p)
+    }
+    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
+        AggregateWork::Bip340(p, s)
     }
 }
 
@@ -100,11 +137,16 @@ struct DkgSlot {
     received: BTreeMap<PartyId, zeroize::Zeroizing<Vec<u8>>>,
 }
 
+/// A signer's single-use nonces for one session, of the key's suite.
+pub(crate) enum HeldNonces {
+    Ed25519(SigningNonces<Ed25519Suite>),
+    Bip340(SigningNonces<Bip340Suite>),
+}
+
 struct Nonces {
     key_id: String,
     made: Instant,
-    /// `SigningNonces<S>` of the key's suite.
-    nonces: Box<dyn Any + Send>,
+    nonces: HeldNonces,
 }
 
 /// This node's party: answers peer requests. See the module documentation.
@@ -114,6 +156,7 @@ pub struct Party {
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
     link: Arc<dyn PeerLink>,
+    batcher: Arc<JobBatcher>,
     deadline: Duration,
     fault: Fault,
     nonce_log: Option<Mutex<std::fs::File>>,
@@ -160,13 +203,16 @@ fn ident(id: PartyId) -> Result<Identifier, Error> {
 
 impl Party {
     /// Party `me` of the cluster, with its own store and sealer; `link` reaches the others
-    /// (each call waits at most `deadline`).
+    /// (each call waits at most `deadline`); its signature shares run on `batcher`, batched
+    /// with every other session this node takes part in.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: PartyId,
         accel: Arc<dyn Accelerator>,
         store: Arc<dyn Store>,
         sealer: Arc<dyn Sealer>,
         link: Arc<dyn PeerLink>,
+        batcher: Arc<JobBatcher>,
         deadline: Duration,
         hooks: TestHooks,
     ) -> Result<Self, Error> {
@@ -189,6 +235,7 @@ impl Party {
             store,
             sealer,
             link,
+            batcher,
             deadline,
             fault: hooks.fault,
             nonce_log,
@@ -572,27 +619,15 @@ impl Party {
     }
 
     /// Test-only: records the hiding commitment of each consumed nonce pair.
-    fn log_nonces(
-        &self,
-        log: &Mutex<std::fs::File>,
-        key: &LoadedKey,
-        taken: &[Option<Box<dyn Any + Send>>],
-    ) {
+    fn log_nonces(&self, log: &Mutex<std::fs::File>, taken: &[Option<HeldNonces>]) {
         use std::io::Write;
-        let hiding = |n: &Box<dyn Any + Send>| -> Option<Vec<u8>> {
-            match key.scheme() {
-                Scheme::Ed25519 => n
-                    .downcast_ref::<SigningNonces<Ed25519Suite>>()
-                    .map(|n| n.commitments().hiding_bytes().to_vec()),
-                Scheme::Bip340 => n
-                    .downcast_ref::<SigningNonces<Bip340Suite>>()
-                    .map(|n| n.commitments().hiding_bytes().to_vec()),
-                Scheme::EcdsaSecp256k1 => None,
-            }
-        };
         let mut text = String::new();
-        for h in taken.iter().flatten().filter_map(hiding) {
-            text.push_str(&hex::encode(h));
+        for h in taken.iter().flatten() {
+            let hiding = match h {
+                HeldNonces::Ed25519(n) => n.commitments().hiding_bytes(),
+                HeldNonces::Bip340(n) => n.commitments().hiding_bytes(),
+            };
+            text.push_str(&hex::encode(hiding));
             text.push('\n');
         }
         if let Err(e) = lock(log).write_all(text.as_bytes()) {
@@ -637,7 +672,7 @@ impl Party {
         &self,
         key: Arc<LoadedKey>,
         count: u32,
-    ) -> Result<Vec<(Box<dyn Any + Send>, Vec<u8>)>, Error> {
+    ) -> Result<Vec<(HeldNonces, Vec<u8>)>, Error> {
         self.blocking("signing round 1", move |accel| {
             let pk = S::party_key(&key).ok_or(Error::NotInThisMode(
                 "this key is not a distributed key (it was made in embedded mode)",
@@ -645,10 +680,7 @@ impl Party {
             let shares = vec![pk.share(); count as usize];
             Ok(commit_batch::<S>(accel, &shares, &mut OsRng)?
                 .into_iter()
-                .map(|(n, c)| {
-                    let b: Box<dyn Any + Send> = Box::new(n);
-                    (b, c.to_bytes())
-                })
+                .map(|(n, c)| (S::hold(n), c.to_bytes()))
                 .collect())
         })
         .await
@@ -659,9 +691,44 @@ impl Party {
         key_id: String,
         items: Vec<(SessionId, Vec<u8>)>,
     ) -> Result<PeerReply, Error> {
+        let items = items
+            .into_iter()
+            .map(|(s, p)| (s, PackageIn::Encoded(p)))
+            .collect();
+        Ok(PeerReply::Shares(self.shares(key_id, items).await?))
+    }
+
+    /// Signature shares for packages built by this node's own coordinator (no decoding).
+    pub(crate) async fn shares_local<S: FrostScheme>(
+        &self,
+        key_id: String,
+        items: Vec<(SessionId, SigningPackage<S>)>,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
+        let items = items.into_iter().map(|(s, p)| (s, S::package(p))).collect();
+        self.shares(key_id, items).await
+    }
+
+    /// The commitments of this party's held nonces `sessions` (for its own coordinator,
+    /// which then need not decode them).
+    pub(crate) fn own_commitments<S: FrostScheme>(
+        &self,
+        sessions: &[SessionId],
+    ) -> Vec<Option<SigningCommitments<S>>> {
+        let held = lock(&self.nonces);
+        sessions
+            .iter()
+            .map(|s| held.get(s).and_then(|n| S::held_commitments(&n.nonces)))
+            .collect()
+    }
+
+    async fn shares(
+        &self,
+        key_id: String,
+        items: Vec<(SessionId, PackageIn)>,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
         let key = self.load(&key_id).await?;
         // Single use: every named nonce pair leaves the table now, whatever happens next.
-        let taken: Vec<Option<Box<dyn Any + Send>>> = {
+        let taken: Vec<Option<HeldNonces>> = {
             let mut held = lock(&self.nonces);
             items
                 .iter()
@@ -671,36 +738,64 @@ impl Party {
                 })
                 .collect()
         };
-        let packages: Vec<Vec<u8>> = items.into_iter().map(|(_, p)| p).collect();
         if let Some(log) = &self.nonce_log {
-            self.log_nonces(log, &key, &taken);
+            self.log_nonces(log, &taken);
         }
-        let fault = self.fault;
-        let shares = match key.scheme() {
-            Scheme::Ed25519 => {
-                self.blocking("signing round 2", move |accel| {
-                    Ok(shares_as::<Ed25519Suite>(
-                        accel, &key, taken, &packages, fault,
-                    ))
-                })
-                .await?
-            }
-            Scheme::Bip340 => {
-                self.blocking("signing round 2", move |accel| {
-                    Ok(shares_as::<Bip340Suite>(
-                        accel, &key, taken, &packages, fault,
-                    ))
-                })
-                .await?
-            }
-            Scheme::EcdsaSecp256k1 => {
-                return Err(Error::NotInThisMode(
-                    "threshold ECDSA keys are not yet available in distributed mode",
-                ));
-            }
-        };
-        Ok(PeerReply::Shares(shares))
+        let mut out: Vec<Result<Vec<u8>, String>> = Vec::with_capacity(items.len());
+        let mut jobs = Vec::with_capacity(items.len());
+        let mut slots = Vec::with_capacity(items.len());
+        for (k, (held, (_, package))) in taken.into_iter().zip(items).enumerate() {
+            let work = match (held, package) {
+                (Some(HeldNonces::Ed25519(n)), PackageIn::Encoded(p)) => {
+                    ShareWork::Ed25519(n, Package::Encoded(p))
+                }
+                (Some(HeldNonces::Ed25519(n)), PackageIn::Ed25519(p)) => {
+                    ShareWork::Ed25519(n, Package::Decoded(p))
+                }
+                (Some(HeldNonces::Bip340(n)), PackageIn::Encoded(p)) => {
+                    ShareWork::Bip340(n, Package::Encoded(p))
+                }
+                (Some(HeldNonces::Bip340(n)), PackageIn::Bip340(p)) => {
+                    ShareWork::Bip340(n, Package::Decoded(p))
+                }
+                (Some(_), _) => {
+                    out.push(Err("a package of another scheme".to_owned()));
+                    continue;
+                }
+                (None, _) => {
+                    out.push(Err("unknown, expired or already used nonces".to_owned()));
+                    continue;
+                }
+            };
+            out.push(Err("no share computed".to_owned()));
+            slots.push(k);
+            jobs.push(Job::Share {
+                key: Arc::clone(&key),
+                work: Box::new(work),
+                fault: self.fault,
+            });
+        }
+        let receivers = self.batcher.submit(Queue::Share(key.scheme()), jobs)?;
+        for (k, rx) in slots.into_iter().zip(receivers) {
+            out[k] = match rx.await {
+                Ok(Done {
+                    result: Ok(JobOutput::Share(b)),
+                    ..
+                }) => Ok(b),
+                Ok(Done { result: Err(e), .. }) => Err(e.to_string()),
+                Ok(_) => Err("unexpected output of a share job".to_owned()),
+                Err(_) => Err("share job dropped".to_owned()),
+            };
+        }
+        Ok(out)
     }
+}
+
+/// A package to sign, as it reached this party.
+pub(crate) enum PackageIn {
+    Encoded(Vec<u8>),
+    Ed25519(SigningPackage<Ed25519Suite>),
+    Bip340(SigningPackage<Bip340Suite>),
 }
 
 fn finish<S: FrostScheme>(
@@ -721,61 +816,8 @@ fn finish<S: FrostScheme>(
     Ok(S::wrap(PartyKey::new(share, public)?))
 }
 
-fn shares_as<S: FrostScheme>(
-    accel: &dyn Accelerator,
-    key: &LoadedKey,
-    taken: Vec<Option<Box<dyn Any + Send>>>,
-    packages: &[Vec<u8>],
-    fault: Fault,
-) -> Vec<Result<Vec<u8>, String>> {
-    let Some(pk) = S::party_key(key) else {
-        return packages
-            .iter()
-            .map(|_| Err("this key is not a distributed key".to_owned()))
-            .collect();
-    };
-    let mut out: Vec<Option<Result<Vec<u8>, String>>> = Vec::with_capacity(packages.len());
-    let mut pkgs = Vec::new();
-    let mut held = Vec::new();
-    let mut slots = Vec::new();
-    for (k, (nonces, bytes)) in taken.into_iter().zip(packages).enumerate() {
-        let nonces = match nonces.map(|n| n.downcast::<SigningNonces<S>>()) {
-            Some(Ok(n)) => *n,
-            _ => {
-                out.push(Some(Err(
-                    "unknown, expired or already used nonces".to_owned()
-                )));
-                continue;
-            }
-        };
-        match SigningPackage::<S>::from_bytes(bytes) {
-            Ok(p) => {
-                pkgs.push(p);
-                held.push(nonces);
-                slots.push(k);
-                out.push(None);
-            }
-            Err(e) => out.push(Some(Err(format!("signing package: {e}")))),
-        }
-    }
-    let items: Vec<_> = pkgs
-        .iter()
-        .zip(held)
-        .map(|(p, n)| (p, n, pk.share()))
-        .collect();
-    for (k, r) in slots.into_iter().zip(sign_batch::<S>(accel, items)) {
-        out[k] = Some(match r {
-            Ok(share) => Ok(corrupt(share, fault).to_bytes().to_vec()),
-            Err(e) => Err(e.to_string()),
-        });
-    }
-    out.into_iter()
-        .map(|o| o.unwrap_or_else(|| Err("no share computed".to_owned())))
-        .collect()
-}
-
 /// Applies the test-only fault switch to an outgoing share.
-fn corrupt<S: Suite>(share: SignatureShare<S>, fault: Fault) -> SignatureShare<S> {
+pub(crate) fn corrupt<S: Suite>(share: SignatureShare<S>, fault: Fault) -> SignatureShare<S> {
     match fault {
         Fault::None => share,
         Fault::InvalidShares => {

@@ -81,6 +81,14 @@ impl<S: Suite> SigningPackage<S> {
     /// Decodes [`SigningPackage::to_bytes`], validating every commitment and requiring
     /// `1..=MAX_PARTIES` signers with strictly increasing identifiers.
     pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        Self::from_bytes_known(b, &[])
+    }
+
+    /// [`SigningPackage::from_bytes`] for a signer that already holds some of the
+    /// commitments (its own, from its nonces): an entry whose encoding equals a `known`
+    /// commitment's takes that commitment instead of decoding and validating the points
+    /// again; every other commitment is validated as usual.
+    pub fn from_bytes_known(b: &[u8], known: &[SigningCommitments<S>]) -> Result<Self, Error> {
         let bad = Error::Malformed("signing package");
         let (taproot, rest) = match b.first() {
             Some(0) => (TaprootTweak::None, &b[1..]),
@@ -115,7 +123,17 @@ impl<S: Suite> SigningPackage<S> {
                 return Err(Error::DuplicateIdentifier(id.get()));
             }
             let (c, tail) = tail.split_at(rec - 2);
-            commitments.push((id, SigningCommitments::from_bytes(c)?));
+            let held = known.iter().find(|k| {
+                let l = S::POINT_LEN;
+                k.hiding_bytes() == &c[..l] && k.binding_bytes() == &c[l..]
+            });
+            commitments.push((
+                id,
+                match held {
+                    Some(k) => *k,
+                    None => SigningCommitments::from_bytes(c)?,
+                },
+            ));
             rest = tail;
         }
         Ok(Self {

@@ -277,3 +277,30 @@ fn out_of_range_round1_package_count_is_rejected() {
         );
     }
 }
+
+fn known_commitments_decode_like_the_checked_path<S: Suite>() {
+    let keys = key_set::<S>(2, 3, 12);
+    let pkg = signing_package(&keys, TaprootTweak::None);
+    let bytes = pkg.to_bytes();
+    let own: Vec<SigningCommitments<S>> = pkg.commitments().take(1).copied().collect();
+    assert_eq!(
+        SigningPackage::<S>::from_bytes_known(&bytes, &own).unwrap(),
+        pkg
+    );
+    // A malformed commitment other than the known one is still rejected.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - S::POINT_LEN..].fill(0xff);
+    assert!(SigningPackage::<S>::from_bytes_known(&bad, &own).is_err());
+    assert!(SigningPackage::<S>::from_bytes(&bad).is_err());
+}
+
+#[test]
+fn known_commitments_decode_like_the_checked_path_ed25519() {
+    known_commitments_decode_like_the_checked_path::<Ed25519Suite>();
+}
+
+#[test]
+fn known_commitments_decode_like_the_checked_path_bip340() {
+    known_commitments_decode_like_the_checked_path::<Bip340Suite>();
+}
