@@ -572,3 +572,55 @@ async fn peers_outside_the_cluster_ca_or_configuration_are_refused() {
         "node 1 logs the refusal"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_means_the_same_on_every_node() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    cl.start_all();
+    let mut clients = Vec::new();
+    for i in 1..=3 {
+        clients.push(client(cl.node(i)).await);
+    }
+    let k = create(&mut clients[0], Scheme::Ed25519).await;
+    // Several idempotency keys, so that their home nodes differ.
+    for n in 0..6 {
+        let ik = format!("payment-{n}");
+        let m = message(Scheme::Ed25519, 7_000 + n);
+        let mut seen = Vec::new();
+        // Every node twice, in turn.
+        for round in 0..6 {
+            let r = clients[round % 3]
+                .sign(SignRequest {
+                    key_id: k.key_id.clone(),
+                    message: m.clone(),
+                    idempotency_key: ik.clone(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(ed25519_ok(&k.public_key, &m, &r.signature));
+            seen.push(r.signature);
+        }
+        assert!(
+            seen.iter().all(|s| *s == seen[0]),
+            "key {ik}: every node returns the first signature"
+        );
+        // The same key with another message is a conflict on every node.
+        for c in clients.iter_mut() {
+            let e = c
+                .sign(SignRequest {
+                    key_id: k.key_id.clone(),
+                    message: message(Scheme::Ed25519, 9_000 + n),
+                    idempotency_key: ik.clone(),
+                    taproot_merkle_root: None,
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        }
+    }
+    assert_no_nonce_reused(dir.path(), 3);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use api_proto::peer::peer_service_server::{PeerService, PeerServiceServer};
 use api_proto::peer::{ExchangeRequest, ExchangeResponse};
 use service_core::Party;
-use service_core::peer::{PartyId, PeerReply, PeerRequest, RemoteFailure};
+use service_core::peer::{PartyId, PeerReply, PeerRequest, RemoteFailure, RemoteKind};
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -73,6 +73,7 @@ impl PeerService for PeerServer {
                         None => PeerReply::Failed(RemoteFailure {
                             message: "undecodable request".into(),
                             culprits: vec![from],
+                            kind: RemoteKind::InvalidArgument,
                         }),
                     }
                 })

@@ -536,8 +536,18 @@ impl App {
     pub async fn sign(&self, req: SignRequest, batch: bool) -> UseCase<Vec<Signature>> {
         let (rec, key) = self.load_key(&req.key_id).await?;
         let scheme = rec.scheme;
-        let r = self.sign_loaded(Arc::clone(&rec), key, req, batch).await;
+        let r = self
+            .sign_loaded(Arc::clone(&rec), key, req, batch, false)
+            .await;
         with_scheme(scheme, r)
+    }
+
+    /// A `Sign` forwarded by another node because this node is the home of its idempotency
+    /// key: signed (or replayed) here, never forwarded again.
+    pub(crate) async fn sign_forwarded(&self, req: SignRequest) -> Result<Signature, Error> {
+        let (rec, key) = self.load_key(&req.key_id).await?;
+        let (mut sigs, _) = self.sign_loaded(rec, key, req, false, true).await?;
+        sigs.pop().ok_or(Error::Internal("no signature"))
     }
 
     async fn sign_loaded(
@@ -546,6 +556,7 @@ impl App {
         key: Arc<LoadedKey>,
         req: SignRequest,
         batch: bool,
+        forwarded: bool,
     ) -> Result<(Vec<Signature>, Cost), Error> {
         let field = if batch { "messages" } else { "message" };
         if req.messages.is_empty() {
@@ -579,6 +590,15 @@ impl App {
                 ));
             }
         };
+        if let Some((ik, _)) = &idem
+            && !forwarded
+            && let Some(home) = self.coordinator.idempotency_home(&req.key_id, ik)
+        {
+            // The key's idempotency records live on its home node: sign there, so the same
+            // key gives the same signature whichever node the client asked.
+            let sig = self.coordinator.forward_sign(home, req).await?;
+            return Ok((vec![sig], Cost::default()));
+        }
         if let Some((ik, fp)) = &idem {
             let (id, ik) = (req.key_id.clone(), ik.clone());
             let existing = self

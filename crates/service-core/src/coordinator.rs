@@ -96,6 +96,23 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// `key` (stored as `key_id`) is loaded and will be used: start its precomputation
     /// (presignatures) if it has run low. Never blocks.
     fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>);
+
+    /// Where the idempotency records of (`scope`, `idempotency_key`) live: `None` here (this
+    /// node), else the party id of the node every request with that key must go to, so the
+    /// key means the same on every node.
+    fn idempotency_home(&self, _scope: &str, _idempotency_key: &str) -> Option<u16> {
+        None
+    }
+
+    /// Sends a single-message `Sign` with an idempotency key to its home node and returns
+    /// the signature made (or replayed) there.
+    fn forward_sign(
+        &self,
+        _home: u16,
+        _request: crate::requests::SignRequest,
+    ) -> BoxFuture<'_, Result<Signature, Error>> {
+        Box::pin(async { Err(Error::Internal("forwarding in a single-node deployment")) })
+    }
 }
 
 /// Runs `f` and returns its result with the calling thread's CPU seconds.
@@ -362,7 +379,7 @@ impl crate::App {
     pub fn distributed(
         setup: AppSetup,
         cluster: ClusterSetup,
-    ) -> Result<(Self, Arc<crate::Party>), Error> {
+    ) -> Result<(Arc<Self>, Arc<crate::Party>), Error> {
         let batcher = Self::batcher_of(&setup)?;
         let party = Arc::new(crate::Party::new(
             cluster.settings.me,
@@ -381,7 +398,7 @@ impl crate::App {
             Arc::clone(&batcher),
             Arc::clone(&setup.observer),
         );
-        let app = Self::new(crate::AppParts {
+        let app = Arc::new(Self::new(crate::AppParts {
             store: setup.store,
             sealer: setup.sealer,
             coordinator: Arc::new(coordinator),
@@ -389,7 +406,8 @@ impl crate::App {
             observer: setup.observer,
             limits: setup.limits,
             backend: setup.backend,
-        });
+        }));
+        party.attach(&app);
         Ok((app, party))
     }
 }

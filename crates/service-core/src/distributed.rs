@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
 use threshold::round1::SigningCommitments;
 use threshold::{Bip340Suite, Ed25519Suite, Identifier, SignatureShare, SigningPackage};
 use zeroize::Zeroizing;
@@ -34,6 +35,9 @@ pub const TRIP_AFTER: u32 = 3;
 pub const OPEN_FOR: Duration = Duration::from_millis(500);
 /// Quorums tried per signature before the request fails.
 pub const MAX_ATTEMPTS: usize = 3;
+/// Deadline of a request forwarded to the home node of its idempotency key (it signs there,
+/// with its own peer calls).
+pub const FORWARD_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The distributed coordinator's settings.
 #[derive(Clone, Debug)]
@@ -915,6 +919,59 @@ impl Coordinator for Arc<Distributed> {
                 Scheme::EcdsaSecp256k1 => Err(Error::NotInThisMode(
                     "threshold ECDSA keys are not yet available in distributed mode",
                 )),
+            }
+        })
+    }
+
+    fn idempotency_home(&self, scope: &str, idempotency_key: &str) -> Option<u16> {
+        let mut all = self.settings.peers.clone();
+        all.push(self.settings.me);
+        all.sort_unstable();
+        let mut h = Sha256::new();
+        h.update(b"tessera/idempotency-home\0");
+        h.update((scope.len() as u64).to_be_bytes());
+        h.update(scope.as_bytes());
+        h.update(idempotency_key.as_bytes());
+        let d = h.finalize();
+        let pick = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        let home = all[(pick % all.len() as u64) as usize];
+        (home != self.settings.me).then_some(home)
+    }
+
+    fn forward_sign(
+        &self,
+        home: u16,
+        request: crate::requests::SignRequest,
+    ) -> BoxFuture<'_, Result<Signature, Error>> {
+        Box::pin(async move {
+            let [message] = <[Vec<u8>; 1]>::try_from(request.messages)
+                .map_err(|_| Error::Internal("forwarding a batch"))?;
+            if !self.available().contains(&home) {
+                return Err(Error::Peer {
+                    peer: home,
+                    problem: "the node that owns this idempotency key is unreachable; retry later or without an idempotency key".into(),
+                });
+            }
+            let req = PeerRequest::SignFor {
+                key_id: request.key_id,
+                message,
+                taproot_merkle_root: request.taproot_merkle_root,
+                idempotency_key: request.idempotency_key,
+            };
+            let start = Instant::now();
+            let r = self.link.call(home, req, FORWARD_DEADLINE).await;
+            self.observer
+                .peer_call(home, "sign_for", start.elapsed(), r.is_ok());
+            self.record(home, r.is_ok());
+            match r {
+                Ok(PeerReply::Signed(s)) => Ok(s),
+                Ok(PeerReply::Failed(f)) => Err(Error::Forwarded {
+                    peer: home,
+                    message: f.message,
+                    kind: f.kind,
+                }),
+                Ok(_) => Err(unexpected(home)),
+                Err(e) => Err(link_error(home, e)),
             }
         })
     }

@@ -95,6 +95,16 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// A request forwarded to the node that owns its idempotency key failed there.
+    #[error("at node {peer}: {message}")]
+    Forwarded {
+        /// The node that answered.
+        peer: u16,
+        /// Its error message.
+        message: String,
+        /// Its error class.
+        kind: crate::peer::RemoteKind,
+    },
     /// The request is valid but this deployment mode does not offer it.
     #[error("{0}")]
     NotInThisMode(&'static str),
@@ -147,6 +157,14 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::NotInThisMode(_) => ErrorKind::FailedPrecondition,
+            Error::Forwarded { kind, .. } => match kind {
+                crate::peer::RemoteKind::InvalidArgument => ErrorKind::InvalidArgument,
+                crate::peer::RemoteKind::NotFound => ErrorKind::NotFound,
+                crate::peer::RemoteKind::ResourceExhausted => ErrorKind::ResourceExhausted,
+                crate::peer::RemoteKind::FailedPrecondition => ErrorKind::FailedPrecondition,
+                crate::peer::RemoteKind::Unavailable => ErrorKind::Unavailable,
+                crate::peer::RemoteKind::Internal => ErrorKind::Internal,
+            },
             Error::Decrypt { .. }
             | Error::Seal
             | Error::Storage(_)

@@ -164,6 +164,8 @@ pub struct Party {
     dkgs: Mutex<HashMap<SessionId, DkgSlot>>,
     nonces: Mutex<HashMap<SessionId, Nonces>>,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
+    /// The node's use cases, for requests forwarded to this node (set once at start-up).
+    app: Mutex<Option<std::sync::Weak<crate::App>>>,
 }
 
 impl std::fmt::Debug for Party {
@@ -188,6 +190,7 @@ fn failed(e: &Error) -> PeerReply {
     PeerReply::Failed(RemoteFailure {
         message: e.to_string(),
         culprits,
+        kind: crate::peer::RemoteKind::of(e),
     })
 }
 
@@ -243,7 +246,13 @@ impl Party {
             dkgs: Mutex::default(),
             nonces: Mutex::default(),
             finished: Mutex::default(),
+            app: Mutex::default(),
         })
+    }
+
+    /// Lets forwarded requests reach this node's use cases.
+    pub(crate) fn attach(&self, app: &Arc<crate::App>) {
+        *lock(&self.app) = Some(Arc::downgrade(app));
     }
 
     /// This party's id.
@@ -278,6 +287,26 @@ impl Party {
             }
             PeerRequest::Commit { key_id, count } => self.commit(key_id, count).await,
             PeerRequest::SignShares { key_id, items } => self.sign_shares(key_id, items).await,
+            PeerRequest::SignFor {
+                key_id,
+                message,
+                taproot_merkle_root,
+                idempotency_key,
+            } => {
+                let app = lock(&self.app).as_ref().and_then(std::sync::Weak::upgrade);
+                match app {
+                    None => Err(Error::ShuttingDown),
+                    Some(app) => app
+                        .sign_forwarded(crate::requests::SignRequest {
+                            key_id,
+                            messages: vec![message],
+                            taproot_merkle_root,
+                            idempotency_key,
+                        })
+                        .await
+                        .map(PeerReply::Signed),
+                }
+            }
         };
         r.unwrap_or_else(|e| {
             tracing::debug!(from, error = %e.chain(), "peer request failed");

@@ -99,6 +99,18 @@ pub enum PeerRequest {
         /// `(nonce session, encoded signing package)`.
         items: Vec<(SessionId, Vec<u8>)>,
     },
+    /// A `Sign` request with an idempotency key, forwarded to the node that owns the key's
+    /// idempotency records (its home), which signs it as if it had received it.
+    SignFor {
+        /// The key.
+        key_id: String,
+        /// The message.
+        message: Vec<u8>,
+        /// BIP340 Taproot option, as in the API.
+        taproot_merkle_root: Option<Vec<u8>>,
+        /// The idempotency key.
+        idempotency_key: String,
+    },
 }
 
 /// A node's answer to a [`PeerRequest`].
@@ -117,6 +129,8 @@ pub enum PeerReply {
     Commitments(Vec<(SessionId, Vec<u8>)>),
     /// One 32-byte signature share (or the failure) per item, in order.
     Shares(Vec<Result<Vec<u8>, String>>),
+    /// A forwarded request's signature.
+    Signed(crate::Signature),
     /// The request failed at the peer.
     Failed(RemoteFailure),
 }
@@ -128,6 +142,39 @@ pub struct RemoteFailure {
     pub message: String,
     /// Parties the peer's checks blamed.
     pub culprits: Vec<PartyId>,
+    /// The failure's class at the peer (a forwarded request's caller gets the same).
+    pub kind: RemoteKind,
+}
+
+/// The class of a peer's failure, mirroring [`crate::ErrorKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteKind {
+    /// The request was malformed.
+    InvalidArgument,
+    /// The key does not exist.
+    NotFound,
+    /// The peer is overloaded.
+    ResourceExhausted,
+    /// The request conflicts with an earlier one (e.g. a reused idempotency key).
+    FailedPrecondition,
+    /// The peer cannot take work now.
+    Unavailable,
+    /// A fault of the peer.
+    Internal,
+}
+
+impl RemoteKind {
+    /// The class of `e`.
+    pub fn of(e: &Error) -> Self {
+        match e.kind() {
+            crate::ErrorKind::InvalidArgument => RemoteKind::InvalidArgument,
+            crate::ErrorKind::NotFound => RemoteKind::NotFound,
+            crate::ErrorKind::ResourceExhausted => RemoteKind::ResourceExhausted,
+            crate::ErrorKind::FailedPrecondition => RemoteKind::FailedPrecondition,
+            crate::ErrorKind::Unavailable => RemoteKind::Unavailable,
+            _ => RemoteKind::Internal,
+        }
+    }
 }
 
 impl PeerRequest {
@@ -151,6 +198,7 @@ impl PeerRequest {
             PeerRequest::Abort { .. } => "abort",
             PeerRequest::Commit { .. } => "commit",
             PeerRequest::SignShares { .. } => "sign_shares",
+            PeerRequest::SignFor { .. } => "sign_for",
         }
     }
 }

@@ -259,7 +259,7 @@ async fn distributed(
             tracing::error!(error = %service_core::error_chain(&e), "peer service stopped");
         }
     });
-    Ok((Arc::new(app), task))
+    Ok((app, task))
 }
 
 /// Installs the SIGINT/SIGTERM handlers now (before the listening lines are printed, so a
