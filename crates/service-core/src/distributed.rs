@@ -986,3 +986,7 @@ impl Coordinator for Arc<Distributed> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "distributed_tests.rs"]
+mod tests;

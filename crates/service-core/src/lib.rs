@@ -27,9 +27,9 @@ pub mod ports;
 mod requests;
 mod scheme;
 
-#[cfg(feature = "test-kit")]
+#[cfg(any(test, feature = "test-kit"))]
 pub mod kit;
-#[cfg(feature = "test-kit")]
+#[cfg(any(test, feature = "test-kit"))]
 pub mod memory;
 
 pub use app::{App, AppParts, Failure, KeyView, Limits, Outcome, UseCase};

@@ -35,6 +35,9 @@ pub const NONCE_TTL: Duration = Duration::from_secs(60);
 pub const DKG_TTL: Duration = Duration::from_secs(120);
 /// Most nonce pairs one `Commit` request may ask for.
 pub const MAX_COMMIT: u32 = 4096;
+/// Most unused nonce pairs a party holds at once (over all keys and peers); beyond it
+/// `Commit` is refused until some are used or expire.
+pub const MAX_HELD_NONCES: usize = 1 << 20;
 
 /// A test-only fault a party can be started with (`TESSERA_TEST_FAULT`), so that the tests
 /// can show the other nodes detect it and name this party.
@@ -669,6 +672,14 @@ impl Party {
             return Err(Error::invalid("count", "must be 1 to 4096"));
         }
         self.sweep();
+        let held = self.nonces_held();
+        if held + count as usize > MAX_HELD_NONCES {
+            return Err(Error::Overloaded {
+                depth: held,
+                max_queue: MAX_HELD_NONCES,
+                retry_after: Duration::from_secs(1),
+            });
+        }
         let key = self.load(&key_id).await?;
         let made = match key.scheme() {
             Scheme::Ed25519 => self.commit_as::<Ed25519Suite>(key, count).await?,
@@ -811,7 +822,7 @@ impl Party {
                     result: Ok(JobOutput::Share(b)),
                     ..
                 }) => Ok(b),
-                Ok(Done { result: Err(e), .. }) => Err(e.to_string()),
+                Ok(Done { result: Err(e), .. }) => Err(e.chain()),
                 Ok(_) => Err("unexpected output of a share job".to_owned()),
                 Err(_) => Err("share job dropped".to_owned()),
             };

@@ -1,0 +1,212 @@
+//! Distributed mode in process: three nodes (each its own App, Party, store and KEK) joined by
+//! a link that passes every message through its wire encoding.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backend_cpu::CpuBackend;
+
+use crate::batcher::BatcherConfig;
+use crate::memory::MemoryStore;
+use crate::peer::{LinkError, PeerLink, PeerReply, PeerRequest};
+use crate::requests::{CreateKey, SignRequest};
+use crate::{
+    App, AppSetup, BoxFuture, ClusterSettings, ClusterSetup, ErrorKind, Kek, Limits, NoObserver,
+    Party, PresignPool, Scheme, TestHooks,
+};
+
+#[derive(Debug, Default)]
+struct Net {
+    parties: Mutex<BTreeMap<u16, Arc<Party>>>,
+    down: Mutex<BTreeSet<u16>>,
+}
+
+#[derive(Debug)]
+struct Link {
+    me: u16,
+    net: Arc<Net>,
+}
+
+impl PeerLink for Link {
+    fn call(
+        &self,
+        peer: u16,
+        request: PeerRequest,
+        _deadline: Duration,
+    ) -> BoxFuture<'_, Result<PeerReply, LinkError>> {
+        Box::pin(async move {
+            if self.net.down.lock().unwrap().contains(&peer) {
+                return Err(LinkError::Transport("connection refused".into()));
+            }
+            let party = self
+                .net
+                .parties
+                .lock()
+                .unwrap()
+                .get(&peer)
+                .cloned()
+                .ok_or(LinkError::UnknownPeer)?;
+            let wire = PeerRequest::decode(&request.encode().unwrap()).unwrap();
+            let reply = party.handle(self.me, wire).await;
+            Ok(PeerReply::decode(&reply.encode().unwrap()).unwrap())
+        })
+    }
+}
+
+fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
+    let net = Arc::new(Net::default());
+    let mut apps = Vec::new();
+    for me in 1..=3u16 {
+        let setup = AppSetup {
+            store: Arc::new(MemoryStore::new()),
+            sealer: Arc::new(Kek::from_bytes([me as u8; 32])),
+            accel: Arc::new(CpuBackend::new()),
+            observer: Arc::new(NoObserver),
+            batcher: BatcherConfig {
+                max_batch_size: 64,
+                max_queue_delay_us: 100,
+                max_queue: 4096,
+                workers: 2,
+            },
+            probe: || None,
+            limits: Limits {
+                max_message_bytes: 1024,
+                max_batch_messages: 64,
+            },
+            pool: PresignPool {
+                target: 0,
+                batch: 1,
+            },
+            backend: "cpu".into(),
+        };
+        let cluster = ClusterSetup {
+            settings: ClusterSettings {
+                me,
+                peers: (1..=3).filter(|p| *p != me).collect(),
+                call_deadline: Duration::from_secs(2),
+            },
+            link: Arc::new(Link {
+                me,
+                net: Arc::clone(&net),
+            }),
+            hooks: TestHooks::default(),
+        };
+        let (app, party) = App::distributed(setup, cluster).unwrap();
+        net.parties.lock().unwrap().insert(me, party);
+        apps.push(app);
+    }
+    (apps, net)
+}
+
+async fn ed25519_key(app: &App) -> String {
+    app.create_key(CreateKey {
+        scheme: Scheme::Ed25519,
+        threshold: 2,
+        parties: 3,
+        label: "in process".into(),
+        idempotency_key: String::new(),
+    })
+    .await
+    .map_err(|f| f.error)
+    .unwrap()
+    .value
+    .key_id
+}
+
+fn sign(key_id: &str, message: &[u8]) -> SignRequest {
+    SignRequest {
+        key_id: key_id.to_owned(),
+        messages: vec![message.to_vec()],
+        taproot_merkle_root: None,
+        idempotency_key: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_through_one_node_signs_through_another() {
+    let (apps, _net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    for (k, app) in apps.iter().enumerate() {
+        let msg = format!("message {k}");
+        let out = app
+            .sign(sign(&key_id, msg.as_bytes()), false)
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        let s = &out.value[0];
+        let ok = threshold::verify_ed25519_batch(
+            &CpuBackend::new(),
+            &[(&s.verifying_key, msg.as_bytes(), &s.signature)],
+        );
+        assert_eq!(ok, vec![true], "node {} signs", k + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_pair_signs_at_most_once() {
+    let (apps, net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    let party = net.parties.lock().unwrap().get(&2).cloned().unwrap();
+    // Wait for the commitment pools filled at key creation, then count from there.
+    let mut before = party.nonces_held();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = party.nonces_held();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let PeerReply::Commitments(c) = party
+        .handle(
+            1,
+            PeerRequest::Commit {
+                key_id: key_id.clone(),
+                count: 1,
+            },
+        )
+        .await
+    else {
+        panic!("no commitments")
+    };
+    assert_eq!(party.nonces_held(), before + 1);
+    let ask = || PeerRequest::SignShares {
+        key_id: key_id.clone(),
+        items: vec![(c[0].0, vec![0u8; 8])],
+    };
+    // The first request consumes the nonces even though its package is rejected.
+    let PeerReply::Shares(first) = party.handle(1, ask()).await else {
+        panic!("no shares reply")
+    };
+    assert!(first[0].as_ref().unwrap_err().contains("signing package"));
+    assert_eq!(party.nonces_held(), before);
+    let PeerReply::Shares(second) = party.handle(1, ask()).await else {
+        panic!("no shares reply")
+    };
+    assert!(second[0].as_ref().unwrap_err().contains("already used"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_signing_fails_unavailable_and_recovers() {
+    let (apps, net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    net.down.lock().unwrap().extend([2, 3]);
+    for _ in 0..4 {
+        let e = apps[0].sign(sign(&key_id, b"m"), false).await.unwrap_err();
+        assert_eq!(e.error.kind(), ErrorKind::Unavailable, "{}", e.error);
+    }
+    let e = apps[0].sign(sign(&key_id, b"m"), false).await.unwrap_err();
+    assert!(
+        matches!(e.error, crate::Error::QuorumUnavailable { need: 2, .. }),
+        "{}",
+        e.error
+    );
+    net.down.lock().unwrap().clear();
+    let start = std::time::Instant::now();
+    while apps[0].sign(sign(&key_id, b"m"), false).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
