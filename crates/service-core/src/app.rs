@@ -93,17 +93,28 @@ fn new_key_id(created_at_ms: u64) -> String {
     )
 }
 
-/// Checks (t, n, label) for `scheme`.
+/// Longest key id a request may name, in bytes (ids this service makes have 32).
+pub const MAX_KEY_ID_BYTES: usize = 64;
+
+/// Checks (t, n, label) for `scheme` against `limits` (the cost cap on n).
 pub fn check_shape(
     scheme: Scheme,
     threshold: u32,
     parties: u32,
     label: &str,
+    limits: &Limits,
 ) -> Result<(u16, u16), Error> {
-    if parties == 0 || parties > MAX_PARTIES {
+    let cap = match scheme {
+        Scheme::EcdsaSecp256k1 => limits.max_parties_ecdsa,
+        Scheme::Ed25519 | Scheme::Bip340 => limits.max_parties_frost,
+    }
+    .min(MAX_PARTIES);
+    if parties == 0 || parties > cap {
         return Err(Error::invalid(
             "parties",
-            format!("must be between 1 and {MAX_PARTIES} (got {parties})"),
+            format!(
+                "must be between 1 and {cap} for {scheme} (got {parties}; limits.max_parties_* sets the cap)"
+            ),
         ));
     }
     if threshold == 0 {
@@ -155,6 +166,19 @@ pub fn taproot_of(scheme: Scheme, root: Option<&[u8]>) -> Result<Taproot, Error>
             )),
         },
     }
+}
+
+fn check_key_id(key_id: &str) -> Result<(), Error> {
+    if key_id.is_empty() {
+        return Err(Error::invalid("key_id", "must be set"));
+    }
+    if key_id.len() > MAX_KEY_ID_BYTES {
+        return Err(Error::invalid(
+            "key_id",
+            format!("must be at most {MAX_KEY_ID_BYTES} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_idempotency_key(k: &str) -> Result<(), Error> {
@@ -291,9 +315,7 @@ impl App {
     }
 
     async fn load_key(&self, key_id: &str) -> Result<(Arc<KeyRecord>, Arc<LoadedKey>), Error> {
-        if key_id.is_empty() {
-            return Err(Error::invalid("key_id", "must be set"));
-        }
+        check_key_id(key_id)?;
         if let Some(hit) = self.cache.get(key_id) {
             return Ok(hit);
         }
@@ -317,7 +339,7 @@ impl App {
     pub async fn create_key(&self, req: CreateKey) -> UseCase<KeyView> {
         let scheme = req.scheme;
         let r = async {
-            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
+            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label, &self.limits)?;
             check_idempotency_key(&req.idempotency_key)?;
             let fp = key_fingerprint(
                 "create",
@@ -365,7 +387,7 @@ impl App {
     pub async fn import_key(&self, req: ImportKey) -> UseCase<KeyView> {
         let scheme = req.scheme;
         let r = async {
-            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label)?;
+            let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label, &self.limits)?;
             check_idempotency_key(&req.idempotency_key)?;
             if req.secret_key.len() != 32 {
                 return Err(Error::invalid(
@@ -479,9 +501,7 @@ impl App {
     /// `GetKey`.
     pub async fn get_key(&self, key_id: String) -> UseCase<KeyView> {
         let r = async {
-            if key_id.is_empty() {
-                return Err(Error::invalid("key_id", "must be set"));
-            }
+            check_key_id(&key_id)?;
             self.blocking("key lookup", move |s| {
                 s.get_key(&key_id)?
                     .map(|r| KeyView::from(&r))

@@ -74,6 +74,8 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
             limits: Limits {
                 max_message_bytes: 1024,
                 max_batch_messages: 64,
+                max_parties_frost: 64,
+                max_parties_ecdsa: 16,
             },
             pool: PresignPool {
                 target: 0,

@@ -15,6 +15,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most messages in one `SignBatch`.
     pub max_batch_messages: usize,
+    /// Most parties of a FROST key (Ed25519, BIP340): its DKG's work grows with n².
+    pub max_parties_frost: u32,
+    /// Most parties of a threshold-ECDSA key: its state (pairwise OT) grows with n².
+    pub max_parties_ecdsa: u32,
 }
 
 /// A key's public information.

@@ -112,6 +112,8 @@ impl Default for Config {
             limits: Limits {
                 max_message_bytes: 64 * 1024,
                 max_batch_messages: 4096,
+                max_parties_frost: 64,
+                max_parties_ecdsa: 16,
             },
             ecdsa: PresignPool {
                 target: 64,
@@ -286,6 +288,22 @@ pub struct LimitsLayer {
         allow_negative_numbers = true
     )]
     pub max_batch_messages: Option<i64>,
+    /// Most parties of an Ed25519 or BIP340 key (1 to 255); larger CreateKey/ImportKey requests are refused at once [default: 64]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_PARTIES_FROST",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub max_parties_frost: Option<i64>,
+    /// Most parties of a threshold-ECDSA key (2 to 255; its state grows with n²); larger requests are refused at once [default: 16]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_PARTIES_ECDSA",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub max_parties_ecdsa: Option<i64>,
 }
 
 /// `[ecdsa]` in a layer.
@@ -357,6 +375,16 @@ fn at_least(field: &str, v: i64, min: i64) -> Result<usize, Error> {
         return Err(config_err(field, format!("must be ≥ {min} (got {v})")));
     }
     usize::try_from(v).map_err(|_| config_err(field, format!("{v} is too large")))
+}
+
+fn parties_cap(field: &str, v: i64, min: i64) -> Result<u32, Error> {
+    if !(min..=255).contains(&v) {
+        return Err(config_err(
+            field,
+            format!("must be between {min} and 255 (got {v})"),
+        ));
+    }
+    Ok(v as u32)
 }
 
 fn party_id_of(field: &str, v: i64) -> Result<u16, Error> {
@@ -463,6 +491,12 @@ impl Config {
         if let Some(v) = layer.limits.max_batch_messages {
             self.limits.max_batch_messages = at_least("limits.max_batch_messages", v, 1)?;
         }
+        if let Some(v) = layer.limits.max_parties_frost {
+            self.limits.max_parties_frost = parties_cap("limits.max_parties_frost", v, 1)?;
+        }
+        if let Some(v) = layer.limits.max_parties_ecdsa {
+            self.limits.max_parties_ecdsa = parties_cap("limits.max_parties_ecdsa", v, 2)?;
+        }
         if let Some(v) = layer.ecdsa.presign_pool {
             self.ecdsa.target = at_least("ecdsa.presign_pool", v, 0)?;
         }
@@ -539,7 +573,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 16,
+            2 + 18,
             "every field has a row:\n{table}"
         );
     }

@@ -163,10 +163,10 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(SignerServiceServer::new(GrpcApi::new(
-            Arc::clone(&app),
-            Arc::clone(&metrics),
-        )))
+        .add_service(
+            SignerServiceServer::new(GrpcApi::new(Arc::clone(&app), Arc::clone(&metrics)))
+                .max_decoding_message_size(max_request_bytes(&cfg.limits)),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown);
     let grace_over = async move {
         if signalled_rx.await.is_ok() {
@@ -197,6 +197,16 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     health_task.abort();
     metrics_task.abort();
     result.map_err(Error::Serve)
+}
+
+/// The largest request the API decodes: a full `SignBatch` of the largest messages (each with
+/// its protobuf framing) plus room for the other fields, and never below tonic's 4 MiB
+/// default. Without it the real batch limit would be tonic's fixed 4 MiB, not `limits.*`.
+fn max_request_bytes(limits: &service_core::Limits) -> usize {
+    let batch = limits
+        .max_batch_messages
+        .saturating_mul(limits.max_message_bytes.saturating_add(16));
+    batch.saturating_add(64 * 1024).max(4 * 1024 * 1024)
 }
 
 fn read(what: &str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
@@ -362,6 +372,15 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a = l.local_addr().unwrap();
         (l, a)
+    }
+
+    #[test]
+    fn the_request_size_limit_follows_the_configured_limits() {
+        let mut l = crate::config::Config::default().limits;
+        assert_eq!(max_request_bytes(&l), 4096 * (65536 + 16) + 64 * 1024);
+        l.max_batch_messages = 1;
+        l.max_message_bytes = 10;
+        assert_eq!(max_request_bytes(&l), 4 * 1024 * 1024);
     }
 
     #[tokio::test]

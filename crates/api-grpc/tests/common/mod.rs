@@ -83,6 +83,8 @@ impl Harness {
                 limits: Limits {
                     max_message_bytes: 65536,
                     max_batch_messages: 4096,
+                    max_parties_frost: 64,
+                    max_parties_ecdsa: 16,
                 },
                 pool: opts.pool,
                 backend: "cpu".to_owned(),

@@ -255,3 +255,31 @@ async fn out_of_bounds_batches_labels_idempotency_keys_and_secrets_are_invalid_a
     assert_invalid(&s, "page_size", &["page_size", "1000"]);
     h.assert_unchanged(&before).await;
 }
+
+#[tokio::test]
+async fn keys_above_the_party_caps_and_overlong_key_ids_are_refused_at_once() {
+    let h = Harness::new();
+    let before = h.snapshot().await;
+    for (scheme, n) in [
+        (Scheme::Ed25519, 65),
+        (Scheme::Bip340, 255),
+        (Scheme::EcdsaSecp256k1, 17),
+    ] {
+        let started = std::time::Instant::now();
+        let s = h
+            .create(create_req(scheme as i32, n, n, ""))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "refused before any work"
+        );
+        assert_invalid(&s, "parties", &["parties", "max_parties"]);
+    }
+    let s = h
+        .sign(sign_req(&"k".repeat(65), vec![1; 32]))
+        .await
+        .unwrap_err();
+    assert_invalid(&s, "key_id", &["key_id", "64 bytes"]);
+    h.assert_unchanged(&before).await;
+}
