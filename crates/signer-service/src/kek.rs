@@ -41,8 +41,35 @@ fn parse(origin: &str, text: &str) -> Result<Kek, Error> {
     })
 }
 
+/// A KEK file that its group or other users can read (or write) is refused: the key would
+/// not be the service's alone.
+fn refuse_shared(p: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(p).map_err(|e| Error::Io {
+            context: format!("reading KEK file {}", p.display()),
+            source: e,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::Kek {
+                origin: p.display().to_string(),
+                problem: format!(
+                    "the file is accessible to other users (mode {mode:o}); make it private: chmod 600 {}",
+                    p.display()
+                ),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = p;
+    Ok(())
+}
+
 /// Resolves the KEK: `env_hex` (`TESSERA_KEK`), else `file`, else `<data_dir>/kek`,
-/// generating the latter (mode 0600) when it does not exist.
+/// generating the latter (mode 0600) when it does not exist. KEK files other users can reach
+/// are refused.
 pub fn resolve(
     env_hex: Option<&str>,
     file: Option<&Path>,
@@ -52,6 +79,7 @@ pub fn resolve(
         return Ok((parse("TESSERA_KEK", h)?, KekSource::Env));
     }
     let read = |p: &Path| -> Result<Kek, Error> {
+        refuse_shared(p)?;
         let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| Error::Io {
             context: format!("reading KEK file {}", p.display()),
             source: e,
@@ -88,6 +116,20 @@ mod tests {
     use service_core::Sealer;
 
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn kek_files_other_users_can_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kek.hex");
+        std::fs::write(&p, "11".repeat(32)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = resolve(None, Some(&p), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("kek.hex") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(resolve(None, Some(&p), dir.path()).is_ok());
+    }
 
     #[test]
     fn resolve_generates_a_private_file_once() {
