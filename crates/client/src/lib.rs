@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use api_proto as proto;
 pub use api_proto::code_name;
 use api_proto::signer_service_client::SignerServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,20 +51,69 @@ impl From<tonic::Status> for ClientError {
     }
 }
 
+/// TLS settings for `https://` servers.
+#[derive(Clone, Default)]
+pub struct Tls {
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub ca_pem: Option<Vec<u8>>,
+    /// This client's certificate and private key (PEM), for servers that require client
+    /// certificates (mutual TLS).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Connects to `url` (e.g. `http://127.0.0.1:50051`) with TCP_NODELAY, [`CONNECT_TIMEOUT`]
-/// and a [`CALL_TIMEOUT`] deadline on every call.
+/// and a [`CALL_TIMEOUT`] deadline on every call. An `https://` URL needs
+/// [`connect_with`] and a CA certificate.
 pub async fn connect(url: &str) -> Result<SignerServiceClient<Channel>, ClientError> {
+    connect_with(url, &Tls::default()).await
+}
+
+/// [`connect`] with TLS settings. An `https://` URL is always reached over TLS, verified
+/// against `tls.ca_pem`; without one it is refused, so nothing is ever sent in plaintext to an
+/// `https://` server. TLS settings with an `http://` URL are refused too.
+pub async fn connect_with(
+    url: &str,
+    tls: &Tls,
+) -> Result<SignerServiceClient<Channel>, ClientError> {
     let fail = |source| ClientError::Connect {
         url: url.to_owned(),
         source,
     };
-    let channel = Endpoint::from_shared(url.to_owned())
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(fail)?
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect()
-        .await
-        .map_err(fail)?;
+        .timeout(CALL_TIMEOUT);
+    let https = url.starts_with("https://");
+    match (https, &tls.ca_pem) {
+        (true, Some(ca)) => {
+            let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(config).map_err(fail)?;
+        }
+        (true, None) => {
+            return Err(ClientError::Usage(format!(
+                "{url} is an https:// server: give the CA certificate that signed its certificate (--ca-cert FILE); nothing is sent to it in plaintext"
+            )));
+        }
+        (false, _) if tls.ca_pem.is_some() || tls.identity.is_some() => {
+            return Err(ClientError::Usage(format!(
+                "TLS settings (--ca-cert, --client-cert) need an https:// server URL, not {url}"
+            )));
+        }
+        (false, _) => {}
+    }
+    let channel = endpoint.connect().await.map_err(fail)?;
     Ok(SignerServiceClient::new(channel))
 }

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::keys::{self, KeySetup};
 use crate::metrics::{fetch_metrics, sum_samples};
-use crate::{ClientError, code_name, connect};
+use crate::{ClientError, Tls, code_name, connect_with};
 
 /// Options of `tessera load`.
 #[derive(Clone, Debug)]
@@ -37,6 +37,8 @@ pub struct LoadOptions {
     pub batch_size: usize,
     /// Prometheus endpoint of the server, for CPU-µs per signature.
     pub metrics_url: Option<String>,
+    /// TLS settings for an `https://` server.
+    pub tls: Tls,
 }
 
 /// The summary `tessera load` prints.
@@ -163,7 +165,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     if opts.duration.is_none() && opts.count.is_none() {
         return Err(ClientError::Usage("give --duration or --count".into()));
     }
-    let client = connect(&opts.server).await?;
+    let client = connect_with(&opts.server, &opts.tls).await?;
     let (key_ids, setup) = match &opts.key_id {
         Some(k) => (vec![k.clone()], KeySetup::default()),
         None => keys::ensure(&client, opts.scheme, opts.keys.max(1)).await?,

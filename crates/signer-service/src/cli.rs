@@ -20,8 +20,9 @@ pub async fn keygen(
     parties: u32,
     label: String,
     idempotency_key: String,
+    tls: &client::Tls,
 ) -> Result<String, Error> {
-    let mut c = client::connect(server).await?;
+    let mut c = client::connect_with(server, tls).await?;
     let k = c
         .create_key(CreateKeyRequest {
             scheme: api_grpc::scheme_to_proto(scheme) as i32,
@@ -48,11 +49,12 @@ pub async fn keygen(
 /// `tessera sign`: prints signature and verifying key as JSON.
 pub async fn sign(
     server: &str,
+    tls: &client::Tls,
     key_id: String,
     message: Vec<u8>,
     taproot_merkle_root: Option<Vec<u8>>,
 ) -> Result<String, Error> {
-    let mut c = client::connect(server).await?;
+    let mut c = client::connect_with(server, tls).await?;
     let r = c
         .sign(SignRequest {
             key_id,
@@ -76,12 +78,13 @@ pub async fn sign(
 /// `tessera verify`: prints `{"valid": …}`.
 pub async fn verify(
     server: &str,
+    tls: &client::Tls,
     scheme: Scheme,
     public_key: Vec<u8>,
     message: Vec<u8>,
     signature: Vec<u8>,
 ) -> Result<(String, bool), Error> {
-    let mut c = client::connect(server).await?;
+    let mut c = client::connect_with(server, tls).await?;
     let r = c
         .verify(VerifyRequest {
             scheme: api_grpc::scheme_to_proto(scheme) as i32,

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `server.metrics_listen`: Prometheus endpoint address (default `127.0.0.1:9464`).
     pub metrics_listen: SocketAddr,
+    /// `server.tls_cert` / `server.tls_key`: TLS on the gRPC listener (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `server.client_ca`: require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[accel]`: the accelerator backend.
@@ -95,6 +99,8 @@ impl Default for Config {
                 data_dir: PathBuf::from("./tessera-data"),
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+                tls: None,
+                client_ca: None,
             },
             accel: AccelConfig {
                 backend: BackendKind::Auto,
@@ -201,6 +207,15 @@ pub struct ServerLayer {
     /// Prometheus /metrics listen address [default: 127.0.0.1:9464]
     #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// TLS certificate chain (PEM) of the gRPC listener; with --tls-key, clients connect with https:// [default: none, plaintext]
+    #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the gRPC listener, with --tls-cert [default: none]
+    #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM): with TLS, clients must present a certificate signed by it (mutual TLS) [default: none]
+    #[arg(long, env = "TESSERA_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[accel]` in a layer.
@@ -444,6 +459,21 @@ impl Config {
         if let Some(v) = &s.metrics_listen {
             self.server.metrics_listen = addr("server.metrics_listen", v)?;
         }
+        match (&s.tls_cert, &s.tls_key, &self.server.tls) {
+            (Some(c), Some(k), _) => self.server.tls = Some((c.clone(), k.clone())),
+            (Some(c), None, Some((_, k))) => self.server.tls = Some((c.clone(), k.clone())),
+            (None, Some(k), Some((c, _))) => self.server.tls = Some((c.clone(), k.clone())),
+            (Some(_), None, None) => {
+                return Err(config_err("server.tls_key", "--tls-cert needs --tls-key"));
+            }
+            (None, Some(_), None) => {
+                return Err(config_err("server.tls_cert", "--tls-key needs --tls-cert"));
+            }
+            (None, None, _) => {}
+        }
+        if let Some(v) = &s.client_ca {
+            self.server.client_ca = Some(v.clone());
+        }
         if let Some(v) = &layer.accel.backend {
             self.accel.backend = v.parse().map_err(|_| {
                 config_err(
@@ -505,6 +535,12 @@ impl Config {
         }
         if let Some(c) = &layer.cluster {
             self.cluster = Some(cluster(c)?);
+        }
+        if self.server.client_ca.is_some() && self.server.tls.is_none() {
+            return Err(config_err(
+                "server.client_ca",
+                "client certificates need TLS: set --tls-cert and --tls-key too",
+            ));
         }
         Ok(())
     }
@@ -573,7 +609,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 18,
+            2 + 21,
             "every field has a row:\n{table}"
         );
     }

@@ -29,6 +29,29 @@ struct Cli {
     /// Log format on stderr: text (colours only on a terminal) or json [env: TESSERA_LOG_FORMAT]
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT", default_value = "text", value_parser = parse_log_format)]
     log_format: LogFormat,
+    /// Client commands, https:// servers: the CA certificate (PEM) that signed the server's
+    /// certificate; an https:// server is never sent anything in plaintext [env: TESSERA_CA_CERT]
+    #[arg(long, global = true, env = "TESSERA_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Client commands: this client's certificate (PEM) for servers that require client
+    /// certificates (mutual TLS); needs --client-key [env: TESSERA_CLIENT_CERT]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// Client commands: the private key (PEM) of --client-cert [env: TESSERA_CLIENT_KEY]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -228,7 +251,29 @@ fn message_of(hex_arg: Option<String>, text: Option<String>) -> Result<Vec<u8>, 
     }
 }
 
-async fn run(command: Command) -> Result<Option<String>, Error> {
+fn read_file(flag: &'static str, p: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(p).map_err(|e| Error::usage(flag, format!("cannot read {}: {e}", p.display())))
+}
+
+/// The client commands' TLS settings from the global flags.
+fn client_tls(cli: &Cli) -> Result<client::Tls, Error> {
+    Ok(client::Tls {
+        ca_pem: cli
+            .ca_cert
+            .as_deref()
+            .map(|p| read_file("--ca-cert", p))
+            .transpose()?,
+        identity: match (&cli.client_cert, &cli.client_key) {
+            (Some(c), Some(k)) => Some((
+                read_file("--client-cert", c)?,
+                read_file("--client-key", k)?,
+            )),
+            _ => None,
+        },
+    })
+}
+
+async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error> {
     match command {
         Command::Serve(a) => {
             let cfg = Config::load(a.config.as_deref(), &a.settings)?;
@@ -243,6 +288,7 @@ async fn run(command: Command) -> Result<Option<String>, Error> {
                 a.parties,
                 a.label,
                 a.idempotency_key,
+                &tls,
             )
             .await?,
         )),
@@ -253,11 +299,12 @@ async fn run(command: Command) -> Result<Option<String>, Error> {
                 (None, false) => None,
             };
             let msg = message_of(a.message_hex, a.message)?;
-            Ok(Some(cli::sign(&a.server, a.key_id, msg, root).await?))
+            Ok(Some(cli::sign(&a.server, &tls, a.key_id, msg, root).await?))
         }
         Command::Verify(a) => {
             let (out, valid) = cli::verify(
                 &a.server,
+                &tls,
                 a.scheme,
                 cli::hex_arg("--public-key", &a.public_key)?,
                 message_of(a.message_hex, a.message)?,
@@ -318,6 +365,7 @@ async fn run(command: Command) -> Result<Option<String>, Error> {
                 count: a.count,
                 batch_size: a.batch_size,
                 metrics_url: a.metrics_url,
+                tls,
             })
             .await?;
             Ok(Some(if a.json {
@@ -382,7 +430,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let tls = match client_tls(&cli) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tessera: error: {}", e.chain());
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.command, tls)) {
         Ok(Some(out)) => {
             print!("{out}");
             if !out.ends_with('\n') {

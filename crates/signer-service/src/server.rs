@@ -159,7 +159,11 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         let _ = signalled_tx.send(());
     };
     let incoming = grpc_incoming(grpc);
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = api_tls(&cfg)? {
+        builder = builder.tls_config(tls).map_err(Error::Serve)?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -197,6 +201,35 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     health_task.abort();
     metrics_task.abort();
     result.map_err(Error::Serve)
+}
+
+/// The gRPC listener's TLS (`server.tls_cert`/`tls_key`, and `server.client_ca` for mutual
+/// TLS), read now so a bad file is a start-up error naming it.
+fn api_tls(cfg: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, Error> {
+    let Some((cert, key)) = &cfg.server.tls else {
+        return Ok(None);
+    };
+    let identity = tonic::transport::Identity::from_pem(
+        read("server.tls_cert", cert)?,
+        read("server.tls_key", key)?,
+    );
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    match &cfg.server.client_ca {
+        Some(ca) => {
+            tls = tls
+                .client_ca_root(tonic::transport::Certificate::from_pem(read(
+                    "server.client_ca",
+                    ca,
+                )?))
+                .client_auth_optional(false);
+            eprintln!(
+                "tessera: TLS on the gRPC listener; client certificates from {} required",
+                ca.display()
+            );
+        }
+        None => eprintln!("tessera: TLS on the gRPC listener"),
+    }
+    Ok(Some(tls))
 }
 
 /// The largest request the API decodes: a full `SignBatch` of the largest messages (each with

@@ -1,0 +1,253 @@
+//! End-to-end: TLS and mutual TLS on the client API. The server runs with `--tls-cert` /
+//! `--tls-key` (and `--client-ca`); the CLI reaches it over `https://` with `--ca-cert` (and
+//! `--client-cert`/`--client-key`), refuses to reach an `https://` server without a CA, and
+//! a plaintext client gets nothing from the TLS listener.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use test_support::{Server, tessera_bin};
+
+/// Writes `ca.pem`, `server.pem`/`server.key` (for 127.0.0.1) and `client.pem`/`client.key`
+/// signed by the CA, and `other-ca.pem` with `stranger.pem`/`stranger.key`, a client
+/// certificate it signed.
+fn write_pki(dir: &Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    for (name, sans) in [
+        (
+            "server",
+            vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+        ),
+        ("client", vec!["client-1.example".to_owned()]),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(sans)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    let other_key = KeyPair::generate().unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    std::fs::write(
+        dir.join("other-ca.pem"),
+        other.self_signed(&other_key).unwrap().pem(),
+    )
+    .unwrap();
+    let other = Issuer::new(other, other_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["client-1.example".to_owned()])
+        .unwrap()
+        .signed_by(&key, &other)
+        .unwrap();
+    std::fs::write(dir.join("stranger.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("stranger.key"), key.serialize_pem()).unwrap();
+}
+
+fn p(dir: &Path, f: &str) -> String {
+    dir.join(f).display().to_string()
+}
+
+/// Runs the CLI; returns (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(tessera_bin())
+        .args(args)
+        .env_remove("TESSERA_CA_CERT")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn https(s: &Server) -> String {
+    s.url.replacen("http://", "https://", 1)
+}
+
+fn start(dir: &Path, data: &str, mtls: bool) -> Server {
+    let (cert, key, ca) = (p(dir, "server.pem"), p(dir, "server.key"), p(dir, "ca.pem"));
+    let mut flags = vec!["--tls-cert", &cert, "--tls-key", &key];
+    if mtls {
+        flags.extend(["--client-ca", &ca]);
+    }
+    let data_dir: PathBuf = dir.join(data);
+    Server::start(&data_dir, &flags)
+}
+
+#[test]
+fn the_cli_signs_over_tls_and_never_in_plaintext_to_an_https_server() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let s = start(dir.path(), "tls", false);
+    assert!(s.logged("TLS on the gRPC listener"));
+    let url = https(&s);
+    let ca = p(dir.path(), "ca.pem");
+    let (ok, out, err) = cli(&[
+        "keygen",
+        "--server",
+        &url,
+        "--ca-cert",
+        &ca,
+        "--scheme",
+        "ed25519",
+        "--threshold",
+        "2",
+        "--parties",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let key: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key_id = key["key_id"].as_str().unwrap();
+    let (ok, out, err) = cli(&[
+        "sign",
+        "--server",
+        &url,
+        "--ca-cert",
+        &ca,
+        "--key-id",
+        key_id,
+        "--message",
+        "hello",
+    ]);
+    assert!(ok, "{err}");
+    let sig: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pk = hex::decode(key["public_key"].as_str().unwrap()).unwrap();
+    let sig = hex::decode(sig["signature"].as_str().unwrap()).unwrap();
+    assert!(test_support::ed25519_ok(&pk, b"hello", &sig));
+
+    // An https:// server without a CA: refused before anything is sent.
+    let (ok, _, err) = cli(&[
+        "sign",
+        "--server",
+        &url,
+        "--key-id",
+        key_id,
+        "--message",
+        "x",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--ca-cert") && err.contains("plaintext"),
+        "{err}"
+    );
+    // A CA that did not sign the server's certificate: the handshake fails.
+    let other = p(dir.path(), "other-ca.pem");
+    let (ok, _, err) = cli(&[
+        "sign",
+        "--server",
+        &url,
+        "--ca-cert",
+        &other,
+        "--key-id",
+        key_id,
+        "--message",
+        "x",
+    ]);
+    assert!(
+        !ok,
+        "a server certificate from an unknown CA is refused: {err}"
+    );
+    // Plaintext to the TLS listener gets no answer.
+    let (ok, _, _) = cli(&[
+        "sign",
+        "--server",
+        &s.url,
+        "--key-id",
+        key_id,
+        "--message",
+        "x",
+    ]);
+    assert!(!ok, "plaintext gRPC is not served on the TLS listener");
+    // TLS settings with an http:// URL are a usage error.
+    let (ok, _, err) = cli(&[
+        "sign",
+        "--server",
+        &s.url,
+        "--ca-cert",
+        &ca,
+        "--key-id",
+        key_id,
+        "--message",
+        "x",
+    ]);
+    assert!(!ok && err.contains("https://"), "{err}");
+}
+
+#[test]
+fn with_a_client_ca_only_clients_with_its_certificates_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let s = start(dir.path(), "mtls", true);
+    assert!(s.logged("client certificates from"));
+    let url = https(&s);
+    let ca = p(dir.path(), "ca.pem");
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "keygen",
+            "--server",
+            &url,
+            "--ca-cert",
+            &ca,
+            "--scheme",
+            "bip340",
+            "--threshold",
+            "2",
+            "--parties",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let (ok, _, err) = create(&[]);
+    assert!(!ok, "no client certificate, no service: {err}");
+    let (cert, key) = (p(dir.path(), "client.pem"), p(dir.path(), "client.key"));
+    let (ok, out, err) = create(&["--client-cert", &cert, "--client-key", &key]);
+    assert!(ok, "{err}");
+    assert!(out.contains("key_id"));
+    // A client certificate from another CA is refused.
+    let (cert, key) = (p(dir.path(), "stranger.pem"), p(dir.path(), "stranger.key"));
+    let (ok, _, err) = create(&["--client-cert", &cert, "--client-key", &key]);
+    assert!(
+        !ok,
+        "a client certificate from another CA is refused: {err}"
+    );
+}
+
+#[test]
+fn bad_tls_settings_are_start_up_errors_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let data = p(dir.path(), "d");
+    let cert = p(dir.path(), "server.pem");
+    let ca = p(dir.path(), "ca.pem");
+    let missing = p(dir.path(), "missing.pem");
+    for (args, needle) in [
+        (vec!["--tls-cert", cert.as_str()], "server.tls_key"),
+        (vec!["--client-ca", ca.as_str()], "server.client_ca"),
+        (
+            vec!["--tls-cert", missing.as_str(), "--tls-key", cert.as_str()],
+            "missing.pem",
+        ),
+    ] {
+        let out = Command::new(tessera_bin())
+            .args(["serve", "--data-dir", &data, "--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0", "--backend", "cpu"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    }
+}
