@@ -508,7 +508,7 @@ async fn a_party_sending_invalid_shares_is_named_and_left_out() {
         "node 1 names party 2: {:?}",
         cl.node(1).log.lock().unwrap()
     );
-    assert!(!cl.node(1).logged("culprits=[3]"));
+    assert!(!cl.node(1).logged_now("culprits=[3]"));
     assert_no_nonce_reused(dir.path(), 3);
 }
 

@@ -134,6 +134,9 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         }
     };
 
+    // Read before the listening lines are printed: a bad file is a start-up error, and the
+    // TLS line is on stderr before a client can read that the server listens.
+    let tls = api_tls(&cfg)?;
     let (grpc, grpc_addr) = bind("server.listen", cfg.server.listen).await?;
     let (metrics_listener, metrics_addr) =
         bind("server.metrics_listen", cfg.server.metrics_listen).await?;
@@ -160,7 +163,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     };
     let incoming = grpc_incoming(grpc);
     let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = api_tls(&cfg)? {
+    if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(Error::Serve)?;
     }
     let server = builder

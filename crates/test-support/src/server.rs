@@ -173,8 +173,23 @@ impl Server {
         }
     }
 
-    /// Whether the server's stderr has a line containing `needle`.
+    /// Whether the server's stderr has a line containing `needle`, waiting up to 5 s for it
+    /// (the lines are read by another thread, which may lag behind the server's answers).
     pub fn logged(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server's stderr has a line containing `needle` now.
+    pub fn logged_now(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
