@@ -144,6 +144,25 @@ async fn sign_and_check(
     sigs
 }
 
+/// Signs Ed25519 message `i` through `c` with a 5 s deadline.
+fn sign_one(
+    c: &SignerServiceClient<Channel>,
+    key_id: &str,
+    i: usize,
+) -> impl std::future::Future<Output = Result<api_proto::SignResponse, tonic::Status>> + use<> {
+    let (mut c, key_id) = (c.clone(), key_id.to_owned());
+    async move {
+        let mut req = tonic::Request::new(SignRequest {
+            key_id,
+            message: message(Scheme::Ed25519, i),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        });
+        req.set_timeout(Duration::from_secs(5));
+        c.sign(req).await.map(|r| r.into_inner())
+    }
+}
+
 fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
     r.expect_err("the request should fail").code()
 }
@@ -384,19 +403,7 @@ async fn two_parties_down_fail_fast_and_recover_after_restart() {
     cl.start_all();
     let mut c1 = client(cl.node(1)).await;
     let k = create(&mut c1, Scheme::Ed25519).await;
-    let sign = |c: &SignerServiceClient<Channel>, i: usize| {
-        let (mut c, key_id) = (c.clone(), k.key_id.clone());
-        async move {
-            let mut req = tonic::Request::new(SignRequest {
-                key_id,
-                message: message(Scheme::Ed25519, i),
-                idempotency_key: String::new(),
-                taproot_merkle_root: None,
-            });
-            req.set_timeout(Duration::from_secs(5));
-            c.sign(req).await.map(|r| r.into_inner())
-        }
-    };
+    let sign = |c: &SignerServiceClient<Channel>, i: usize| sign_one(c, &k.key_id, i);
     sign(&c1, 0).await.unwrap();
     cl.kill9(2);
     cl.kill9(3);
@@ -450,19 +457,7 @@ async fn a_partitioned_party_is_left_out_and_rejoins() {
     let mut c1 = client(cl.node(1)).await;
     let c3 = client(cl.node(3)).await;
     let k = create(&mut c1, Scheme::Ed25519).await;
-    let sign = |c: &SignerServiceClient<Channel>, i: usize| {
-        let (mut c, key_id) = (c.clone(), k.key_id.clone());
-        async move {
-            let mut req = tonic::Request::new(SignRequest {
-                key_id,
-                message: message(Scheme::Ed25519, i),
-                idempotency_key: String::new(),
-                taproot_merkle_root: None,
-            });
-            req.set_timeout(Duration::from_secs(5));
-            c.sign(req).await.map(|r| r.into_inner())
-        }
-    };
+    let sign = |c: &SignerServiceClient<Channel>, i: usize| sign_one(c, &k.key_id, i);
     sign(&c3, 0).await.unwrap();
     for (_, _, p) in &proxies {
         p.cut();
