@@ -36,8 +36,9 @@ pub struct NewKey {
     pub created_at_ms: u64,
 }
 
-/// A request from one node to another.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A request from one node to another. Its `Debug` names the kind only: a DKG delivery
+/// carries a secret share.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum PeerRequest {
     /// A liveness probe (the half-open probe of a circuit breaker).
@@ -177,6 +178,12 @@ impl RemoteKind {
     }
 }
 
+impl std::fmt::Debug for PeerRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerRequest::{}(<redacted>)", self.kind())
+    }
+}
+
 impl PeerRequest {
     /// The request's encoding on the wire.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
@@ -258,5 +265,10 @@ mod tests {
         let a = PeerReply::Shares(vec![Ok(vec![9; 32]), Err("no nonces".into())]);
         assert_eq!(PeerReply::decode(&a.encode().unwrap()), Some(a));
         assert_eq!(PeerRequest::decode(&[0xff, 0xff, 0xff]), None);
+        let secret = PeerRequest::DkgDeliver {
+            session: [1; 16],
+            share: vec![0xab; 32],
+        };
+        assert!(!format!("{secret:?}").contains("171"), "the share is not printed");
     }
 }
