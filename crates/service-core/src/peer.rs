@@ -269,6 +269,9 @@ mod tests {
             session: [1; 16],
             share: vec![0xab; 32],
         };
-        assert!(!format!("{secret:?}").contains("171"), "the share is not printed");
+        assert!(
+            !format!("{secret:?}").contains("171"),
+            "the share is not printed"
+        );
     }
 }
