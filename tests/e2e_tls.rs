@@ -1,17 +1,18 @@
 //! End-to-end: TLS and mutual TLS on the client API. The server runs with `--tls-cert` /
 //! `--tls-key` (and `--client-ca`); the CLI reaches it over `https://` with `--ca-cert` (and
 //! `--client-cert`/`--client-key`), refuses to reach an `https://` server without a CA, and
-//! a plaintext client gets nothing from the TLS listener.
+//! a plaintext client gets nothing from the TLS listener. With `--auth mtls` the certificate's
+//! identity is the client, and only identities registered with a policy are served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use test_support::{Server, tessera_bin};
+use test_support::{Server, run_cli, tessera_bin};
 
-/// Writes `ca.pem`, `server.pem`/`server.key` (for 127.0.0.1) and `client.pem`/`client.key`
-/// signed by the CA, and `other-ca.pem` with `stranger.pem`/`stranger.key`, a client
+/// Writes `ca.pem`, `server.pem`/`server.key` (for 127.0.0.1), `client.pem`/`client.key`
+/// (client-1.example) and `client2.pem`/`client2.key` (client-2.example) signed by the CA, and `other-ca.pem` with `stranger.pem`/`stranger.key`, a client
 /// certificate it signed.
 fn write_pki(dir: &Path) {
     let ca_key = KeyPair::generate().unwrap();
@@ -26,6 +27,7 @@ fn write_pki(dir: &Path) {
             vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
         ),
         ("client", vec!["client-1.example".to_owned()]),
+        ("client2", vec!["client-2.example".to_owned()]),
     ] {
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(sans)
@@ -59,16 +61,7 @@ fn p(dir: &Path, f: &str) -> String {
 
 /// Runs the CLI; returns (success, stdout, stderr).
 fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(tessera_bin())
-        .args(args)
-        .env_remove("TESSERA_CA_CERT")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_cli(args, &[])
 }
 
 fn https(s: &Server) -> String {
@@ -250,4 +243,85 @@ fn bad_tls_settings_are_start_up_errors_naming_the_field() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{needle} not in: {err}");
     }
+}
+
+#[test]
+fn with_auth_mtls_the_certificate_identity_needs_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let data = dir.path().join("auth");
+    std::fs::create_dir_all(&data).unwrap();
+    let kek = data.join("kek");
+    std::fs::write(&kek, "42".repeat(32)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let data_s = data.display().to_string();
+    let (ok, out, err) = cli(&[
+        "apikey",
+        "create",
+        "--data-dir",
+        &data_s,
+        "--name",
+        "client-1.example",
+        "--certificate",
+        "--admin",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("client-1.example"), "{out}");
+    let (cert, key, ca) = (
+        p(dir.path(), "server.pem"),
+        p(dir.path(), "server.key"),
+        p(dir.path(), "ca.pem"),
+    );
+    let s = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+            "--auth",
+            "mtls",
+        ],
+    );
+    assert!(s.logged("authentication mtls: 1 client(s)"));
+    let url = https(&s);
+    let keygen = |who: &str| {
+        let (cert, key) = (
+            p(dir.path(), &format!("{who}.pem")),
+            p(dir.path(), &format!("{who}.key")),
+        );
+        cli(&[
+            "keygen",
+            "--server",
+            &url,
+            "--ca-cert",
+            &ca,
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+            "--scheme",
+            "ed25519",
+            "--threshold",
+            "2",
+            "--parties",
+            "3",
+        ])
+    };
+    let (ok, out, err) = keygen("client");
+    assert!(ok, "the registered identity is served: {err}");
+    assert!(out.contains("key_id"));
+    let (ok, _, err) = keygen("client2");
+    assert!(!ok);
+    assert!(
+        err.contains("PERMISSION_DENIED") && err.contains("client-2.example"),
+        "a valid certificate whose identity has no policy is refused: {err}"
+    );
+    assert!(s.logged("access denied"));
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use api_proto as pb;
 use api_proto::signer_service_server::SignerService;
 use service_core::app::{CreateKey, ImportKey, SignRequest, VerifyRequest};
-use service_core::{App, Scheme, UseCase};
+use service_core::{App, Caller, Credential, Failure, Scheme, UseCase};
 use telemetry::Metrics;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
@@ -25,6 +25,11 @@ impl GrpcApi {
     /// The API over `app`, recording request metrics in `metrics`.
     pub fn new(app: Arc<App>, metrics: Arc<Metrics>) -> Self {
         Self { app, metrics }
+    }
+
+    /// The authenticated caller of `req` (see [`credential`]).
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Caller>, Failure> {
+        Ok(self.app.authenticate(&credential(req)).await?)
     }
 
     /// Records the request's metrics and turns the use case's result into a response.
@@ -64,6 +69,26 @@ impl GrpcApi {
     }
 }
 
+/// What `req` carries to identify its client: a bearer API key from the `authorization`
+/// header, else the identities of the verified client certificate (subjectAltName DNS names,
+/// then the subject's common name).
+pub fn credential<T>(req: &Request<T>) -> Credential {
+    if let Some(v) = req.metadata().get("authorization")
+        && let Ok(text) = v.to_str()
+        && let Some((scheme, key)) = text.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Credential::ApiKey(Zeroizing::new(key.trim().to_owned()));
+    }
+    match req.peer_certs() {
+        Some(certs) => match certs.first() {
+            Some(leaf) => Credential::Certificate(crate::identity::names(leaf.as_ref())),
+            None => Credential::None,
+        },
+        None => Credential::None,
+    }
+}
+
 /// A request whose scheme field is bad fails before the use case runs.
 fn scheme_or_fail<T>(raw: i32) -> Result<Scheme, UseCase<T>> {
     scheme_from_proto("scheme", raw).map_err(|e| Err(e.into()))
@@ -76,20 +101,25 @@ impl SignerService for GrpcApi {
         req: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::KeyInfo>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = match scheme_or_fail(req.scheme) {
-            Ok(scheme) => {
+        let result = match (caller, scheme_or_fail(req.scheme)) {
+            (Err(f), _) => Err(f),
+            (Ok(caller), Ok(scheme)) => {
                 self.app
-                    .create_key(CreateKey {
-                        scheme,
-                        threshold: req.threshold,
-                        parties: req.parties,
-                        label: req.label,
-                        idempotency_key: req.idempotency_key,
-                    })
+                    .create_key(
+                        &caller,
+                        CreateKey {
+                            scheme,
+                            threshold: req.threshold,
+                            parties: req.parties,
+                            label: req.label,
+                            idempotency_key: req.idempotency_key,
+                        },
+                    )
                     .await
             }
-            Err(failed) => failed,
+            (Ok(_), Err(failed)) => failed,
         };
         self.finish("CreateKey", start, result, key_info)
     }
@@ -99,22 +129,27 @@ impl SignerService for GrpcApi {
         req: Request<pb::ImportKeyRequest>,
     ) -> Result<Response<pb::KeyInfo>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
         let secret_key = Zeroizing::new(req.secret_key);
-        let result = match scheme_or_fail(req.scheme) {
-            Ok(scheme) => {
+        let result = match (caller, scheme_or_fail(req.scheme)) {
+            (Err(f), _) => Err(f),
+            (Ok(caller), Ok(scheme)) => {
                 self.app
-                    .import_key(ImportKey {
-                        scheme,
-                        secret_key,
-                        threshold: req.threshold,
-                        parties: req.parties,
-                        label: req.label,
-                        idempotency_key: req.idempotency_key,
-                    })
+                    .import_key(
+                        &caller,
+                        ImportKey {
+                            scheme,
+                            secret_key,
+                            threshold: req.threshold,
+                            parties: req.parties,
+                            label: req.label,
+                            idempotency_key: req.idempotency_key,
+                        },
+                    )
                     .await
             }
-            Err(failed) => failed,
+            (Ok(_), Err(failed)) => failed,
         };
         self.finish("ImportKey", start, result, key_info)
     }
@@ -124,7 +159,10 @@ impl SignerService for GrpcApi {
         req: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::KeyInfo>, Status> {
         let start = Instant::now();
-        let result = self.app.get_key(req.into_inner().key_id).await;
+        let result = match self.caller(&req).await {
+            Ok(caller) => self.app.get_key(&caller, req.into_inner().key_id).await,
+            Err(f) => Err(f),
+        };
         self.finish("GetKey", start, result, key_info)
     }
 
@@ -133,8 +171,16 @@ impl SignerService for GrpcApi {
         req: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = self.app.list_keys(req.page_size, req.page_token).await;
+        let result = match caller {
+            Ok(caller) => {
+                self.app
+                    .list_keys(&caller, req.page_size, req.page_token)
+                    .await
+            }
+            Err(f) => Err(f),
+        };
         self.finish("ListKeys", start, result, key_page)
     }
 
@@ -143,19 +189,25 @@ impl SignerService for GrpcApi {
         req: Request<pb::SignRequest>,
     ) -> Result<Response<pb::SignResponse>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = self
-            .app
-            .sign(
-                SignRequest {
-                    key_id: req.key_id,
-                    messages: vec![req.message],
-                    taproot_merkle_root: req.taproot_merkle_root,
-                    idempotency_key: req.idempotency_key,
-                },
-                false,
-            )
-            .await;
+        let result = match caller {
+            Ok(caller) => {
+                self.app
+                    .sign(
+                        &caller,
+                        SignRequest {
+                            key_id: req.key_id,
+                            messages: vec![req.message],
+                            taproot_merkle_root: req.taproot_merkle_root,
+                            idempotency_key: req.idempotency_key,
+                        },
+                        false,
+                    )
+                    .await
+            }
+            Err(f) => Err(f),
+        };
         self.finish("Sign", start, result, |mut sigs| {
             sigs.pop().map(sign_response).unwrap_or_default()
         })
@@ -166,19 +218,25 @@ impl SignerService for GrpcApi {
         req: Request<pb::SignBatchRequest>,
     ) -> Result<Response<pb::SignBatchResponse>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = self
-            .app
-            .sign(
-                SignRequest {
-                    key_id: req.key_id,
-                    messages: req.messages,
-                    taproot_merkle_root: req.taproot_merkle_root,
-                    idempotency_key: String::new(),
-                },
-                true,
-            )
-            .await;
+        let result = match caller {
+            Ok(caller) => {
+                self.app
+                    .sign(
+                        &caller,
+                        SignRequest {
+                            key_id: req.key_id,
+                            messages: req.messages,
+                            taproot_merkle_root: req.taproot_merkle_root,
+                            idempotency_key: String::new(),
+                        },
+                        true,
+                    )
+                    .await
+            }
+            Err(f) => Err(f),
+        };
         self.finish("SignBatch", start, result, |sigs| pb::SignBatchResponse {
             signatures: sigs.into_iter().map(sign_response).collect(),
         })
@@ -189,9 +247,11 @@ impl SignerService for GrpcApi {
         req: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let start = Instant::now();
+        let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = match scheme_or_fail(req.scheme) {
-            Ok(scheme) => {
+        let result = match (caller, scheme_or_fail(req.scheme)) {
+            (Err(f), _) => Err(f),
+            (Ok(_), Ok(scheme)) => {
                 self.app
                     .verify(VerifyRequest {
                         scheme,
@@ -201,7 +261,7 @@ impl SignerService for GrpcApi {
                     })
                     .await
             }
-            Err(failed) => failed,
+            (Ok(_), Err(failed)) => failed,
         };
         self.finish("Verify", start, result, |valid| pb::VerifyResponse {
             valid,
@@ -210,10 +270,13 @@ impl SignerService for GrpcApi {
 
     async fn get_status(
         &self,
-        _req: Request<pb::GetStatusRequest>,
+        req: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let start = Instant::now();
-        let result = self.app.status().await;
+        let result = match self.caller(&req).await {
+            Ok(_) => self.app.status().await,
+            Err(f) => Err(f),
+        };
         self.finish("GetStatus", start, result, status_response)
     }
 }

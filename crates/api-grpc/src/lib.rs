@@ -3,9 +3,10 @@
 mod convert;
 mod handlers;
 mod health;
+mod identity;
 mod status;
 
 pub use convert::{scheme_from_proto, scheme_to_proto};
-pub use handlers::GrpcApi;
+pub use handlers::{GrpcApi, credential};
 pub use health::{Health, HealthError, reflection_v1, reflection_v1alpha};
 pub use status::{code_name, status_of};

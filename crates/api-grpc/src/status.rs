@@ -42,6 +42,8 @@ pub fn status_of(rpc: &'static str, e: &Error) -> Status {
         ErrorKind::NotFound => Status::not_found(e.to_string()),
         ErrorKind::FailedPrecondition => Status::failed_precondition(e.to_string()),
         ErrorKind::Unavailable => Status::unavailable(e.to_string()),
+        ErrorKind::Unauthenticated => Status::unauthenticated(e.to_string()),
+        ErrorKind::PermissionDenied => Status::permission_denied(e.to_string()),
         _ => {
             let id = request_id();
             tracing::error!(request_id = %id, rpc, error = %e.chain(), "request failed");

@@ -6,6 +6,8 @@
 
 mod common;
 
+#[path = "in_process/auth.rs"]
+mod auth;
 #[path = "in_process/ecdsa.rs"]
 mod ecdsa;
 #[path = "in_process/idempotency.rs"]

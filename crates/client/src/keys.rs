@@ -3,11 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use api_proto::signer_service_client::SignerServiceClient;
 use api_proto::{CreateKeyRequest, ListKeysRequest, Scheme};
-use tonic::transport::Channel;
 
-use crate::ClientError;
+use crate::{Api, ClientError};
 
 /// The label of keys created by `tessera load`; keys with it are reused by later runs.
 pub const LOAD_LABEL: &str = "tessera load";
@@ -28,7 +26,7 @@ pub struct KeySetup {
 
 /// Every key with [`LOAD_LABEL`] and `scheme` the server holds, in creation order.
 async fn existing(
-    client: &mut SignerServiceClient<Channel>,
+    client: &mut Api,
     scheme: Scheme,
     want: usize,
 ) -> Result<Vec<String>, ClientError> {
@@ -58,7 +56,7 @@ async fn existing(
 /// `n` 2-of-3 keys of `scheme`: the server's existing load keys first, then new ones (with
 /// progress on stderr every 1,000 keys).
 pub async fn ensure(
-    client: &SignerServiceClient<Channel>,
+    client: &Api,
     scheme: Scheme,
     n: usize,
 ) -> Result<(Vec<String>, KeySetup), ClientError> {

@@ -9,7 +9,10 @@ use std::time::Duration;
 pub use api_proto as proto;
 pub use api_proto::code_name;
 use api_proto::signer_service_client::SignerServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +54,8 @@ impl From<tonic::Status> for ClientError {
     }
 }
 
-/// TLS settings for `https://` servers.
+/// How a client reaches and identifies itself to a server: TLS settings for `https://`
+/// servers and the API key, if the server requires one.
 #[derive(Clone, Default)]
 pub struct Tls {
     /// The CA certificate (PEM) that signed the server's certificate.
@@ -59,6 +63,8 @@ pub struct Tls {
     /// This client's certificate and private key (PEM), for servers that require client
     /// certificates (mutual TLS).
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The API key sent as `authorization: Bearer <key>` on every call.
+    pub api_key: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -66,24 +72,49 @@ impl std::fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field("ca_pem", &self.ca_pem.is_some())
             .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
+/// Adds the `authorization: Bearer` header to every call (nothing when no key is set).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer(<redacted>)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A connected client of `tessera.v1.SignerService`.
+pub type Api = SignerServiceClient<InterceptedService<Channel, Bearer>>;
+
 /// Connects to `url` (e.g. `http://127.0.0.1:50051`) with TCP_NODELAY, [`CONNECT_TIMEOUT`]
 /// and a [`CALL_TIMEOUT`] deadline on every call. An `https://` URL needs
 /// [`connect_with`] and a CA certificate.
-pub async fn connect(url: &str) -> Result<SignerServiceClient<Channel>, ClientError> {
+pub async fn connect(url: &str) -> Result<Api, ClientError> {
     connect_with(url, &Tls::default()).await
 }
 
 /// [`connect`] with TLS settings. An `https://` URL is always reached over TLS, verified
 /// against `tls.ca_pem`; without one it is refused, so nothing is ever sent in plaintext to an
-/// `https://` server. TLS settings with an `http://` URL are refused too.
-pub async fn connect_with(
-    url: &str,
-    tls: &Tls,
-) -> Result<SignerServiceClient<Channel>, ClientError> {
+/// `https://` server. TLS settings with an `http://` URL are refused too. An API key is sent
+/// with every call.
+pub async fn connect_with(url: &str, tls: &Tls) -> Result<Api, ClientError> {
     let fail = |source| ClientError::Connect {
         url: url.to_owned(),
         source,
@@ -114,6 +145,18 @@ pub async fn connect_with(
         }
         (false, _) => {}
     }
+    let bearer = match &tls.api_key {
+        None => None,
+        Some(k) => {
+            let mut v = MetadataValue::try_from(format!("Bearer {}", k.as_str()))
+                .map_err(|_| ClientError::Usage("the API key is not printable ASCII".into()))?;
+            v.set_sensitive(true);
+            Some(v)
+        }
+    };
     let channel = endpoint.connect().await.map_err(fail)?;
-    Ok(SignerServiceClient::new(channel))
+    Ok(SignerServiceClient::with_interceptor(
+        channel,
+        Bearer(bearer),
+    ))
 }

@@ -8,6 +8,8 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::audit::Event;
+use crate::auth::{Auth, AuthMode, Caller, Credential, api_key_hash};
 use crate::coordinator::{Coordinator, Cost, JobBatcher, Signature, run_jobs};
 use crate::error::joined;
 use crate::jobs::{Job, JobOutput};
@@ -60,6 +62,8 @@ pub struct App {
     cache: KeyCache,
     limits: Limits,
     backend: String,
+    auth: Auth,
+    operator: Arc<Caller>,
 }
 
 /// The parts an [`App`] is built from.
@@ -79,6 +83,8 @@ pub struct AppParts {
     pub limits: Limits,
     /// The configured backend name, for `GetStatus`.
     pub backend: String,
+    /// Authentication mode and registered clients.
+    pub auth: Auth,
 }
 
 /// A new key id: 12 hex digits of creation time in ms, then 20 random hex digits, so ids sort
@@ -91,6 +97,27 @@ fn new_key_id(created_at_ms: u64) -> String {
         created_at_ms & 0xffff_ffff_ffff,
         hex::encode(rnd)
     )
+}
+
+/// What is stored as the creator or recipient: the client's name, empty for the local
+/// operator (authentication off).
+fn client_tag(caller: &Caller) -> String {
+    if caller.name == crate::auth::OPERATOR && caller.policy == crate::auth::Policy::everything() {
+        String::new()
+    } else {
+        caller.name.clone()
+    }
+}
+
+/// The idempotency scope of key creation: per client, so one client's idempotency keys
+/// never answer another's requests.
+fn creation_scope(op: &str, caller: &Caller) -> String {
+    let tag = client_tag(caller);
+    if tag.is_empty() {
+        op.to_owned()
+    } else {
+        format!("{op}\0{tag}")
+    }
 }
 
 /// Longest key id a request may name, in bytes (ids this service makes have 32).
@@ -262,6 +289,100 @@ impl App {
             cache: KeyCache::default(),
             limits: parts.limits,
             backend: parts.backend,
+            auth: parts.auth,
+            operator: Arc::new(Caller::operator()),
+        }
+    }
+
+    /// The authentication mode.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth.mode
+    }
+
+    /// Who is calling: the local operator when authentication is off; otherwise the client
+    /// the credential belongs to. No or an unknown credential is
+    /// [`Error::Unauthenticated`]; a verified certificate whose identity has no policy is
+    /// [`Error::PermissionDenied`] (and an audit event).
+    pub async fn authenticate(&self, credential: &Credential) -> Result<Arc<Caller>, Error> {
+        match (self.auth.mode, credential) {
+            (AuthMode::None, _) => Ok(Arc::clone(&self.operator)),
+            (AuthMode::ApiKey, Credential::ApiKey(key)) => self
+                .auth
+                .clients
+                .by_api_key(&api_key_hash(key))
+                .ok_or(Error::Unauthenticated("unknown or revoked API key")),
+            (AuthMode::ApiKey, _) => Err(Error::Unauthenticated(
+                "this server requires an API key: send `authorization: Bearer <api key>`",
+            )),
+            (AuthMode::Mtls, Credential::Certificate(names)) => {
+                if let Some(c) = names
+                    .iter()
+                    .find_map(|n| self.auth.clients.by_certificate(n))
+                {
+                    return Ok(c);
+                }
+                let who = names.first().cloned().unwrap_or_default();
+                Err(self.deny(&who, "use this service", None).await)
+            }
+            (AuthMode::Mtls, _) => Err(Error::Unauthenticated(
+                "this server requires a client certificate (mutual TLS)",
+            )),
+        }
+    }
+
+    /// Refuses `action` to `client`: records the decision in the audit log and returns the
+    /// error to answer with.
+    async fn deny(&self, client: &str, action: &'static str, key_id: Option<&str>) -> Error {
+        let event = Event::AccessDenied {
+            client: client.to_owned(),
+            action: action.to_owned(),
+            key_id: key_id.map(str::to_owned),
+            at_ms: now_ms(),
+        };
+        tracing::warn!(client, action, key_id, "access denied");
+        if let Err(e) = self
+            .blocking("audit write", move |s| Ok(s.record_event(event)?))
+            .await
+        {
+            tracing::error!(error = %e.chain(), "recording an access decision failed");
+        }
+        Error::PermissionDenied {
+            client: client.to_owned(),
+            action,
+            key_id: key_id.map(str::to_owned),
+        }
+    }
+
+    /// The key `key_id` for `caller`, or a denial when its policy does not allow it. A key
+    /// that does not exist is only reported missing to a caller whose policy names it, so
+    /// nobody learns which ids exist.
+    async fn usable_key(
+        &self,
+        caller: &Caller,
+        action: &'static str,
+        key_id: &str,
+    ) -> Result<(Arc<KeyRecord>, Arc<LoadedKey>), Error> {
+        match self.load_key(key_id).await {
+            Ok((rec, key)) if caller.may_use(&rec) => Ok((rec, key)),
+            Err(e @ Error::KeyNotFound { .. }) if caller.policy.names_key(key_id) => Err(e),
+            Ok(_) | Err(Error::KeyNotFound { .. }) => {
+                Err(self.deny(&caller.name, action, Some(key_id)).await)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses key creation to a non-admin caller or for a scheme its policy does not allow.
+    async fn check_admin(
+        &self,
+        caller: &Caller,
+        action: &'static str,
+        scheme: Scheme,
+    ) -> Result<(), Error> {
+        if caller.policy.admin && caller.policy.allows_scheme(scheme) {
+            Ok(())
+        } else {
+            Err(self.deny(&caller.name, action, None).await)
         }
     }
 
@@ -336,9 +457,11 @@ impl App {
     }
 
     /// `CreateKey`.
-    pub async fn create_key(&self, req: CreateKey) -> UseCase<KeyView> {
+    pub async fn create_key(&self, caller: &Caller, req: CreateKey) -> UseCase<KeyView> {
         let scheme = req.scheme;
         let r = async {
+            self.check_admin(caller, "CreateKey", scheme).await?;
+            let scope = creation_scope("CreateKey", caller);
             let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label, &self.limits)?;
             check_idempotency_key(&req.idempotency_key)?;
             let fp = key_fingerprint(
@@ -349,10 +472,7 @@ impl App {
                 &req.label,
                 &[],
             );
-            if let Some(view) = self
-                .replayed_key("CreateKey", &req.idempotency_key, &fp)
-                .await?
-            {
+            if let Some(view) = self.replayed_key(&scope, &req.idempotency_key, &fp).await? {
                 return Ok((view, Cost::default()));
             }
             let created_at_ms = now_ms();
@@ -363,6 +483,7 @@ impl App {
                 parties: n,
                 label: req.label.clone(),
                 created_at_ms,
+                owner: client_tag(caller),
             };
             let (key, cost) = self.coordinator.generate(&new).await?;
             let view = self
@@ -373,7 +494,8 @@ impl App {
                     &req.parties,
                     req.label,
                     KeyOrigin::Dkg,
-                    ("CreateKey", &req.idempotency_key),
+                    (&scope, &req.idempotency_key),
+                    client_tag(caller),
                     |_| fp.clone(),
                 )
                 .await?;
@@ -384,9 +506,11 @@ impl App {
     }
 
     /// `ImportKey`.
-    pub async fn import_key(&self, req: ImportKey) -> UseCase<KeyView> {
+    pub async fn import_key(&self, caller: &Caller, req: ImportKey) -> UseCase<KeyView> {
         let scheme = req.scheme;
         let r = async {
+            self.check_admin(caller, "ImportKey", scheme).await?;
+            let scope = creation_scope("ImportKey", caller);
             let (t, n) = check_shape(scheme, req.threshold, req.parties, &req.label, &self.limits)?;
             check_idempotency_key(&req.idempotency_key)?;
             if req.secret_key.len() != 32 {
@@ -403,7 +527,7 @@ impl App {
             let fp =
                 move |pk: &[u8]| key_fingerprint("import", scheme, threshold, parties, &label, pk);
             if let Some(view) = self
-                .replayed_key("ImportKey", &req.idempotency_key, &fp(&key.public_key()))
+                .replayed_key(&scope, &req.idempotency_key, &fp(&key.public_key()))
                 .await?
             {
                 return Ok((view, cost));
@@ -417,7 +541,8 @@ impl App {
                     &req.parties,
                     req.label,
                     KeyOrigin::Import,
-                    ("ImportKey", &req.idempotency_key),
+                    (&scope, &req.idempotency_key),
+                    client_tag(caller),
                     fp,
                 )
                 .await?;
@@ -429,17 +554,17 @@ impl App {
 
     async fn replayed_key(
         &self,
-        scope: &'static str,
+        scope: &str,
         idempotency_key: &str,
         fp: &[u8],
     ) -> Result<Option<KeyView>, Error> {
         if idempotency_key.is_empty() {
             return Ok(None);
         }
-        let ik = idempotency_key.to_owned();
+        let (scope, ik) = (scope.to_owned(), idempotency_key.to_owned());
         let existing = self
             .blocking("idempotency lookup", move |s| {
-                Ok(s.get_idempotency(scope, &ik)?)
+                Ok(s.get_idempotency(&scope, &ik)?)
             })
             .await?;
         existing.map(|r| replay(&r, fp)).transpose()
@@ -454,7 +579,8 @@ impl App {
         parties: &u32,
         label: String,
         origin: KeyOrigin,
-        (scope, idempotency_key): (&'static str, &str),
+        (scope, idempotency_key): (&str, &str),
+        owner: String,
         fingerprint: impl Fn(&[u8]) -> Vec<u8>,
     ) -> Result<KeyView, Error> {
         let public_key = key.public_key();
@@ -466,6 +592,7 @@ impl App {
             public_key: public_key.clone(),
             label,
             created_at_ms,
+            owner,
             sealed: self.sealer.seal(&key_id, &key.to_bytes())?,
         };
         let view = KeyView::from(&record);
@@ -499,15 +626,18 @@ impl App {
     }
 
     /// `GetKey`.
-    pub async fn get_key(&self, key_id: String) -> UseCase<KeyView> {
+    pub async fn get_key(&self, caller: &Caller, key_id: String) -> UseCase<KeyView> {
         let r = async {
             check_key_id(&key_id)?;
-            self.blocking("key lookup", move |s| {
-                s.get_key(&key_id)?
-                    .map(|r| KeyView::from(&r))
-                    .ok_or(Error::KeyNotFound { key_id })
-            })
-            .await
+            let id = key_id.clone();
+            let found = self
+                .blocking("key lookup", move |s| Ok(s.get_key(&id)?))
+                .await?;
+            match found {
+                Some(r) if caller.may_use(&r) => Ok(KeyView::from(&r)),
+                None if caller.policy.names_key(&key_id) => Err(Error::KeyNotFound { key_id }),
+                _ => Err(self.deny(&caller.name, "GetKey", Some(&key_id)).await),
+            }
         }
         .await?;
         Ok(Outcome {
@@ -518,7 +648,12 @@ impl App {
     }
 
     /// `ListKeys`: `page_size` 0 means [`DEFAULT_PAGE_SIZE`].
-    pub async fn list_keys(&self, page_size: u32, page_token: String) -> UseCase<KeyPage> {
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        page_size: u32,
+        page_token: String,
+    ) -> UseCase<KeyPage> {
         let size = match page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n > MAX_PAGE_SIZE => {
@@ -530,12 +665,24 @@ impl App {
             }
             n => n,
         } as usize;
-        let after = (!page_token.is_empty()).then_some(page_token);
-        let mut recs = self
-            .blocking("key listing", move |s| {
-                Ok(s.list_keys(after.as_deref(), size + 1)?)
-            })
-            .await?;
+        let mut after = (!page_token.is_empty()).then_some(page_token);
+        // Only the keys the caller may use are listed: read on until the page (and one more,
+        // to know whether a next page exists) is full or the keys run out.
+        let mut recs = Vec::new();
+        loop {
+            let from = after.clone();
+            let chunk = self
+                .blocking("key listing", move |s| {
+                    Ok(s.list_keys(from.as_deref(), size + 1)?)
+                })
+                .await?;
+            let exhausted = chunk.len() <= size;
+            after = chunk.last().map(|r| r.key_id.clone());
+            recs.extend(chunk.into_iter().filter(|r| caller.may_use(r)));
+            if exhausted || recs.len() > size {
+                break;
+            }
+        }
         let more = recs.len() > size;
         recs.truncate(size);
         let next_page_token = match (more, recs.last()) {
@@ -553,20 +700,40 @@ impl App {
     }
 
     /// `Sign` (one message) and `SignBatch` (many; no idempotency key).
-    pub async fn sign(&self, req: SignRequest, batch: bool) -> UseCase<Vec<Signature>> {
-        let (rec, key) = self.load_key(&req.key_id).await?;
+    pub async fn sign(
+        &self,
+        caller: &Caller,
+        req: SignRequest,
+        batch: bool,
+    ) -> UseCase<Vec<Signature>> {
+        let action = if batch { "SignBatch" } else { "Sign" };
+        let (rec, key) = self.usable_key(caller, action, &req.key_id).await?;
         let scheme = rec.scheme;
         let r = self
-            .sign_loaded(Arc::clone(&rec), key, req, batch, false)
+            .sign_loaded(
+                Arc::clone(&rec),
+                key,
+                req,
+                batch,
+                (client_tag(caller), false),
+            )
             .await;
         with_scheme(scheme, r)
     }
 
     /// A `Sign` forwarded by another node because this node is the home of its idempotency
     /// key: signed (or replayed) here, never forwarded again.
-    pub(crate) async fn sign_forwarded(&self, req: SignRequest) -> Result<Signature, Error> {
+    /// The forwarding node checked `client`'s policy; the name is recorded with the
+    /// signature.
+    pub(crate) async fn sign_forwarded(
+        &self,
+        req: SignRequest,
+        client: String,
+    ) -> Result<Signature, Error> {
         let (rec, key) = self.load_key(&req.key_id).await?;
-        let (mut sigs, _) = self.sign_loaded(rec, key, req, false, true).await?;
+        let (mut sigs, _) = self
+            .sign_loaded(rec, key, req, false, (client, true))
+            .await?;
         sigs.pop().ok_or(Error::Internal("no signature"))
     }
 
@@ -576,7 +743,7 @@ impl App {
         key: Arc<LoadedKey>,
         req: SignRequest,
         batch: bool,
-        forwarded: bool,
+        (client, forwarded): (String, bool),
     ) -> Result<(Vec<Signature>, Cost), Error> {
         let field = if batch { "messages" } else { "message" };
         if req.messages.is_empty() {
@@ -616,7 +783,7 @@ impl App {
         {
             // The key's idempotency records live on its home node: sign there, so the same
             // key gives the same signature whichever node the client asked.
-            let sig = self.coordinator.forward_sign(home, req).await?;
+            let sig = self.coordinator.forward_sign(home, req, &client).await?;
             return Ok((vec![sig], Cost::default()));
         }
         if let Some((ik, fp)) = &idem {
@@ -652,6 +819,7 @@ impl App {
         };
         let record = SignatureRecord {
             key_id: req.key_id,
+            client,
             message_hashes: hashes,
             idempotency,
         };

@@ -24,6 +24,9 @@ pub enum Event {
         parties: u32,
         /// How it was made.
         origin: KeyOrigin,
+        /// The client that created it (absent when authentication was off).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        client: String,
         /// When, ms since the epoch.
         at_ms: u64,
     },
@@ -33,6 +36,21 @@ pub enum Event {
         key_id: String,
         /// SHA-256 of the signed message, hex.
         message_sha256: String,
+        /// The client it was issued to (absent when authentication was off).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        client: String,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// A client's request was refused by its policy.
+    AccessDenied {
+        /// The client.
+        client: String,
+        /// What it asked to do (the RPC).
+        action: String,
+        /// The key it named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
         /// When, ms since the epoch.
         at_ms: u64,
     },

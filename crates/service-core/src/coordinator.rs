@@ -110,6 +110,7 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         &self,
         _home: u16,
         _request: crate::requests::SignRequest,
+        _client: &str,
     ) -> BoxFuture<'_, Result<Signature, Error>> {
         Box::pin(async { Err(Error::Internal("forwarding in a single-node deployment")) })
     }
@@ -327,6 +328,8 @@ pub struct AppSetup {
     pub pool: PresignPool,
     /// The configured backend name, for `GetStatus`.
     pub backend: String,
+    /// Authentication mode and registered clients.
+    pub auth: crate::auth::Auth,
 }
 
 /// What distributed mode adds to an [`AppSetup`].
@@ -370,6 +373,7 @@ impl crate::App {
             observer: setup.observer,
             limits: setup.limits,
             backend: setup.backend,
+            auth: setup.auth,
         }))
     }
 
@@ -406,6 +410,7 @@ impl crate::App {
             observer: setup.observer,
             limits: setup.limits,
             backend: setup.backend,
+            auth: setup.auth,
         }));
         party.attach(&app);
         Ok((app, party))

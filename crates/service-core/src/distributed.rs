@@ -942,7 +942,9 @@ impl Coordinator for Arc<Distributed> {
         &self,
         home: u16,
         request: crate::requests::SignRequest,
+        client: &str,
     ) -> BoxFuture<'_, Result<Signature, Error>> {
+        let client = client.to_owned();
         Box::pin(async move {
             let [message] = <[Vec<u8>; 1]>::try_from(request.messages)
                 .map_err(|_| Error::Internal("forwarding a batch"))?;
@@ -957,6 +959,7 @@ impl Coordinator for Arc<Distributed> {
                 message,
                 taproot_merkle_root: request.taproot_merkle_root,
                 idempotency_key: request.idempotency_key,
+                client,
             };
             let start = Instant::now();
             let r = self.link.call(home, req, FORWARD_DEADLINE).await;

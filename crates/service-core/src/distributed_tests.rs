@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use backend_cpu::CpuBackend;
 
+use crate::auth::{Auth, Caller};
 use crate::batcher::BatcherConfig;
 use crate::memory::MemoryStore;
 use crate::peer::{LinkError, PeerLink, PeerReply, PeerRequest};
@@ -82,6 +83,7 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
                 batch: 1,
             },
             backend: "cpu".into(),
+            auth: Auth::none(),
         };
         let cluster = ClusterSetup {
             settings: ClusterSettings {
@@ -103,13 +105,16 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
 }
 
 async fn ed25519_key(app: &App) -> String {
-    app.create_key(CreateKey {
-        scheme: Scheme::Ed25519,
-        threshold: 2,
-        parties: 3,
-        label: "in process".into(),
-        idempotency_key: String::new(),
-    })
+    app.create_key(
+        &Caller::operator(),
+        CreateKey {
+            scheme: Scheme::Ed25519,
+            threshold: 2,
+            parties: 3,
+            label: "in process".into(),
+            idempotency_key: String::new(),
+        },
+    )
     .await
     .map_err(|f| f.error)
     .unwrap()
@@ -133,7 +138,7 @@ async fn a_key_made_through_one_node_signs_through_another() {
     for (k, app) in apps.iter().enumerate() {
         let msg = format!("message {k}");
         let out = app
-            .sign(sign(&key_id, msg.as_bytes()), false)
+            .sign(&Caller::operator(), sign(&key_id, msg.as_bytes()), false)
             .await
             .map_err(|f| f.error)
             .unwrap();
@@ -196,10 +201,16 @@ async fn without_a_quorum_signing_fails_unavailable_and_recovers() {
     let key_id = ed25519_key(&apps[0]).await;
     net.down.lock().unwrap().extend([2, 3]);
     for _ in 0..4 {
-        let e = apps[0].sign(sign(&key_id, b"m"), false).await.unwrap_err();
+        let e = apps[0]
+            .sign(&Caller::operator(), sign(&key_id, b"m"), false)
+            .await
+            .unwrap_err();
         assert_eq!(e.error.kind(), ErrorKind::Unavailable, "{}", e.error);
     }
-    let e = apps[0].sign(sign(&key_id, b"m"), false).await.unwrap_err();
+    let e = apps[0]
+        .sign(&Caller::operator(), sign(&key_id, b"m"), false)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e.error, crate::Error::QuorumUnavailable { need: 2, .. }),
         "{}",
@@ -207,7 +218,11 @@ async fn without_a_quorum_signing_fails_unavailable_and_recovers() {
     );
     net.down.lock().unwrap().clear();
     let start = std::time::Instant::now();
-    while apps[0].sign(sign(&key_id, b"m"), false).await.is_err() {
+    while apps[0]
+        .sign(&Caller::operator(), sign(&key_id, b"m"), false)
+        .await
+        .is_err()
+    {
         assert!(start.elapsed() < Duration::from_secs(5), "no recovery");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -105,6 +105,20 @@ pub enum Error {
         /// Its error class.
         kind: crate::peer::RemoteKind,
     },
+    /// The request carried no valid credential (none, an unknown API key, a revoked one).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The authenticated client's policy does not allow the request (default deny). The
+    /// decision is an audit event.
+    #[error("permission denied: client `{client}` may not {action}{}", key_id.as_ref().map(|k| format!(" key `{k}`")).unwrap_or_default())]
+    PermissionDenied {
+        /// The client's name.
+        client: String,
+        /// What it asked to do.
+        action: &'static str,
+        /// The key concerned, if any.
+        key_id: Option<String>,
+    },
     /// The request is valid but this deployment mode does not offer it.
     #[error("{0}")]
     NotInThisMode(&'static str),
@@ -135,6 +149,10 @@ pub enum ErrorKind {
     Unavailable,
     /// A fault of the service itself (INTERNAL, 500); its text is logged, not sent to clients.
     Internal,
+    /// No valid credential (UNAUTHENTICATED, 401).
+    Unauthenticated,
+    /// The client may not do this (PERMISSION_DENIED, 403).
+    PermissionDenied,
 }
 
 impl Error {
@@ -157,6 +175,8 @@ impl Error {
                 ErrorKind::Unavailable
             }
             Error::NotInThisMode(_) => ErrorKind::FailedPrecondition,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::Forwarded { kind, .. } => match kind {
                 crate::peer::RemoteKind::InvalidArgument => ErrorKind::InvalidArgument,
                 crate::peer::RemoteKind::NotFound => ErrorKind::NotFound,
@@ -164,6 +184,7 @@ impl Error {
                 crate::peer::RemoteKind::FailedPrecondition => ErrorKind::FailedPrecondition,
                 crate::peer::RemoteKind::Unavailable => ErrorKind::Unavailable,
                 crate::peer::RemoteKind::Internal => ErrorKind::Internal,
+                crate::peer::RemoteKind::PermissionDenied => ErrorKind::PermissionDenied,
             },
             Error::Decrypt { .. }
             | Error::Seal

@@ -47,6 +47,20 @@ impl Kek {
         Self { key }
     }
 
+    /// A 32-byte key for `purpose` derived from the KEK (HMAC-SHA256 under the KEK over a
+    /// domain tag and the purpose), so other data (the access file, the audit chain) can be
+    /// authenticated without ever using the KEK itself for it.
+    pub fn subkey(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut out = Zeroizing::new([0u8; 32]);
+        if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key) {
+            mac.update(b"tessera/v1/subkey\0");
+            mac.update(purpose.as_bytes());
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
     /// Parses 64 hex digits (surrounding whitespace allowed).
     pub fn from_hex(text: &str) -> Result<Self, KekFormatError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
@@ -128,5 +142,14 @@ mod tests {
             "fresh nonce"
         );
         assert_eq!(format!("{kek:?}"), "Kek(<redacted>)");
+    }
+
+    #[test]
+    fn subkeys_differ_by_purpose_and_by_kek() {
+        let (a, b) = (Kek::from_bytes([7; 32]), Kek::from_bytes([8; 32]));
+        assert_eq!(*a.subkey("access"), *a.subkey("access"));
+        assert_ne!(*a.subkey("access"), *a.subkey("audit"));
+        assert_ne!(*a.subkey("access"), *b.subkey("access"));
+        assert_ne!(*a.subkey("access"), [7; 32]);
     }
 }

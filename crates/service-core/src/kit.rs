@@ -23,6 +23,7 @@ pub fn record(key_id: &str) -> KeyRecord {
         public_key: vec![1; 32],
         label: format!("label of {key_id}"),
         created_at_ms: 5,
+        owner: format!("owner of {key_id}"),
         sealed: format!("sealed {key_id}").into_bytes(),
     }
 }
@@ -45,6 +46,7 @@ pub fn check_all(open: &dyn Fn() -> Arc<dyn Store>) {
     check_signature_idempotency_first_writer_wins(open);
     check_key_idempotency_first_writer_wins(open);
     check_audit_chain_counts_every_event(open);
+    check_access_decisions_are_chained(open);
 }
 
 /// Keys survive reopening, list in id order from a cursor, and unknown ids are `None`.
@@ -75,7 +77,8 @@ pub fn check_keys_round_trip_and_list_in_order(open: &dyn Fn() -> Arc<dyn Store>
     let events = s.events(None, 10).unwrap();
     assert_eq!(events.len(), 3);
     assert!(
-        matches!(&events[0].1, Event::KeyCreated { key_id, origin: KeyOrigin::Dkg, .. } if key_id == "b")
+        matches!(&events[0].1, Event::KeyCreated { key_id, origin: KeyOrigin::Dkg, client, .. }
+            if key_id == "b" && client == "owner of b")
     );
     assert_eq!(s.events(Some(0), 10).unwrap().len(), 2);
 }
@@ -101,6 +104,7 @@ pub fn check_signature_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn 
     let events_before = s.verify_audit_chain().unwrap();
     let rec = |resp: u8| SignatureRecord {
         key_id: "k".into(),
+        client: "alice".into(),
         message_hashes: vec![[resp; 32]],
         idempotency: Some(entry("k", "req-1", resp)),
     };
@@ -121,8 +125,8 @@ pub fn check_signature_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn 
     );
     let last = s.events(events_before.checked_sub(1), 10).unwrap();
     assert!(
-        matches!(&last[..], [(_, Event::SignatureIssued { message_sha256, .. })]
-        if *message_sha256 == hex::encode([1u8; 32]))
+        matches!(&last[..], [(_, Event::SignatureIssued { message_sha256, client, .. })]
+        if *message_sha256 == hex::encode([1u8; 32]) && client == "alice")
     );
 }
 
@@ -164,6 +168,7 @@ pub fn check_audit_chain_counts_every_event(open: &dyn Fn() -> Arc<dyn Store>) {
     for i in 0..3u8 {
         s.record_signatures(SignatureRecord {
             key_id: "k1".into(),
+            client: String::new(),
             message_hashes: vec![[i; 32], [i + 10; 32]],
             idempotency: None,
         })
@@ -173,4 +178,22 @@ pub fn check_audit_chain_counts_every_event(open: &dyn Fn() -> Arc<dyn Store>) {
     let s = open();
     assert_eq!(s.verify_audit_chain().unwrap(), before + 6);
     assert_eq!(s.events(None, usize::MAX).unwrap().len() as u64, before + 6);
+}
+
+/// An access decision is appended to the same chain and survives reopening.
+pub fn check_access_decisions_are_chained(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    let before = s.verify_audit_chain().unwrap();
+    let denied = Event::AccessDenied {
+        client: "mallory".into(),
+        action: "Sign".into(),
+        key_id: Some("k1".into()),
+        at_ms: 9,
+    };
+    s.record_event(denied.clone()).unwrap();
+    drop(s);
+    let s = open();
+    assert_eq!(s.verify_audit_chain().unwrap(), before + 1);
+    let last = s.events(before.checked_sub(1), 10).unwrap();
+    assert_eq!(last.last().map(|(_, e)| e), Some(&denied));
 }

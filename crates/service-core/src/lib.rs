@@ -10,9 +10,11 @@
 //!   [`peer`] port.
 //! - [`batcher`] — the dynamic batcher and its [`Queue`]s; [`Observer`] — the metrics port.
 //! - [`audit`] — audit events and their hash chain.
+//! - [`auth`] — authentication modes, clients and their policies (default deny).
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod batcher;
 mod coordinator;
 mod distributed;
@@ -33,6 +35,7 @@ pub mod kit;
 pub mod memory;
 
 pub use app::{App, AppParts, Failure, KeyView, Limits, Outcome, UseCase};
+pub use auth::{Auth, AuthMode, Caller, Clients, Credential, Policy};
 pub use coordinator::{
     AppSetup, BoxFuture, ClusterSetup, Coordinator, Cost, Embedded, JobBatcher, PresignPool,
     Signature, process_batch,

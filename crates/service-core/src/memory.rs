@@ -70,6 +70,7 @@ impl MemoryStore {
             st.append(Event::SignatureIssued {
                 key_id: record.key_id.clone(),
                 message_sha256: hex::encode(h),
+                client: record.client.clone(),
                 at_ms,
             })?;
         }
@@ -100,6 +101,7 @@ impl KeyRepository for MemoryStore {
             threshold: record.threshold,
             parties: record.parties,
             origin,
+            client: record.owner.clone(),
             at_ms: record.created_at_ms,
         })?;
         Ok(None)
@@ -142,6 +144,10 @@ impl IdempotencyStore for MemoryStore {
 impl AuditLog for MemoryStore {
     fn submit_signatures(&self, record: SignatureRecord, done: RecordDone) {
         done(self.write_signatures(&record));
+    }
+
+    fn record_event(&self, event: Event) -> Result<(), StoreError> {
+        self.lock().append(event)
     }
 
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {

@@ -295,17 +295,21 @@ impl Party {
                 message,
                 taproot_merkle_root,
                 idempotency_key,
+                client,
             } => {
                 let app = lock(&self.app).as_ref().and_then(std::sync::Weak::upgrade);
                 match app {
                     None => Err(Error::ShuttingDown),
                     Some(app) => app
-                        .sign_forwarded(crate::requests::SignRequest {
-                            key_id,
-                            messages: vec![message],
-                            taproot_merkle_root,
-                            idempotency_key,
-                        })
+                        .sign_forwarded(
+                            crate::requests::SignRequest {
+                                key_id,
+                                messages: vec![message],
+                                taproot_merkle_root,
+                                idempotency_key,
+                            },
+                            client,
+                        )
                         .await
                         .map(PeerReply::Signed),
                 }
@@ -604,6 +608,7 @@ impl Party {
             public_key: public_key.clone(),
             label: key.label,
             created_at_ms: key.created_at_ms,
+            owner: key.owner,
             sealed: self.sealer.seal(&key.key_id, &loaded.to_bytes())?,
         };
         let store = Arc::clone(&self.store);

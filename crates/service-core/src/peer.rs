@@ -34,6 +34,8 @@ pub struct NewKey {
     pub label: String,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The client that asked for the key (empty when authentication is off).
+    pub owner: String,
 }
 
 /// A request from one node to another. Its `Debug` names the kind only: a DKG delivery
@@ -111,6 +113,8 @@ pub enum PeerRequest {
         taproot_merkle_root: Option<Vec<u8>>,
         /// The idempotency key.
         idempotency_key: String,
+        /// The client the forwarding node authenticated (recorded with the signature).
+        client: String,
     },
 }
 
@@ -162,6 +166,8 @@ pub enum RemoteKind {
     Unavailable,
     /// A fault of the peer.
     Internal,
+    /// The client the request was made for may not do it there.
+    PermissionDenied,
 }
 
 impl RemoteKind {
@@ -173,6 +179,9 @@ impl RemoteKind {
             crate::ErrorKind::ResourceExhausted => RemoteKind::ResourceExhausted,
             crate::ErrorKind::FailedPrecondition => RemoteKind::FailedPrecondition,
             crate::ErrorKind::Unavailable => RemoteKind::Unavailable,
+            crate::ErrorKind::PermissionDenied | crate::ErrorKind::Unauthenticated => {
+                RemoteKind::PermissionDenied
+            }
             _ => RemoteKind::Internal,
         }
     }

@@ -84,6 +84,10 @@ pub struct KeyRecord {
     pub label: String,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The client that created the key (it may always use it); empty when authentication
+    /// was off.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
     /// Key material sealed under the KEK with the key id as associated data.
     #[serde(with = "hex::serde")]
     pub sealed: Vec<u8>,
@@ -97,6 +101,7 @@ impl std::fmt::Debug for KeyRecord {
             .field("threshold", &self.threshold)
             .field("parties", &self.parties)
             .field("label", &self.label)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +134,8 @@ pub struct IdempotencyEntry {
 pub struct SignatureRecord {
     /// The key.
     pub key_id: String,
+    /// The client the signatures were issued to.
+    pub client: String,
     /// SHA-256 of each signed message.
     pub message_hashes: Vec<[u8; 32]>,
     /// The idempotency record, when the request carried a key.
@@ -195,6 +202,8 @@ pub trait AuditLog: Send + Sync {
         );
         rx.recv().map_err(|_| StoreError::Closed)?
     }
+    /// Appends one event (an access decision) and returns once it is durable.
+    fn record_event(&self, event: Event) -> Result<(), StoreError>;
     /// Up to `limit` events with sequence numbers after `after`.
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
     /// Re-computes the hash chain; returns the number of events, or

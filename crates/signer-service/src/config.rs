@@ -9,7 +9,7 @@ use accel_api::BackendKind;
 use backend_gpu::GpuField;
 use serde::Deserialize;
 use service_core::batcher::BatcherConfig;
-use service_core::{Limits, PresignPool};
+use service_core::{AuthMode, Limits, PresignPool};
 
 use crate::error::Error;
 
@@ -18,6 +18,8 @@ use crate::error::Error;
 pub struct Config {
     /// Server section.
     pub server: ServerConfig,
+    /// `auth.mode`: how clients authenticate.
+    pub auth: AuthMode,
     /// Accelerator section.
     pub accel: AccelConfig,
     /// Dynamic batcher section.
@@ -102,6 +104,7 @@ impl Default for Config {
                 tls: None,
                 client_ca: None,
             },
+            auth: AuthMode::None,
             accel: AccelConfig {
                 backend: BackendKind::Auto,
                 gpu_secret_ops: false,
@@ -143,6 +146,9 @@ pub struct Layer {
     /// `[server]` fields.
     #[command(flatten, next_help_heading = "server")]
     pub server: ServerLayer,
+    /// `[auth]` fields.
+    #[command(flatten, next_help_heading = "auth")]
+    pub auth: AuthLayer,
     /// `[accel]` fields.
     #[command(flatten, next_help_heading = "accel")]
     pub accel: AccelLayer,
@@ -216,6 +222,15 @@ pub struct ServerLayer {
     /// CA certificate (PEM): with TLS, clients must present a certificate signed by it (mutual TLS) [default: none]
     #[arg(long, env = "TESSERA_CLIENT_CA", value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
+}
+
+/// `[auth]` in a layer.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthLayer {
+    /// Client authentication: none (only when every listener is on loopback), api-key (`authorization: Bearer` keys made by `tessera apikey create`) or mtls (client certificates, needs --client-ca; identities registered with `tessera apikey create --certificate`); clients see and use only the keys their policy names [default: none]
+    #[arg(long = "auth", env = "TESSERA_AUTH", value_name = "MODE")]
+    pub mode: Option<String>,
 }
 
 /// `[accel]` in a layer.
@@ -474,6 +489,9 @@ impl Config {
         if let Some(v) = &s.client_ca {
             self.server.client_ca = Some(v.clone());
         }
+        if let Some(v) = &layer.auth.mode {
+            self.auth = v.parse().map_err(|e: String| config_err("auth.mode", e))?;
+        }
         if let Some(v) = &layer.accel.backend {
             self.accel.backend = v.parse().map_err(|_| {
                 config_err(
@@ -535,6 +553,12 @@ impl Config {
         }
         if let Some(c) = &layer.cluster {
             self.cluster = Some(cluster(c)?);
+        }
+        if self.auth == AuthMode::Mtls && self.server.client_ca.is_none() {
+            return Err(config_err(
+                "auth.mode",
+                "mtls needs client certificates: set --client-ca (and --tls-cert, --tls-key)",
+            ));
         }
         if self.server.client_ca.is_some() && self.server.tls.is_none() {
             return Err(config_err(
@@ -609,7 +633,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 21,
+            2 + 22,
             "every field has a row:\n{table}"
         );
     }
@@ -726,6 +750,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ecdsa.presign_batch: must be ≥ 1"), "{err}");
+        let err = cfg
+            .apply(&flags(&["--auth", "password"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth.mode") && err.contains("api-key"),
+            "{err}"
+        );
+        let err = Config::default()
+            .apply(&flags(&["--auth", "mtls"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--client-ca"), "{err}");
+        let mut cfg = Config::default();
+        cfg.apply(&file("[auth]\nmode = \"api-key\"\n")).unwrap();
+        assert_eq!(cfg.auth, AuthMode::ApiKey);
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub enum Error {
         /// The stored key that failed to open.
         key_id: String,
     },
+    /// The access file (registered clients) is unusable.
+    #[error("access file {}: {problem}", path.display())]
+    Access {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The database could not be opened.
     #[error("storage")]
     Store(#[from] store_redb::OpenError),

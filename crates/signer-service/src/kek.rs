@@ -110,6 +110,23 @@ pub fn resolve(
     Ok((Kek::from_bytes(*key), KekSource::Generated(p)))
 }
 
+/// [`resolve`] for commands that work on an existing data directory: never generates a KEK.
+pub fn resolve_existing(
+    env_hex: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> Result<(Kek, KekSource), Error> {
+    let default = data_dir.join("kek");
+    if env_hex.is_none() && file.is_none() && !default.exists() {
+        return Err(Error::Kek {
+            origin: default.display().to_string(),
+            problem: "not found: give the KEK the server runs with (TESSERA_KEK or --kek-file)"
+                .into(),
+        });
+    }
+    resolve(env_hex, file, data_dir)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

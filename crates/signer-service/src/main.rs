@@ -4,6 +4,7 @@
 //! and `load` are clients of a running server; `bench-accel` measures the backends.
 
 mod accel;
+mod access;
 mod bench_accel;
 mod cli;
 mod cluster;
@@ -52,6 +53,17 @@ struct Cli {
         requires = "client_cert"
     )]
     client_key: Option<PathBuf>,
+    /// Client commands: the API key sent as `authorization: Bearer` to servers with
+    /// `--auth api-key`; prefer the variable, which other users cannot read from the process
+    /// list [env: TESSERA_API_KEY]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    api_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,10 +97,140 @@ enum Command {
     /// DIR/node-<i>/tessera.toml with its certificate and key. Start node i with
     /// `tessera serve --config DIR/node-<i>/tessera.toml`.
     InitCluster(InitClusterArgs),
+    /// Manage the clients allowed to use the service (`--auth api-key` or `mtls`): API keys
+    /// and client-certificate identities with their policies, in DATA_DIR/access.json. Needs
+    /// the KEK the server runs with (TESSERA_KEK, --kek-file, or DATA_DIR/kek). A running
+    /// server picks changes up within a second.
+    Apikey(ApikeyArgs),
     /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
     /// 16, … up to --max-batch) the per-item cost and throughput, the GPU adapter's name and
     /// the batch size from which the GPU beats the CPU backends. Progress goes to stderr.
     BenchAccel(BenchAccelArgs),
+}
+
+#[derive(Args, Debug)]
+struct ApikeyArgs {
+    #[command(subcommand)]
+    action: ApikeyAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum ApikeyAction {
+    /// Register a client and print its new API key on stdout, once (only its hash is
+    /// kept). Default deny: the client may use only the keys named by --keys and those it
+    /// creates (with --admin), for the schemes named by --schemes.
+    Create(ApikeyCreateArgs),
+    /// List the registered clients and their policies (never the keys).
+    List(AccessStoreArgs),
+    /// Revoke a client: its API key (or certificate identity) is refused from now on.
+    Revoke(ApikeyRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+struct AccessStoreArgs {
+    /// The server's data directory
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./tessera-data"
+    )]
+    data_dir: PathBuf,
+    /// The server's KEK file (else TESSERA_KEK, else DATA_DIR/kek)
+    #[arg(long, env = "TESSERA_KEK_FILE", value_name = "FILE")]
+    kek_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ApikeyCreateArgs {
+    #[command(flatten)]
+    store: AccessStoreArgs,
+    /// The client's name (recorded in the audit log); with --certificate, the identity its
+    /// certificate names (a subjectAltName DNS name or the subject's common name)
+    #[arg(long)]
+    name: String,
+    /// Key ids the client may see and sign with, comma-separated, or `*` for every key
+    /// [default: none; an admin still uses the keys it creates]
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    keys: Vec<String>,
+    /// Schemes the client may use: ed25519, bip340, ecdsa, comma-separated, or `*`
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SCHEMES",
+        default_value = "*"
+    )]
+    schemes: Vec<String>,
+    /// May create and import keys
+    #[arg(long)]
+    admin: bool,
+    /// Most requests per second, e.g. 100/s [default: unlimited]
+    #[arg(long, value_name = "N/s")]
+    rate: Option<String>,
+    /// Register a client-certificate identity (for --auth mtls) instead of making an API key
+    #[arg(long)]
+    certificate: bool,
+}
+
+#[derive(Args, Debug)]
+struct ApikeyRevokeArgs {
+    #[command(flatten)]
+    store: AccessStoreArgs,
+    /// The client to revoke
+    #[arg(long)]
+    name: String,
+}
+
+/// The access file of `a` and its MAC key, from the server's KEK (never generated here).
+fn access_of(a: &AccessStoreArgs) -> Result<(PathBuf, zeroize::Zeroizing<[u8; 32]>), Error> {
+    let env = std::env::var("TESSERA_KEK").ok();
+    let (kek, _) = kek::resolve_existing(env.as_deref(), a.kek_file.as_deref(), &a.data_dir)?;
+    Ok(access::path_and_key(&a.data_dir, &kek))
+}
+
+fn apikey(action: ApikeyAction) -> Result<String, Error> {
+    match action {
+        ApikeyAction::Create(a) => {
+            let (path, key) = access_of(&a.store)?;
+            let policy = service_core::Policy {
+                admin: a.admin,
+                keys: access::list_arg(&a.keys),
+                schemes: access::schemes_arg(&a.schemes)?,
+                rate_per_s: a.rate.as_deref().map(access::rate_arg).transpose()?,
+            };
+            let name = a.name.clone();
+            match access::create(
+                &path,
+                &key,
+                access::NewClient {
+                    name: a.name,
+                    policy,
+                    certificate: a.certificate,
+                },
+            )? {
+                Some(api_key) => {
+                    eprintln!(
+                        "tessera: API key of `{name}` (shown once; only its hash is kept in {}):",
+                        path.display()
+                    );
+                    Ok(api_key.to_string())
+                }
+                None => Ok(format!(
+                    "registered the client-certificate identity `{name}` in {}",
+                    path.display()
+                )),
+            }
+        }
+        ApikeyAction::List(a) => {
+            let (path, key) = access_of(&a)?;
+            Ok(access::render(&access::read(&path, &key)?))
+        }
+        ApikeyAction::Revoke(a) => {
+            let (path, key) = access_of(&a.store)?;
+            let n = access::revoke(&path, &key, &a.name)?;
+            Ok(format!("revoked `{}` ({n} credential(s))", a.name))
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +412,7 @@ fn client_tls(cli: &Cli) -> Result<client::Tls, Error> {
             )),
             _ => None,
         },
+        api_key: cli.api_key.clone().map(zeroize::Zeroizing::new),
     })
 }
 
@@ -318,6 +461,7 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
                 Err(Error::InvalidSignature)
             }
         }
+        Command::Apikey(a) => Ok(Some(apikey(a.action)?)),
         Command::InitCluster(a) => {
             let written = cluster::init(a.parties, &a.out, a.base_port, a.host)?;
             let mut out = format!(

@@ -16,14 +16,15 @@ use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use service_core::{
-    App, AppSetup, ClusterSettings, ClusterSetup, Fault, KeyRepository, Observer, Sealer, Store,
-    TestHooks,
+    App, AppSetup, Auth, AuthMode, ClusterSettings, ClusterSetup, Fault, Kek, KeyRepository,
+    Observer, Sealer, Store, TestHooks,
 };
 use store_redb::RedbStore;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
 use crate::accel;
+use crate::access::AccessFile;
 use crate::config::{ClusterConfig, Config};
 use crate::error::Error;
 use crate::kek::{self, KekSource};
@@ -45,7 +46,7 @@ fn build_info() -> telemetry::BuildInfo {
 }
 
 /// The storage and the KEK the application runs on.
-type Storage = (Arc<dyn Store>, Arc<dyn Sealer>);
+type Storage = (Arc<dyn Store>, Arc<Kek>);
 
 /// Opens the store and checks the KEK against it: a KEK that does not open the stored keys is
 /// a start-up error, not a failure of every later request.
@@ -92,6 +93,68 @@ async fn bind(field: &'static str, addr: SocketAddr) -> Result<(TcpListener, Soc
     Ok((l, local))
 }
 
+/// Refuses a configuration that exposes the service: authentication off on a listener other
+/// hosts can reach, or a gRPC listener off loopback without TLS. Warns when authentication is
+/// off on loopback.
+pub fn check_exposure(cfg: &Config) -> Result<(), Error> {
+    let public: Vec<(&str, SocketAddr)> = [
+        ("server.listen", cfg.server.listen),
+        ("server.metrics_listen", cfg.server.metrics_listen),
+    ]
+    .into_iter()
+    .filter(|(_, a)| !a.ip().is_loopback())
+    .collect();
+    if cfg.auth == AuthMode::None {
+        if let Some((field, addr)) = public.first() {
+            return Err(Error::Config {
+                field: (*field).to_owned(),
+                problem: format!(
+                    "{addr} is reachable from other hosts but authentication is off: set --auth api-key \
+                     (keys from `tessera apikey create`) or --auth mtls (with --client-ca), and TLS \
+                     (--tls-cert, --tls-key); or listen on 127.0.0.1"
+                ),
+            });
+        }
+        eprintln!(
+            "tessera: WARNING: authentication is off (auth.mode = none): anyone who can connect to {} may create keys and sign with every key. Use --auth api-key or --auth mtls outside a trial.",
+            cfg.server.listen
+        );
+    } else if !cfg.server.listen.ip().is_loopback() && cfg.server.tls.is_none() {
+        return Err(Error::Config {
+            field: "server.listen".into(),
+            problem: format!(
+                "{} is reachable from other hosts without TLS: credentials and messages would cross the network in plaintext; set --tls-cert and --tls-key, or listen on 127.0.0.1",
+                cfg.server.listen
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The authentication of `cfg`: with a mode other than `none`, the access file of the data
+/// directory (read and verified now).
+fn auth_of(cfg: &Config, kek: &Kek) -> Result<Auth, Error> {
+    if cfg.auth == AuthMode::None {
+        return Ok(Auth::none());
+    }
+    let (file, n) = AccessFile::open(&cfg.server.data_dir, kek)?;
+    eprintln!(
+        "tessera: authentication {}: {n} client(s) registered in {}",
+        cfg.auth,
+        cfg.server.data_dir.join(crate::access::FILE_NAME).display()
+    );
+    if n == 0 {
+        eprintln!(
+            "tessera: WARNING: no clients are registered, so every request will be refused; add one with `tessera apikey create --data-dir {} --name NAME --admin`",
+            cfg.server.data_dir.display()
+        );
+    }
+    Ok(Auth {
+        mode: cfg.auth,
+        clients: Arc::new(file),
+    })
+}
+
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
 /// `kek_hex` is the value of `TESSERA_KEK`, if set.
 pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
@@ -107,16 +170,19 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
             c.peers.len() + 1
         ),
     }
+    check_exposure(&cfg)?;
     let metrics = Arc::new(Metrics::new(&build_info()));
     let selected = accel::select(&cfg.accel, Arc::clone(&metrics))?;
     eprintln!(
         "tessera: backend {}: {}",
         selected.backend, selected.description
     );
-    let (store, sealer) = open_store(&cfg, kek_hex.as_deref())?;
+    let (store, kek) = open_store(&cfg, kek_hex.as_deref())?;
+    let auth = auth_of(&cfg, &kek)?;
     let setup = AppSetup {
         store,
-        sealer,
+        sealer: kek as Arc<dyn Sealer>,
+        auth,
         accel: selected.accel,
         observer: Arc::clone(&metrics) as Arc<dyn Observer>,
         batcher: cfg.batcher.clone(),

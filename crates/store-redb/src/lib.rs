@@ -252,6 +252,7 @@ fn write_group(db: &Database, group: &[Job]) -> Result<Vec<Option<IdempotencyRec
                     Event::SignatureIssued {
                         key_id: rec.key_id.clone(),
                         message_sha256: hex::encode(h),
+                        client: rec.client.clone(),
                         at_ms,
                     },
                 )?;
@@ -301,6 +302,7 @@ impl KeyRepository for RedbStore {
                 threshold: record.threshold,
                 parties: record.parties,
                 origin,
+                client: record.owner.clone(),
                 at_ms: record.created_at_ms,
             },
         )?;
@@ -367,6 +369,12 @@ impl AuditLog for RedbStore {
         }
     }
 
+    fn record_event(&self, event: Event) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        append_event(&tx, event)?;
+        tx.commit().map_err(engine)
+    }
+
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
         let tx = self.db.begin_read().map_err(engine)?;
         let t = tx.open_table(EVENTS).map_err(engine)?;
@@ -418,6 +426,7 @@ mod tests {
             for i in 0..3u8 {
                 s.record_signatures(SignatureRecord {
                     key_id: "k1".into(),
+                    client: String::new(),
                     message_hashes: vec![[i; 32], [i + 10; 32]],
                     idempotency: None,
                 })

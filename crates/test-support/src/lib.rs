@@ -7,5 +7,5 @@ pub mod server;
 pub mod verify;
 
 pub use cluster::Cluster;
-pub use server::{Server, signs_and_verifies, tessera_bin};
+pub use server::{Server, run_cli, signs_and_verifies, tessera_bin};
 pub use verify::{bip340_ok, ecdsa_check, ed25519_ok, taproot_output_key};

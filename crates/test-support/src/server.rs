@@ -34,6 +34,24 @@ pub fn tessera_bin() -> PathBuf {
     bin
 }
 
+/// Runs a `tessera` client command with environment `env` (TLS and API-key variables of the
+/// test's own environment removed first); returns (success, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(tessera_bin())
+        .args(args)
+        .env_remove("TESSERA_CA_CERT")
+        .env_remove("TESSERA_API_KEY")
+        .env_remove("TESSERA_KEK")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run tessera");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running `tessera serve`.
 pub struct Server {
     child: Option<Child>,

@@ -11,7 +11,7 @@ use api_proto::signer_service_server::SignerService;
 use service_core::audit::Event;
 use service_core::batcher::BatcherConfig;
 use service_core::memory::MemoryStore;
-use service_core::{App, AppSetup, AuditLog, Kek, Limits, Observer, PresignPool};
+use service_core::{App, AppSetup, AuditLog, Auth, Kek, Limits, Observer, PresignPool};
 use telemetry::{BuildInfo, Metered, Metrics};
 use tonic::{Code, Request, Status};
 
@@ -19,12 +19,14 @@ use tonic::{Code, Request, Status};
 pub const KEK: [u8; 32] = [7; 32];
 
 /// What a harness may vary.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// `batcher.max_queue`.
     pub max_queue: usize,
     /// The ECDSA presignature pool.
     pub pool: PresignPool,
+    /// Authentication (off by default).
+    pub auth: Auth,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
                 target: 4,
                 batch: 2,
             },
+            auth: Auth::none(),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct Harness {
     pub store: Arc<MemoryStore>,
     /// The metrics the API and the App record into.
     pub metrics: Arc<Metrics>,
+    /// The API key sent as `authorization: Bearer`, if any.
+    pub bearer: Option<String>,
 }
 
 impl Harness {
@@ -88,6 +93,7 @@ impl Harness {
                 },
                 pool: opts.pool,
                 backend: "cpu".to_owned(),
+                auth: opts.auth,
             })
             .expect("embedded app"),
         );
@@ -95,13 +101,34 @@ impl Harness {
             api: GrpcApi::new(app, Arc::clone(&metrics)),
             store,
             metrics,
+            bearer: None,
         }
+    }
+
+    /// The same API, called with `api_key` as the bearer credential.
+    pub fn as_client(&self, api_key: &str) -> Self {
+        Self {
+            api: self.api.clone(),
+            store: Arc::clone(&self.store),
+            metrics: Arc::clone(&self.metrics),
+            bearer: Some(api_key.to_owned()),
+        }
+    }
+
+    /// `msg` as a request carrying the harness's credential.
+    pub fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Some(k) = &self.bearer {
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {k}").parse().unwrap());
+        }
+        r
     }
 
     /// CreateKey.
     pub async fn create(&self, req: pb::CreateKeyRequest) -> Result<pb::KeyInfo, Status> {
         self.api
-            .create_key(Request::new(req))
+            .create_key(self.req(req))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -109,7 +136,7 @@ impl Harness {
     /// ImportKey.
     pub async fn import(&self, req: pb::ImportKeyRequest) -> Result<pb::KeyInfo, Status> {
         self.api
-            .import_key(Request::new(req))
+            .import_key(self.req(req))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -117,7 +144,7 @@ impl Harness {
     /// Sign.
     pub async fn sign(&self, req: pb::SignRequest) -> Result<pb::SignResponse, Status> {
         self.api
-            .sign(Request::new(req))
+            .sign(self.req(req))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -128,7 +155,7 @@ impl Harness {
         req: pb::SignBatchRequest,
     ) -> Result<pb::SignBatchResponse, Status> {
         self.api
-            .sign_batch(Request::new(req))
+            .sign_batch(self.req(req))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -136,7 +163,7 @@ impl Harness {
     /// Verify.
     pub async fn verify(&self, req: pb::VerifyRequest) -> Result<bool, Status> {
         self.api
-            .verify(Request::new(req))
+            .verify(self.req(req))
             .await
             .map(|r| r.into_inner().valid)
     }
@@ -144,7 +171,7 @@ impl Harness {
     /// GetKey.
     pub async fn get_key(&self, key_id: &str) -> Result<pb::KeyInfo, Status> {
         self.api
-            .get_key(Request::new(pb::GetKeyRequest {
+            .get_key(self.req(pb::GetKeyRequest {
                 key_id: key_id.to_owned(),
             }))
             .await
@@ -158,7 +185,7 @@ impl Harness {
         page_token: &str,
     ) -> Result<pb::ListKeysResponse, Status> {
         self.api
-            .list_keys(Request::new(pb::ListKeysRequest {
+            .list_keys(self.req(pb::ListKeysRequest {
                 page_size,
                 page_token: page_token.to_owned(),
             }))
@@ -169,7 +196,7 @@ impl Harness {
     /// GetStatus.
     pub async fn status(&self) -> pb::GetStatusResponse {
         self.api
-            .get_status(Request::new(pb::GetStatusRequest {}))
+            .get_status(self.req(pb::GetStatusRequest {}))
             .await
             .unwrap()
             .into_inner()

@@ -82,6 +82,7 @@ async fn internal_error_carries_only_a_request_id() {
         public_key: vec![1; 32],
         label: "sealed elsewhere".into(),
         created_at_ms: 1,
+        owner: String::new(),
         sealed: other.seal(KEY_ID, &[3; 100]).unwrap(),
     };
     let h = Harness::new();

@@ -1,0 +1,234 @@
+//! End-to-end: API keys and per-key policy on the real server and CLI. Keys made with
+//! `tessera apikey create` are the only way in under `--auth api-key`; each client sees and
+//! signs with the keys its policy names (default deny); keys made or revoked while the server
+//! runs count from the next request; listeners reachable from other hosts without TLS and authentication are
+//! refused at start-up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use test_support::{Server, ed25519_ok, run_cli, tessera_bin};
+
+/// A data directory with a private KEK file; returns the directory as a string.
+fn data_dir(root: &Path) -> String {
+    let d = root.join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    let kek = d.join("kek");
+    std::fs::write(&kek, "5a".repeat(32)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    d.display().to_string()
+}
+
+/// `tessera apikey create` with `extra`; returns the printed key.
+fn new_key(data: &str, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["apikey", "create", "--data-dir", data, "--name", name];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = run_cli(&args, &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("shown once"), "{err}");
+    out.trim().to_owned()
+}
+
+fn keygen(url: &str, api_key: Option<&str>, scheme: &str) -> (bool, String, String) {
+    let env: Vec<(&str, &str)> = api_key
+        .map(|k| ("TESSERA_API_KEY", k))
+        .into_iter()
+        .collect();
+    run_cli(
+        &[
+            "keygen",
+            "--server",
+            url,
+            "--scheme",
+            scheme,
+            "--threshold",
+            "2",
+            "--parties",
+            "3",
+        ],
+        &env,
+    )
+}
+
+fn sign(url: &str, api_key: &str, key_id: &str, msg: &str) -> (bool, String, String) {
+    run_cli(
+        &[
+            "sign",
+            "--server",
+            url,
+            "--key-id",
+            key_id,
+            "--message",
+            msg,
+        ],
+        &[("TESSERA_API_KEY", api_key)],
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn signatures_issued(s: &Server) -> f64 {
+    s.scrape()
+        .lines()
+        .filter(|l| l.starts_with("tessera_signatures_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn api_keys_and_policies_gate_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let ops = new_key(&data, "ops", &["--admin", "--keys", "*"]);
+    assert!(ops.starts_with("tsk_") && ops.len() == 68, "{ops}");
+    let s = Server::start(Path::new(&data), &["--auth", "api-key"]);
+    assert!(s.logged("authentication api-key: 1 client(s)"));
+    let url = s.url.clone();
+
+    // No key, or an unknown one: UNAUTHENTICATED, nothing created.
+    let (ok, _, err) = keygen(&url, None, "ed25519");
+    assert!(
+        !ok && err.contains("UNAUTHENTICATED") && err.contains("Bearer"),
+        "{err}"
+    );
+    let (ok, _, err) = keygen(&url, Some("tsk_0000"), "ed25519");
+    assert!(!ok && err.contains("UNAUTHENTICATED"), "{err}");
+
+    // The admin creates two keys.
+    let (ok, out, err) = keygen(&url, Some(&ops), "ed25519");
+    assert!(ok, "{err}");
+    let k1 = json(&out);
+    let (ok, out, err) = keygen(&url, Some(&ops), "ed25519");
+    assert!(ok, "{err}");
+    let k2 = json(&out);
+    let (id1, id2) = (
+        k1["key_id"].as_str().unwrap(),
+        k2["key_id"].as_str().unwrap(),
+    );
+
+    // An application key for k1 only, added while the server runs.
+    let app = new_key(&data, "payments", &["--keys", id1, "--schemes", "ed25519"]);
+    let (ok, out, err) = sign(&url, &app, id1, "pay 1");
+    assert!(ok, "a key made while the server runs works at once: {err}");
+    let signed = json(&out);
+    let sig = hex::decode(signed["signature"].as_str().unwrap()).unwrap();
+    let pk = hex::decode(k1["public_key"].as_str().unwrap()).unwrap();
+    assert!(
+        ed25519_ok(&pk, b"pay 1", &sig),
+        "an ordinary Ed25519 signature"
+    );
+    let issued = signatures_issued(&s);
+
+    // What the policy does not name is refused, and nothing is signed.
+    let (ok, _, err) = sign(&url, &app, id2, "pay 2");
+    assert!(
+        !ok && err.contains("PERMISSION_DENIED") && err.contains("payments"),
+        "{err}"
+    );
+    let (ok, _, err) = keygen(&url, Some(&app), "ed25519");
+    assert!(
+        !ok && err.contains("PERMISSION_DENIED") && err.contains("CreateKey"),
+        "{err}"
+    );
+    assert_eq!(
+        signatures_issued(&s),
+        issued,
+        "no signature for a denied request"
+    );
+
+    // Revoked: refused from now on.
+    let (ok, out, err) = run_cli(
+        &[
+            "apikey",
+            "revoke",
+            "--data-dir",
+            &data,
+            "--name",
+            "payments",
+        ],
+        &[],
+    );
+    assert!(ok && out.contains("revoked"), "{err}");
+    let (ok, _, err) = sign(&url, &app, id1, "pay 3");
+    assert!(
+        !ok && err.contains("UNAUTHENTICATED"),
+        "a revoked key is refused by the running server at once: {err}"
+    );
+    assert_eq!(signatures_issued(&s), issued);
+
+    // The list shows policies and states, never a key.
+    let (ok, out, err) = run_cli(&["apikey", "list", "--data-dir", &data], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ops\tapi-key\ttrue\t*\t*\tunlimited\tactive"),
+        "{out}"
+    );
+    assert!(
+        out.contains("payments\tapi-key\tfalse") && out.contains("revoked"),
+        "{out}"
+    );
+    let access = std::fs::read_to_string(Path::new(&data).join("access.json")).unwrap();
+    for secret in [&ops, &app] {
+        assert!(!out.contains(secret.as_str()) && !access.contains(secret.as_str()));
+        assert!(
+            !s.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(secret.as_str()))
+        );
+    }
+    assert!(s.logged("access denied"));
+}
+
+#[test]
+fn listeners_reachable_from_other_hosts_need_tls_and_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let serve = |extra: &[&str]| {
+        let out = std::process::Command::new(tessera_bin())
+            .args(["serve", "--data-dir", &data, "--backend", "cpu"])
+            .args(extra)
+            .env_remove("TESSERA_KEK")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let local_metrics = ["--metrics-listen", "127.0.0.1:0"];
+    let (ok, err) = serve(&["--listen", "0.0.0.0:0", local_metrics[0], local_metrics[1]]);
+    assert!(!ok);
+    assert!(
+        err.contains("server.listen")
+            && err.contains("authentication is off")
+            && err.contains("--auth api-key"),
+        "{err}"
+    );
+    let (ok, err) = serve(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--auth",
+        "api-key",
+        local_metrics[0],
+        local_metrics[1],
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("without TLS") && err.contains("--tls-cert"),
+        "{err}"
+    );
+    let (ok, err) = serve(&["--listen", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:0"]);
+    assert!(!ok && err.contains("server.metrics_listen"), "{err}");
+
+    // On loopback, authentication may be off, with a warning.
+    let s = Server::start(Path::new(&data), &[]);
+    assert!(s.logged("authentication is off"));
+}
