@@ -30,7 +30,9 @@ pub fn status_of(rpc: &'static str, e: &Error) -> Status {
         }
         ErrorKind::ResourceExhausted => {
             let retry = match e {
-                Error::Overloaded { retry_after, .. } => Some(*retry_after),
+                Error::Overloaded { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
+                    Some(*retry_after)
+                }
                 _ => None,
             };
             Status::with_error_details(

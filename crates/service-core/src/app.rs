@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::Event;
-use crate::auth::{Auth, AuthMode, Caller, Credential, api_key_hash};
+use crate::auth::{Auth, AuthMode, Caller, Credential, RateLimits, api_key_hash};
 use crate::coordinator::{Coordinator, Cost, JobBatcher, Signature, run_jobs};
 use crate::error::joined;
 use crate::jobs::{Job, JobOutput};
@@ -64,6 +64,7 @@ pub struct App {
     backend: String,
     auth: Auth,
     operator: Arc<Caller>,
+    rates: RateLimits,
 }
 
 /// The parts an [`App`] is built from.
@@ -291,6 +292,7 @@ impl App {
             backend: parts.backend,
             auth: parts.auth,
             operator: Arc::new(Caller::operator()),
+            rates: RateLimits::default(),
         }
     }
 
@@ -302,8 +304,15 @@ impl App {
     /// Who is calling: the local operator when authentication is off; otherwise the client
     /// the credential belongs to. No or an unknown credential is
     /// [`Error::Unauthenticated`]; a verified certificate whose identity has no policy is
-    /// [`Error::PermissionDenied`] (and an audit event).
+    /// [`Error::PermissionDenied`] (and an audit event); a client over its policy's rate is
+    /// [`Error::RateLimited`].
     pub async fn authenticate(&self, credential: &Credential) -> Result<Arc<Caller>, Error> {
+        let caller = self.identify(credential).await?;
+        self.rates.admit(&caller)?;
+        Ok(caller)
+    }
+
+    async fn identify(&self, credential: &Credential) -> Result<Arc<Caller>, Error> {
         match (self.auth.mode, credential) {
             (AuthMode::None, _) => Ok(Arc::clone(&self.operator)),
             (AuthMode::ApiKey, Credential::ApiKey(key)) => self

@@ -8,7 +8,12 @@
 //! into a [`Caller`] through the [`Clients`] port, whose adapter keeps the registered clients
 //! (`signer-service`'s access file).
 
+use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -217,6 +222,45 @@ impl Auth {
     }
 }
 
+/// One token bucket per client with a rate in its policy (GCRA, burst = one second's worth).
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    buckets: std::sync::Mutex<HashMap<String, (u32, Arc<DefaultDirectRateLimiter>)>>,
+}
+
+impl RateLimits {
+    /// Admits one request of `caller`, or says how long until the next one would be admitted.
+    pub fn admit(&self, caller: &Caller) -> Result<(), crate::Error> {
+        let Some(rate) = caller.policy.rate_per_s.and_then(NonZeroU32::new) else {
+            return Ok(());
+        };
+        let bucket = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = buckets.entry(caller.name.clone()).or_insert_with(|| {
+                (
+                    rate.get(),
+                    Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+                )
+            });
+            if entry.0 != rate.get() {
+                // The policy's rate changed (the access file was edited): a fresh bucket.
+                *entry = (
+                    rate.get(),
+                    Arc::new(RateLimiter::direct(Quota::per_second(rate))),
+                );
+            }
+            Arc::clone(&entry.1)
+        };
+        bucket
+            .check()
+            .map_err(|not_until| crate::Error::RateLimited {
+                client: caller.name.clone(),
+                rate_per_s: rate.get(),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+}
+
 /// The prefix of every API key.
 pub const API_KEY_PREFIX: &str = "tsk_";
 
@@ -299,6 +343,36 @@ mod tests {
         let mut p = Policy::everything();
         p.rate_per_s = Some(0);
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn a_client_with_a_rate_gets_that_many_requests_per_second() {
+        let limits = RateLimits::default();
+        let mut c = caller(&["*"], &["*"]);
+        for _ in 0..100 {
+            limits.admit(&c).unwrap();
+        }
+        c.policy.rate_per_s = Some(3);
+        for _ in 0..3 {
+            limits.admit(&c).unwrap();
+        }
+        match limits.admit(&c) {
+            Err(crate::Error::RateLimited {
+                client,
+                rate_per_s: 3,
+                retry_after,
+            }) => {
+                assert_eq!(client, "alice");
+                assert!(retry_after > std::time::Duration::ZERO);
+                assert!(retry_after <= std::time::Duration::from_millis(334));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut other = c.clone();
+        other.name = "bob".into();
+        limits.admit(&other).unwrap();
+        c.policy.rate_per_s = Some(4);
+        limits.admit(&c).unwrap();
     }
 
     #[test]

@@ -36,6 +36,19 @@ pub enum Error {
         /// Suggested back-off.
         retry_after: Duration,
     },
+    /// The client sent more requests per second than its policy's rate allows.
+    #[error(
+        "rate limit: client `{client}` may send {rate_per_s} requests per second; retry after {} ms",
+        retry_after.as_millis()
+    )]
+    RateLimited {
+        /// The client.
+        client: String,
+        /// Its policy's rate.
+        rate_per_s: u32,
+        /// When the next request would be admitted.
+        retry_after: Duration,
+    },
     /// An idempotency key was reused for a different request.
     #[error("idempotency_key was already used for a different request; use a new idempotency_key")]
     IdempotencyConflict,
@@ -169,7 +182,7 @@ impl Error {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::KeyNotFound { .. } => ErrorKind::NotFound,
-            Error::Overloaded { .. } => ErrorKind::ResourceExhausted,
+            Error::Overloaded { .. } | Error::RateLimited { .. } => ErrorKind::ResourceExhausted,
             Error::IdempotencyConflict => ErrorKind::FailedPrecondition,
             Error::ShuttingDown | Error::QuorumUnavailable { .. } | Error::Peer { .. } => {
                 ErrorKind::Unavailable

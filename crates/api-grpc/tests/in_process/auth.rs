@@ -272,3 +272,34 @@ async fn a_key_named_by_id_is_the_only_one_its_client_uses() {
     let listed: Vec<String> = alice.keys().await.into_iter().map(|k| k.key_id).collect();
     assert_eq!(listed, [ed.key_id]);
 }
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_when_to_retry() {
+    let mut limited = policy(false, &["*"], &["*"]);
+    limited.rate_per_s = Some(2);
+    let (h, keys) = harness(vec![("ops", Policy::everything()), ("batch-job", limited)]);
+    let (ops, job) = (h.as_client(&keys[0]), h.as_client(&keys[1]));
+    let k = ops.key(pb::Scheme::Ed25519, "k").await;
+    for i in 0..2u8 {
+        assert!(job.sign(sign_req(&k.key_id, vec![i])).await.is_ok());
+    }
+    let s = job.sign(sign_req(&k.key_id, vec![9])).await.unwrap_err();
+    assert_status(
+        &s,
+        Code::ResourceExhausted,
+        &["batch-job", "2 requests per second"],
+    );
+    let retry = tonic_types::StatusExt::get_details_retry_info(&s).expect("RetryInfo details");
+    let delay = retry.retry_delay.expect("a retry delay");
+    assert!(
+        !delay.is_zero() && delay <= std::time::Duration::from_millis(500),
+        "{delay:?}"
+    );
+    // The limit is the client's own: another client is not slowed.
+    for i in 0..5u8 {
+        assert!(ops.sign(sign_req(&k.key_id, vec![i])).await.is_ok());
+    }
+    // After the delay the client is admitted again.
+    tokio::time::sleep(delay).await;
+    assert!(job.sign(sign_req(&k.key_id, vec![10])).await.is_ok());
+}
