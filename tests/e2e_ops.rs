@@ -388,6 +388,66 @@ async fn wrong_kek_is_a_startup_error_and_the_data_stays_intact() {
     assert!(r.is_ok(), "the key is intact for the right KEK");
 }
 
+/// Someone with write access to the data directory but not the KEK replaces a key's public
+/// key in the database (so `GetKey` would report theirs): the server refuses to start, naming
+/// the file and the key, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_key_metadata_is_a_startup_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: "treasury".into(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(server.terminate().success());
+
+    use redb::{ReadableDatabase, ReadableTable};
+    let file = dir.path().join("tessera.redb");
+    let keys: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("keys");
+    let edited = {
+        let db = redb::Database::open(&file).unwrap();
+        let tx = db.begin_write().unwrap();
+        let edited = {
+            let mut t = tx.open_table(keys).unwrap();
+            let mut rec: serde_json::Value =
+                serde_json::from_slice(t.get(k.key_id.as_str()).unwrap().unwrap().value()).unwrap();
+            rec["public_key"] = serde_json::Value::String("ee".repeat(32));
+            let bytes = serde_json::to_vec(&rec).unwrap();
+            t.insert(k.key_id.as_str(), bytes.as_slice()).unwrap();
+            bytes
+        };
+        tx.commit().unwrap();
+        edited
+    };
+
+    let log = match Server::try_start_full(dir.path(), "cpu", &[], &[]) {
+        Ok(_) => panic!("a server started over an edited key record"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains(&k.key_id)
+            && log.contains("tessera.redb")
+            && log.contains("does not authenticate"),
+        "{log}"
+    );
+    let db = redb::Database::open(&file).unwrap();
+    let tx = db.begin_read().unwrap();
+    let t = tx.open_table(keys).unwrap();
+    assert_eq!(
+        t.get(k.key_id.as_str()).unwrap().unwrap().value(),
+        edited.as_slice(),
+        "nothing overwritten"
+    );
+}
+
 /// A headless start with `--backend auto` (which probes the Vulkan adapters): no Mesa
 /// `XDG_RUNTIME_DIR` noise, and no ANSI colour codes, since stderr is a pipe here; with
 /// `--log-format json` every log line is a JSON object.

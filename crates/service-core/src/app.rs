@@ -456,6 +456,7 @@ impl App {
                 let rec = s
                     .get_key(&id)?
                     .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                rec.verify(sealer.as_ref())?;
                 let plain = sealer.open(&id, &rec.sealed)?;
                 let key = LoadedKey::from_bytes(rec.scheme, &plain)?;
                 Ok((Arc::new(rec), Arc::new(key)))
@@ -603,7 +604,9 @@ impl App {
             created_at_ms,
             owner,
             sealed: self.sealer.seal(&key_id, &key.to_bytes())?,
-        };
+            mac: Vec::new(),
+        }
+        .authenticate(self.sealer.as_ref());
         let view = KeyView::from(&record);
         let fp = fingerprint(&public_key);
         let entry = (!idempotency_key.is_empty())
@@ -643,7 +646,10 @@ impl App {
                 .blocking("key lookup", move |s| Ok(s.get_key(&id)?))
                 .await?;
             match found {
-                Some(r) if caller.may_use(&r) => Ok(KeyView::from(&r)),
+                Some(r) if caller.may_use(&r) => {
+                    r.verify(self.sealer.as_ref())?;
+                    Ok(KeyView::from(&r))
+                }
                 None if caller.policy.names_key(&key_id) => Err(Error::KeyNotFound { key_id }),
                 _ => Err(self.deny(&caller.name, "GetKey", Some(&key_id)).await),
             }
@@ -687,7 +693,10 @@ impl App {
                 .await?;
             let exhausted = chunk.len() <= size;
             after = chunk.last().map(|r| r.key_id.clone());
-            recs.extend(chunk.into_iter().filter(|r| caller.may_use(r)));
+            for r in chunk.into_iter().filter(|r| caller.may_use(r)) {
+                r.verify(self.sealer.as_ref())?;
+                recs.push(r);
+            }
             if exhausted || recs.len() > size {
                 break;
             }

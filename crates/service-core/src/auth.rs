@@ -296,6 +296,7 @@ mod tests {
             created_at_ms: 0,
             owner: owner.into(),
             sealed: vec![],
+            mac: Vec::new(),
         }
     }
 

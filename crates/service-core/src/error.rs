@@ -63,6 +63,15 @@ pub enum Error {
         /// The key whose record failed.
         key_id: String,
     },
+    /// A stored key record's MAC does not verify: its metadata (public key, label, owner, …)
+    /// was edited, or the KEK is not the one it was stored under.
+    #[error(
+        "stored key record `{key_id}` does not authenticate under the key-encryption key (its metadata was edited, or the KEK is wrong)"
+    )]
+    RecordTampered {
+        /// The key whose record failed.
+        key_id: String,
+    },
     /// Sealing key material under the key-encryption key failed.
     #[error("sealing key material failed")]
     Seal,
@@ -200,6 +209,7 @@ impl Error {
                 crate::peer::RemoteKind::PermissionDenied => ErrorKind::PermissionDenied,
             },
             Error::Decrypt { .. }
+            | Error::RecordTampered { .. }
             | Error::Seal
             | Error::Storage(_)
             | Error::Protocol(_)

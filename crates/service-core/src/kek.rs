@@ -70,6 +70,18 @@ impl Kek {
 }
 
 impl Sealer for Kek {
+    /// HMAC-SHA256 under [`Kek::subkey`]`("key-record")`.
+    fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let key = self.subkey("key-record");
+        let mut out = [0u8; 32];
+        if let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_slice()) {
+            mac.update(data);
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
     /// Encrypts `plaintext` for `key_id` under a fresh random nonce.
     fn seal(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.key));

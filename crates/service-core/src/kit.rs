@@ -25,6 +25,7 @@ pub fn record(key_id: &str) -> KeyRecord {
         created_at_ms: 5,
         owner: format!("owner of {key_id}"),
         sealed: format!("sealed {key_id}").into_bytes(),
+        mac: Vec::new(),
     }
 }
 

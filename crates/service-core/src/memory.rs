@@ -52,6 +52,12 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Overwrites a stored key record in place, as someone with write access to the storage
+    /// (but not the KEK) could: for tests of tamper detection.
+    pub fn overwrite_key(&self, record: KeyRecord) {
+        self.lock().keys.insert(record.key_id.clone(), record);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -610,7 +610,9 @@ impl Party {
             created_at_ms: key.created_at_ms,
             owner: key.owner,
             sealed: self.sealer.seal(&key.key_id, &loaded.to_bytes())?,
-        };
+            mac: Vec::new(),
+        }
+        .authenticate(self.sealer.as_ref());
         let store = Arc::clone(&self.store);
         joined(
             "key insert",
@@ -640,6 +642,7 @@ impl Party {
                 let rec = store
                     .get_key(&id)?
                     .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                rec.verify(sealer.as_ref())?;
                 let plain = sealer.open(&id, &rec.sealed)?;
                 LoadedKey::from_bytes(rec.scheme, &plain)
             })

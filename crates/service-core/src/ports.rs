@@ -91,6 +91,58 @@ pub struct KeyRecord {
     /// Key material sealed under the KEK with the key id as associated data.
     #[serde(with = "hex::serde")]
     pub sealed: Vec<u8>,
+    /// [`Sealer::mac`] of [`KeyRecord::authenticated_bytes`]: the whole record, public
+    /// metadata included, is authenticated under the KEK, so an edited public key, label or
+    /// owner is detected rather than reported.
+    #[serde(default, with = "hex::serde")]
+    pub mac: Vec<u8>,
+}
+
+impl KeyRecord {
+    /// What the record's MAC covers: every other field, length-prefixed, the sealed key
+    /// material by its SHA-256.
+    pub fn authenticated_bytes(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut out = b"tessera/v1/key-record\0".to_vec();
+        let sealed = Sha256::digest(&self.sealed);
+        for part in [
+            self.key_id.as_bytes(),
+            self.scheme.as_str().as_bytes(),
+            &self.threshold.to_be_bytes(),
+            &self.parties.to_be_bytes(),
+            &self.public_key,
+            self.label.as_bytes(),
+            &self.created_at_ms.to_be_bytes(),
+            self.owner.as_bytes(),
+            sealed.as_slice(),
+        ] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Sets the MAC under `sealer` (after every other field is final).
+    pub fn authenticate(mut self, sealer: &dyn Sealer) -> Self {
+        self.mac = sealer.mac(&self.authenticated_bytes()).to_vec();
+        self
+    }
+
+    /// Checks the MAC: [`crate::Error::RecordTampered`] when any field was changed since it was
+    /// stored (or the KEK is not the one it was stored under).
+    pub fn verify(&self, sealer: &dyn Sealer) -> Result<(), crate::Error> {
+        let expected = sealer.mac(&self.authenticated_bytes());
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_slice(),
+            self.mac.as_slice(),
+        )) {
+            Ok(())
+        } else {
+            Err(crate::Error::RecordTampered {
+                key_id: self.key_id.clone(),
+            })
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyRecord {
@@ -224,4 +276,6 @@ pub trait Sealer: Send + Sync + std::fmt::Debug {
     /// Decrypts a blob made by [`Sealer::seal`] for `key_id`; any tampering, a wrong key id or
     /// a wrong KEK is [`crate::Error::Decrypt`].
     fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, crate::Error>;
+    /// A MAC over `data` under a key derived from the KEK (for stored records' metadata).
+    fn mac(&self, data: &[u8]) -> [u8; 32];
 }

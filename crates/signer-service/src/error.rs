@@ -35,6 +35,17 @@ pub enum Error {
         /// The stored key that failed to open.
         key_id: String,
     },
+    /// A stored key record does not authenticate under the KEK.
+    #[error(
+        "key record `{key_id}` in {} does not authenticate under the key-encryption key: its metadata (public key, label, owner) was edited outside tessera; nothing was changed — restore the data directory from a backup",
+        file.display()
+    )]
+    RecordTampered {
+        /// The database file.
+        file: PathBuf,
+        /// The record.
+        key_id: String,
+    },
     /// The access file (registered clients) is unusable.
     #[error("access file {}: {problem}", path.display())]
     Access {

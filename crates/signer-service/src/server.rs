@@ -79,7 +79,38 @@ fn open_store(cfg: &Config, kek_hex: Option<&str>) -> Result<Storage, Error> {
             key_id: r.key_id.clone(),
         });
     }
+    verify_records(&store, &kek, &cfg.server.data_dir)?;
     Ok((Arc::new(store), Arc::new(kek)))
+}
+
+/// Checks every stored key record's MAC: a record whose metadata was edited (another public
+/// key, label or owner) is a start-up error naming it, before any client is told about it.
+fn verify_records(store: &RedbStore, kek: &Kek, data_dir: &std::path::Path) -> Result<(), Error> {
+    let mut after: Option<String> = None;
+    let mut n = 0u64;
+    loop {
+        let page = store
+            .list_keys(after.as_deref(), 1000)
+            .map_err(|e| Error::App(e.into()))?;
+        for r in &page {
+            if r.verify(kek).is_err() {
+                return Err(Error::RecordTampered {
+                    file: data_dir.join(store_redb::FILE_NAME),
+                    key_id: r.key_id.clone(),
+                });
+            }
+        }
+        n += page.len() as u64;
+        match page.last() {
+            Some(r) if page.len() == 1000 => after = Some(r.key_id.clone()),
+            _ => break,
+        }
+    }
+    tracing::info!(
+        keys = n,
+        "every stored key record authenticates under the KEK"
+    );
+    Ok(())
 }
 
 async fn bind(field: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), Error> {

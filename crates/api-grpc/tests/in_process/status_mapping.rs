@@ -8,7 +8,9 @@ use service_core::ports::{KeyOrigin, KeyRecord, Sealer};
 use service_core::{Kek, KeyRepository, Scheme as CoreScheme};
 use tonic::Code;
 
-use crate::common::{Harness, Options, assert_status, sign_req, sum_samples};
+use std::sync::Arc;
+
+use crate::common::{Harness, KEK, Options, assert_status, sign_req, sum_samples};
 
 #[tokio::test]
 async fn overload_is_resource_exhausted_with_retry_hint() {
@@ -72,7 +74,8 @@ async fn overload_is_resource_exhausted_with_retry_hint() {
 #[tokio::test]
 async fn internal_error_carries_only_a_request_id() {
     const KEY_ID: &str = "0000000000000000000000000000c0de";
-    // A key record sealed under another KEK, as after a store moved to the wrong KEK.
+    // A key record whose key material was sealed under another KEK (its metadata
+    // authenticates under this one).
     let other = Kek::from_bytes([8; 32]);
     let record = KeyRecord {
         key_id: KEY_ID.into(),
@@ -84,7 +87,9 @@ async fn internal_error_carries_only_a_request_id() {
         created_at_ms: 1,
         owner: String::new(),
         sealed: other.seal(KEY_ID, &[3; 100]).unwrap(),
-    };
+        mac: Vec::new(),
+    }
+    .authenticate(&Kek::from_bytes(KEK));
     let h = Harness::new();
     assert_eq!(
         h.store
@@ -138,4 +143,34 @@ async fn internal_error_carries_only_a_request_id() {
             "{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn edited_key_metadata_is_detected_not_reported() {
+    let h = Harness::new();
+    let k = h.key(Scheme::Ed25519, "genuine").await;
+    let before = h.signature_events();
+    // Someone with write access to the store, but not the KEK, swaps in their own public key.
+    let mut rec = h.store.get_key(&k.key_id).unwrap().unwrap();
+    rec.public_key = vec![0xee; 32];
+    h.store.overwrite_key(rec);
+    // A fresh API over the same store (no cached copy of the key).
+    let h2 = Harness::over(Arc::clone(&h.store), Options::default());
+    let s = h2.get_key(&k.key_id).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Internal, "{s:?}");
+    assert!(!s.message().contains("ee"), "{s:?}");
+    assert_eq!(
+        h2.list(0, "").await.unwrap_err().code(),
+        tonic::Code::Internal
+    );
+    let s = h2
+        .sign(sign_req(&k.key_id, b"m".to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::Internal);
+    assert_eq!(
+        h2.signature_events(),
+        before,
+        "nothing signed with an edited record"
+    );
 }
