@@ -9,23 +9,32 @@ use std::path::Path;
 
 use test_support::{Server, ed25519_ok, run_cli, tessera_bin};
 
-/// A data directory with a private KEK file; returns the directory as a string.
-fn data_dir(root: &Path) -> String {
+/// A data directory and a private KEK file beside it (authentication needs an explicit KEK
+/// source); returns both as strings.
+fn data_dir(root: &Path) -> (String, String) {
     let d = root.join("data");
-    std::fs::create_dir_all(&d).unwrap();
-    let kek = d.join("kek");
+    let kek = root.join("kek.hex");
     std::fs::write(&kek, "5a".repeat(32)).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    d.display().to_string()
+    (d.display().to_string(), kek.display().to_string())
 }
 
 /// `tessera apikey create` with `extra`; returns the printed key.
-fn new_key(data: &str, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["apikey", "create", "--data-dir", data, "--name", name];
+fn new_key((data, kek): (&str, &str), name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "apikey",
+        "create",
+        "--data-dir",
+        data,
+        "--kek-file",
+        kek,
+        "--name",
+        name,
+    ];
     args.extend_from_slice(extra);
     let (ok, out, err) = run_cli(&args, &[]);
     assert!(ok, "{err}");
@@ -84,10 +93,11 @@ fn signatures_issued(s: &Server) -> f64 {
 #[test]
 fn api_keys_and_policies_gate_every_call() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
-    let ops = new_key(&data, "ops", &["--admin", "--keys", "*"]);
+    let (data, kek) = data_dir(dir.path());
+    let files = (data.as_str(), kek.as_str());
+    let ops = new_key(files, "ops", &["--admin", "--keys", "*"]);
     assert!(ops.starts_with("tsk_") && ops.len() == 68, "{ops}");
-    let s = Server::start(Path::new(&data), &["--auth", "api-key"]);
+    let s = Server::start(Path::new(&data), &["--auth", "api-key", "--kek-file", &kek]);
     assert!(s.logged("authentication api-key: 1 client(s)"));
     let url = s.url.clone();
 
@@ -113,7 +123,7 @@ fn api_keys_and_policies_gate_every_call() {
     );
 
     // An application key for k1 only, added while the server runs.
-    let app = new_key(&data, "payments", &["--keys", id1, "--schemes", "ed25519"]);
+    let app = new_key(files, "payments", &["--keys", id1, "--schemes", "ed25519"]);
     let (ok, out, err) = sign(&url, &app, id1, "pay 1");
     assert!(ok, "a key made while the server runs works at once: {err}");
     let signed = json(&out);
@@ -149,6 +159,8 @@ fn api_keys_and_policies_gate_every_call() {
             "revoke",
             "--data-dir",
             &data,
+            "--kek-file",
+            &kek,
             "--name",
             "payments",
         ],
@@ -163,7 +175,10 @@ fn api_keys_and_policies_gate_every_call() {
     assert_eq!(signatures_issued(&s), issued);
 
     // The list shows policies and states, never a key.
-    let (ok, out, err) = run_cli(&["apikey", "list", "--data-dir", &data], &[]);
+    let (ok, out, err) = run_cli(
+        &["apikey", "list", "--data-dir", &data, "--kek-file", &kek],
+        &[],
+    );
     assert!(ok, "{err}");
     assert!(
         out.contains("ops\tapi-key\ttrue\t*\t*\tunlimited\tactive"),
@@ -190,7 +205,7 @@ fn api_keys_and_policies_gate_every_call() {
 #[test]
 fn listeners_reachable_from_other_hosts_need_tls_and_authentication() {
     let dir = tempfile::tempdir().unwrap();
-    let data = data_dir(dir.path());
+    let (data, _) = data_dir(dir.path());
     let serve = |extra: &[&str]| {
         let out = std::process::Command::new(tessera_bin())
             .args(["serve", "--data-dir", &data, "--backend", "cpu"])
@@ -227,6 +242,20 @@ fn listeners_reachable_from_other_hosts_need_tls_and_authentication() {
     );
     let (ok, err) = serve(&["--listen", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:0"]);
     assert!(!ok && err.contains("server.metrics_listen"), "{err}");
+
+    // Authentication needs an explicit KEK source, not one generated beside the data.
+    let (ok, err) = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--auth",
+        "api-key",
+        local_metrics[0],
+        local_metrics[1],
+    ]);
+    assert!(
+        !ok && err.contains("storage.kek_file") && err.contains("--kek-file"),
+        "{err}"
+    );
 
     // On loopback, authentication may be off, with a warning.
     let s = Server::start(Path::new(&data), &[]);

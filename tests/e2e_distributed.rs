@@ -275,7 +275,10 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
     }
     let keks: Vec<service_core::Kek> = (1..=3u16)
         .map(|i| {
-            let hex = std::fs::read_to_string(cl.data_dir(i).join("kek")).unwrap();
+            // `init-cluster` writes each node's KEK beside its config, off its data directory.
+            let node_dir = cl.data_dir(i).parent().unwrap().to_owned();
+            assert!(!cl.data_dir(i).join("kek").exists());
+            let hex = std::fs::read_to_string(node_dir.join("kek")).unwrap();
             service_core::Kek::from_hex(&hex).unwrap()
         })
         .collect();

@@ -68,9 +68,23 @@ fn https(s: &Server) -> String {
     s.url.replacen("http://", "https://", 1)
 }
 
+/// Writes a private KEK file `<name>.kek` in `dir` (a TLS configuration needs an explicit KEK);
+/// returns its path.
+fn kek_file(dir: &Path, name: &str) -> String {
+    let path = dir.join(format!("{name}.kek"));
+    std::fs::write(&path, "42".repeat(32)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path.display().to_string()
+}
+
 fn start(dir: &Path, data: &str, mtls: bool) -> Server {
     let (cert, key, ca) = (p(dir, "server.pem"), p(dir, "server.key"), p(dir, "ca.pem"));
-    let mut flags = vec!["--tls-cert", &cert, "--tls-key", &key];
+    let kek = kek_file(dir, data);
+    let mut flags = vec!["--tls-cert", &cert, "--tls-key", &key, "--kek-file", &kek];
     if mtls {
         flags.extend(["--client-ca", &ca]);
     }
@@ -250,20 +264,15 @@ fn with_auth_mtls_the_certificate_identity_needs_a_policy() {
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
     let data = dir.path().join("auth");
-    std::fs::create_dir_all(&data).unwrap();
-    let kek = data.join("kek");
-    std::fs::write(&kek, "42".repeat(32)).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let kek = kek_file(dir.path(), "auth");
     let data_s = data.display().to_string();
     let (ok, out, err) = cli(&[
         "apikey",
         "create",
         "--data-dir",
         &data_s,
+        "--kek-file",
+        &kek,
         "--name",
         "client-1.example",
         "--certificate",
@@ -287,6 +296,8 @@ fn with_auth_mtls_the_certificate_identity_needs_a_policy() {
             &ca,
             "--auth",
             "mtls",
+            "--kek-file",
+            &kek,
         ],
     );
     assert!(s.logged("authentication mtls: 1 client(s)"));

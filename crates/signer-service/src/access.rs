@@ -163,6 +163,12 @@ struct EditLock(PathBuf);
 
 impl EditLock {
     fn take(path: &Path) -> Result<Self, Error> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                context: format!("creating {}", dir.display()),
+                source: e,
+            })?;
+        }
         let lock = path.with_extension("json.lock");
         let start = Instant::now();
         loop {

@@ -80,6 +80,13 @@ pub fn init(parties: u16, out: &Path, base_port: u16, host: IpAddr) -> Result<Ve
         std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         write(&dir.join("node.pem"), &node.cert_pem, false)?;
         write(&dir.join("node.key"), &node.key_pem, true)?;
+        let kek = {
+            use rand_core::{OsRng, RngCore};
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            OsRng.fill_bytes(k.as_mut_slice());
+            zeroize::Zeroizing::new(hex::encode(k.as_slice()))
+        };
+        write(&dir.join("kek"), &kek, true)?;
         let (api, metrics, peer) = ports(base_port, node.id)?;
         let mut text = format!(
             "# Node {id} of a {parties}-node Tessera cluster, written by `tessera init-cluster`.\n\
@@ -88,6 +95,9 @@ pub fn init(parties: u16, out: &Path, base_port: u16, host: IpAddr) -> Result<Ve
              listen = \"{api}\"\n\
              metrics_listen = \"{metrics}\"\n\
              data_dir = {data}\n\n\
+             [storage]\n\
+             # This node's key-encryption key (keep it off the data directory's backups).\n\
+             kek_file = {kek}\n\n\
              [cluster]\n\
              party_id = {id}\n\
              peer_listen = \"{peer}\"\n\
@@ -101,6 +111,7 @@ pub fn init(parties: u16, out: &Path, base_port: u16, host: IpAddr) -> Result<Ve
             metrics = SocketAddr::new(host, metrics),
             peer = SocketAddr::new(host, peer),
             data = toml_path(&dir.join("data")),
+            kek = toml_path(&dir.join("kek")),
             ca = toml_path(&ca),
             cert = toml_path(&dir.join("node.pem")),
             key = toml_path(&dir.join("node.key")),
@@ -150,12 +161,16 @@ mod tests {
                     .contains("PRIVATE KEY")
             );
             assert!(c.ca.ends_with("ca.pem"));
+            let kek = cfg.storage.kek_file.clone().unwrap();
+            assert_eq!(std::fs::read_to_string(&kek).unwrap().len(), 64);
             assert_eq!(cfg.server.listen.port(), 7100 + 10 * (i as u16 + 1));
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&c.key).unwrap().permissions().mode();
-                assert_eq!(mode & 0o077, 0, "the node key is private");
+                for secret in [&c.key, &kek] {
+                    let mode = std::fs::metadata(secret).unwrap().permissions().mode();
+                    assert_eq!(mode & 0o077, 0, "{} is private", secret.display());
+                }
             }
         }
         let again = init(3, &out, 7100, IpAddr::from([127, 0, 0, 1])).unwrap_err();

@@ -293,7 +293,7 @@ pub struct BatcherLayer {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageLayer {
-    /// File with the 32-byte key-encryption key as hex, readable by its owner only (a file other users can read is refused); TESSERA_KEK (the hex key itself) wins over it; with neither, DATA_DIR/kek is generated (mode 0600) on first run with a loud warning [default: none]
+    /// File with the 32-byte key-encryption key as hex, readable by its owner only (a file other users can read is refused); TESSERA_KEK (the hex key itself) wins over it; with neither, DATA_DIR/kek is generated (mode 0600) on first run with a loud warning, which only the unconfigured trial may do: TLS, authentication or a cluster need one of the two [default: none]
     #[arg(long, env = "TESSERA_KEK_FILE", value_name = "FILE")]
     pub kek_file: Option<PathBuf>,
 }

@@ -55,6 +55,13 @@ fn open_store(cfg: &Config, kek_hex: Option<&str>) -> Result<Storage, Error> {
         context: format!("creating data dir {}", cfg.server.data_dir.display()),
         source: e,
     })?;
+    let guarded = cfg.server.tls.is_some() || cfg.auth != AuthMode::None || cfg.cluster.is_some();
+    if guarded && kek_hex.is_none() && cfg.storage.kek_file.is_none() {
+        return Err(Error::Config {
+            field: "storage.kek_file".into(),
+            problem: "with TLS, authentication or cluster peers configured, the key-encryption key must come from an explicit source: set --kek-file FILE (a private file kept apart from the data directory) or TESSERA_KEK; DATA_DIR/kek is only generated for the unconfigured trial".into(),
+        });
+    }
     let (kek, source) = kek::resolve(
         kek_hex,
         cfg.storage.kek_file.as_deref(),
