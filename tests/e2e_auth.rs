@@ -261,3 +261,97 @@ fn listeners_reachable_from_other_hosts_need_tls_and_authentication() {
     let s = Server::start(Path::new(&data), &[]);
     assert!(s.logged("authentication is off"));
 }
+
+#[test]
+fn kek_rotation_re_keys_everything_and_retires_the_old_kek() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, kek) = data_dir(dir.path());
+    let ops = new_key((data.as_str(), kek.as_str()), "ops", &["--admin"]);
+    let s = Server::start(Path::new(&data), &["--auth", "api-key", "--kek-file", &kek]);
+    let (ok, out, err) = keygen(&s.url, Some(&ops), "ed25519");
+    assert!(ok, "{err}");
+    let key = json(&out);
+    let id = key["key_id"].as_str().unwrap().to_owned();
+    assert!(sign(&s.url, &ops, &id, "before").0);
+    assert!(s.terminate().success());
+
+    let new_kek = dir.path().join("new.kek").display().to_string();
+    let (ok, out, err) = run_cli(
+        &[
+            "kek",
+            "rotate",
+            "--data-dir",
+            &data,
+            "--kek-file",
+            &kek,
+            "--new-kek-file",
+            &new_kek,
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 key records re-sealed") && out.contains("2 audit events re-chained"),
+        "{out}"
+    );
+    assert!(out.contains("generated"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&new_kek).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the generated KEK is private");
+    }
+
+    // The old KEK no longer opens the data directory; nothing was lost under the new one.
+    let old = Server::try_start_full(
+        Path::new(&data),
+        "cpu",
+        &["--auth", "api-key", "--kek-file", &kek],
+        &[],
+    );
+    assert!(old.is_err(), "the old KEK was retired");
+    let s = Server::start(
+        Path::new(&data),
+        &["--auth", "api-key", "--kek-file", &new_kek],
+    );
+    let (ok, out, err) = sign(&s.url, &ops, &id, "after");
+    assert!(
+        ok,
+        "the same key and the same API key work after the rotation: {err}"
+    );
+    let sig = json(&out);
+    let pk = hex::decode(key["public_key"].as_str().unwrap()).unwrap();
+    let sig = hex::decode(sig["signature"].as_str().unwrap()).unwrap();
+    assert!(
+        ed25519_ok(&pk, b"after", &sig),
+        "under the original public key"
+    );
+    assert!(s.terminate().success());
+    let (ok, out, err) = run_cli(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            &data,
+            "--kek-file",
+            &new_kek,
+        ],
+        &[],
+    );
+    assert!(ok && out.contains("3 events, chain intact"), "{out}{err}");
+    // Rotating to the KEK already in use is refused.
+    let (ok, _, err) = run_cli(
+        &[
+            "kek",
+            "rotate",
+            "--data-dir",
+            &data,
+            "--kek-file",
+            &new_kek,
+            "--new-kek-file",
+            &new_kek,
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("in use"), "{err}");
+}

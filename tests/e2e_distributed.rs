@@ -283,7 +283,8 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
         })
         .collect();
     for i in 1..=3u16 {
-        let store = store_redb::RedbStore::open(&cl.data_dir(i)).unwrap();
+        let chain = service_core::audit::ChainKey::of(&keks[usize::from(i) - 1]);
+        let store = store_redb::RedbStore::open(&cl.data_dir(i), chain).unwrap();
         for (scheme, k) in &keys {
             use service_core::{KeyRepository, Sealer};
             let rec = store

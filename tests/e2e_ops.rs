@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use api_proto::{CreateKeyRequest, Scheme, SignRequest, VerifyRequest};
-use test_support::Server;
+use test_support::{Server, run_cli};
 use tokio_stream::StreamExt;
 
 #[tokio::test]
@@ -445,6 +445,71 @@ async fn edited_key_metadata_is_a_startup_error_naming_the_file() {
         t.get(k.key_id.as_str()).unwrap().unwrap().value(),
         edited.as_slice(),
         "nothing overwritten"
+    );
+}
+
+/// An audit event edited behind the server's back (a signature's message hash replaced):
+/// `tessera audit verify` names it and exits 1, and the server refuses to start over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_audit_event_is_found_by_audit_verify_and_at_start_up() {
+    use redb::ReadableTable;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let k = c
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: String::new(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for m in [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()] {
+        c.sign(SignRequest {
+            key_id: k.key_id.clone(),
+            message: m,
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap();
+    }
+    assert!(server.terminate().success());
+    let data = dir.path().display().to_string();
+    let (ok, out, err) = run_cli(&["audit", "verify", "--data-dir", &data], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("4 events, chain intact"), "{out}");
+
+    let events: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+    {
+        let db = redb::Database::open(dir.path().join("tessera.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(events).unwrap();
+            let mut env: serde_json::Value =
+                serde_json::from_slice(t.get(2).unwrap().unwrap().value()).unwrap();
+            env["event"]["message_sha256"] = serde_json::Value::String("ee".repeat(32));
+            t.insert(2, serde_json::to_vec(&env).unwrap().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let (ok, _, err) = run_cli(&["audit", "verify", "--data-dir", &data], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("tessera.redb") && err.contains("event 2"),
+        "{err}"
+    );
+    let log = match Server::try_start_full(dir.path(), "cpu", &[], &[]) {
+        Ok(_) => panic!("a server started over an edited audit log"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains("tessera.redb") && log.contains("event 2"),
+        "{log}"
     );
 }
 

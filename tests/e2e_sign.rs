@@ -232,11 +232,14 @@ async fn sign_verify_taproot_and_restart() {
     assert!(server.terminate().success());
 
     // The audit trail: a KeyCreated per key and a SignatureIssued (message hash only) per
-    // signature, hash-chained.
+    // signature, chained under the KEK (here the generated DATA_DIR/kek).
     use service_core::AuditLog;
-    use service_core::audit::Event;
+    use service_core::audit::{ChainKey, Event};
     use store_redb::RedbStore;
-    let store = RedbStore::open(dir.path()).unwrap();
+    let kek =
+        service_core::Kek::from_hex(&std::fs::read_to_string(dir.path().join("kek")).unwrap())
+            .unwrap();
+    let store = RedbStore::open(dir.path(), ChainKey::of(&kek)).unwrap();
     let total = 2 + 2 * PER_SCHEME + 12 + 2;
     assert_eq!(store.verify_audit_chain().unwrap(), total as u64);
     let events = store.events(None, total + 1).unwrap();

@@ -239,6 +239,7 @@ fn bad_tls_settings_are_start_up_errors_naming_the_field() {
     let cert = p(dir.path(), "server.pem");
     let ca = p(dir.path(), "ca.pem");
     let missing = p(dir.path(), "missing.pem");
+    let kek = kek_file(dir.path(), "d");
     for (args, needle) in [
         (vec!["--tls-cert", cert.as_str()], "server.tls_key"),
         (vec!["--client-ca", ca.as_str()], "server.client_ca"),
@@ -250,6 +251,7 @@ fn bad_tls_settings_are_start_up_errors_naming_the_field() {
         let out = Command::new(tessera_bin())
             .args(["serve", "--data-dir", &data, "--listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0", "--backend", "cpu"])
+            .args(["--kek-file", &kek])
             .args(&args)
             .output()
             .unwrap();

@@ -1,9 +1,14 @@
 //! The audit trail's events and their hash chain: each stored envelope carries the previous
 //! envelope's hash, so editing, reordering or deleting any stored event breaks the chain from
-//! that point on. Every storage adapter stores the same envelopes, so one verifier serves all.
+//! that point on. The chain's hashes are MACs (HMAC-SHA256 under a [`ChainKey`] derived from
+//! the KEK), so whoever can write the store but does not hold the KEK cannot recompute the
+//! chain after an edit either. Every storage adapter stores the same envelopes, so one verifier
+//! serves all.
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::Scheme;
 use crate::ports::{KeyOrigin, StoreError};
@@ -56,13 +61,36 @@ pub enum Event {
     },
 }
 
+/// The key of the audit chain's MACs: `Kek::subkey("audit-chain")` in a deployment.
+#[derive(Clone)]
+pub struct ChainKey(Zeroizing<[u8; 32]>);
+
+impl ChainKey {
+    /// A chain key from its bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The chain key of a KEK.
+    pub fn of(kek: &crate::Kek) -> Self {
+        Self(kek.subkey("audit-chain"))
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(<redacted>)")
+    }
+}
+
 /// How an event is stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Hash of the previous envelope (zeros for the first).
     #[serde(with = "hex::serde")]
     pub prev: Vec<u8>,
-    /// SHA-256("tessera/v1/audit\0" ‖ prev ‖ canonical JSON of `event`).
+    /// HMAC-SHA256 under the [`ChainKey`] of "tessera/v1/audit\0" ‖ prev ‖ canonical JSON of
+    /// `event`.
     #[serde(with = "hex::serde")]
     pub hash: Vec<u8>,
     /// The event.
@@ -79,18 +107,19 @@ fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
     }
 }
 
-fn chain_hash(prev: &[u8], event: &Event) -> Result<Vec<u8>, StoreError> {
-    let mut h = Sha256::new();
+fn chain_hash(key: &ChainKey, prev: &[u8], event: &Event) -> Result<Vec<u8>, StoreError> {
+    let mut h = <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_slice())
+        .map_err(|e| StoreError::Engine(Box::new(std::io::Error::other(e.to_string()))))?;
     h.update(b"tessera/v1/audit\0");
     h.update(prev);
-    h.update(serde_json::to_vec(event).map_err(|e| corrupt("audit event", e))?);
-    Ok(h.finalize().to_vec())
+    h.update(&serde_json::to_vec(event).map_err(|e| corrupt("audit event", e))?);
+    Ok(h.finalize().into_bytes().to_vec())
 }
 
 impl Envelope {
     /// Chains `event` after the envelope whose hash is `prev`.
-    pub fn seal(prev: &[u8], event: Event) -> Result<Self, StoreError> {
-        let hash = chain_hash(prev, &event)?;
+    pub fn seal(key: &ChainKey, prev: &[u8], event: Event) -> Result<Self, StoreError> {
+        let hash = chain_hash(key, prev, &event)?;
         Ok(Self {
             prev: prev.to_vec(),
             hash,
@@ -112,6 +141,7 @@ impl Envelope {
 /// Checks a whole chain given in sequence order; returns the number of events or the first
 /// broken one.
 pub fn verify_chain(
+    key: &ChainKey,
     envelopes: impl IntoIterator<Item = Result<(u64, Envelope), StoreError>>,
 ) -> Result<u64, StoreError> {
     let mut prev = GENESIS.to_vec();
@@ -125,7 +155,11 @@ pub fn verify_chain(
         if env.prev != prev {
             return Err(broken("previous-hash mismatch"));
         }
-        if chain_hash(&prev, &env.event)? != env.hash {
+        let mac = chain_hash(key, &prev, &env.event)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            mac.as_slice(),
+            env.hash.as_slice(),
+        )) {
             return Err(broken("content does not match its hash"));
         }
         prev = env.hash;

@@ -5,17 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::audit::{Envelope, Event, GENESIS, verify_chain};
+use crate::audit::{ChainKey, Envelope, Event, GENESIS, verify_chain};
 use crate::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
     KeyRepository, RecordDone, Recorded, SignatureRecord, StoreError, now_ms,
 };
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     keys: BTreeMap<String, KeyRecord>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     events: Vec<Envelope>,
+    chain: ChainKey,
 }
 
 impl Inner {
@@ -24,7 +25,7 @@ impl Inner {
             .events
             .last()
             .map_or(GENESIS.to_vec(), |e| e.hash.clone());
-        let env = Envelope::seal(&prev, event)?;
+        let env = Envelope::seal(&self.chain, &prev, event)?;
         self.events.push(env);
         Ok(())
     }
@@ -41,15 +42,28 @@ impl Inner {
 }
 
 /// The in-memory store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store whose audit chain is keyed with a fixed test key.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            inner: Mutex::new(Inner {
+                keys: BTreeMap::new(),
+                idempotency: HashMap::new(),
+                events: Vec::new(),
+                chain: ChainKey::new([0x5a; 32]),
+            }),
+        }
     }
 
     /// Overwrites a stored key record in place, as someone with write access to the storage
@@ -172,6 +186,7 @@ impl AuditLog for MemoryStore {
     fn verify_audit_chain(&self) -> Result<u64, StoreError> {
         let st = self.lock();
         verify_chain(
+            &st.chain,
             st.events
                 .iter()
                 .enumerate()

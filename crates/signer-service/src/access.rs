@@ -111,6 +111,18 @@ pub fn read(path: &Path, key: &[u8; 32]) -> Result<Vec<Entry>, Error> {
     let expected = mac_of(key, &body.clients)?;
     let ok: bool = subtle::ConstantTimeEq::ct_eq(expected.as_slice(), body.mac.as_slice()).into();
     if !ok {
+        let staged = crate::rotate::staged(path);
+        if staged.exists() {
+            return Err(access_err(
+                path,
+                format!(
+                    "its MAC does not verify, and {} exists: a `tessera kek rotate` was interrupted after the database was re-keyed; move {} over {} to finish it",
+                    staged.display(),
+                    staged.display(),
+                    path.display()
+                ),
+            ));
+        }
         return Err(access_err(
             path,
             "its MAC does not verify: the file was edited outside `tessera apikey`, or the KEK is not the one it was written with",
@@ -120,7 +132,7 @@ pub fn read(path: &Path, key: &[u8; 32]) -> Result<Vec<Entry>, Error> {
 }
 
 /// Writes `clients` to `path` atomically (a synced temporary file renamed over it), mode 0600.
-fn write(path: &Path, key: &[u8; 32], clients: Vec<Entry>) -> Result<(), Error> {
+pub fn write(path: &Path, key: &[u8; 32], clients: Vec<Entry>) -> Result<(), Error> {
     let mac = mac_of(key, &clients)?;
     let text = serde_json::to_vec_pretty(&FileBody {
         version: 1,

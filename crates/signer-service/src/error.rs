@@ -46,6 +46,16 @@ pub enum Error {
         /// The record.
         key_id: String,
     },
+    /// The audit log does not verify (an event was edited, reordered or removed, or the KEK is
+    /// not the one it was written under).
+    #[error("audit log in {}; nothing was changed (`tessera audit verify` re-checks it)", file.display())]
+    Audit {
+        /// The database file.
+        file: PathBuf,
+        /// Which event and why.
+        #[source]
+        source: service_core::StoreError,
+    },
     /// The access file (registered clients) is unusable.
     #[error("access file {}: {problem}", path.display())]
     Access {

@@ -93,6 +93,24 @@ pub fn resolve(
     if p.exists() {
         return Ok((read(&p)?, KekSource::DataDir(p)));
     }
+    Ok((generate(&p)?, KekSource::Generated(p)))
+}
+
+/// The KEK in `path`, or a new one generated there (mode 0600, never overwriting); says
+/// whether it was generated.
+pub fn read_or_generate(path: &Path) -> Result<(Kek, bool), Error> {
+    if path.exists() {
+        refuse_shared(path)?;
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Io {
+            context: format!("reading KEK file {}", path.display()),
+            source: e,
+        })?);
+        return Ok((parse(&path.display().to_string(), &text)?, false));
+    }
+    Ok((generate(path)?, true))
+}
+
+fn generate(p: &Path) -> Result<Kek, Error> {
     let mut key = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(key.as_mut_slice());
     let text = Zeroizing::new(hex::encode(key.as_slice()));
@@ -104,10 +122,10 @@ pub fn resolve(
         context: format!("creating KEK file {}", p.display()),
         source: e,
     };
-    let mut f = opts.open(&p).map_err(io)?;
+    let mut f = opts.open(p).map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
-    Ok((Kek::from_bytes(*key), KekSource::Generated(p)))
+    Ok(Kek::from_bytes(*key))
 }
 
 /// [`resolve`] for commands that work on an existing data directory: never generates a KEK.

@@ -11,6 +11,7 @@ mod cluster;
 mod config;
 mod error;
 mod kek;
+mod rotate;
 mod server;
 
 use std::path::PathBuf;
@@ -102,10 +103,70 @@ enum Command {
     /// the KEK the server runs with (TESSERA_KEK, --kek-file, or DATA_DIR/kek). A running
     /// server picks changes up within a second.
     Apikey(ApikeyArgs),
+    /// Key-encryption key operations on a stopped server's data directory.
+    Kek(KekArgs),
+    /// Check a stopped server's audit log: re-computes the keyed hash chain of every event and
+    /// names the first one edited, reordered or removed. Needs the server's KEK (TESSERA_KEK,
+    /// --kek-file, or DATA_DIR/kek).
+    Audit(AuditArgs),
     /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
     /// 16, … up to --max-batch) the per-item cost and throughput, the GPU adapter's name and
     /// the batch size from which the GPU beats the CPU backends. Progress goes to stderr.
     BenchAccel(BenchAccelArgs),
+}
+
+#[derive(Args, Debug)]
+struct KekArgs {
+    #[command(subcommand)]
+    action: KekAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum KekAction {
+    /// Re-encrypt every key record, re-chain the audit log and re-authenticate the access
+    /// file under a new KEK, all checked under the old one first; the database changes in one
+    /// transaction. The old KEK comes from TESSERA_KEK, --kek-file or DATA_DIR/kek.
+    Rotate(KekRotateArgs),
+}
+
+#[derive(Args, Debug)]
+struct KekRotateArgs {
+    #[command(flatten)]
+    store: AccessStoreArgs,
+    /// The new KEK (64 hex digits, a private file); generated there when the file does not
+    /// exist
+    #[arg(long, value_name = "FILE")]
+    new_kek_file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    #[command(subcommand)]
+    action: AuditAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// Verify the audit chain; exits 1 naming the first tampered event.
+    Verify(AccessStoreArgs),
+}
+
+/// `tessera audit verify`.
+fn audit_verify(a: &AccessStoreArgs) -> Result<String, Error> {
+    let env = std::env::var("TESSERA_KEK").ok();
+    let (kek, _) = kek::resolve_existing(env.as_deref(), a.kek_file.as_deref(), &a.data_dir)?;
+    if !a.data_dir.join(store_redb::FILE_NAME).exists() {
+        return Err(Error::usage(
+            "--data-dir",
+            format!("{} holds no database", a.data_dir.display()),
+        ));
+    }
+    let store = store_redb::RedbStore::open(&a.data_dir, service_core::audit::ChainKey::of(&kek))?;
+    let n = server::verify_audit(&store, &a.data_dir)?;
+    Ok(format!(
+        "audit log {}: {n} events, chain intact",
+        a.data_dir.join(store_redb::FILE_NAME).display()
+    ))
 }
 
 #[derive(Args, Debug)]
@@ -462,6 +523,20 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
             }
         }
         Command::Apikey(a) => Ok(Some(apikey(a.action)?)),
+        Command::Kek(a) => match a.action {
+            KekAction::Rotate(r) => {
+                let env = std::env::var("TESSERA_KEK").ok();
+                Ok(Some(rotate::rotate(
+                    &r.store.data_dir,
+                    env.as_deref(),
+                    r.store.kek_file.as_deref(),
+                    &r.new_kek_file,
+                )?))
+            }
+        },
+        Command::Audit(a) => match a.action {
+            AuditAction::Verify(v) => Ok(Some(audit_verify(&v)?)),
+        },
         Command::InitCluster(a) => {
             let written = cluster::init(a.parties, &a.out, a.base_port, a.host)?;
             let mut out = format!(

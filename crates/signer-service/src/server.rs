@@ -15,9 +15,10 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use service_core::audit::ChainKey;
 use service_core::{
-    App, AppSetup, Auth, AuthMode, ClusterSettings, ClusterSetup, Fault, Kek, KeyRepository,
-    Observer, Sealer, Store, TestHooks,
+    App, AppSetup, AuditLog, Auth, AuthMode, ClusterSettings, ClusterSetup, Fault, Kek,
+    KeyRepository, Observer, Sealer, Store, TestHooks,
 };
 use store_redb::RedbStore;
 use telemetry::Metrics;
@@ -75,7 +76,7 @@ fn open_store(cfg: &Config, kek_hex: Option<&str>) -> Result<Storage, Error> {
         ),
         other => tracing::info!(source = %other, "key-encryption key loaded"),
     }
-    let store = RedbStore::open(&cfg.server.data_dir)?;
+    let store = RedbStore::open(&cfg.server.data_dir, ChainKey::of(&kek))?;
     let newest = store.list_keys(None, 1).map_err(|e| Error::App(e.into()))?;
     if let Some(r) = newest.first()
         && kek.open(&r.key_id, &r.sealed).is_err()
@@ -87,12 +88,27 @@ fn open_store(cfg: &Config, kek_hex: Option<&str>) -> Result<Storage, Error> {
         });
     }
     verify_records(&store, &kek, &cfg.server.data_dir)?;
+    let events = verify_audit(&store, &cfg.server.data_dir)?;
+    tracing::info!(events, "audit chain verified");
     Ok((Arc::new(store), Arc::new(kek)))
+}
+
+/// Re-computes the audit chain of `store` (in `data_dir`): the number of events, or an error
+/// naming the file and the first event edited, reordered or removed.
+pub fn verify_audit(store: &RedbStore, data_dir: &std::path::Path) -> Result<u64, Error> {
+    store.verify_audit_chain().map_err(|source| Error::Audit {
+        file: data_dir.join(store_redb::FILE_NAME),
+        source,
+    })
 }
 
 /// Checks every stored key record's MAC: a record whose metadata was edited (another public
 /// key, label or owner) is a start-up error naming it, before any client is told about it.
-fn verify_records(store: &RedbStore, kek: &Kek, data_dir: &std::path::Path) -> Result<(), Error> {
+pub fn verify_records(
+    store: &RedbStore,
+    kek: &Kek,
+    data_dir: &std::path::Path,
+) -> Result<(), Error> {
     let mut after: Option<String> = None;
     let mut n = 0u64;
     loop {

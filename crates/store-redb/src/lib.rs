@@ -15,7 +15,7 @@ use redb::{
     WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
-use service_core::audit::{Envelope, Event, GENESIS, verify_chain};
+use service_core::audit::{ChainKey, Envelope, Event, GENESIS, verify_chain};
 use service_core::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
     KeyRepository, RecordDone, SignatureRecord, StoreError, now_ms,
@@ -78,6 +78,7 @@ type Job = (SignatureRecord, RecordDone);
 /// The redb adapter: one database file `<data_dir>/tessera.redb`.
 pub struct RedbStore {
     db: Arc<Database>,
+    chain: ChainKey,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -111,10 +112,10 @@ fn chain_tail<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<(u64, Vec<u
     }
 }
 
-fn append_event(tx: &WriteTransaction, event: Event) -> Result<(), StoreError> {
+fn append_event(tx: &WriteTransaction, chain: &ChainKey, event: Event) -> Result<(), StoreError> {
     let mut t = tx.open_table(EVENTS).map_err(engine)?;
     let (next, prev) = chain_tail(&t)?;
-    let env = Envelope::seal(&prev, event)?;
+    let env = Envelope::seal(chain, &prev, event)?;
     t.insert(next, env.encode()?.as_slice()).map_err(engine)?;
     Ok(())
 }
@@ -141,8 +142,8 @@ fn claim(
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+    /// Opens (or creates) the database in `data_dir`; its audit chain is keyed with `chain`.
+    pub fn open(data_dir: &Path, chain: ChainKey) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::CreateDir {
             path: data_dir.to_owned(),
             source,
@@ -165,15 +166,70 @@ impl RedbStore {
         let db = Arc::new(db);
         let (send, recv) = mpsc::channel::<Job>();
         let wdb = Arc::clone(&db);
+        let wchain = chain.clone();
         let thread = std::thread::Builder::new()
             .name("tessera-store-writer".into())
-            .spawn(move || group_commit_loop(&wdb, &recv))
+            .spawn(move || group_commit_loop(&wdb, &wchain, &recv))
             .map_err(OpenError::Thread)?;
         Ok(Self {
             db,
+            chain,
             writer: Mutex::new(Some(send)),
             thread: Mutex::new(Some(thread)),
         })
+    }
+}
+
+impl RedbStore {
+    /// Re-keys the whole database in ONE transaction (all or nothing): every key record is
+    /// replaced by what `reseal` makes of it (key material re-sealed and the record
+    /// re-authenticated under a new KEK), and every audit event is re-chained under `chain`
+    /// after the existing chain has been verified under the current key. Returns the number of
+    /// keys and events. The store must not be used afterwards (its chain key is the old one):
+    /// drop it and open the database with the new key.
+    pub fn rekey(
+        &self,
+        reseal: &dyn Fn(KeyRecord) -> Result<KeyRecord, StoreError>,
+        chain: &ChainKey,
+    ) -> Result<(u64, u64), StoreError> {
+        self.verify_audit_chain()?;
+        let tx = self.db.begin_write().map_err(engine)?;
+        let mut keys = 0u64;
+        let mut events = 0u64;
+        {
+            let mut t = tx.open_table(KEYS).map_err(engine)?;
+            let mut records = Vec::new();
+            for entry in t.iter().map_err(engine)? {
+                let (k, v) = entry.map_err(engine)?;
+                records.push(decode::<KeyRecord>(
+                    &format!("key record {}", k.value()),
+                    v.value(),
+                )?);
+            }
+            for r in records {
+                let id = r.key_id.clone();
+                let new = reseal(r)?;
+                t.insert(id.as_str(), encode("key record", &new)?.as_slice())
+                    .map_err(engine)?;
+                keys += 1;
+            }
+            let mut e = tx.open_table(EVENTS).map_err(engine)?;
+            let mut envelopes = Vec::new();
+            for entry in e.iter().map_err(engine)? {
+                let (k, v) = entry.map_err(engine)?;
+                let seq = k.value();
+                envelopes.push((seq, Envelope::decode(seq, v.value())?));
+            }
+            let mut prev = GENESIS.to_vec();
+            for (seq, env) in envelopes {
+                let new = Envelope::seal(chain, &prev, env.event)?;
+                e.insert(seq, new.encode()?.as_slice()).map_err(engine)?;
+                prev = new.hash;
+                events += 1;
+            }
+        }
+        tx.commit().map_err(engine)?;
+        Ok((keys, events))
     }
 }
 
@@ -186,7 +242,7 @@ impl Drop for RedbStore {
     }
 }
 
-fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<Job>) {
+fn group_commit_loop(db: &Database, chain: &ChainKey, recv: &mpsc::Receiver<Job>) {
     while let Ok(first) = recv.recv() {
         let mut group = vec![first];
         while let Ok(more) = recv.try_recv() {
@@ -195,7 +251,7 @@ fn group_commit_loop(db: &Database, recv: &mpsc::Receiver<Job>) {
                 break;
             }
         }
-        match write_group(db, &group) {
+        match write_group(db, chain, &group) {
             Ok(results) => {
                 for ((_, done), r) in group.into_iter().zip(results) {
                     done(Ok(r));
@@ -231,7 +287,11 @@ impl std::error::Error for SharedError {
     }
 }
 
-fn write_group(db: &Database, group: &[Job]) -> Result<Vec<Option<IdempotencyRecord>>, StoreError> {
+fn write_group(
+    db: &Database,
+    chain: &ChainKey,
+    group: &[Job],
+) -> Result<Vec<Option<IdempotencyRecord>>, StoreError> {
     let tx = db.begin_write().map_err(engine)?;
     let mut results = Vec::with_capacity(group.len());
     {
@@ -248,6 +308,7 @@ fn write_group(db: &Database, group: &[Job]) -> Result<Vec<Option<IdempotencyRec
             }
             for h in &rec.message_hashes {
                 let env = Envelope::seal(
+                    chain,
                     &prev,
                     Event::SignatureIssued {
                         key_id: rec.key_id.clone(),
@@ -296,6 +357,7 @@ impl KeyRepository for RedbStore {
         }
         append_event(
             &tx,
+            &self.chain,
             Event::KeyCreated {
                 key_id: record.key_id.clone(),
                 scheme: record.scheme,
@@ -371,7 +433,7 @@ impl AuditLog for RedbStore {
 
     fn record_event(&self, event: Event) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(engine)?;
-        append_event(&tx, event)?;
+        append_event(&tx, &self.chain, event)?;
         tx.commit().map_err(engine)
     }
 
@@ -399,7 +461,7 @@ impl AuditLog for RedbStore {
             let seq = k.value();
             Ok((seq, Envelope::decode(seq, v.value())?))
         });
-        verify_chain(entries)
+        verify_chain(&self.chain, entries)
     }
 }
 #[cfg(test)]
@@ -407,12 +469,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    fn key() -> ChainKey {
+        ChainKey::new([3; 32])
+    }
+
     #[test]
     fn redb_store_passes_the_storage_kit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_owned();
         service_core::kit::check_all(&|| {
-            Arc::new(RedbStore::open(&path).unwrap()) as Arc<dyn service_core::Store>
+            Arc::new(RedbStore::open(&path, key()).unwrap()) as Arc<dyn service_core::Store>
         });
     }
 
@@ -420,7 +486,7 @@ mod tests {
     fn audit_chain_detects_edits() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = RedbStore::open(dir.path()).unwrap();
+            let s = RedbStore::open(dir.path(), key()).unwrap();
             s.insert_key(&service_core::kit::record("k1"), KeyOrigin::Dkg, None)
                 .unwrap();
             for i in 0..3u8 {
@@ -449,19 +515,61 @@ mod tests {
             }
             tx.commit().unwrap();
         }
-        let s = RedbStore::open(dir.path()).unwrap();
+        let s = RedbStore::open(dir.path(), key()).unwrap();
         let err = s.verify_audit_chain().unwrap_err();
         assert!(
             matches!(err, StoreError::AuditChainBroken { seq: 3, .. }),
             "{err}"
         );
+        // Re-chaining from the edit on needs the key: a store opened with another one (as
+        // someone without the KEK would compute the chain) sees the very first event fail.
+        drop(s);
+        let other = RedbStore::open(dir.path(), ChainKey::new([4; 32])).unwrap();
+        assert!(matches!(
+            other.verify_audit_chain(),
+            Err(StoreError::AuditChainBroken { seq: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn rekey_rewrites_every_record_and_rechains_every_event_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(dir.path(), key()).unwrap();
+        for id in ["k1", "k2"] {
+            s.insert_key(&service_core::kit::record(id), KeyOrigin::Dkg, None)
+                .unwrap();
+        }
+        // A failing re-seal changes nothing.
+        let fail = |_: KeyRecord| -> Result<KeyRecord, StoreError> { Err(StoreError::Closed) };
+        assert!(s.rekey(&fail, &ChainKey::new([9; 32])).is_err());
+        assert_eq!(s.verify_audit_chain().unwrap(), 2);
+        assert_eq!(
+            s.get_key("k1").unwrap(),
+            Some(service_core::kit::record("k1"))
+        );
+
+        let relabel = |mut r: KeyRecord| -> Result<KeyRecord, StoreError> {
+            r.sealed = b"resealed".to_vec();
+            Ok(r)
+        };
+        assert_eq!(s.rekey(&relabel, &ChainKey::new([9; 32])).unwrap(), (2, 2));
+        drop(s);
+        let old = RedbStore::open(dir.path(), key()).unwrap();
+        assert!(
+            old.verify_audit_chain().is_err(),
+            "the old key no longer verifies"
+        );
+        drop(old);
+        let new = RedbStore::open(dir.path(), ChainKey::new([9; 32])).unwrap();
+        assert_eq!(new.verify_audit_chain().unwrap(), 2);
+        assert_eq!(new.get_key("k2").unwrap().unwrap().sealed, b"resealed");
     }
 
     #[test]
     fn a_truncated_database_is_an_open_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = RedbStore::open(dir.path()).unwrap();
+            let s = RedbStore::open(dir.path(), key()).unwrap();
             s.insert_key(&service_core::kit::record("k1"), KeyOrigin::Dkg, None)
                 .unwrap();
         }
@@ -470,7 +578,7 @@ mod tests {
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len / 3).unwrap();
         drop(f);
-        let err = RedbStore::open(dir.path()).unwrap_err();
+        let err = RedbStore::open(dir.path(), key()).unwrap_err();
         assert!(
             matches!(&err, OpenError::Database { path: p, .. } | OpenError::Damaged { path: p } if *p == path),
             "{err}"
