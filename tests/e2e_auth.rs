@@ -243,6 +243,22 @@ fn listeners_reachable_from_other_hosts_need_tls_and_authentication() {
     let (ok, err) = serve(&["--listen", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:0"]);
     assert!(!ok && err.contains("server.metrics_listen"), "{err}");
 
+    // Off loopback the REST gateway, like gRPC, needs TLS as well as authentication.
+    let (ok, err) = serve(&[
+        "--rest-listen",
+        "0.0.0.0:0",
+        "--auth",
+        "api-key",
+        "--listen",
+        "127.0.0.1:0",
+        local_metrics[0],
+        local_metrics[1],
+    ]);
+    assert!(
+        !ok && err.contains("server.rest_listen") && err.contains("plaintext"),
+        "{err}"
+    );
+
     // Authentication needs an explicit KEK source, not one generated beside the data.
     let (ok, err) = serve(&[
         "--listen",

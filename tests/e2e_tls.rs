@@ -338,3 +338,122 @@ fn with_auth_mtls_the_certificate_identity_needs_a_policy() {
     );
     assert!(s.logged("access denied"));
 }
+
+/// A GET over HTTPS to `addr` presenting the client certificate `who` (`client` or
+/// `client2`): returns the HTTP status and the body.
+async fn https_get(dir: &Path, addr: &str, path: &str, who: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join(format!("{who}.pem")))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{who}.key"))).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header("host", addr)
+        .body(Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_gateway_serves_https_with_certificate_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pki(dir.path());
+    let data = dir.path().join("rest");
+    let kek = kek_file(dir.path(), "rest");
+    let data_s = data.display().to_string();
+    let (ok, _, err) = cli(&[
+        "apikey",
+        "create",
+        "--data-dir",
+        &data_s,
+        "--kek-file",
+        &kek,
+        "--name",
+        "client-1.example",
+        "--certificate",
+        "--keys",
+        "*",
+    ]);
+    assert!(ok, "{err}");
+    let (cert, key, ca) = (
+        p(dir.path(), "server.pem"),
+        p(dir.path(), "server.key"),
+        p(dir.path(), "ca.pem"),
+    );
+    let s = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+            "--auth",
+            "mtls",
+            "--kek-file",
+            &kek,
+            "--rest-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(s.logged("REST listening on"));
+    let addr = s
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.strip_prefix("tessera: REST listening on "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, body) = https_get(dir.path(), &addr, "/v1/status", "client").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"keyCount\":\"0\""), "{body}");
+    let (status, body) = https_get(dir.path(), &addr, "/v1/keys", "client2").await;
+    assert_eq!(
+        status, 403,
+        "a certificate identity without a policy: {body}"
+    );
+    assert!(body.contains("client-2.example"), "{body}");
+    // Plain HTTP to the TLS listener gets no HTTP answer.
+    let mut plain = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    plain
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = plain.read_to_end(&mut buf);
+    assert!(!String::from_utf8_lossy(&buf).contains("keyCount"));
+}

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `server.metrics_listen`: Prometheus endpoint address (default `127.0.0.1:9464`).
     pub metrics_listen: SocketAddr,
+    /// `server.rest_listen`: the REST/JSON gateway's address (default: no gateway).
+    pub rest_listen: Option<SocketAddr>,
     /// `server.tls_cert` / `server.tls_key`: TLS on the gRPC listener (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `server.client_ca`: require client certificates signed by this CA (mutual TLS).
@@ -101,6 +103,7 @@ impl Default for Config {
                 data_dir: PathBuf::from("./tessera-data"),
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+                rest_listen: None,
                 tls: None,
                 client_ca: None,
             },
@@ -213,6 +216,9 @@ pub struct ServerLayer {
     /// Prometheus /metrics listen address [default: 127.0.0.1:9464]
     #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// REST/JSON gateway listen address (the gRPC API's use cases over HTTP, OpenAPI at /openapi.json); port 0 picks a free port [default: none, no gateway]
+    #[arg(long, env = "TESSERA_REST_LISTEN", value_name = "ADDR")]
+    pub rest_listen: Option<String>,
     /// TLS certificate chain (PEM) of the gRPC listener; with --tls-key, clients connect with https:// [default: none, plaintext]
     #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -474,6 +480,9 @@ impl Config {
         if let Some(v) = &s.metrics_listen {
             self.server.metrics_listen = addr("server.metrics_listen", v)?;
         }
+        if let Some(v) = &s.rest_listen {
+            self.server.rest_listen = Some(addr("server.rest_listen", v)?);
+        }
         match (&s.tls_cert, &s.tls_key, &self.server.tls) {
             (Some(c), Some(k), _) => self.server.tls = Some((c.clone(), k.clone())),
             (Some(c), None, Some((_, k))) => self.server.tls = Some((c.clone(), k.clone())),
@@ -633,7 +642,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 22,
+            2 + 23,
             "every field has a row:\n{table}"
         );
     }

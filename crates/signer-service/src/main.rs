@@ -11,6 +11,7 @@ mod cluster;
 mod config;
 mod error;
 mod kek;
+mod rest;
 mod rotate;
 mod server;
 

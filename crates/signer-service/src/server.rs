@@ -24,11 +24,11 @@ use store_redb::RedbStore;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
-use crate::accel;
 use crate::access::AccessFile;
 use crate::config::{ClusterConfig, Config};
 use crate::error::Error;
 use crate::kek::{self, KekSource};
+use crate::{accel, rest};
 
 /// How long after SIGINT/SIGTERM the server waits for in-flight requests and open client
 /// connections before it closes them and exits.
@@ -152,10 +152,12 @@ async fn bind(field: &'static str, addr: SocketAddr) -> Result<(TcpListener, Soc
 /// off on loopback.
 pub fn check_exposure(cfg: &Config) -> Result<(), Error> {
     let public: Vec<(&str, SocketAddr)> = [
-        ("server.listen", cfg.server.listen),
-        ("server.metrics_listen", cfg.server.metrics_listen),
+        ("server.listen", Some(cfg.server.listen)),
+        ("server.metrics_listen", Some(cfg.server.metrics_listen)),
+        ("server.rest_listen", cfg.server.rest_listen),
     ]
     .into_iter()
+    .filter_map(|(f, a)| a.map(|a| (f, a)))
     .filter(|(_, a)| !a.ip().is_loopback())
     .collect();
     if cfg.auth == AuthMode::None {
@@ -173,12 +175,15 @@ pub fn check_exposure(cfg: &Config) -> Result<(), Error> {
             "tessera: WARNING: authentication is off (auth.mode = none): anyone who can connect to {} may create keys and sign with every key. Use --auth api-key or --auth mtls outside a trial.",
             cfg.server.listen
         );
-    } else if !cfg.server.listen.ip().is_loopback() && cfg.server.tls.is_none() {
+    } else if cfg.server.tls.is_none()
+        && let Some((field, addr)) = public
+            .iter()
+            .find(|(f, _)| *f == "server.listen" || *f == "server.rest_listen")
+    {
         return Err(Error::Config {
-            field: "server.listen".into(),
+            field: (*field).to_owned(),
             problem: format!(
-                "{} is reachable from other hosts without TLS: credentials and messages would cross the network in plaintext; set --tls-cert and --tls-key, or listen on 127.0.0.1",
-                cfg.server.listen
+                "{addr} is reachable from other hosts without TLS: credentials and messages would cross the network in plaintext; set --tls-cert and --tls-key (both API listeners use them), or listen on 127.0.0.1"
             ),
         });
     }
@@ -257,15 +262,24 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     // Read before the listening lines are printed: a bad file is a start-up error, and the
     // TLS line is on stderr before a client can read that the server listens.
     let tls = api_tls(&cfg)?;
+    let rest_tls = match cfg.server.rest_listen {
+        Some(_) => rest::acceptor(&cfg)?,
+        None => None,
+    };
     let (grpc, grpc_addr) = bind("server.listen", cfg.server.listen).await?;
     let (metrics_listener, metrics_addr) =
         bind("server.metrics_listen", cfg.server.metrics_listen).await?;
+    let rest = match cfg.server.rest_listen {
+        Some(a) => Some(bind("server.rest_listen", a).await?),
+        None => None,
+    };
 
     let (health, health_service) = Health::new().await;
     // The first check runs before the listening lines are printed, so a client that connects
     // as soon as it reads them sees SERVING (or NOT_SERVING with the reason in the log).
     let serving = health.check_now(&app).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (rest_stop_tx, rest_stop_rx) = tokio::sync::watch::channel(false);
     let health_task = tokio::spawn(health.watch(Arc::clone(&app), HEALTH_EVERY, stop_rx, serving));
     let reflection_v1 = api_grpc::reflection_v1()?;
     let reflection_v1alpha = api_grpc::reflection_v1alpha()?;
@@ -274,11 +288,27 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     let metrics_task = tokio::spawn(serve_metrics(metrics_listener, Arc::clone(&metrics)));
     eprintln!("tessera: gRPC listening on {grpc_addr}");
     eprintln!("tessera: metrics listening on {metrics_addr}");
+    let rest_task = rest.map(|(listener, addr)| {
+        eprintln!("tessera: REST listening on {addr}");
+        let router = api_rest::router(
+            Arc::clone(&app),
+            Arc::clone(&metrics),
+            // Base64 makes a body 4/3 of the bytes it carries.
+            max_request_bytes(&cfg.limits).saturating_mul(4) / 3,
+        );
+        tokio::spawn(rest::serve(
+            listener,
+            router,
+            rest_tls.clone(),
+            rest_stop_rx.clone(),
+        ))
+    });
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        let _ = rest_stop_tx.send(true);
         let _ = signalled_tx.send(());
     };
     let incoming = grpc_incoming(grpc);
@@ -319,6 +349,9 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     let _drained = tokio::task::spawn_blocking(move || drain.drain()).await;
     let _ = peer_stop_tx.send(true);
     if let Some(t) = peer_task {
+        let _stopped = tokio::time::timeout(SHUTDOWN_GRACE, t).await;
+    }
+    if let Some(t) = rest_task {
         let _stopped = tokio::time::timeout(SHUTDOWN_GRACE, t).await;
     }
     health_task.abort();

@@ -154,7 +154,7 @@ impl Metrics {
         );
         registry.register(
             "tessera_request_duration_seconds",
-            "Wall-clock time of each gRPC request",
+            "Wall-clock time of each API request (gRPC or REST)",
             request_duration.clone(),
         );
         let request_cpu =

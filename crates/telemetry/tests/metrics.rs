@@ -117,7 +117,7 @@ fn counters_end_in_total_exactly_once() {
 fn help_texts_are_kept_with_one_full_stop() {
     let text = observed().render();
     for line in [
-        "# HELP tessera_request_duration_seconds Wall-clock time of each gRPC request.\n",
+        "# HELP tessera_request_duration_seconds Wall-clock time of each API request (gRPC or REST).\n",
         "# HELP tessera_signatures_total Signatures issued.\n",
         "# HELP tessera_accel_breaker_state Circuit breaker of each routed accelerator backend (0 closed, 1 open, 2 half-open).\n",
         "# HELP tessera_accel_fallbacks_total Accelerator calls re-run on the CPU backend after a backend error.\n",

@@ -1,0 +1,404 @@
+//! The REST gateway in process: the router over an `App` wired as `tessera serve` wires it
+//! (in-memory store, CPU backend), called through tower. Every route answers as the OpenAPI
+//! document says (responses checked against its schemas), signatures verify independently,
+//! errors are `google.rpc.Status` with the mapped HTTP status, and API keys gate every call.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use api_rest::json::b64;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use service_core::auth::{api_key_hash, new_api_key};
+use service_core::batcher::BatcherConfig;
+use service_core::memory::MemoryStore;
+use service_core::{
+    App, AppSetup, Auth, AuthMode, Caller, Clients, Kek, Limits, Observer, Policy, PresignPool,
+};
+use telemetry::{BuildInfo, Metrics};
+use tower::ServiceExt;
+
+#[derive(Debug, Default)]
+struct Registry(HashMap<[u8; 32], Arc<Caller>>);
+
+impl Clients for Registry {
+    fn by_api_key(&self, hash: &[u8; 32]) -> Option<Arc<Caller>> {
+        self.0.get(hash).cloned()
+    }
+    fn by_certificate(&self, _name: &str) -> Option<Arc<Caller>> {
+        None
+    }
+}
+
+fn router(auth: Auth) -> axum::Router {
+    let metrics = Arc::new(Metrics::new(&BuildInfo::default()));
+    let app = App::embedded(AppSetup {
+        store: Arc::new(MemoryStore::new()),
+        sealer: Arc::new(Kek::from_bytes([7; 32])),
+        accel: Arc::new(backend_cpu::CpuBackend::single_threaded()),
+        observer: Arc::clone(&metrics) as Arc<dyn Observer>,
+        batcher: BatcherConfig {
+            max_batch_size: 64,
+            max_queue_delay_us: 200,
+            max_queue: 4096,
+            workers: 2,
+        },
+        probe: || None,
+        limits: Limits {
+            max_message_bytes: 65536,
+            max_batch_messages: 64,
+            max_parties_frost: 64,
+            max_parties_ecdsa: 16,
+        },
+        pool: PresignPool {
+            target: 2,
+            batch: 2,
+        },
+        backend: "cpu".into(),
+        auth,
+    })
+    .unwrap();
+    api_rest::router(Arc::new(app), metrics, 1 << 20)
+}
+
+/// One request; returns the status, the `Retry-After` header and the JSON body.
+async fn call(
+    r: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = bearer {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(match body {
+            Some(v) => Body::from(serde_json::to_vec(&v).unwrap()),
+            None => Body::empty(),
+        })
+        .unwrap();
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"));
+    (status, retry, v)
+}
+
+/// Checks `v` against the OpenAPI schema `schema` (types, required and undeclared
+/// properties, enums, array items, `$ref`s).
+fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let obj = v
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: not an object: {v}"));
+            let props = schema.get("properties").and_then(Value::as_object);
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let k = req.as_str().unwrap();
+                assert!(obj.contains_key(k), "{at}: `{k}` missing in {v}");
+            }
+            for (k, val) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => conforms(doc, s, val, &format!("{at}.{k}")),
+                    None => assert!(
+                        schema.get("additionalProperties") != Some(&Value::Bool(false)),
+                        "{at}: `{k}` is not in the document"
+                    ),
+                }
+            }
+        }
+        Some("array") => {
+            for (i, item) in v
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not an array"))
+                .iter()
+                .enumerate()
+            {
+                conforms(doc, &schema["items"], item, &format!("{at}[{i}]"));
+            }
+        }
+        Some("string") => {
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string: {v}"));
+            if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+                assert!(e.iter().any(|x| x == s), "{at}: `{s}` not in {e:?}");
+            }
+            if schema.get("format").and_then(Value::as_str) == Some("byte") {
+                assert!(
+                    base64::engine::general_purpose::STANDARD.decode(s).is_ok(),
+                    "{at}: not base64"
+                );
+            }
+        }
+        Some("integer") => assert!(v.is_u64() || v.is_i64(), "{at}: not an integer: {v}"),
+        Some("boolean") => assert!(v.is_boolean(), "{at}: not a boolean: {v}"),
+        other => panic!("{at}: schema type {other:?} not handled"),
+    }
+}
+
+/// The schema of `operation_id`'s response with `status` ("200" or "default").
+fn response_schema(doc: &Value, operation_id: &str, status: &str) -> Value {
+    for (_, item) in doc["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            if op["operationId"] == operation_id {
+                return op["responses"][status]["content"]["application/json"]["schema"].clone();
+            }
+        }
+    }
+    panic!("no operation {operation_id}")
+}
+
+#[tokio::test]
+async fn every_route_answers_as_the_openapi_document_says() {
+    let r = router(Auth::none());
+    let (s, _, doc) = call(&r, "GET", "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let check = |op: &str, status: &str, v: &Value| {
+        conforms(&doc, &response_schema(&doc, op, status), v, op);
+    };
+
+    let (s, _, key) = call(
+        &r,
+        "POST",
+        "/v1/keys",
+        Some(json!({"scheme": "SCHEME_ED25519", "threshold": 2, "parties": 3, "label": "rest"})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{key}");
+    check("CreateKey", "200", &key);
+    let id = key["keyId"].as_str().unwrap().to_owned();
+    let pk = base64::engine::general_purpose::STANDARD
+        .decode(key["publicKey"].as_str().unwrap())
+        .unwrap();
+    assert!(key["createdAt"].as_str().unwrap().ends_with('Z'));
+
+    let (s, _, got) = call(&r, "GET", &format!("/v1/keys/{id}"), None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    check("GetKey", "200", &got);
+    assert_eq!(got, key);
+
+    let (s, _, page) = call(&r, "GET", "/v1/keys?page_size=10", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    check("ListKeys", "200", &page);
+    assert_eq!(page["keys"][0], key);
+
+    let (s, _, sig) = call(
+        &r,
+        "POST",
+        &format!("/v1/keys/{id}:sign"),
+        Some(json!({"message": b64(b"over rest")})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{sig}");
+    check("Sign", "200", &sig);
+    let sig_bytes = base64::engine::general_purpose::STANDARD
+        .decode(sig["signature"].as_str().unwrap())
+        .unwrap();
+    assert!(test_support::ed25519_ok(&pk, b"over rest", &sig_bytes));
+
+    let msgs: Vec<String> = (0..5u8).map(|i| b64(&[i; 40])).collect();
+    let (s, _, batch) = call(
+        &r,
+        "POST",
+        &format!("/v1/keys/{id}:signBatch"),
+        Some(json!({"messages": msgs})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{batch}");
+    check("SignBatch", "200", &batch);
+    for (i, s) in batch["signatures"].as_array().unwrap().iter().enumerate() {
+        let sb = base64::engine::general_purpose::STANDARD
+            .decode(s["signature"].as_str().unwrap())
+            .unwrap();
+        assert!(test_support::ed25519_ok(&pk, &[i as u8; 40], &sb));
+    }
+
+    let (s, _, v) = call(
+        &r,
+        "POST",
+        "/v1/signatures:verify",
+        Some(json!({"scheme": "SCHEME_ED25519", "publicKey": b64(&pk),
+                    "message": b64(b"over rest"), "signature": b64(&sig_bytes)})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    check("Verify", "200", &v);
+    assert_eq!(v["valid"], true);
+
+    let (s, _, st) = call(&r, "GET", "/v1/status", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    check("GetStatus", "200", &st);
+    assert_eq!(st["keyCount"], "1");
+
+    let (s, _, imported) = call(
+        &r,
+        "POST",
+        "/v1/keys:import",
+        Some(
+            json!({"scheme": "SCHEME_ECDSA_SECP256K1", "secret_key": b64(&[0x11; 32]),
+                    "threshold": 2, "parties": 3}),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{imported}");
+    check("ImportKey", "200", &imported);
+    assert!(
+        imported["ethereumAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x")
+    );
+
+    for path in ["/healthz", "/readyz"] {
+        let (s, _, h) = call(&r, "GET", path, None, None).await;
+        assert_eq!(s, StatusCode::OK);
+        conforms(&doc, &doc["components"]["schemas"]["Health"], &h, path);
+    }
+
+    // Errors: google.rpc.Status under the mapped HTTP status.
+    let (s, _, e) = call(
+        &r,
+        "POST",
+        &format!("/v1/keys/{id}:sign"),
+        Some(json!({"message": b64(&[0; 70000])})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    check("Sign", "default", &e);
+    assert_eq!(e["code"], 3);
+    assert_eq!(
+        e["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    assert_eq!(e["details"][0]["fieldViolations"][0]["field"], "message");
+    let (s, _, e) = call(
+        &r,
+        "POST",
+        "/v1/keys",
+        Some(json!({"scheme": "SCHEME_ED25519", "thresold": 2})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("thresold"), "{e}");
+    let (s, _, e) = call(
+        &r,
+        "GET",
+        "/v1/keys/00000000000000000000000000000000",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    check("GetKey", "default", &e);
+    assert_eq!(e["code"], 5);
+    let (s, _, e) = call(
+        &r,
+        "POST",
+        &format!("/v1/keys/{id}:explode"),
+        Some(json!({})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(e["code"], 5);
+    let (s, _, _) = call(&r, "GET", "/v2/anything", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn api_keys_gate_every_call_with_401_403_and_429() {
+    let mut reg = Registry::default();
+    let (admin, reader) = (new_api_key(), new_api_key());
+    reg.0.insert(
+        api_key_hash(&admin),
+        Arc::new(Caller {
+            name: "ops".into(),
+            policy: Policy::everything(),
+        }),
+    );
+    reg.0.insert(
+        api_key_hash(&reader),
+        Arc::new(Caller {
+            name: "reader".into(),
+            policy: Policy {
+                admin: false,
+                keys: vec![],
+                schemes: vec!["*".into()],
+                rate_per_s: Some(2),
+            },
+        }),
+    );
+    let r = router(Auth {
+        mode: AuthMode::ApiKey,
+        clients: Arc::new(reg),
+    });
+    let create = json!({"scheme": "SCHEME_BIP340", "threshold": 2, "parties": 3});
+    let (s, _, e) = call(&r, "POST", "/v1/keys", Some(create.clone()), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(e["code"], 16);
+    let (s, _, e) = call(&r, "GET", "/v1/status", None, Some("tsk_nope")).await;
+    assert_eq!(
+        (s, e["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!(16))
+    );
+    let (s, _, key) = call(&r, "POST", "/v1/keys", Some(create.clone()), Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK, "{key}");
+    let id = key["keyId"].as_str().unwrap();
+    let (s, _, e) = call(&r, "POST", "/v1/keys", Some(create), Some(&reader)).await;
+    assert_eq!((s, e["code"].clone()), (StatusCode::FORBIDDEN, json!(7)));
+    let (s, _, e) = call(
+        &r,
+        "POST",
+        &format!("/v1/keys/{id}:sign"),
+        Some(json!({"message": b64(&[1; 32])})),
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("reader"));
+    // Third request of the reader within a second: over its rate of 2/s.
+    let (s, retry, e) = call(&r, "GET", "/v1/status", None, Some(&reader)).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(e["code"], 8);
+    assert_eq!(
+        e["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
+    assert!(
+        e["details"][0]["retryDelay"]
+            .as_str()
+            .unwrap()
+            .ends_with('s')
+    );
+}
