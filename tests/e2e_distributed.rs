@@ -623,3 +623,110 @@ async fn an_idempotency_key_means_the_same_on_every_node() {
     }
     assert_no_nonce_reused(dir.path(), 3);
 }
+
+/// With `--auth api-key` on every node, each co-signing node checks ITS OWN policy for the
+/// client the coordinating node names: a client that node 1 lets sign but nodes 2 and 3 do
+/// not gets no signature (PERMISSION_DENIED), whatever node 1 says; once nodes 2 and 3 allow
+/// it (changed while they run), it signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_signing_nodes_enforce_their_own_policy_for_the_client() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    let apikey = |cl: &Cluster, i: u16, args: &[&str]| -> String {
+        let data = cl.data_dir(i).display().to_string();
+        let kek = cl.dir.join(format!("node-{i}/kek")).display().to_string();
+        let mut all = vec!["apikey", "create", "--data-dir", &data, "--kek-file", &kek];
+        all.extend_from_slice(args);
+        let (ok, out, err) = test_support::run_cli(&all, &[]);
+        assert!(ok, "{err}");
+        out.trim().to_owned()
+    };
+    let ops = apikey(&cl, 1, &["--name", "ops", "--admin", "--keys", "*"]);
+    let app = apikey(
+        &cl,
+        1,
+        &["--name", "app", "--keys", "*", "--schemes", "ed25519"],
+    );
+    for i in [2, 3] {
+        apikey(&cl, i, &["--name", "ops", "--policy-only", "--keys", "*"]);
+        apikey(&cl, i, &["--name", "app", "--policy-only"]);
+    }
+    for e in &mut cl.env {
+        e.push(("TESSERA_AUTH".into(), "api-key".into()));
+    }
+    cl.start_all();
+    let mut c = client(cl.node(1)).await;
+    let k = c
+        .create_key(authed(
+            CreateKeyRequest {
+                scheme: Scheme::Ed25519 as i32,
+                threshold: 2,
+                parties: 3,
+                label: String::new(),
+                idempotency_key: String::new(),
+            },
+            &ops,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let sign = |m: &'static [u8]| SignRequest {
+        key_id: k.key_id.clone(),
+        message: m.to_vec(),
+        idempotency_key: String::new(),
+        taproot_merkle_root: None,
+    };
+    let e = c.sign(authed(sign(b"by app"), &app)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message().contains("app") && e.message().contains("co-sign"),
+        "{e:?}"
+    );
+    assert!(cl.node(2).logged("co-signing refused") || cl.node(3).logged("co-signing refused"));
+    let r = c
+        .sign(authed(sign(b"by ops"), &ops))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ed25519_ok(&k.public_key, b"by ops", &r.signature));
+
+    // Nodes 2 and 3 now allow app, while they run.
+    for i in [2, 3] {
+        let data = cl.data_dir(i).display().to_string();
+        let kek = cl.dir.join(format!("node-{i}/kek")).display().to_string();
+        let (ok, _, err) = test_support::run_cli(
+            &[
+                "apikey",
+                "revoke",
+                "--data-dir",
+                &data,
+                "--kek-file",
+                &kek,
+                "--name",
+                "app",
+            ],
+            &[],
+        );
+        assert!(ok, "{err}");
+        apikey(
+            &cl,
+            i,
+            &["--name", "app", "--policy-only", "--keys", &k.key_id],
+        );
+    }
+    let r = c
+        .sign(authed(sign(b"by app"), &app))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ed25519_ok(&k.public_key, b"by app", &r.signature));
+}
+
+/// `msg` with `key` as its `authorization: Bearer` credential.
+fn authed<T>(msg: T, key: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    r
+}

@@ -749,6 +749,17 @@ impl App {
         client: String,
     ) -> Result<Signature, Error> {
         let (rec, key) = self.load_key(&req.key_id).await?;
+        if self.auth.mode != AuthMode::None {
+            // This node's own policy for the client, as every co-signing node checks it.
+            let allowed = self
+                .auth
+                .clients
+                .by_name(&client)
+                .is_some_and(|c| c.may_use(&rec));
+            if !allowed {
+                return Err(self.deny(&client, "Sign", Some(&req.key_id)).await);
+            }
+        }
         let (mut sigs, _) = self
             .sign_loaded(rec, key, req, false, (client, true))
             .await?;
@@ -822,7 +833,7 @@ impl App {
             .collect();
         let (signatures, cost) = self
             .coordinator
-            .sign(Arc::clone(&rec), key, req.messages, taproot)
+            .sign(Arc::clone(&rec), key, req.messages, taproot, &client)
             .await?;
         let idempotency = match (&idem, signatures.as_slice()) {
             (Some((ik, fp)), [one]) => Some(IdempotencyEntry {

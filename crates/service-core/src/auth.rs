@@ -175,9 +175,13 @@ impl Caller {
     /// Whether the caller may see and sign with the key `rec`: its policy names the key (or
     /// the caller created it) and allows its scheme.
     pub fn may_use(&self, rec: &KeyRecord) -> bool {
-        let named =
-            self.policy.names_key(&rec.key_id) || (!rec.owner.is_empty() && rec.owner == self.name);
-        named && self.policy.allows_scheme(rec.scheme)
+        self.may_use_key(&rec.key_id, rec.scheme, &rec.owner)
+    }
+
+    /// [`Caller::may_use`] for the key `key_id` of `scheme` created by `owner`.
+    pub fn may_use_key(&self, key_id: &str, scheme: Scheme, owner: &str) -> bool {
+        let named = self.policy.names_key(key_id) || (!owner.is_empty() && owner == self.name);
+        named && self.policy.allows_scheme(scheme)
     }
 }
 
@@ -188,6 +192,9 @@ pub trait Clients: Send + Sync + std::fmt::Debug {
     fn by_api_key(&self, hash: &[u8; 32]) -> Option<Arc<Caller>>;
     /// The certificate client registered under `name`.
     fn by_certificate(&self, name: &str) -> Option<Arc<Caller>>;
+    /// The active client named `name`, whatever its credential: what a co-signing node of a
+    /// cluster checks the client a coordinating node names against.
+    fn by_name(&self, name: &str) -> Option<Arc<Caller>>;
 }
 
 /// No registered clients (authentication off).
@@ -199,6 +206,9 @@ impl Clients for NoClients {
         None
     }
     fn by_certificate(&self, _name: &str) -> Option<Arc<Caller>> {
+        None
+    }
+    fn by_name(&self, _name: &str) -> Option<Arc<Caller>> {
         None
     }
 }

@@ -83,14 +83,15 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         n: u16,
     ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
 
-    /// Signs every message with `key` (stored as `record`), one signature per message in
-    /// order.
+    /// Signs every message with `key` (stored as `record`) for `client` (whose policy the
+    /// co-signing nodes check), one signature per message in order.
     fn sign(
         &self,
         record: Arc<KeyRecord>,
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
+        client: &str,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>>;
 
     /// `key` (stored as `key_id`) is loaded and will be used: start its precomputation
@@ -236,6 +237,7 @@ impl Coordinator for Embedded {
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
+        _client: &str,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>> {
         Box::pin(async move {
             if key.is_party_share() {
@@ -394,6 +396,7 @@ impl crate::App {
             Arc::clone(&batcher),
             cluster.settings.call_deadline,
             cluster.hooks,
+            setup.auth.clone(),
         )?);
         let coordinator = crate::Distributed::start(
             cluster.settings,

@@ -332,6 +332,16 @@ impl Distributed {
             r
         };
         match reply {
+            Ok(PeerReply::Failed(f)) if f.kind == crate::peer::RemoteKind::PermissionDenied => {
+                Err(CallFailure {
+                    error: Error::Forwarded {
+                        peer,
+                        message: f.message,
+                        kind: f.kind,
+                    },
+                    culprits: Vec::new(),
+                })
+            }
             Ok(PeerReply::Failed(f)) => Err(CallFailure {
                 error: Error::Peer {
                     peer,
@@ -541,6 +551,7 @@ impl Distributed {
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
+        client: &str,
     ) -> Result<(Vec<Signature>, Cost), Error> {
         let t = usize::try_from(record.threshold).map_err(|_| Error::Internal("threshold"))?;
         let mut results: Vec<Option<Signature>> = vec![None; messages.len()];
@@ -556,7 +567,14 @@ impl Distributed {
             }
             let signers = self.quorum(t, &excluded)?;
             match self
-                .sign_round::<S>(&record, &key, &signers, &messages, &pending, taproot)
+                .sign_round::<S>(
+                    &record,
+                    &key,
+                    (&signers, client),
+                    &messages,
+                    &pending,
+                    taproot,
+                )
                 .await
             {
                 Ok((outs, c)) => {
@@ -580,6 +598,11 @@ impl Distributed {
                         )));
                         excluded.extend(culprits);
                     }
+                }
+                Err((e, _)) if e.kind() == crate::ErrorKind::PermissionDenied => {
+                    // A co-signing node's policy refuses this client: no other quorum is
+                    // asked (the policy is the cluster's, not one node's).
+                    return Err(e);
                 }
                 Err((e, blame)) => {
                     excluded.extend(blame);
@@ -635,7 +658,7 @@ impl Distributed {
         self: &Arc<Self>,
         record: &Arc<KeyRecord>,
         key: &Arc<LoadedKey>,
-        signers: &[PartyId],
+        (signers, client): (&[PartyId], &str),
         messages: &[Vec<u8>],
         pending: &[usize],
         taproot: Taproot,
@@ -750,6 +773,7 @@ impl Distributed {
         let remote = self.call_all(&peers, |p| PeerRequest::SignShares {
             key_id: key_id.clone(),
             items: per_signer.get(&p).cloned().unwrap_or_default(),
+            client: client.to_owned(),
         });
         // This node's own share, from the packages as built (nothing to decode).
         let local_items: Vec<(SessionId, SigningPackage<S>)> = commitments
@@ -905,15 +929,17 @@ impl Coordinator for Arc<Distributed> {
         key: Arc<LoadedKey>,
         messages: Vec<Vec<u8>>,
         taproot: Taproot,
+        client: &str,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>> {
+        let client = client.to_owned();
         Box::pin(async move {
             match record.scheme {
                 Scheme::Ed25519 => {
-                    self.sign_inner::<Ed25519Suite>(record, key, messages, taproot)
+                    self.sign_inner::<Ed25519Suite>(record, key, messages, taproot, &client)
                         .await
                 }
                 Scheme::Bip340 => {
-                    self.sign_inner::<Bip340Suite>(record, key, messages, taproot)
+                    self.sign_inner::<Bip340Suite>(record, key, messages, taproot, &client)
                         .await
                 }
                 Scheme::EcdsaSecp256k1 => Err(Error::NotInThisMode(

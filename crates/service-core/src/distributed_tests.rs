@@ -182,6 +182,7 @@ async fn a_nonce_pair_signs_at_most_once() {
     let ask = || PeerRequest::SignShares {
         key_id: key_id.clone(),
         items: vec![(c[0].0, vec![0u8; 8])],
+        client: String::new(),
     };
     // The first request consumes the nonces even though its package is rejected.
     let PeerReply::Shares(first) = party.handle(1, ask()).await else {

@@ -164,6 +164,10 @@ pub struct Party {
     fault: Fault,
     nonce_log: Option<Mutex<std::fs::File>>,
     keys: Mutex<HashMap<String, Arc<LoadedKey>>>,
+    /// Who created each key (for the co-signing policy check), read from the store once.
+    owners: Mutex<HashMap<String, String>>,
+    /// Authentication mode and this node's registered clients.
+    auth: crate::auth::Auth,
     dkgs: Mutex<HashMap<SessionId, DkgSlot>>,
     nonces: Mutex<HashMap<SessionId, Nonces>>,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
@@ -221,6 +225,7 @@ impl Party {
         batcher: Arc<JobBatcher>,
         deadline: Duration,
         hooks: TestHooks,
+        auth: crate::auth::Auth,
     ) -> Result<Self, Error> {
         let nonce_log = match hooks.nonce_log {
             None => None,
@@ -246,6 +251,8 @@ impl Party {
             fault: hooks.fault,
             nonce_log,
             keys: Mutex::default(),
+            owners: Mutex::default(),
+            auth,
             dkgs: Mutex::default(),
             nonces: Mutex::default(),
             finished: Mutex::default(),
@@ -289,7 +296,11 @@ impl Party {
                 Ok(PeerReply::Done)
             }
             PeerRequest::Commit { key_id, count } => self.commit(key_id, count).await,
-            PeerRequest::SignShares { key_id, items } => self.sign_shares(key_id, items).await,
+            PeerRequest::SignShares {
+                key_id,
+                items,
+                client,
+            } => self.sign_shares(key_id, items, &client).await,
             PeerRequest::SignFor {
                 key_id,
                 message,
@@ -738,12 +749,86 @@ impl Party {
         &self,
         key_id: String,
         items: Vec<(SessionId, Vec<u8>)>,
+        client: &str,
     ) -> Result<PeerReply, Error> {
+        let sessions: Vec<SessionId> = items.iter().map(|(s, _)| *s).collect();
+        self.check_client(client, &key_id, &sessions).await?;
         let items = items
             .into_iter()
             .map(|(s, p)| (s, PackageIn::Encoded(p)))
             .collect();
         Ok(PeerReply::Shares(self.shares(key_id, items).await?))
+    }
+
+    /// With authentication on, refuses to sign for a client this node's own policy does not
+    /// allow `key_id` (so one compromised node cannot have the others sign for such a
+    /// client); the nonces of the refused sessions are dropped (single use) and the decision
+    /// is an audit event.
+    async fn check_client(
+        &self,
+        client: &str,
+        key_id: &str,
+        sessions: &[SessionId],
+    ) -> Result<(), Error> {
+        if self.auth.mode == crate::auth::AuthMode::None {
+            return Ok(());
+        }
+        let key = self.load(key_id).await?;
+        let owner = self.owner_of(key_id).await?;
+        let allowed = !client.is_empty()
+            && self
+                .auth
+                .clients
+                .by_name(client)
+                .is_some_and(|c| c.may_use_key(key_id, key.scheme(), &owner));
+        if allowed {
+            return Ok(());
+        }
+        {
+            let mut held = lock(&self.nonces);
+            for s in sessions {
+                held.remove(s);
+            }
+        }
+        let who = if client.is_empty() {
+            "(unauthenticated)".to_owned()
+        } else {
+            client.to_owned()
+        };
+        tracing::warn!(client = %who, key_id, "co-signing refused: this node's policy does not allow the client");
+        let event = crate::audit::Event::AccessDenied {
+            client: who.clone(),
+            action: "SignShares".into(),
+            key_id: Some(key_id.to_owned()),
+            at_ms: crate::ports::now_ms(),
+        };
+        let store = Arc::clone(&self.store);
+        if let Err(e) = joined(
+            "audit write",
+            tokio::task::spawn_blocking(move || Ok(store.record_event(event)?)).await,
+        ) {
+            tracing::error!(error = %e.chain(), "recording an access decision failed");
+        }
+        Err(Error::PermissionDenied {
+            client: who,
+            action: "co-sign with",
+            key_id: Some(key_id.to_owned()),
+        })
+    }
+
+    /// The client that created `key_id` (empty when authentication was off), from the store.
+    async fn owner_of(&self, key_id: &str) -> Result<String, Error> {
+        if let Some(o) = lock(&self.owners).get(key_id) {
+            return Ok(o.clone());
+        }
+        let (store, id) = (Arc::clone(&self.store), key_id.to_owned());
+        let owner = joined(
+            "key lookup",
+            tokio::task::spawn_blocking(move || Ok(store.get_key(&id)?.map(|r| r.owner))).await,
+        )?
+        .unwrap_or_default();
+        lock(&self.owners).insert(key_id.to_owned(), owner.clone());
+        Ok(owner)
     }
 
     /// Signature shares for packages built by this node's own coordinator (no decoding).

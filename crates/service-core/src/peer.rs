@@ -101,6 +101,9 @@ pub enum PeerRequest {
         key_id: String,
         /// `(nonce session, encoded signing package)`.
         items: Vec<(SessionId, Vec<u8>)>,
+        /// The client the coordinating node authenticated (empty when authentication is off):
+        /// this node checks its own policy for that client before it signs.
+        client: String,
     },
     /// A `Sign` request with an idempotency key, forwarded to the node that owns the key's
     /// idempotency records (its home), which signs it as if it had received it.
@@ -269,6 +272,7 @@ mod tests {
         let r = PeerRequest::SignShares {
             key_id: "k".into(),
             items: vec![([7; 16], vec![1, 2, 3])],
+            client: "payments".into(),
         };
         assert_eq!(PeerRequest::decode(&r.encode().unwrap()), Some(r));
         let a = PeerReply::Shares(vec![Ok(vec![9; 32]), Err("no nonces".into())]);

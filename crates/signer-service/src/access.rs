@@ -40,6 +40,9 @@ pub enum Credential {
     },
     /// A client certificate naming the entry's name (SAN DNS name or common name).
     Certificate,
+    /// No credential on this node: the policy of a client that authenticates at another node
+    /// of the cluster, checked when that node asks this one to co-sign for it.
+    Policy,
 }
 
 /// One registered client.
@@ -252,6 +255,8 @@ pub struct NewClient {
     pub policy: Policy,
     /// A certificate identity instead of an API key.
     pub certificate: bool,
+    /// A policy only (for a client that authenticates at another node of the cluster).
+    pub policy_only: bool,
 }
 
 /// Registers a client; returns its new API key (none for a certificate identity).
@@ -278,7 +283,9 @@ pub fn create(
             ),
         ));
     }
-    let (credential, api_key) = if new.certificate {
+    let (credential, api_key) = if new.policy_only {
+        (Credential::Policy, None)
+    } else if new.certificate {
         (Credential::Certificate, None)
     } else {
         let k = new_api_key();
@@ -337,6 +344,7 @@ pub fn render(clients: &[Entry]) -> String {
         let kind = match c.credential {
             Credential::ApiKey { .. } => "api-key",
             Credential::Certificate => "certificate",
+            Credential::Policy => "policy",
         };
         out.push_str(&format!(
             "{}\t{kind}\t{}\t{}\t{}\t{}\t{}\n",
@@ -402,6 +410,7 @@ struct Snapshot {
     stamp: Option<Stamp>,
     by_key: HashMap<[u8; 32], Arc<Caller>>,
     by_certificate: HashMap<String, Arc<Caller>>,
+    by_name: HashMap<String, Arc<Caller>>,
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -427,6 +436,7 @@ fn snapshot(path: &Path, key: &[u8; 32]) -> Result<Snapshot, Error> {
             name: c.name.clone(),
             policy: c.policy,
         });
+        s.by_name.insert(c.name.clone(), Arc::clone(&caller));
         match c.credential {
             Credential::ApiKey { sha256 } => {
                 if let Ok(h) = <[u8; 32]>::try_from(sha256.as_slice()) {
@@ -436,6 +446,7 @@ fn snapshot(path: &Path, key: &[u8; 32]) -> Result<Snapshot, Error> {
             Credential::Certificate => {
                 s.by_certificate.insert(c.name, caller);
             }
+            Credential::Policy => {}
         }
     }
     Ok(s)
@@ -461,7 +472,7 @@ impl AccessFile {
     pub fn open(data_dir: &Path, kek: &Kek) -> Result<(Self, usize), Error> {
         let (path, key) = path_and_key(data_dir, kek);
         let snap = snapshot(&path, &key)?;
-        let n = snap.by_key.len() + snap.by_certificate.len();
+        let n = snap.by_name.len();
         Ok((
             Self {
                 path,
@@ -485,7 +496,7 @@ impl AccessFile {
                 let s = Arc::new(s);
                 tracing::info!(
                     path = %self.path.display(),
-                    clients = s.by_key.len() + s.by_certificate.len(),
+                    clients = s.by_name.len(),
                     "access file reloaded"
                 );
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&s);
@@ -512,6 +523,10 @@ impl Clients for AccessFile {
     fn by_certificate(&self, name: &str) -> Option<Arc<Caller>> {
         self.current().by_certificate.get(name).cloned()
     }
+
+    fn by_name(&self, name: &str) -> Option<Arc<Caller>> {
+        self.current().by_name.get(name).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -529,6 +544,7 @@ mod tests {
                 rate_per_s: Some(10),
             },
             certificate,
+            policy_only: false,
         }
     }
 
@@ -569,6 +585,15 @@ mod tests {
             file.by_certificate("alice").is_none(),
             "an API-key client is not a certificate identity"
         );
+        assert_eq!(file.by_name("alice").unwrap().name, "alice");
+        let mut peer = new("remote-app", false);
+        peer.policy_only = true;
+        assert!(
+            create(&path, &key, peer).unwrap().is_none(),
+            "no credential is made"
+        );
+        assert_eq!(file.by_name("remote-app").unwrap().name, "remote-app");
+        assert!(file.by_certificate("remote-app").is_none());
 
         assert_eq!(revoke(&path, &key, "alice").unwrap(), 1);
         assert!(

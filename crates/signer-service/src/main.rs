@@ -230,8 +230,13 @@ struct ApikeyCreateArgs {
     #[arg(long, value_name = "N/s")]
     rate: Option<String>,
     /// Register a client-certificate identity (for --auth mtls) instead of making an API key
-    #[arg(long)]
+    #[arg(long, conflicts_with = "policy_only")]
     certificate: bool,
+    /// Register only the policy of a client that authenticates at another node of the
+    /// cluster: this node checks it when asked to co-sign for that client (no credential is
+    /// made here)
+    #[arg(long)]
+    policy_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -268,6 +273,7 @@ fn apikey(action: ApikeyAction) -> Result<String, Error> {
                     name: a.name,
                     policy,
                     certificate: a.certificate,
+                    policy_only: a.policy_only,
                 },
             )? {
                 Some(api_key) => {
@@ -277,6 +283,10 @@ fn apikey(action: ApikeyAction) -> Result<String, Error> {
                     );
                     Ok(api_key.to_string())
                 }
+                None if a.policy_only => Ok(format!(
+                    "registered the policy of `{name}` (co-signing for a client authenticated by another node) in {}",
+                    path.display()
+                )),
                 None => Ok(format!(
                     "registered the client-certificate identity `{name}` in {}",
                     path.display()

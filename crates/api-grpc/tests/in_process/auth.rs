@@ -25,6 +25,9 @@ impl Clients for Registry {
     fn by_certificate(&self, _name: &str) -> Option<Arc<Caller>> {
         None
     }
+    fn by_name(&self, name: &str) -> Option<Arc<Caller>> {
+        self.0.values().find(|c| c.name == name).cloned()
+    }
 }
 
 fn policy(admin: bool, keys: &[&str], schemes: &[&str]) -> Policy {
