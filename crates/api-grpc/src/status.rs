@@ -30,9 +30,9 @@ pub fn status_of(rpc: &'static str, e: &Error) -> Status {
         }
         ErrorKind::ResourceExhausted => {
             let retry = match e {
-                Error::Overloaded { retry_after, .. } | Error::RateLimited { retry_after, .. } => {
-                    Some(*retry_after)
-                }
+                Error::Overloaded { retry_after, .. }
+                | Error::RateLimited { retry_after, .. }
+                | Error::Busy { retry_after, .. } => Some(*retry_after),
                 _ => None,
             };
             Status::with_error_details(
@@ -88,6 +88,22 @@ mod tests {
         let retry = s.get_details_retry_info().unwrap();
         assert_eq!(retry.retry_delay, Some(Duration::from_millis(20)));
         assert!(s.metadata().get("retry-after-ms").is_none());
+    }
+
+    #[test]
+    fn a_full_request_class_is_resource_exhausted_with_retry_info() {
+        let s = status_of(
+            "CreateKey",
+            &Error::Busy {
+                class: "key generation",
+                capacity: 4,
+                retry_after: Duration::from_secs(1),
+            },
+        );
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert!(s.message().contains("key generation"), "{}", s.message());
+        let retry = s.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -75,7 +75,8 @@ impl Failure {
                 "fieldViolations": [{ "field": field, "description": problem }],
             })),
             Error::Overloaded { retry_after: d, .. }
-            | Error::RateLimited { retry_after: d, .. } => {
+            | Error::RateLimited { retry_after: d, .. }
+            | Error::Busy { retry_after: d, .. } => {
                 retry_after = Some(*d);
                 details.push(serde_json::json!({
                     "@type": "type.googleapis.com/google.rpc.RetryInfo",

@@ -56,6 +56,8 @@ fn router(auth: Auth) -> axum::Router {
             max_batch_messages: 64,
             max_parties_frost: 64,
             max_parties_ecdsa: 16,
+            max_concurrent_keygen: 4,
+            max_batch_items_in_flight: 8192,
         },
         pool: PresignPool {
             target: 2,

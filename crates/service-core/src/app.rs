@@ -8,6 +8,7 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::admission::{CLASS_WAIT, Gate};
 use crate::audit::Event;
 use crate::auth::{Auth, AuthMode, Caller, Credential, RateLimits, api_key_hash};
 use crate::coordinator::{Coordinator, Cost, JobBatcher, Signature, run_jobs};
@@ -65,6 +66,8 @@ pub struct App {
     auth: Auth,
     operator: Arc<Caller>,
     rates: RateLimits,
+    keygen: Gate,
+    batches: Gate,
 }
 
 /// The parts an [`App`] is built from.
@@ -293,6 +296,16 @@ impl App {
             auth: parts.auth,
             operator: Arc::new(Caller::operator()),
             rates: RateLimits::default(),
+            keygen: Gate::new(
+                "key generation",
+                parts.limits.max_concurrent_keygen,
+                CLASS_WAIT,
+            ),
+            batches: Gate::new(
+                "SignBatch messages in flight",
+                parts.limits.max_batch_items_in_flight,
+                CLASS_WAIT,
+            ),
         }
     }
 
@@ -485,6 +498,7 @@ impl App {
             if let Some(view) = self.replayed_key(&scope, &req.idempotency_key, &fp).await? {
                 return Ok((view, Cost::default()));
             }
+            let _class = self.keygen.enter(1).await?;
             let created_at_ms = now_ms();
             let new = NewKey {
                 key_id: new_key_id(created_at_ms),
@@ -529,6 +543,7 @@ impl App {
                     format!("must be 32 bytes (got {})", req.secret_key.len()),
                 ));
             }
+            let _class = self.keygen.enter(1).await?;
             let (key, cost) = self
                 .coordinator
                 .import(scheme, req.secret_key, t, n)
@@ -727,6 +742,14 @@ impl App {
         let action = if batch { "SignBatch" } else { "Sign" };
         let (rec, key) = self.usable_key(caller, action, &req.key_id).await?;
         let scheme = rec.scheme;
+        let _class = if batch {
+            match self.batches.enter(req.messages.len()).await {
+                Ok(p) => Some(p),
+                Err(e) => return with_scheme(scheme, Err(e)),
+            }
+        } else {
+            None
+        };
         let r = self
             .sign_loaded(
                 Arc::clone(&rec),

@@ -49,6 +49,19 @@ pub enum Error {
         /// When the next request would be admitted.
         retry_after: Duration,
     },
+    /// A request class (key generation, batch messages) stayed full for the whole wait.
+    #[error(
+        "busy: {class} is at its limit of {capacity} (limits.*); retry after {} ms",
+        retry_after.as_millis()
+    )]
+    Busy {
+        /// The class.
+        class: &'static str,
+        /// Its capacity.
+        capacity: usize,
+        /// Suggested back-off.
+        retry_after: Duration,
+    },
     /// An idempotency key was reused for a different request.
     #[error("idempotency_key was already used for a different request; use a new idempotency_key")]
     IdempotencyConflict,
@@ -191,7 +204,9 @@ impl Error {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::KeyNotFound { .. } => ErrorKind::NotFound,
-            Error::Overloaded { .. } | Error::RateLimited { .. } => ErrorKind::ResourceExhausted,
+            Error::Overloaded { .. } | Error::RateLimited { .. } | Error::Busy { .. } => {
+                ErrorKind::ResourceExhausted
+            }
             Error::IdempotencyConflict => ErrorKind::FailedPrecondition,
             Error::ShuttingDown | Error::QuorumUnavailable { .. } | Error::Peer { .. } => {
                 ErrorKind::Unavailable

@@ -12,6 +12,7 @@
 //! - [`audit`] — audit events and their hash chain.
 //! - [`auth`] — authentication modes, clients and their policies (default deny).
 
+mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;

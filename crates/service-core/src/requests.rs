@@ -19,6 +19,10 @@ pub struct Limits {
     pub max_parties_frost: u32,
     /// Most parties of a threshold-ECDSA key: its state (pairwise OT) grows with n².
     pub max_parties_ecdsa: u32,
+    /// Most CreateKey/ImportKey requests running at once.
+    pub max_concurrent_keygen: usize,
+    /// Most messages of SignBatch requests in flight at once, over all of them.
+    pub max_batch_items_in_flight: usize,
 }
 
 /// A key's public information.

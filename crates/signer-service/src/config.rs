@@ -126,6 +126,8 @@ impl Default for Config {
                 max_batch_messages: 4096,
                 max_parties_frost: 64,
                 max_parties_ecdsa: 16,
+                max_concurrent_keygen: 4,
+                max_batch_items_in_flight: 8192,
             },
             ecdsa: PresignPool {
                 target: 64,
@@ -340,6 +342,22 @@ pub struct LimitsLayer {
         allow_negative_numbers = true
     )]
     pub max_parties_ecdsa: Option<i64>,
+    /// Most CreateKey/ImportKey requests running at once; more wait up to 5 s, then get RESOURCE_EXHAUSTED, so key generation cannot take every worker from signing [default: 4]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_CONCURRENT_KEYGEN",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub max_concurrent_keygen: Option<i64>,
+    /// Most SignBatch messages in flight over all requests (the rest of the batcher queue stays free for Sign); more wait up to 5 s, then get RESOURCE_EXHAUSTED [default: 8192]
+    #[arg(
+        long,
+        env = "TESSERA_LIMITS_MAX_BATCH_ITEMS_IN_FLIGHT",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub max_batch_items_in_flight: Option<i64>,
 }
 
 /// `[ecdsa]` in a layer.
@@ -554,6 +572,13 @@ impl Config {
         if let Some(v) = layer.limits.max_parties_ecdsa {
             self.limits.max_parties_ecdsa = parties_cap("limits.max_parties_ecdsa", v, 2)?;
         }
+        if let Some(v) = layer.limits.max_concurrent_keygen {
+            self.limits.max_concurrent_keygen = at_least("limits.max_concurrent_keygen", v, 1)?;
+        }
+        if let Some(v) = layer.limits.max_batch_items_in_flight {
+            self.limits.max_batch_items_in_flight =
+                at_least("limits.max_batch_items_in_flight", v, 1)?;
+        }
         if let Some(v) = layer.ecdsa.presign_pool {
             self.ecdsa.target = at_least("ecdsa.presign_pool", v, 0)?;
         }
@@ -642,7 +667,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 23,
+            2 + 25,
             "every field has a row:\n{table}"
         );
     }

@@ -90,6 +90,8 @@ impl Harness {
                     max_batch_messages: 4096,
                     max_parties_frost: 64,
                     max_parties_ecdsa: 16,
+                    max_concurrent_keygen: 4,
+                    max_batch_items_in_flight: 8192,
                 },
                 pool: opts.pool,
                 backend: "cpu".to_owned(),
