@@ -8,6 +8,12 @@
 //! The total number of waiting items is bounded by `max_queue`; a submission that does not fit
 //! is refused whole with [`Error::Overloaded`] (RESOURCE_EXHAUSTED). A batch that panics fails
 //! its items with [`Error::Panicked`] and leaves the worker running.
+//!
+//! Queues share the workers fairly (weighted fair queuing over worker time): each queue is
+//! charged the wall time its batches take, and of the queues ready to run the one charged least
+//! goes next; a queue that was idle starts level with the others. A queue whose items are
+//! expensive (ECDSA presigning on demand) gets batches of about [`BATCH_TIME_TARGET`] (from
+//! its measured time per item), so a cheap queue's items never wait behind minutes of it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -52,10 +58,35 @@ struct Pending<T, R> {
     reply: oneshot::Sender<Done<R>>,
 }
 
+/// About how long one batch of an expensive queue may hold a worker.
+pub const BATCH_TIME_TARGET: Duration = Duration::from_millis(20);
+
+/// The size of a queue's batches until its cost per item has been measured.
+const FIRST_BATCH: usize = 16;
+
 struct State<T, R> {
     queues: Vec<VecDeque<Pending<T, R>>>,
     depth: usize,
     shutdown: bool,
+    /// Worker seconds charged to each queue (its virtual time).
+    vtime: Vec<f64>,
+    /// The virtual time of the latest batch started; an idle queue that gets work starts here.
+    now_v: f64,
+    /// Measured wall seconds per item of each queue's batches (moving average; 0 = unknown).
+    item_time: Vec<f64>,
+}
+
+impl<T, R> State<T, R> {
+    /// The most items queue `q`'s next batch may take: about [`BATCH_TIME_TARGET`] of work,
+    /// and [`FIRST_BATCH`] items while its cost is unknown.
+    fn cap(&self, q: usize, max_batch_size: usize) -> usize {
+        let per_item = self.item_time[q];
+        if per_item > 0.0 {
+            ((BATCH_TIME_TARGET.as_secs_f64() / per_item) as usize).clamp(1, max_batch_size)
+        } else {
+            FIRST_BATCH.min(max_batch_size)
+        }
+    }
 }
 
 struct Shared<T, R> {
@@ -99,6 +130,9 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 queues: Queue::ALL.iter().map(|_| VecDeque::new()).collect(),
                 depth: 0,
                 shutdown: false,
+                vtime: vec![0.0; Queue::ALL.len()],
+                now_v: 0.0,
+                item_time: vec![0.0; Queue::ALL.len()],
             }),
             wake: Condvar::new(),
             max_batch_size: cfg.max_batch_size.max(1),
@@ -147,7 +181,13 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         let now = Instant::now();
         let mut receivers = Vec::with_capacity(items.len());
         st.depth += items.len();
-        let q = &mut st.queues[queue.index()];
+        let i = queue.index();
+        if st.queues[i].is_empty() {
+            // An idle queue starts level with the work running now, not with a credit.
+            st.vtime[i] = st.vtime[i].max(st.now_v);
+        }
+        let cap = st.cap(i, s.max_batch_size);
+        let q = &mut st.queues[i];
         let was_empty = q.is_empty();
         for item in items {
             let (reply, rx) = oneshot::channel();
@@ -162,7 +202,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         // planned for: it was empty (no deadline was set for it) or it is now full. Otherwise a
         // worker is already waiting for this queue's deadline, or busy and will look again
         // when its batch is done; waking one per submission only costs context switches.
-        let full = q.len() >= s.max_batch_size;
+        let full = q.len() >= cap;
         s.observer.queue_depth(st.depth);
         drop(st);
         if was_empty || full {
@@ -201,40 +241,45 @@ fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The queue to serve now (the ready one whose oldest item is oldest), else the earliest
-/// instant at which one becomes ready.
+/// The queue to serve now (of the ready ones, the one charged the least worker time; the
+/// older front breaks ties), else the earliest instant at which one becomes ready.
 fn pick<T, R>(s: &Shared<T, R>, st: &State<T, R>, now: Instant) -> Result<usize, Option<Instant>> {
-    let mut best: Option<(usize, Instant)> = None;
+    let mut best: Option<(usize, f64, Instant)> = None;
     let mut next: Option<Instant> = None;
     for (i, q) in st.queues.iter().enumerate() {
         let Some(front) = q.front() else { continue };
         let deadline = front.enqueued + s.max_delay;
-        if st.shutdown || q.len() >= s.max_batch_size || deadline <= now {
-            if best.is_none_or(|(_, t)| front.enqueued < t) {
-                best = Some((i, front.enqueued));
+        if st.shutdown || q.len() >= st.cap(i, s.max_batch_size) || deadline <= now {
+            let v = st.vtime[i];
+            if best.is_none_or(|(_, bv, t)| v < bv || (v == bv && front.enqueued < t)) {
+                best = Some((i, v, front.enqueued));
             }
         } else if next.is_none_or(|n| deadline < n) {
             next = Some(deadline);
         }
     }
-    best.map(|(i, _)| i).ok_or(next)
+    best.map(|(i, _, _)| i).ok_or(next)
 }
 
 fn worker<T, R>(s: &Shared<T, R>) {
     loop {
         let mut st = lock(&s.state);
-        let (queue, batch) = loop {
+        let (q, estimate, queue, batch) = loop {
             match pick(s, &st, Instant::now()) {
                 Ok(q) => {
-                    let n = st.queues[q].len().min(s.max_batch_size);
+                    let n = st.queues[q].len().min(st.cap(q, s.max_batch_size));
                     let batch: Vec<_> = st.queues[q].drain(..n).collect();
                     st.depth -= n;
+                    // Charge the batch now (at its expected cost), settle after it ran.
+                    st.now_v = st.now_v.max(st.vtime[q]);
+                    let estimate = st.item_time[q] * n as f64;
+                    st.vtime[q] += estimate;
                     s.observer.queue_depth(st.depth);
                     if !st.queues[q].is_empty() {
                         // More of this queue is waiting: let another worker plan for it.
                         s.wake.notify_one();
                     }
-                    break (Queue::ALL[q], batch);
+                    break (q, estimate, Queue::ALL[q], batch);
                 }
                 Err(_) if st.shutdown => return,
                 Err(Some(deadline)) => {
@@ -249,7 +294,21 @@ fn worker<T, R>(s: &Shared<T, R>) {
             }
         };
         drop(st);
+        let n = batch.len().max(1) as f64;
+        let started = Instant::now();
         run_batch(s, queue, batch);
+        let took = started.elapsed().as_secs_f64();
+        let mut st = lock(&s.state);
+        st.vtime[q] += took - estimate;
+        // A rise in cost counts at once (the next batch must not hold a worker for long); a
+        // fall is believed slowly (a queue can mix cheap and expensive items).
+        let per_item = took / n;
+        let old = st.item_time[q];
+        st.item_time[q] = if per_item >= old {
+            per_item
+        } else {
+            0.9 * old + 0.1 * per_item
+        };
     }
 }
 
@@ -369,6 +428,45 @@ mod tests {
         assert!(sizes.iter().all(|&n| (1..=8).contains(&n)), "{sizes:?}");
         assert!(sizes.iter().filter(|&&n| n == 8).count() >= 12, "{sizes:?}");
         assert_eq!(b.depth(), 0);
+    }
+
+    /// A cheap queue's item does not wait behind a deep queue of expensive items: the
+    /// expensive queue gets short batches once its cost is known, and the cheap queue, idle
+    /// until then, goes next.
+    #[tokio::test]
+    async fn a_cheap_item_does_not_wait_behind_a_deep_expensive_queue() {
+        let b = Batcher::new(
+            &cfg(64, 0, 10_000, 1),
+            quiet(),
+            |q, items: Vec<u32>| {
+                if q == A {
+                    std::thread::sleep(Duration::from_millis(2) * items.len() as u32);
+                }
+                items
+            },
+            no_probe,
+        )
+        .unwrap();
+        // 400 expensive items: 800 ms of work, in batches of about 20 ms once measured.
+        let slow = b.submit(A, (0..400).collect()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let start = Instant::now();
+        let cheap = b.submit(B, vec![7]).unwrap();
+        for r in cheap {
+            assert_eq!(r.await.unwrap().result, 7);
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_millis(100),
+            "the cheap item waited {waited:?} behind the expensive queue"
+        );
+        assert!(
+            b.depth() > 100,
+            "most of the expensive queue was still waiting"
+        );
+        for r in slow {
+            r.await.unwrap();
+        }
     }
 
     #[tokio::test]

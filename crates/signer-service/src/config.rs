@@ -126,7 +126,7 @@ impl Default for Config {
                 max_batch_messages: 4096,
                 max_parties_frost: 64,
                 max_parties_ecdsa: 16,
-                max_concurrent_keygen: 4,
+                max_concurrent_keygen: 2,
                 max_batch_items_in_flight: 8192,
             },
             ecdsa: PresignPool {
@@ -342,7 +342,7 @@ pub struct LimitsLayer {
         allow_negative_numbers = true
     )]
     pub max_parties_ecdsa: Option<i64>,
-    /// Most CreateKey/ImportKey requests running at once; more wait up to 5 s, then get RESOURCE_EXHAUSTED, so key generation cannot take every worker from signing [default: 4]
+    /// Most CreateKey/ImportKey requests running at once; more wait up to 5 s, then get RESOURCE_EXHAUSTED, so key generation cannot take every worker from signing [default: 2]
     #[arg(
         long,
         env = "TESSERA_LIMITS_MAX_CONCURRENT_KEYGEN",
