@@ -75,10 +75,9 @@ impl GrpcApi {
 pub fn credential<T>(req: &Request<T>) -> Credential {
     if let Some(v) = req.metadata().get("authorization")
         && let Ok(text) = v.to_str()
-        && let Some((scheme, key)) = text.split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
+        && let Some(key) = service_core::auth::bearer(text)
     {
-        return Credential::ApiKey(Zeroizing::new(key.trim().to_owned()));
+        return Credential::ApiKey(key);
     }
     match req.peer_certs() {
         Some(certs) => match certs.first() {

@@ -86,10 +86,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Cred {
 fn credential(headers: &HeaderMap, cert: Option<&ClientCertificate>) -> Credential {
     if let Some(v) = headers.get(header::AUTHORIZATION)
         && let Ok(text) = v.to_str()
-        && let Some((scheme, key)) = text.split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
+        && let Some(key) = service_core::auth::bearer(text)
     {
-        return Credential::ApiKey(Zeroizing::new(key.trim().to_owned()));
+        return Credential::ApiKey(key);
     }
     match cert {
         Some(c) => Credential::Certificate(c.0.clone()),

@@ -4,7 +4,6 @@
 //! errors are `google.rpc.Status` with the mapped HTTP status, and API keys gate every call.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use api_rest::json::b64;
@@ -13,29 +12,11 @@ use axum::http::{Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use service_core::auth::{api_key_hash, new_api_key};
 use service_core::batcher::BatcherConfig;
-use service_core::memory::MemoryStore;
-use service_core::{
-    App, AppSetup, Auth, AuthMode, Caller, Clients, Kek, Limits, Observer, Policy, PresignPool,
-};
+use service_core::memory::{MemoryClients, MemoryStore};
+use service_core::{App, AppSetup, Auth, AuthMode, Kek, Limits, Observer, Policy, PresignPool};
 use telemetry::{BuildInfo, Metrics};
 use tower::ServiceExt;
-
-#[derive(Debug, Default)]
-struct Registry(HashMap<[u8; 32], Arc<Caller>>);
-
-impl Clients for Registry {
-    fn by_api_key(&self, hash: &[u8; 32]) -> Option<Arc<Caller>> {
-        self.0.get(hash).cloned()
-    }
-    fn by_certificate(&self, _name: &str) -> Option<Arc<Caller>> {
-        None
-    }
-    fn by_name(&self, name: &str) -> Option<Arc<Caller>> {
-        self.0.values().find(|c| c.name == name).cloned()
-    }
-}
 
 fn router(auth: Auth) -> axum::Router {
     let metrics = Arc::new(Metrics::new(&BuildInfo::default()));
@@ -342,26 +323,16 @@ async fn every_route_answers_as_the_openapi_document_says() {
 
 #[tokio::test]
 async fn api_keys_gate_every_call_with_401_403_and_429() {
-    let mut reg = Registry::default();
-    let (admin, reader) = (new_api_key(), new_api_key());
-    reg.0.insert(
-        api_key_hash(&admin),
-        Arc::new(Caller {
-            name: "ops".into(),
-            policy: Policy::everything(),
-        }),
-    );
-    reg.0.insert(
-        api_key_hash(&reader),
-        Arc::new(Caller {
-            name: "reader".into(),
-            policy: Policy {
-                admin: false,
-                keys: vec![],
-                schemes: vec!["*".into()],
-                rate_per_s: Some(2),
-            },
-        }),
+    let mut reg = MemoryClients::default();
+    let admin = reg.add("ops", Policy::everything());
+    let reader = reg.add(
+        "reader",
+        Policy {
+            admin: false,
+            keys: vec![],
+            schemes: vec!["*".into()],
+            rate_per_s: Some(2),
+        },
     );
     let r = router(Auth {
         mode: AuthMode::ApiKey,

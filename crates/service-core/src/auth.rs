@@ -271,6 +271,15 @@ impl RateLimits {
     }
 }
 
+/// The API key of an `authorization` header value `Bearer <key>` (scheme case-insensitive),
+/// as every API adapter reads it.
+pub fn bearer(header: &str) -> Option<Zeroizing<String>> {
+    let (scheme, key) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| Zeroizing::new(key.trim().to_owned()))
+}
+
 /// The prefix of every API key.
 pub const API_KEY_PREFIX: &str = "tsk_";
 

@@ -6,6 +6,7 @@ use std::ops::Bound;
 use std::sync::Mutex;
 
 use crate::audit::{ChainKey, Envelope, Event, GENESIS, verify_chain};
+use crate::auth::{Caller, Clients, api_key_hash, new_api_key};
 use crate::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
     KeyRepository, RecordDone, Recorded, SignatureRecord, StoreError, now_ms,
@@ -192,6 +193,37 @@ impl AuditLog for MemoryStore {
                 .enumerate()
                 .map(|(i, e)| Ok((i as u64, e.clone()))),
         )
+    }
+}
+
+/// Registered clients held in memory (API-key clients only), for in-process API tests.
+#[derive(Debug, Default)]
+pub struct MemoryClients(std::collections::HashMap<[u8; 32], std::sync::Arc<Caller>>);
+
+impl MemoryClients {
+    /// Registers `name` with `policy` under a new API key, which it returns.
+    pub fn add(&mut self, name: &str, policy: crate::auth::Policy) -> String {
+        let key = new_api_key();
+        self.0.insert(
+            api_key_hash(&key),
+            std::sync::Arc::new(Caller {
+                name: name.to_owned(),
+                policy,
+            }),
+        );
+        key.to_string()
+    }
+}
+
+impl Clients for MemoryClients {
+    fn by_api_key(&self, hash: &[u8; 32]) -> Option<std::sync::Arc<Caller>> {
+        self.0.get(hash).cloned()
+    }
+    fn by_certificate(&self, _name: &str) -> Option<std::sync::Arc<Caller>> {
+        None
+    }
+    fn by_name(&self, name: &str) -> Option<std::sync::Arc<Caller>> {
+        self.0.values().find(|c| c.name == name).cloned()
     }
 }
 

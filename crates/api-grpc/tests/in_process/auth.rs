@@ -3,32 +3,15 @@
 //! denied requests produce no signature and leave an `AccessDenied` audit event, and the
 //! allowed cases succeed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use api_proto as pb;
 use service_core::audit::Event;
-use service_core::auth::{api_key_hash, new_api_key};
-use service_core::{Auth, AuthMode, Caller, Clients, Policy};
+use service_core::memory::MemoryClients;
+use service_core::{Auth, AuthMode, Policy};
 use tonic::Code;
 
 use crate::common::{Harness, Options, assert_status, create_req, sign_req};
-
-/// The registered clients, keyed by API-key hash.
-#[derive(Debug, Default)]
-struct Registry(HashMap<[u8; 32], Arc<Caller>>);
-
-impl Clients for Registry {
-    fn by_api_key(&self, hash: &[u8; 32]) -> Option<Arc<Caller>> {
-        self.0.get(hash).cloned()
-    }
-    fn by_certificate(&self, _name: &str) -> Option<Arc<Caller>> {
-        None
-    }
-    fn by_name(&self, name: &str) -> Option<Arc<Caller>> {
-        self.0.values().find(|c| c.name == name).cloned()
-    }
-}
 
 fn policy(admin: bool, keys: &[&str], schemes: &[&str]) -> Policy {
     Policy {
@@ -41,19 +24,11 @@ fn policy(admin: bool, keys: &[&str], schemes: &[&str]) -> Policy {
 
 /// A harness in api-key mode with the clients `(name, policy)`; returns their keys in order.
 fn harness(clients: Vec<(&str, Policy)>) -> (Harness, Vec<String>) {
-    let mut reg = Registry::default();
-    let mut keys = Vec::new();
-    for (name, policy) in clients {
-        let key = new_api_key();
-        reg.0.insert(
-            api_key_hash(&key),
-            Arc::new(Caller {
-                name: name.to_owned(),
-                policy,
-            }),
-        );
-        keys.push(key.to_string());
-    }
+    let mut reg = MemoryClients::default();
+    let keys = clients
+        .into_iter()
+        .map(|(name, policy)| reg.add(name, policy))
+        .collect();
     let h = Harness::with(Options {
         auth: Auth {
             mode: AuthMode::ApiKey,
@@ -241,15 +216,8 @@ async fn a_key_named_by_id_is_the_only_one_its_client_uses() {
     let ed = ops.key(pb::Scheme::Ed25519, "ed").await;
     let other = ops.key(pb::Scheme::Ed25519, "other").await;
     // A second API over the same store, where alice's policy names `ed` only.
-    let alice_key = new_api_key();
-    let mut reg = Registry::default();
-    reg.0.insert(
-        api_key_hash(&alice_key),
-        Arc::new(Caller {
-            name: "alice".into(),
-            policy: policy(false, &[ed.key_id.as_str()], &["ed25519"]),
-        }),
-    );
+    let mut reg = MemoryClients::default();
+    let alice_key = reg.add("alice", policy(false, &[ed.key_id.as_str()], &["ed25519"]));
     let h2 = Harness::over(
         Arc::clone(&h.store),
         Options {
