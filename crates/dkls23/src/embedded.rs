@@ -7,11 +7,12 @@ use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroize;
 
-use accel_api::{Accelerator, CurveGroup, LincombJob, SchnorrItem, Secp256k1};
+use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
 
+use crate::dkg::{DkgContext, Pok, pok_challenge, verify_poks};
 use crate::error::Error;
 use crate::hash::Tr;
-use crate::keygen::{KeySet, KeyShare, PartyId};
+use crate::keygen::{KeySet, KeyShare, PairSetup, PartyId};
 use crate::sign::{self, PartyPresignature};
 
 /// A presignature for a fixed signer set: every signer's [`PartyPresignature`]. Single use
@@ -33,65 +34,6 @@ impl Presignature {
     /// The signer ids.
     pub fn signers(&self) -> Vec<PartyId> {
         self.parts.iter().map(PartyPresignature::id).collect()
-    }
-}
-
-/// What every key-generation proof of knowledge is bound to: the protocol (the transcript
-/// domain `dkg/pok`, with the crate prefix, is the context string), the session and the
-/// participants.
-struct DkgContext {
-    session_id: [u8; 32],
-    t: u16,
-    n: u16,
-}
-
-/// One dealer's Schnorr proof of knowledge of its constant term `a_{i,0}`: `R = k·G`,
-/// `s = k + c·a_{i,0}`.
-#[derive(Clone, Copy)]
-struct Pok {
-    id: PartyId,
-    c0: ProjectivePoint,
-    r: ProjectivePoint,
-    s: Scalar,
-}
-
-/// `c = H("dkg/pok" ‖ session_id ‖ t ‖ n ‖ i ‖ C_{i,0} ‖ R)` (the FROST paper's KeyGen,
-/// eprint 2020/852 §5.1 round 1 step 2, `c = H(i, Φ, g^{a_i0}, R_i)`, with the session id and
-/// the participants added to the context `Φ`), so a proof replayed into another session or
-/// presented under another sender id fails.
-fn pok_challenge(
-    ctx: &DkgContext,
-    id: PartyId,
-    c0: &ProjectivePoint,
-    r: &ProjectivePoint,
-) -> Scalar {
-    Tr::new("dkg/pok")
-        .bytes(&ctx.session_id)
-        .u64(u64::from(ctx.t))
-        .u64(u64::from(ctx.n))
-        .u64(u64::from(id))
-        .point(c0)
-        .point(r)
-        .finish_scalar()
-}
-
-/// Checks every dealer's proof in one batch; the first failing one is named as culprit.
-fn verify_poks(accel: &dyn Accelerator, ctx: &DkgContext, proofs: &[Pok]) -> Result<(), Error> {
-    let items: Vec<_> = proofs
-        .iter()
-        .map(|p| SchnorrItem {
-            r: p.r,
-            s: p.s,
-            c: pok_challenge(ctx, p.id, &p.c0, &p.r),
-            public_key: p.c0,
-        })
-        .collect();
-    let verdict = Secp256k1::verify_batch_vartime(accel, &items)?;
-    match verdict.invalid.first() {
-        Some(&bad) => Err(Error::BadDkgShare {
-            culprit: proofs[bad].id,
-        }),
-        None => Ok(()),
     }
 }
 
@@ -301,12 +243,21 @@ pub fn refresh_pair(
         (Some(x), Some(y)) if a != b => (x, y),
         _ => return Err(Error::InvalidParameters("party ids out of range")),
     };
-    let (sa, ma) = ka.pair_ot_start(accel, b, rng)?;
-    let (sb, mb) = kb.pair_ot_start(accel, a, rng)?;
-    let (side_b, reply_b) = kb.pair_ot_respond(accel, a, &ma, rng)?;
-    let (side_a, reply_a) = ka.pair_ot_respond(accel, b, &mb, rng)?;
-    set.shares[usize::from(a) - 1].pair_ot_install(b, sa, &reply_b, side_a)?;
-    set.shares[usize::from(b) - 1].pair_ot_install(a, sb, &reply_a, side_b)?;
+    let pk = ka.public_key;
+    if kb.public_key != pk {
+        return Err(Error::InvalidParameters("shares of different keys"));
+    }
+    let (mut sa, mut ma) = PairSetup::start(accel, &pk, a, b, rng)?;
+    let (mut sb, mut mb) = PairSetup::start(accel, &pk, b, a, rng)?;
+    for _ in 2..=5 {
+        let next_a = sa.step(accel, &mb, rng)?;
+        let next_b = sb.step(accel, &ma, rng)?;
+        (ma, mb) = (next_a, next_b);
+    }
+    let ot_a = sa.finish(&mb)?;
+    let ot_b = sb.finish(&ma)?;
+    set.shares[usize::from(a) - 1].install_pair(ot_a)?;
+    set.shares[usize::from(b) - 1].install_pair(ot_b)?;
     Ok(())
 }
 
@@ -451,76 +402,4 @@ pub fn sign_presigned(
     let pk = parts[0].public_key();
     let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(prehash)).collect();
     sign::combine(accel, &pk, &big_r, prehash, &msgs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
-
-    /// Dealers' proofs of knowledge for a session, made as [`dkg`] makes them.
-    fn proofs(accel: &dyn Accelerator, ctx: &DkgContext, seed: u64) -> Vec<Pok> {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        (1..=ctx.n)
-            .map(|id| {
-                let a0 = Secp256k1::random_nonzero_scalar(&mut rng);
-                let k = Secp256k1::random_nonzero_scalar(&mut rng);
-                let pts = Secp256k1::mul_base(accel, &[a0, k]).unwrap();
-                let c = pok_challenge(ctx, id, &pts[0], &pts[1]);
-                Pok {
-                    id,
-                    c0: pts[0],
-                    r: pts[1],
-                    s: k + c * a0,
-                }
-            })
-            .collect()
-    }
-
-    fn ctx(session: u8) -> DkgContext {
-        DkgContext {
-            session_id: [session; 32],
-            t: 2,
-            n: 3,
-        }
-    }
-
-    /// A proof from session A replayed into session B (another session id) is rejected
-    /// naming its sender.
-    #[test]
-    fn pok_replayed_into_another_session_names_sender() {
-        let accel = backend_cpu::CpuBackend::new();
-        let mut b = proofs(&accel, &ctx(2), 2);
-        assert_eq!(verify_poks(&accel, &ctx(2), &b), Ok(()));
-        b[1] = proofs(&accel, &ctx(1), 1)[1];
-        assert_eq!(
-            verify_poks(&accel, &ctx(2), &b),
-            Err(Error::BadDkgShare { culprit: 2 })
-        );
-    }
-
-    /// A valid proof presented under another sender id is rejected naming that id.
-    #[test]
-    fn pok_under_another_sender_id_names_claimed_sender() {
-        let accel = backend_cpu::CpuBackend::new();
-        let mut b = proofs(&accel, &ctx(3), 3);
-        b[2] = Pok { id: 3, ..b[1] };
-        assert_eq!(
-            verify_poks(&accel, &ctx(3), &b),
-            Err(Error::BadDkgShare { culprit: 3 })
-        );
-    }
-
-    /// The participant count is bound too: a proof made for `n = 3` fails under `n = 4`.
-    #[test]
-    fn pok_for_another_participant_count_is_rejected() {
-        let accel = backend_cpu::CpuBackend::new();
-        let b = proofs(&accel, &ctx(4), 4);
-        let other = DkgContext { n: 4, ..ctx(4) };
-        assert_eq!(
-            verify_poks(&accel, &other, &b[..1]),
-            Err(Error::BadDkgShare { culprit: 1 })
-        );
-    }
 }

@@ -16,6 +16,13 @@ pub enum Error {
         /// What was wrong.
         what: &'static str,
     },
+    /// A check of the Verified Simplest OT base OT failed (the base-OT sender's proof of
+    /// knowledge, the receiver's responses, or the sender's openings).
+    #[error("base OT check failed; culprit party {culprit}")]
+    BaseOtCheck {
+        /// The party whose base-OT message failed the check.
+        culprit: PartyIdT,
+    },
     /// The KOS OT-extension correlation check failed (the pair's OT state is discarded).
     #[error("OT extension consistency check failed; culprit party {culprit}")]
     OtConsistency {
@@ -45,6 +52,12 @@ pub enum Error {
     #[error("DKG share or proof failed; culprit party {culprit}")]
     BadDkgShare {
         /// The dealer at fault.
+        culprit: PartyIdT,
+    },
+    /// Key-generation confirmations differ: this party saw another transcript.
+    #[error("key generation confirmation mismatch; culprit party {culprit}")]
+    ConfirmationMismatch {
+        /// The party whose confirmation differs.
         culprit: PartyIdT,
     },
     /// The signers' public key shares do not add up to the public key. With pairwise

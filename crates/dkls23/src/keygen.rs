@@ -1,7 +1,7 @@
 //! Key material: a party's [`KeyShare`] (Shamir share, public data, zero-sharing seeds and
 //! the pairwise base-OT state) and the all-parties [`KeySet`] of the embedded deployment.
-//! The pairwise base-OT set-up is exposed as sans-IO steps so a fresh base OT can be run for
-//! one pair after a failed check.
+//! The pairwise base-OT set-up is the sans-IO [`PairSetup`], used at key generation and to run
+//! a fresh base OT for one pair after a failed check.
 
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::{ProjectivePoint, Scalar};
@@ -14,7 +14,8 @@ use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
 use crate::hash::Tr;
 use crate::ot::{
-    self, BaseOtMsg1, BaseOtMsg2, BaseOtSender, ExtReceiverSeeds, ExtSenderSeeds, KAPPA,
+    ExtReceiverSeeds, ExtSenderSeeds, KAPPA, VsotMsg1, VsotMsg2, VsotMsg3, VsotMsg4, VsotMsg5,
+    VsotReceiver, VsotReceiverAnswered, VsotSender, VsotSenderChallenged,
 };
 
 /// The magic prefix of a serialized [`KeyShare`].
@@ -24,15 +25,6 @@ const SET_MAGIC: &[u8; 8] = b"DKLS23S1";
 
 /// A party identifier, `1..=n`; it is also the party's Shamir evaluation point.
 pub type PartyId = u16;
-
-/// The OT state a party keeps for one peer: one base-OT batch per direction.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct PairOt {
-    /// Seeds for the extension where this party is the receiver (Bob).
-    pub(crate) as_receiver: ExtReceiverSeeds,
-    /// Seeds for the extension where this party is the sender (Alice).
-    pub(crate) as_sender: ExtSenderSeeds,
-}
 
 /// One party's long-term key material.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,6 +65,194 @@ pub(crate) fn pair_ctx(pk: &ProjectivePoint, alice: PartyId, bob: PartyId) -> [u
         .u64(u64::from(alice))
         .u64(u64::from(bob))
         .finish()
+}
+
+/// A pair's OT state as made by a [`PairSetup`]: one base-OT batch per direction, for the
+/// party `me` with its `peer`. Opaque; installed with [`KeyShare::install_pair`]. Its seeds
+/// are zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PairOt {
+    me: PartyId,
+    peer: PartyId,
+    /// Seeds for the extension where this party is the receiver (Bob).
+    pub(crate) as_receiver: ExtReceiverSeeds,
+    /// Seeds for the extension where this party is the sender (Alice).
+    pub(crate) as_sender: ExtSenderSeeds,
+}
+
+impl core::fmt::Debug for PairOt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PairOt")
+            .field("me", &self.me)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PairOt {
+    /// The party that holds this state.
+    pub fn me(&self) -> PartyId {
+        self.me
+    }
+    /// The peer it was set up with.
+    pub fn peer(&self) -> PartyId {
+        self.peer
+    }
+}
+
+/// Where a [`PairSetup`] stands: the flow number of the next message it expects, with this
+/// party's VSOT sender state (the extension where it is the receiver, Bob) and VSOT receiver
+/// state (the extension where it is the sender, Alice).
+enum Phase {
+    AwaitFlow1(VsotSender),
+    AwaitFlow2(VsotSender, VsotReceiver),
+    AwaitFlow3(VsotSenderChallenged, VsotReceiver),
+    AwaitFlow4(VsotSenderChallenged, VsotReceiverAnswered),
+    AwaitFlow5(ExtReceiverSeeds, VsotReceiverAnswered),
+    /// Finished or failed: no further message is accepted.
+    Spent,
+}
+
+/// Both directions of one pair's base OT (Verified Simplest OT, [`crate::ot`]) for the party
+/// `me` and its `peer`, as five flows of messages exchanged with the peer's own `PairSetup`
+/// (sans-IO: the caller carries the bytes). Every message starts with its flow number.
+///
+/// Flow 1 ([`PairSetup::start`]) is this party's VSOT message 1 as base-OT sender; each call of
+/// [`PairSetup::step`] consumes the peer's message of flow `k − 1` and returns this party's
+/// flow `k` (2: VSOT message 2 as receiver, 3: message 3 as sender, 4: message 4 as receiver,
+/// 5: message 5 as sender); [`PairSetup::finish`] consumes the peer's flow 5. After a failed
+/// check the setup accepts nothing more: start a fresh one.
+pub struct PairSetup {
+    me: PartyId,
+    peer: PartyId,
+    /// Context of the extension where `me` is the sender: `pair_ctx(pk, me, peer)`.
+    ctx_as_sender: [u8; 32],
+    phase: Phase,
+}
+
+impl core::fmt::Debug for PairSetup {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PairSetup")
+            .field("me", &self.me)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prefixes `body` with its flow number.
+fn flow_msg(flow: u8, body: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + body.len());
+    out.push(flow);
+    out.extend_from_slice(&body);
+    out
+}
+
+impl PairSetup {
+    /// Flow 1: this party's VSOT message 1 (as base-OT sender) for `peer`. A zero id or
+    /// `peer == me` is [`Error::InvalidParameters`]; a peer beyond the party count is refused
+    /// by [`KeyShare::install_pair`].
+    pub fn start(
+        accel: &dyn Accelerator,
+        pk: &ProjectivePoint,
+        me: PartyId,
+        peer: PartyId,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Self, Vec<u8>), Error> {
+        if me == 0 || peer == 0 || peer == me {
+            return Err(Error::InvalidParameters("peer id out of range"));
+        }
+        let (sender, m1) = VsotSender::new(accel, pair_ctx(pk, peer, me), rng)?;
+        Ok((
+            PairSetup {
+                me,
+                peer,
+                ctx_as_sender: pair_ctx(pk, me, peer),
+                phase: Phase::AwaitFlow1(sender),
+            },
+            flow_msg(1, m1.to_bytes()),
+        ))
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> PartyId {
+        self.peer
+    }
+
+    /// The body of the peer's message of `flow` (a wrong flow number is
+    /// [`Error::Malformed`] naming the peer).
+    fn body<'a>(&self, incoming: &'a [u8], flow: u8) -> Result<&'a [u8], Error> {
+        match incoming.split_first() {
+            Some((&f, body)) if f == flow => Ok(body),
+            _ => Err(Error::Malformed {
+                culprit: self.peer,
+                what: "base OT message of the wrong flow",
+            }),
+        }
+    }
+
+    /// Flows 2..=5: consumes the peer's message of the previous flow and returns this party's
+    /// message of the next flow (flow 2: VSOT message 2 as receiver, answering the peer's
+    /// message 1; flow 3: message 3 as sender; flow 4: message 4 as receiver; flow 5: message
+    /// 5 as sender). Called exactly four times; a message of another flow is
+    /// [`Error::Malformed`] naming the peer, a fifth call [`Error::InvalidParameters`]. A
+    /// failed check names the peer and leaves the setup spent.
+    pub fn step(
+        &mut self,
+        accel: &dyn Accelerator,
+        incoming: &[u8],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>, Error> {
+        let peer = self.peer;
+        let (phase, out) = match core::mem::replace(&mut self.phase, Phase::Spent) {
+            Phase::AwaitFlow1(snd) => {
+                let m1 = VsotMsg1::from_bytes(self.body(incoming, 1)?, peer)?;
+                let (rcv, m2) = VsotReceiver::new(accel, self.ctx_as_sender, &m1, peer, rng)?;
+                (Phase::AwaitFlow2(snd, rcv), flow_msg(2, m2.to_bytes()))
+            }
+            Phase::AwaitFlow2(snd, rcv) => {
+                let m2 = VsotMsg2::from_bytes(self.body(incoming, 2)?, peer)?;
+                let (snd, m3) = snd.challenge(&m2, peer)?;
+                (Phase::AwaitFlow3(snd, rcv), flow_msg(3, m3.to_bytes()))
+            }
+            Phase::AwaitFlow3(snd, rcv) => {
+                let m3 = VsotMsg3::from_bytes(self.body(incoming, 3)?, peer)?;
+                let (rcv, m4) = rcv.respond(&m3, peer)?;
+                (Phase::AwaitFlow4(snd, rcv), flow_msg(4, m4.to_bytes()))
+            }
+            Phase::AwaitFlow4(snd, rcv) => {
+                let m4 = VsotMsg4::from_bytes(self.body(incoming, 4)?, peer)?;
+                let (seeds, m5) = snd.open(&m4, peer)?;
+                (Phase::AwaitFlow5(seeds, rcv), flow_msg(5, m5.to_bytes()))
+            }
+            Phase::AwaitFlow5(..) | Phase::Spent => {
+                return Err(Error::InvalidParameters("base OT step out of order"));
+            }
+        };
+        self.phase = phase;
+        Ok(out)
+    }
+
+    /// Consumes the peer's flow-5 message: the pair's OT state, to install in this party's
+    /// share with [`KeyShare::install_pair`].
+    pub fn finish(self, incoming: &[u8]) -> Result<PairOt, Error> {
+        let body = self.body(incoming, 5)?;
+        let PairSetup {
+            me, peer, phase, ..
+        } = self;
+        match phase {
+            Phase::AwaitFlow5(as_receiver, rcv) => {
+                let m5 = VsotMsg5::from_bytes(body, peer)?;
+                let as_sender = rcv.finish(&m5, peer)?;
+                Ok(PairOt {
+                    me,
+                    peer,
+                    as_receiver,
+                    as_sender,
+                })
+            }
+            _ => Err(Error::InvalidParameters("base OT finished out of order")),
+        }
+    }
 }
 
 impl KeyShare {
@@ -130,60 +310,16 @@ impl KeyShare {
         Ok(())
     }
 
-    /// Base-OT step 1 with `peer`, for the extension where this party is the receiver
-    /// (Bob): returns the base-OT sender state and the message for `peer`.
-    pub fn pair_ot_start(
-        &self,
-        accel: &dyn Accelerator,
-        peer: PartyId,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<(BaseOtSender, BaseOtMsg1), Error> {
-        self.check_peer(peer)?;
-        BaseOtSender::new(accel, pair_ctx(&self.public_key, peer, self.id), rng)
-    }
-
-    /// Base-OT step 2 at `peer`'s counterpart, for the extension where this party is the
-    /// sender (Alice): answers `peer`'s step-1 message.
-    pub fn pair_ot_respond(
-        &self,
-        accel: &dyn Accelerator,
-        peer: PartyId,
-        msg: &BaseOtMsg1,
-        rng: &mut impl CryptoRngCore,
-    ) -> Result<(PairOtSenderSide, BaseOtMsg2), Error> {
-        self.check_peer(peer)?;
-        let (seeds, m2) = ot::base_ot_receive(
-            accel,
-            pair_ctx(&self.public_key, self.id, peer),
-            msg,
-            peer,
-            rng,
-        )?;
-        Ok((PairOtSenderSide { peer, seeds }, m2))
-    }
-
-    /// Installs fresh OT state with `peer` from both directions' base-OT outputs: this
-    /// party's [`BaseOtSender`] finished on `peer`'s step-2 message, and the
-    /// [`PairOtSenderSide`] from answering `peer`'s step-1 message.
-    pub fn pair_ot_install(
-        &mut self,
-        peer: PartyId,
-        sender: BaseOtSender,
-        reply: &BaseOtMsg2,
-        side: PairOtSenderSide,
-    ) -> Result<(), Error> {
-        self.check_peer(peer)?;
-        if side.peer != peer {
-            return Err(Error::InvalidParameters(
-                "base-OT outputs are for another peer",
-            ));
+    /// Installs OT state for its peer made by a [`PairSetup`] of this party with that peer,
+    /// replacing any state held for it. State made for another party, or for a peer id that
+    /// is zero, this party's own or beyond the party count, is [`Error::InvalidParameters`].
+    pub fn install_pair(&mut self, ot: PairOt) -> Result<(), Error> {
+        if ot.me != self.id {
+            return Err(Error::InvalidParameters("OT state is for another party"));
         }
-        let as_receiver = sender.finish(reply, peer)?;
-        let pair = PairOt {
-            as_receiver,
-            as_sender: side.seeds.clone(),
-        };
-        self.ot[usize::from(peer) - 1] = Some(pair);
+        self.check_peer(ot.peer)?;
+        let slot = usize::from(ot.peer) - 1;
+        self.ot[slot] = Some(ot);
         Ok(())
     }
 
@@ -298,6 +434,8 @@ impl KeyShare {
                 1 if peer == id => return Err(Error::Decode("OT state with own id")),
                 1 => {
                     let mut pair = PairOt {
+                        me: id,
+                        peer,
                         as_receiver: ExtReceiverSeeds {
                             seeds: vec![[[0u8; 32]; 2]; KAPPA],
                         },
@@ -321,21 +459,6 @@ impl KeyShare {
         }
         r.end()?;
         Ok(share)
-    }
-}
-
-/// The receiving half of a pairwise base OT, held between [`KeyShare::pair_ot_respond`]
-/// and [`KeyShare::pair_ot_install`].
-pub struct PairOtSenderSide {
-    peer: PartyId,
-    seeds: ExtSenderSeeds,
-}
-
-impl core::fmt::Debug for PairOtSenderSide {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PairOtSenderSide")
-            .field("peer", &self.peer)
-            .finish_non_exhaustive()
     }
 }
 

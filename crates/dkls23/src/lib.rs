@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod codec;
+pub mod dkg;
 pub mod embedded;
 mod error;
 mod hash;
@@ -12,6 +13,7 @@ pub mod mul;
 pub mod ot;
 pub mod sign;
 pub mod verify;
+pub mod wire;
 
 pub use embedded::Presignature;
 pub use error::Error;

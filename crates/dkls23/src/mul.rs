@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::hash::Tr;
 use crate::ot::{self, ExtReceiverSeeds, ExtSenderSeeds, KosMsg, XI};
 
-const L: usize = 2;
-const W: usize = 2 * L;
+pub(crate) const L: usize = 2;
+pub(crate) const W: usize = 2 * L;
 
 fn gadget() -> &'static [Scalar] {
     static G: OnceLock<Vec<Scalar>> = OnceLock::new();
@@ -225,7 +225,7 @@ pub(crate) fn bob_finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ot::{BaseOtSender, base_ot_receive};
+    use crate::ot::{VsotReceiver, VsotSender};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
@@ -235,9 +235,12 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let ctx = [9u8; 32];
         let sid = [4u8; 32];
-        let (snd, m1) = BaseOtSender::new(&accel, ctx, &mut rng).unwrap();
-        let (alice, m2) = base_ot_receive(&accel, ctx, &m1, 2, &mut rng).unwrap();
-        let bob = snd.finish(&m2, 1).unwrap();
+        let (snd, m1) = VsotSender::new(&accel, ctx, &mut rng).unwrap();
+        let (rcv, m2) = VsotReceiver::new(&accel, ctx, &m1, 2, &mut rng).unwrap();
+        let (snd, m3) = snd.challenge(&m2, 1).unwrap();
+        let (rcv, m4) = rcv.respond(&m3, 2).unwrap();
+        let (bob, m5) = snd.open(&m4, 1).unwrap();
+        let alice = rcv.finish(&m5, 2).unwrap();
         let a = [
             Secp256k1::random_scalar(&mut rng),
             Secp256k1::random_scalar(&mut rng),

@@ -1,5 +1,5 @@
-//! Oblivious transfer: the Chou–Orlandi "Simplest OT" base OT (eprint 2015/267) run once per
-//! ordered pair at key creation, and KOS OT extension (eprint 2015/546) with its GF(2^128)
+//! Oblivious transfer: the Verified Simplest OT base OT (DKLs18, eprint 2018/499, Protocol 7;
+//! a random OT, κ instances in parallel) run once per ordered pair at key creation, and KOS OT extension (eprint 2015/546) with its GF(2^128)
 //! correlation check, run per signing session from the stored base-OT seeds.
 //!
 //! Roles: the *extension sender* (Alice in the multiplication) is the base-OT **receiver** with
@@ -7,11 +7,12 @@
 
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
-use accel_api::{Accelerator, CurveGroup, Secp256k1};
+use accel_api::{Accelerator, CurveGroup, SchnorrItem, Secp256k1};
 
+use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
 use crate::hash::Tr;
 
@@ -58,126 +59,511 @@ impl core::fmt::Debug for ExtSenderSeeds {
     }
 }
 
-/// Base-OT sender state (Simplest OT): the secret `a` with `A = a·G`.
-pub struct BaseOtSender {
-    a: Scalar,
-    big_a: ProjectivePoint,
-    ctx: [u8; 32],
-}
-impl Drop for BaseOtSender {
-    fn drop(&mut self) {
-        self.a.zeroize();
-    }
-}
-impl core::fmt::Debug for BaseOtSender {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("BaseOtSender(<redacted>)")
-    }
-}
+/// Byte length of a VSOT hash output (seeds, challenges, responses, openings).
+const H_LEN: usize = 32;
 
-/// Base-OT first message (sender → receiver): `A`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BaseOtMsg1 {
-    /// The sender's point `A = a·G`.
-    pub big_a: ProjectivePoint,
-}
-
-/// Base-OT second message (receiver → sender): `B_l = b_l·G + Δ_l·A` for each base OT.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BaseOtMsg2 {
-    /// One point per base OT.
-    pub big_b: Vec<ProjectivePoint>,
-}
-
-fn base_key(
+/// `ρ^b_l = H(ctx, l, B, A_l, DH)`: the seed of base OT `l`.
+fn vsot_seed(
     ctx: &[u8; 32],
     l: usize,
-    a: &ProjectivePoint,
-    b: &ProjectivePoint,
+    big_b: &ProjectivePoint,
+    big_a: &ProjectivePoint,
     dh: &ProjectivePoint,
-) -> [u8; 32] {
-    Tr::new("base-ot/key")
+) -> [u8; H_LEN] {
+    Tr::new("base-ot/vsot/seed")
         .bytes(ctx)
         .u64(l as u64)
-        .point(a)
-        .point(b)
+        .point(big_b)
+        .point(big_a)
         .point(dh)
         .finish()
 }
 
-impl BaseOtSender {
-    /// Starts a batch of κ base OTs; `ctx` must name the ordered pair and the key.
+/// `H'(x)`, bound to the pair context and the instance index.
+fn h1(ctx: &[u8; 32], l: usize, x: &[u8; H_LEN]) -> [u8; H_LEN] {
+    Tr::new("base-ot/vsot/h-prime")
+        .bytes(ctx)
+        .u64(l as u64)
+        .bytes(x)
+        .finish()
+}
+
+/// `H''(x) = H'(H'(x))`.
+fn h2(ctx: &[u8; 32], l: usize, x: &[u8; H_LEN]) -> [u8; H_LEN] {
+    h1(ctx, l, &h1(ctx, l, x))
+}
+
+/// The Fiat–Shamir challenge of the sender's proof of knowledge of `b`.
+fn vsot_pok_challenge(ctx: &[u8; 32], big_b: &ProjectivePoint, r: &ProjectivePoint) -> Scalar {
+    Tr::new("base-ot/vsot/pok")
+        .bytes(ctx)
+        .point(big_b)
+        .point(r)
+        .finish_scalar()
+}
+
+fn xor(a: &[u8; H_LEN], b: &[u8; H_LEN]) -> [u8; H_LEN] {
+    let mut out = [0u8; H_LEN];
+    for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = x ^ y;
+    }
+    out
+}
+
+/// `b ? y : x` byte-wise, in constant time.
+fn select(x: &[u8; H_LEN], y: &[u8; H_LEN], b: Choice) -> [u8; H_LEN] {
+    let mut out = [0u8; H_LEN];
+    for (o, (p, q)) in out.iter_mut().zip(x.iter().zip(y)) {
+        *o = u8::conditional_select(p, q, b);
+    }
+    out
+}
+
+/// Bit `l` of `delta` as a [`Choice`].
+fn bit(delta: u128, l: usize) -> Choice {
+    Choice::from(((delta >> l) & 1) as u8)
+}
+
+fn malformed(peer: u16, what: &'static str) -> Error {
+    Error::Malformed {
+        culprit: peer,
+        what,
+    }
+}
+
+/// Checks that `bytes` has exactly `len` bytes.
+fn exact_len(bytes: &[u8], len: usize, peer: u16) -> Result<R<'_>, Error> {
+    if bytes.len() == len {
+        Ok(R(bytes))
+    } else {
+        Err(malformed(peer, "base OT message length"))
+    }
+}
+
+/// Reads a point that must not be the identity.
+fn read_point(r: &mut R<'_>, peer: u16) -> Result<ProjectivePoint, Error> {
+    let p = r
+        .point()
+        .map_err(|_| malformed(peer, "invalid point in base OT"))?;
+    if Secp256k1::is_identity(&p) {
+        return Err(malformed(peer, "identity point in base OT"));
+    }
+    Ok(p)
+}
+
+fn read_hashes(r: &mut R<'_>, peer: u16) -> Result<Vec<[u8; H_LEN]>, Error> {
+    let mut out = vec![[0u8; H_LEN]; KAPPA];
+    for h in out.iter_mut() {
+        r.fill(h)
+            .map_err(|_| malformed(peer, "base OT message length"))?;
+    }
+    Ok(out)
+}
+
+/// Encodes a public message (the zeroizing writer buffer is moved out as a plain vector).
+fn public_bytes(w: W) -> Vec<u8> {
+    let mut z = w.finish();
+    core::mem::take(&mut *z)
+}
+
+/// VSOT message 1 (base-OT sender → receiver): `B = b·G` and a Schnorr proof of knowledge
+/// of `b`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VsotMsg1 {
+    big_b: ProjectivePoint,
+    r: ProjectivePoint,
+    s: Scalar,
+}
+
+/// VSOT message 2 (receiver → sender): `A_l = a_l·G + Δ_l·B` for every base OT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VsotMsg2 {
+    big_a: Vec<ProjectivePoint>,
+}
+
+/// VSOT message 3 (sender → receiver): the challenges `ξ_l = H''(ρ⁰_l) ⊕ H''(ρ¹_l)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VsotMsg3 {
+    xi: Vec<[u8; H_LEN]>,
+}
+
+/// VSOT message 4 (receiver → sender): the responses `ρ'_l = H''(ρ^{Δ_l}_l) ⊕ Δ_l·ξ_l`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VsotMsg4 {
+    response: Vec<[u8; H_LEN]>,
+}
+
+/// VSOT message 5 (sender → receiver): the openings `(H'(ρ⁰_l), H'(ρ¹_l))`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VsotMsg5 {
+    openings: Vec<[[u8; H_LEN]; 2]>,
+}
+
+impl VsotMsg1 {
+    /// Encoded length.
+    pub const LEN: usize = 2 * POINT_LEN + SCALAR_LEN;
+    /// Encodes `B ‖ R ‖ s`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W::with_len(Self::LEN);
+        w.point(&self.big_b);
+        w.point(&self.r);
+        w.scalar(&self.s);
+        public_bytes(w)
+    }
+    /// Decodes a message from `peer` (wrong length, invalid or identity points and
+    /// non-canonical scalars are [`Error::Malformed`] naming `peer`).
+    pub fn from_bytes(bytes: &[u8], peer: u16) -> Result<Self, Error> {
+        let mut r = exact_len(bytes, Self::LEN, peer)?;
+        let big_b = read_point(&mut r, peer)?;
+        let rr = read_point(&mut r, peer)?;
+        let s = r
+            .scalar()
+            .map_err(|_| malformed(peer, "non-canonical scalar in base OT"))?;
+        Ok(VsotMsg1 { big_b, r: rr, s })
+    }
+}
+
+impl VsotMsg2 {
+    /// Encoded length.
+    pub const LEN: usize = KAPPA * POINT_LEN;
+    /// Encodes the κ points `A_l`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W::with_len(Self::LEN);
+        for p in &self.big_a {
+            w.point(p);
+        }
+        public_bytes(w)
+    }
+    /// Decodes a message from `peer` (wrong length, invalid or identity points are
+    /// [`Error::Malformed`] naming `peer`).
+    pub fn from_bytes(bytes: &[u8], peer: u16) -> Result<Self, Error> {
+        let mut r = exact_len(bytes, Self::LEN, peer)?;
+        let big_a = (0..KAPPA)
+            .map(|_| read_point(&mut r, peer))
+            .collect::<Result<_, _>>()?;
+        Ok(VsotMsg2 { big_a })
+    }
+}
+
+impl VsotMsg3 {
+    /// Encoded length.
+    pub const LEN: usize = KAPPA * H_LEN;
+    /// Encodes the κ challenges.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W::with_len(Self::LEN);
+        for h in &self.xi {
+            w.bytes(h);
+        }
+        public_bytes(w)
+    }
+    /// Decodes a message from `peer` (wrong length is [`Error::Malformed`] naming `peer`).
+    pub fn from_bytes(bytes: &[u8], peer: u16) -> Result<Self, Error> {
+        let mut r = exact_len(bytes, Self::LEN, peer)?;
+        Ok(VsotMsg3 {
+            xi: read_hashes(&mut r, peer)?,
+        })
+    }
+}
+
+impl VsotMsg4 {
+    /// Encoded length.
+    pub const LEN: usize = KAPPA * H_LEN;
+    /// Encodes the κ responses.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W::with_len(Self::LEN);
+        for h in &self.response {
+            w.bytes(h);
+        }
+        public_bytes(w)
+    }
+    /// Decodes a message from `peer` (wrong length is [`Error::Malformed`] naming `peer`).
+    pub fn from_bytes(bytes: &[u8], peer: u16) -> Result<Self, Error> {
+        let mut r = exact_len(bytes, Self::LEN, peer)?;
+        Ok(VsotMsg4 {
+            response: read_hashes(&mut r, peer)?,
+        })
+    }
+}
+
+impl VsotMsg5 {
+    /// Encoded length.
+    pub const LEN: usize = KAPPA * 2 * H_LEN;
+    /// Encodes the κ pairs of openings.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = W::with_len(Self::LEN);
+        for [o0, o1] in &self.openings {
+            w.bytes(o0);
+            w.bytes(o1);
+        }
+        public_bytes(w)
+    }
+    /// Decodes a message from `peer` (wrong length is [`Error::Malformed`] naming `peer`).
+    pub fn from_bytes(bytes: &[u8], peer: u16) -> Result<Self, Error> {
+        let mut r = exact_len(bytes, Self::LEN, peer)?;
+        let mut openings = vec![[[0u8; H_LEN]; 2]; KAPPA];
+        for [o0, o1] in openings.iter_mut() {
+            r.fill(o0)
+                .and_then(|()| r.fill(o1))
+                .map_err(|_| malformed(peer, "base OT message length"))?;
+        }
+        Ok(VsotMsg5 { openings })
+    }
+}
+
+/// VSOT sender (the extension receiver, Bob) after message 1: the secret `b` with `B = b·G`.
+pub struct VsotSender {
+    b: Scalar,
+    big_b: ProjectivePoint,
+    ctx: [u8; 32],
+}
+
+/// VSOT sender after message 3: both seeds of every base OT, waiting for the responses.
+pub struct VsotSenderChallenged {
+    seeds: ExtReceiverSeeds,
+    ctx: [u8; 32],
+}
+
+/// VSOT receiver (the extension sender, Alice) after message 2: Δ and the chosen seeds.
+pub struct VsotReceiver {
+    seeds: ExtSenderSeeds,
+    ctx: [u8; 32],
+}
+
+/// VSOT receiver after message 4: Δ, the chosen seeds and the sender's challenges.
+pub struct VsotReceiverAnswered {
+    seeds: ExtSenderSeeds,
+    xi: Vec<[u8; H_LEN]>,
+    ctx: [u8; 32],
+}
+
+impl Drop for VsotSender {
+    fn drop(&mut self) {
+        self.b.zeroize();
+    }
+}
+
+macro_rules! redacted_debug {
+    ($($t:ident),*) => {$(
+        impl core::fmt::Debug for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(<redacted>)"))
+            }
+        }
+    )*};
+}
+redacted_debug!(
+    VsotSender,
+    VsotSenderChallenged,
+    VsotReceiver,
+    VsotReceiverAnswered
+);
+
+impl VsotSender {
+    /// Step 1: draws `b`, `B = b·G` and a Schnorr proof of knowledge of `b` (challenge
+    /// `H(ctx, B, R)`); `ctx` must name the ordered pair and the key.
     pub fn new(
         accel: &dyn Accelerator,
         ctx: [u8; 32],
         rng: &mut impl CryptoRngCore,
-    ) -> Result<(Self, BaseOtMsg1), Error> {
-        let a = Secp256k1::random_nonzero_scalar(rng);
-        let big_a = Secp256k1::mul_base(accel, &[a])?[0];
-        Ok((BaseOtSender { a, big_a, ctx }, BaseOtMsg1 { big_a }))
+    ) -> Result<(Self, VsotMsg1), Error> {
+        let mut b = Secp256k1::random_nonzero_scalar(rng);
+        let mut k = Secp256k1::random_nonzero_scalar(rng);
+        let pts = match Secp256k1::mul_base(accel, &[b, k]) {
+            Ok(p) => p,
+            Err(e) => {
+                b.zeroize();
+                k.zeroize();
+                return Err(e.into());
+            }
+        };
+        let (big_b, r) = (pts[0], pts[1]);
+        let c = vsot_pok_challenge(&ctx, &big_b, &r);
+        let s = k + c * b;
+        k.zeroize();
+        let sender = VsotSender { b, big_b, ctx };
+        b.zeroize();
+        Ok((sender, VsotMsg1 { big_b, r, s }))
     }
 
-    /// Finishes: derives both seeds of every base OT.
-    pub fn finish(self, msg: &BaseOtMsg2, peer: u16) -> Result<ExtReceiverSeeds, Error> {
-        if msg.big_b.len() != KAPPA {
-            return Err(Error::Malformed {
-                culprit: peer,
-                what: "base OT message length",
-            });
+    /// Step 3: derives both seeds `ρ⁰_l = H(ctx, l, B, A_l, b·A_l)`,
+    /// `ρ¹_l = H(ctx, l, B, A_l, b·(A_l − B))` and the challenges
+    /// `ξ_l = H''(ρ⁰_l) ⊕ H''(ρ¹_l)`. An identity `A_l` is [`Error::Malformed`] naming `peer`.
+    pub fn challenge(
+        self,
+        msg: &VsotMsg2,
+        peer: u16,
+    ) -> Result<(VsotSenderChallenged, VsotMsg3), Error> {
+        if msg.big_a.len() != KAPPA {
+            return Err(malformed(peer, "base OT message length"));
         }
-        let a_a = self.big_a * self.a;
+        if msg.big_a.iter().any(Secp256k1::is_identity) {
+            return Err(malformed(peer, "identity point in base OT"));
+        }
+        let bb = self.big_b * self.b;
         let mut seeds = Vec::with_capacity(KAPPA);
-        for (l, b) in msg.big_b.iter().enumerate() {
-            if Secp256k1::is_identity(b) {
-                return Err(Error::Malformed {
-                    culprit: peer,
-                    what: "identity point in base OT",
-                });
-            }
-            let ab = *b * self.a;
-            seeds.push([
-                base_key(&self.ctx, l, &self.big_a, b, &ab),
-                base_key(&self.ctx, l, &self.big_a, b, &(ab - a_a)),
-            ]);
+        let mut xi = Vec::with_capacity(KAPPA);
+        for (l, a) in msg.big_a.iter().enumerate() {
+            let ba = *a * self.b;
+            let pair = [
+                vsot_seed(&self.ctx, l, &self.big_b, a, &ba),
+                vsot_seed(&self.ctx, l, &self.big_b, a, &(ba - bb)),
+            ];
+            xi.push(xor(
+                &h2(&self.ctx, l, &pair[0]),
+                &h2(&self.ctx, l, &pair[1]),
+            ));
+            seeds.push(pair);
         }
-        Ok(ExtReceiverSeeds { seeds })
+        Ok((
+            VsotSenderChallenged {
+                seeds: ExtReceiverSeeds { seeds },
+                ctx: self.ctx,
+            },
+            VsotMsg3 { xi },
+        ))
     }
 }
 
-/// Base-OT receiver: picks fresh random Δ and receives seed `k_{Δ_l}` for each base OT.
-pub fn base_ot_receive(
-    accel: &dyn Accelerator,
-    ctx: [u8; 32],
-    msg: &BaseOtMsg1,
-    peer: u16,
-    rng: &mut impl CryptoRngCore,
-) -> Result<(ExtSenderSeeds, BaseOtMsg2), Error> {
-    if Secp256k1::is_identity(&msg.big_a) {
-        return Err(Error::Malformed {
-            culprit: peer,
-            what: "identity point in base OT",
-        });
+impl VsotSenderChallenged {
+    /// Step 5: checks every response `ρ'_l == H''(ρ⁰_l)` (constant time; a failure is
+    /// [`Error::BaseOtCheck`] naming `peer`), then returns both seeds of every base OT and the
+    /// openings `(H'(ρ⁰_l), H'(ρ¹_l))`.
+    pub fn open(self, msg: &VsotMsg4, peer: u16) -> Result<(ExtReceiverSeeds, VsotMsg5), Error> {
+        if msg.response.len() != KAPPA {
+            return Err(malformed(peer, "base OT message length"));
+        }
+        let mut ok = Choice::from(1);
+        let mut openings = Vec::with_capacity(KAPPA);
+        for (l, (pair, resp)) in self.seeds.seeds.iter().zip(&msg.response).enumerate() {
+            let o0 = h1(&self.ctx, l, &pair[0]);
+            ok &= h1(&self.ctx, l, &o0).ct_eq(resp);
+            openings.push([o0, h1(&self.ctx, l, &pair[1])]);
+        }
+        if !bool::from(ok) {
+            return Err(Error::BaseOtCheck { culprit: peer });
+        }
+        Ok((self.seeds, VsotMsg5 { openings }))
     }
-    let mut db = [0u8; 16];
-    rng.fill_bytes(&mut db);
-    let delta = u128::from_le_bytes(db);
-    db.zeroize();
-    let mut b: Vec<Scalar> = (0..KAPPA)
-        .map(|_| Secp256k1::random_nonzero_scalar(rng))
-        .collect();
-    let bg = Secp256k1::mul_base(accel, &b)?;
-    let mut big_b = Vec::with_capacity(KAPPA);
-    let mut seeds = Vec::with_capacity(KAPPA);
-    for l in 0..KAPPA {
-        let bit = subtle::Choice::from(((delta >> l) & 1) as u8);
-        let with_a = bg[l] + msg.big_a;
-        let p = ProjectivePoint::conditional_select(&bg[l], &with_a, bit);
-        let dh = msg.big_a * b[l];
-        seeds.push(base_key(&ctx, l, &msg.big_a, &p, &dh));
-        big_b.push(p);
+}
+
+impl VsotReceiver {
+    /// Step 2: verifies the sender's proof of knowledge (a failure is
+    /// [`Error::BaseOtCheck`] naming `peer`, an identity `B` [`Error::Malformed`]), draws fresh
+    /// random choice bits Δ and answers with `A_l = a_l·G + Δ_l·B`, keeping
+    /// `ρ^{Δ_l}_l = H(ctx, l, B, A_l, a_l·B)`.
+    pub fn new(
+        accel: &dyn Accelerator,
+        ctx: [u8; 32],
+        msg: &VsotMsg1,
+        peer: u16,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(Self, VsotMsg2), Error> {
+        if Secp256k1::is_identity(&msg.big_b) || Secp256k1::is_identity(&msg.r) {
+            return Err(malformed(peer, "identity point in base OT"));
+        }
+        let item = SchnorrItem {
+            r: msg.r,
+            s: msg.s,
+            c: vsot_pok_challenge(&ctx, &msg.big_b, &msg.r),
+            public_key: msg.big_b,
+        };
+        if !Secp256k1::verify_batch_vartime(accel, &[item])?
+            .invalid
+            .is_empty()
+        {
+            return Err(Error::BaseOtCheck { culprit: peer });
+        }
+        let mut db = [0u8; 16];
+        rng.fill_bytes(&mut db);
+        let mut seeds = ExtSenderSeeds {
+            delta: u128::from_le_bytes(db),
+            seeds: Vec::with_capacity(KAPPA),
+        };
+        db.zeroize();
+        let mut a: Vec<Scalar> = (0..KAPPA)
+            .map(|_| Secp256k1::random_nonzero_scalar(rng))
+            .collect();
+        let ag = match Secp256k1::mul_base(accel, &a) {
+            Ok(p) => p,
+            Err(e) => {
+                a.zeroize();
+                return Err(e.into());
+            }
+        };
+        let mut big_a = Vec::with_capacity(KAPPA);
+        for (l, (al, alg)) in a.iter().zip(&ag).enumerate() {
+            let p =
+                ProjectivePoint::conditional_select(alg, &(*alg + msg.big_b), bit(seeds.delta, l));
+            seeds
+                .seeds
+                .push(vsot_seed(&ctx, l, &msg.big_b, &p, &(msg.big_b * al)));
+            big_a.push(p);
+        }
+        a.zeroize();
+        Ok((VsotReceiver { seeds, ctx }, VsotMsg2 { big_a }))
     }
-    b.zeroize();
-    Ok((ExtSenderSeeds { delta, seeds }, BaseOtMsg2 { big_b }))
+
+    /// Step 4: answers the challenges with `ρ'_l = H''(ρ^{Δ_l}_l) ⊕ Δ_l·ξ_l` (constant time).
+    pub fn respond(
+        self,
+        msg: &VsotMsg3,
+        peer: u16,
+    ) -> Result<(VsotReceiverAnswered, VsotMsg4), Error> {
+        if msg.xi.len() != KAPPA {
+            return Err(malformed(peer, "base OT message length"));
+        }
+        let zero = [0u8; H_LEN];
+        let response = self
+            .seeds
+            .seeds
+            .iter()
+            .zip(&msg.xi)
+            .enumerate()
+            .map(|(l, (seed, xi))| {
+                xor(
+                    &h2(&self.ctx, l, seed),
+                    &select(&zero, xi, bit(self.seeds.delta, l)),
+                )
+            })
+            .collect();
+        Ok((
+            VsotReceiverAnswered {
+                seeds: self.seeds,
+                xi: msg.xi.clone(),
+                ctx: self.ctx,
+            },
+            VsotMsg4 { response },
+        ))
+    }
+}
+
+impl VsotReceiverAnswered {
+    /// Step 6: checks, for every base OT, that `H'(ρ^{Δ_l}_l)` equals the opening of its
+    /// choice and that `ξ_l == H'(open⁰_l) ⊕ H'(open¹_l)` (constant time, one verdict for all
+    /// instances; a failure is [`Error::BaseOtCheck`] naming `peer`), and returns Δ and the
+    /// chosen seeds.
+    pub fn finish(self, msg: &VsotMsg5, peer: u16) -> Result<ExtSenderSeeds, Error> {
+        if msg.openings.len() != KAPPA {
+            return Err(malformed(peer, "base OT message length"));
+        }
+        let mut ok = Choice::from(1);
+        for (l, ((seed, xi), [o0, o1])) in self
+            .seeds
+            .seeds
+            .iter()
+            .zip(&self.xi)
+            .zip(&msg.openings)
+            .enumerate()
+        {
+            let mine = select(o0, o1, bit(self.seeds.delta, l));
+            ok &= h1(&self.ctx, l, seed).ct_eq(&mine);
+            ok &= xor(&h1(&self.ctx, l, o0), &h1(&self.ctx, l, o1)).ct_eq(xi);
+        }
+        if !bool::from(ok) {
+            return Err(Error::BaseOtCheck { culprit: peer });
+        }
+        Ok(self.seeds)
+    }
 }
 
 /// Carry-less 128×128 → 256-bit multiplication, constant time.
@@ -391,19 +777,157 @@ mod tests {
         assert_eq!(gf_mul(1u128 << 127, 2), 0x87);
     }
 
-    #[test]
-    fn base_ot_and_extension_give_correlated_ots() {
+    /// Runs VSOT between an honest sender and receiver, letting `tamper` change each message
+    /// (by its number) on the wire.
+    fn vsot(
+        tamper: impl Fn(u8, &mut Vec<u8>),
+    ) -> Result<(ExtSenderSeeds, ExtReceiverSeeds), Error> {
         let accel = backend_cpu::CpuBackend::new();
-        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
         let ctx = [7u8; 32];
-        let (snd, m1) = BaseOtSender::new(&accel, ctx, &mut rng).unwrap();
-        let (alice, m2) = base_ot_receive(&accel, ctx, &m1, 1, &mut rng).unwrap();
-        let bob = snd.finish(&m2, 2).unwrap();
+        // Party 2 is the VSOT sender, party 1 the receiver.
+        let wire = |k: u8, b: Vec<u8>| {
+            let mut b = b;
+            tamper(k, &mut b);
+            b
+        };
+        let (snd, m1) = VsotSender::new(&accel, ctx, &mut rng)?;
+        let m1 = VsotMsg1::from_bytes(&wire(1, m1.to_bytes()), 2)?;
+        let (rcv, m2) = VsotReceiver::new(&accel, ctx, &m1, 2, &mut rng)?;
+        let m2 = VsotMsg2::from_bytes(&wire(2, m2.to_bytes()), 1)?;
+        let (snd, m3) = snd.challenge(&m2, 1)?;
+        let m3 = VsotMsg3::from_bytes(&wire(3, m3.to_bytes()), 2)?;
+        let (rcv, m4) = rcv.respond(&m3, 2)?;
+        let m4 = VsotMsg4::from_bytes(&wire(4, m4.to_bytes()), 1)?;
+        let (bob, m5) = snd.open(&m4, 1)?;
+        let m5 = VsotMsg5::from_bytes(&wire(5, m5.to_bytes()), 2)?;
+        let alice = rcv.finish(&m5, 2)?;
+        Ok((alice, bob))
+    }
+
+    #[test]
+    fn vsot_gives_the_chosen_seeds() {
+        let (alice, bob) = vsot(|_, _| ()).unwrap();
+        assert_eq!(alice.seeds.len(), KAPPA);
+        assert_eq!(bob.seeds.len(), KAPPA);
         for l in 0..KAPPA {
             let bit = ((alice.delta >> l) & 1) as usize;
             assert_eq!(alice.seeds[l], bob.seeds[l][bit]);
             assert_ne!(alice.seeds[l], bob.seeds[l][1 - bit]);
         }
+    }
+
+    #[test]
+    fn vsot_bad_proof_of_knowledge_names_sender() {
+        // Flip a bit of s (the last byte of message 1).
+        let err = vsot(|k, b| {
+            if k == 1 {
+                *b.last_mut().unwrap() ^= 1;
+            }
+        });
+        assert_eq!(err.unwrap_err(), Error::BaseOtCheck { culprit: 2 });
+        // A proof for another B (B replaced by R) fails too.
+        let err = vsot(|k, b| {
+            if k == 1 {
+                let r = b[POINT_LEN..2 * POINT_LEN].to_vec();
+                b[..POINT_LEN].copy_from_slice(&r);
+            }
+        });
+        assert_eq!(err.unwrap_err(), Error::BaseOtCheck { culprit: 2 });
+    }
+
+    #[test]
+    fn vsot_identity_points_name_their_sender() {
+        let err = vsot(|k, b| {
+            if k == 1 {
+                b[..POINT_LEN].fill(0);
+            }
+        });
+        assert!(matches!(err, Err(Error::Malformed { culprit: 2, .. })));
+        let err = vsot(|k, b| {
+            if k == 2 {
+                b[5 * POINT_LEN..6 * POINT_LEN].fill(0);
+            }
+        });
+        assert!(matches!(err, Err(Error::Malformed { culprit: 1, .. })));
+        // The in-memory messages are checked too.
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let (snd, mut m1) = VsotSender::new(&accel, [1; 32], &mut rng).unwrap();
+        let (_, mut m2) = VsotReceiver::new(&accel, [1; 32], &m1, 2, &mut rng).unwrap();
+        m2.big_a[3] = ProjectivePoint::IDENTITY;
+        assert!(matches!(
+            snd.challenge(&m2, 1),
+            Err(Error::Malformed { culprit: 1, .. })
+        ));
+        m1.big_b = ProjectivePoint::IDENTITY;
+        assert!(matches!(
+            VsotReceiver::new(&accel, [1; 32], &m1, 2, &mut rng),
+            Err(Error::Malformed { culprit: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn vsot_flipped_challenge_response_or_opening_names_the_peer() {
+        let (honest, _) = vsot(|_, _| ()).unwrap();
+        // Tampering never changes the receiver's Δ (same RNG seed, drawn before message 3).
+        let ones = (0..KAPPA).filter(|&l| (honest.delta >> l) & 1 == 1);
+        let zeros = (0..KAPPA).filter(|&l| (honest.delta >> l) & 1 == 0);
+        let picks: Vec<usize> = ones.take(2).chain(zeros.take(2)).collect();
+        assert_eq!(picks.len(), 4);
+        for l in picks {
+            // A flipped ξ_l: with Δ_l = 1 the response no longer matches H''(ρ⁰_l) (the
+            // sender's check, naming the receiver); with Δ_l = 0 the openings no longer add
+            // up to ξ_l (the receiver's check, naming the sender).
+            let err = vsot(|k, b| {
+                if k == 3 {
+                    b[l * H_LEN] ^= 1;
+                }
+            });
+            let culprit = if (honest.delta >> l) & 1 == 1 { 1 } else { 2 };
+            assert_eq!(err.unwrap_err(), Error::BaseOtCheck { culprit }, "l {l}");
+            let err = vsot(|k, b| {
+                if k == 4 {
+                    b[l * H_LEN + 9] ^= 0x10;
+                }
+            });
+            assert_eq!(err.unwrap_err(), Error::BaseOtCheck { culprit: 1 });
+            for which in 0..2 {
+                let err = vsot(|k, b| {
+                    if k == 5 {
+                        b[(2 * l + which) * H_LEN + 31] ^= 0x80;
+                    }
+                });
+                assert_eq!(err.unwrap_err(), Error::BaseOtCheck { culprit: 2 });
+            }
+        }
+    }
+
+    #[test]
+    fn vsot_messages_of_the_wrong_length_are_malformed() {
+        let short = vec![0u8; 10];
+        for r in [
+            VsotMsg1::from_bytes(&short, 4).map(|_| ()),
+            VsotMsg2::from_bytes(&short, 4).map(|_| ()),
+            VsotMsg3::from_bytes(&short, 4).map(|_| ()),
+            VsotMsg4::from_bytes(&short, 4).map(|_| ()),
+            VsotMsg5::from_bytes(&short, 4).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::Malformed { culprit: 4, .. })));
+        }
+        let err = vsot(|k, b| {
+            if k == 3 {
+                b.push(0);
+            }
+        });
+        assert!(matches!(err, Err(Error::Malformed { culprit: 2, .. })));
+    }
+
+    #[test]
+    fn base_ot_and_extension_give_correlated_ots() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let ctx = [7u8; 32];
+        let (alice, bob) = vsot(|_, _| ()).unwrap();
         let choices: Vec<u8> = (0..XI).map(|_| (rng.next_u32() & 1) as u8).collect();
         let (msg, out) = kos_receive(&bob, &ctx, &choices, &mut rng);
         let q = kos_send(&alice, &ctx, &msg, 2).unwrap();

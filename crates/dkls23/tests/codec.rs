@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use dkls23::keygen::{PairOt, PairSetup};
 use dkls23::{Error, KeySet, KeyShare, embedded};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -253,60 +254,106 @@ fn mismatched_key_set_threshold_is_rejected() {
     );
 }
 
-fn bad_peers(share: &KeyShare) -> [PartyId; 4] {
-    [0, share.id(), share.parties() + 1, 256]
+/// Runs both directions of a pair's base OT between `me` and `peer` in memory and returns
+/// the state made at `me`.
+fn pair_setup(me: PartyId, peer: PartyId, seed: u64) -> Result<PairOt, Error> {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let pk = key_set().shares()[0].public_key();
+    let (mut sa, mut ma) = PairSetup::start(&accel, &pk, me, peer, &mut rng)?;
+    let (mut sb, mut mb) = PairSetup::start(&accel, &pk, peer, me, &mut rng)?;
+    for _ in 2..=5 {
+        let next_a = sa.step(&accel, &mb, &mut rng)?;
+        mb = sb.step(&accel, &ma, &mut rng)?;
+        ma = next_a;
+    }
+    sb.finish(&ma)?;
+    sa.finish(&mb)
 }
 
 #[test]
-fn out_of_range_peer_is_rejected_by_pair_ot_start() {
+fn out_of_range_peer_is_rejected_by_pair_setup_start() {
     let accel = backend_cpu::CpuBackend::new();
     let mut rng = ChaCha20Rng::seed_from_u64(42);
-    let a = &key_set().shares()[0];
-    for peer in bad_peers(a) {
+    let pk = key_set().shares()[0].public_key();
+    for (me, peer) in [(1, 0), (1, 1), (3, 3), (0, 2)] {
         assert_eq!(
-            a.pair_ot_start(&accel, peer, &mut rng).unwrap_err(),
+            PairSetup::start(&accel, &pk, me, peer, &mut rng).unwrap_err(),
             Error::InvalidParameters("peer id out of range"),
-            "peer {peer}"
+            "me {me} peer {peer}"
         );
     }
 }
 
 #[test]
-fn out_of_range_peer_is_rejected_by_pair_ot_respond() {
+fn pair_setup_refuses_messages_of_the_wrong_flow_and_extra_steps() {
     let accel = backend_cpu::CpuBackend::new();
     let mut rng = ChaCha20Rng::seed_from_u64(43);
-    let [a, b, _] = key_set().shares() else {
-        panic!("three shares")
-    };
-    let (_, m1) = b.pair_ot_start(&accel, 1, &mut rng).unwrap();
-    for peer in bad_peers(a) {
-        assert_eq!(
-            a.pair_ot_respond(&accel, peer, &m1, &mut rng).unwrap_err(),
-            Error::InvalidParameters("peer id out of range"),
-            "peer {peer}"
-        );
+    let pk = key_set().shares()[0].public_key();
+    let (mut a, _) = PairSetup::start(&accel, &pk, 1, 2, &mut rng).unwrap();
+    let (_, mb) = PairSetup::start(&accel, &pk, 2, 1, &mut rng).unwrap();
+    assert_eq!(a.peer(), 2);
+    // Party 2's flow-1 message relabelled as flow 2 is refused, naming party 2.
+    let mut wrong = mb.clone();
+    wrong[0] = 2;
+    assert!(matches!(
+        a.step(&accel, &wrong, &mut rng),
+        Err(Error::Malformed { culprit: 2, .. })
+    ));
+    // The failed setup is spent.
+    assert_eq!(
+        a.step(&accel, &mb, &mut rng).unwrap_err(),
+        Error::InvalidParameters("base OT step out of order")
+    );
+    // A fresh pair completes its four steps; a fifth is refused, and so is finishing on a
+    // message of another flow.
+    let (mut a, mut ma) = PairSetup::start(&accel, &pk, 1, 2, &mut rng).unwrap();
+    let (mut b, mut mb) = PairSetup::start(&accel, &pk, 2, 1, &mut rng).unwrap();
+    for _ in 2..=5 {
+        let next_a = a.step(&accel, &mb, &mut rng).unwrap();
+        mb = b.step(&accel, &ma, &mut rng).unwrap();
+        ma = next_a;
     }
+    assert_eq!(
+        a.step(&accel, &mb, &mut rng).unwrap_err(),
+        Error::InvalidParameters("base OT step out of order")
+    );
+    let (mut c, _) = PairSetup::start(&accel, &pk, 1, 2, &mut rng).unwrap();
+    let stale = c.step(&accel, &mb, &mut rng).unwrap_err();
+    assert!(matches!(stale, Error::Malformed { culprit: 2, .. }));
+    let mut wrong = ma.clone();
+    wrong[0] = 4;
+    assert!(matches!(
+        b.finish(&wrong),
+        Err(Error::Malformed { culprit: 1, .. })
+    ));
 }
 
 #[test]
-fn out_of_range_peer_is_rejected_by_pair_ot_install() {
-    let accel = backend_cpu::CpuBackend::new();
-    let mut rng = ChaCha20Rng::seed_from_u64(44);
-    let [a, b, _] = key_set().shares() else {
+fn out_of_range_peer_is_rejected_by_install_pair() {
+    let [a, ..] = key_set().shares() else {
         panic!("three shares")
     };
     let mut a = a.clone();
-    for peer in bad_peers(&a) {
-        let (sender_a, m1_a) = a.pair_ot_start(&accel, 2, &mut rng).unwrap();
-        let (_, m2_b) = b.pair_ot_respond(&accel, 1, &m1_a, &mut rng).unwrap();
-        let (_, m1_b) = b.pair_ot_start(&accel, 1, &mut rng).unwrap();
-        let (side_a, _) = a.pair_ot_respond(&accel, 2, &m1_b, &mut rng).unwrap();
+    for peer in [4, 256] {
+        let ot = pair_setup(1, peer, 44).unwrap();
         assert_eq!(
-            a.pair_ot_install(peer, sender_a, &m2_b, side_a)
-                .unwrap_err(),
+            a.install_pair(ot).unwrap_err(),
             Error::InvalidParameters("peer id out of range"),
             "peer {peer}"
         );
     }
+    // State made by party 2 (with peer 1) cannot be installed in party 1's share.
+    let ot = pair_setup(2, 1, 45).unwrap();
+    assert_eq!(
+        a.install_pair(ot).unwrap_err(),
+        Error::InvalidParameters("OT state is for another party")
+    );
     assert_eq!(&a, &key_set().shares()[0]);
+    // State made by party 1 with party 3 installs.
+    let ot = pair_setup(1, 3, 46).unwrap();
+    assert_eq!((ot.me(), ot.peer()), (1, 3));
+    a.install_pair(ot).unwrap();
+    assert!(a.pair_ready(3));
+    assert_ne!(&a, &key_set().shares()[0]);
 }
