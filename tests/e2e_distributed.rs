@@ -18,7 +18,7 @@ use api_proto::{
 };
 use sha2::{Digest, Sha256};
 use test_support::proxy::FaultProxy;
-use test_support::{Cluster, Server, bip340_ok, ed25519_ok, taproot_output_key};
+use test_support::{Cluster, Server, bip340_ok, ecdsa_check, ed25519_ok, taproot_output_key};
 use tonic::transport::Channel;
 
 /// One cluster at a time: each test starts three or four processes on a 2-core machine.
@@ -78,10 +78,13 @@ fn message(scheme: Scheme, i: usize) -> Vec<u8> {
     }
 }
 
-fn valid(scheme: Scheme, pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+/// Checks a signature with independent verifiers (ECDSA: libsecp256k1 and k256, low S, and
+/// key recovery from the recovery id).
+fn check(scheme: Scheme, pk: &[u8], msg: &[u8], sig: &[u8], recovery_id: u32) {
     match scheme {
-        Scheme::Ed25519 => ed25519_ok(pk, msg, sig),
-        _ => bip340_ok(pk, msg, sig),
+        Scheme::Ed25519 => assert!(ed25519_ok(pk, msg, sig), "Ed25519 signature fails"),
+        Scheme::EcdsaSecp256k1 => ecdsa_check(pk, msg, sig, recovery_id),
+        _ => assert!(bip340_ok(pk, msg, sig), "BIP340 signature fails"),
     }
 }
 
@@ -109,7 +112,7 @@ async fn sign_and_check(
                 .await
                 .unwrap()
                 .into_inner();
-            vec![(m, r.signature)]
+            vec![(m, r.signature, r.recovery_id)]
         }));
     }
     for chunk in (from + n / 2..from + n).collect::<Vec<_>>().chunks(50) {
@@ -126,17 +129,15 @@ async fn sign_and_check(
                 .unwrap()
                 .into_inner();
             msgs.into_iter()
-                .zip(r.signatures.into_iter().map(|s| s.signature))
+                .zip(r.signatures)
+                .map(|(m, s)| (m, s.signature, s.recovery_id))
                 .collect()
         }));
     }
     let mut sigs = Vec::new();
     for t in tasks {
-        for (m, sig) in t.await.unwrap() {
-            assert!(
-                valid(scheme, &k.public_key, &m, &sig),
-                "{scheme:?} signature fails an independent verifier"
-            );
+        for (m, sig, recovery_id) in t.await.unwrap() {
+            check(scheme, &k.public_key, &m, &sig, recovery_id);
             sigs.push(sig);
         }
     }
@@ -180,7 +181,7 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
     assert_eq!(status.into_inner().mode, "distributed");
 
     let mut keys = Vec::new();
-    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
+    for scheme in [Scheme::Ed25519, Scheme::Bip340, Scheme::EcdsaSecp256k1] {
         let k = create(&mut c1, scheme).await;
         // Every node knows the key.
         for c in [&mut c3] {
@@ -225,19 +226,7 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
         assert_eq!(r.verifying_key, out);
         assert!(bip340_ok(&out, &m, &r.signature));
     }
-    // Threshold ECDSA and trusted-dealer import are refused with a clear reason.
-    let e = c1
-        .create_key(CreateKeyRequest {
-            scheme: Scheme::EcdsaSecp256k1 as i32,
-            threshold: 2,
-            parties: 3,
-            label: String::new(),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
-    assert!(e.message().contains("distributed mode"), "{e:?}");
+    // A trusted-dealer import is refused with a clear reason.
     let e = c1
         .import_key(ImportKeyRequest {
             scheme: Scheme::Ed25519 as i32,
@@ -265,8 +254,8 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
 
     let used = assert_no_nonce_reused(dir.path(), 3);
     assert!(
-        used >= 2010 * 2,
-        "each signature consumes t = 2 nonce pairs ({used})"
+        used >= 3010 * 2,
+        "each signature consumes t = 2 nonce pairs or presignature parts ({used})"
     );
 
     // Each node's store holds only that node's share, sealed under its own KEK.
@@ -305,6 +294,15 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
                 .open(&rec.key_id, &rec.sealed)
                 .unwrap();
             let id = match scheme {
+                Scheme::EcdsaSecp256k1 => {
+                    assert!(dkls23::KeySet::from_bytes(&plain).is_err());
+                    let share = dkls23::KeyShare::from_bytes(&plain).unwrap();
+                    assert_eq!(share.public_key_bytes().to_vec(), k.public_key);
+                    for peer in (1..=3u16).filter(|p| *p != i) {
+                        assert!(share.pair_ready(peer), "OT state with every peer");
+                    }
+                    share.id()
+                }
                 Scheme::Ed25519 => {
                     assert!(
                         threshold::KeySet::<threshold::Ed25519Suite>::from_bytes(&plain).is_err()
@@ -313,6 +311,7 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
                         .unwrap()
                         .share()
                         .identifier()
+                        .get()
                 }
                 _ => {
                     assert!(
@@ -322,18 +321,20 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
                         .unwrap()
                         .share()
                         .identifier()
+                        .get()
                 }
             };
-            assert_eq!(id.get(), i, "node {i} holds its own share and no other");
+            assert_eq!(id, i, "node {i} holds its own share and no other");
         }
     }
 }
 
 /// Signs through `c` in `workers` loops until `stop`, each request with a 5 s deadline;
-/// returns (successes, failures with their status).
+/// checks every signature; returns (successes, failures with their status).
 async fn load_until(
     c: &SignerServiceClient<Channel>,
     key: &KeyInfo,
+    scheme: Scheme,
     workers: usize,
     stop: Instant,
 ) -> (usize, Vec<tonic::Status>) {
@@ -344,7 +345,7 @@ async fn load_until(
             let (mut ok, mut failed) = (0, Vec::new());
             let mut i = 0;
             while Instant::now() < stop {
-                let m = message(Scheme::Ed25519, w * 1_000_000 + i);
+                let m = message(scheme, w * 1_000_000 + i);
                 i += 1;
                 let mut req = tonic::Request::new(SignRequest {
                     key_id: key.key_id.clone(),
@@ -355,7 +356,8 @@ async fn load_until(
                 req.set_timeout(Duration::from_secs(5));
                 match c.sign(req).await {
                     Ok(r) => {
-                        assert!(ed25519_ok(&key.public_key, &m, &r.into_inner().signature));
+                        let r = r.into_inner();
+                        check(scheme, &key.public_key, &m, &r.signature, r.recovery_id);
                         ok += 1;
                     }
                     Err(s) => failed.push(s),
@@ -380,22 +382,31 @@ async fn kill_9_of_one_party_during_load_fails_no_request() {
     let mut cl = cluster(3, dir.path());
     cl.start_all();
     let mut c1 = client(cl.node(1)).await;
-    let k = create(&mut c1, Scheme::Ed25519).await;
-    let stop = Instant::now() + Duration::from_secs(6);
-    let load = {
-        let (c1, k) = (c1.clone(), k.clone());
-        tokio::spawn(async move { load_until(&c1, &k, 16, stop).await })
-    };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut keys = Vec::new();
+    for (scheme, workers) in [(Scheme::Ed25519, 12), (Scheme::EcdsaSecp256k1, 4)] {
+        keys.push((scheme, workers, create(&mut c1, scheme).await));
+    }
+    let stop = Instant::now() + Duration::from_secs(8);
+    let mut loads = Vec::new();
+    for (scheme, workers, k) in keys {
+        let c1 = c1.clone();
+        loads.push((
+            scheme,
+            tokio::spawn(async move { load_until(&c1, &k, scheme, workers, stop).await }),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     cl.kill9(2);
-    let (ok, failed) = load.await.unwrap();
-    assert!(
-        failed.is_empty(),
-        "{} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
-    assert!(ok > 50, "only {ok} signatures");
+    for (scheme, load) in loads {
+        let (ok, failed) = load.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "{scheme:?}: {} failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(3)]
+        );
+        assert!(ok > 20, "{scheme:?}: only {ok} signatures");
+    }
     assert_no_nonce_reused(dir.path(), 3);
 }
 
@@ -498,7 +509,7 @@ async fn a_party_sending_invalid_shares_is_named_and_left_out() {
     cl.env[1].push(("TESSERA_TEST_FAULT".into(), "invalid-shares".into()));
     cl.start_all();
     let mut c1 = client(cl.node(1)).await;
-    for scheme in [Scheme::Ed25519, Scheme::Bip340] {
+    for scheme in [Scheme::Ed25519, Scheme::Bip340, Scheme::EcdsaSecp256k1] {
         let k = create(&mut c1, scheme).await;
         sign_and_check(&c1, &k, scheme, 0, 40).await;
     }

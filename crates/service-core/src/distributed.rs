@@ -35,6 +35,8 @@ pub const TRIP_AFTER: u32 = 3;
 pub const OPEN_FOR: Duration = Duration::from_millis(500);
 /// Quorums tried per signature before the request fails.
 pub const MAX_ATTEMPTS: usize = 3;
+/// Most key-generation steps after round 2 before the coordinator gives up.
+const MAX_DKG_STEPS: usize = 8;
 /// Deadline of a request forwarded to the home node of its idempotency key (it signs there,
 /// with its own peer calls).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(10);
@@ -79,6 +81,7 @@ pub struct Distributed {
     breakers: Mutex<BTreeMap<PartyId, Breaker>>,
     rotate: AtomicUsize,
     pools: Pools,
+    ecdsa_pools: ecdsa::Pools,
 }
 
 /// Pre-generated round-1 commitments per (key, party): the nonces stay with their party
@@ -169,6 +172,9 @@ impl Pools {
     }
 }
 
+#[path = "distributed_ecdsa.rs"]
+mod ecdsa;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -184,6 +190,8 @@ fn unexpected(peer: PartyId) -> Error {
 struct CallFailure {
     error: Error,
     culprits: Vec<PartyId>,
+    /// The peer could not be reached (no answer at all).
+    unreachable: bool,
 }
 
 impl Distributed {
@@ -221,6 +229,7 @@ impl Distributed {
             breakers: Mutex::new(breakers),
             rotate: AtomicUsize::new(0),
             pools: Pools::default(),
+            ecdsa_pools: ecdsa::Pools::default(),
         });
         for p in &this.settings.peers {
             this.observer.breaker_state(*p, BreakerState::Closed);
@@ -340,6 +349,7 @@ impl Distributed {
                         kind: f.kind,
                     },
                     culprits: Vec::new(),
+                    unreachable: false,
                 })
             }
             Ok(PeerReply::Failed(f)) => Err(CallFailure {
@@ -348,11 +358,13 @@ impl Distributed {
                     problem: f.message,
                 },
                 culprits: f.culprits,
+                unreachable: false,
             }),
             Ok(r) => Ok(r),
             Err(e) => Err(CallFailure {
                 error: link_error(peer, e),
                 culprits: Vec::new(),
+                unreachable: true,
             }),
         }
     }
@@ -425,11 +437,6 @@ impl Distributed {
                     "a distributed key has one party per node: this cluster has {n} nodes (got {})",
                     key.parties
                 ),
-            ));
-        }
-        if key.scheme == Scheme::EcdsaSecp256k1 {
-            return Err(Error::NotInThisMode(
-                "threshold ECDSA keys are not yet available in distributed mode; run the appliance in embedded mode for them",
             ));
         }
         let mut all: Vec<PartyId> = self.settings.peers.clone();
@@ -511,15 +518,27 @@ impl Distributed {
                 return Err(unexpected(p));
             }
         }
+        // FROST confirms at the first step; threshold ECDSA first runs the further flows of
+        // its pairwise base OTs, one step each.
         let mut confirmations = Vec::with_capacity(all.len());
-        for (p, r) in first(
-            self.call_all(all, |_| PeerRequest::DkgConfirm { session })
-                .await?,
-        )? {
-            match r {
-                PeerReply::Confirmation(c) => confirmations.push((p, c)),
-                _ => return Err(unexpected(p)),
+        for _ in 0..MAX_DKG_STEPS {
+            let replies = first(
+                self.call_all(all, |_| PeerRequest::DkgConfirm { session })
+                    .await?,
+            )?;
+            if replies.iter().all(|(_, r)| *r == PeerReply::Done) {
+                continue;
             }
+            for (p, r) in replies {
+                match r {
+                    PeerReply::Confirmation(c) => confirmations.push((p, c)),
+                    _ => return Err(unexpected(p)),
+                }
+            }
+            break;
+        }
+        if confirmations.len() != all.len() {
+            return Err(Error::Internal("the DKG did not reach its confirmation"));
         }
         let finished = first(
             self.call_all(all, |_| PeerRequest::DkgFinish {
@@ -800,6 +819,7 @@ impl Distributed {
                     Err(error) => Err(CallFailure {
                         error,
                         culprits: Vec::new(),
+                        unreachable: false,
                     }),
                 },
             )
@@ -856,37 +876,45 @@ impl Distributed {
             .batcher
             .submit(Queue::Aggregate(record.scheme), jobs)
             .map_err(|e| (e, vec![]))?;
-        let mut outs = Vec::with_capacity(receivers.len());
-        let mut cpu = 0.0;
-        for rx in receivers {
-            outs.push(match rx.await {
-                Ok(Done {
-                    result,
-                    cpu_seconds,
-                    ..
-                }) => {
-                    cpu += cpu_seconds;
-                    match result {
-                        Ok(JobOutput::Signature {
-                            signature,
-                            verifying_key,
-                            recovery_id,
-                        }) => Ok(Signature {
-                            signature,
-                            verifying_key,
-                            recovery_id,
-                        }),
-                        Ok(_) => Err(Error::Internal("another job's result for an aggregation")),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(_) => Err(Error::Panicked {
-                    task: "aggregation",
-                }),
-            });
-        }
-        Ok((outs, cpu))
+        Ok(collect_signatures(receivers).await)
     }
+}
+
+/// Waits for the aggregation jobs' results: the signatures (or failures) in order and the
+/// CPU time they took.
+async fn collect_signatures(
+    receivers: Vec<tokio::sync::oneshot::Receiver<Done<Result<JobOutput, Error>>>>,
+) -> (Vec<Result<Signature, Error>>, f64) {
+    let mut outs = Vec::with_capacity(receivers.len());
+    let mut cpu = 0.0;
+    for rx in receivers {
+        outs.push(match rx.await {
+            Ok(Done {
+                result,
+                cpu_seconds,
+                ..
+            }) => {
+                cpu += cpu_seconds;
+                match result {
+                    Ok(JobOutput::Signature {
+                        signature,
+                        verifying_key,
+                        recovery_id,
+                    }) => Ok(Signature {
+                        signature,
+                        verifying_key,
+                        recovery_id,
+                    }),
+                    Ok(_) => Err(Error::Internal("another job's result for an aggregation")),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(_) => Err(Error::Panicked {
+                task: "aggregation",
+            }),
+        });
+    }
+    (outs, cpu)
 }
 
 fn link_error(peer: PartyId, e: LinkError) -> Error {
@@ -942,9 +970,7 @@ impl Coordinator for Arc<Distributed> {
                     self.sign_inner::<Bip340Suite>(record, key, messages, taproot, &client)
                         .await
                 }
-                Scheme::EcdsaSecp256k1 => Err(Error::NotInThisMode(
-                    "threshold ECDSA keys are not yet available in distributed mode",
-                )),
+                Scheme::EcdsaSecp256k1 => self.sign_ecdsa(record, key, messages, &client).await,
             }
         })
     }
@@ -1007,11 +1033,32 @@ impl Coordinator for Arc<Distributed> {
 
     fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>) {
         self.party.cache(key_id, Arc::clone(key));
-        if key.is_party_share() {
-            self.refill(key_id, self.settings.me);
-            for p in self.available() {
-                self.refill(key_id, p);
+        match key.as_ref() {
+            LoadedKey::EcdsaParty(k) => {
+                // Presignatures ahead for each signer set the quorum rotation picks.
+                let t = usize::from(k.threshold());
+                let up = self.available();
+                for k in 0..up.len().max(1) {
+                    let mut rotated = up.clone();
+                    if !rotated.is_empty() {
+                        rotated.rotate_left(k);
+                    }
+                    if rotated.len() + 1 < t {
+                        break;
+                    }
+                    let mut signers = vec![self.settings.me];
+                    signers.extend(rotated.into_iter().take(t.saturating_sub(1)));
+                    signers.sort_unstable();
+                    self.refill_presignatures(key_id, &signers);
+                }
             }
+            k if k.is_party_share() => {
+                self.refill(key_id, self.settings.me);
+                for p in self.available() {
+                    self.refill(key_id, p);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -230,3 +230,65 @@ async fn without_a_quorum_signing_fails_unavailable_and_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_ecdsa_key_made_across_nodes_signs_through_each_node() {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let (apps, net) = cluster();
+    let key = apps[0]
+        .create_key(
+            &Caller::operator(),
+            CreateKey {
+                scheme: Scheme::EcdsaSecp256k1,
+                threshold: 2,
+                parties: 3,
+                label: "in process".into(),
+                idempotency_key: String::new(),
+            },
+        )
+        .await
+        .map_err(|f| f.error)
+        .unwrap()
+        .value;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key).unwrap();
+    for (k, app) in apps.iter().enumerate() {
+        for i in 0..3u8 {
+            let prehash = [k as u8 * 16 + i; 32];
+            let out = app
+                .sign(&Caller::operator(), sign(&key.key_id, &prehash), false)
+                .await
+                .map_err(|f| f.error)
+                .unwrap();
+            let s = &out.value[0];
+            assert_eq!(s.verifying_key, key.public_key);
+            let sig = k256::ecdsa::Signature::from_slice(&s.signature).unwrap();
+            vk.verify_prehash(&prehash, &sig)
+                .unwrap_or_else(|e| panic!("node {} signature {i}: {e}", k + 1));
+            let recovered = k256::ecdsa::VerifyingKey::recover_from_prehash(
+                &prehash,
+                &sig,
+                k256::ecdsa::RecoveryId::from_byte(s.recovery_id).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(recovered, vk, "recovery id");
+        }
+    }
+    // With one co-signer down the other one signs; with both down there is no quorum.
+    net.down.lock().unwrap().insert(3);
+    let prehash = [0x5a; 32];
+    for _ in 0..4 {
+        let out = apps[0]
+            .sign(&Caller::operator(), sign(&key.key_id, &prehash), false)
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
+        vk.verify_prehash(&prehash, &sig).unwrap();
+    }
+    net.down.lock().unwrap().insert(2);
+    let e = apps[0]
+        .sign(&Caller::operator(), sign(&key.key_id, &prehash), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error.kind(), ErrorKind::Unavailable, "{}", e.error);
+}

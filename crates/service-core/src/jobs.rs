@@ -91,6 +91,16 @@ pub enum AggregateWork {
         SigningPackage<Bip340Suite>,
         Vec<SignatureShare<Bip340Suite>>,
     ),
+    /// DKLs23 threshold ECDSA: the presignature's nonce point (SEC1 compressed), the
+    /// prehash and every signer's online share.
+    Ecdsa {
+        /// The nonce point `R` all signers presigned with.
+        big_r: Vec<u8>,
+        /// The 32-byte prehash.
+        prehash: [u8; 32],
+        /// The signers' round-3 shares.
+        shares: Vec<dkls23::sign::Round3Msg>,
+    },
 }
 
 /// A finished unit of work.
@@ -218,6 +228,11 @@ fn aggregate(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, E
         match *work {
             AggregateWork::Ed25519(p, s) => ed.push((k, key, p, s)),
             AggregateWork::Bip340(p, s) => bip.push((k, key, p, s)),
+            AggregateWork::Ecdsa {
+                big_r,
+                prehash,
+                shares,
+            } => out[k] = Some(combine_ecdsa(accel, &key, &big_r, &prehash, &shares)),
         }
     }
     aggregate_as::<Ed25519Suite>(accel, &ed, &mut out);
@@ -233,6 +248,35 @@ type AggregateItem<S> = (
     SigningPackage<S>,
     Vec<SignatureShare<S>>,
 );
+
+/// Combines the online shares of one threshold-ECDSA signature and verifies the result.
+fn combine_ecdsa(
+    accel: &dyn Accelerator,
+    key: &LoadedKey,
+    big_r: &[u8],
+    prehash: &[u8; 32],
+    shares: &[dkls23::sign::Round3Msg],
+) -> Result<JobOutput, Error> {
+    use k256::elliptic_curve::group::GroupEncoding;
+    let LoadedKey::EcdsaParty(k) = key else {
+        return Err(Error::NotInThisMode(
+            "not a distributed threshold-ECDSA key",
+        ));
+    };
+    let mut encoded = k256::CompressedPoint::default();
+    if big_r.len() != encoded.len() {
+        return Err(Error::Internal("presignature nonce point"));
+    }
+    encoded.copy_from_slice(big_r);
+    let r = Option::from(k256::ProjectivePoint::from_bytes(&encoded))
+        .ok_or(Error::Internal("presignature nonce point"))?;
+    let (sig, recovery_id) = dkls23::sign::combine(accel, &k.public_point(), &r, prehash, shares)?;
+    Ok(JobOutput::Signature {
+        signature: sig.to_vec(),
+        verifying_key: k.public_key().to_vec(),
+        recovery_id,
+    })
+}
 
 fn aggregate_as<S: FrostScheme>(
     accel: &dyn Accelerator,
@@ -368,9 +412,10 @@ fn sign_all(accel: &dyn Accelerator, jobs: &[Job]) -> Vec<Result<JobOutput, Erro
                         taproot: taproot.tweak(),
                     });
                 }
-                LoadedKey::Ecdsa(_) | LoadedKey::Ed25519Party(_) | LoadedKey::Bip340Party(_) => {
-                    order.push((2u8, 0))
-                }
+                LoadedKey::Ecdsa(_)
+                | LoadedKey::Ed25519Party(_)
+                | LoadedKey::Bip340Party(_)
+                | LoadedKey::EcdsaParty(_) => order.push((2u8, 0)),
             },
             _ => order.push((2u8, 0)),
         }

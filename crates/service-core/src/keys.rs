@@ -17,6 +17,9 @@ use zeroize::Zeroizing;
 use crate::ports::KeyRecord;
 use crate::{Error, Observer, PresignSource, Scheme};
 
+/// The first bytes of one party's encoded DKLs23 share (a whole key set starts otherwise).
+const ECDSA_SHARE_MAGIC: &[u8] = b"DKLS23K1";
+
 /// A key set of either scheme, decrypted and ready to sign.
 pub enum LoadedKey {
     /// FROST(Ed25519).
@@ -29,6 +32,51 @@ pub enum LoadedKey {
     Ed25519Party(PartyKey<Ed25519Suite>),
     /// FROST(secp256k1) / BIP340: this node's share only (distributed mode).
     Bip340Party(PartyKey<Bip340Suite>),
+    /// DKLs23 threshold ECDSA: this node's share only, with its pairwise OT state
+    /// (distributed mode).
+    EcdsaParty(EcdsaPartyKey),
+}
+
+/// One node's share of a distributed threshold-ECDSA key. Presigning mutates the share only
+/// when a check fails (the OT state with the culprit is discarded), so it holds the lock;
+/// the online round needs only the node's presignature.
+pub struct EcdsaPartyKey {
+    share: Mutex<dkls23::KeyShare>,
+    public_key: [u8; 33],
+    point: k256::ProjectivePoint,
+    threshold: u16,
+}
+
+impl EcdsaPartyKey {
+    /// Wraps this node's share.
+    pub fn new(share: dkls23::KeyShare) -> Self {
+        Self {
+            public_key: share.public_key_bytes(),
+            point: share.public_key(),
+            threshold: share.threshold(),
+            share: Mutex::new(share),
+        }
+    }
+
+    /// The group public key as a point.
+    pub fn public_point(&self) -> k256::ProjectivePoint {
+        self.point
+    }
+
+    /// The signing threshold t.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
+    }
+
+    /// The group public key, SEC1 compressed.
+    pub fn public_key(&self) -> [u8; 33] {
+        self.public_key
+    }
+
+    /// The share, locked (for presigning, which may discard a pair's OT state).
+    pub fn share(&self) -> std::sync::MutexGuard<'_, dkls23::KeyShare> {
+        self.share.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A threshold-ECDSA key set with its in-memory presignature pool.
@@ -173,6 +221,7 @@ impl std::fmt::Debug for LoadedKey {
             LoadedKey::Ecdsa(_) => "LoadedKey::Ecdsa(<redacted>)",
             LoadedKey::Ed25519Party(_) => "LoadedKey::Ed25519Party(<redacted>)",
             LoadedKey::Bip340Party(_) => "LoadedKey::Bip340Party(<redacted>)",
+            LoadedKey::EcdsaParty(_) => "LoadedKey::EcdsaParty(<redacted>)",
         })
     }
 }
@@ -254,6 +303,9 @@ impl LoadedKey {
             Scheme::Bip340 if party => LoadedKey::Bip340Party(PartyKey::from_bytes(bytes)?),
             Scheme::Ed25519 => LoadedKey::Ed25519(KeySet::from_bytes(bytes)?),
             Scheme::Bip340 => LoadedKey::Bip340(KeySet::from_bytes(bytes)?),
+            Scheme::EcdsaSecp256k1 if bytes.starts_with(ECDSA_SHARE_MAGIC) => {
+                LoadedKey::EcdsaParty(EcdsaPartyKey::new(dkls23::KeyShare::from_bytes(bytes)?))
+            }
             Scheme::EcdsaSecp256k1 => {
                 LoadedKey::Ecdsa(EcdsaKey::new(dkls23::KeySet::from_bytes(bytes)?, false))
             }
@@ -268,6 +320,7 @@ impl LoadedKey {
             LoadedKey::Ecdsa(k) => k.set.lock().unwrap_or_else(|e| e.into_inner()).to_bytes(),
             LoadedKey::Ed25519Party(k) => k.to_bytes(),
             LoadedKey::Bip340Party(k) => k.to_bytes(),
+            LoadedKey::EcdsaParty(k) => k.share().to_bytes(),
         }
     }
 
@@ -280,12 +333,16 @@ impl LoadedKey {
             LoadedKey::Ecdsa(k) => k.public_key().to_vec(),
             LoadedKey::Ed25519Party(k) => k.public_key(),
             LoadedKey::Bip340Party(k) => k.public_key(),
+            LoadedKey::EcdsaParty(k) => k.public_key().to_vec(),
         }
     }
 
     /// Whether this is one party's share of a distributed key (rather than every party's).
     pub fn is_party_share(&self) -> bool {
-        matches!(self, LoadedKey::Ed25519Party(_) | LoadedKey::Bip340Party(_))
+        matches!(
+            self,
+            LoadedKey::Ed25519Party(_) | LoadedKey::Bip340Party(_) | LoadedKey::EcdsaParty(_)
+        )
     }
 
     /// The scheme.
@@ -293,7 +350,7 @@ impl LoadedKey {
         match self {
             LoadedKey::Ed25519(_) | LoadedKey::Ed25519Party(_) => Scheme::Ed25519,
             LoadedKey::Bip340(_) | LoadedKey::Bip340Party(_) => Scheme::Bip340,
-            LoadedKey::Ecdsa(_) => Scheme::EcdsaSecp256k1,
+            LoadedKey::Ecdsa(_) | LoadedKey::EcdsaParty(_) => Scheme::EcdsaSecp256k1,
         }
     }
 }

@@ -29,6 +29,9 @@ use crate::peer::{NewKey, PartyId, PeerLink, PeerReply, PeerRequest, RemoteFailu
 use crate::ports::{KeyOrigin, KeyRecord};
 use crate::{Error, Queue, Scheme, Sealer, Store};
 
+#[path = "party_ecdsa.rs"]
+pub(crate) mod ecdsa;
+
 /// How long unused nonces are kept before they are destroyed.
 pub const NONCE_TTL: Duration = Duration::from_secs(60);
 /// How long an unfinished DKG session is kept before its state is destroyed.
@@ -134,10 +137,12 @@ enum Stage<S: Suite> {
 struct DkgSlot {
     key: NewKey,
     started: Instant,
-    /// A `Stage<S>` of the key's suite.
+    /// A `Stage<S>` of the key's suite, or a threshold-ECDSA [`dkls23::dkg::PartyDkg`].
     stage: Box<dyn Any + Send>,
-    /// Private shares delivered by the other parties, by sender: 32-byte encodings.
-    received: BTreeMap<PartyId, zeroize::Zeroizing<Vec<u8>>>,
+    /// The step whose delivered messages the next `DkgConfirm` consumes.
+    step: u8,
+    /// Messages delivered by the other parties, by (sender, step).
+    received: BTreeMap<(PartyId, u8), zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// A signer's single-use nonces for one session, of the key's suite.
@@ -170,6 +175,10 @@ pub struct Party {
     auth: crate::auth::Auth,
     dkgs: Mutex<HashMap<SessionId, DkgSlot>>,
     nonces: Mutex<HashMap<SessionId, Nonces>>,
+    /// Threshold-ECDSA presigning sessions and their single-use presignatures.
+    presigns: Mutex<HashMap<SessionId, ecdsa::PresignSlot>>,
+    /// Presigning messages delivered by the other signers, by (session, round).
+    inbox: Mutex<HashMap<(SessionId, u8), ecdsa::Delivered>>,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
     /// The node's use cases, for requests forwarded to this node (set once at start-up).
     app: Mutex<Option<std::sync::Weak<crate::App>>>,
@@ -190,15 +199,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A failure to report to the requesting node.
 fn failed(e: &Error) -> PeerReply {
-    let culprits = match e {
-        Error::Protocol(threshold::Error::Culprits(c)) => c.clone(),
-        _ => Vec::new(),
-    };
+    let culprits = culprits_of(e);
     PeerReply::Failed(RemoteFailure {
         message: e.to_string(),
         culprits,
         kind: crate::peer::RemoteKind::of(e),
     })
+}
+
+/// The parties a failed check blamed.
+pub(crate) fn culprits_of(e: &Error) -> Vec<PartyId> {
+    match e {
+        Error::Protocol(threshold::Error::Culprits(c)) => c.clone(),
+        Error::Ecdsa(e) => ecdsa::culprit(e).into_iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn session_id() -> SessionId {
@@ -255,6 +270,8 @@ impl Party {
             auth,
             dkgs: Mutex::default(),
             nonces: Mutex::default(),
+            presigns: Mutex::default(),
+            inbox: Mutex::default(),
             finished: Mutex::default(),
             app: Mutex::default(),
         })
@@ -285,7 +302,11 @@ impl Party {
                 dkg_id,
             } => self.dkg_start(session, key, dkg_id).await,
             PeerRequest::DkgShares { session, round1 } => self.dkg_shares(session, round1).await,
-            PeerRequest::DkgDeliver { session, share } => self.dkg_deliver(from, session, share),
+            PeerRequest::DkgDeliver {
+                session,
+                step,
+                share,
+            } => self.dkg_deliver(from, session, step, share),
             PeerRequest::DkgConfirm { session } => self.dkg_confirm(session).await,
             PeerRequest::DkgFinish {
                 session,
@@ -301,6 +322,27 @@ impl Party {
                 items,
                 client,
             } => self.sign_shares(key_id, items, &client).await,
+            PeerRequest::PresignStart {
+                key_id,
+                signers,
+                sessions,
+            } => self.presign_start(from, key_id, signers, sessions).await,
+            PeerRequest::PresignDeliver {
+                key_id,
+                round,
+                items,
+            } => self.presign_deliver(from, &key_id, round, items),
+            PeerRequest::PresignRound2 { key_id, sessions } => {
+                self.presign_round2(key_id, sessions).await
+            }
+            PeerRequest::PresignFinish { key_id, sessions } => {
+                self.presign_finish(key_id, sessions).await
+            }
+            PeerRequest::EcdsaSign {
+                key_id,
+                items,
+                client,
+            } => self.ecdsa_sign(from, key_id, items, &client).await,
             PeerRequest::SignFor {
                 key_id,
                 message,
@@ -337,13 +379,18 @@ impl Party {
         lock(&self.finished).remove(session)
     }
 
-    /// Destroys the secrets of `sessions` (DKG state and unused nonces).
+    /// Destroys the secrets of `sessions` (DKG state, unused nonces and presigning state).
     pub fn abort(&self, sessions: &[SessionId]) {
         let mut d = lock(&self.dkgs);
         let mut n = lock(&self.nonces);
+        let mut p = lock(&self.presigns);
+        let mut i = lock(&self.inbox);
         for s in sessions {
             d.remove(s);
             n.remove(s);
+            p.remove(s);
+            i.remove(&(*s, 1));
+            i.remove(&(*s, 2));
         }
     }
 
@@ -351,6 +398,8 @@ impl Party {
         let now = Instant::now();
         lock(&self.nonces).retain(|_, v| now.duration_since(v.made) < NONCE_TTL);
         lock(&self.dkgs).retain(|_, v| now.duration_since(v.started) < DKG_TTL);
+        lock(&self.presigns).retain(|_, v| now.duration_since(v.made) < ecdsa::PRESIGN_TTL);
+        lock(&self.inbox).retain(|_, v| now.duration_since(v.since) < ecdsa::PRESIGN_TTL);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -382,11 +431,7 @@ impl Party {
         let (stage, package): (Box<dyn Any + Send>, Vec<u8>) = match key.scheme {
             Scheme::Ed25519 => self.part1::<Ed25519Suite>(params).await?,
             Scheme::Bip340 => self.part1::<Bip340Suite>(params).await?,
-            Scheme::EcdsaSecp256k1 => {
-                return Err(Error::NotInThisMode(
-                    "threshold ECDSA keys are not yet available in distributed mode",
-                ));
-            }
+            Scheme::EcdsaSecp256k1 => self.ecdsa_part1(params).await?,
         };
         lock(&self.dkgs).insert(
             session,
@@ -394,6 +439,7 @@ impl Party {
                 key,
                 started: Instant::now(),
                 stage,
+                step: 1,
                 received: BTreeMap::new(),
             },
         );
@@ -439,7 +485,7 @@ impl Party {
         let out = match key.scheme {
             Scheme::Ed25519 => self.part2::<Ed25519Suite>(stage, round1).await,
             Scheme::Bip340 => self.part2::<Bip340Suite>(stage, round1).await,
-            Scheme::EcdsaSecp256k1 => Err(Error::Internal("ECDSA DKG session")),
+            Scheme::EcdsaSecp256k1 => self.ecdsa_part2(stage, round1).await,
         };
         let (stage, deliveries) = match out {
             Ok(v) => v,
@@ -449,12 +495,32 @@ impl Party {
             }
         };
         self.put_stage(&session, stage);
+        self.deliver(session, 1, deliveries).await?;
+        Ok(PeerReply::Done)
+    }
+
+    /// Delivers one DKG step's direct messages to the other parties and waits for every
+    /// acknowledgement.
+    pub(crate) async fn deliver(
+        &self,
+        session: SessionId,
+        step: u8,
+        deliveries: Vec<(PartyId, Vec<u8>)>,
+    ) -> Result<(), Error> {
         let calls = deliveries.into_iter().map(|(to, share)| {
             let link = Arc::clone(&self.link);
             let deadline = self.deadline;
             async move {
                 let r = link
-                    .call(to, PeerRequest::DkgDeliver { session, share }, deadline)
+                    .call(
+                        to,
+                        PeerRequest::DkgDeliver {
+                            session,
+                            step,
+                            share,
+                        },
+                        deadline,
+                    )
                     .await;
                 (to, r)
             }
@@ -482,7 +548,7 @@ impl Party {
                 }
             }
         }
-        Ok(PeerReply::Done)
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]
@@ -525,6 +591,7 @@ impl Party {
         &self,
         from: PartyId,
         session: SessionId,
+        step: u8,
         share: Vec<u8>,
     ) -> Result<PeerReply, Error> {
         let share = zeroize::Zeroizing::new(share);
@@ -535,7 +602,10 @@ impl Party {
         if from == self.me || from == 0 || from > slot.key.parties {
             return Err(Error::Internal("share from a party outside the DKG"));
         }
-        if slot.received.insert(from, share).is_some() {
+        if step < slot.step || step > slot.step + 1 {
+            return Err(Error::Internal("DKG message for another step"));
+        }
+        if slot.received.insert((from, step), share).is_some() {
             return Err(Error::Protocol(threshold::Error::Culprits(vec![from])));
         }
         Ok(PeerReply::Done)
@@ -543,19 +613,48 @@ impl Party {
 
     async fn dkg_confirm(&self, session: SessionId) -> Result<PeerReply, Error> {
         let (key, stage) = self.take_stage(&session)?;
-        let received = lock(&self.dkgs)
-            .get_mut(&session)
-            .map(|s| std::mem::take(&mut s.received))
-            .unwrap_or_default();
+        let (step, received) = {
+            let mut d = lock(&self.dkgs);
+            match d.get_mut(&session) {
+                Some(slot) => {
+                    let step = slot.step;
+                    let (now, later): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                        std::mem::take(&mut slot.received)
+                            .into_iter()
+                            .partition(|((_, s), _)| *s == step);
+                    slot.received = later;
+                    slot.step += 1;
+                    (
+                        step,
+                        now.into_iter()
+                            .map(|((p, _), m)| (p, m))
+                            .collect::<BTreeMap<_, _>>(),
+                    )
+                }
+                None => return Err(Error::Internal("unknown or expired DKG session")),
+            }
+        };
         let out = match key.scheme {
-            Scheme::Ed25519 => self.part3::<Ed25519Suite>(stage, received).await,
-            Scheme::Bip340 => self.part3::<Bip340Suite>(stage, received).await,
-            Scheme::EcdsaSecp256k1 => Err(Error::Internal("ECDSA DKG session")),
+            Scheme::Ed25519 => self
+                .part3::<Ed25519Suite>(stage, received)
+                .await
+                .map(|(s, c)| (s, PeerReply::Confirmation(c.0), Vec::new())),
+            Scheme::Bip340 => self
+                .part3::<Bip340Suite>(stage, received)
+                .await
+                .map(|(s, c)| (s, PeerReply::Confirmation(c.0), Vec::new())),
+            Scheme::EcdsaSecp256k1 => self.ecdsa_step(stage, received).await,
         };
         match out {
-            Ok((stage, c)) => {
+            Ok((stage, reply, deliveries)) => {
                 self.put_stage(&session, stage);
-                Ok(PeerReply::Confirmation(c.0))
+                if !deliveries.is_empty()
+                    && let Err(e) = self.deliver(session, step + 1, deliveries).await
+                {
+                    self.abort(&[session]);
+                    return Err(e);
+                }
+                Ok(reply)
             }
             Err(e) => {
                 self.abort(&[session]);
@@ -602,7 +701,7 @@ impl Party {
         let loaded = match key.scheme {
             Scheme::Ed25519 => finish::<Ed25519Suite>(stage, &confirmations)?,
             Scheme::Bip340 => finish::<Bip340Suite>(stage, &confirmations)?,
-            Scheme::EcdsaSecp256k1 => return Err(Error::Internal("ECDSA DKG session")),
+            Scheme::EcdsaSecp256k1 => ecdsa::finish(stage, &confirmations)?,
         };
         let public_key = loaded.public_key();
         if from == self.me {
@@ -762,9 +861,9 @@ impl Party {
 
     /// With authentication on, refuses to sign for a client this node's own policy does not
     /// allow `key_id` (so one compromised node cannot have the others sign for such a
-    /// client); the nonces of the refused sessions are dropped (single use) and the decision
-    /// is an audit event.
-    async fn check_client(
+    /// client); the nonces or presignatures of the refused sessions are dropped (single
+    /// use) and the decision is an audit event.
+    pub(crate) async fn check_client(
         &self,
         client: &str,
         key_id: &str,
@@ -786,8 +885,10 @@ impl Party {
         }
         {
             let mut held = lock(&self.nonces);
+            let mut pre = lock(&self.presigns);
             for s in sessions {
                 held.remove(s);
+                pre.remove(s);
             }
         }
         let who = if client.is_empty() {

@@ -68,10 +68,16 @@ pub enum PeerRequest {
     DkgDeliver {
         /// The DKG session.
         session: SessionId,
-        /// The 32-byte share.
+        /// The step the message belongs to (1 for the round-2 shares; threshold-ECDSA key
+        /// generation runs its pairwise base OTs in the steps after it).
+        step: u8,
+        /// The message: a FROST share, or a threshold-ECDSA key-generation message.
         share: Vec<u8>,
     },
-    /// DKG round 3: check the received shares, answer with the confirmation hash.
+    /// DKG next step: check what the other parties delivered in the last step, then deliver
+    /// this step's messages and answer `Done`, or, once this party's key generation is
+    /// complete, answer with the confirmation hash. FROST confirms at the first call;
+    /// threshold ECDSA first runs the four further flows of its pairwise base OTs.
     DkgConfirm {
         /// The DKG session.
         session: SessionId,
@@ -103,6 +109,53 @@ pub enum PeerRequest {
         items: Vec<(SessionId, Vec<u8>)>,
         /// The client the coordinating node authenticated (empty when authentication is off):
         /// this node checks its own policy for that client before it signs.
+        client: String,
+    },
+    /// Threshold-ECDSA presigning, round 1, for the signer set `signers` (this node among
+    /// them): start one presignature per session and deliver the round-1 messages to the
+    /// other signers directly ([`PeerRequest::PresignDeliver`]).
+    PresignStart {
+        /// The key.
+        key_id: String,
+        /// The signer set, ascending.
+        signers: Vec<PartyId>,
+        /// One session per presignature.
+        sessions: Vec<SessionId>,
+    },
+    /// Threshold-ECDSA presigning, party to party: one round's messages for the receiver.
+    PresignDeliver {
+        /// The key.
+        key_id: String,
+        /// The round (1 or 2).
+        round: u8,
+        /// `(session, encoded message)`.
+        items: Vec<(SessionId, Vec<u8>)>,
+    },
+    /// Threshold-ECDSA presigning, round 2: check the round-1 messages received, deliver
+    /// the round-2 messages directly.
+    PresignRound2 {
+        /// The key.
+        key_id: String,
+        /// The sessions.
+        sessions: Vec<SessionId>,
+    },
+    /// Threshold-ECDSA presigning, end: check the round-2 messages received and keep the
+    /// presignatures (memory only, single use); answer with each one's nonce point `R`.
+    PresignFinish {
+        /// The key.
+        key_id: String,
+        /// The sessions.
+        sessions: Vec<SessionId>,
+    },
+    /// Threshold-ECDSA online round: one signature share per item, each consuming its
+    /// presignature.
+    EcdsaSign {
+        /// The key.
+        key_id: String,
+        /// `(presignature session, 32-byte prehash)`.
+        items: Vec<(SessionId, [u8; 32])>,
+        /// The client the coordinating node authenticated (checked against this node's
+        /// policy, as for [`PeerRequest::SignShares`]).
         client: String,
     },
     /// A `Sign` request with an idempotency key, forwarded to the node that owns the key's
@@ -139,6 +192,8 @@ pub enum PeerReply {
     Shares(Vec<Result<Vec<u8>, String>>),
     /// A forwarded request's signature.
     Signed(crate::Signature),
+    /// Per presigning session, the nonce point `R` (SEC1 compressed) or the failure.
+    Presigned(Vec<Result<Vec<u8>, String>>),
     /// The request failed at the peer.
     Failed(RemoteFailure),
 }
@@ -218,6 +273,11 @@ impl PeerRequest {
             PeerRequest::Commit { .. } => "commit",
             PeerRequest::SignShares { .. } => "sign_shares",
             PeerRequest::SignFor { .. } => "sign_for",
+            PeerRequest::PresignStart { .. } => "presign_start",
+            PeerRequest::PresignDeliver { .. } => "presign_deliver",
+            PeerRequest::PresignRound2 { .. } => "presign_round2",
+            PeerRequest::PresignFinish { .. } => "presign_finish",
+            PeerRequest::EcdsaSign { .. } => "ecdsa_sign",
         }
     }
 }
@@ -280,6 +340,7 @@ mod tests {
         assert_eq!(PeerRequest::decode(&[0xff, 0xff, 0xff]), None);
         let secret = PeerRequest::DkgDeliver {
             session: [1; 16],
+            step: 1,
             share: vec![0xab; 32],
         };
         assert!(
