@@ -513,6 +513,131 @@ async fn an_edited_audit_event_is_found_by_audit_verify_and_at_start_up() {
     );
 }
 
+/// The audit log's retention: `tessera audit export --prune` writes the chain to a file that
+/// `tessera audit verify-export` checks with the KEK, and deletes the exported events; the
+/// server starts over the pruned chain, new events chain onto its checkpoint, a second export
+/// continues where the first ended, and an edited export line is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_and_prune_keep_a_verifiable_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data = data_dir.display().to_string();
+    let sign_some = |server: Server, from: u8| async move {
+        let mut c = server.client().await;
+        let k = c
+            .create_key(CreateKeyRequest {
+                scheme: Scheme::Ed25519 as i32,
+                threshold: 2,
+                parties: 3,
+                label: String::new(),
+                idempotency_key: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for m in from..from + 3 {
+            c.sign(SignRequest {
+                key_id: k.key_id.clone(),
+                message: vec![m],
+                idempotency_key: String::new(),
+                taproot_merkle_root: None,
+            })
+            .await
+            .unwrap();
+        }
+        assert!(server.terminate().success());
+    };
+    sign_some(Server::start(&data_dir, &[]), 0).await;
+    let first = dir.path().join("audit-1.jsonl");
+    let (ok, out, err) = run_cli(
+        &[
+            "audit",
+            "export",
+            "--data-dir",
+            &data,
+            "--out",
+            &first.display().to_string(),
+            "--prune",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("exported 4 events (events 0 to 3)") && out.contains("deleted 4"),
+        "{out}"
+    );
+    let (ok, out, err) = run_cli(&["audit", "verify", "--data-dir", &data], &[]);
+    assert!(ok && out.contains("0 events, chain intact"), "{out}{err}");
+    let verify_export = |file: &std::path::Path| {
+        run_cli(
+            &[
+                "audit",
+                "verify-export",
+                &file.display().to_string(),
+                "--data-dir",
+                &data,
+            ],
+            &[],
+        )
+    };
+    let (ok, out, err) = verify_export(&first);
+    assert!(ok && out.contains("4 events, chain intact"), "{out}{err}");
+    // An export never overwrites a file.
+    let (ok, _, err) = run_cli(
+        &[
+            "audit",
+            "export",
+            "--data-dir",
+            &data,
+            "--out",
+            &first.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("audit-1.jsonl"), "{err}");
+
+    // The server starts over the pruned chain (it verifies it) and new events chain on.
+    sign_some(Server::start(&data_dir, &[]), 10).await;
+    let second = dir.path().join("audit-2.jsonl");
+    let (ok, out, err) = run_cli(
+        &[
+            "audit",
+            "export",
+            "--data-dir",
+            &data,
+            "--out",
+            &second.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("exported 4 events (events 4 to 7)"), "{out}");
+    let (ok, out, err) = verify_export(&second);
+    assert!(ok && out.contains("4 events, chain intact"), "{out}{err}");
+    let (ok, out, err) = run_cli(&["audit", "verify", "--data-dir", &data], &[]);
+    assert!(ok && out.contains("4 events, chain intact"), "{out}{err}");
+
+    // One edited line in an export is found.
+    let text = std::fs::read_to_string(&second).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 3 {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["envelope"]["event"]["message_sha256"] =
+                    serde_json::Value::String("ee".repeat(32));
+                v.to_string()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&second, edited.join("\n") + "\n").unwrap();
+    let (ok, _, err) = verify_export(&second);
+    assert!(!ok && err.contains("event 6"), "{err}");
+}
+
 /// A headless start with `--backend auto` (which probes the Vulkan adapters): no Mesa
 /// `XDG_RUNTIME_DIR` noise, and no ANSI colour codes, since stderr is a pipe here; with
 /// `--log-format json` every log line is a JSON object.

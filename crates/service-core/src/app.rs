@@ -632,6 +632,7 @@ impl App {
                     record: IdempotencyRecord {
                         fingerprint: fp.clone(),
                         response: encode(&view)?,
+                        created_at_ms: crate::ports::now_ms(),
                     },
                 })
             })
@@ -865,6 +866,7 @@ impl App {
                 record: IdempotencyRecord {
                     fingerprint: fp.clone(),
                     response: encode(one)?,
+                    created_at_ms: crate::ports::now_ms(),
                 },
             }),
             _ => None,

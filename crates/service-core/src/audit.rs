@@ -138,14 +138,84 @@ impl Envelope {
     }
 }
 
-/// Checks a whole chain given in sequence order; returns the number of events or the first
-/// broken one.
+/// Where the stored chain starts once older events were exported and pruned
+/// ([`AuditLog::prune_audit`](crate::AuditLog::prune_audit)): the sequence number of the first
+/// kept event and the hash it chains to, authenticated under the [`ChainKey`] so that whoever
+/// cannot compute the chain cannot move the start either.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The sequence number of the first kept event (the next one when none is kept).
+    pub next_seq: u64,
+    /// The hash of the last pruned event: the `prev` of the first kept one.
+    #[serde(with = "hex::serde")]
+    pub prev: Vec<u8>,
+    /// HMAC-SHA256 under the [`ChainKey`] of "tessera/v1/audit-checkpoint\0" ‖ `next_seq`
+    /// (8 bytes, big-endian) ‖ `prev`.
+    #[serde(with = "hex::serde")]
+    pub mac: Vec<u8>,
+}
+
+fn checkpoint_mac(key: &ChainKey, next_seq: u64, prev: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut h = <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_slice())
+        .map_err(|e| StoreError::Engine(Box::new(std::io::Error::other(e.to_string()))))?;
+    h.update(b"tessera/v1/audit-checkpoint\0");
+    h.update(&next_seq.to_be_bytes());
+    h.update(prev);
+    Ok(h.finalize().into_bytes().to_vec())
+}
+
+impl Checkpoint {
+    /// A checkpoint before event `next_seq`, whose predecessor's hash is `prev`.
+    pub fn seal(key: &ChainKey, next_seq: u64, prev: &[u8]) -> Result<Self, StoreError> {
+        Ok(Self {
+            next_seq,
+            prev: prev.to_vec(),
+            mac: checkpoint_mac(key, next_seq, prev)?,
+        })
+    }
+
+    /// Checks the checkpoint's MAC.
+    pub fn verify(&self, key: &ChainKey) -> Result<(), StoreError> {
+        let mac = checkpoint_mac(key, self.next_seq, &self.prev)?;
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            mac.as_slice(),
+            self.mac.as_slice(),
+        )) {
+            Ok(())
+        } else {
+            Err(StoreError::AuditChainBroken {
+                seq: self.next_seq,
+                why: "the checkpoint where the kept chain starts does not match its MAC",
+            })
+        }
+    }
+
+    /// The stored bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| corrupt("audit checkpoint", e))
+    }
+
+    /// Decodes stored bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| corrupt("audit checkpoint", e))
+    }
+}
+
+/// Checks a chain given in sequence order, from the genesis or from `start` (after pruning);
+/// returns the number of events checked or the first broken one.
 pub fn verify_chain(
     key: &ChainKey,
+    start: Option<&Checkpoint>,
     envelopes: impl IntoIterator<Item = Result<(u64, Envelope), StoreError>>,
 ) -> Result<u64, StoreError> {
-    let mut prev = GENESIS.to_vec();
-    let mut expected = 0u64;
+    let (mut prev, mut expected) = match start {
+        None => (GENESIS.to_vec(), 0u64),
+        Some(c) => {
+            c.verify(key)?;
+            (c.prev.clone(), c.next_seq)
+        }
+    };
+    let mut count = 0u64;
     for entry in envelopes {
         let (seq, env) = entry?;
         let broken = |why| StoreError::AuditChainBroken { seq, why };
@@ -164,6 +234,7 @@ pub fn verify_chain(
         }
         prev = env.hash;
         expected += 1;
+        count += 1;
     }
-    Ok(expected)
+    Ok(count)
 }

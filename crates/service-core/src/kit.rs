@@ -36,6 +36,7 @@ fn entry(scope: &str, key: &str, response: u8) -> IdempotencyEntry {
         record: IdempotencyRecord {
             fingerprint: vec![9; 32],
             response: vec![response],
+            created_at_ms: 1_000 + u64::from(response),
         },
     }
 }
@@ -48,6 +49,8 @@ pub fn check_all(open: &dyn Fn() -> Arc<dyn Store>) {
     check_key_idempotency_first_writer_wins(open);
     check_audit_chain_counts_every_event(open);
     check_access_decisions_are_chained(open);
+    check_idempotency_records_expire(open);
+    check_pruned_audit_chain_verifies_and_continues(open);
 }
 
 /// Keys survive reopening, list in id order from a cursor, and unknown ids are `None`.
@@ -197,4 +200,86 @@ pub fn check_access_decisions_are_chained(open: &dyn Fn() -> Arc<dyn Store>) {
     assert_eq!(s.verify_audit_chain().unwrap(), before + 1);
     let last = s.events(before.checked_sub(1), 10).unwrap();
     assert_eq!(last.last().map(|(_, e)| e), Some(&denied));
+}
+
+/// Records made before the cut-off are deleted, later ones kept, and the deletion persists.
+pub fn check_idempotency_records_expire(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    for (key, response) in [("old", 1u8), ("new", 200u8)] {
+        let e = entry("retention", key, response);
+        s.record_signatures(SignatureRecord {
+            key_id: "retention".into(),
+            client: String::new(),
+            message_hashes: vec![[response; 32]],
+            idempotency: Some(e),
+        })
+        .unwrap();
+    }
+    let pruned = s.prune_idempotency(1_100).unwrap();
+    assert!(pruned >= 1, "the old record is pruned");
+    drop(s);
+    let s = open();
+    assert_eq!(s.get_idempotency("retention", "old").unwrap(), None);
+    assert_eq!(
+        s.get_idempotency("retention", "new")
+            .unwrap()
+            .unwrap()
+            .response,
+        vec![200]
+    );
+    assert_eq!(s.prune_idempotency(1_100).unwrap(), 0);
+}
+
+/// Pruning the oldest events leaves a checkpoint: the kept chain verifies, new events chain
+/// onto it, and both survive reopening; pruning what does not exist deletes nothing.
+pub fn check_pruned_audit_chain_verifies_and_continues(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    for i in 0..4u8 {
+        s.record_event(Event::AccessDenied {
+            client: format!("client {i}"),
+            action: "Sign".into(),
+            key_id: None,
+            at_ms: u64::from(i),
+        })
+        .unwrap();
+    }
+    let all = s.envelopes(None, usize::MAX).unwrap();
+    let total = all.len() as u64;
+    assert!(total >= 4);
+    let (through, last_pruned) = &all[all.len() - 3];
+    assert_eq!(s.prune_audit(*through).unwrap(), through + 1 - all[0].0);
+    let kept = s.envelopes(None, usize::MAX).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0].0, through + 1);
+    let cp = s.audit_checkpoint().unwrap().expect("a checkpoint");
+    assert_eq!(cp.next_seq, through + 1);
+    assert_eq!(cp.prev, last_pruned.hash);
+    assert_eq!(s.verify_audit_chain().unwrap(), 2);
+    assert_eq!(s.prune_audit(*through).unwrap(), 0);
+    s.record_event(Event::AccessDenied {
+        client: "after pruning".into(),
+        action: "Sign".into(),
+        key_id: None,
+        at_ms: 99,
+    })
+    .unwrap();
+    drop(s);
+    let s = open();
+    assert_eq!(s.verify_audit_chain().unwrap(), 3);
+    let last = s.events(Some(through + 2), 10).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].0, through + 3);
+    // Everything pruned: the chain still continues from the checkpoint.
+    let end = s.envelopes(None, usize::MAX).unwrap().last().unwrap().0;
+    assert_eq!(s.prune_audit(end).unwrap(), 3);
+    assert_eq!(s.verify_audit_chain().unwrap(), 0);
+    s.record_event(Event::AccessDenied {
+        client: "after pruning everything".into(),
+        action: "Sign".into(),
+        key_id: None,
+        at_ms: 100,
+    })
+    .unwrap();
+    assert_eq!(s.verify_audit_chain().unwrap(), 1);
+    assert_eq!(s.envelopes(None, 1).unwrap()[0].0, end + 1);
 }

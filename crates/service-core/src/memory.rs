@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::audit::{ChainKey, Envelope, Event, GENESIS, verify_chain};
+use crate::audit::{ChainKey, Checkpoint, Envelope, Event, GENESIS, verify_chain};
 use crate::auth::{Caller, Clients, api_key_hash, new_api_key};
 use crate::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
@@ -16,16 +16,23 @@ use crate::ports::{
 struct Inner {
     keys: BTreeMap<String, KeyRecord>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    /// The kept events; the first has sequence number `checkpoint.next_seq` (0 without one).
     events: Vec<Envelope>,
+    checkpoint: Option<Checkpoint>,
     chain: ChainKey,
 }
 
 impl Inner {
+    fn first_seq(&self) -> u64 {
+        self.checkpoint.as_ref().map_or(0, |c| c.next_seq)
+    }
+
     fn append(&mut self, event: Event) -> Result<(), StoreError> {
-        let prev = self
-            .events
-            .last()
-            .map_or(GENESIS.to_vec(), |e| e.hash.clone());
+        let prev = match (self.events.last(), &self.checkpoint) {
+            (Some(e), _) => e.hash.clone(),
+            (None, Some(c)) => c.prev.clone(),
+            (None, None) => GENESIS.to_vec(),
+        };
         let env = Envelope::seal(&self.chain, &prev, event)?;
         self.events.push(env);
         Ok(())
@@ -62,6 +69,7 @@ impl MemoryStore {
                 keys: BTreeMap::new(),
                 idempotency: HashMap::new(),
                 events: Vec::new(),
+                checkpoint: None,
                 chain: ChainKey::new([0x5a; 32]),
             }),
         }
@@ -160,6 +168,14 @@ impl IdempotencyStore for MemoryStore {
             .get(&(scope.to_owned(), key.to_owned()))
             .cloned())
     }
+
+    fn prune_idempotency(&self, created_before_ms: u64) -> Result<u64, StoreError> {
+        let mut st = self.lock();
+        let before = st.idempotency.len();
+        st.idempotency
+            .retain(|_, r| r.created_at_ms >= created_before_ms);
+        Ok((before - st.idempotency.len()) as u64)
+    }
 }
 
 impl AuditLog for MemoryStore {
@@ -172,27 +188,64 @@ impl AuditLog for MemoryStore {
     }
 
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        let st = self.lock();
-        let start = after.map_or(0, |a| a.saturating_add(1));
-        Ok(st
-            .events
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(start).unwrap_or(usize::MAX))
-            .take(limit)
-            .map(|(i, e)| (i as u64, e.event.clone()))
+        Ok(self
+            .envelopes(after, limit)?
+            .into_iter()
+            .map(|(seq, e)| (seq, e.event))
             .collect())
     }
 
     fn verify_audit_chain(&self) -> Result<u64, StoreError> {
         let st = self.lock();
+        let first = st.first_seq();
         verify_chain(
             &st.chain,
+            st.checkpoint.as_ref(),
             st.events
                 .iter()
                 .enumerate()
-                .map(|(i, e)| Ok((i as u64, e.clone()))),
+                .map(|(i, e)| Ok((first + i as u64, e.clone()))),
         )
+    }
+
+    fn envelopes(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Envelope)>, StoreError> {
+        let st = self.lock();
+        let first = st.first_seq();
+        let start = after.map_or(first, |a| a.saturating_add(1).max(first));
+        Ok(st
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (first + i as u64, e))
+            .skip(usize::try_from(start - first).unwrap_or(usize::MAX))
+            .take(limit)
+            .map(|(seq, e)| (seq, e.clone()))
+            .collect())
+    }
+
+    fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.lock().checkpoint.clone())
+    }
+
+    fn prune_audit(&self, through: u64) -> Result<u64, StoreError> {
+        self.verify_audit_chain()?;
+        let mut st = self.lock();
+        let first = st.first_seq();
+        if through < first || st.events.is_empty() {
+            return Ok(0);
+        }
+        let n = usize::try_from(through - first + 1)
+            .unwrap_or(usize::MAX)
+            .min(st.events.len());
+        let removed: Vec<Envelope> = st.events.drain(..n).collect();
+        let prev = removed.last().map(|e| e.hash.clone()).unwrap_or_default();
+        let cp = Checkpoint::seal(&st.chain, first + n as u64, &prev)?;
+        st.checkpoint = Some(cp);
+        Ok(n as u64)
     }
 }
 

@@ -167,6 +167,10 @@ pub struct IdempotencyRecord {
     /// The response returned the first time, as the use case encoded it.
     #[serde(with = "hex::serde")]
     pub response: Vec<u8>,
+    /// When the record was made, ms since the Unix epoch (0 in records made before the field
+    /// existed; those are pruned at the first retention run).
+    #[serde(default)]
+    pub created_at_ms: u64,
 }
 
 /// An idempotency record to store under (`scope`, `key`): the scope is the key id for
@@ -222,6 +226,9 @@ pub trait IdempotencyStore: Send + Sync {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Deletes the records made before `created_before_ms` (the retention policy: a request
+    /// retried after its record is gone is a new request); returns how many were deleted.
+    fn prune_idempotency(&self, created_before_ms: u64) -> Result<u64, StoreError>;
 }
 
 /// What recording signatures yields: `Some(record)` when an idempotency record for the same
@@ -258,9 +265,23 @@ pub trait AuditLog: Send + Sync {
     fn record_event(&self, event: Event) -> Result<(), StoreError>;
     /// Up to `limit` events with sequence numbers after `after`.
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError>;
-    /// Re-computes the hash chain; returns the number of events, or
-    /// [`StoreError::AuditChainBroken`] naming the first event edited, reordered or removed.
+    /// Re-computes the hash chain (from its checkpoint, when older events were pruned);
+    /// returns the number of events kept, or [`StoreError::AuditChainBroken`] naming the first
+    /// event edited, reordered or removed.
     fn verify_audit_chain(&self) -> Result<u64, StoreError>;
+    /// Up to `limit` stored envelopes (event, `prev` and hash) with sequence numbers after
+    /// `after`: what an export writes out.
+    fn envelopes(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, crate::audit::Envelope)>, StoreError>;
+    /// Where the kept chain starts, when older events were pruned.
+    fn audit_checkpoint(&self) -> Result<Option<crate::audit::Checkpoint>, StoreError>;
+    /// Verifies the chain, then deletes the events up to and including `through` (exported
+    /// first by the caller) and records a [`crate::audit::Checkpoint`] so the kept chain still
+    /// verifies, in one transaction; returns how many events were deleted.
+    fn prune_audit(&self, through: u64) -> Result<u64, StoreError>;
 }
 
 /// Everything the use cases need from storage, in one object.

@@ -88,12 +88,24 @@ pub struct AccelConfig {
     pub cost_model: Option<PathBuf>,
 }
 
-/// `[storage]`: the key-encryption key.
-#[derive(Clone, Debug, PartialEq, Default)]
+/// `[storage]`: the key-encryption key and record retention.
+#[derive(Clone, Debug, PartialEq)]
 pub struct StorageConfig {
     /// `storage.kek_file`: file holding the 32-byte key-encryption key in hex. When neither
     /// this nor `TESSERA_KEK` is set, `<data_dir>/kek` is used (generated on first run).
     pub kek_file: Option<PathBuf>,
+    /// `storage.idempotency_retention_hours`: idempotency records older than this are deleted
+    /// (hourly and at start-up); 0 keeps them forever (default 168, one week).
+    pub idempotency_retention_hours: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kek_file: None,
+            idempotency_retention_hours: 168,
+        }
+    }
 }
 
 impl Default for Config {
@@ -304,6 +316,14 @@ pub struct StorageLayer {
     /// File with the 32-byte key-encryption key as hex, readable by its owner only (a file other users can read is refused); TESSERA_KEK (the hex key itself) wins over it; with neither, DATA_DIR/kek is generated (mode 0600) on first run with a loud warning, which only the unconfigured trial may do: TLS, authentication or a cluster need one of the two [default: none]
     #[arg(long, env = "TESSERA_KEK_FILE", value_name = "FILE")]
     pub kek_file: Option<PathBuf>,
+    /// Hours an idempotency record is kept: a request retried later with the same idempotency key is a new request (and may sign again); pruned hourly and at start-up; 0 keeps records forever [default: 168]
+    #[arg(
+        long,
+        env = "TESSERA_IDEMPOTENCY_RETENTION_HOURS",
+        value_name = "HOURS",
+        allow_negative_numbers = true
+    )]
+    pub idempotency_retention_hours: Option<i64>,
 }
 
 /// `[limits]` in a layer.
@@ -560,6 +580,10 @@ impl Config {
         if let Some(v) = &layer.storage.kek_file {
             self.storage.kek_file = Some(v.clone());
         }
+        if let Some(v) = layer.storage.idempotency_retention_hours {
+            self.storage.idempotency_retention_hours =
+                at_least("storage.idempotency_retention_hours", v, 0)? as u64;
+        }
         if let Some(v) = layer.limits.max_message_bytes {
             self.limits.max_message_bytes = at_least("limits.max_message_bytes", v, 1)?;
         }
@@ -667,7 +691,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 25,
+            2 + 26,
             "every field has a row:\n{table}"
         );
     }

@@ -5,6 +5,7 @@
 
 mod accel;
 mod access;
+mod audit_export;
 mod bench_accel;
 mod cli;
 mod cluster;
@@ -150,10 +151,45 @@ struct AuditArgs {
 enum AuditAction {
     /// Verify the audit chain; exits 1 naming the first tampered event.
     Verify(AccessStoreArgs),
+    /// Write a stopped server's audit log (verified first) to a JSON Lines file; with
+    /// --prune, then delete the exported events, keeping an authenticated checkpoint so the
+    /// rest of the chain still verifies (the audit log's retention).
+    Export(AuditExportArgs),
+    /// Verify an export file's chain with the KEK.
+    VerifyExport(AuditVerifyExportArgs),
 }
 
-/// `tessera audit verify`.
-fn audit_verify(a: &AccessStoreArgs) -> Result<String, Error> {
+#[derive(Args, Debug)]
+struct AuditExportArgs {
+    #[command(flatten)]
+    store: AccessStoreArgs,
+    /// The file to write (must not exist)
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Delete the exported events from the database once the file is written and synced
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(Args, Debug)]
+struct AuditVerifyExportArgs {
+    /// The export file
+    file: PathBuf,
+    /// The KEK file of the server that wrote it (else TESSERA_KEK, else DATA_DIR/kek)
+    #[arg(long, env = "TESSERA_KEK_FILE", value_name = "FILE")]
+    kek_file: Option<PathBuf>,
+    /// The server's data directory (for DATA_DIR/kek)
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./tessera-data"
+    )]
+    data_dir: PathBuf,
+}
+
+/// A stopped server's store, opened with its KEK.
+fn open_stopped(a: &AccessStoreArgs) -> Result<store_redb::RedbStore, Error> {
     let env = std::env::var("TESSERA_KEK").ok();
     let (kek, _) = kek::resolve_existing(env.as_deref(), a.kek_file.as_deref(), &a.data_dir)?;
     if !a.data_dir.join(store_redb::FILE_NAME).exists() {
@@ -162,11 +198,54 @@ fn audit_verify(a: &AccessStoreArgs) -> Result<String, Error> {
             format!("{} holds no database", a.data_dir.display()),
         ));
     }
-    let store = store_redb::RedbStore::open(&a.data_dir, service_core::audit::ChainKey::of(&kek))?;
+    Ok(store_redb::RedbStore::open(
+        &a.data_dir,
+        service_core::audit::ChainKey::of(&kek),
+    )?)
+}
+
+/// `tessera audit verify`.
+fn audit_verify(a: &AccessStoreArgs) -> Result<String, Error> {
+    let store = open_stopped(a)?;
     let n = server::verify_audit(&store, &a.data_dir)?;
     Ok(format!(
         "audit log {}: {n} events, chain intact",
         a.data_dir.join(store_redb::FILE_NAME).display()
+    ))
+}
+
+/// `tessera audit export`.
+fn audit_export(a: &AuditExportArgs) -> Result<String, Error> {
+    let store = open_stopped(&a.store)?;
+    let db = a.store.data_dir.join(store_redb::FILE_NAME);
+    let done = audit_export::export(&store, &db, &a.out, a.prune)?;
+    let range = match done.range {
+        Some((first, last)) => format!(" (events {first} to {last})"),
+        None => String::new(),
+    };
+    let mut out = format!(
+        "exported {} events{range} to {}",
+        done.events,
+        a.out.display()
+    );
+    if a.prune {
+        out.push_str(&format!(
+            "; deleted {} of them from {}; the kept chain verifies from its checkpoint",
+            done.pruned,
+            db.display()
+        ));
+    }
+    Ok(out)
+}
+
+/// `tessera audit verify-export`.
+fn audit_verify_export(a: &AuditVerifyExportArgs) -> Result<String, Error> {
+    let env = std::env::var("TESSERA_KEK").ok();
+    let (kek, _) = kek::resolve_existing(env.as_deref(), a.kek_file.as_deref(), &a.data_dir)?;
+    let n = audit_export::verify_export(&kek, &a.file)?;
+    Ok(format!(
+        "audit export {}: {n} events, chain intact",
+        a.file.display()
     ))
 }
 
@@ -547,6 +626,8 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
         },
         Command::Audit(a) => match a.action {
             AuditAction::Verify(v) => Ok(Some(audit_verify(&v)?)),
+            AuditAction::Export(e) => Ok(Some(audit_export(&e)?)),
+            AuditAction::VerifyExport(v) => Ok(Some(audit_verify_export(&v)?)),
         },
         Command::InitCluster(a) => {
             let written = cluster::init(a.parties, &a.out, a.base_port, a.host)?;

@@ -237,6 +237,8 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         selected.backend, selected.description
     );
     let (store, kek) = open_store(&cfg, kek_hex.as_deref())?;
+    let retention_task =
+        spawn_retention(Arc::clone(&store), cfg.storage.idempotency_retention_hours);
     let auth = auth_of(&cfg, &kek)?;
     let setup = AppSetup {
         store,
@@ -356,7 +358,43 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
     }
     health_task.abort();
     metrics_task.abort();
+    if let Some(t) = retention_task {
+        t.abort();
+    }
     result.map_err(Error::Serve)
+}
+
+/// How often idempotency records past their retention are pruned.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes idempotency records older than `hours` (none when 0), at start-up and then every
+/// [`RETENTION_EVERY`].
+fn spawn_retention(store: Arc<dyn Store>, hours: u64) -> Option<tokio::task::JoinHandle<()>> {
+    if hours == 0 {
+        return None;
+    }
+    let keep_ms = hours.saturating_mul(3_600_000);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            tick.tick().await;
+            let cutoff = service_core::ports::now_ms().saturating_sub(keep_ms);
+            let s = Arc::clone(&store);
+            match tokio::task::spawn_blocking(move || s.prune_idempotency(cutoff)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(pruned)) => tracing::info!(
+                    pruned,
+                    hours,
+                    "deleted idempotency records past their retention"
+                ),
+                Ok(Err(e)) => tracing::warn!(
+                    error = %e,
+                    "pruning idempotency records failed; trying again in an hour"
+                ),
+                Err(_) => return,
+            }
+        }
+    }))
 }
 
 /// The gRPC listener's TLS (`server.tls_cert`/`tls_key`, and `server.client_ca` for mutual

@@ -15,7 +15,7 @@ use redb::{
     WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
-use service_core::audit::{ChainKey, Envelope, Event, GENESIS, verify_chain};
+use service_core::audit::{ChainKey, Checkpoint, Envelope, Event, GENESIS, verify_chain};
 use service_core::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
     KeyRepository, RecordDone, SignatureRecord, StoreError, now_ms,
@@ -24,6 +24,9 @@ use service_core::ports::{
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Small named records: the audit checkpoint after pruning.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CHECKPOINT: &str = "audit_checkpoint";
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "tessera.redb";
@@ -101,20 +104,36 @@ fn encode<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| corrupt(what, e))
 }
 
-/// The next sequence number and the hash of the last envelope.
-fn chain_tail<T: ReadableTable<u64, &'static [u8]>>(t: &T) -> Result<(u64, Vec<u8>), StoreError> {
-    match t.last().map_err(engine)? {
-        None => Ok((0, GENESIS.to_vec())),
-        Some((k, v)) => {
+/// The stored audit checkpoint, if older events were pruned.
+fn checkpoint<T: ReadableTable<&'static str, &'static [u8]>>(
+    meta: &T,
+) -> Result<Option<Checkpoint>, StoreError> {
+    meta.get(CHECKPOINT)
+        .map_err(engine)?
+        .map(|g| Checkpoint::decode(g.value()))
+        .transpose()
+}
+
+/// The next sequence number and the hash of the last envelope (or of the checkpoint when
+/// every event was pruned).
+fn chain_tail<T: ReadableTable<u64, &'static [u8]>>(
+    t: &T,
+    start: Option<&Checkpoint>,
+) -> Result<(u64, Vec<u8>), StoreError> {
+    match (t.last().map_err(engine)?, start) {
+        (Some((k, v)), _) => {
             let seq = k.value();
             Ok((seq + 1, Envelope::decode(seq, v.value())?.hash))
         }
+        (None, Some(c)) => Ok((c.next_seq, c.prev.clone())),
+        (None, None) => Ok((0, GENESIS.to_vec())),
     }
 }
 
 fn append_event(tx: &WriteTransaction, chain: &ChainKey, event: Event) -> Result<(), StoreError> {
+    let start = checkpoint(&tx.open_table(META).map_err(engine)?)?;
     let mut t = tx.open_table(EVENTS).map_err(engine)?;
-    let (next, prev) = chain_tail(&t)?;
+    let (next, prev) = chain_tail(&t, start.as_ref())?;
     let env = Envelope::seal(chain, &prev, event)?;
     t.insert(next, env.encode()?.as_slice()).map_err(engine)?;
     Ok(())
@@ -162,6 +181,7 @@ impl RedbStore {
         tx.open_table(KEYS).map_err(|e| fail(e.into()))?;
         tx.open_table(IDEMPOTENCY).map_err(|e| fail(e.into()))?;
         tx.open_table(EVENTS).map_err(|e| fail(e.into()))?;
+        tx.open_table(META).map_err(|e| fail(e.into()))?;
         tx.commit().map_err(|e| fail(e.into()))?;
         let db = Arc::new(db);
         let (send, recv) = mpsc::channel::<Job>();
@@ -220,7 +240,19 @@ impl RedbStore {
                 let seq = k.value();
                 envelopes.push((seq, Envelope::decode(seq, v.value())?));
             }
-            let mut prev = GENESIS.to_vec();
+            let mut meta = tx.open_table(META).map_err(engine)?;
+            let start = checkpoint(&meta)?;
+            let mut prev = match &start {
+                Some(c) => {
+                    // The kept chain starts where the pruned one ended; only the checkpoint's
+                    // MAC changes key.
+                    let moved = Checkpoint::seal(chain, c.next_seq, &c.prev)?;
+                    meta.insert(CHECKPOINT, moved.encode()?.as_slice())
+                        .map_err(engine)?;
+                    c.prev.clone()
+                }
+                None => GENESIS.to_vec(),
+            };
             for (seq, env) in envelopes {
                 let new = Envelope::seal(chain, &prev, env.event)?;
                 e.insert(seq, new.encode()?.as_slice()).map_err(engine)?;
@@ -296,8 +328,9 @@ fn write_group(
     let mut results = Vec::with_capacity(group.len());
     {
         let mut idem = tx.open_table(IDEMPOTENCY).map_err(engine)?;
+        let start = checkpoint(&tx.open_table(META).map_err(engine)?)?;
         let mut events = tx.open_table(EVENTS).map_err(engine)?;
-        let (mut next, mut prev) = chain_tail(&events)?;
+        let (mut next, mut prev) = chain_tail(&events, start.as_ref())?;
         let at_ms = now_ms();
         for (rec, _) in group {
             if let Some(entry) = &rec.idempotency
@@ -416,6 +449,28 @@ impl IdempotencyStore for RedbStore {
             .map(|g| decode("idempotency record", g.value()))
             .transpose()
     }
+
+    fn prune_idempotency(&self, created_before_ms: u64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        let mut pruned = 0u64;
+        {
+            let mut t = tx.open_table(IDEMPOTENCY).map_err(engine)?;
+            let mut old = Vec::new();
+            for entry in t.iter().map_err(engine)? {
+                let (k, v) = entry.map_err(engine)?;
+                let r: IdempotencyRecord = decode("idempotency record", v.value())?;
+                if r.created_at_ms < created_before_ms {
+                    old.push(k.value().to_owned());
+                }
+            }
+            for k in old {
+                t.remove(k.as_str()).map_err(engine)?;
+                pruned += 1;
+            }
+        }
+        tx.commit().map_err(engine)?;
+        Ok(pruned)
+    }
 }
 
 impl AuditLog for RedbStore {
@@ -438,6 +493,30 @@ impl AuditLog for RedbStore {
     }
 
     fn events(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        Ok(self
+            .envelopes(after, limit)?
+            .into_iter()
+            .map(|(seq, e)| (seq, e.event))
+            .collect())
+    }
+
+    fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let start = checkpoint(&tx.open_table(META).map_err(engine)?)?;
+        let t = tx.open_table(EVENTS).map_err(engine)?;
+        let entries = t.range::<u64>(..).map_err(engine)?.map(|entry| {
+            let (k, v) = entry.map_err(engine)?;
+            let seq = k.value();
+            Ok((seq, Envelope::decode(seq, v.value())?))
+        });
+        verify_chain(&self.chain, start.as_ref(), entries)
+    }
+
+    fn envelopes(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, Envelope)>, StoreError> {
         let tx = self.db.begin_read().map_err(engine)?;
         let t = tx.open_table(EVENTS).map_err(engine)?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
@@ -448,20 +527,45 @@ impl AuditLog for RedbStore {
             }
             let (k, v) = entry.map_err(engine)?;
             let seq = k.value();
-            out.push((seq, Envelope::decode(seq, v.value())?.event));
+            out.push((seq, Envelope::decode(seq, v.value())?));
         }
         Ok(out)
     }
 
-    fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+    fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         let tx = self.db.begin_read().map_err(engine)?;
-        let t = tx.open_table(EVENTS).map_err(engine)?;
-        let entries = t.range::<u64>(..).map_err(engine)?.map(|entry| {
-            let (k, v) = entry.map_err(engine)?;
-            let seq = k.value();
-            Ok((seq, Envelope::decode(seq, v.value())?))
-        });
-        verify_chain(&self.chain, entries)
+        checkpoint(&tx.open_table(META).map_err(engine)?)
+    }
+
+    fn prune_audit(&self, through: u64) -> Result<u64, StoreError> {
+        self.verify_audit_chain()?;
+        let tx = self.db.begin_write().map_err(engine)?;
+        let mut pruned = 0u64;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(engine)?;
+            let mut last = None;
+            let mut seqs = Vec::new();
+            for entry in t.range::<u64>(..=through).map_err(engine)? {
+                let (k, v) = entry.map_err(engine)?;
+                let seq = k.value();
+                last = Some((seq, Envelope::decode(seq, v.value())?.hash));
+                seqs.push(seq);
+            }
+            let Some((end, hash)) = last else {
+                return Ok(0);
+            };
+            for seq in seqs {
+                t.remove(seq).map_err(engine)?;
+                pruned += 1;
+            }
+            let cp = Checkpoint::seal(&self.chain, end + 1, &hash)?;
+            tx.open_table(META)
+                .map_err(engine)?
+                .insert(CHECKPOINT, cp.encode()?.as_slice())
+                .map_err(engine)?;
+        }
+        tx.commit().map_err(engine)?;
+        Ok(pruned)
     }
 }
 #[cfg(test)]
@@ -563,6 +667,42 @@ mod tests {
         let new = RedbStore::open(dir.path(), ChainKey::new([9; 32])).unwrap();
         assert_eq!(new.verify_audit_chain().unwrap(), 2);
         assert_eq!(new.get_key("k2").unwrap().unwrap().sealed, b"resealed");
+    }
+
+    /// A chain pruned to a checkpoint is re-keyed with its checkpoint: it verifies under the
+    /// new key only, and a checkpoint moved by someone without the key is detected.
+    #[test]
+    fn rekey_after_pruning_moves_the_checkpoint_to_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(dir.path(), key()).unwrap();
+        for id in ["k1", "k2", "k3"] {
+            s.insert_key(&service_core::kit::record(id), KeyOrigin::Dkg, None)
+                .unwrap();
+        }
+        assert_eq!(s.prune_audit(0).unwrap(), 1);
+        let same = |r: KeyRecord| -> Result<KeyRecord, StoreError> { Ok(r) };
+        assert_eq!(s.rekey(&same, &ChainKey::new([9; 32])).unwrap(), (3, 2));
+        drop(s);
+        let new = RedbStore::open(dir.path(), ChainKey::new([9; 32])).unwrap();
+        assert_eq!(new.verify_audit_chain().unwrap(), 2);
+        // Someone without the key moves the start past an event: the checkpoint's MAC fails.
+        let mut cp = new.audit_checkpoint().unwrap().unwrap();
+        let second = new.envelopes(None, 1).unwrap().remove(0).1;
+        cp.next_seq += 1;
+        cp.prev = second.hash;
+        {
+            let tx = new.db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert(CHECKPOINT, cp.encode().unwrap().as_slice())
+                .unwrap();
+            tx.open_table(EVENTS).unwrap().remove(1u64).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(
+            new.verify_audit_chain(),
+            Err(StoreError::AuditChainBroken { seq: 2, .. })
+        ));
     }
 
     #[test]
