@@ -18,10 +18,15 @@ use crate::{
     Party, PresignPool, Scheme, TestHooks,
 };
 
+/// Changes a request on its way from one party to another (a man in the middle).
+type Tamper = fn(u16, u16, &mut PeerRequest);
+
 #[derive(Debug, Default)]
 struct Net {
     parties: Mutex<BTreeMap<u16, Arc<Party>>>,
     down: Mutex<BTreeSet<u16>>,
+    stores: Mutex<BTreeMap<u16, Arc<MemoryStore>>>,
+    tamper: Mutex<Option<Tamper>>,
 }
 
 #[derive(Debug)]
@@ -49,7 +54,11 @@ impl PeerLink for Link {
                 .get(&peer)
                 .cloned()
                 .ok_or(LinkError::UnknownPeer)?;
-            let wire = PeerRequest::decode(&request.encode().unwrap()).unwrap();
+            let mut wire = PeerRequest::decode(&request.encode().unwrap()).unwrap();
+            let tamper = *self.net.tamper.lock().unwrap();
+            if let Some(t) = tamper {
+                t(self.me, peer, &mut wire);
+            }
             let reply = party.handle(self.me, wire).await;
             Ok(PeerReply::decode(&reply.encode().unwrap()).unwrap())
         })
@@ -60,8 +69,10 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
     let net = Arc::new(Net::default());
     let mut apps = Vec::new();
     for me in 1..=3u16 {
+        let store = Arc::new(MemoryStore::new());
+        net.stores.lock().unwrap().insert(me, Arc::clone(&store));
         let setup = AppSetup {
-            store: Arc::new(MemoryStore::new()),
+            store,
             sealer: Arc::new(Kek::from_bytes([me as u8; 32])),
             accel: Arc::new(CpuBackend::new()),
             observer: Arc::new(NoObserver),
@@ -291,4 +302,101 @@ async fn a_threshold_ecdsa_key_made_across_nodes_signs_through_each_node() {
         .await
         .unwrap_err();
     assert_eq!(e.error.kind(), ErrorKind::Unavailable, "{}", e.error);
+}
+
+/// Party `me`'s stored threshold-ECDSA share of `key_id`, opened with its KEK.
+fn stored_share(net: &Net, me: u16, key_id: &str) -> (Vec<u8>, dkls23::KeyShare) {
+    use crate::{KeyRepository, Sealer};
+    let store = net.stores.lock().unwrap().get(&me).cloned().unwrap();
+    let rec = store.get_key(key_id).unwrap().unwrap();
+    let plain = Kek::from_bytes([me as u8; 32])
+        .open(key_id, &rec.sealed)
+        .unwrap();
+    (rec.sealed, dkls23::KeyShare::from_bytes(&plain).unwrap())
+}
+
+/// Flips a byte of the OT-extension part of every round-1 presigning message party 2 sends
+/// party 1, so party 1's consistency check fails naming party 2.
+fn corrupt_round1_from_2_to_1(from: u16, to: u16, r: &mut PeerRequest) {
+    if let (
+        2,
+        1,
+        PeerRequest::PresignDeliver {
+            round: 1, items, ..
+        },
+    ) = (from, to, r)
+    {
+        for (_, m) in items.iter_mut() {
+            m[200] ^= 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_ot_check_discards_the_pair_durably_and_a_fresh_base_ot_restores_it() {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let (apps, net) = cluster();
+    let key = apps[0]
+        .create_key(
+            &Caller::operator(),
+            CreateKey {
+                scheme: Scheme::EcdsaSecp256k1,
+                threshold: 2,
+                parties: 3,
+                label: "refresh".into(),
+                idempotency_key: String::new(),
+            },
+        )
+        .await
+        .map_err(|f| f.error)
+        .unwrap()
+        .value;
+    let (_, before_1) = stored_share(&net, 1, &key.key_id);
+    let (_, before_2) = stored_share(&net, 2, &key.key_id);
+    assert!(before_1.pair_ready(2));
+    // Only the pair (1, 2) can sign, and party 2's messages to party 1 are tampered with.
+    net.down.lock().unwrap().insert(3);
+    *net.tamper.lock().unwrap() = Some(corrupt_round1_from_2_to_1);
+    let prehash = [0x42; 32];
+    // Party 1's check fails naming party 2: the request is retried without it, and with
+    // party 3 down no quorum is left.
+    let e = apps[0]
+        .sign(&Caller::operator(), sign(&key.key_id, &prehash), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.error.kind(),
+        ErrorKind::Unavailable,
+        "{}",
+        e.error.chain()
+    );
+    // Without the tampering the pair gets a fresh base OT and signs again.
+    *net.tamper.lock().unwrap() = None;
+    let start = std::time::Instant::now();
+    let out = loop {
+        match apps[0]
+            .sign(&Caller::operator(), sign(&key.key_id, &prehash), false)
+            .await
+        {
+            Ok(out) => break out,
+            Err(f) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no recovery: {}",
+                    f.error.chain()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key).unwrap();
+    let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
+    vk.verify_prehash(&prehash, &sig).unwrap();
+    // Both ends stored their new OT state (the shares differ only there).
+    let (_, after_1) = stored_share(&net, 1, &key.key_id);
+    let (_, after_2) = stored_share(&net, 2, &key.key_id);
+    assert!(after_1.pair_ready(2) && after_2.pair_ready(1));
+    assert!(after_1 != before_1, "party 1 stored its fresh OT state");
+    assert!(after_2 != before_2, "party 2 stored its fresh OT state");
+    assert_eq!(after_1.public_key(), before_1.public_key());
 }

@@ -50,6 +50,7 @@ pub fn check_all(open: &dyn Fn() -> Arc<dyn Store>) {
     check_audit_chain_counts_every_event(open);
     check_access_decisions_are_chained(open);
     check_idempotency_records_expire(open);
+    check_key_material_is_replaced_in_place(open);
     check_pruned_audit_chain_verifies_and_continues(open);
 }
 
@@ -282,4 +283,25 @@ pub fn check_pruned_audit_chain_verifies_and_continues(open: &dyn Fn() -> Arc<dy
     .unwrap();
     assert_eq!(s.verify_audit_chain().unwrap(), 1);
     assert_eq!(s.envelopes(None, 1).unwrap()[0].0, end + 1);
+}
+
+/// A stored key's material is replaced in place and survives reopening; an unknown id is
+/// refused and nothing is added.
+pub fn check_key_material_is_replaced_in_place(open: &dyn Fn() -> Arc<dyn Store>) {
+    let s = open();
+    s.insert_key(&record("k-replace"), KeyOrigin::Dkg, None)
+        .unwrap();
+    let count = s.key_count().unwrap();
+    let mut r = record("k-replace");
+    r.sealed = b"rebuilt".to_vec();
+    s.replace_key_material(&r).unwrap();
+    assert!(matches!(
+        s.replace_key_material(&record("k-absent")),
+        Err(StoreError::UnknownKey(id)) if id == "k-absent"
+    ));
+    drop(s);
+    let s = open();
+    assert_eq!(s.get_key("k-replace").unwrap().unwrap().sealed, b"rebuilt");
+    assert_eq!(s.get_key("k-absent").unwrap(), None);
+    assert_eq!(s.key_count().unwrap(), count);
 }

@@ -136,6 +136,16 @@ impl KeyRepository for MemoryStore {
         Ok(None)
     }
 
+    fn replace_key_material(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        match self.lock().keys.get_mut(&record.key_id) {
+            Some(r) => {
+                *r = record.clone();
+                Ok(())
+            }
+            None => Err(StoreError::UnknownKey(record.key_id.clone())),
+        }
+    }
+
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         Ok(self.lock().keys.get(key_id).cloned())
     }

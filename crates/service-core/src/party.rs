@@ -179,6 +179,10 @@ pub struct Party {
     presigns: Mutex<HashMap<SessionId, ecdsa::PresignSlot>>,
     /// Presigning messages delivered by the other signers, by (session, round).
     inbox: Mutex<HashMap<(SessionId, u8), ecdsa::Delivered>>,
+    /// Pairwise base-OT refreshes this party answers, by session.
+    pair_setups: Mutex<HashMap<SessionId, ecdsa::PairSlot>>,
+    /// The (key, peer) pairs whose refresh this party is running.
+    refreshing: Mutex<std::collections::HashSet<(String, PartyId)>>,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
     /// The node's use cases, for requests forwarded to this node (set once at start-up).
     app: Mutex<Option<std::sync::Weak<crate::App>>>,
@@ -272,6 +276,8 @@ impl Party {
             nonces: Mutex::default(),
             presigns: Mutex::default(),
             inbox: Mutex::default(),
+            pair_setups: Mutex::default(),
+            refreshing: Mutex::default(),
             finished: Mutex::default(),
             app: Mutex::default(),
         })
@@ -343,6 +349,12 @@ impl Party {
                 items,
                 client,
             } => self.ecdsa_sign(from, key_id, items, &client).await,
+            PeerRequest::PairRefresh {
+                key_id,
+                session,
+                round,
+                flows,
+            } => self.pair_refresh(from, key_id, session, round, flows).await,
             PeerRequest::SignFor {
                 key_id,
                 message,
@@ -400,6 +412,7 @@ impl Party {
         lock(&self.dkgs).retain(|_, v| now.duration_since(v.started) < DKG_TTL);
         lock(&self.presigns).retain(|_, v| now.duration_since(v.made) < ecdsa::PRESIGN_TTL);
         lock(&self.inbox).retain(|_, v| now.duration_since(v.since) < ecdsa::PRESIGN_TTL);
+        lock(&self.pair_setups).retain(|_, v| now.duration_since(v.started) < DKG_TTL);
     }
 
     async fn blocking<T: Send + 'static>(

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use dkls23::PartyPresignature;
 use dkls23::dkg::{DkgStep, PartyDkg};
+use dkls23::keygen::PairSetup;
 use dkls23::sign::{Round1Msg, Round2Msg, SignRound1, SignRound2};
 use k256::elliptic_curve::group::GroupEncoding;
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Fault, Party, join_all, lock};
+use super::{Fault, Party, join_all, lock, session_id};
 use crate::Error;
+use crate::error::joined;
 use crate::keys::{EcdsaPartyKey, LoadedKey};
 use crate::peer::{PartyId, PeerReply, PeerRequest, SessionId};
 
@@ -49,6 +51,14 @@ enum Stage {
     Ready(PartyPresignature),
     /// Taken out for a round's computation.
     Busy,
+}
+
+/// A pairwise base-OT refresh this party answers.
+pub(crate) struct PairSlot {
+    key_id: String,
+    peer: PartyId,
+    pub(crate) started: Instant,
+    setup: PairSetup,
 }
 
 /// Messages of one session and round delivered by the other signers.
@@ -98,6 +108,10 @@ fn presign_sid(key_id: &str, session: &SessionId, signers: &[PartyId]) -> [u8; 3
         h.update(p.to_be_bytes());
     }
     h.finalize().into()
+}
+
+fn bad_refresh(what: &'static str) -> Error {
+    Error::invalid("pair_refresh", what)
 }
 
 fn not_distributed_ecdsa() -> Error {
@@ -174,7 +188,7 @@ impl Party {
     /// Presigning round 1: starts a presignature per session and delivers the round-1
     /// messages to the other signers.
     pub(super) async fn presign_start(
-        &self,
+        self: &Arc<Self>,
         from: PartyId,
         key_id: String,
         signers: Vec<PartyId>,
@@ -206,7 +220,7 @@ impl Party {
         }
         let key = self.load(&key_id).await?;
         let (kid, sig, ids) = (key_id.clone(), signers.clone(), sessions.clone());
-        let started: Started = self
+        let r: Result<Started, Error> = self
             .blocking("presigning round 1", move |accel| {
                 let LoadedKey::EcdsaParty(k) = key.as_ref() else {
                     return Err(not_distributed_ecdsa());
@@ -219,7 +233,17 @@ impl Party {
                 }
                 Ok(out)
             })
-            .await?;
+            .await;
+        let started = match r {
+            Ok(v) => v,
+            Err(Error::Ecdsa(dkls23::Error::OtStateDiscarded { peer })) => {
+                // This party threw its OT state with `peer` away after a failed check: no
+                // presigning together until a fresh base OT is installed.
+                self.refresh_pair(&key_id, peer);
+                return Err(Error::Ecdsa(dkls23::Error::OtStateDiscarded { peer }));
+            }
+            Err(e) => return Err(e),
+        };
         let now = Instant::now();
         let mut per_peer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = BTreeMap::new();
         {
@@ -374,11 +398,12 @@ impl Party {
 
     /// Presigning round 2: checks the round-1 messages and delivers the round-2 messages.
     pub(super) async fn presign_round2(
-        &self,
+        self: &Arc<Self>,
         key_id: String,
         sessions: Vec<SessionId>,
     ) -> Result<PeerReply, Error> {
         let key = self.load(&key_id).await?;
+        let held_key = Arc::clone(&key);
         let (states, inputs) = self.take_round(&key_id, &sessions, 1)?;
         let r = self
             .blocking("presigning round 2", move |accel| {
@@ -404,6 +429,7 @@ impl Party {
             Ok(v) => v,
             Err(e) => {
                 self.abort(&sessions);
+                self.after_failed_check(&key_id, &held_key, &e).await;
                 return Err(e);
             }
         };
@@ -429,11 +455,12 @@ impl Party {
     /// Presigning end: checks the round-2 messages and keeps the presignatures; answers
     /// with each one's nonce point `R`.
     pub(super) async fn presign_finish(
-        &self,
+        self: &Arc<Self>,
         key_id: String,
         sessions: Vec<SessionId>,
     ) -> Result<PeerReply, Error> {
         let key = self.load(&key_id).await?;
+        let held_key = Arc::clone(&key);
         let (states, inputs) = self.take_round(&key_id, &sessions, 2)?;
         let r = self
             .blocking("presigning round 3", move |accel| {
@@ -459,6 +486,7 @@ impl Party {
             Ok(v) => v,
             Err(e) => {
                 self.abort(&sessions);
+                self.after_failed_check(&key_id, &held_key, &e).await;
                 return Err(e);
             }
         };
@@ -519,6 +547,242 @@ impl Party {
             })
             .collect();
         Ok(PeerReply::Shares(out))
+    }
+}
+
+impl Party {
+    /// After a failed presigning check: when it made this party discard its OT state with
+    /// the culprit, the share is stored again without it (so a restart does not bring the
+    /// old state back) and a fresh base OT with the culprit is started.
+    async fn after_failed_check(self: &Arc<Self>, key_id: &str, key: &Arc<LoadedKey>, e: &Error) {
+        let Error::Ecdsa(inner) = e else { return };
+        let Some(c) = culprit(inner) else { return };
+        let LoadedKey::EcdsaParty(k) = key.as_ref() else {
+            return;
+        };
+        if k.share().pair_ready(c) {
+            return;
+        }
+        tracing::warn!(
+            key_id,
+            peer = c,
+            "discarded the OT state with a peer after a failed check; a fresh base OT with it follows"
+        );
+        if let Err(e) = self.persist_share(key_id, key).await {
+            tracing::error!(key_id, error = %e.chain(), "storing the share without the discarded OT state failed");
+        }
+        self.refresh_pair(key_id, c);
+    }
+
+    /// Seals this party's current share of `key_id` and replaces its stored record.
+    async fn persist_share(&self, key_id: &str, key: &Arc<LoadedKey>) -> Result<(), Error> {
+        let (store, sealer, id, key) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.sealer),
+            key_id.to_owned(),
+            Arc::clone(key),
+        );
+        joined(
+            "key update",
+            tokio::task::spawn_blocking(move || {
+                let mut rec = store
+                    .get_key(&id)?
+                    .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                rec.verify(sealer.as_ref())?;
+                rec.sealed = sealer.seal(&id, &key.to_bytes())?;
+                let rec = rec.authenticate(sealer.as_ref());
+                Ok(store.replace_key_material(&rec)?)
+            })
+            .await,
+        )
+    }
+
+    /// Starts a fresh base OT with `peer` for `key_id` in the background (one at a time per
+    /// pair).
+    pub(crate) fn refresh_pair(self: &Arc<Self>, key_id: &str, peer: PartyId) {
+        if !lock(&self.refreshing).insert((key_id.to_owned(), peer)) {
+            return;
+        }
+        let this = Arc::clone(self);
+        let key_id = key_id.to_owned();
+        tokio::spawn(async move {
+            match this.run_refresh(&key_id, peer).await {
+                Ok(()) => tracing::info!(key_id, peer, "fresh base OT with the peer installed"),
+                Err(e) => {
+                    tracing::warn!(key_id, peer, error = %e.chain(), "base-OT refresh with the peer failed; it is tried again when presigning needs the pair")
+                }
+            }
+            lock(&this.refreshing).remove(&(key_id, peer));
+        });
+    }
+
+    /// The initiator's side of a pairwise base-OT refresh: three calls to `peer`.
+    async fn run_refresh(&self, key_id: &str, peer: PartyId) -> Result<(), Error> {
+        let key = self.load(key_id).await?;
+        let LoadedKey::EcdsaParty(k) = key.as_ref() else {
+            return Err(not_distributed_ecdsa());
+        };
+        let (pk, me) = (k.public_point(), self.me);
+        let session = session_id();
+        let (mut setup, first) = self
+            .blocking("base-OT refresh", move |accel| {
+                Ok(PairSetup::start(accel, &pk, me, peer, &mut OsRng)?)
+            })
+            .await?;
+        let mut flows = vec![first];
+        for round in 1..=3u8 {
+            let theirs = self
+                .refresh_call(key_id, peer, session, round, flows)
+                .await?;
+            let want = if round == 3 { 1 } else { 2 };
+            if theirs.len() != want {
+                return Err(Error::Peer {
+                    peer,
+                    problem: "wrong number of base-OT flows".into(),
+                });
+            }
+            if round == 3 {
+                let ot = setup.finish(&theirs[0])?;
+                k.share().install_pair(ot)?;
+                return self.persist_share(key_id, &key).await;
+            }
+            let (s, next) = self
+                .blocking("base-OT refresh", move |accel| {
+                    let mut next = Vec::with_capacity(2);
+                    for m in &theirs {
+                        next.push(setup.step(accel, m, &mut OsRng)?);
+                    }
+                    Ok((setup, next))
+                })
+                .await?;
+            setup = s;
+            flows = next;
+        }
+        Err(Error::Internal("base-OT refresh ended early"))
+    }
+
+    async fn refresh_call(
+        &self,
+        key_id: &str,
+        peer: PartyId,
+        session: SessionId,
+        round: u8,
+        flows: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let request = PeerRequest::PairRefresh {
+            key_id: key_id.to_owned(),
+            session,
+            round,
+            flows,
+        };
+        match self.link.call(peer, request, self.deadline).await {
+            Ok(PeerReply::PairFlows(f)) => Ok(f),
+            Ok(PeerReply::Failed(f)) => Err(Error::Peer {
+                peer,
+                problem: f.message,
+            }),
+            Ok(_) => Err(Error::Peer {
+                peer,
+                problem: "unexpected reply to a base-OT refresh".into(),
+            }),
+            Err(e) => Err(Error::Peer {
+                peer,
+                problem: e.to_string(),
+            }),
+        }
+    }
+
+    /// The responder's side of a pairwise base-OT refresh started by `from`.
+    pub(super) async fn pair_refresh(
+        &self,
+        from: PartyId,
+        key_id: String,
+        session: SessionId,
+        round: u8,
+        flows: Vec<Vec<u8>>,
+    ) -> Result<PeerReply, Error> {
+        // Both ends may start a refresh of the same pair at once: the lower id's one runs.
+        if self.me < from && lock(&self.refreshing).contains(&(key_id.clone(), from)) {
+            return Err(Error::Busy {
+                class: "base-OT refresh",
+                capacity: 1,
+                retry_after: Duration::from_millis(200),
+            });
+        }
+        let key = self.load(&key_id).await?;
+        let LoadedKey::EcdsaParty(k) = key.as_ref() else {
+            return Err(not_distributed_ecdsa());
+        };
+        let (pk, me) = (k.public_point(), self.me);
+        match (round, flows.as_slice()) {
+            (1, [first]) => {
+                self.sweep();
+                if lock(&self.pair_setups).contains_key(&session) {
+                    return Err(bad_refresh("session id reused"));
+                }
+                let first = first.clone();
+                let (setup, out) = self
+                    .blocking("base-OT refresh", move |accel| {
+                        let (mut setup, mine) = PairSetup::start(accel, &pk, me, from, &mut OsRng)?;
+                        let next = setup.step(accel, &first, &mut OsRng)?;
+                        Ok((setup, vec![mine, next]))
+                    })
+                    .await?;
+                lock(&self.pair_setups).insert(
+                    session,
+                    PairSlot {
+                        key_id,
+                        peer: from,
+                        started: Instant::now(),
+                        setup,
+                    },
+                );
+                Ok(PeerReply::PairFlows(out))
+            }
+            (2 | 3, [a, b]) => {
+                let slot = lock(&self.pair_setups)
+                    .remove(&session)
+                    .filter(|s| s.key_id == key_id && s.peer == from)
+                    .ok_or(bad_refresh("unknown or expired refresh session"))?;
+                let (a, b) = (a.clone(), b.clone());
+                let PairSlot {
+                    key_id: kid,
+                    peer,
+                    started,
+                    mut setup,
+                } = slot;
+                if round == 2 {
+                    let (setup, out) = self
+                        .blocking("base-OT refresh", move |accel| {
+                            let x = setup.step(accel, &a, &mut OsRng)?;
+                            let y = setup.step(accel, &b, &mut OsRng)?;
+                            Ok((setup, vec![x, y]))
+                        })
+                        .await?;
+                    lock(&self.pair_setups).insert(
+                        session,
+                        PairSlot {
+                            key_id: kid,
+                            peer,
+                            started,
+                            setup,
+                        },
+                    );
+                    return Ok(PeerReply::PairFlows(out));
+                }
+                let (ot, last) = self
+                    .blocking("base-OT refresh", move |accel| {
+                        let last = setup.step(accel, &a, &mut OsRng)?;
+                        Ok((setup.finish(&b)?, last))
+                    })
+                    .await?;
+                k.share().install_pair(ot)?;
+                self.persist_share(&key_id, &key).await?;
+                tracing::info!(key_id, peer = from, "fresh base OT with the peer installed");
+                Ok(PeerReply::PairFlows(vec![last]))
+            }
+            _ => Err(bad_refresh("wrong round or number of flows")),
+        }
     }
 }
 

@@ -158,6 +158,21 @@ pub enum PeerRequest {
         /// policy, as for [`PeerRequest::SignShares`]).
         client: String,
     },
+    /// Threshold ECDSA: a fresh base OT between the sender and this party for `key_id`, run
+    /// after one of them discarded its OT state with the other (the selective-abort defence
+    /// of DKLs23). Three calls (`round` 1 to 3) carry the sender's next flows of
+    /// `dkls23::keygen::PairSetup` (one in round 1, two after) and are answered with this
+    /// party's ([`PeerReply::PairFlows`]).
+    PairRefresh {
+        /// The key.
+        key_id: String,
+        /// The refresh session.
+        session: SessionId,
+        /// 1, 2 or 3.
+        round: u8,
+        /// The sender's flows for this round.
+        flows: Vec<Vec<u8>>,
+    },
     /// A `Sign` request with an idempotency key, forwarded to the node that owns the key's
     /// idempotency records (its home), which signs it as if it had received it.
     SignFor {
@@ -194,6 +209,8 @@ pub enum PeerReply {
     Signed(crate::Signature),
     /// Per presigning session, the nonce point `R` (SEC1 compressed) or the failure.
     Presigned(Vec<Result<Vec<u8>, String>>),
+    /// This party's flows of a pairwise base-OT refresh.
+    PairFlows(Vec<Vec<u8>>),
     /// The request failed at the peer.
     Failed(RemoteFailure),
 }
@@ -278,6 +295,7 @@ impl PeerRequest {
             PeerRequest::PresignRound2 { .. } => "presign_round2",
             PeerRequest::PresignFinish { .. } => "presign_finish",
             PeerRequest::EcdsaSign { .. } => "ecdsa_sign",
+            PeerRequest::PairRefresh { .. } => "pair_refresh",
         }
     }
 }

@@ -47,6 +47,9 @@ pub enum StoreError {
     /// The store is closed (shutting down).
     #[error("store is closed")]
     Closed,
+    /// No key with this id is stored.
+    #[error("key id `{0}` is not stored")]
+    UnknownKey(String),
 }
 
 /// Milliseconds since the Unix epoch.
@@ -210,6 +213,10 @@ pub trait KeyRepository: Send + Sync {
         origin: KeyOrigin,
         idempotency: Option<&IdempotencyEntry>,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Replaces the record of a stored key whose key material changed (a distributed node's
+    /// threshold-ECDSA share after its OT state with a peer was discarded or rebuilt); the
+    /// public metadata stays as it was. [`StoreError::UnknownKey`] when it is not stored.
+    fn replace_key_material(&self, record: &KeyRecord) -> Result<(), StoreError>;
     /// A key by id.
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Up to `limit` keys with ids after `after`, in id order (ids sort by creation time).

@@ -405,6 +405,22 @@ impl KeyRepository for RedbStore {
         Ok(None)
     }
 
+    fn replace_key_material(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut t = tx.open_table(KEYS).map_err(engine)?;
+            if t.get(record.key_id.as_str()).map_err(engine)?.is_none() {
+                return Err(StoreError::UnknownKey(record.key_id.clone()));
+            }
+            t.insert(
+                record.key_id.as_str(),
+                encode("key record", record)?.as_slice(),
+            )
+            .map_err(engine)?;
+        }
+        tx.commit().map_err(engine)
+    }
+
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(engine)?;
         let t = tx.open_table(KEYS).map_err(engine)?;
