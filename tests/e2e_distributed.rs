@@ -226,19 +226,47 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
         assert_eq!(r.verifying_key, out);
         assert!(bip340_ok(&out, &m, &r.signature));
     }
-    // A trusted-dealer import is refused with a clear reason.
-    let e = c1
+    // An imported Ethereum key (web3.js vector) is split across the nodes and keeps its
+    // address; it signs through another node.
+    let line = include_str!("vectors/ethereum/addresses.txt")
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap();
+    let (sk, address) = line.trim().split_once(' ').unwrap();
+    let imported = c1
         .import_key(ImportKeyRequest {
-            scheme: Scheme::Ed25519 as i32,
-            secret_key: vec![7; 32],
+            scheme: Scheme::EcdsaSecp256k1 as i32,
+            secret_key: hex::decode(sk).unwrap(),
             threshold: 2,
             parties: 3,
-            label: String::new(),
+            label: "imported".into(),
             idempotency_key: String::new(),
         })
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        .unwrap()
+        .into_inner();
+    assert_eq!(imported.ethereum_address, address.trim());
+    let mut c2m = c2.clone();
+    for i in 0..20 {
+        let h = message(Scheme::EcdsaSecp256k1, 20_000 + i);
+        let r = c2m
+            .sign(SignRequest {
+                key_id: imported.key_id.clone(),
+                message: h.clone(),
+                idempotency_key: String::new(),
+                taproot_merkle_root: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        check(
+            Scheme::EcdsaSecp256k1,
+            &imported.public_key,
+            &h,
+            &r.signature,
+            r.recovery_id,
+        );
+    }
     // A key must have one party per node.
     let e = c1
         .create_key(CreateKeyRequest {

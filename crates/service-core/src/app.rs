@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::admission::{CLASS_WAIT, Gate};
 use crate::audit::Event;
@@ -543,24 +544,40 @@ impl App {
                     format!("must be 32 bytes (got {})", req.secret_key.len()),
                 ));
             }
-            let _class = self.keygen.enter(1).await?;
-            let (key, cost) = self
-                .coordinator
-                .import(scheme, req.secret_key, t, n)
-                .await?;
-            let (threshold, parties, label) = (req.threshold, req.parties, req.label.clone());
-            let fp =
-                move |pk: &[u8]| key_fingerprint("import", scheme, threshold, parties, &label, pk);
-            if let Some(view) = self
-                .replayed_key(&scope, &req.idempotency_key, &fp(&key.public_key()))
-                .await?
-            {
-                return Ok((view, cost));
+            // The fingerprint binds the secret through a MAC under the KEK, so a retry is
+            // recognised before anything is split or sent to another node, and a reused
+            // idempotency key with another secret is a conflict.
+            const TAG: &[u8] = b"tessera/v1/import-secret\0";
+            let mut tagged = Zeroizing::new(Vec::with_capacity(TAG.len() + 32));
+            tagged.extend_from_slice(TAG);
+            tagged.extend_from_slice(&req.secret_key);
+            let fp = key_fingerprint(
+                "import",
+                scheme,
+                req.threshold,
+                req.parties,
+                &req.label,
+                &self.sealer.mac(&tagged),
+            );
+            drop(tagged);
+            if let Some(view) = self.replayed_key(&scope, &req.idempotency_key, &fp).await? {
+                return Ok((view, Cost::default()));
             }
+            let _class = self.keygen.enter(1).await?;
             let created_at_ms = now_ms();
+            let new = NewKey {
+                key_id: new_key_id(created_at_ms),
+                scheme,
+                threshold: t,
+                parties: n,
+                label: req.label.clone(),
+                created_at_ms,
+                owner: client_tag(caller),
+            };
+            let (key, cost) = self.coordinator.import(&new, req.secret_key).await?;
             let view = self
                 .persist(
-                    (new_key_id(created_at_ms), created_at_ms),
+                    (new.key_id, created_at_ms),
                     key,
                     &req.threshold,
                     &req.parties,
@@ -568,7 +585,7 @@ impl App {
                     KeyOrigin::Import,
                     (&scope, &req.idempotency_key),
                     client_tag(caller),
-                    fp,
+                    |_| fp.clone(),
                 )
                 .await?;
             Ok((view, cost))

@@ -17,7 +17,7 @@ use crate::jobs::{self, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
 use crate::peer::NewKey;
 use crate::ports::KeyRecord;
-use crate::{Error, Observer, Queue, Scheme};
+use crate::{Error, Observer, Queue};
 
 /// A boxed future, so the port stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -74,13 +74,13 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// (embedded: every party's share), which the caller stores under `key.key_id`.
     fn generate(&self, key: &NewKey) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
 
-    /// Splits `secret` among `n` parties with threshold `t` (trusted dealer).
+    /// Splits `secret` among the key's parties (trusted dealer: the whole secret is on this
+    /// node while it is split); returns this node's part of the key (embedded: every party's
+    /// share), which the caller stores under `key.key_id` (the other nodes store theirs).
     fn import(
         &self,
-        scheme: Scheme,
+        key: &NewKey,
         secret: Zeroizing<Vec<u8>>,
-        t: u16,
-        n: u16,
     ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>>;
 
     /// Signs every message with `key` (stored as `record`) for `client` (whose policy the
@@ -221,11 +221,10 @@ impl Coordinator for Embedded {
 
     fn import(
         &self,
-        scheme: Scheme,
+        key: &NewKey,
         secret: Zeroizing<Vec<u8>>,
-        t: u16,
-        n: u16,
     ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
+        let (scheme, t, n) = (key.scheme, key.threshold, key.parties);
         Box::pin(self.blocking("key import", move |accel| {
             LoadedKey::import(accel, scheme, &secret, t, n)
         }))

@@ -429,6 +429,21 @@ impl Distributed {
     }
 
     async fn generate_inner(self: &Arc<Self>, key: &NewKey) -> Result<LoadedKey, Error> {
+        let all = self.all_parties(key)?;
+        let mut session = [0u8; 16];
+        OsRng.fill_bytes(&mut session);
+        let mut dkg_id = [0u8; 32];
+        OsRng.fill_bytes(&mut dkg_id);
+        let r = self.run_dkg(&all, session, key, dkg_id).await;
+        if r.is_err() {
+            self.compensate("dkg", all.iter().map(|p| (*p, vec![session])).collect());
+        }
+        r
+    }
+
+    /// Every party of the cluster, ascending, when `key` has one party per node and every
+    /// peer is reachable (key creation needs them all).
+    fn all_parties(&self, key: &NewKey) -> Result<Vec<PartyId>, Error> {
         let n = 1 + self.settings.peers.len();
         if usize::from(key.parties) != n {
             return Err(Error::invalid(
@@ -460,15 +475,73 @@ impl Distributed {
                 unreachable: down,
             });
         }
-        let mut session = [0u8; 16];
-        OsRng.fill_bytes(&mut session);
-        let mut dkg_id = [0u8; 32];
-        OsRng.fill_bytes(&mut dkg_id);
-        let r = self.run_dkg(&all, session, key, dkg_id).await;
-        if r.is_err() {
-            self.compensate("dkg", all.iter().map(|p| (*p, vec![session])).collect());
+        Ok(all)
+    }
+
+    /// `ImportKey`: splits the secret here and hands each other node its share over the peer
+    /// channel; every node checks and stores its own.
+    async fn import_inner(
+        self: &Arc<Self>,
+        key: &NewKey,
+        secret: Zeroizing<Vec<u8>>,
+    ) -> Result<LoadedKey, Error> {
+        self.all_parties(key)?;
+        let (own, others) = self.party.deal(key, secret).await?;
+        let public_key = own.public_key();
+        let shares: BTreeMap<PartyId, Zeroizing<Vec<u8>>> = others.into_iter().collect();
+        let peers: Vec<PartyId> = shares.keys().copied().collect();
+        let replies = self
+            .call_all(&peers, |p| PeerRequest::ImportShare {
+                key: key.clone(),
+                share: shares.get(&p).map(|s| s.to_vec()).unwrap_or_default(),
+            })
+            .await?;
+        drop(shares);
+        for (p, r) in replies {
+            match r {
+                Ok(PeerReply::Finished(pk)) if pk == public_key => {}
+                Ok(_) => return Err(unexpected(p)),
+                Err(f) => return Err(f.error),
+            }
         }
-        r
+        if !matches!(own, LoadedKey::EcdsaParty(_)) {
+            return Ok(own);
+        }
+        // Threshold ECDSA: the dealt shares carry OT state the dealer made. Every pair runs a
+        // fresh base OT between its nodes (started by its lower id) before the key is used.
+        let own = Arc::new(own);
+        self.party.cache(&key.key_id, Arc::clone(&own));
+        let r = self.refresh_all_pairs(&key.key_id).await;
+        let fresh = LoadedKey::from_bytes(key.scheme, &own.to_bytes());
+        self.party.uncache(&key.key_id);
+        r?;
+        fresh
+    }
+
+    /// Every pair of the cluster runs a fresh base OT for `key_id`; waits for all of them.
+    async fn refresh_all_pairs(self: &Arc<Self>, key_id: &str) -> Result<(), Error> {
+        let mut all = self.settings.peers.clone();
+        all.push(self.settings.me);
+        all.sort_unstable();
+        let initiators: Vec<PartyId> = all
+            .iter()
+            .copied()
+            .filter(|a| all.iter().any(|b| b > a))
+            .collect();
+        let replies = self
+            .call_all(&initiators, |a| PeerRequest::RefreshPairs {
+                key_id: key_id.to_owned(),
+                peers: all.iter().copied().filter(|b| *b > a).collect(),
+            })
+            .await?;
+        for (p, r) in replies {
+            match r {
+                Ok(PeerReply::Done) => {}
+                Ok(_) => return Err(unexpected(p)),
+                Err(f) => return Err(f.error),
+            }
+        }
+        Ok(())
     }
 
     async fn run_dkg(
@@ -939,15 +1012,13 @@ impl Coordinator for Arc<Distributed> {
 
     fn import(
         &self,
-        _scheme: Scheme,
-        _secret: Zeroizing<Vec<u8>>,
-        _t: u16,
-        _n: u16,
+        key: &NewKey,
+        secret: Zeroizing<Vec<u8>>,
     ) -> BoxFuture<'_, Result<(LoadedKey, Cost), Error>> {
-        Box::pin(async {
-            Err(Error::NotInThisMode(
-                "ImportKey is not available in distributed mode: a trusted-dealer import would put the whole secret on one node",
-            ))
+        let key = key.clone();
+        Box::pin(async move {
+            let k = self.import_inner(&key, secret).await?;
+            Ok((k, Cost::default()))
         })
     }
 

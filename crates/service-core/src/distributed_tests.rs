@@ -400,3 +400,93 @@ async fn a_failed_ot_check_discards_the_pair_durably_and_a_fresh_base_ot_restore
     assert!(after_2 != before_2, "party 2 stored its fresh OT state");
     assert_eq!(after_1.public_key(), before_1.public_key());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_keys_are_split_across_nodes_and_sign_through_each() {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let (apps, net) = cluster();
+    let import = |scheme, secret: [u8; 32]| crate::requests::ImportKey {
+        scheme,
+        secret_key: zeroize::Zeroizing::new(secret.to_vec()),
+        threshold: 2,
+        parties: 3,
+        label: "imported".into(),
+        idempotency_key: "import-1".into(),
+    };
+    // Ed25519: the key of the seed, signing through every node.
+    let seed = [7u8; 32];
+    let ed = apps[0]
+        .import_key(&Caller::operator(), import(Scheme::Ed25519, seed))
+        .await
+        .map_err(|f| f.error)
+        .unwrap()
+        .value;
+    let expected = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    assert_eq!(ed.public_key, expected.as_bytes().to_vec());
+    for (k, app) in apps.iter().enumerate() {
+        let out = app
+            .sign(&Caller::operator(), sign(&ed.key_id, b"imported"), false)
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        let ok = threshold::verify_ed25519_batch(
+            &CpuBackend::new(),
+            &[(
+                &out.value[0].verifying_key,
+                b"imported".as_slice(),
+                &out.value[0].signature,
+            )],
+        );
+        assert_eq!(ok, vec![true], "node {}", k + 1);
+    }
+    // Retried with the same idempotency key: the same key, nothing split again; another
+    // secret under it is a conflict.
+    let again = apps[0]
+        .import_key(&Caller::operator(), import(Scheme::Ed25519, seed))
+        .await
+        .map_err(|f| f.error)
+        .unwrap()
+        .value;
+    assert_eq!(again.key_id, ed.key_id);
+    let e = apps[0]
+        .import_key(&Caller::operator(), import(Scheme::Ed25519, [8; 32]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error.kind(), ErrorKind::FailedPrecondition, "{}", e.error);
+    // ECDSA: the key of the secret.
+    let mut secret = [0u8; 32];
+    secret[31] = 9;
+    let mut req = import(Scheme::EcdsaSecp256k1, secret);
+    req.idempotency_key = String::new();
+    let ec = apps[0]
+        .import_key(&Caller::operator(), req)
+        .await
+        .map_err(|f| f.error)
+        .unwrap()
+        .value;
+    let sk = k256::ecdsa::SigningKey::from_slice(&secret).unwrap();
+    let vk = *sk.verifying_key();
+    assert_eq!(ec.public_key, vk.to_encoded_point(true).as_bytes().to_vec());
+    // Before the import answers, every pair ran a fresh base OT, counted at both ends.
+    let parties: Vec<Arc<Party>> = net.parties.lock().unwrap().values().cloned().collect();
+    assert_eq!(parties.iter().map(|p| p.pair_refreshes()).sum::<u64>(), 6);
+    for (k, app) in apps.iter().enumerate() {
+        let prehash = [k as u8 + 1; 32];
+        let out = app
+            .sign(&Caller::operator(), sign(&ec.key_id, &prehash), false)
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
+        vk.verify_prehash(&prehash, &sig).unwrap();
+    }
+    // The pair of the two other nodes signs too (node 1 down).
+    net.down.lock().unwrap().insert(1);
+    let out = apps[1]
+        .sign(&Caller::operator(), sign(&ec.key_id, &[0x33; 32]), false)
+        .await
+        .map_err(|f| f.error)
+        .unwrap();
+    let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
+    vk.verify_prehash(&[0x33; 32], &sig).unwrap();
+}

@@ -295,6 +295,27 @@ impl LoadedKey {
         })
     }
 
+    /// Party `p`'s own part of a whole key set (for a dealer handing out the shares of an
+    /// imported key to the nodes).
+    pub fn party(&self, p: u16) -> Result<Self, Error> {
+        let missing = || Error::invalid("parties", format!("no party {p} in this key"));
+        Ok(match self {
+            LoadedKey::Ed25519(set) => LoadedKey::Ed25519Party(
+                PartyKey::from_set(set, threshold::Identifier::new(p)?).ok_or_else(missing)?,
+            ),
+            LoadedKey::Bip340(set) => LoadedKey::Bip340Party(
+                PartyKey::from_set(set, threshold::Identifier::new(p)?).ok_or_else(missing)?,
+            ),
+            LoadedKey::Ecdsa(k) => {
+                let set = k.set.lock().unwrap_or_else(|e| e.into_inner());
+                LoadedKey::EcdsaParty(EcdsaPartyKey::new(
+                    set.share(p).ok_or_else(missing)?.clone(),
+                ))
+            }
+            _ => return Err(Error::Internal("a party's share has no other parties")),
+        })
+    }
+
     /// Decodes a key set (or one party's key) stored by [`LoadedKey::to_bytes`].
     pub fn from_bytes(scheme: Scheme, bytes: &[u8]) -> Result<Self, Error> {
         let party = PartyKey::<Ed25519Suite>::is_party_encoding(bytes);

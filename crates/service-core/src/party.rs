@@ -183,6 +183,8 @@ pub struct Party {
     pair_setups: Mutex<HashMap<SessionId, ecdsa::PairSlot>>,
     /// The (key, peer) pairs whose refresh this party is running.
     refreshing: Mutex<std::collections::HashSet<(String, PartyId)>>,
+    /// Pairwise base-OT refreshes completed at this party (either end).
+    pair_refreshes: std::sync::atomic::AtomicU64,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
     /// The node's use cases, for requests forwarded to this node (set once at start-up).
     app: Mutex<Option<std::sync::Weak<crate::App>>>,
@@ -278,6 +280,7 @@ impl Party {
             inbox: Mutex::default(),
             pair_setups: Mutex::default(),
             refreshing: Mutex::default(),
+            pair_refreshes: std::sync::atomic::AtomicU64::new(0),
             finished: Mutex::default(),
             app: Mutex::default(),
         })
@@ -291,6 +294,13 @@ impl Party {
     /// This party's id.
     pub fn id(&self) -> PartyId {
         self.me
+    }
+
+    /// Pairwise base-OT refreshes of threshold-ECDSA keys completed at this party, as either
+    /// end.
+    pub fn pair_refreshes(&self) -> u64 {
+        self.pair_refreshes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Unused nonce pairs held now.
@@ -355,6 +365,10 @@ impl Party {
                 round,
                 flows,
             } => self.pair_refresh(from, key_id, session, round, flows).await,
+            PeerRequest::ImportShare { key, share } => self.import_share(key, share).await,
+            PeerRequest::RefreshPairs { key_id, peers } => {
+                self.refresh_pairs_now(&key_id, &peers).await
+            }
             PeerRequest::SignFor {
                 key_id,
                 message,
@@ -723,6 +737,54 @@ impl Party {
             lock(&self.finished).insert(session, loaded);
             return Ok(PeerReply::Finished(public_key));
         }
+        self.store_share(key, loaded, KeyOrigin::Dkg).await?;
+        Ok(PeerReply::Finished(public_key))
+    }
+
+    /// `ImportKey` at a co-signing node: checks that `share` is this party's part of a key of
+    /// the announced scheme and shape, then seals and stores it.
+    async fn import_share(&self, key: NewKey, share: Vec<u8>) -> Result<PeerReply, Error> {
+        let share = zeroize::Zeroizing::new(share);
+        if key.key_id.is_empty() || key.key_id.len() > 64 {
+            return Err(Error::invalid("key_id", "must be 1 to 64 bytes"));
+        }
+        let loaded = LoadedKey::from_bytes(key.scheme, &share)?;
+        let (id, t, n) = match &loaded {
+            LoadedKey::Ed25519Party(k) => (
+                k.share().identifier().get(),
+                k.share().threshold(),
+                k.public_package().parties(),
+            ),
+            LoadedKey::Bip340Party(k) => (
+                k.share().identifier().get(),
+                k.share().threshold(),
+                k.public_package().parties(),
+            ),
+            LoadedKey::EcdsaParty(k) => {
+                let s = k.share();
+                (s.id(), s.threshold(), s.parties())
+            }
+            _ => return Err(Error::invalid("share", "not one party's share")),
+        };
+        if id != self.me || t != key.threshold || n != key.parties {
+            return Err(Error::invalid(
+                "share",
+                "not this party's share of a key of the announced shape",
+            ));
+        }
+        let public_key = loaded.public_key();
+        self.store_share(key, loaded, KeyOrigin::Import).await?;
+        Ok(PeerReply::Finished(public_key))
+    }
+
+    /// Seals and stores this node's share of a new key, and caches it.
+    async fn store_share(
+        &self,
+        key: NewKey,
+        loaded: LoadedKey,
+        origin: KeyOrigin,
+    ) -> Result<(), Error> {
+        let public_key = loaded.public_key();
         let record = KeyRecord {
             key_id: key.key_id.clone(),
             scheme: key.scheme,
@@ -739,14 +801,40 @@ impl Party {
         let store = Arc::clone(&self.store);
         joined(
             "key insert",
-            tokio::task::spawn_blocking(move || {
-                Ok(store.insert_key(&record, KeyOrigin::Dkg, None)?)
-            })
-            .await,
+            tokio::task::spawn_blocking(move || Ok(store.insert_key(&record, origin, None)?)).await,
         )?;
-        tracing::info!(key_id = %key.key_id, scheme = %key.scheme, party = self.me, "stored this node's share of a new key");
+        tracing::info!(key_id = %key.key_id, scheme = %key.scheme, party = self.me, ?origin, "stored this node's share of a new key");
         lock(&self.keys).insert(key.key_id, Arc::new(loaded));
-        Ok(PeerReply::Finished(public_key))
+        Ok(())
+    }
+
+    /// Splits `secret` for `key` (trusted dealer, here): this node's own part and every other
+    /// party's encoded share.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn deal(
+        &self,
+        key: &NewKey,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<(LoadedKey, Vec<(PartyId, zeroize::Zeroizing<Vec<u8>>)>), Error> {
+        let (scheme, t, n, me) = (key.scheme, key.threshold, key.parties, self.me);
+        self.blocking("key import", move |accel| {
+            let all = LoadedKey::import(accel, scheme, &secret, t, n)?;
+            let mut own = None;
+            let mut others = Vec::with_capacity(usize::from(n));
+            for p in 1..=n {
+                let part = all.party(p)?;
+                if p == me {
+                    own = Some(part);
+                } else {
+                    others.push((p, part.to_bytes()));
+                }
+            }
+            Ok((
+                own.ok_or(Error::Internal("this node is not a party of the import"))?,
+                others,
+            ))
+        })
+        .await
     }
 
     /// This node's share of `key_id`, from the cache or the store.
@@ -774,6 +862,12 @@ impl Party {
         let key = Arc::new(key);
         lock(&self.keys).insert(key_id.to_owned(), Arc::clone(&key));
         Ok(key)
+    }
+
+    /// Forgets a cached key (the coordinator caches its own share of an import while the
+    /// pairs refresh, before it is stored).
+    pub(crate) fn uncache(&self, key_id: &str) {
+        lock(&self.keys).remove(key_id);
     }
 
     /// Caches a key this node's coordinator stored.

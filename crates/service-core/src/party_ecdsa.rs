@@ -574,7 +574,34 @@ impl Party {
         self.refresh_pair(key_id, c);
     }
 
-    /// Seals this party's current share of `key_id` and replaces its stored record.
+    /// Runs a fresh base OT with each of `peers` for `key_id` now (those already refreshing
+    /// are left to the run in progress); answers once all are done.
+    pub(super) async fn refresh_pairs_now(
+        self: &Arc<Self>,
+        key_id: &str,
+        peers: &[PartyId],
+    ) -> Result<PeerReply, Error> {
+        let runs = peers.iter().copied().filter(|p| *p != self.me).map(|p| {
+            let this = Arc::clone(self);
+            let key_id = key_id.to_owned();
+            async move {
+                if !lock(&this.refreshing).insert((key_id.clone(), p)) {
+                    return Ok(());
+                }
+                let r = this.run_refresh(&key_id, p).await;
+                lock(&this.refreshing).remove(&(key_id, p));
+                r
+            }
+        });
+        for r in join_all(runs).await? {
+            r?;
+        }
+        Ok(PeerReply::Done)
+    }
+
+    /// Seals this party's current share of `key_id` and replaces its stored record (a share
+    /// not stored yet, the coordinator's own during an import, is stored by its caller with
+    /// whatever state it then has).
     async fn persist_share(&self, key_id: &str, key: &Arc<LoadedKey>) -> Result<(), Error> {
         let (store, sealer, id, key) = (
             Arc::clone(&self.store),
@@ -585,9 +612,9 @@ impl Party {
         joined(
             "key update",
             tokio::task::spawn_blocking(move || {
-                let mut rec = store
-                    .get_key(&id)?
-                    .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                let Some(mut rec) = store.get_key(&id)? else {
+                    return Ok(());
+                };
                 rec.verify(sealer.as_ref())?;
                 rec.sealed = sealer.seal(&id, &key.to_bytes())?;
                 let rec = rec.authenticate(sealer.as_ref());
@@ -644,7 +671,10 @@ impl Party {
             if round == 3 {
                 let ot = setup.finish(&theirs[0])?;
                 k.share().install_pair(ot)?;
-                return self.persist_share(key_id, &key).await;
+                self.persist_share(key_id, &key).await?;
+                self.pair_refreshes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
             }
             let (s, next) = self
                 .blocking("base-OT refresh", move |accel| {
@@ -778,6 +808,8 @@ impl Party {
                     .await?;
                 k.share().install_pair(ot)?;
                 self.persist_share(&key_id, &key).await?;
+                self.pair_refreshes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(key_id, peer = from, "fresh base OT with the peer installed");
                 Ok(PeerReply::PairFlows(vec![last]))
             }

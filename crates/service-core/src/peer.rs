@@ -173,6 +173,22 @@ pub enum PeerRequest {
         /// The sender's flows for this round.
         flows: Vec<Vec<u8>>,
     },
+    /// `ImportKey` across nodes: this party's share of a key split by the coordinating node
+    /// (which held the secret while it split it), to check and store under `key.key_id`.
+    ImportShare {
+        /// The key being imported.
+        key: NewKey,
+        /// This party's part of the key, encoded as the node stores it (secret).
+        share: Vec<u8>,
+    },
+    /// Threshold ECDSA after an import: run a fresh base OT with each of `peers` (replacing
+    /// the OT state the dealer made), in the background.
+    RefreshPairs {
+        /// The key.
+        key_id: String,
+        /// The peers.
+        peers: Vec<PartyId>,
+    },
     /// A `Sign` request with an idempotency key, forwarded to the node that owns the key's
     /// idempotency records (its home), which signs it as if it had received it.
     SignFor {
@@ -296,6 +312,8 @@ impl PeerRequest {
             PeerRequest::PresignFinish { .. } => "presign_finish",
             PeerRequest::EcdsaSign { .. } => "ecdsa_sign",
             PeerRequest::PairRefresh { .. } => "pair_refresh",
+            PeerRequest::ImportShare { .. } => "import_share",
+            PeerRequest::RefreshPairs { .. } => "refresh_pairs",
         }
     }
 }
