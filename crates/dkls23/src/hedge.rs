@@ -38,10 +38,19 @@ pub(crate) struct Hedge {
     id: PartyId,
 }
 
-impl Drop for Hedge {
-    fn drop(&mut self) {
+impl Hedge {
+    /// Zeroizes `ρ` and the copy of the secret share (run on drop).
+    fn wipe(&mut self) {
         self.rho.zeroize();
         self.secret.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("Hedge");
+    }
+}
+
+impl Drop for Hedge {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -108,10 +117,19 @@ pub(crate) struct HedgedRng {
     used: usize,
 }
 
-impl Drop for HedgedRng {
-    fn drop(&mut self) {
+impl HedgedRng {
+    /// Zeroizes the key and the buffered output block (run on drop).
+    fn wipe(&mut self) {
         self.key.zeroize();
         self.block.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("HedgedRng");
+    }
+}
+
+impl Drop for HedgedRng {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -192,5 +210,34 @@ mod tests {
         let mut c = [0u8; 200];
         h.rng(b"other").fill_bytes(&mut c);
         assert_ne!(a, c);
+    }
+
+    /// The hedge's fresh bytes `ρ` and its copy of the secret share are wiped, and dropping
+    /// it runs the wipe. Kills an emptied `Hedge::wipe` or `Drop::drop`.
+    #[test]
+    fn hedge_is_wiped_on_drop() {
+        let mut h = Hedge::new(&mut Stuck, &Scalar::from(9u64), &[1; 32], 1);
+        assert!(h.rho != [0; 32] && h.secret != [0; 32]);
+        h.wipe();
+        assert!(h.rho == [0; 32] && h.secret == [0; 32]);
+        let before = crate::tests::wipes("Hedge");
+        drop(h);
+        assert_eq!(crate::tests::wipes("Hedge"), before + 1);
+    }
+
+    /// The hedged generator's key and buffered block are wiped, and dropping it runs the
+    /// wipe. Kills an emptied `HedgedRng::wipe` or `Drop::drop`.
+    #[test]
+    fn hedged_rng_is_wiped_on_drop() {
+        let h = Hedge::new(&mut Stuck, &Scalar::ONE, &[2; 32], 2);
+        let mut g = h.rng(b"stream");
+        let mut b = [0u8; 3];
+        g.fill_bytes(&mut b);
+        assert!(g.key != [0; 64] && g.block != [0; 64]);
+        g.wipe();
+        assert!(g.key == [0; 64] && g.block == [0; 64]);
+        let before = crate::tests::wipes("HedgedRng");
+        drop(g);
+        assert_eq!(crate::tests::wipes("HedgedRng"), before + 1);
     }
 }

@@ -39,10 +39,20 @@ pub struct KeyShare {
     pub(crate) ot: Vec<Option<PairOt>>,
 }
 
-impl Drop for KeyShare {
-    fn drop(&mut self) {
+impl KeyShare {
+    /// Zeroizes the secret share and the zero-sharing seeds (run on drop; the pairwise OT
+    /// state wipes itself).
+    fn wipe(&mut self) {
         self.secret.zeroize();
         self.zero_seeds.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("KeyShare");
+    }
+}
+
+impl Drop for KeyShare {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -550,5 +560,170 @@ impl KeySet {
         }
         r.end()?;
         Ok(KeySet { shares })
+    }
+}
+
+/// Assurance tests: per-pair domain separation of the base OTs, every bound of the share
+/// decoders, and zeroization of the share.
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use std::sync::OnceLock;
+
+    /// A 2-of-3 key set, made once.
+    fn key_set() -> &'static KeySet {
+        static SET: OnceLock<KeySet> = OnceLock::new();
+        SET.get_or_init(|| {
+            let accel = backend_cpu::CpuBackend::new();
+            crate::embedded::dkg(&accel, 2, 3, &mut ChaCha20Rng::seed_from_u64(0x5e7)).unwrap()
+        })
+    }
+
+    /// `pair_ctx` separates the two directions of a pair, different pairs and different keys.
+    /// Kills `pair_ctx` returning a constant (the base OTs of every pair and key would share
+    /// one domain, so seeds or messages of one could be replayed into another).
+    #[test]
+    fn pair_context_separates_directions_pairs_and_keys() {
+        let pk = ProjectivePoint::GENERATOR;
+        let pk2 = pk + pk;
+        let mut seen = std::collections::HashSet::new();
+        for key in [pk, pk2] {
+            for a in 1..=4u16 {
+                for b in 1..=4u16 {
+                    if a != b {
+                        assert!(seen.insert(pair_ctx(&key, a, b)), "({a}, {b}) repeats");
+                    }
+                }
+            }
+        }
+        assert_ne!(pair_ctx(&pk, 1, 2), pair_ctx(&pk, 2, 1));
+        // Ids are not truncated to a byte.
+        assert_ne!(pair_ctx(&pk, 1, 2), pair_ctx(&pk, 1, 258));
+    }
+
+    const ID: usize = 8;
+    const T: usize = 10;
+    const N: usize = 12;
+
+    fn with_u16(b: &[u8], at: usize, v: u16) -> Vec<u8> {
+        let mut b = b.to_vec();
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        b
+    }
+
+    /// A share whose pairwise OT state is all discarded has the shortest valid encoding,
+    /// exactly the decoder's minimum length: it must still decode. Kills `<` → `<=` in the
+    /// early "truncated" bound of `KeyShare::from_bytes`.
+    #[test]
+    fn share_of_minimum_length_decodes() {
+        let mut share = key_set().shares[0].clone();
+        for p in 1..=3 {
+            share.discard_pair(p);
+        }
+        let bytes = share.to_bytes();
+        assert_eq!(
+            bytes.len(),
+            SHARE_MAGIC.len() + 6 + SCALAR_LEN + 3 * (POINT_LEN + 32 + 1) + POINT_LEN
+        );
+        assert_eq!(KeyShare::from_bytes(&bytes).unwrap(), share);
+        assert!(KeyShare::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// Wrong magic, one byte short, one byte extra: each refused (for a share and a set).
+    #[test]
+    fn share_and_set_framing_is_exact() {
+        let share = key_set().shares[1].to_bytes();
+        assert!(KeyShare::from_bytes(&share).is_ok());
+        let mut magic = share.to_vec();
+        magic[0] ^= 1;
+        assert_eq!(
+            KeyShare::from_bytes(&magic),
+            Err(Error::Decode("bad magic"))
+        );
+        assert!(KeyShare::from_bytes(&share[..share.len() - 1]).is_err());
+        let mut long = share.to_vec();
+        long.push(0);
+        assert_eq!(
+            KeyShare::from_bytes(&long),
+            Err(Error::Decode("trailing bytes"))
+        );
+        let set = key_set().to_bytes();
+        assert!(KeySet::from_bytes(&set).is_ok());
+        let mut magic = set.to_vec();
+        magic[7] ^= 1;
+        assert_eq!(KeySet::from_bytes(&magic), Err(Error::Decode("bad magic")));
+        assert!(KeySet::from_bytes(&set[..set.len() - 1]).is_err());
+        let mut long = set.to_vec();
+        long.push(0);
+        assert_eq!(
+            KeySet::from_bytes(&long),
+            Err(Error::Decode("trailing bytes"))
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Rewriting the threshold of a valid 2-of-3 share decodes exactly when `2 <= t <= 3`.
+        /// Kills `||` → `&&` and `<`/`>` boundary mutants in the threshold bound.
+        #[test]
+        fn share_threshold_is_accepted_iff_in_range(t in prop_oneof![0u16..=5, any::<u16>()]) {
+            let b = with_u16(&key_set().shares[0].to_bytes(), T, t);
+            prop_assert_eq!(KeyShare::from_bytes(&b).is_ok(), (2..=3).contains(&t));
+        }
+
+        /// Rewriting the party id of party 2's share decodes only for its own id (another
+        /// valid id collides with the OT slot layout; 0 and ids above n are out of range).
+        /// Kills `||` → `&&` and boundary mutants in the id bound.
+        #[test]
+        fn share_id_is_checked(id in prop_oneof![0u16..=5, any::<u16>()]) {
+            let b = with_u16(&key_set().shares[1].to_bytes(), ID, id);
+            let r = KeyShare::from_bytes(&b);
+            prop_assert_eq!(r.is_ok(), id == 2);
+            if id == 0 || id > 3 {
+                prop_assert_eq!(r, Err(Error::Decode("party id out of range")));
+            }
+        }
+
+        /// Rewriting the party count decodes only for the true count, and a count below 2 is
+        /// refused as out of range.
+        #[test]
+        fn share_party_count_is_checked(n in prop_oneof![0u16..=5, any::<u16>()]) {
+            let b = with_u16(&key_set().shares[2].to_bytes(), N, n);
+            let r = KeyShare::from_bytes(&b);
+            prop_assert_eq!(r.is_ok(), n == 3);
+            if n < 2 {
+                prop_assert_eq!(r, Err(Error::Decode("party count out of range")));
+            }
+        }
+
+        /// Rewriting a key set's party count decodes only for the true count.
+        #[test]
+        fn set_party_count_is_checked(n in prop_oneof![0u16..=5, any::<u16>()]) {
+            let b = with_u16(&key_set().to_bytes(), 8, n);
+            let r = KeySet::from_bytes(&b);
+            prop_assert_eq!(r.is_ok(), n == 3);
+            if n < 2 {
+                prop_assert_eq!(r, Err(Error::Decode("party count out of range")));
+            }
+        }
+    }
+
+    /// The secret share and zero seeds are wiped, and dropping a share runs the wipe.
+    /// Kills an emptied `KeyShare::wipe` or `Drop::drop`.
+    #[test]
+    fn key_share_is_wiped_on_drop() {
+        let mut share = key_set().shares[0].clone();
+        assert_ne!(share.secret, Scalar::ZERO);
+        assert!(share.zero_seeds.iter().flatten().any(|b| *b != 0));
+        share.wipe();
+        assert_eq!(share.secret, Scalar::ZERO);
+        assert!(share.zero_seeds.iter().flatten().all(|b| *b == 0));
+        let before = crate::tests::wipes("KeyShare");
+        drop(share);
+        assert_eq!(crate::tests::wipes("KeyShare"), before + 1);
     }
 }

@@ -70,10 +70,18 @@ pub(crate) struct BobState {
     beta: Vec<u8>,
     kos: ot::KosReceiverOut,
 }
-impl Drop for BobState {
-    fn drop(&mut self) {
+impl BobState {
+    /// Zeroizes the secret input and its encoding (run on drop).
+    fn wipe(&mut self) {
         self.b.zeroize();
         self.beta.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("BobState");
+    }
+}
+impl Drop for BobState {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -259,5 +267,202 @@ mod tests {
             bob_finish(&st, &ctx, &sid, &bad, 1),
             Err(Error::MultiplicationConsistency { culprit: 1 })
         );
+    }
+}
+
+/// Assurance tests: each guards a security property that the functional tests above do not
+/// see (a mutant removing it keeps the protocol correct).
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use crate::ot::{KAPPA, VsotReceiver, VsotSender};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// Fixed, distinct base-OT seeds for Bob (the statistics below do not depend on them).
+    fn bob_seeds() -> ExtReceiverSeeds {
+        ExtReceiverSeeds {
+            seeds: (0..KAPPA)
+                .map(|l| [[l as u8; 32], [l as u8 ^ 0x80; 32]])
+                .collect(),
+        }
+    }
+
+    /// Bob's randomised encoding (DKLs19 §3, the selective-failure defence): the padding bits
+    /// `beta[256..XI]` are fresh uniform bits, balanced overall, taking both values at every
+    /// position, not periodic, fresh in every run, and balanced whatever his input `b` is; and
+    /// the encoding still decodes to `b`. Kills `>>` → `<<` in the padding-bit extraction of
+    /// `bob_start` (7 of every 8 padding bits stuck at 0) and `k - 256` → `k / 256` in its
+    /// byte index (every padding byte a copy of the first).
+    #[test]
+    fn bob_padding_bits_are_uniform_and_independent_of_b() {
+        const RUNS: usize = 96;
+        const PAD: usize = XI - 256;
+        let mut rng = ChaCha20Rng::seed_from_u64(0xb0b);
+        let seeds = bob_seeds();
+        let g = gadget();
+        let mut per_pos = [0usize; PAD];
+        // [low bit of b] → (ones, bits)
+        let mut by_b = [(0usize, 0usize); 2];
+        let mut paddings = std::collections::HashSet::new();
+        for _ in 0..RUNS {
+            let (_, st) = bob_start(&seeds, &[3; 32], &mut rng);
+            let decoded =
+                st.beta.iter().zip(g).fold(
+                    Scalar::ZERO,
+                    |acc, (bit, gk)| {
+                        if *bit == 1 { acc + gk } else { acc }
+                    },
+                );
+            assert_eq!(decoded, st.b, "encoding does not decode to b");
+            // Fresh per run, and not one random byte repeated (bits k and k + 8 independent).
+            let pad_bytes: Vec<u8> = st.beta[256..]
+                .chunks(8)
+                .map(|c| c.iter().rev().fold(0u8, |a, b| (a << 1) | b))
+                .collect();
+            assert!(
+                pad_bytes.windows(2).any(|w| w[0] != w[1]),
+                "periodic padding"
+            );
+            assert!(paddings.insert(pad_bytes), "padding repeated across runs");
+            let low = usize::from(st.b.to_bytes()[31] & 1);
+            for (k, bit) in st.beta[256..].iter().enumerate() {
+                assert!(*bit <= 1);
+                per_pos[k] += usize::from(*bit);
+                by_b[low].0 += usize::from(*bit);
+                by_b[low].1 += 1;
+            }
+        }
+        // Each position is a fair coin over 96 runs: stuck at one value with probability 2^-95.
+        for (k, c) in per_pos.iter().enumerate() {
+            assert!(*c > 0 && *c < RUNS, "padding bit {k} constant ({c}/{RUNS})");
+        }
+        // Binomial(m, 1/2) within 6 standard deviations (failure probability < 2^-26).
+        let balanced = |ones: usize, m: usize| {
+            let dev = (ones as f64 - m as f64 / 2.0).abs();
+            dev <= 6.0 * (m as f64).sqrt() / 2.0
+        };
+        let total: usize = per_pos.iter().sum();
+        assert!(
+            balanced(total, RUNS * PAD),
+            "{total} ones of {}",
+            RUNS * PAD
+        );
+        for (low, (ones, m)) in by_b.iter().enumerate() {
+            assert!(*m > 0);
+            assert!(balanced(*ones, *m), "b low bit {low}: {ones} ones of {m}");
+        }
+    }
+
+    /// Alice's pads (the random-OT messages) are keyed by the OT index, the row and the
+    /// session, differ between the two messages of one OT and between their four components,
+    /// and are never zero. Kills `pad` returning a constant (all zeros).
+    #[test]
+    fn alice_pads_are_distinct_and_not_constant() {
+        let base = pad_base(&[1; 32], &[2; 32]);
+        let delta = 0x0123_4567_89ab_cdef_0f1e_2d3c_4b5a_6978u128;
+        let mut seen = std::collections::HashSet::new();
+        for j in [0usize, 1, 255, 256, XI - 1] {
+            for row in [0u128, 1, u128::MAX, 0xdead_beef] {
+                for m in [pad(&base, j, row), pad(&base, j, row ^ delta)] {
+                    for s in m {
+                        assert_ne!(s, Scalar::ZERO);
+                        assert!(seen.insert(s.to_bytes()), "repeated pad j {j} row {row}");
+                    }
+                }
+            }
+        }
+        assert_ne!(
+            pad(&base, 0, 0),
+            pad(&pad_base(&[1; 32], &[3; 32]), 0, 0),
+            "pads do not depend on the pair context"
+        );
+        assert_ne!(
+            pad(&base, 0, 0),
+            pad(&pad_base(&[9; 32], &[2; 32]), 0, 0),
+            "pads do not depend on the session id"
+        );
+    }
+
+    /// Runs the base OT and one multiplication with Alice's input `a`.
+    fn vole(a: [Scalar; L], seed: u64) -> (BobState, VoleMsg, [Scalar; L]) {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let ctx = [9u8; 32];
+        let sid = [4u8; 32];
+        let (snd, m1) = VsotSender::new(&accel, ctx, &mut rng).unwrap();
+        let (rcv, m2) = VsotReceiver::new(&accel, ctx, &m1, 2, &mut rng).unwrap();
+        let (snd, m3) = snd.challenge(&m2, 1).unwrap();
+        let (rcv, m4) = rcv.respond(&m3, 2).unwrap();
+        let (bob, m5) = snd.open(&m4, 1).unwrap();
+        let alice = rcv.finish(&m5, 2).unwrap();
+        let (kmsg, st) = bob_start(&bob, &ctx, &mut rng);
+        let (c, vmsg) = alice_respond(&alice, &ctx, &sid, &kmsg, a, 2, &mut rng).unwrap();
+        let d = bob_finish(&st, &ctx, &sid, &vmsg, 1).unwrap();
+        assert_eq!(c[0] + d[0], a[0] * st.b);
+        (st, vmsg, c)
+    }
+
+    /// Alice's corrections `τ_j = (a, â) + m0_j − m1_j` must hide her input: no `τ_j`
+    /// component equals `a₀` or `a₁` (with working pads they are uniform). Kills `pad`
+    /// returning a constant, which makes every `τ_j` equal `(a, â)` in the clear while the
+    /// multiplication stays correct.
+    #[test]
+    fn alice_corrections_do_not_reveal_her_input() {
+        let a = [Scalar::from(1234u64), Scalar::from(5678u64)];
+        let (_, vmsg, _) = vole(a, 17);
+        assert_eq!(vmsg.tau.len(), XI);
+        let mut distinct = std::collections::HashSet::new();
+        for (j, t) in vmsg.tau.iter().enumerate() {
+            for s in t {
+                assert!(*s != a[0] && *s != a[1], "τ_{j} reveals Alice's input");
+                distinct.insert(s.to_bytes());
+            }
+        }
+        assert_eq!(distinct.len(), XI * W, "corrections repeat");
+    }
+
+    /// The check coefficients χ are bound to the session id, the pair context and every
+    /// correction `τ` (one changed byte changes them), and are distinct and non-zero.
+    /// Kills a `chis` that ignores its transcript or returns a constant.
+    #[test]
+    fn multiplication_check_coefficients_depend_on_the_transcript() {
+        let tau: Vec<[Scalar; W]> = (0..XI)
+            .map(|j| core::array::from_fn(|k| Scalar::from((j * W + k) as u64 + 1)))
+            .collect();
+        let chi = chis(&[1; 32], &[2; 32], &tau);
+        for (i, x) in chi.iter().enumerate() {
+            assert_ne!(*x, Scalar::ZERO);
+            for y in &chi[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        let mut sid = [1u8; 32];
+        sid[31] ^= 1;
+        assert_ne!(chi, chis(&sid, &[2; 32], &tau));
+        let mut ctx = [2u8; 32];
+        ctx[0] ^= 0x80;
+        assert_ne!(chi, chis(&[1; 32], &ctx, &tau));
+        for j in [0, XI / 2, XI - 1] {
+            let mut t2 = tau.clone();
+            t2[j][3] += Scalar::ONE;
+            assert_ne!(chi, chis(&[1; 32], &[2; 32], &t2), "τ_{j} not bound");
+        }
+    }
+
+    /// `BobState`'s secret input `b` and its encoding are wiped, and dropping it runs the wipe.
+    /// Kills an emptied `wipe` or `Drop::drop`.
+    #[test]
+    fn bob_state_is_wiped_on_drop() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let (_, mut st) = bob_start(&bob_seeds(), &[3; 32], &mut rng);
+        assert_ne!(st.b, Scalar::ZERO);
+        assert!(st.beta.contains(&1));
+        st.wipe();
+        assert_eq!(st.b, Scalar::ZERO);
+        assert!(st.beta.iter().all(|b| *b == 0));
+        let before = crate::tests::wipes("BobState");
+        drop(st);
+        assert_eq!(crate::tests::wipes("BobState"), before + 1);
     }
 }

@@ -37,15 +37,31 @@ pub struct ExtSenderSeeds {
     pub(crate) seeds: Vec<[u8; 32]>,
 }
 
+impl ExtReceiverSeeds {
+    /// Zeroizes both seeds of every base OT (run on drop).
+    fn wipe(&mut self) {
+        self.seeds.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("ExtReceiverSeeds");
+    }
+}
+impl ExtSenderSeeds {
+    /// Zeroizes Δ and the chosen seeds (run on drop).
+    fn wipe(&mut self) {
+        self.delta.zeroize();
+        self.seeds.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("ExtSenderSeeds");
+    }
+}
 impl Drop for ExtReceiverSeeds {
     fn drop(&mut self) {
-        self.seeds.zeroize();
+        self.wipe();
     }
 }
 impl Drop for ExtSenderSeeds {
     fn drop(&mut self) {
-        self.delta.zeroize();
-        self.seeds.zeroize();
+        self.wipe();
     }
 }
 impl core::fmt::Debug for ExtReceiverSeeds {
@@ -336,9 +352,17 @@ pub struct VsotReceiverAnswered {
     ctx: [u8; 32],
 }
 
+impl VsotSender {
+    /// Zeroizes the secret `b` (run on drop).
+    fn wipe(&mut self) {
+        self.b.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("VsotSender");
+    }
+}
 impl Drop for VsotSender {
     fn drop(&mut self) {
-        self.b.zeroize();
+        self.wipe();
     }
 }
 
@@ -654,9 +678,17 @@ fn chis(ctx: &[u8; 32], msg_nonce: &[u8; 32], u: &[[u8; M_BYTES]]) -> Vec<u128> 
 pub(crate) struct KosReceiverOut {
     pub(crate) rows: Vec<u128>,
 }
+impl KosReceiverOut {
+    /// Zeroizes the rows `t_j` (run on drop).
+    fn wipe(&mut self) {
+        self.rows.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("KosReceiverOut");
+    }
+}
 impl Drop for KosReceiverOut {
     fn drop(&mut self) {
-        self.rows.zeroize();
+        self.wipe();
     }
 }
 
@@ -942,5 +974,264 @@ mod tests {
             kos_send(&alice, &ctx, &bad, 2),
             Err(Error::OtConsistency { culprit: 2 })
         );
+    }
+}
+
+/// Assurance tests: each guards a security property that a functional run of the OT does not
+/// see (a mutant removing it keeps the extension correct).
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    fn rand128(rng: &mut impl RngCore) -> u128 {
+        (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())
+    }
+
+    /// Independent reference: GF(2^128) multiplication bit by bit (shift-and-add, reducing
+    /// `x^128 = x^7 + x^2 + x + 1` after every shift).
+    fn ref_mul(a: u128, b: u128) -> u128 {
+        let (mut acc, mut a) = (0u128, a);
+        for i in 0..128 {
+            if (b >> i) & 1 == 1 {
+                acc ^= a;
+            }
+            let carry = a >> 127;
+            a <<= 1;
+            if carry == 1 {
+                a ^= 0x87;
+            }
+        }
+        acc
+    }
+
+    /// Independent reference: reduces the 256-bit polynomial `hi·x^128 + lo` one bit at a
+    /// time from the top.
+    fn ref_reduce(lo: u128, hi: u128) -> u128 {
+        let mut bits = [false; 256];
+        for (i, b) in bits.iter_mut().enumerate() {
+            *b = if i < 128 {
+                (lo >> i) & 1 == 1
+            } else {
+                (hi >> (i - 128)) & 1 == 1
+            };
+        }
+        for i in (128..256).rev() {
+            if bits[i] {
+                bits[i] = false;
+                for k in [7, 2, 1, 0] {
+                    bits[i - 128 + k] ^= true;
+                }
+            }
+        }
+        (0..128).fold(0u128, |acc, i| acc | (u128::from(bits[i]) << i))
+    }
+
+    /// `reduce` and `gf_mul` agree with the bit-by-bit references on random inputs and on the
+    /// inputs that exercise the double-overflow bits (x^255, x^254, x^249 of the product).
+    /// Kills `^` → `|` / `&` anywhere in `reduce` (the KOS check would then compare
+    /// wrong values that an honest-looking malicious receiver could satisfy).
+    #[test]
+    fn gf128_reduce_and_mul_match_a_bitwise_reference() {
+        let mut rng = ChaCha20Rng::seed_from_u64(0x128);
+        let edges = [
+            0u128,
+            1,
+            u128::MAX,
+            1 << 127,
+            1 << 126,
+            1 << 121,
+            (1 << 127) | (1 << 126),
+            (1 << 127) | (1 << 121),
+            (1 << 126) | (1 << 121),
+            (1 << 127) | (1 << 126) | (1 << 121),
+        ];
+        for hi in edges {
+            for lo in [0u128, 1, u128::MAX] {
+                assert_eq!(reduce(lo, hi), ref_reduce(lo, hi), "hi {hi:#x} lo {lo:#x}");
+            }
+        }
+        for _ in 0..200 {
+            let (lo, hi) = (rand128(&mut rng), rand128(&mut rng));
+            assert_eq!(reduce(lo, hi), ref_reduce(lo, hi));
+            let (a, b) = (rand128(&mut rng), rand128(&mut rng));
+            assert_eq!(gf_mul(a, b), ref_mul(a, b));
+            // Known identities: by 1, by x (a shift with reduction), distributivity.
+            assert_eq!(gf_mul(a, 1), a);
+            assert_eq!(gf_mul(a, 2), ref_mul(a, 2));
+            let c = rand128(&mut rng);
+            assert_eq!(gf_mul(a ^ c, b), gf_mul(a, b) ^ gf_mul(c, b));
+        }
+        assert_eq!(gf_mul(u128::MAX, u128::MAX), ref_mul(u128::MAX, u128::MAX));
+    }
+
+    /// The KOS PRG is keyed by the seed, the pair context and the session nonce, its 32-byte
+    /// blocks differ, and its output is balanced. Kills `prg` returning a constant block.
+    #[test]
+    fn kos_prg_is_keyed_and_balanced() {
+        let mut rng = ChaCha20Rng::seed_from_u64(0x9e6);
+        let mut seed = [0u8; 32];
+        let mut nonce = [0u8; 32];
+        let ctx = [5u8; 32];
+        let (mut ones, mut bits) = (0u64, 0u64);
+        for _ in 0..16 {
+            rng.fill_bytes(&mut seed);
+            rng.fill_bytes(&mut nonce);
+            let out = prg(&seed, &ctx, &nonce);
+            let mut s2 = seed;
+            s2[0] ^= 1;
+            assert_ne!(out, prg(&s2, &ctx, &nonce), "seed not used");
+            let mut n2 = nonce;
+            n2[31] ^= 1;
+            assert_ne!(out, prg(&seed, &ctx, &n2), "nonce not used");
+            assert_ne!(out, prg(&seed, &[6; 32], &nonce), "context not used");
+            let blocks: Vec<&[u8]> = out.chunks(32).collect();
+            for (i, b) in blocks.iter().enumerate() {
+                assert!(!blocks[i + 1..].contains(b), "repeated PRG block");
+            }
+            ones += out.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+            bits += 8 * M_BYTES as u64;
+        }
+        // Binomial(81920, 1/2): 6 standard deviations are about 860.
+        let dev = (ones as f64 - bits as f64 / 2.0).abs();
+        assert!(
+            dev <= 6.0 * (bits as f64).sqrt() / 2.0,
+            "{ones} ones of {bits}"
+        );
+    }
+
+    /// Bob's KOS columns `u_l = G(k0_l) ⊕ G(k1_l) ⊕ x` must not expose his choice vector `x`:
+    /// the κ columns are pairwise distinct and none equals `x`. Kills a constant `prg`
+    /// (every column would then be `x` itself, while the extension stays correct).
+    #[test]
+    fn kos_columns_hide_the_choice_bits() {
+        let mut rng = ChaCha20Rng::seed_from_u64(31);
+        let seeds = ExtReceiverSeeds {
+            seeds: (0..KAPPA)
+                .map(|l| [[l as u8; 32], [l as u8 | 0x80; 32]])
+                .collect(),
+        };
+        let choices: Vec<u8> = (0..XI).map(|_| (rng.next_u32() & 1) as u8).collect();
+        let (msg, _) = kos_receive(&seeds, &[1; 32], &choices, &mut rng);
+        let mut first = [0u8; XI / 8];
+        for (j, c) in choices.iter().enumerate() {
+            first[j / 8] |= c << (j % 8);
+        }
+        for (l, col) in msg.u.iter().enumerate() {
+            assert_ne!(col[..XI / 8], first, "column {l} is the choice vector");
+            assert!(!msg.u[l + 1..].contains(col), "column {l} repeats");
+        }
+    }
+
+    /// The KOS check coefficients are exactly `M` distinct non-zero values bound to the pair
+    /// context, the nonce and every column byte. Kills `chis` ignoring its transcript, and
+    /// `M / 2` → `M * 2` (which makes 4·M coefficients, only the first M of which are used:
+    /// a protocol-equivalent mutant that this length check still catches).
+    #[test]
+    fn kos_check_coefficients_depend_on_the_transcript() {
+        let u: Vec<[u8; M_BYTES]> = (0..KAPPA).map(|l| [l as u8; M_BYTES]).collect();
+        let chi = chis(&[1; 32], &[2; 32], &u);
+        assert_eq!(chi.len(), M);
+        let distinct: std::collections::HashSet<u128> = chi.iter().copied().collect();
+        assert_eq!(distinct.len(), M);
+        assert!(!chi.contains(&0));
+        let mut ctx = [1u8; 32];
+        ctx[7] ^= 4;
+        assert_ne!(chi, chis(&ctx, &[2; 32], &u));
+        let mut nonce = [2u8; 32];
+        nonce[0] ^= 1;
+        assert_ne!(chi, chis(&[1; 32], &nonce, &u));
+        for (l, i) in [(0, 0), (KAPPA / 2, 40), (KAPPA - 1, M_BYTES - 1)] {
+            let mut u2 = u.clone();
+            u2[l][i] ^= 0x10;
+            assert_ne!(
+                chi,
+                chis(&[1; 32], &[2; 32], &u2),
+                "column {l} byte {i} not bound"
+            );
+        }
+    }
+
+    /// Base OTs are bound to their pair context: a receiver running VSOT under another
+    /// context than the sender refuses the sender's proof of knowledge, and extension
+    /// messages made under one context fail the KOS check under another. Guards the
+    /// per-pair domain separation that `keygen::pair_ctx` provides.
+    #[test]
+    fn base_ot_and_extension_are_bound_to_their_context() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(77);
+        let (_, m1) = VsotSender::new(&accel, [1; 32], &mut rng).unwrap();
+        assert_eq!(
+            VsotReceiver::new(&accel, [2; 32], &m1, 2, &mut rng).unwrap_err(),
+            Error::BaseOtCheck { culprit: 2 }
+        );
+        let ctx = [1u8; 32];
+        let (snd, m1) = VsotSender::new(&accel, ctx, &mut rng).unwrap();
+        let (rcv, m2) = VsotReceiver::new(&accel, ctx, &m1, 2, &mut rng).unwrap();
+        let (snd, m3) = snd.challenge(&m2, 1).unwrap();
+        let (rcv, m4) = rcv.respond(&m3, 2).unwrap();
+        let (bob, m5) = snd.open(&m4, 1).unwrap();
+        let alice = rcv.finish(&m5, 2).unwrap();
+        let choices = vec![1u8; XI];
+        let (msg, _) = kos_receive(&bob, &ctx, &choices, &mut rng);
+        assert!(kos_send(&alice, &ctx, &msg, 2).is_ok());
+        assert_eq!(
+            kos_send(&alice, &[3; 32], &msg, 2).unwrap_err(),
+            Error::OtConsistency { culprit: 2 }
+        );
+    }
+
+    /// The VSOT sender's secret `b` is wiped, and dropping the sender runs the wipe.
+    #[test]
+    fn vsot_sender_is_wiped_on_drop() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let (mut snd, _) = VsotSender::new(&accel, [1; 32], &mut rng).unwrap();
+        assert_ne!(snd.b, Scalar::ZERO);
+        snd.wipe();
+        assert_eq!(snd.b, Scalar::ZERO);
+        let before = crate::tests::wipes("VsotSender");
+        drop(snd);
+        assert_eq!(crate::tests::wipes("VsotSender"), before + 1);
+    }
+
+    /// Both sides' base-OT seeds (and Δ) are wiped, and dropping them runs the wipe; the VSOT
+    /// receiver states and `PairOt` hold their secrets in these types.
+    #[test]
+    fn base_ot_seeds_are_wiped_on_drop() {
+        let mut r = ExtReceiverSeeds {
+            seeds: vec![[[1; 32], [2; 32]]; KAPPA],
+        };
+        r.wipe();
+        assert!(r.seeds.iter().flatten().flatten().all(|b| *b == 0));
+        let mut s = ExtSenderSeeds {
+            delta: u128::MAX,
+            seeds: vec![[3; 32]; KAPPA],
+        };
+        s.wipe();
+        assert_eq!(s.delta, 0);
+        assert!(s.seeds.iter().flatten().all(|b| *b == 0));
+        let (br, bs) = (
+            crate::tests::wipes("ExtReceiverSeeds"),
+            crate::tests::wipes("ExtSenderSeeds"),
+        );
+        drop(r);
+        drop(s);
+        assert_eq!(crate::tests::wipes("ExtReceiverSeeds"), br + 1);
+        assert_eq!(crate::tests::wipes("ExtSenderSeeds"), bs + 1);
+    }
+
+    /// Bob's extension rows `t_j` are wiped, and dropping them runs the wipe.
+    #[test]
+    fn kos_receiver_rows_are_wiped_on_drop() {
+        let mut out = KosReceiverOut {
+            rows: vec![u128::MAX; M],
+        };
+        out.wipe();
+        assert!(out.rows.iter().all(|r| *r == 0));
+        let before = crate::tests::wipes("KosReceiverOut");
+        drop(out);
+        assert_eq!(crate::tests::wipes("KosReceiverOut"), before + 1);
     }
 }

@@ -99,9 +99,17 @@ pub struct SignRound2 {
 
 macro_rules! redacted_drop {
     ($t:ty, $($f:ident),*) => {
+        impl $t {
+            /// Zeroizes the secret fields (run on drop).
+            fn wipe(&mut self) {
+                $(self.$f.zeroize();)*
+                #[cfg(test)]
+                crate::tests::note_wipe(stringify!($t));
+            }
+        }
         impl Drop for $t {
             fn drop(&mut self) {
-                $(self.$f.zeroize();)*
+                self.wipe();
             }
         }
         impl core::fmt::Debug for $t {
@@ -503,4 +511,175 @@ pub fn combine(
     out[..32].copy_from_slice(&x.to_bytes());
     out[32..].copy_from_slice(&s.to_bytes());
     Ok((out, rec))
+}
+
+/// Assurance tests: exact refusal of bad signer sets, the checks of `combine`, and
+/// zeroization of every signing state.
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use crate::keygen::KeySet;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn key_set(t: u16, n: u16, seed: u64) -> KeySet {
+        let accel = backend_cpu::CpuBackend::new();
+        crate::embedded::dkg(&accel, t, n, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap()
+    }
+
+    const TOO_FEW: Error =
+        Error::InvalidParameters("signer set must hold at least t distinct parties");
+    const OUT_OF_RANGE: Error = Error::InvalidParameters("signer ids out of range or self missing");
+
+    /// Every malformed signer set is refused with its own error: duplicates (even with `t`
+    /// distinct ids), too few, id 0, an id above `n`, and the signer itself missing; the
+    /// smallest and largest valid sets are accepted. Kills `||` → `&&` in both conditions of
+    /// `check_signers` (duplicates or out-of-range ids would otherwise reach the OT-state
+    /// check and give a different error, or be accepted) and its boundary mutants.
+    #[test]
+    fn check_signers_refuses_each_bad_set_exactly() {
+        let set = key_set(2, 3, 21);
+        let key = set.share(1).unwrap();
+        assert_eq!(check_signers(key, &[1, 2, 2]), Err(TOO_FEW));
+        assert_eq!(check_signers(key, &[1, 1]), Err(TOO_FEW));
+        assert_eq!(check_signers(key, &[1]), Err(TOO_FEW));
+        assert_eq!(check_signers(key, &[]), Err(TOO_FEW));
+        assert_eq!(check_signers(key, &[0, 1, 2]), Err(OUT_OF_RANGE));
+        assert_eq!(check_signers(key, &[1, 0]), Err(OUT_OF_RANGE));
+        assert_eq!(check_signers(key, &[1, 2, 4]), Err(OUT_OF_RANGE));
+        assert_eq!(check_signers(key, &[1, u16::MAX]), Err(OUT_OF_RANGE));
+        assert_eq!(check_signers(key, &[2, 3]), Err(OUT_OF_RANGE));
+        assert_eq!(check_signers(key, &[3, 1]), Ok(vec![1, 3]));
+        assert_eq!(check_signers(key, &[2, 1]), Ok(vec![1, 2]));
+        assert_eq!(check_signers(key, &[3, 2, 1]), Ok(vec![1, 2, 3]));
+        let mut key = key.clone();
+        key.discard_pair(3);
+        assert_eq!(
+            check_signers(&key, &[1, 3]),
+            Err(Error::OtStateDiscarded { peer: 3 })
+        );
+        assert_eq!(check_signers(&key, &[1, 2]), Ok(vec![1, 2]));
+    }
+
+    /// One honest presigning session of `signers` on `set`.
+    fn presign(set: &mut KeySet, signers: &[PartyId], seed: u64) -> Vec<PartyPresignature> {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut st1 = Vec::new();
+        let mut m1 = Vec::new();
+        for &p in signers {
+            let (s, m) = start(&accel, set.share(p).unwrap(), signers, &[7; 32], &mut rng).unwrap();
+            st1.push(s);
+            m1.extend(m);
+        }
+        let mut st2 = Vec::new();
+        let mut m2 = Vec::new();
+        for (s, &p) in st1.into_iter().zip(signers) {
+            let mine: Vec<_> = m1.iter().filter(|m| m.to == p).cloned().collect();
+            let (s2, m) = s
+                .round2(&accel, set.share_mut(p).unwrap(), &mine, &mut rng)
+                .unwrap();
+            st2.push(s2);
+            m2.extend(m);
+        }
+        st2.into_iter()
+            .zip(signers)
+            .map(|(s, &p)| {
+                let mine: Vec<_> = m2.iter().filter(|m| m.to == p).cloned().collect();
+                s.presign(&accel, set.share_mut(p).unwrap(), &mine).unwrap()
+            })
+            .collect()
+    }
+
+    /// `combine` accepts the honest shares and refuses: shares summing to `s = 0`, a zero
+    /// `u` (so `s = w·u⁻¹ = 0`), a nonce point of another session, the wrong public key, and
+    /// the identity as `R` (`r = 0`). Guards the `s = 0 ∨ r = 0` refusal and the final
+    /// verification.
+    #[test]
+    fn combine_refuses_degenerate_or_wrong_inputs() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut set = key_set(2, 2, 22);
+        let parts = presign(&mut set, &[1, 2], 23);
+        let pk = parts[0].public_key();
+        let big_r = parts[0].big_r();
+        let h = [0x5a; 32];
+        let msgs: Vec<Round3Msg> = parts.into_iter().map(|p| p.sign(&h)).collect();
+        assert!(combine(&accel, &pk, &big_r, &h, &msgs).is_ok());
+        let mut zero_s = msgs.clone();
+        zero_s[1].w = -zero_s[0].w;
+        assert_eq!(
+            combine(&accel, &pk, &big_r, &h, &zero_s),
+            Err(Error::InvalidSignature)
+        );
+        let mut zero_u = msgs.clone();
+        zero_u[1].u = -zero_u[0].u;
+        assert_eq!(
+            combine(&accel, &pk, &big_r, &h, &zero_u),
+            Err(Error::InvalidSignature)
+        );
+        let other = big_r + ProjectivePoint::GENERATOR;
+        assert_eq!(
+            combine(&accel, &pk, &other, &h, &msgs),
+            Err(Error::InvalidSignature)
+        );
+        let wrong_key = pk + ProjectivePoint::GENERATOR;
+        assert_eq!(
+            combine(&accel, &wrong_key, &big_r, &h, &msgs),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(
+            combine(&accel, &pk, &ProjectivePoint::IDENTITY, &h, &msgs),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(
+            combine(&accel, &pk, &big_r, &[0xa5; 32], &msgs),
+            Err(Error::InvalidSignature)
+        );
+    }
+
+    /// Every signing state's secrets are wiped, and dropping a state runs its wipe:
+    /// `SignRound1` (`r`, `φ`, salt), `SignRound2` (`r`, `φ`, `sk`, `c`) and
+    /// `PartyPresignature` (`φ`, `u`, `w`). Kills an emptied `wipe` or `Drop::drop`.
+    #[test]
+    fn signing_states_are_wiped_on_drop() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut set = key_set(2, 2, 24);
+        let mut rng = ChaCha20Rng::seed_from_u64(25);
+        let mut st = Vec::new();
+        let mut m1 = Vec::new();
+        for p in [1, 2] {
+            let (s, m) = start(&accel, set.share(p).unwrap(), &[1, 2], &[1; 32], &mut rng).unwrap();
+            st.push(s);
+            m1.extend(m);
+        }
+        let mut s1 = st.pop().unwrap();
+        assert!(s1.r != Scalar::ZERO && s1.phi != Scalar::ZERO && s1.salt != [0; 32]);
+        s1.wipe();
+        assert!(s1.r == Scalar::ZERO && s1.phi == Scalar::ZERO && s1.salt == [0; 32]);
+        let before = crate::tests::wipes("SignRound1");
+        drop(s1);
+        assert_eq!(crate::tests::wipes("SignRound1"), before + 1);
+
+        let s1 = st.pop().unwrap();
+        let mine: Vec<_> = m1.iter().filter(|m| m.to == 1).cloned().collect();
+        let (mut s2, _) = s1
+            .round2(&accel, set.share_mut(1).unwrap(), &mine, &mut rng)
+            .unwrap();
+        assert!(s2.r != Scalar::ZERO && s2.phi != Scalar::ZERO && s2.sk != Scalar::ZERO);
+        assert!(s2.c.iter().flatten().all(|c| *c != Scalar::ZERO));
+        s2.wipe();
+        assert!(s2.r == Scalar::ZERO && s2.phi == Scalar::ZERO && s2.sk == Scalar::ZERO);
+        assert!(s2.c.iter().flatten().all(|c| *c == Scalar::ZERO));
+        let before = crate::tests::wipes("SignRound2");
+        drop(s2);
+        assert_eq!(crate::tests::wipes("SignRound2"), before + 1);
+
+        let mut pre = presign(&mut set, &[1, 2], 26).into_iter().next().unwrap();
+        assert!(pre.phi != Scalar::ZERO && pre.u != Scalar::ZERO && pre.w != Scalar::ZERO);
+        pre.wipe();
+        assert!(pre.phi == Scalar::ZERO && pre.u == Scalar::ZERO && pre.w == Scalar::ZERO);
+        let before = crate::tests::wipes("PartyPresignature");
+        drop(pre);
+        assert_eq!(crate::tests::wipes("PartyPresignature"), before + 1);
+    }
 }

@@ -11,6 +11,22 @@ use crate::error::Error;
 use crate::keygen::{KeySet, KeyShare, PartyId};
 use crate::sign::{self, PartyPresignature, Round1Msg, Round2Msg};
 
+thread_local! {
+    /// Names of the types whose `wipe` ran on this thread (see [`note_wipe`]).
+    static WIPED: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Test-only probe called by every secret holder's `wipe` (which its `Drop` runs), so a test
+/// can check that dropping a value really wipes it.
+pub(crate) fn note_wipe(name: &'static str) {
+    WIPED.with(|w| w.borrow_mut().push(name));
+}
+
+/// How many times `wipe` of the type `name` ran on this thread so far.
+pub(crate) fn wipes(name: &str) -> usize {
+    WIPED.with(|w| w.borrow().iter().filter(|n| **n == name).count())
+}
+
 /// An RNG stuck on one output: every call returns the same bytes.
 pub(crate) struct Stuck;
 

@@ -1,0 +1,375 @@
+//! Assurance tests: each guards a check whose removal the functional tests would not notice
+//! (batch-verification verdicts and malformed lengths, signing-package decoding bounds,
+//! binding factors, and the DKG confirmation guard).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use backend_cpu::CpuBackend;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use threshold::dkg::{self, Confirmation, Round1Package, Round2Package, Round3Secret};
+use threshold::embedded::{self, SignJob};
+use threshold::round1::{SigningCommitments, commit_batch};
+use threshold::{
+    Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SigningPackage, Suite, TaprootTweak,
+    verify_bip340_batch, verify_ed25519_batch,
+};
+
+type Verify = fn(&dyn accel_api::Accelerator, &[(&[u8], &[u8], &[u8])]) -> Vec<bool>;
+
+fn key_set<S: Suite>(t: u16, n: u16, seed: u64) -> KeySet<S> {
+    embedded::dkg::<S>(
+        &CpuBackend::new(),
+        t,
+        n,
+        &mut ChaCha20Rng::seed_from_u64(seed),
+    )
+    .unwrap()
+}
+
+/// Eight valid `(key, message, signature)` triples of suite `S`.
+fn signed<S: Suite>(seed: u64) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let keys = key_set::<S>(2, 3, seed);
+    let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 32]).collect();
+    let jobs: Vec<_> = msgs
+        .iter()
+        .map(|m| SignJob {
+            key: &keys,
+            message: m,
+            taproot: TaprootTweak::None,
+        })
+        .collect();
+    let out = embedded::sign_batch(
+        &CpuBackend::new(),
+        &jobs,
+        &mut ChaCha20Rng::seed_from_u64(seed),
+    );
+    out.into_iter()
+        .zip(msgs)
+        .map(|(o, m)| {
+            let o = o.unwrap();
+            (o.verifying_key, m, o.signature)
+        })
+        .collect()
+}
+
+/// One forged signature among valid ones is reported false, and exactly it: every other
+/// verdict stays true, wherever the forgery sits. Malformed lengths (short or long key or
+/// signature, including a signature too short to hold `R`) are false, without panicking, and
+/// do not shift the other verdicts. Kills `||` → `&&` in the length guard of the batch
+/// verifiers (a bad length would reach the decoder and panic on slicing) and any mutant that
+/// misaligns or inverts verdicts.
+fn batch_verdicts_name_exactly_the_bad_item<S: Suite>(verify: Verify) {
+    let accel = CpuBackend::new();
+    let good = signed::<S>(40);
+    let view = |v: &[(Vec<u8>, Vec<u8>, Vec<u8>)]| -> Vec<bool> {
+        let items: Vec<(&[u8], &[u8], &[u8])> = v
+            .iter()
+            .map(|(k, m, s)| (k.as_slice(), m.as_slice(), s.as_slice()))
+            .collect();
+        verify(&accel, &items)
+    };
+    assert_eq!(view(&good), vec![true; good.len()]);
+    for bad in 0..good.len() {
+        let mut items = good.clone();
+        items[bad].2[40] ^= 1;
+        let expect: Vec<bool> = (0..good.len()).map(|i| i != bad).collect();
+        assert_eq!(view(&items), expect, "forged item {bad}");
+    }
+    let (k, m, s) = good[0].clone();
+    let malformed = [
+        (k[..31].to_vec(), s.clone()),
+        ([k.as_slice(), &[0]].concat(), s.clone()),
+        (k.clone(), s[..63].to_vec()),
+        (k.clone(), [s.as_slice(), &[0]].concat()),
+        (k.clone(), s[..10].to_vec()),
+        (k[..10].to_vec(), s[..10].to_vec()),
+        (Vec::new(), s.clone()),
+        (k.clone(), Vec::new()),
+    ];
+    for (i, (bk, bs)) in malformed.into_iter().enumerate() {
+        let mut items = good.clone();
+        items.insert(3, (bk, m.clone(), bs));
+        let mut expect = vec![true; items.len()];
+        expect[3] = false;
+        assert_eq!(view(&items), expect, "malformed item {i}");
+    }
+}
+
+#[test]
+fn batch_verdicts_name_exactly_the_bad_item_ed25519() {
+    batch_verdicts_name_exactly_the_bad_item::<Ed25519Suite>(verify_ed25519_batch);
+}
+
+#[test]
+fn batch_verdicts_name_exactly_the_bad_item_bip340() {
+    batch_verdicts_name_exactly_the_bad_item::<Bip340Suite>(verify_bip340_batch);
+}
+
+fn package<S: Suite>(keys: &KeySet<S>, taproot: TaprootTweak) -> SigningPackage<S> {
+    let signers: Vec<_> = keys.shares().iter().collect();
+    let committed = commit_batch::<S>(
+        &CpuBackend::new(),
+        &signers,
+        &mut ChaCha20Rng::seed_from_u64(9),
+    )
+    .unwrap();
+    let map: BTreeMap<Identifier, _> = signers
+        .iter()
+        .zip(&committed)
+        .map(|(s, (_, c))| (s.identifier(), *c))
+        .collect();
+    SigningPackage::<S>::new(map, b"assurance", taproot)
+}
+
+/// The Taproot tag of a signing package: tags 0, 1, 2 round-trip, any other tag is refused,
+/// and a script-root tag without its 32-byte root (any shorter input) is refused without
+/// panicking. Every truncation and every extension by one byte is refused. Kills the
+/// `b.len() >= 33` guard mutants (`>=` → `<`: slicing panics) and tag mutants.
+fn signing_package_tags_and_lengths<S: Suite>() {
+    let keys = key_set::<S>(2, 3, 41);
+    for taproot in [
+        TaprootTweak::None,
+        TaprootTweak::KeyPath,
+        TaprootTweak::ScriptRoot([3; 32]),
+    ] {
+        let pkg = package(&keys, taproot);
+        let b = pkg.to_bytes();
+        assert_eq!(SigningPackage::<S>::from_bytes(&b).unwrap(), pkg);
+        for cut in 0..b.len() {
+            assert!(
+                SigningPackage::<S>::from_bytes(&b[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(SigningPackage::<S>::from_bytes(&long).is_err());
+        for tag in 3..=255u8 {
+            let mut t = b.clone();
+            t[0] = tag;
+            assert_eq!(
+                SigningPackage::<S>::from_bytes(&t),
+                Err(Error::Malformed("signing package"))
+            );
+        }
+    }
+    for len in 0..33 {
+        let mut b = vec![0u8; len];
+        if let Some(first) = b.first_mut() {
+            *first = 2;
+        }
+        assert!(SigningPackage::<S>::from_bytes(&b).is_err(), "length {len}");
+    }
+}
+
+#[test]
+fn signing_package_tags_and_lengths_ed25519() {
+    signing_package_tags_and_lengths::<Ed25519Suite>();
+}
+
+#[test]
+fn signing_package_tags_and_lengths_bip340() {
+    signing_package_tags_and_lengths::<Bip340Suite>();
+}
+
+/// The largest signer count, `MAX_PARTIES` = 255, decodes; 256 is refused. Kills `>` → `>=`
+/// in the signer-count bound of `SigningPackage::from_bytes`. (Decoding does not check that
+/// commitments belong to real signers, so one valid commitment serves for every id.)
+fn signing_package_of_max_parties_decodes<S: Suite>() {
+    let pkg = package(&key_set::<S>(2, 2, 44), TaprootTweak::None);
+    let c = pkg.commitments().next().unwrap().to_bytes();
+    let encode = |n: u16| {
+        let mut b = vec![0u8, 0, 0, 0, 0];
+        b.extend_from_slice(&n.to_be_bytes());
+        for id in 1..=n {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&c);
+        }
+        b
+    };
+    let max = SigningPackage::<S>::from_bytes(&encode(255)).unwrap();
+    assert_eq!(max.signers().len(), 255);
+    assert_eq!(
+        SigningPackage::<S>::from_bytes(&encode(256)),
+        Err(Error::Malformed("signing package signer count"))
+    );
+}
+
+#[test]
+fn signing_package_of_max_parties_decodes_ed25519() {
+    signing_package_of_max_parties_decodes::<Ed25519Suite>();
+}
+
+#[test]
+fn signing_package_of_max_parties_decodes_bip340() {
+    signing_package_of_max_parties_decodes::<Bip340Suite>();
+}
+
+/// A signer's already-held commitment replaces a package entry only when both its hiding and
+/// its binding encodings match: a held commitment that shares only one of the two points
+/// with an entry is not substituted, so the decoded package equals the fully checked one.
+/// Kills `&&` → `||` and `==` → `!=` in the match of `SigningPackage::from_bytes_known`
+/// (a wrong substitution would make the signer sign under commitments nobody sent).
+fn known_commitment_is_used_only_on_an_exact_match<S: Suite>() {
+    let pkg = package(&key_set::<S>(2, 3, 45), TaprootTweak::None);
+    let b = pkg.to_bytes();
+    let cs: Vec<_> = pkg.commitments().copied().collect();
+    let mixed = SigningCommitments::<S>::from_bytes(
+        &[cs[0].hiding_bytes(), cs[1].binding_bytes()].concat(),
+    )
+    .unwrap();
+    let checked = SigningPackage::<S>::from_bytes(&b).unwrap();
+    assert_eq!(
+        SigningPackage::<S>::from_bytes_known(&b, &[mixed]).unwrap(),
+        checked
+    );
+    assert_eq!(
+        SigningPackage::<S>::from_bytes_known(&b, &[cs[1]]).unwrap(),
+        checked
+    );
+}
+
+#[test]
+fn known_commitment_is_used_only_on_an_exact_match_ed25519() {
+    known_commitment_is_used_only_on_an_exact_match::<Ed25519Suite>();
+}
+
+#[test]
+fn known_commitment_is_used_only_on_an_exact_match_bip340() {
+    known_commitment_is_used_only_on_an_exact_match::<Bip340Suite>();
+}
+
+/// Binding factors: one per signer, in signer order, pairwise distinct and bound to the
+/// message. Kills `binding_factors` returning an empty list (the RFC 9591 vector test zips
+/// over its output and passes on an empty one).
+fn binding_factors_are_one_per_signer_and_distinct<S: Suite>() {
+    let accel = CpuBackend::new();
+    let keys = key_set::<S>(3, 4, 42);
+    let pkg = package(&keys, TaprootTweak::None);
+    let group_key = keys.shares()[0].group_key();
+    let rhos = pkg.binding_factors(&accel, group_key).unwrap();
+    assert_eq!(
+        rhos.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        pkg.signers()
+    );
+    for (i, (_, a)) in rhos.iter().enumerate() {
+        for (_, b) in &rhos[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    let commitments: BTreeMap<Identifier, _> = pkg
+        .signers()
+        .into_iter()
+        .zip(pkg.commitments().copied())
+        .collect();
+    let other = SigningPackage::<S>::new(commitments, b"another message", TaprootTweak::None);
+    let rhos2 = other.binding_factors(&accel, group_key).unwrap();
+    assert_eq!(rhos2.len(), rhos.len());
+    for ((_, a), (_, b)) in rhos.iter().zip(&rhos2) {
+        assert_ne!(a, b, "binding factor ignores the message");
+    }
+}
+
+#[test]
+fn binding_factors_are_one_per_signer_and_distinct_ed25519() {
+    binding_factors_are_one_per_signer_and_distinct::<Ed25519Suite>();
+}
+
+#[test]
+fn binding_factors_are_one_per_signer_and_distinct_bip340() {
+    binding_factors_are_one_per_signer_and_distinct::<Bip340Suite>();
+}
+
+/// Runs an honest DKG among `n` parties through round 3.
+fn dkg_round3<S: Suite>(t: u16, n: u16) -> Vec<(Round3Secret<S>, Confirmation)> {
+    let accel = CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let ids: Vec<Identifier> = (1..=n).map(|i| Identifier::new(i).unwrap()).collect();
+    let params: Vec<_> = ids.iter().map(|i| (*i, t, n, [0x6e; 32])).collect();
+    let r1 = dkg::part1_batch::<S>(&accel, &params, &mut rng).unwrap();
+    let packages: BTreeMap<Identifier, Round1Package<S>> = ids
+        .iter()
+        .zip(&r1)
+        .map(|(i, (_, p))| (*i, p.clone()))
+        .collect();
+    let items: Vec<_> = ids
+        .iter()
+        .zip(r1)
+        .map(|(id, (s, _))| {
+            let others = packages
+                .iter()
+                .filter(|(i, _)| *i != id)
+                .map(|(i, p)| (*i, p.clone()))
+                .collect();
+            (s, others)
+        })
+        .collect();
+    let mut inbox: BTreeMap<Identifier, BTreeMap<Identifier, Round2Package<S>>> = BTreeMap::new();
+    let mut states = Vec::new();
+    for (id, x) in ids.iter().zip(dkg::part2_batch::<S>(&accel, items)) {
+        let (state, out) = x.unwrap();
+        for (to, pkg) in out {
+            inbox.entry(to).or_default().insert(*id, pkg);
+        }
+        states.push(state);
+    }
+    let items: Vec<_> = ids
+        .iter()
+        .zip(states)
+        .map(|(id, s)| (s, inbox.remove(id).unwrap()))
+        .collect();
+    dkg::part3_batch::<S>(&accel, items)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The DKG confirmation guard names exactly the peers whose confirmation is missing or
+/// differs, ignores the party's own entry (absent or not), and accepts a full honest set.
+/// Kills the mutants of `dkg::finish`'s culprit filter and of its `!bad.is_empty()` guard.
+fn dkg_finish_names_exactly_the_missing_or_differing_peers<S: Suite>() {
+    let r3 = dkg_round3::<S>(2, 4);
+    let id = |i: u16| Identifier::new(i).unwrap();
+    let all: BTreeMap<Identifier, Confirmation> =
+        (1..=4).zip(&r3).map(|(i, (_, c))| (id(i), *c)).collect();
+    let mut it = r3.into_iter();
+    // Party 1: its own confirmation absent.
+    let (s1, _) = it.next().unwrap();
+    let mut m = all.clone();
+    m.remove(&id(1));
+    let (k1, p1) = dkg::finish(s1, &m).unwrap();
+    // Party 2: party 3's confirmation missing, party 4's different.
+    let (s2, _) = it.next().unwrap();
+    let mut m = all.clone();
+    m.remove(&id(3));
+    m.insert(id(4), Confirmation([9; 32]));
+    assert_eq!(
+        dkg::finish(s2, &m).unwrap_err(),
+        Error::Culprits(vec![3, 4])
+    );
+    // Party 3: its own entry wrong, everyone else's right.
+    let (s3, _) = it.next().unwrap();
+    let mut m = all.clone();
+    m.insert(id(3), Confirmation([1; 32]));
+    let (_, p3) = dkg::finish(s3, &m).unwrap();
+    assert_eq!(p1, p3);
+    // Party 4: nothing received names all three peers.
+    let (s4, _) = it.next().unwrap();
+    assert_eq!(
+        dkg::finish(s4, &BTreeMap::new()).unwrap_err(),
+        Error::Culprits(vec![1, 2, 3])
+    );
+    assert_eq!(k1.group_key(), p1.group_key());
+}
+
+#[test]
+fn dkg_finish_names_exactly_the_missing_or_differing_peers_ed25519() {
+    dkg_finish_names_exactly_the_missing_or_differing_peers::<Ed25519Suite>();
+}
+
+#[test]
+fn dkg_finish_names_exactly_the_missing_or_differing_peers_bip340() {
+    dkg_finish_names_exactly_the_missing_or_differing_peers::<Bip340Suite>();
+}
