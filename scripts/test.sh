@@ -30,3 +30,10 @@ echo "test.sh: cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test.sh: cargo test" >&2
 cargo test --workspace --locked
+
+# --- Fuzzing smoke run (docs/fuzzing.md) -------------------------------------------------
+# Builds the cargo-fuzz targets of fuzz/ (its own workspace, not built above) and runs each for
+# TESSERA_FUZZ_SECONDS seconds (default 15); a crash, panic, hang or OOM fails the suite and
+# leaves its reproducer in fuzz/artifacts/<target>/. Installs g++ and cargo-fuzz when missing.
+echo "test.sh: fuzz smoke run (fuzz/smoke.sh, ${TESSERA_FUZZ_SECONDS:-15}s per target)" >&2
+bash fuzz/smoke.sh
