@@ -214,3 +214,47 @@ async fn imported_keys_keep_their_ethereum_address_and_sign() {
     }
     assert_eq!(n, 2);
 }
+
+/// `tessera import` reads the secret key from a file (never from the command line) and
+/// prints the key; a file that is not hex is refused naming `--secret-file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_a_secret_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let line = include_str!("vectors/ethereum/addresses.txt")
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap();
+    let (sk, address) = line.trim().split_once(' ').unwrap();
+    let file = dir.path().join("secret.hex");
+    std::fs::write(&file, format!("{sk}\n")).unwrap();
+    let f = file.display().to_string();
+    let args = |file: &str| {
+        vec![
+            "import".to_owned(),
+            "--server".to_owned(),
+            server.url.clone(),
+            "--scheme".to_owned(),
+            "ecdsa".to_owned(),
+            "--threshold".to_owned(),
+            "2".to_owned(),
+            "--parties".to_owned(),
+            "3".to_owned(),
+            "--secret-file".to_owned(),
+            file.to_owned(),
+        ]
+    };
+    let a = args(&f);
+    let (ok, out, err) =
+        test_support::run_cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ethereum_address"], address.trim());
+    assert_eq!(v["scheme"], "ecdsa_secp256k1");
+    let bad = dir.path().join("bad.hex");
+    std::fs::write(&bad, "not hex").unwrap();
+    let a = args(&bad.display().to_string());
+    let (ok, _, err) =
+        test_support::run_cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(!ok && err.contains("--secret-file"), "{err}");
+}

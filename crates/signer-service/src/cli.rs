@@ -34,16 +34,66 @@ pub async fn keygen(
         .await
         .map_err(client::ClientError::from)?
         .into_inner();
-    Ok(serde_json::json!({
+    Ok(key_json(&k, scheme))
+}
+
+/// The JSON `keygen` and `import` print for a key.
+fn key_json(k: &api_proto::KeyInfo, scheme: Scheme) -> String {
+    serde_json::json!({
         "key_id": k.key_id,
         "scheme": scheme.as_str(),
         "threshold": k.threshold,
         "parties": k.parties,
         "public_key": hex::encode(&k.public_key),
-        "ethereum_address": (!k.ethereum_address.is_empty()).then_some(k.ethereum_address),
+        "ethereum_address": (!k.ethereum_address.is_empty()).then_some(&k.ethereum_address),
         "label": k.label,
     })
-    .to_string())
+    .to_string()
+}
+
+/// `tessera import`: splits an existing secret key into a threshold key; the secret is read
+/// from `secret_file` (64 hex digits; never from the command line, which other local users
+/// can see) and the file's copy in memory is wiped. Prints the key as JSON.
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    server: &str,
+    scheme: Scheme,
+    threshold: u32,
+    parties: u32,
+    secret_file: &std::path::Path,
+    label: String,
+    idempotency_key: String,
+    tls: &client::Tls,
+) -> Result<String, Error> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(secret_file).map_err(|e| {
+        Error::usage(
+            "--secret-file",
+            format!("cannot read {}: {e}", secret_file.display()),
+        )
+    })?);
+    let secret = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
+        Error::usage(
+            "--secret-file",
+            format!(
+                "{} must hold the secret key as hex (64 digits)",
+                secret_file.display()
+            ),
+        )
+    })?);
+    let mut c = client::connect_with(server, tls).await?;
+    let k = c
+        .import_key(api_proto::ImportKeyRequest {
+            scheme: api_grpc::scheme_to_proto(scheme) as i32,
+            secret_key: secret.to_vec(),
+            threshold,
+            parties,
+            label,
+            idempotency_key,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    Ok(key_json(&k, scheme))
 }
 
 /// `tessera sign`: prints signature and verifying key as JSON.

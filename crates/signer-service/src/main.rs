@@ -89,6 +89,11 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Create a key with the distributed key generation; prints the key as JSON.
     Keygen(KeygenArgs),
+    /// Split an existing secret key (an Ed25519 seed, a BIP340 or an ECDSA secp256k1 secret
+    /// key, 32 bytes as 64 hex digits in --secret-file) into a threshold key (trusted dealer:
+    /// the server that receives it holds the secret while it splits it); prints the key as
+    /// JSON. Needs an admin identity when authentication is on
+    Import(ImportArgs),
     /// Sign one message; prints signature and verifying key as JSON.
     Sign(SignArgs),
     /// Verify a signature; prints {"valid": true|false} and exits 1 when invalid.
@@ -107,9 +112,9 @@ enum Command {
     Apikey(ApikeyArgs),
     /// Key-encryption key operations on a stopped server's data directory.
     Kek(KekArgs),
-    /// Check a stopped server's audit log: re-computes the keyed hash chain of every event and
-    /// names the first one edited, reordered or removed. Needs the server's KEK (TESSERA_KEK,
-    /// --kek-file, or DATA_DIR/kek).
+    /// A stopped server's audit log: verify its keyed hash chain (naming the first event
+    /// edited, reordered or removed), export it to a file and prune what was exported, or
+    /// verify an export. Needs the server's KEK (TESSERA_KEK, --kek-file, or DATA_DIR/kek).
     Audit(AuditArgs),
     /// Measure the accelerator backends on this host: per backend, op and batch size (1, 4,
     /// 16, … up to --max-batch) the per-item cost and throughput, the GPU adapter's name and
@@ -455,6 +460,32 @@ struct KeygenArgs {
 }
 
 #[derive(Args, Debug)]
+struct ImportArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Scheme: ed25519, bip340 (alias taproot) or ecdsa
+    #[arg(long, value_parser = parse_scheme)]
+    scheme: Scheme,
+    /// Signing threshold t
+    #[arg(long)]
+    threshold: u32,
+    /// Number of parties n
+    #[arg(long)]
+    parties: u32,
+    /// File holding the secret key as hex (read here, never passed on the command line)
+    #[arg(long, value_name = "FILE")]
+    secret_file: PathBuf,
+    /// Free-form label
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Idempotency key: a retry with the same key and secret returns the key imported the
+    /// first time
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
+}
+
+#[derive(Args, Debug)]
 struct SignArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -580,6 +611,19 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
                 a.scheme,
                 a.threshold,
                 a.parties,
+                a.label,
+                a.idempotency_key,
+                &tls,
+            )
+            .await?,
+        )),
+        Command::Import(a) => Ok(Some(
+            cli::import(
+                &a.server,
+                a.scheme,
+                a.threshold,
+                a.parties,
+                &a.secret_file,
                 a.label,
                 a.idempotency_key,
                 &tls,
