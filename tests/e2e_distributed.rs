@@ -528,33 +528,45 @@ async fn a_partitioned_party_is_left_out_and_rejoins() {
     cl.start_all();
     let mut c1 = client(cl.node(1)).await;
     let c3 = client(cl.node(3)).await;
-    let k = create(&mut c1, Scheme::Ed25519).await;
-    let sign = |c: &SignerServiceClient<Channel>, i: usize| sign_one(c, &k, i);
-    sign(&c3, 0).await.unwrap();
+    let keys = [
+        create(&mut c1, Scheme::Ed25519).await,
+        create(&mut c1, Scheme::EcdsaSecp256k1).await,
+    ];
+    for k in &keys {
+        sign_one(&c3, k, 0).await.unwrap();
+    }
     for (_, _, p) in &proxies {
         p.cut();
     }
-    // The majority side keeps signing; the cut-off node cannot.
-    for i in 0..20 {
-        sign(&c1, 10 + i).await.unwrap();
-    }
-    for i in 0..10 {
-        assert_eq!(code_of(sign(&c3, 100 + i).await), tonic::Code::Unavailable);
+    // The majority side keeps signing with both keys; the cut-off node cannot.
+    for k in &keys {
+        for i in 0..20 {
+            sign_one(&c1, k, 10 + i).await.unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(
+                code_of(sign_one(&c3, k, 100 + i).await),
+                tonic::Code::Unavailable
+            );
+        }
     }
     for (_, _, p) in &proxies {
         p.heal();
     }
     let healed = Instant::now();
-    let mut i = 1000;
-    while sign(&c3, i).await.is_err() {
-        assert!(
-            healed.elapsed() < Duration::from_secs(5),
-            "node 3 did not rejoin within 5 s"
-        );
-        i += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for k in &keys {
+        let mut i = 1000;
+        while sign_one(&c3, k, i).await.is_err() {
+            assert!(
+                healed.elapsed() < Duration::from_secs(5),
+                "node 3 did not rejoin within 5 s ({:?})",
+                k.scheme
+            );
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        sign_one(&c1, k, 5000).await.unwrap();
     }
-    sign(&c1, 5000).await.unwrap();
     assert_no_nonce_reused(dir.path(), 3);
 }
 
