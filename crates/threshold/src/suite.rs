@@ -193,8 +193,12 @@ impl Suite for Ed25519Sha512 {
     fn point_from_bytes(b: &[u8]) -> Option<EdwardsPoint> {
         let c = CompressedEdwardsY::from_slice(b).ok()?;
         let p = c.decompress()?;
-        // Canonical encoding only, not the identity, prime-order subgroup only.
-        if p.compress() != c || Ed25519::is_identity(&p) || !p.is_torsion_free() {
+        // Not the identity, prime-order subgroup only. That also leaves only canonical
+        // encodings, without re-compressing (a field inversion): a non-canonical encoding has
+        // y ≥ p, i.e. y − p < 19, or x = 0 with the sign bit set (y = ±1), and every such
+        // point is the identity or has a torsion component (checked exhaustively by
+        // `every_non_canonical_ed25519_encoding_is_refused`).
+        if Ed25519::is_identity(&p) || !p.is_torsion_free() {
             return None;
         }
         Some(p)

@@ -373,3 +373,43 @@ fn dkg_finish_names_exactly_the_missing_or_differing_peers_ed25519() {
 fn dkg_finish_names_exactly_the_missing_or_differing_peers_bip340() {
     dkg_finish_names_exactly_the_missing_or_differing_peers::<Bip340Suite>();
 }
+
+/// Every non-canonical Ed25519 point encoding is refused by the suite's point decoding: the
+/// 19 values y = p + k (k < 19, which is every y ≥ p below 2^255) and y = ±1 with the sign
+/// bit set, each with either sign bit. (Decoding refuses them through its identity and
+/// subgroup checks, without re-compressing the point.) The canonical encoding of a
+/// prime-order point still decodes.
+#[test]
+fn every_non_canonical_ed25519_encoding_is_refused() {
+    // p = 2^255 − 19, little-endian.
+    let mut p_bytes = [0xffu8; 32];
+    p_bytes[0] = 0xed;
+    p_bytes[31] = 0x7f;
+    let mut refused = 0;
+    for k in 0u8..19 {
+        for sign in [0u8, 0x80] {
+            let mut b = p_bytes;
+            b[0] = 0xed + k;
+            b[31] |= sign;
+            assert!(
+                Ed25519Suite::point_from_bytes(&b).is_none(),
+                "y = p + {k}, sign {sign:#x}"
+            );
+            refused += 1;
+        }
+    }
+    // x = 0 with the sign bit set: y = 1 and y = p − 1.
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    one[31] = 0x80;
+    let mut minus_one = p_bytes;
+    minus_one[0] = 0xec;
+    minus_one[31] |= 0x80;
+    for b in [one, minus_one] {
+        assert!(Ed25519Suite::point_from_bytes(&b).is_none());
+        refused += 1;
+    }
+    assert_eq!(refused, 40);
+    let keys = key_set::<Ed25519Suite>(2, 3, 40);
+    assert!(Ed25519Suite::point_from_bytes(&keys.public_key()).is_some());
+}
