@@ -534,46 +534,40 @@ impl Party {
         step: u8,
         deliveries: Vec<(PartyId, Vec<u8>)>,
     ) -> Result<(), Error> {
-        let calls = deliveries.into_iter().map(|(to, share)| {
+        let requests = deliveries
+            .into_iter()
+            .map(|(to, share)| {
+                let r = PeerRequest::DkgDeliver {
+                    session,
+                    step,
+                    share,
+                };
+                (to, r)
+            })
+            .collect();
+        self.send_all(requests, "a share delivery").await
+    }
+
+    /// Sends each request to its party at once, directly over the peer link, and waits until
+    /// every one is acknowledged (`Done`); the first failure names its party.
+    pub(crate) async fn send_all(
+        &self,
+        requests: Vec<(PartyId, PeerRequest)>,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let calls = requests.into_iter().map(|(to, request)| {
             let link = Arc::clone(&self.link);
             let deadline = self.deadline;
-            async move {
-                let r = link
-                    .call(
-                        to,
-                        PeerRequest::DkgDeliver {
-                            session,
-                            step,
-                            share,
-                        },
-                        deadline,
-                    )
-                    .await;
-                (to, r)
-            }
+            async move { (to, link.call(to, request, deadline).await) }
         });
         for (to, r) in join_all(calls).await? {
-            match r {
-                Ok(PeerReply::Done) => {}
-                Ok(PeerReply::Failed(f)) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: f.message,
-                    });
-                }
-                Ok(_) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: "unexpected reply to a share delivery".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: e.to_string(),
-                    });
-                }
-            }
+            let problem = match r {
+                Ok(PeerReply::Done) => continue,
+                Ok(PeerReply::Failed(f)) => f.message,
+                Ok(_) => format!("unexpected reply to {what}"),
+                Err(e) => e.to_string(),
+            };
+            return Err(Error::Peer { peer: to, problem });
         }
         Ok(())
     }

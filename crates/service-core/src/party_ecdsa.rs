@@ -281,40 +281,18 @@ impl Party {
         round: u8,
         per_peer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>>,
     ) -> Result<(), Error> {
-        let calls = per_peer.into_iter().map(|(to, items)| {
-            let link = Arc::clone(&self.link);
-            let deadline = self.deadline;
-            let request = PeerRequest::PresignDeliver {
-                key_id: key_id.to_owned(),
-                round,
-                items,
-            };
-            async move { (to, link.call(to, request, deadline).await) }
-        });
-        for (to, r) in join_all(calls).await? {
-            match r {
-                Ok(PeerReply::Done) => {}
-                Ok(PeerReply::Failed(f)) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: f.message,
-                    });
-                }
-                Ok(_) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: "unexpected reply to a presigning delivery".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::Peer {
-                        peer: to,
-                        problem: e.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
+        let requests = per_peer
+            .into_iter()
+            .map(|(to, items)| {
+                let r = PeerRequest::PresignDeliver {
+                    key_id: key_id.to_owned(),
+                    round,
+                    items,
+                };
+                (to, r)
+            })
+            .collect();
+        self.send_all(requests, "a presigning delivery").await
     }
 
     /// Keeps the presigning messages another signer delivered until their round runs.
@@ -402,37 +380,18 @@ impl Party {
         key_id: String,
         sessions: Vec<SessionId>,
     ) -> Result<PeerReply, Error> {
-        let key = self.load(&key_id).await?;
-        let held_key = Arc::clone(&key);
-        let (states, inputs) = self.take_round(&key_id, &sessions, 1)?;
-        let r = self
-            .blocking("presigning round 2", move |accel| {
-                let LoadedKey::EcdsaParty(k) = key.as_ref() else {
-                    return Err(not_distributed_ecdsa());
+        let done = self
+            .presign_round(&key_id, &sessions, 1, |accel, share, st, msgs| {
+                let Stage::Round1(st) = st else {
+                    return Err(Error::Internal("presigning round 2 out of order"));
                 };
-                let mut share = k.share();
-                let mut out = Vec::with_capacity(states.len());
-                for (st, msgs) in states.into_iter().zip(inputs) {
-                    let Stage::Round1(st) = st else {
-                        return Err(Error::Internal("presigning round 2 out of order"));
-                    };
-                    let decoded = msgs
-                        .iter()
-                        .map(|(p, b)| Round1Msg::from_bytes(b, *p))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    out.push(st.round2(accel, &mut share, &decoded, &mut OsRng)?);
-                }
-                Ok(out)
+                let decoded = msgs
+                    .iter()
+                    .map(|(p, b)| Round1Msg::from_bytes(b, *p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(st.round2(accel, share, &decoded, &mut OsRng)?)
             })
-            .await;
-        let done = match r {
-            Ok(v) => v,
-            Err(e) => {
-                self.abort(&sessions);
-                self.after_failed_check(&key_id, &held_key, &e).await;
-                return Err(e);
-            }
-        };
+            .await?;
         let mut per_peer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = BTreeMap::new();
         {
             let mut held = lock(&self.presigns);
@@ -459,37 +418,18 @@ impl Party {
         key_id: String,
         sessions: Vec<SessionId>,
     ) -> Result<PeerReply, Error> {
-        let key = self.load(&key_id).await?;
-        let held_key = Arc::clone(&key);
-        let (states, inputs) = self.take_round(&key_id, &sessions, 2)?;
-        let r = self
-            .blocking("presigning round 3", move |accel| {
-                let LoadedKey::EcdsaParty(k) = key.as_ref() else {
-                    return Err(not_distributed_ecdsa());
+        let done = self
+            .presign_round(&key_id, &sessions, 2, |accel, share, st, msgs| {
+                let Stage::Round2(st) = st else {
+                    return Err(Error::Internal("presigning round 3 out of order"));
                 };
-                let mut share = k.share();
-                let mut out = Vec::with_capacity(states.len());
-                for (st, msgs) in states.into_iter().zip(inputs) {
-                    let Stage::Round2(st) = st else {
-                        return Err(Error::Internal("presigning round 3 out of order"));
-                    };
-                    let decoded = msgs
-                        .iter()
-                        .map(|(p, b)| Round2Msg::from_bytes(b, *p))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    out.push(st.presign(accel, &mut share, &decoded)?);
-                }
-                Ok(out)
+                let decoded = msgs
+                    .iter()
+                    .map(|(p, b)| Round2Msg::from_bytes(b, *p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(st.presign(accel, share, &decoded)?)
             })
-            .await;
-        let done = match r {
-            Ok(v) => v,
-            Err(e) => {
-                self.abort(&sessions);
-                self.after_failed_check(&key_id, &held_key, &e).await;
-                return Err(e);
-            }
-        };
+            .await?;
         let mut points = Vec::with_capacity(done.len());
         let mut held = lock(&self.presigns);
         for (s, pre) in sessions.iter().zip(done) {
@@ -499,6 +439,46 @@ impl Party {
             }
         }
         Ok(PeerReply::Presigned(points))
+    }
+
+    /// Runs `step` on every session's state of `round` with the messages delivered for it,
+    /// holding the share (a failed check may discard a pair's OT state in it). On failure
+    /// the sessions are aborted and a discarded pair is handled (stored, refreshed).
+    async fn presign_round<T: Send + 'static>(
+        self: &Arc<Self>,
+        key_id: &str,
+        sessions: &[SessionId],
+        round: u8,
+        step: impl Fn(
+            &dyn accel_api::Accelerator,
+            &mut dkls23::KeyShare,
+            Stage,
+            &[(PartyId, Vec<u8>)],
+        ) -> Result<T, Error>
+        + Send
+        + 'static,
+    ) -> Result<Vec<T>, Error> {
+        let key = self.load(key_id).await?;
+        let held_key = Arc::clone(&key);
+        let (states, inputs) = self.take_round(key_id, sessions, round)?;
+        let r = self
+            .blocking("presigning round", move |accel| {
+                let LoadedKey::EcdsaParty(k) = key.as_ref() else {
+                    return Err(not_distributed_ecdsa());
+                };
+                let mut share = k.share();
+                states
+                    .into_iter()
+                    .zip(inputs)
+                    .map(|(st, msgs)| step(accel, &mut share, st, &msgs))
+                    .collect()
+            })
+            .await;
+        if let Err(e) = &r {
+            self.abort(sessions);
+            self.after_failed_check(key_id, &held_key, e).await;
+        }
+        r
     }
 
     /// The online round: this party's signature share per item, each consuming its
