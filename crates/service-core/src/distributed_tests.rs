@@ -117,11 +117,12 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
     (apps, net)
 }
 
-async fn ed25519_key(app: &App) -> String {
+/// A 2-of-3 key of `scheme` made through `app`.
+async fn new_key(app: &App, scheme: Scheme) -> crate::KeyView {
     app.create_key(
         &Caller::operator(),
         CreateKey {
-            scheme: Scheme::Ed25519,
+            scheme,
             threshold: 2,
             parties: 3,
             label: "in process".into(),
@@ -132,7 +133,10 @@ async fn ed25519_key(app: &App) -> String {
     .map_err(|f| f.error)
     .unwrap()
     .value
-    .key_id
+}
+
+async fn ed25519_key(app: &App) -> String {
+    new_key(app, Scheme::Ed25519).await.key_id
 }
 
 fn sign(key_id: &str, message: &[u8]) -> SignRequest {
@@ -246,21 +250,7 @@ async fn without_a_quorum_signing_fails_unavailable_and_recovers() {
 async fn a_threshold_ecdsa_key_made_across_nodes_signs_through_each_node() {
     use k256::ecdsa::signature::hazmat::PrehashVerifier;
     let (apps, net) = cluster();
-    let key = apps[0]
-        .create_key(
-            &Caller::operator(),
-            CreateKey {
-                scheme: Scheme::EcdsaSecp256k1,
-                threshold: 2,
-                parties: 3,
-                label: "in process".into(),
-                idempotency_key: String::new(),
-            },
-        )
-        .await
-        .map_err(|f| f.error)
-        .unwrap()
-        .value;
+    let key = new_key(&apps[0], Scheme::EcdsaSecp256k1).await;
     let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key).unwrap();
     for (k, app) in apps.iter().enumerate() {
         for i in 0..3u8 {
@@ -336,21 +326,7 @@ fn corrupt_round1_from_2_to_1(from: u16, to: u16, r: &mut PeerRequest) {
 async fn a_failed_ot_check_discards_the_pair_durably_and_a_fresh_base_ot_restores_it() {
     use k256::ecdsa::signature::hazmat::PrehashVerifier;
     let (apps, net) = cluster();
-    let key = apps[0]
-        .create_key(
-            &Caller::operator(),
-            CreateKey {
-                scheme: Scheme::EcdsaSecp256k1,
-                threshold: 2,
-                parties: 3,
-                label: "refresh".into(),
-                idempotency_key: String::new(),
-            },
-        )
-        .await
-        .map_err(|f| f.error)
-        .unwrap()
-        .value;
+    let key = new_key(&apps[0], Scheme::EcdsaSecp256k1).await;
     let (_, before_1) = stored_share(&net, 1, &key.key_id);
     let (_, before_2) = stored_share(&net, 2, &key.key_id);
     assert!(before_1.pair_ready(2));
