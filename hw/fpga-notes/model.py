@@ -11,6 +11,7 @@ Prints Markdown tables (the README's numbers come from `python3 hw/fpga-notes/mo
      batch size from which it beats backend-simd and backend-cpu as measured on this machine.
 Every input that is an assumption rather than a measurement is marked ASSUMED below.
 """
+import json
 import math
 import os
 import re
@@ -61,20 +62,35 @@ def adds_per_term(m):
 
 
 # ------------------------------------------------------------------ measured here (simd / cpu)
-# Fixed + per-item fits measured this session on this machine (2 vCPU Xeon, AVX-512 IFMA),
-# `tessera bench-accel` calibration; times in microseconds. cpu is single-thread per item.
-SIMD = {
-    ("secp256k1", "mul_base"): (29.4, 2.44),
-    ("secp256k1", "lincomb_vartime"): (95.8, 6.04),
-    ("ed25519", "mul_base"): (25.2, 6.07),
-    ("ed25519", "lincomb_vartime"): (22.5, 7.88),
-}
-CPU = {
-    ("secp256k1", "mul_base"): (0.0, 21.6),
-    ("ed25519", "mul_base"): (0.0, 12.1),
-    ("secp256k1", "lincomb_vartime"): (0.0, 57.6),
-    ("ed25519", "lincomb_vartime"): (0.0, 17.7),
-}
+# Fixed + per-item fits of backend-simd and backend-cpu on this machine, read from the file that
+# `tessera bench-accel --backends cpu,simd --save hw/fpga-notes/bench-accel.json` writes (times
+# there in ns; here in µs; per item = per term for lincomb_vartime). backend-cpu is measured
+# there on all cores (rayon), as `bench-accel` runs it.
+BENCH_ACCEL = os.path.join(HERE, "bench-accel.json")
+OPS = [("secp256k1", "mul_base"), ("secp256k1", "lincomb_vartime"),
+       ("ed25519", "mul_base"), ("ed25519", "lincomb_vartime")]
+
+
+def load_measured(path=BENCH_ACCEL):
+    """{backend: {(curve, op): (fixed_us, per_item_us)}} and {backend: device} from the file."""
+    with open(path) as fh:
+        doc = json.load(fh)
+    fits, devices = {}, {}
+    for m in doc["models"]:
+        fits[m["backend"]] = {(c["curve"], c["op"]): (c["fixed_ns"] / 1e3, c["per_item_ns"] / 1e3)
+                              for c in m["costs"]}
+        devices[m["backend"]] = m["device"]
+    for backend in ("simd", "cpu"):
+        missing = [k for k in OPS if k not in fits.get(backend, {})]
+        if missing:
+            raise ValueError("%s has no %s fit for %s: re-run tessera bench-accel --backends "
+                             "cpu,simd --save %s" % (path, backend, missing, path))
+    return fits, devices
+
+
+MEASURED, MEASURED_DEVICES = load_measured()
+SIMD = {k: MEASURED["simd"][k] for k in OPS}
+CPU = {k: MEASURED["cpu"][k] for k in OPS}
 
 # ------------------------------------------------------------------ host link
 LINK_FIXED_US = 30.0   # ASSUMED: one XRT call (kernel start, two buffer syncs, completion wait)
@@ -201,7 +217,7 @@ def throughput_table(fmaxes=(200e6, 250e6, 300e6), res=None):
 
 def crossover_table(res=None):
     rows = ["| device | curve | op | card fixed (µs) | card per item (µs) | simd fixed + per item (µs) "
-            "| beats simd from n = | beats cpu (1 thread) from n = | beats simd if link fixed = 200 µs "
+            "| beats simd from n = | beats cpu (all cores) from n = | beats simd if link fixed = 200 µs "
             "| card per item without host codec (µs) | beats simd from n, no host codec |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for dev in DEVICES:
@@ -240,7 +256,10 @@ def model_report(res):
         "**Throughput per device** (per card, all instances of one curve's adder):\n\n"
         + throughput_table(res=res),
         "**Card cost in our `fixed + per item` form and crossover batch sizes** (%.0f MHz; per "
-        "item = per term for lincomb; card = link + host codec + schedule):\n\n" % (FMAX_HZ / 1e6)
+        "item = per term for lincomb; card = link + host codec + schedule; simd and cpu are the "
+        "fits in `bench-accel.json`, measured with `tessera bench-accel` on this machine: "
+        "backend-simd on %s, backend-cpu on %s):\n\n"
+        % (FMAX_HZ / 1e6, MEASURED_DEVICES["simd"], MEASURED_DEVICES["cpu"])
         + crossover_table(res=res),
         "**Energy (upper bound: maximum board power)**:\n\n" + energy_table(res=res)])
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every hw/fpga-notes test bench under Icarus Verilog (installed with apt when missing):
-# generates the vectors (gen_vectors.py), compiles each unit, issues one input per cycle and
-# checks every output. Exits non-zero on any mismatch. Usage: bash hw/fpga-notes/sim.sh
+# generates the vectors with the Rust generator `fpga-vectors` (hw/fpga-notes/vectors: the
+# SIMD backend's field and point arithmetic, checked against k256 and curve25519-dalek),
+# compiles each unit, issues one input per cycle and checks every output. Exits non-zero on
+# any mismatch. Usage: bash hw/fpga-notes/sim.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,7 +17,8 @@ fi
 
 B=build
 mkdir -p "$B"
-python3 gen_vectors.py "$B" --seed "${SEED:-25519}" --nmul "${NMUL:-400}" --nadd "${NADD:-128}"
+cargo run --quiet --locked -p fpga-vectors -- "$B" --seed "${SEED:-25519}" --nmul "${NMUL:-400}" \
+    --nadd "${NADD:-128}"
 
 fail=0
 run_tb() { # name vvp vecfile

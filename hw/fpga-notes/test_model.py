@@ -1,15 +1,13 @@
-"""Unit tests for model.py (the throughput / crossover model) and gen_vectors.py's references.
+"""Unit tests for model.py (the throughput / crossover model).
 
 Run: python3 -m unittest discover -s hw/fpga-notes -p 'test_*.py'
 """
 import os
-import random
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import gen_vectors  # noqa: E402
 import model  # noqa: E402
 
 
@@ -78,20 +76,27 @@ class ReadmeTest(unittest.TestCase):
                       "README tables are stale: run python3 hw/fpga-notes/model.py --update-readme")
 
 
-class ReferenceTest(unittest.TestCase):
-    def test_published_anchors(self):
-        gen_vectors.self_check()   # RFC 8032 TEST 1 public key, secp256k1 2G, n*G = O
+class MeasuredTest(unittest.TestCase):
+    def test_fits_come_from_bench_accel_file(self):
+        fits, devices = model.load_measured()
+        for backend in ("simd", "cpu"):
+            self.assertIn(backend, devices)
+            for key in model.OPS:
+                fixed, per = fits[backend][key]
+                self.assertGreaterEqual(fixed, 0.0)
+                self.assertGreater(per, 0.0)
+        self.assertEqual(model.SIMD[("ed25519", "mul_base")], fits["simd"][("ed25519", "mul_base")])
 
-    def test_formulas_match_affine(self):
-        rng = random.Random(1)
-        self.assertEqual(len(gen_vectors.ed_vectors(rng, 8)), 8)
-        self.assertEqual(len(gen_vectors.k_vectors(rng, 8)), 8)
-
-    def test_field_edges_present(self):
-        rows = gen_vectors.field_vectors(gen_vectors.PK256, random.Random(2), 4)
-        ops = {(a, b) for a, b, _ in rows}
-        self.assertIn((2**256 - 1, 2**256 - 1), ops)
-        self.assertIn((gen_vectors.PK256 - 1, gen_vectors.PK256 - 2), ops)
+    def test_a_file_without_simd_is_refused(self):
+        import json
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump({"version": "x", "models": []}, fh)
+        try:
+            with self.assertRaises(ValueError):
+                model.load_measured(fh.name)
+        finally:
+            os.unlink(fh.name)
 
 
 if __name__ == "__main__":

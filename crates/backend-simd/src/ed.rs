@@ -475,6 +475,22 @@ fn add_cached<L: Lanes>(l: L, p: &Extended<L>, q: &Cached<L>) -> Extended<L> {
     }
 }
 
+/// P + Q by [`add_cached`] (the unified addition the comb and the lincomb use) on the portable
+/// lanes: extended (X, Y, Z, T) limbs in, canonical limbs out. Public data only: it feeds the
+/// test-bench vectors of `hw/fpga-notes` (see [`crate::vectors`]).
+#[cfg(feature = "vectors")]
+pub(crate) fn add_extended_canonical(p: &[[u64; 5]; 4], q: &[[u64; 5]; 4]) -> [[u64; 5]; 4] {
+    let l = Portable;
+    let ext = |c: &[[u64; 5]; 4]| Extended {
+        x: splat5(l, c[0]),
+        y: splat5(l, c[1]),
+        z: splat5(l, c[2]),
+        t: splat5(l, c[3]),
+    };
+    let r = add_cached(l, &ext(p), &ext(q).cached(l));
+    [r.x, r.y, r.z, r.t].map(|c| canonical::<Fp>(&lane0(&c)))
+}
+
 /// 2·P (Hisil–Wong–Carter–Dawson 2008 dbl-2008-hwcd, a = −1). Doubling does not read T, so
 /// with `WITH_T = false` the output's T is left unset (zero) and saves one multiplication; only
 /// a point that is then added needs it.

@@ -30,6 +30,8 @@ mod field;
 mod ifma;
 mod lanes;
 mod secp;
+#[cfg(feature = "vectors")]
+pub mod vectors;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -160,6 +160,21 @@ fn add_full<L: Lanes>(l: L, p: &Point<L>, q: &Point<L>) -> Point<L> {
     }
 }
 
+/// P + Q by [`add_full`] on the portable lanes: projective (X, Y, Z) limbs in, canonical limbs
+/// out. Public data only: it feeds the test-bench vectors of `hw/fpga-notes` (see
+/// [`crate::vectors`]).
+#[cfg(feature = "vectors")]
+pub(crate) fn add_projective_canonical(p: &[[u64; 5]; 3], q: &[[u64; 5]; 3]) -> [[u64; 5]; 3] {
+    let l = crate::lanes::Portable;
+    let pt = |c: &[[u64; 5]; 3]| Point {
+        x: splat5(l, c[0]),
+        y: splat5(l, c[1]),
+        z: splat5(l, c[2]),
+    };
+    let r = add_full(l, &pt(p), &pt(q));
+    [r.x, r.y, r.z].map(|c| canonical::<Fp>(&c.map(|v| v[0])))
+}
+
 /// 2P for projective P (Renes–Costello–Batina 2016, Algorithm 9, a = 0): complete.
 #[inline(always)]
 fn double<L: Lanes>(l: L, p: &Point<L>) -> Point<L> {
