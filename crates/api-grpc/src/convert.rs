@@ -1,7 +1,8 @@
 //! Conversions between the protobuf messages and `service-core`'s types.
 
 use api_proto as pb;
-use service_core::app::{KeyPage, KeyView, StatusView};
+use service_core::app::{ChainSigned, KeyPage, KeyView, StatusView};
+use service_core::chain::{ChainKind, Signed, TxSummary, Unsigned};
 use service_core::{Error, Scheme, Signature};
 
 /// The domain scheme of a protobuf `Scheme` value; `field` names the request field in errors.
@@ -68,5 +69,107 @@ pub(crate) fn status_response(s: StatusView) -> pb::GetStatusResponse {
         backend: s.backend,
         mode: s.mode,
         key_count: s.key_count,
+    }
+}
+
+/// The chain of a protobuf `Chain` value; `field` names the request field in errors.
+pub(crate) fn chain_from_proto(field: &'static str, raw: i32) -> Result<ChainKind, Error> {
+    match pb::Chain::try_from(raw) {
+        Ok(pb::Chain::Ethereum) => Ok(ChainKind::Ethereum),
+        Ok(pb::Chain::Bitcoin) => Ok(ChainKind::Bitcoin),
+        Ok(pb::Chain::Solana) => Ok(ChainKind::Solana),
+        Ok(pb::Chain::Unspecified) => Err(Error::invalid(
+            field,
+            "must be set (CHAIN_ETHEREUM, CHAIN_BITCOIN or CHAIN_SOLANA)",
+        )),
+        Err(_) => Err(Error::invalid(field, format!("unknown chain value {raw}"))),
+    }
+}
+
+/// What a `SignTransactionRequest` asks to sign.
+pub(crate) fn unsigned_of(
+    tx: Option<pb::sign_transaction_request::Transaction>,
+) -> Result<Unsigned, Error> {
+    use pb::sign_transaction_request::Transaction;
+    match tx {
+        Some(Transaction::Ethereum(e)) => Ok(Unsigned::EthereumTransaction(e.unsigned_tx)),
+        Some(Transaction::Bitcoin(b)) => Ok(Unsigned::BitcoinPsbt {
+            psbt: b.psbt,
+            network: b.network,
+        }),
+        Some(Transaction::Solana(s)) => Ok(Unsigned::SolanaMessage(s.message)),
+        None => Err(Error::invalid(
+            "transaction",
+            "must be set (ethereum, bitcoin or solana)",
+        )),
+    }
+}
+
+pub(crate) fn summary(s: TxSummary) -> pb::TransactionSummary {
+    pb::TransactionSummary {
+        chain: s.chain.as_str().to_owned(),
+        kind: s.kind,
+        network: s.network.unwrap_or_default(),
+        transfers: s
+            .transfers
+            .into_iter()
+            .map(|t| pb::Transfer {
+                to: t.to,
+                amount: t.amount,
+            })
+            .collect(),
+        fee: s.fee.unwrap_or_default(),
+    }
+}
+
+pub(crate) fn sign_transaction_response(c: ChainSigned) -> pb::SignTransactionResponse {
+    use pb::sign_transaction_response::Signed as Out;
+    let signed = match c.signed {
+        Signed::EthereumTransaction {
+            signed_tx,
+            tx_hash,
+            from,
+        } => Some(Out::Ethereum(pb::SignedEthereumTransaction {
+            signed_tx,
+            tx_hash: tx_hash.to_vec(),
+            from,
+        })),
+        Signed::BitcoinPsbt {
+            psbt,
+            transaction,
+            txid,
+        } => Some(Out::Bitcoin(pb::SignedBitcoinTransaction {
+            psbt,
+            transaction: transaction.unwrap_or_default(),
+            txid: txid.unwrap_or_default(),
+        })),
+        Signed::SolanaTransaction {
+            signature,
+            transaction,
+            txid,
+            complete,
+        } => Some(Out::Solana(pb::SignedSolanaTransaction {
+            signature: signature.to_vec(),
+            transaction,
+            txid,
+            complete,
+        })),
+        Signed::EthereumMessage { .. } => None,
+    };
+    pb::SignTransactionResponse {
+        signed,
+        summary: Some(summary(c.summary)),
+    }
+}
+
+/// The parts of a message signature (EIP-712 / EIP-191): `(signature, digest, address)`.
+pub(crate) fn message_signature(c: &ChainSigned) -> (Vec<u8>, Vec<u8>, String) {
+    match &c.signed {
+        Signed::EthereumMessage {
+            signature,
+            digest,
+            address,
+        } => (signature.to_vec(), digest.to_vec(), address.clone()),
+        _ => (Vec::new(), Vec::new(), String::new()),
     }
 }

@@ -11,7 +11,12 @@ use telemetry::Metrics;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
-use crate::convert::{key_info, key_page, scheme_from_proto, sign_response, status_response};
+use service_core::chain::Unsigned;
+
+use crate::convert::{
+    chain_from_proto, key_info, key_page, message_signature, scheme_from_proto, sign_response,
+    sign_transaction_response, status_response, summary, unsigned_of,
+};
 use crate::status::{code_name, status_of};
 
 /// The `tessera.v1.SignerService` implementation over an [`App`].
@@ -277,5 +282,100 @@ impl SignerService for GrpcApi {
             Err(f) => Err(f),
         };
         self.finish("GetStatus", start, result, status_response)
+    }
+
+    async fn get_address(
+        &self,
+        req: Request<pb::GetAddressRequest>,
+    ) -> Result<Response<pb::GetAddressResponse>, Status> {
+        let start = Instant::now();
+        let caller = self.caller(&req).await;
+        let req = req.into_inner();
+        let result = match (caller, chain_from_proto("chain", req.chain)) {
+            (Err(f), _) => Err(f),
+            (Ok(caller), Ok(chain)) => {
+                self.app
+                    .get_address(&caller, req.key_id, chain, req.network)
+                    .await
+            }
+            (Ok(_), Err(e)) => Err(e.into()),
+        };
+        self.finish("GetAddress", start, result, |address| {
+            pb::GetAddressResponse { address }
+        })
+    }
+
+    async fn sign_transaction(
+        &self,
+        req: Request<pb::SignTransactionRequest>,
+    ) -> Result<Response<pb::SignTransactionResponse>, Status> {
+        let start = Instant::now();
+        let caller = self.caller(&req).await;
+        let req = req.into_inner();
+        let result = match (caller, unsigned_of(req.transaction)) {
+            (Err(f), _) => Err(f),
+            (Ok(caller), Ok(unsigned)) => self.app.sign_chain(&caller, req.key_id, unsigned).await,
+            (Ok(_), Err(e)) => Err(e.into()),
+        };
+        self.finish("SignTransaction", start, result, sign_transaction_response)
+    }
+
+    async fn sign_typed_data(
+        &self,
+        req: Request<pb::SignTypedDataRequest>,
+    ) -> Result<Response<pb::SignTypedDataResponse>, Status> {
+        let start = Instant::now();
+        let caller = self.caller(&req).await;
+        let req = req.into_inner();
+        let result = match caller {
+            Ok(caller) => {
+                self.app
+                    .sign_chain(
+                        &caller,
+                        req.key_id,
+                        Unsigned::EthereumTypedData(req.typed_data_json),
+                    )
+                    .await
+            }
+            Err(f) => Err(f),
+        };
+        self.finish("SignTypedData", start, result, |c| {
+            let (signature, digest, address) = message_signature(&c);
+            pb::SignTypedDataResponse {
+                signature,
+                digest,
+                address,
+                summary: Some(summary(c.summary)),
+            }
+        })
+    }
+
+    async fn sign_personal_message(
+        &self,
+        req: Request<pb::SignPersonalMessageRequest>,
+    ) -> Result<Response<pb::SignPersonalMessageResponse>, Status> {
+        let start = Instant::now();
+        let caller = self.caller(&req).await;
+        let req = req.into_inner();
+        let result = match caller {
+            Ok(caller) => {
+                self.app
+                    .sign_chain(
+                        &caller,
+                        req.key_id,
+                        Unsigned::EthereumPersonalMessage(req.message),
+                    )
+                    .await
+            }
+            Err(f) => Err(f),
+        };
+        self.finish("SignPersonalMessage", start, result, |c| {
+            let (signature, digest, address) = message_signature(&c);
+            pb::SignPersonalMessageResponse {
+                signature,
+                digest,
+                address,
+            }
+        })
     }
 }

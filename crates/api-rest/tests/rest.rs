@@ -32,6 +32,7 @@ fn router(auth: Auth) -> axum::Router {
             workers: 2,
         },
         probe: || None,
+        chains: None,
         limits: Limits {
             max_message_bytes: 65536,
             max_batch_messages: 64,

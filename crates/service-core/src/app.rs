@@ -23,6 +23,9 @@ use crate::ports::{
 };
 use crate::{Error, Observer, Queue, Scheme};
 
+mod chains;
+pub use chains::ChainSigned;
+
 pub use crate::requests::{
     CreateKey, Failure, ImportKey, KeyPage, KeyView, Limits, Outcome, SignRequest, StatusView,
     UseCase, VerifyRequest,
@@ -65,6 +68,7 @@ pub struct App {
     limits: Limits,
     backend: String,
     auth: Auth,
+    chains: Option<Arc<dyn crate::chain::Chains>>,
     operator: Arc<Caller>,
     rates: RateLimits,
     keygen: Gate,
@@ -90,6 +94,8 @@ pub struct AppParts {
     pub backend: String,
     /// Authentication mode and registered clients.
     pub auth: Auth,
+    /// The chain adapter (`None`: the chain calls answer FAILED_PRECONDITION).
+    pub chains: Option<Arc<dyn crate::chain::Chains>>,
 }
 
 /// A new key id: 12 hex digits of creation time in ms, then 20 random hex digits, so ids sort
@@ -295,6 +301,7 @@ impl App {
             limits: parts.limits,
             backend: parts.backend,
             auth: parts.auth,
+            chains: parts.chains,
             operator: Arc::new(Caller::operator()),
             rates: RateLimits::default(),
             keygen: Gate::new(
@@ -893,6 +900,7 @@ impl App {
             client,
             message_hashes: hashes,
             idempotency,
+            transaction: None,
         };
         let n = signatures.len() as u64;
         // The store calls back from its writer thread once the record is durable; no blocking

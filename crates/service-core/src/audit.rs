@@ -44,6 +44,10 @@ pub enum Event {
         /// The client it was issued to (absent when authentication was off).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         client: String,
+        /// What the signature authorises, decoded from the signed bytes, when it was made by
+        /// `SignTransaction`, `SignTypedData` or `SignPersonalMessage`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transaction: Option<crate::chain::TxSummary>,
         /// When, ms since the epoch.
         at_ms: u64,
     },

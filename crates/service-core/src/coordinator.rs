@@ -331,6 +331,8 @@ pub struct AppSetup {
     pub backend: String,
     /// Authentication mode and registered clients.
     pub auth: crate::auth::Auth,
+    /// The chain adapter, if chain transactions are to be signed.
+    pub chains: Option<Arc<dyn crate::chain::Chains>>,
 }
 
 /// What distributed mode adds to an [`AppSetup`].
@@ -375,6 +377,7 @@ impl crate::App {
             limits: setup.limits,
             backend: setup.backend,
             auth: setup.auth,
+            chains: setup.chains,
         }))
     }
 
@@ -413,6 +416,7 @@ impl crate::App {
             limits: setup.limits,
             backend: setup.backend,
             auth: setup.auth,
+            chains: setup.chains,
         }));
         party.attach(&app);
         Ok((app, party))

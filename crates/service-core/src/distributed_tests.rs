@@ -83,6 +83,7 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
                 workers: 2,
             },
             probe: || None,
+            chains: None,
             limits: Limits {
                 max_message_bytes: 1024,
                 max_batch_messages: 64,

@@ -112,6 +112,7 @@ pub fn check_signature_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn 
         client: "alice".into(),
         message_hashes: vec![[resp; 32]],
         idempotency: Some(entry("k", "req-1", resp)),
+        transaction: Some(summary()),
     };
     assert_eq!(s.record_signatures(rec(1)).unwrap(), None);
     let existing = s.record_signatures(rec(2)).unwrap().unwrap();
@@ -130,9 +131,24 @@ pub fn check_signature_idempotency_first_writer_wins(open: &dyn Fn() -> Arc<dyn 
     );
     let last = s.events(events_before.checked_sub(1), 10).unwrap();
     assert!(
-        matches!(&last[..], [(_, Event::SignatureIssued { message_sha256, client, .. })]
-        if *message_sha256 == hex::encode([1u8; 32]) && client == "alice")
+        matches!(&last[..], [(_, Event::SignatureIssued { message_sha256, client, transaction, .. })]
+        if *message_sha256 == hex::encode([1u8; 32]) && client == "alice"
+            && transaction.as_ref() == Some(&summary())),
+        "the event carries the transaction summary through the store"
     );
+}
+
+fn summary() -> crate::chain::TxSummary {
+    crate::chain::TxSummary {
+        chain: crate::chain::ChainKind::Bitcoin,
+        kind: "psbt".into(),
+        network: Some("regtest".into()),
+        transfers: vec![crate::chain::TransferView {
+            to: "bcrt1qexample".into(),
+            amount: "1000".into(),
+        }],
+        fee: Some("141".into()),
+    }
 }
 
 /// A key created with an idempotency key is stored with its record in one step; a retry with
@@ -176,6 +192,7 @@ pub fn check_audit_chain_counts_every_event(open: &dyn Fn() -> Arc<dyn Store>) {
             client: String::new(),
             message_hashes: vec![[i; 32], [i + 10; 32]],
             idempotency: None,
+            transaction: None,
         })
         .unwrap();
     }
@@ -213,6 +230,7 @@ pub fn check_idempotency_records_expire(open: &dyn Fn() -> Arc<dyn Store>) {
             client: String::new(),
             message_hashes: vec![[response; 32]],
             idempotency: Some(e),
+            transaction: None,
         })
         .unwrap();
     }

@@ -17,6 +17,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod batcher;
+pub mod chain;
 mod coordinator;
 mod distributed;
 mod error;

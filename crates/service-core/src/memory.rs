@@ -100,6 +100,7 @@ impl MemoryStore {
                 key_id: record.key_id.clone(),
                 message_sha256: hex::encode(h),
                 client: record.client.clone(),
+                transaction: record.transaction.clone(),
                 at_ms,
             })?;
         }

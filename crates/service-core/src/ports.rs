@@ -199,6 +199,8 @@ pub struct SignatureRecord {
     pub message_hashes: Vec<[u8; 32]>,
     /// The idempotency record, when the request carried a key.
     pub idempotency: Option<IdempotencyEntry>,
+    /// What the signatures authorise, for chain transactions and messages.
+    pub transaction: Option<crate::chain::TxSummary>,
 }
 
 /// Stored keys.

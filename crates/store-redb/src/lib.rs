@@ -347,6 +347,7 @@ fn write_group(
                         key_id: rec.key_id.clone(),
                         message_sha256: hex::encode(h),
                         client: rec.client.clone(),
+                        transaction: rec.transaction.clone(),
                         at_ms,
                     },
                 )?;
@@ -615,6 +616,7 @@ mod tests {
                     client: String::new(),
                     message_hashes: vec![[i; 32], [i + 10; 32]],
                     idempotency: None,
+                    transaction: None,
                 })
                 .unwrap();
             }

@@ -85,6 +85,7 @@ impl Harness {
                     workers: 2,
                 },
                 probe: telemetry::last_backend,
+                chains: None,
                 limits: Limits {
                     max_message_bytes: 65536,
                     max_batch_messages: 4096,
