@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bitcoin;
 pub mod ethereum;
 
 use std::fmt;
