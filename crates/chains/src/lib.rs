@@ -2,6 +2,7 @@
 
 pub mod bitcoin;
 pub mod ethereum;
+pub mod solana;
 
 use std::fmt;
 
