@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod proxy;
 pub mod server;
+pub mod solana_svm;
 pub mod verify;
 
 pub use cluster::Cluster;
