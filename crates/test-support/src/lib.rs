@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cluster;
+pub mod ethereum_node;
 pub mod proxy;
 pub mod server;
 pub mod solana_svm;
