@@ -175,15 +175,12 @@ pub fn plan_transaction(unsigned_tx: &[u8], public_key: &[u8]) -> Result<EthPlan
         ))
     })?;
     let tx = decode(unsigned_tx)?;
-    let (prehash, summary) = match &tx {
-        Unsigned::Legacy(t) => (t.signature_hash(), summarize(t, "legacy-eip155")?),
-        Unsigned::Eip2930(t) => (t.signature_hash(), summarize(t, "eip2930")?),
-        Unsigned::Eip1559(t) => (t.signature_hash(), summarize(t, "eip1559")?),
-    };
-    let payload = match &tx {
-        Unsigned::Legacy(t) => t.encoded_for_signing(),
-        Unsigned::Eip2930(t) => t.encoded_for_signing(),
-        Unsigned::Eip1559(t) => t.encoded_for_signing(),
+    // alloy's signing payload of the decoded fields: the bytes handed in, or they are not the
+    // canonical encoding of what the summary shows.
+    let (payload, summary) = match &tx {
+        Unsigned::Legacy(t) => (t.encoded_for_signing(), summarize(t, "legacy-eip155")?),
+        Unsigned::Eip2930(t) => (t.encoded_for_signing(), summarize(t, "eip2930")?),
+        Unsigned::Eip1559(t) => (t.encoded_for_signing(), summarize(t, "eip1559")?),
     };
     if payload != unsigned_tx {
         return Err(malformed(
@@ -193,7 +190,7 @@ pub fn plan_transaction(unsigned_tx: &[u8], public_key: &[u8]) -> Result<EthPlan
     Ok(EthPlan {
         tx,
         from: address_bytes(&key),
-        prehash: prehash.0,
+        prehash: Keccak256::digest(&payload).into(),
         summary,
     })
 }
