@@ -71,6 +71,8 @@ impl EthNode {
             .args(["node", "--hostname", "127.0.0.1", "--port", "0"])
             .current_dir(&dir)
             .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
+            // Plain text in the log (under CI=true its colour library would colour it).
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -88,7 +90,9 @@ impl EthNode {
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if let (Some(tx), Some(rest)) = (&tx, line.split_once(BANNER)) {
-                        let _ = tx.send(rest.1.trim_end_matches('/').to_string());
+                        // `127.0.0.1:PORT/`, then maybe a colour reset.
+                        let addr = rest.1.split('/').next().unwrap_or_default();
+                        let _ = tx.send(addr.to_string());
                     }
                     log.lock().unwrap().push(line);
                 }
