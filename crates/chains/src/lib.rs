@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod adapter;
 pub mod bitcoin;
 pub mod ethereum;
 pub mod solana;
 
 use std::fmt;
+
+pub use adapter::ChainAdapter;
 
 /// A chain Tessera can sign for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

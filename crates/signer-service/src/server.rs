@@ -248,7 +248,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         observer: Arc::clone(&metrics) as Arc<dyn Observer>,
         batcher: cfg.batcher.clone(),
         probe: telemetry::last_backend,
-        chains: None,
+        chains: Some(Arc::new(chains::ChainAdapter)),
         limits: cfg.limits,
         pool: cfg.ecdsa,
         backend: selected.backend.to_owned(),

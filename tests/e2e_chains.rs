@@ -1,0 +1,337 @@
+//! End to end over gRPC: chain transactions signed by 2-of-3 threshold keys of a running
+//! `tessera` server and checked by the chains' own validation code.
+//! - Bitcoin: a PSBT spending a BIP86 P2TR output and a P2TR output with a script tree (key
+//!   path, BIP340 key) and a P2WPKH output (ECDSA key), finalized by the service; every input
+//!   of the network transaction passes Bitcoin Core's script interpreter (libbitcoinconsensus
+//!   of Bitcoin Core 26, Taproot rules on), and a lied-about amount fails it.
+//! - Bad requests are INVALID_ARGUMENT naming what is wrong, and sign nothing.
+//! - The audit trail records the decoded summary of what was signed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use api_proto::sign_transaction_request::Transaction as TxOneof;
+use api_proto::sign_transaction_response::Signed;
+use api_proto::signer_service_client::SignerServiceClient;
+use api_proto::{
+    BitcoinTransaction, Chain, CreateKeyRequest, GetAddressRequest, KeyInfo, Scheme,
+    SignTransactionRequest, SignTransactionResponse,
+};
+use bitcoin::absolute::LockTime;
+use bitcoin::hashes::Hash;
+use bitcoin::key::UntweakedPublicKey;
+use bitcoin::opcodes::all::OP_CHECKSIG;
+use bitcoin::psbt::Psbt;
+use bitcoin::script::Builder;
+use bitcoin::secp256k1::{PublicKey, Secp256k1};
+use bitcoin::taproot::{TaprootBuilder, TaprootSpendInfo};
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, Txid, Witness,
+};
+use test_support::{Server, run_cli};
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn create(c: &mut SignerServiceClient<Channel>, scheme: Scheme) -> KeyInfo {
+    c.create_key(CreateKeyRequest {
+        scheme: scheme as i32,
+        threshold: 2,
+        parties: 3,
+        label: "e2e chains".into(),
+        idempotency_key: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+async fn address(
+    c: &mut SignerServiceClient<Channel>,
+    key: &KeyInfo,
+    chain: Chain,
+    network: &str,
+) -> Result<String, tonic::Status> {
+    c.get_address(GetAddressRequest {
+        key_id: key.key_id.clone(),
+        chain: chain as i32,
+        network: network.into(),
+    })
+    .await
+    .map(|r| r.into_inner().address)
+}
+
+async fn sign_psbt(
+    c: &mut SignerServiceClient<Channel>,
+    key: &KeyInfo,
+    psbt: Vec<u8>,
+) -> Result<SignTransactionResponse, tonic::Status> {
+    c.sign_transaction(SignTransactionRequest {
+        key_id: key.key_id.clone(),
+        transaction: Some(TxOneof::Bitcoin(BitcoinTransaction {
+            psbt,
+            network: "regtest".into(),
+        })),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+fn internal_key(key: &KeyInfo) -> UntweakedPublicKey {
+    UntweakedPublicKey::from_slice(&key.public_key).unwrap()
+}
+
+fn bip86_script(key: &KeyInfo) -> ScriptBuf {
+    ScriptBuf::new_p2tr(&Secp256k1::verification_only(), internal_key(key), None)
+}
+
+fn p2wpkh_script(key: &KeyInfo) -> ScriptBuf {
+    let pk = CompressedPublicKey(PublicKey::from_slice(&key.public_key).unwrap());
+    ScriptBuf::new_p2wpkh(&pk.wpubkey_hash())
+}
+
+/// Two leaves (checksigs by unrelated keys) under the key's internal key.
+fn script_tree(key: &KeyInfo) -> TaprootSpendInfo {
+    let secp = Secp256k1::new();
+    let leaf = |b: u8| {
+        let other = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[b; 32]).unwrap();
+        Builder::new()
+            .push_x_only_key(&other.x_only_public_key().0)
+            .push_opcode(OP_CHECKSIG)
+            .into_script()
+    };
+    TaprootBuilder::new()
+        .add_leaf(1, leaf(0x31))
+        .unwrap()
+        .add_leaf(1, leaf(0x32))
+        .unwrap()
+        .finalize(&secp, internal_key(key))
+        .unwrap()
+}
+
+fn utxo(sat: u64, script_pubkey: ScriptBuf) -> TxOut {
+    TxOut {
+        value: Amount::from_sat(sat),
+        script_pubkey,
+    }
+}
+
+/// A PSBT spending one made-up outpoint per entry of `claimed` (its `witness_utxo`).
+fn psbt_for(claimed: &[TxOut], outputs: Vec<TxOut>) -> Psbt {
+    let input = (0..claimed.len())
+        .map(|n| TxIn {
+            previous_output: OutPoint {
+                txid: Txid::from_byte_array([0xb0 + n as u8; 32]),
+                vout: n as u32,
+            },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        })
+        .collect();
+    let tx = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input,
+        output: outputs,
+    };
+    let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+    for (input, out) in psbt.inputs.iter_mut().zip(claimed) {
+        input.witness_utxo = Some(out.clone());
+    }
+    psbt
+}
+
+/// Bitcoin Core's verdict on input `index` of `tx` spending `spent[index]`.
+fn core_verify(tx: &[u8], spent: &[TxOut], index: usize) -> Result<(), bitcoinconsensus::Error> {
+    let utxos: Vec<bitcoinconsensus::Utxo> = spent
+        .iter()
+        .map(|o| bitcoinconsensus::Utxo {
+            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
+            script_pubkey_len: o.script_pubkey.len() as u32,
+            value: o.value.to_sat() as i64,
+        })
+        .collect();
+    bitcoinconsensus::verify_with_flags(
+        spent[index].script_pubkey.as_bytes(),
+        spent[index].value.to_sat(),
+        tx,
+        Some(&utxos),
+        index,
+        bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
+    )
+}
+
+fn signed_bitcoin(r: SignTransactionResponse) -> api_proto::SignedBitcoinTransaction {
+    match r.signed {
+        Some(Signed::Bitcoin(b)) => b,
+        other => panic!("expected a signed PSBT, got {other:?}"),
+    }
+}
+
+fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, needles: &[&str]) {
+    let s = r.expect_err("the request must be refused");
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    for n in needles {
+        assert!(s.message().contains(n), "`{}` lacks `{n}`", s.message());
+    }
+}
+
+fn signatures_issued(server: &Server) -> f64 {
+    client::metrics::sum_samples(&server.scrape(), "tessera_signatures_total", None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let taproot = create(&mut c, Scheme::Bip340).await;
+    let segwit = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    let ed = create(&mut c, Scheme::Ed25519).await;
+
+    // Addresses: BIP86 P2TR of the BIP340 key, P2WPKH of the ECDSA key, per network.
+    let secp = Secp256k1::verification_only();
+    let want = Address::p2tr(&secp, internal_key(&taproot), None, KnownHrp::Regtest);
+    let got = address(&mut c, &taproot, Chain::Bitcoin, "regtest")
+        .await
+        .unwrap();
+    assert_eq!(got, want.to_string());
+    assert!(got.starts_with("bcrt1p"), "{got}");
+    let main = address(&mut c, &taproot, Chain::Bitcoin, "").await.unwrap();
+    assert!(main.starts_with("bc1p"), "{main}");
+    let pk = CompressedPublicKey(PublicKey::from_slice(&segwit.public_key).unwrap());
+    let got = address(&mut c, &segwit, Chain::Bitcoin, "testnet")
+        .await
+        .unwrap();
+    assert_eq!(got, Address::p2wpkh(&pk, KnownHrp::Testnets).to_string());
+    assert_invalid(
+        address(&mut c, &ed, Chain::Bitcoin, "regtest").await,
+        &["ed25519", "bitcoin"],
+    );
+    assert_invalid(
+        address(&mut c, &taproot, Chain::Bitcoin, "moonnet").await,
+        &["network", "moonnet"],
+    );
+
+    // (a) BIP86 P2TR and (b) P2TR with a script tree, both the BIP340 key's; (c) the ECDSA
+    // key's P2WPKH.
+    let tree = script_tree(&taproot);
+    let spent = vec![
+        utxo(50_000, bip86_script(&taproot)),
+        utxo(60_000, ScriptBuf::new_p2tr_tweaked(tree.output_key())),
+        utxo(70_000, p2wpkh_script(&segwit)),
+    ];
+    // The payee: the BIP86 address of an unrelated key (x of the generator).
+    let payee_key = UntweakedPublicKey::from_slice(
+        &hex::decode("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").unwrap(),
+    )
+    .unwrap();
+    let payee = Address::p2tr(&secp, payee_key, None, KnownHrp::Regtest);
+    let outputs = vec![
+        utxo(150_000, payee.script_pubkey()),
+        utxo(29_000, bip86_script(&taproot)),
+    ];
+    let mut psbt = psbt_for(&spent, outputs);
+    psbt.inputs[1].tap_internal_key = Some(internal_key(&taproot));
+    psbt.inputs[1].tap_merkle_root = tree.merkle_root();
+
+    let before = signatures_issued(&server);
+    let first = sign_psbt(&mut c, &taproot, psbt.serialize()).await.unwrap();
+    let summary = first.summary.clone().unwrap();
+    assert_eq!(
+        (
+            summary.chain.as_str(),
+            summary.kind.as_str(),
+            summary.network.as_str()
+        ),
+        ("bitcoin", "psbt", "regtest")
+    );
+    assert_eq!(summary.fee, "1000");
+    assert_eq!(summary.transfers[0].to, payee.to_string());
+    assert_eq!(summary.transfers[0].amount, "150000");
+    let first = signed_bitcoin(first);
+    assert!(first.transaction.is_empty(), "input (c) is still unsigned");
+    let half = Psbt::deserialize(&first.psbt).unwrap();
+    assert!(half.inputs[0].tap_key_sig.is_some() && half.inputs[1].tap_key_sig.is_some());
+    assert!(half.inputs[2].partial_sigs.is_empty());
+
+    let done = signed_bitcoin(sign_psbt(&mut c, &segwit, first.psbt).await.unwrap());
+    assert!(
+        !done.transaction.is_empty(),
+        "every input is signed: finalized"
+    );
+    let tx: Transaction = bitcoin::consensus::deserialize(&done.transaction).unwrap();
+    assert_eq!(done.txid, tx.compute_txid().to_string());
+    for index in 0..spent.len() {
+        core_verify(&done.transaction, &spent, index)
+            .unwrap_or_else(|e| panic!("Bitcoin Core refuses input {index}: {e:?}"));
+    }
+    assert_eq!(signatures_issued(&server) - before, 3.0);
+
+    // A PSBT that lies about the amount it spends: the signature commits to the claimed
+    // amount, so Bitcoin Core refuses the transaction against the real one.
+    let real = vec![utxo(80_000, bip86_script(&taproot))];
+    let claimed = vec![utxo(40_000, bip86_script(&taproot))];
+    let lying = psbt_for(&claimed, vec![utxo(39_000, bip86_script(&taproot))]);
+    let signed = signed_bitcoin(
+        sign_psbt(&mut c, &taproot, lying.serialize())
+            .await
+            .unwrap(),
+    );
+    core_verify(&signed.transaction, &claimed, 0).unwrap();
+    assert!(core_verify(&signed.transaction, &real, 0).is_err());
+
+    // Refusals name what is wrong and sign nothing.
+    let before = signatures_issued(&server);
+    assert_invalid(
+        sign_psbt(&mut c, &taproot, b"not a psbt".to_vec()).await,
+        &["transaction.bitcoin.psbt", "PSBT"],
+    );
+    let mut no_utxo = psbt_for(&spent[..1], vec![utxo(1_000, bip86_script(&taproot))]);
+    no_utxo.inputs[0].witness_utxo = None;
+    assert_invalid(
+        sign_psbt(&mut c, &taproot, no_utxo.serialize()).await,
+        &["input 0", "UTXO"],
+    );
+    let others = psbt_for(&spent[2..], vec![utxo(1_000, bip86_script(&taproot))]);
+    assert_invalid(
+        sign_psbt(&mut c, &taproot, others.serialize()).await,
+        &["no input", "this key"],
+    );
+    assert_invalid(
+        sign_psbt(&mut c, &ed, psbt.serialize()).await,
+        &["key_id", "ed25519", "bitcoin"],
+    );
+    assert_eq!(signatures_issued(&server), before, "nothing was signed");
+
+    // The audit trail holds the decoded summary with each signature.
+    assert!(server.terminate().success());
+    let export = dir.path().join("audit.jsonl");
+    let data = dir.path().display().to_string();
+    let (ok, _, err) = run_cli(
+        &[
+            "audit",
+            "export",
+            "--data-dir",
+            &data,
+            "--out",
+            &export.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&export).unwrap();
+    let with_summary: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["envelope"]["event"]["transaction"]["chain"] == "bitcoin")
+        .collect();
+    assert_eq!(
+        with_summary.len(),
+        4,
+        "three inputs, then the lying PSBT's one"
+    );
+    let t = &with_summary[0]["envelope"]["event"]["transaction"];
+    assert_eq!(t["fee"], "1000");
+    assert_eq!(t["transfers"][0]["amount"], "150000");
+}
