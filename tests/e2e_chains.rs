@@ -4,16 +4,24 @@
 //!   path, BIP340 key) and a P2WPKH output (ECDSA key), finalized by the service; every input
 //!   of the network transaction passes Bitcoin Core's script interpreter (libbitcoinconsensus
 //!   of Bitcoin Core 26, Taproot rules on), and a lied-about amount fails it.
+//! - Ethereum: a type-2 and a legacy EIP-155 transfer from a 2-of-3 ECDSA key's address are
+//!   accepted and mined by a real node (Hardhat's EDR node), moving the balances; EIP-712 and
+//!   EIP-191 signatures recover to the key with libsecp256k1.
+//! - Solana: legacy and v0 System transfers from a 2-of-3 Ed25519 key's address are executed by
+//!   a real Solana runtime (LiteSVM), moving the balances.
 //! - Bad requests are INVALID_ARGUMENT naming what is wrong, and sign nothing.
 //! - The audit trail records the decoded summary of what was signed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
+use alloy_primitives::{Bytes, TxKind, U256};
 use api_proto::sign_transaction_request::Transaction as TxOneof;
 use api_proto::sign_transaction_response::Signed;
 use api_proto::signer_service_client::SignerServiceClient;
 use api_proto::{
-    BitcoinTransaction, Chain, CreateKeyRequest, GetAddressRequest, KeyInfo, Scheme,
-    SignTransactionRequest, SignTransactionResponse,
+    BitcoinTransaction, Chain, CreateKeyRequest, EthereumTransaction, GetAddressRequest, KeyInfo,
+    Scheme, SignPersonalMessageRequest, SignTransactionRequest, SignTransactionResponse,
+    SignTypedDataRequest, SolanaTransaction,
 };
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
@@ -28,6 +36,8 @@ use bitcoin::{
     Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf, Sequence, Transaction,
     TxIn, TxOut, Txid, Witness,
 };
+use test_support::ethereum_node::{EthNode, quantity};
+use test_support::solana_svm::{Sent, Svm, Version as SolVersion};
 use test_support::{Server, run_cli};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -334,4 +344,242 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
     let t = &with_summary[0]["envelope"]["event"]["transaction"];
     assert_eq!(t["fee"], "1000");
     assert_eq!(t["transfers"][0]["amount"], "150000");
+}
+
+async fn sign_tx(
+    c: &mut SignerServiceClient<Channel>,
+    key: &KeyInfo,
+    transaction: TxOneof,
+) -> Result<SignTransactionResponse, tonic::Status> {
+    c.sign_transaction(SignTransactionRequest {
+        key_id: key.key_id.clone(),
+        transaction: Some(transaction),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+fn eth(unsigned_tx: Vec<u8>) -> TxOneof {
+    TxOneof::Ethereum(EthereumTransaction { unsigned_tx })
+}
+
+/// r‖s‖v (v = 27 + recovery id) over `digest` recovers, with libsecp256k1, to the key.
+fn recovers_to(key: &KeyInfo, digest: &[u8], rsv: &[u8]) {
+    assert_eq!(rsv.len(), 65);
+    assert!(matches!(rsv[64], 27 | 28), "v = {}", rsv[64]);
+    test_support::ecdsa_check(&key.public_key, digest, &rsv[..64], u32::from(rsv[64] - 27));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ethereum_transactions_signed_by_a_threshold_key_are_mined_by_a_real_node() {
+    let Some(node) = EthNode::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let key = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    let ed = create(&mut c, Scheme::Ed25519).await;
+    let from = address(&mut c, &key, Chain::Ethereum, "").await.unwrap();
+    assert_eq!(from, key.ethereum_address);
+    assert_invalid(
+        address(&mut c, &ed, Chain::Ethereum, "").await,
+        &["ed25519", "ethereum"],
+    );
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+    node.fund(&from, 10 * ETHER);
+    let chain_id = node.chain_id();
+    let to = "0x1111111111111111111111111111111111111111";
+    let to_addr: alloy_primitives::Address = to.parse().unwrap();
+
+    let base = node.base_fee();
+    let type2 = TxEip1559 {
+        chain_id,
+        nonce: node.nonce(&from),
+        gas_limit: 21_000,
+        max_fee_per_gas: 2 * base + 1_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to_addr),
+        value: U256::from(ETHER / 4),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let legacy = |nonce: u64, chain_id: Option<u64>| TxLegacy {
+        chain_id,
+        nonce,
+        gas_price: node.gas_price(),
+        gas_limit: 21_000,
+        to: TxKind::Call(to_addr),
+        value: U256::from(12_345u64),
+        input: Bytes::new(),
+    };
+    let mut sent_value = 0u128;
+    for (unsigned, kind, value) in [
+        (type2.encoded_for_signing(), "eip1559", ETHER / 4),
+        (
+            legacy(1, Some(chain_id)).encoded_for_signing(),
+            "legacy-eip155",
+            12_345,
+        ),
+    ] {
+        let before = node.balance(&from);
+        let r = sign_tx(&mut c, &key, eth(unsigned)).await.unwrap();
+        let summary = r.summary.unwrap();
+        assert_eq!(
+            (summary.kind.as_str(), summary.network.as_str()),
+            (kind, "31337")
+        );
+        assert_eq!(summary.transfers[0].amount, value.to_string());
+        let Some(Signed::Ethereum(signed)) = r.signed else {
+            panic!("expected a signed Ethereum transaction");
+        };
+        assert_eq!(signed.from, from);
+        let hash = node.send_raw(&signed.signed_tx);
+        assert_eq!(hash, format!("0x{}", hex::encode(&signed.tx_hash)));
+        let receipt = node.receipt(&hash);
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        assert_eq!(receipt["from"], from.to_lowercase(), "{receipt}");
+        let fee = quantity(&receipt["gasUsed"]) * quantity(&receipt["effectiveGasPrice"]);
+        assert_eq!(node.balance(&from), before - value - fee, "{kind}");
+        sent_value += value;
+    }
+    assert_eq!(node.balance(to), sent_value);
+    assert_eq!(node.nonce(&from), 2);
+
+    // EIP-712 (the specification's Mail example) and EIP-191.
+    let typed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/ethereum/eip712_mail.json"
+    ))
+    .unwrap();
+    let r = c
+        .sign_typed_data(SignTypedDataRequest {
+            key_id: key.key_id.clone(),
+            typed_data_json: typed,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        hex::encode(&r.digest),
+        "be609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"
+    );
+    assert_eq!(r.address, from);
+    recovers_to(&key, &r.digest, &r.signature);
+    let r = c
+        .sign_personal_message(SignPersonalMessageRequest {
+            key_id: key.key_id.clone(),
+            message: b"Hello World".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        hex::encode(&r.digest),
+        "a1de988600a42c4b4ab089b619297c17d53cffae5d5120d82d8a92d0bb3b78f2"
+    );
+    recovers_to(&key, &r.digest, &r.signature);
+
+    // Refusals: malformed RLP, chain id 0, a pre-EIP-155 legacy transaction, a key of another
+    // scheme; nothing is signed.
+    let before = signatures_issued(&server);
+    assert_invalid(
+        sign_tx(&mut c, &key, eth(vec![0x02, 0xc1])).await,
+        &["transaction.ethereum.unsigned_tx", "RLP"],
+    );
+    let zero = TxEip1559 {
+        chain_id: 0,
+        ..type2.clone()
+    };
+    assert_invalid(
+        sign_tx(&mut c, &key, eth(zero.encoded_for_signing())).await,
+        &["chain id"],
+    );
+    assert_invalid(
+        sign_tx(&mut c, &key, eth(legacy(2, None).encoded_for_signing())).await,
+        &["EIP-155"],
+    );
+    assert_invalid(
+        sign_tx(&mut c, &ed, eth(type2.encoded_for_signing())).await,
+        &["key_id", "ed25519", "ethereum"],
+    );
+    assert_eq!(signatures_issued(&server), before, "nothing was signed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solana_transfers_signed_by_a_threshold_key_are_executed_by_litesvm() {
+    let Some(mut svm) = Svm::start_or_skip("e2e solana") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let key = create(&mut c, Scheme::Ed25519).await;
+    let ecdsa = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    let from = address(&mut c, &key, Chain::Solana, "").await.unwrap();
+    let want = chains::solana::address(&key.public_key.clone().try_into().unwrap());
+    assert_eq!(from, want);
+    assert_invalid(
+        address(&mut c, &ecdsa, Chain::Solana, "").await,
+        &["ecdsa_secp256k1", "solana"],
+    );
+    const FEE: u64 = 5000;
+    svm.airdrop(&from, 10_000_000_000);
+    let to = chains::solana::address(&[9; 32]);
+    let amount = 2_000_000u64;
+    for (version, kind) in [
+        (SolVersion::Legacy, "solana-legacy"),
+        (SolVersion::V0, "solana-v0"),
+    ] {
+        let before = (svm.balance(&from), svm.balance(&to));
+        let message = svm.transfer_message(&from, &to, amount, version);
+        let r = sign_tx(
+            &mut c,
+            &key,
+            TxOneof::Solana(SolanaTransaction {
+                message: message.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        let summary = r.summary.unwrap();
+        assert_eq!(summary.kind, kind);
+        assert_eq!(summary.transfers[0].to, to);
+        assert_eq!(summary.transfers[0].amount, amount.to_string());
+        let Some(Signed::Solana(signed)) = r.signed else {
+            panic!("expected a signed Solana transaction");
+        };
+        assert!(signed.complete);
+        assert!(test_support::ed25519_ok(
+            &key.public_key,
+            &message,
+            &signed.signature
+        ));
+        match svm.send(&signed.transaction) {
+            Sent::Accepted { signature, .. } => assert_eq!(signature, signed.txid),
+            Sent::Rejected { error, logs } => panic!("LiteSVM refused ({kind}): {error} {logs:?}"),
+        }
+        assert_eq!(svm.balance(&from), before.0 - amount - FEE, "{kind}");
+        assert_eq!(svm.balance(&to), before.1 + amount, "{kind}");
+    }
+
+    // A message the key does not sign, malformed bytes, a key of another scheme.
+    let before = signatures_issued(&server);
+    let other = chains::solana::address(&[5; 32]);
+    svm.airdrop(&other, 10_000_000_000);
+    let foreign = svm.transfer_message(&other, &to, amount, SolVersion::Legacy);
+    let solana = |message: Vec<u8>| TxOneof::Solana(SolanaTransaction { message });
+    assert_invalid(
+        sign_tx(&mut c, &key, solana(foreign.clone())).await,
+        &["transaction.solana.message", "not a required signer"],
+    );
+    assert_invalid(
+        sign_tx(&mut c, &key, solana(vec![1, 0])).await,
+        &["transaction.solana.message", "Solana message"],
+    );
+    assert_invalid(
+        sign_tx(&mut c, &ecdsa, solana(foreign)).await,
+        &["key_id", "ecdsa_secp256k1", "solana"],
+    );
+    assert_eq!(signatures_issued(&server), before, "nothing was signed");
 }
