@@ -81,6 +81,7 @@ async fn sign_psbt(
             psbt,
             network: "regtest".into(),
         })),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -354,6 +355,7 @@ async fn sign_tx(
     c.sign_transaction(SignTransactionRequest {
         key_id: key.key_id.clone(),
         transaction: Some(transaction),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -456,6 +458,7 @@ async fn ethereum_transactions_signed_by_a_threshold_key_are_mined_by_a_real_nod
         .sign_typed_data(SignTypedDataRequest {
             key_id: key.key_id.clone(),
             typed_data_json: typed,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -470,6 +473,7 @@ async fn ethereum_transactions_signed_by_a_threshold_key_are_mined_by_a_real_nod
         .sign_personal_message(SignPersonalMessageRequest {
             key_id: key.key_id.clone(),
             message: b"Hello World".to_vec(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -582,4 +586,132 @@ async fn solana_transfers_signed_by_a_threshold_key_are_executed_by_litesvm() {
         &["key_id", "ecdsa_secp256k1", "solana"],
     );
     assert_eq!(signatures_issued(&server), before, "nothing was signed");
+}
+
+/// `SignTransaction` with `broadcast`: the node mines it and its id comes back; the same
+/// request again (same idempotency key) sends the same transaction, which the chain counts
+/// once; with the node down the call is UNAVAILABLE, then refused at once by the open breaker;
+/// with the node back (after the cooldown) broadcasting works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_are_idempotent_and_a_dead_node_trips_the_breaker() {
+    let Some(node) = EthNode::start() else {
+        return;
+    };
+    let port = node.port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--ethereum-rpc-url",
+            &url,
+            "--breaker-failures",
+            "2",
+            "--breaker-cooldown-ms",
+            "1500",
+            "--broadcast-timeout-ms",
+            "2000",
+        ],
+    );
+    let mut c = server.client().await;
+    let key = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    let from = key.ethereum_address.clone();
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+    let to = "0x2222222222222222222222222222222222222222";
+    let transfer = |node: &EthNode, nonce: u64| TxEip1559 {
+        chain_id: node.chain_id(),
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 2 * node.base_fee() + 1_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to.parse().unwrap()),
+        value: U256::from(ETHER),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let request = |unsigned: Vec<u8>, idempotency_key: &str| SignTransactionRequest {
+        key_id: key.key_id.clone(),
+        transaction: Some(eth(unsigned)),
+        idempotency_key: idempotency_key.into(),
+        broadcast: true,
+    };
+    node.fund(&from, 10 * ETHER);
+
+    let unsigned = transfer(&node, 0).encoded_for_signing();
+    let first = c
+        .sign_transaction(request(unsigned.clone(), "pay-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Signed::Ethereum(signed)) = &first.signed else {
+        panic!("expected a signed Ethereum transaction");
+    };
+    let hash = format!("0x{}", hex::encode(&signed.tx_hash));
+    assert_eq!(first.broadcast_txid, hash);
+    assert_eq!(node.receipt(&hash)["status"], "0x1");
+    assert_eq!(node.balance(to), ETHER);
+
+    // The same request again: the stored transaction is sent again and counted once.
+    let again = c
+        .sign_transaction(request(unsigned.clone(), "pay-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.signed, first.signed, "the same signed transaction");
+    assert_eq!(again.broadcast_txid, hash);
+    assert_eq!(node.balance(to), ETHER, "not double-counted");
+    assert_eq!(node.nonce(&from), 1);
+
+    // The node goes down: each call fails (after its retries) until the breaker opens; then
+    // calls are refused at once, naming the breaker.
+    let next = transfer(&node, 1).encoded_for_signing();
+    drop(node);
+    for attempt in 0..2 {
+        let e = c
+            .sign_transaction(request(next.clone(), "pay-2"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "attempt {attempt}: {e:?}");
+        assert!(e.message().contains("failed 3 times"), "{}", e.message());
+    }
+    let e = c
+        .sign_transaction(request(next.clone(), "pay-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(
+        e.message().contains("circuit breaker open"),
+        "{}",
+        e.message()
+    );
+
+    // The node comes back on the same port (a fresh chain): after the cooldown the next
+    // broadcast goes through and closes the breaker.
+    let node = EthNode::start_on(port).expect("the node restarts");
+    node.fund(&from, 10 * ETHER);
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let fresh = transfer(&node, 0).encoded_for_signing();
+    let back = c
+        .sign_transaction(request(fresh, "pay-3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.receipt(&back.broadcast_txid)["status"], "0x1");
+    assert_eq!(node.balance(to), ETHER);
+
+    // Refused before signing: broadcast of a signed message, or to a chain with no node.
+    let before = signatures_issued(&server);
+    let solana = c
+        .sign_transaction(SignTransactionRequest {
+            key_id: key.key_id.clone(),
+            transaction: Some(TxOneof::Solana(SolanaTransaction { message: vec![1] })),
+            idempotency_key: String::new(),
+            broadcast: true,
+        })
+        .await;
+    assert_invalid(
+        solana,
+        &["broadcast", "no solana node", "chains.solana_rpc_url"],
+    );
+    assert_eq!(signatures_issued(&server), before);
 }

@@ -159,6 +159,7 @@ pub(crate) fn sign_transaction_response(c: ChainSigned) -> pb::SignTransactionRe
     pb::SignTransactionResponse {
         signed,
         summary: Some(summary(c.summary)),
+        broadcast_txid: c.broadcast_id.unwrap_or_default(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use api_proto as pb;
 use api_proto::signer_service_server::SignerService;
-use service_core::app::{CreateKey, ImportKey, SignRequest, VerifyRequest};
+use service_core::app::{ChainOptions, CreateKey, ImportKey, SignRequest, VerifyRequest};
 use service_core::{App, Caller, Credential, Failure, Scheme, UseCase};
 use telemetry::Metrics;
 use tonic::{Request, Response, Status};
@@ -314,7 +314,15 @@ impl SignerService for GrpcApi {
         let req = req.into_inner();
         let result = match (caller, unsigned_of(req.transaction)) {
             (Err(f), _) => Err(f),
-            (Ok(caller), Ok(unsigned)) => self.app.sign_chain(&caller, req.key_id, unsigned).await,
+            (Ok(caller), Ok(unsigned)) => {
+                let options = ChainOptions {
+                    idempotency_key: req.idempotency_key,
+                    broadcast: req.broadcast,
+                };
+                self.app
+                    .sign_chain(&caller, req.key_id, unsigned, options)
+                    .await
+            }
             (Ok(_), Err(e)) => Err(e.into()),
         };
         self.finish("SignTransaction", start, result, sign_transaction_response)
@@ -334,6 +342,10 @@ impl SignerService for GrpcApi {
                         &caller,
                         req.key_id,
                         Unsigned::EthereumTypedData(req.typed_data_json),
+                        ChainOptions {
+                            idempotency_key: req.idempotency_key,
+                            broadcast: false,
+                        },
                     )
                     .await
             }
@@ -364,6 +376,10 @@ impl SignerService for GrpcApi {
                         &caller,
                         req.key_id,
                         Unsigned::EthereumPersonalMessage(req.message),
+                        ChainOptions {
+                            idempotency_key: req.idempotency_key,
+                            broadcast: false,
+                        },
                     )
                     .await
             }

@@ -33,6 +33,7 @@ fn router(auth: Auth) -> axum::Router {
         },
         probe: || None,
         chains: None,
+        broadcaster: None,
         limits: Limits {
             max_message_bytes: 65536,
             max_batch_messages: 64,

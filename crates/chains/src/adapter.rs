@@ -174,7 +174,7 @@ impl Chains for ChainAdapter {
                 }
                 let (digest, summary) = crate::ethereum::typed_data_hash(json)
                     .map_err(|e| invalid("typed_data_json", e))?;
-                EthereumMessage::new(public_key, digest, summary)
+                EthereumMessage::plan(public_key, digest, summary)
             }
             Unsigned::EthereumPersonalMessage(message) => {
                 if scheme != Scheme::EcdsaSecp256k1 {
@@ -192,7 +192,7 @@ impl Chains for ChainAdapter {
                     transfers: Vec::new(),
                     fee: None,
                 };
-                EthereumMessage::new(public_key, digest, summary)
+                EthereumMessage::plan(public_key, digest, summary)
             }
             Unsigned::SolanaMessage(message) => {
                 if scheme != Scheme::Ed25519 {
@@ -286,7 +286,7 @@ struct EthereumMessage {
 }
 
 impl EthereumMessage {
-    fn new(
+    fn plan(
         public_key: &[u8],
         digest: [u8; 32],
         summary: Summary,

@@ -2,12 +2,14 @@
 
 pub mod adapter;
 pub mod bitcoin;
+pub mod broadcast;
 pub mod ethereum;
 pub mod solana;
 
 use std::fmt;
 
 pub use adapter::ChainAdapter;
+pub use broadcast::{BreakerSettings, JsonRpcBroadcaster, NodeConfig};
 
 /// A chain Tessera can sign for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

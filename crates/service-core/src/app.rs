@@ -24,7 +24,7 @@ use crate::ports::{
 use crate::{Error, Observer, Queue, Scheme};
 
 mod chains;
-pub use chains::ChainSigned;
+pub use chains::{ChainOptions, ChainSigned};
 
 pub use crate::requests::{
     CreateKey, Failure, ImportKey, KeyPage, KeyView, Limits, Outcome, SignRequest, StatusView,
@@ -69,6 +69,7 @@ pub struct App {
     backend: String,
     auth: Auth,
     chains: Option<Arc<dyn crate::chain::Chains>>,
+    broadcaster: Option<Arc<dyn crate::chain::Broadcaster>>,
     operator: Arc<Caller>,
     rates: RateLimits,
     keygen: Gate,
@@ -96,6 +97,8 @@ pub struct AppParts {
     pub auth: Auth,
     /// The chain adapter (`None`: the chain calls answer FAILED_PRECONDITION).
     pub chains: Option<Arc<dyn crate::chain::Chains>>,
+    /// The chains' nodes signed transactions can be broadcast to, if any.
+    pub broadcaster: Option<Arc<dyn crate::chain::Broadcaster>>,
 }
 
 /// A new key id: 12 hex digits of creation time in ms, then 20 random hex digits, so ids sort
@@ -302,6 +305,7 @@ impl App {
             backend: parts.backend,
             auth: parts.auth,
             chains: parts.chains,
+            broadcaster: parts.broadcaster,
             operator: Arc::new(Caller::operator()),
             rates: RateLimits::default(),
             keygen: Gate::new(

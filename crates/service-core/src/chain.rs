@@ -105,13 +105,16 @@ pub struct TxSummary {
 }
 
 /// The signed result, in the chain's own formats.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Signed {
     /// An Ethereum transaction.
     EthereumTransaction {
         /// The signed transaction, ready for `eth_sendRawTransaction`.
+        #[serde(with = "hex::serde")]
         signed_tx: Vec<u8>,
         /// Its hash.
+        #[serde(with = "hex::serde")]
         tx_hash: [u8; 32],
         /// The sender (EIP-55).
         from: String,
@@ -119,8 +122,10 @@ pub enum Signed {
     /// An EIP-712 or EIP-191 signature.
     EthereumMessage {
         /// `r‖s‖v`, v = 27 + recovery id.
+        #[serde(with = "hex::serde")]
         signature: [u8; 65],
         /// The digest signed.
+        #[serde(with = "hex::serde")]
         digest: [u8; 32],
         /// The signer's address (EIP-55).
         address: String,
@@ -128,6 +133,7 @@ pub enum Signed {
     /// A Bitcoin PSBT with the key's signatures.
     BitcoinPsbt {
         /// The PSBT (binary).
+        #[serde(with = "hex::serde")]
         psbt: Vec<u8>,
         /// The finalized network transaction, when every input was the key's.
         transaction: Option<Vec<u8>>,
@@ -137,8 +143,10 @@ pub enum Signed {
     /// A Solana transaction.
     SolanaTransaction {
         /// The key's signature.
+        #[serde(with = "hex::serde")]
         signature: [u8; 64],
         /// The wire-format transaction (other signers' slots zero).
+        #[serde(with = "hex::serde")]
         transaction: Vec<u8>,
         /// The transaction id (base58 of the first signature).
         txid: String,
@@ -194,4 +202,46 @@ pub trait Chains: Send + Sync + std::fmt::Debug {
         public_key: &[u8],
         unsigned: &Unsigned,
     ) -> Result<Box<dyn Plan>, ChainError>;
+}
+
+/// Why a broadcast failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// No node is configured for the chain.
+    #[error("no {} node is configured to broadcast to", .0.as_str())]
+    NotConfigured(ChainKind),
+    /// The node could not be reached, timed out, or failed (and its circuit breaker may now be
+    /// open, refusing calls at once until it has cooled down).
+    #[error("{} node unavailable: {problem}", chain.as_str())]
+    Unavailable {
+        /// The chain.
+        chain: ChainKind,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The node answered and refused the transaction (its own reason, e.g. too low a fee).
+    #[error("the {} node refused the transaction: {reason}", chain.as_str())]
+    Rejected {
+        /// The chain.
+        chain: ChainKind,
+        /// The node's reason.
+        reason: String,
+    },
+}
+
+/// Sends signed transactions to the chains' nodes.
+pub trait Broadcaster: Send + Sync + std::fmt::Debug {
+    /// Whether a node is configured for `chain`.
+    fn configured(&self, chain: ChainKind) -> bool;
+
+    /// Submits `signed` to its chain's node and returns the chain's transaction id. Submitting
+    /// the same signed transaction again is not an error: the node's "already known" answers
+    /// are recognised and answered with the same id.
+    fn broadcast<'a>(
+        &'a self,
+        signed: &'a Signed,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, BroadcastError>> + Send + 'a>,
+    >;
 }

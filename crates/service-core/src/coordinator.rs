@@ -333,6 +333,8 @@ pub struct AppSetup {
     pub auth: crate::auth::Auth,
     /// The chain adapter, if chain transactions are to be signed.
     pub chains: Option<Arc<dyn crate::chain::Chains>>,
+    /// The chains' nodes to broadcast signed transactions to, if any.
+    pub broadcaster: Option<Arc<dyn crate::chain::Broadcaster>>,
 }
 
 /// What distributed mode adds to an [`AppSetup`].
@@ -378,6 +380,7 @@ impl crate::App {
             backend: setup.backend,
             auth: setup.auth,
             chains: setup.chains,
+            broadcaster: setup.broadcaster,
         }))
     }
 
@@ -417,6 +420,7 @@ impl crate::App {
             backend: setup.backend,
             auth: setup.auth,
             chains: setup.chains,
+            broadcaster: setup.broadcaster,
         }));
         party.attach(&app);
         Ok((app, party))

@@ -84,6 +84,7 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
             },
             probe: || None,
             chains: None,
+            broadcaster: None,
             limits: Limits {
                 max_message_bytes: 1024,
                 max_batch_messages: 64,

@@ -154,6 +154,14 @@ pub enum Error {
         /// The key concerned, if any.
         key_id: Option<String>,
     },
+    /// A signed transaction could not be handed to its chain's node: none answered in time or
+    /// its circuit breaker is open. The signature is recorded; repeating the request with the
+    /// same idempotency key broadcasts the same transaction again.
+    #[error("broadcast: {0}")]
+    BroadcastUnavailable(String),
+    /// The chain's node refused the signed transaction (e.g. a fee below its minimum).
+    #[error("broadcast: {0}")]
+    BroadcastRejected(String),
     /// The request is valid but this deployment mode does not offer it.
     #[error("{0}")]
     NotInThisMode(&'static str),
@@ -208,9 +216,11 @@ impl Error {
                 ErrorKind::ResourceExhausted
             }
             Error::IdempotencyConflict => ErrorKind::FailedPrecondition,
-            Error::ShuttingDown | Error::QuorumUnavailable { .. } | Error::Peer { .. } => {
-                ErrorKind::Unavailable
-            }
+            Error::ShuttingDown
+            | Error::QuorumUnavailable { .. }
+            | Error::Peer { .. }
+            | Error::BroadcastUnavailable(_) => ErrorKind::Unavailable,
+            Error::BroadcastRejected(_) => ErrorKind::FailedPrecondition,
             Error::NotInThisMode(_) => ErrorKind::FailedPrecondition,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,

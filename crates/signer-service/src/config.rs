@@ -32,6 +32,33 @@ pub struct Config {
     pub ecdsa: PresignPool,
     /// `[cluster]`: distributed mode; `None` runs embedded mode.
     pub cluster: Option<ClusterConfig>,
+    /// `[chains]`: the nodes signed transactions are broadcast to.
+    pub chains: ChainsConfig,
+}
+
+/// `[chains]`: one JSON-RPC node per chain for `SignTransaction` with `broadcast`, and how
+/// failing nodes are handled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainsConfig {
+    /// `chains.ethereum_rpc_url`, `chains.bitcoin_rpc_url`, `chains.solana_rpc_url`.
+    pub nodes: Vec<(service_core::chain::ChainKind, String)>,
+    /// `chains.broadcast_timeout_ms`: deadline of each attempt.
+    pub timeout: std::time::Duration,
+    /// `chains.breaker_failures` and `chains.breaker_cooldown_ms`.
+    pub breaker: chains::BreakerSettings,
+}
+
+impl Default for ChainsConfig {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            timeout: std::time::Duration::from_millis(5000),
+            breaker: chains::BreakerSettings {
+                trip_after: 3,
+                cooldown: std::time::Duration::from_millis(10_000),
+            },
+        }
+    }
 }
 
 /// `[cluster]`: this node's place in a distributed cluster (written by `tessera init-cluster`).
@@ -146,6 +173,7 @@ impl Default for Config {
                 batch: 16,
             },
             cluster: None,
+            chains: ChainsConfig::default(),
         }
     }
 }
@@ -181,6 +209,9 @@ pub struct Layer {
     /// `[ecdsa]` fields.
     #[command(flatten, next_help_heading = "ecdsa")]
     pub ecdsa: EcdsaLayer,
+    /// `[chains]` fields.
+    #[command(flatten, next_help_heading = "chains")]
+    pub chains: ChainsLayer,
     /// `[cluster]` (config file only): distributed mode.
     #[arg(skip)]
     pub cluster: Option<ClusterLayer>,
@@ -307,6 +338,45 @@ pub struct BatcherLayer {
         allow_negative_numbers = true
     )]
     pub workers: Option<i64>,
+}
+
+/// `[chains]` in a layer.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainsLayer {
+    /// Ethereum JSON-RPC node (http://host:port) that SignTransaction with broadcast sends to (eth_sendRawTransaction) [default: none, broadcast refused]
+    #[arg(long, env = "TESSERA_ETHEREUM_RPC_URL", value_name = "URL")]
+    pub ethereum_rpc_url: Option<String>,
+    /// Bitcoin Core JSON-RPC node (http://user:password@host:port; prefer the variable, which other users cannot read from the process list) for sendrawtransaction [default: none, broadcast refused]
+    #[arg(long, env = "TESSERA_BITCOIN_RPC_URL", value_name = "URL")]
+    pub bitcoin_rpc_url: Option<String>,
+    /// Solana JSON-RPC node (http://host:port) for sendTransaction [default: none, broadcast refused]
+    #[arg(long, env = "TESSERA_SOLANA_RPC_URL", value_name = "URL")]
+    pub solana_rpc_url: Option<String>,
+    /// Deadline of each broadcast attempt (ms); a failed attempt is retried twice [default: 5000]
+    #[arg(
+        long,
+        env = "TESSERA_BROADCAST_TIMEOUT_MS",
+        value_name = "MS",
+        allow_negative_numbers = true
+    )]
+    pub broadcast_timeout_ms: Option<i64>,
+    /// Consecutive failed broadcasts after which a chain node's circuit breaker opens and broadcasts to it fail at once with UNAVAILABLE [default: 3]
+    #[arg(
+        long,
+        env = "TESSERA_BREAKER_FAILURES",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub breaker_failures: Option<i64>,
+    /// How long an open breaker refuses broadcasts before one is let through to try the node again (ms) [default: 10000]
+    #[arg(
+        long,
+        env = "TESSERA_BREAKER_COOLDOWN_MS",
+        value_name = "MS",
+        allow_negative_numbers = true
+    )]
+    pub breaker_cooldown_ms: Option<i64>,
 }
 
 /// `[storage]` in a layer.
@@ -612,6 +682,51 @@ impl Config {
         if let Some(c) = &layer.cluster {
             self.cluster = Some(cluster(c)?);
         }
+        let c = &layer.chains;
+        for (chain, field, url) in [
+            (
+                service_core::chain::ChainKind::Ethereum,
+                "chains.ethereum_rpc_url",
+                &c.ethereum_rpc_url,
+            ),
+            (
+                service_core::chain::ChainKind::Bitcoin,
+                "chains.bitcoin_rpc_url",
+                &c.bitcoin_rpc_url,
+            ),
+            (
+                service_core::chain::ChainKind::Solana,
+                "chains.solana_rpc_url",
+                &c.solana_rpc_url,
+            ),
+        ] {
+            if let Some(url) = url {
+                let probe = chains::NodeConfig {
+                    url: url.clone(),
+                    timeout: self.chains.timeout,
+                };
+                chains::JsonRpcBroadcaster::new(vec![(chain, probe)], self.chains.breaker)
+                    .map_err(|e| config_err(field, &e.problem))?;
+                self.chains.nodes.retain(|(k, _)| *k != chain);
+                self.chains.nodes.push((chain, url.clone()));
+            }
+        }
+        if let Some(v) = c.broadcast_timeout_ms {
+            self.chains.timeout =
+                std::time::Duration::from_millis(
+                    at_least("chains.broadcast_timeout_ms", v, 1)? as u64
+                );
+        }
+        if let Some(v) = c.breaker_failures {
+            self.chains.breaker.trip_after =
+                u32::try_from(at_least("chains.breaker_failures", v, 1)?).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = c.breaker_cooldown_ms {
+            self.chains.breaker.cooldown =
+                std::time::Duration::from_millis(
+                    at_least("chains.breaker_cooldown_ms", v, 0)? as u64
+                );
+        }
         if self.auth == AuthMode::Mtls && self.server.client_ca.is_none() {
             return Err(config_err(
                 "auth.mode",
@@ -691,7 +806,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 26,
+            2 + 32,
             "every field has a row:\n{table}"
         );
     }

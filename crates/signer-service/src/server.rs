@@ -249,6 +249,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         batcher: cfg.batcher.clone(),
         probe: telemetry::last_backend,
         chains: Some(Arc::new(chains::ChainAdapter)),
+        broadcaster: broadcaster_of(&cfg)?,
         limits: cfg.limits,
         pool: cfg.ecdsa,
         backend: selected.backend.to_owned(),
@@ -630,4 +631,33 @@ mod tests {
             "metrics connection without TCP_NODELAY"
         );
     }
+}
+
+/// The JSON-RPC broadcaster for the nodes in `[chains]`, if any are configured.
+fn broadcaster_of(
+    cfg: &Config,
+) -> Result<Option<Arc<dyn service_core::chain::Broadcaster>>, Error> {
+    if cfg.chains.nodes.is_empty() {
+        return Ok(None);
+    }
+    let nodes = cfg
+        .chains
+        .nodes
+        .iter()
+        .map(|(chain, url)| {
+            (
+                *chain,
+                chains::NodeConfig {
+                    url: url.clone(),
+                    timeout: cfg.chains.timeout,
+                },
+            )
+        })
+        .collect();
+    let b =
+        chains::JsonRpcBroadcaster::new(nodes, cfg.chains.breaker).map_err(|e| Error::Config {
+            field: format!("chains.{}_rpc_url", e.chain),
+            problem: e.problem,
+        })?;
+    Ok(Some(Arc::new(b)))
 }

@@ -51,6 +51,12 @@ impl EthNode {
     /// missing or `npm ci` fails outside CI (after printing why); under `CI=true` that panics,
     /// and so does a node that does not start, always, with its log.
     pub fn start() -> Option<EthNode> {
+        Self::start_on(0)
+    }
+
+    /// As [`EthNode::start`], on `port` of 127.0.0.1 (0: a free one), e.g. to bring a node back
+    /// where a stopped one was.
+    pub fn start_on(port: u16) -> Option<EthNode> {
         if let Err(why) = install() {
             assert!(
                 !under_ci(),
@@ -59,16 +65,28 @@ impl EthNode {
             eprintln!("skipping the Ethereum node test: {why}");
             return None;
         }
-        Some(Self::spawn().unwrap_or_else(|log| panic!("hardhat node did not start; log:\n{log}")))
+        Some(
+            Self::spawn(port)
+                .unwrap_or_else(|log| panic!("hardhat node did not start; log:\n{log}")),
+        )
     }
 
-    /// Starts `hardhat node --port 0` and waits for its port and its first JSON-RPC answer;
-    /// `Err` carries its log.
-    fn spawn() -> Result<EthNode, String> {
+    /// The node's port.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Starts `hardhat node --port <port>` and waits for its port and its first JSON-RPC
+    /// answer; `Err` carries its log.
+    fn spawn(port: u16) -> Result<EthNode, String> {
+        let port = port.to_string();
         let dir = project_dir();
         let mut child = Command::new("node")
             .arg("node_modules/hardhat/internal/cli/bootstrap.js")
-            .args(["node", "--hostname", "127.0.0.1", "--port", "0"])
+            .args(["node", "--hostname", "127.0.0.1", "--port", &port])
             .current_dir(&dir)
             .env("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")
             // Plain text in the log (under CI=true its colour library would colour it).

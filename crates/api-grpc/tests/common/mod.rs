@@ -86,6 +86,7 @@ impl Harness {
                 },
                 probe: telemetry::last_backend,
                 chains: None,
+                broadcaster: None,
                 limits: Limits {
                     max_message_bytes: 65536,
                     max_batch_messages: 4096,

@@ -9,20 +9,63 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{App, client_tag, taproot_of, with_scheme};
+use serde::{Deserialize, Serialize};
+
+use super::{App, check_idempotency_key, client_tag, encode, replay, taproot_of, with_scheme};
 use crate::auth::Caller;
-use crate::chain::{ChainError, ChainKind, Chains, Signed, TxSummary, Unsigned};
+use crate::chain::{
+    BroadcastError, Broadcaster, ChainError, ChainKind, Chains, Signed, TxSummary, Unsigned,
+};
 use crate::coordinator::{Cost, Signature};
-use crate::ports::SignatureRecord;
+use crate::ports::{IdempotencyEntry, IdempotencyRecord, SignatureRecord, now_ms};
 use crate::{Error, UseCase};
 
 /// What `SignTransaction` and the message-signing calls answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainSigned {
     /// The signed result in the chain's format.
     pub signed: Signed,
     /// What it does, as recorded in the audit trail.
     pub summary: TxSummary,
+    /// The chain's transaction id, when the request asked to broadcast.
+    #[serde(skip)]
+    pub broadcast_id: Option<String>,
+}
+
+/// How a chain request is carried out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainOptions {
+    /// Optional (at most 128 bytes): repeating the request with the same key returns the same
+    /// signed transaction instead of signing again (and broadcasts that one again).
+    pub idempotency_key: String,
+    /// Whether to send the signed transaction to the chain's configured node.
+    pub broadcast: bool,
+}
+
+fn chain_fingerprint(key_id: &str, unsigned: &Unsigned) -> Vec<u8> {
+    let (tag, network, bytes): (&[u8], &str, &[u8]) = match unsigned {
+        Unsigned::EthereumTransaction(b) => (b"ethereum-tx", "", b),
+        Unsigned::EthereumTypedData(j) => (b"eip712", "", j.as_bytes()),
+        Unsigned::EthereumPersonalMessage(b) => (b"eip191", "", b),
+        Unsigned::BitcoinPsbt { psbt, network } => (b"psbt", network, psbt),
+        Unsigned::SolanaMessage(b) => (b"solana", "", b),
+    };
+    let mut h = Sha256::new();
+    h.update(b"tessera/v1/chain\0");
+    for part in [key_id.as_bytes(), tag, network.as_bytes(), bytes] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().to_vec()
+}
+
+fn broadcast_error(e: BroadcastError) -> Error {
+    match e {
+        BroadcastError::Rejected { .. } => Error::BroadcastRejected(e.to_string()),
+        BroadcastError::NotConfigured(_) | BroadcastError::Unavailable { .. } => {
+            Error::BroadcastUnavailable(e.to_string())
+        }
+    }
 }
 
 fn chain_error(e: ChainError) -> Error {
@@ -63,6 +106,7 @@ impl App {
         caller: &Caller,
         key_id: String,
         unsigned: Unsigned,
+        options: ChainOptions,
     ) -> UseCase<ChainSigned> {
         let action = match unsigned {
             Unsigned::EthereumTypedData(_) => "SignTypedData",
@@ -72,6 +116,40 @@ impl App {
         let (rec, key) = self.usable_key(caller, action, &key_id).await?;
         let scheme = rec.scheme;
         let r = async {
+            let broadcaster = self.broadcaster_for(&unsigned, options.broadcast)?;
+            check_idempotency_key(&options.idempotency_key)?;
+            let idem = if options.idempotency_key.is_empty() {
+                None
+            } else {
+                if let Some(home) = self
+                    .coordinator
+                    .idempotency_home(&key_id, &options.idempotency_key)
+                {
+                    return Err(Error::invalid(
+                        "idempotency_key",
+                        format!(
+                            "this key's idempotency records live on node {home}: send chain \
+                             requests that carry an idempotency key to that node"
+                        ),
+                    ));
+                }
+                Some((
+                    options.idempotency_key.clone(),
+                    chain_fingerprint(&key_id, &unsigned),
+                ))
+            };
+            if let Some((ik, fp)) = &idem {
+                let (id, ik) = (key_id.clone(), ik.clone());
+                let existing = self
+                    .blocking("idempotency lookup", move |s| {
+                        Ok(s.get_idempotency(&id, &ik)?)
+                    })
+                    .await?;
+                if let Some(r) = existing {
+                    let done: ChainSigned = replay(&r, fp)?;
+                    return self.broadcast(broadcaster, done, Cost::default()).await;
+                }
+            }
             let plan = self
                 .chains()?
                 .plan(scheme, &rec.public_key, &unsigned)
@@ -125,6 +203,23 @@ impl App {
                 .collect::<Option<_>>()
                 .ok_or(Error::Internal("a signature is missing"))?;
             let signed = plan.finish(&signatures).map_err(chain_error)?;
+            let mut done = ChainSigned {
+                signed,
+                summary,
+                broadcast_id: None,
+            };
+            let idempotency = match &idem {
+                Some((ik, fp)) => Some(IdempotencyEntry {
+                    scope: key_id.clone(),
+                    key: ik.clone(),
+                    record: IdempotencyRecord {
+                        fingerprint: fp.clone(),
+                        response: encode(&done)?,
+                        created_at_ms: now_ms(),
+                    },
+                }),
+                None => None,
+            };
             let record = SignatureRecord {
                 key_id: key_id.clone(),
                 client,
@@ -132,8 +227,8 @@ impl App {
                     .iter()
                     .map(|s| Sha256::digest(&s.message).into())
                     .collect(),
-                idempotency: None,
-                transaction: Some(summary.clone()),
+                idempotency,
+                transaction: Some(done.summary.clone()),
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.store.submit_signatures(
@@ -142,13 +237,65 @@ impl App {
                     let _request_gone = tx.send(r);
                 }),
             );
-            rx.await
+            let earlier = rx
+                .await
                 .map_err(|_| Error::Storage(crate::ports::StoreError::Closed))??;
             self.observer
                 .signatures_issued(scheme, signatures.len() as u64);
-            Ok((ChainSigned { signed, summary }, cost))
+            if let (Some(r), Some((_, fp))) = (earlier, &idem) {
+                // A concurrent request with the same idempotency key stored first: answer with
+                // its transaction, so only one is ever broadcast.
+                done = replay(&r, fp)?;
+            }
+            self.broadcast(broadcaster, done, cost).await
         }
         .await;
         with_scheme(scheme, r)
+    }
+
+    /// The broadcaster for `unsigned`'s chain when `broadcast` is asked for: refused before
+    /// anything is signed when none is configured, or for messages (which no chain takes).
+    fn broadcaster_for(
+        &self,
+        unsigned: &Unsigned,
+        broadcast: bool,
+    ) -> Result<Option<&Arc<dyn Broadcaster>>, Error> {
+        if !broadcast {
+            return Ok(None);
+        }
+        if matches!(
+            unsigned,
+            Unsigned::EthereumTypedData(_) | Unsigned::EthereumPersonalMessage(_)
+        ) {
+            return Err(Error::invalid(
+                "broadcast",
+                "applies to transactions only, not to signed messages",
+            ));
+        }
+        let chain = unsigned.chain();
+        match &self.broadcaster {
+            Some(b) if b.configured(chain) => Ok(Some(b)),
+            _ => Err(Error::invalid(
+                "broadcast",
+                format!(
+                    "no {} node is configured (set chains.{}_rpc_url)",
+                    chain.as_str(),
+                    chain.as_str()
+                ),
+            )),
+        }
+    }
+
+    async fn broadcast(
+        &self,
+        broadcaster: Option<&Arc<dyn Broadcaster>>,
+        mut done: ChainSigned,
+        cost: Cost,
+    ) -> Result<(ChainSigned, Cost), Error> {
+        if let Some(b) = broadcaster {
+            let id = b.broadcast(&done.signed).await.map_err(broadcast_error)?;
+            done.broadcast_id = Some(id);
+        }
+        Ok((done, cost))
     }
 }
