@@ -20,6 +20,16 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
     fi
 fi
 
+if ! command -v g++ >/dev/null 2>&1; then
+    # bitcoinconsensus (Bitcoin Core's script interpreter, used by the chain tests) and
+    # libFuzzer compile C++.
+    echo "test.sh: no g++; installing it with apt" >&2
+    sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq g++ >/dev/null
+fi
+
 echo "test.sh: buf lint (proto/)" >&2
 bash scripts/buf-lint.sh
 echo "test.sh: hw/fpga-notes simulations and model tests" >&2

@@ -590,6 +590,35 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     }
 }
 
+/// The JSON-RPC broadcaster for the nodes in `[chains]`, if any are configured.
+fn broadcaster_of(
+    cfg: &Config,
+) -> Result<Option<Arc<dyn service_core::chain::Broadcaster>>, Error> {
+    if cfg.chains.nodes.is_empty() {
+        return Ok(None);
+    }
+    let nodes = cfg
+        .chains
+        .nodes
+        .iter()
+        .map(|(chain, url)| {
+            (
+                *chain,
+                chains::NodeConfig {
+                    url: url.clone(),
+                    timeout: cfg.chains.timeout,
+                },
+            )
+        })
+        .collect();
+    let b =
+        chains::JsonRpcBroadcaster::new(nodes, cfg.chains.breaker).map_err(|e| Error::Config {
+            field: format!("chains.{}_rpc_url", e.chain),
+            problem: e.problem,
+        })?;
+    Ok(Some(Arc::new(b)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -631,33 +660,4 @@ mod tests {
             "metrics connection without TCP_NODELAY"
         );
     }
-}
-
-/// The JSON-RPC broadcaster for the nodes in `[chains]`, if any are configured.
-fn broadcaster_of(
-    cfg: &Config,
-) -> Result<Option<Arc<dyn service_core::chain::Broadcaster>>, Error> {
-    if cfg.chains.nodes.is_empty() {
-        return Ok(None);
-    }
-    let nodes = cfg
-        .chains
-        .nodes
-        .iter()
-        .map(|(chain, url)| {
-            (
-                *chain,
-                chains::NodeConfig {
-                    url: url.clone(),
-                    timeout: cfg.chains.timeout,
-                },
-            )
-        })
-        .collect();
-    let b =
-        chains::JsonRpcBroadcaster::new(nodes, cfg.chains.breaker).map_err(|e| Error::Config {
-            field: format!("chains.{}_rpc_url", e.chain),
-            problem: e.problem,
-        })?;
-    Ok(Some(Arc::new(b)))
 }

@@ -311,6 +311,16 @@ fn stored(root: &Path, accel: &CpuBackend) -> Res<()> {
             key_id: "k1".into(),
             message_sha256: "00".repeat(32),
             client: String::new(),
+            transaction: Some(service_core::chain::TxSummary {
+                chain: service_core::chain::ChainKind::Bitcoin,
+                kind: "psbt".into(),
+                network: Some("regtest".into()),
+                transfers: vec![service_core::chain::TransferView {
+                    to: "bcrt1qexample".into(),
+                    amount: "1000".into(),
+                }],
+                fee: Some("141".into()),
+            }),
             at_ms: 2,
         },
         Event::AccessDenied {
@@ -432,5 +442,65 @@ fn main() -> Res<()> {
     c.put("scalar-one", &ONE)?;
     stored(&root, &accel)?;
     grpc(&root)?;
-    rest(&root)
+    rest(&root)?;
+    chain(&root)
+}
+
+/// `chain_requests`: a selector byte (see the target), then the published vectors of
+/// tests/vectors (EIP-155, EIP-712, `@solana/kit` messages) and a PSBT spending a P2TR output
+/// of the target's BIP340 key.
+fn chain(root: &Path) -> Res<()> {
+    use base64::Engine;
+    let c = Corpus::new(root, "chain_requests")?;
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
+    let eip155 = std::fs::read_to_string(vectors.join("ethereum/eip155_example.txt"))?;
+    let payload = eip155
+        .lines()
+        .find_map(|l| l.strip_prefix("signing_payload 0x"))
+        .ok_or("no signing_payload in eip155_example.txt")?;
+    c.put("eip155", &[&[0u8][..], &hex_bytes(payload)?].concat())?;
+    let mail = std::fs::read(vectors.join("ethereum/eip712_mail.json"))?;
+    c.put("eip712", &[&[1u8][..], &mail].concat())?;
+    let solana: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("solana/vectors.json"))?)?;
+    for (i, m) in solana["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let b64 = m["message"]
+            .as_str()
+            .ok_or("a Solana vector without message")?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+        c.put(&format!("solana-{i}"), &[&[4u8][..], &bytes].concat())?;
+    }
+    use bitcoin::key::UntweakedPublicKey;
+    let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+    let key = UntweakedPublicKey::from_slice(&hex_bytes(
+        "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",
+    )?)?;
+    let script = bitcoin::ScriptBuf::new_p2tr(&secp, key, None);
+    let tx = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn::default()],
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(9_000),
+            script_pubkey: script.clone(),
+        }],
+    };
+    let mut psbt = bitcoin::Psbt::from_unsigned_tx(tx)?;
+    psbt.inputs[0].witness_utxo = Some(bitcoin::TxOut {
+        value: bitcoin::Amount::from_sat(10_000),
+        script_pubkey: script,
+    });
+    c.put("psbt-p2tr", &[&[2u8][..], &psbt.serialize()].concat())
+}
+
+fn hex_bytes(s: &str) -> Res<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(s.get(i..i + 2).ok_or("odd hex")?, 16)?))
+        .collect()
 }
