@@ -6,7 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::{DecodePaddingMode, general_purpose};
 use serde::{Deserialize, Serialize};
-use service_core::app::{KeyPage, KeyView, StatusView};
+use serde_json::value::RawValue;
+use service_core::app::{ChainOptions, ChainSigned, KeyPage, KeyView, StatusView};
+use service_core::chain::{ChainKind, Signed, TxSummary, Unsigned};
 use service_core::{Error, Scheme, Signature};
 
 const LENIENT: GeneralPurposeConfig =
@@ -70,6 +72,24 @@ pub fn scheme_of(field: &'static str, v: &serde_json::Value) -> Result<Scheme, E
             format!(
                 "unknown scheme {v}; expected SCHEME_ED25519, SCHEME_BIP340 or SCHEME_ECDSA_SECP256K1"
             ),
+        )),
+    }
+}
+
+/// A chain from its name in a query (`ethereum`, `bitcoin`, `solana`; the `tessera.v1.Chain`
+/// names `CHAIN_ETHEREUM`, … as gRPC transcoding spells enums, too); empty means unset.
+pub fn chain_of(field: &'static str, v: &str) -> Result<ChainKind, Error> {
+    match v {
+        "ethereum" | "CHAIN_ETHEREUM" => Ok(ChainKind::Ethereum),
+        "bitcoin" | "CHAIN_BITCOIN" => Ok(ChainKind::Bitcoin),
+        "solana" | "CHAIN_SOLANA" => Ok(ChainKind::Solana),
+        "" | "CHAIN_UNSPECIFIED" => Err(Error::invalid(
+            field,
+            "must be set (ethereum, bitcoin or solana)",
+        )),
+        other => Err(Error::invalid(
+            field,
+            format!("unknown chain `{other}`; expected ethereum, bitcoin or solana"),
         )),
     }
 }
@@ -168,6 +188,151 @@ pub struct VerifyBody {
     /// Signature.
     #[serde(default)]
     pub signature: B64,
+}
+
+/// `POST /v1/keys/{key_id}:signTransaction`: exactly one of `ethereum`, `bitcoin`, `solana`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignTransactionBody {
+    /// An Ethereum transaction.
+    #[serde(default)]
+    pub ethereum: Option<EthereumTransactionBody>,
+    /// A Bitcoin PSBT.
+    #[serde(default)]
+    pub bitcoin: Option<BitcoinTransactionBody>,
+    /// A Solana message.
+    #[serde(default)]
+    pub solana: Option<SolanaTransactionBody>,
+    /// Idempotency key.
+    #[serde(default, alias = "idempotency_key")]
+    pub idempotency_key: String,
+    /// Whether to send the signed transaction to the chain's node.
+    #[serde(default)]
+    pub broadcast: bool,
+}
+
+/// `EthereumTransaction`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EthereumTransactionBody {
+    /// The unsigned transaction (EIP-2718 typed payload or legacy EIP-155 RLP list).
+    #[serde(default, alias = "unsigned_tx")]
+    pub unsigned_tx: B64,
+}
+
+/// `BitcoinTransaction`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BitcoinTransactionBody {
+    /// The PSBT (binary).
+    #[serde(default)]
+    pub psbt: B64,
+    /// `mainnet` (when empty), `testnet`, `signet` or `regtest`.
+    #[serde(default)]
+    pub network: String,
+}
+
+/// `SolanaTransaction`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SolanaTransactionBody {
+    /// The serialized message (legacy or v0).
+    #[serde(default)]
+    pub message: B64,
+}
+
+impl SignTransactionBody {
+    /// What the body asks to sign (the one transaction it holds; none or several is
+    /// INVALID_ARGUMENT naming `transaction`) and how.
+    pub fn into_parts(self) -> Result<(Unsigned, ChainOptions), Error> {
+        let unsigned = match (self.ethereum, self.bitcoin, self.solana) {
+            (Some(e), None, None) => Unsigned::EthereumTransaction(e.unsigned_tx.0),
+            (None, Some(b), None) => Unsigned::BitcoinPsbt {
+                psbt: b.psbt.0,
+                network: b.network,
+            },
+            (None, None, Some(s)) => Unsigned::SolanaMessage(s.message.0),
+            (None, None, None) => {
+                return Err(Error::invalid(
+                    "transaction",
+                    "must be set (ethereum, bitcoin or solana)",
+                ));
+            }
+            (e, b, s) => {
+                let set: Vec<&str> = [
+                    ("ethereum", e.is_some()),
+                    ("bitcoin", b.is_some()),
+                    ("solana", s.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, present)| present.then_some(name))
+                .collect();
+                return Err(Error::invalid(
+                    "transaction",
+                    format!(
+                        "exactly one of ethereum, bitcoin or solana may be set (got {})",
+                        set.join(" and ")
+                    ),
+                ));
+            }
+        };
+        Ok((
+            unsigned,
+            ChainOptions {
+                idempotency_key: self.idempotency_key,
+                broadcast: self.broadcast,
+            },
+        ))
+    }
+}
+
+/// `POST /v1/keys/{key_id}:signTypedData`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignTypedDataBody {
+    /// The EIP-712 document: a JSON object, or a string holding one (the proto's
+    /// `typed_data_json`), kept as the client wrote it.
+    #[serde(
+        default,
+        alias = "typed_data",
+        alias = "typedDataJson",
+        alias = "typed_data_json"
+    )]
+    pub typed_data: Option<Box<RawValue>>,
+    /// Idempotency key.
+    #[serde(default, alias = "idempotency_key")]
+    pub idempotency_key: String,
+}
+
+impl SignTypedDataBody {
+    /// The document's JSON text (empty when unset, which the use case refuses).
+    pub fn typed_data_json(&self) -> Result<String, Error> {
+        let Some(raw) = &self.typed_data else {
+            return Ok(String::new());
+        };
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'{') => Ok(text.to_owned()),
+            Some(b'"') => serde_json::from_str(text)
+                .map_err(|e| Error::invalid("typed_data_json", format!("not a JSON string: {e}"))),
+            _ => Err(Error::invalid(
+                "typed_data_json",
+                "must be a JSON object or a string holding one",
+            )),
+        }
+    }
+}
+
+/// `POST /v1/keys/{key_id}:signPersonalMessage`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignPersonalMessageBody {
+    /// The message.
+    #[serde(default)]
+    pub message: B64,
+    /// Idempotency key.
+    #[serde(default, alias = "idempotency_key")]
+    pub idempotency_key: String,
 }
 
 /// `KeyInfo`.
@@ -287,6 +452,221 @@ impl From<StatusView> for Status {
             backend: s.backend,
             mode: s.mode,
             key_count: s.key_count.to_string(),
+        }
+    }
+}
+
+/// `GetAddressResponse`.
+#[derive(Debug, Serialize)]
+pub struct Address {
+    /// The key's address on the chain.
+    pub address: String,
+}
+
+/// `TransactionSummary`.
+#[derive(Debug, Serialize)]
+pub struct TransactionSummary {
+    /// `ethereum`, `bitcoin` or `solana`.
+    pub chain: &'static str,
+    /// What was signed (`eip1559`, `psbt`, `eip712`, …).
+    pub kind: String,
+    /// The EVM chain id or Bitcoin network; empty where the signed bytes name none.
+    pub network: String,
+    /// The values moved.
+    pub transfers: Vec<Transfer>,
+    /// The fee in the chain's base unit, decimal; empty where the signed bytes fix none.
+    pub fee: String,
+}
+
+/// `Transfer`.
+#[derive(Debug, Serialize)]
+pub struct Transfer {
+    /// The recipient, in the chain's spelling.
+    pub to: String,
+    /// The amount in the chain's base unit, decimal.
+    pub amount: String,
+}
+
+impl From<TxSummary> for TransactionSummary {
+    fn from(s: TxSummary) -> Self {
+        Self {
+            chain: s.chain.as_str(),
+            kind: s.kind,
+            network: s.network.unwrap_or_default(),
+            transfers: s
+                .transfers
+                .into_iter()
+                .map(|t| Transfer {
+                    to: t.to,
+                    amount: t.amount,
+                })
+                .collect(),
+            fee: s.fee.unwrap_or_default(),
+        }
+    }
+}
+
+/// `SignedEthereumTransaction`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedEthereumTransaction {
+    /// Ready for `eth_sendRawTransaction`.
+    pub signed_tx: B64,
+    /// Keccak-256 of `signed_tx`.
+    pub tx_hash: B64,
+    /// The sender, EIP-55.
+    pub from: String,
+}
+
+/// `SignedBitcoinTransaction`.
+#[derive(Debug, Serialize)]
+pub struct SignedBitcoinTransaction {
+    /// The PSBT with the key's signatures.
+    pub psbt: B64,
+    /// The finalized network transaction when every input was the key's; empty otherwise.
+    pub transaction: B64,
+    /// Its txid (hex, display order), with `transaction`.
+    pub txid: String,
+}
+
+/// `SignedSolanaTransaction`.
+#[derive(Debug, Serialize)]
+pub struct SignedSolanaTransaction {
+    /// The key's Ed25519 signature of the message.
+    pub signature: B64,
+    /// The wire-format transaction (the other signers' signatures zero).
+    pub transaction: B64,
+    /// Base58 of the first signature.
+    pub txid: String,
+    /// Whether every required signature is present.
+    pub complete: bool,
+}
+
+/// `SignTransactionResponse`: one of `ethereum`, `bitcoin`, `solana`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignTransaction {
+    /// Ethereum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ethereum: Option<SignedEthereumTransaction>,
+    /// Bitcoin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitcoin: Option<SignedBitcoinTransaction>,
+    /// Solana.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solana: Option<SignedSolanaTransaction>,
+    /// What was signed.
+    pub summary: TransactionSummary,
+    /// With `broadcast`: the transaction id the chain's node answered; empty otherwise.
+    pub broadcast_txid: String,
+}
+
+impl From<ChainSigned> for SignTransaction {
+    fn from(c: ChainSigned) -> Self {
+        let (mut ethereum, mut bitcoin, mut solana) = (None, None, None);
+        match c.signed {
+            Signed::EthereumTransaction {
+                signed_tx,
+                tx_hash,
+                from,
+            } => {
+                ethereum = Some(SignedEthereumTransaction {
+                    signed_tx: B64(signed_tx),
+                    tx_hash: B64(tx_hash.to_vec()),
+                    from,
+                });
+            }
+            Signed::BitcoinPsbt {
+                psbt,
+                transaction,
+                txid,
+            } => {
+                bitcoin = Some(SignedBitcoinTransaction {
+                    psbt: B64(psbt),
+                    transaction: B64(transaction.unwrap_or_default()),
+                    txid: txid.unwrap_or_default(),
+                });
+            }
+            Signed::SolanaTransaction {
+                signature,
+                transaction,
+                txid,
+                complete,
+            } => {
+                solana = Some(SignedSolanaTransaction {
+                    signature: B64(signature.to_vec()),
+                    transaction: B64(transaction),
+                    txid,
+                    complete,
+                });
+            }
+            Signed::EthereumMessage { .. } => {}
+        }
+        Self {
+            ethereum,
+            bitcoin,
+            solana,
+            summary: c.summary.into(),
+            broadcast_txid: c.broadcast_id.unwrap_or_default(),
+        }
+    }
+}
+
+/// `SignTypedDataResponse`.
+#[derive(Debug, Serialize)]
+pub struct SignTypedData {
+    /// `r‖s‖v` (65 bytes), v = 27 + recovery id.
+    pub signature: B64,
+    /// The EIP-712 digest signed.
+    pub digest: B64,
+    /// The signer's address, EIP-55.
+    pub address: String,
+    /// What was signed.
+    pub summary: TransactionSummary,
+}
+
+impl From<ChainSigned> for SignTypedData {
+    fn from(c: ChainSigned) -> Self {
+        let m = SignPersonalMessage::from(c.signed);
+        Self {
+            signature: m.signature,
+            digest: m.digest,
+            address: m.address,
+            summary: c.summary.into(),
+        }
+    }
+}
+
+/// `SignPersonalMessageResponse`.
+#[derive(Debug, Serialize)]
+pub struct SignPersonalMessage {
+    /// `r‖s‖v` (65 bytes), v = 27 + recovery id.
+    pub signature: B64,
+    /// The EIP-191 digest signed.
+    pub digest: B64,
+    /// The signer's address, EIP-55.
+    pub address: String,
+}
+
+impl From<Signed> for SignPersonalMessage {
+    fn from(s: Signed) -> Self {
+        match s {
+            Signed::EthereumMessage {
+                signature,
+                digest,
+                address,
+            } => Self {
+                signature: B64(signature.to_vec()),
+                digest: B64(digest.to_vec()),
+                address,
+            },
+            Signed::EthereumTransaction { .. }
+            | Signed::BitcoinPsbt { .. }
+            | Signed::SolanaTransaction { .. } => Self {
+                signature: B64::default(),
+                digest: B64::default(),
+                address: String::new(),
+            },
         }
     }
 }

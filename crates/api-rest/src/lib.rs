@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use service_core::app::{CreateKey, ImportKey, SignRequest, VerifyRequest};
+use service_core::app::{ChainOptions, CreateKey, ImportKey, SignRequest, VerifyRequest};
+use service_core::chain::{ChainKind, Unsigned};
 use service_core::{App, Caller, Credential, Scheme, UseCase};
 use telemetry::Metrics;
 use zeroize::Zeroizing;
@@ -37,6 +38,7 @@ pub fn router(app: Arc<App>, metrics: Arc<Metrics>, max_body_bytes: usize) -> Ro
         .route("/v1/keys", post(create_key).get(list_keys))
         .route("/v1/keys:import", post(import_key))
         .route("/v1/keys/{key}", get(get_key).post(key_method))
+        .route("/v1/keys/{key}/address", get(get_address))
         .route("/v1/signatures:verify", post(verify))
         .route("/v1/status", get(status))
         .route("/openapi.json", get(openapi))
@@ -256,7 +258,46 @@ async fn list_keys(State(g): State<Gateway>, cred: Cred, RawQuery(query): RawQue
     g.finish("ListKeys", start, result, json::ListKeys::from)
 }
 
-/// `POST /v1/keys/{key_id}:sign` and `:signBatch` (custom methods after a colon).
+/// `chain` and `network` from the query of `GET /v1/keys/{key_id}/address`.
+fn address_query(query: Option<&str>) -> Result<(ChainKind, String), Failure> {
+    let (mut chain, mut network) = ("", String::new());
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "chain" => chain = v,
+            "network" => v.clone_into(&mut network),
+            other => {
+                return Err(Failure::bad_request(
+                    "query",
+                    format!("unknown parameter `{other}`; expected chain, network"),
+                ));
+            }
+        }
+    }
+    let chain = json::chain_of("chain", chain).map_err(|e| Failure::of("", &e))?;
+    Ok((chain, network))
+}
+
+async fn get_address(
+    State(g): State<Gateway>,
+    cred: Cred,
+    Path(key): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let start = Instant::now();
+    let result = async {
+        let caller = g.caller(&cred).await?;
+        let (chain, network) = address_query(query.as_deref())?;
+        Ok(g.app.get_address(&caller, key, chain, network).await)
+    }
+    .await;
+    g.finish("GetAddress", start, result, |address| json::Address {
+        address,
+    })
+}
+
+/// `POST /v1/keys/{key_id}:sign`, `:signBatch`, `:signTransaction`, `:signTypedData` and
+/// `:signPersonalMessage` (custom methods after a colon).
 async fn key_method(
     State(g): State<Gateway>,
     cred: Cred,
@@ -307,6 +348,64 @@ async fn key_method(
             .await;
             g.finish("SignBatch", start, result, |sigs| json::SignBatch {
                 signatures: sigs.into_iter().map(json::SignResponse::from).collect(),
+            })
+        }
+        Some((id, "signTransaction")) => {
+            let result = async {
+                let caller = g.caller(&cred).await?;
+                let b: json::SignTransactionBody = body(&bytes)?;
+                let (unsigned, options) = b.into_parts().map_err(|e| Failure::of("", &e))?;
+                Ok(g.app
+                    .sign_chain(&caller, id.to_owned(), unsigned, options)
+                    .await)
+            }
+            .await;
+            g.finish(
+                "SignTransaction",
+                start,
+                result,
+                json::SignTransaction::from,
+            )
+        }
+        Some((id, "signTypedData")) => {
+            let result = async {
+                let caller = g.caller(&cred).await?;
+                let b: json::SignTypedDataBody = body(&bytes)?;
+                let typed = b.typed_data_json().map_err(|e| Failure::of("", &e))?;
+                Ok(g.app
+                    .sign_chain(
+                        &caller,
+                        id.to_owned(),
+                        Unsigned::EthereumTypedData(typed),
+                        ChainOptions {
+                            idempotency_key: b.idempotency_key,
+                            broadcast: false,
+                        },
+                    )
+                    .await)
+            }
+            .await;
+            g.finish("SignTypedData", start, result, json::SignTypedData::from)
+        }
+        Some((id, "signPersonalMessage")) => {
+            let result = async {
+                let caller = g.caller(&cred).await?;
+                let b: json::SignPersonalMessageBody = body(&bytes)?;
+                Ok(g.app
+                    .sign_chain(
+                        &caller,
+                        id.to_owned(),
+                        Unsigned::EthereumPersonalMessage(b.message.0),
+                        ChainOptions {
+                            idempotency_key: b.idempotency_key,
+                            broadcast: false,
+                        },
+                    )
+                    .await)
+            }
+            .await;
+            g.finish("SignPersonalMessage", start, result, |c| {
+                json::SignPersonalMessage::from(c.signed)
             })
         }
         _ => Failure::not_found(&format!("POST /v1/keys/{key}")).into_response(),
