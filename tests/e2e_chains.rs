@@ -23,19 +23,14 @@ use api_proto::{
     Scheme, SignPersonalMessageRequest, SignTransactionRequest, SignTransactionResponse,
     SignTypedDataRequest, SolanaTransaction,
 };
-use bitcoin::absolute::LockTime;
-use bitcoin::hashes::Hash;
 use bitcoin::key::UntweakedPublicKey;
 use bitcoin::opcodes::all::OP_CHECKSIG;
 use bitcoin::psbt::Psbt;
 use bitcoin::script::Builder;
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
 use bitcoin::taproot::{TaprootBuilder, TaprootSpendInfo};
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf, Sequence, Transaction,
-    TxIn, TxOut, Txid, Witness,
-};
+use bitcoin::{Address, CompressedPublicKey, KnownHrp, ScriptBuf, Transaction};
+use test_support::bitcoin_tx::{bip86_script, core_verify, p2wpkh_script, psbt_for, utxo};
 use test_support::ethereum_node::{EthNode, quantity};
 use test_support::solana_svm::{Sent, Svm, Version as SolVersion};
 use test_support::{Server, run_cli};
@@ -91,15 +86,6 @@ fn internal_key(key: &KeyInfo) -> UntweakedPublicKey {
     UntweakedPublicKey::from_slice(&key.public_key).unwrap()
 }
 
-fn bip86_script(key: &KeyInfo) -> ScriptBuf {
-    ScriptBuf::new_p2tr(&Secp256k1::verification_only(), internal_key(key), None)
-}
-
-fn p2wpkh_script(key: &KeyInfo) -> ScriptBuf {
-    let pk = CompressedPublicKey(PublicKey::from_slice(&key.public_key).unwrap());
-    ScriptBuf::new_p2wpkh(&pk.wpubkey_hash())
-}
-
 /// Two leaves (checksigs by unrelated keys) under the key's internal key.
 fn script_tree(key: &KeyInfo) -> TaprootSpendInfo {
     let secp = Secp256k1::new();
@@ -117,59 +103,6 @@ fn script_tree(key: &KeyInfo) -> TaprootSpendInfo {
         .unwrap()
         .finalize(&secp, internal_key(key))
         .unwrap()
-}
-
-fn utxo(sat: u64, script_pubkey: ScriptBuf) -> TxOut {
-    TxOut {
-        value: Amount::from_sat(sat),
-        script_pubkey,
-    }
-}
-
-/// A PSBT spending one made-up outpoint per entry of `claimed` (its `witness_utxo`).
-fn psbt_for(claimed: &[TxOut], outputs: Vec<TxOut>) -> Psbt {
-    let input = (0..claimed.len())
-        .map(|n| TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array([0xb0 + n as u8; 32]),
-                vout: n as u32,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        })
-        .collect();
-    let tx = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input,
-        output: outputs,
-    };
-    let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-    for (input, out) in psbt.inputs.iter_mut().zip(claimed) {
-        input.witness_utxo = Some(out.clone());
-    }
-    psbt
-}
-
-/// Bitcoin Core's verdict on input `index` of `tx` spending `spent[index]`.
-fn core_verify(tx: &[u8], spent: &[TxOut], index: usize) -> Result<(), bitcoinconsensus::Error> {
-    let utxos: Vec<bitcoinconsensus::Utxo> = spent
-        .iter()
-        .map(|o| bitcoinconsensus::Utxo {
-            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
-            script_pubkey_len: o.script_pubkey.len() as u32,
-            value: o.value.to_sat() as i64,
-        })
-        .collect();
-    bitcoinconsensus::verify_with_flags(
-        spent[index].script_pubkey.as_bytes(),
-        spent[index].value.to_sat(),
-        tx,
-        Some(&utxos),
-        index,
-        bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
-    )
 }
 
 fn signed_bitcoin(r: SignTransactionResponse) -> api_proto::SignedBitcoinTransaction {
@@ -228,9 +161,9 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
     // key's P2WPKH.
     let tree = script_tree(&taproot);
     let spent = vec![
-        utxo(50_000, bip86_script(&taproot)),
+        utxo(50_000, bip86_script(&taproot.public_key)),
         utxo(60_000, ScriptBuf::new_p2tr_tweaked(tree.output_key())),
-        utxo(70_000, p2wpkh_script(&segwit)),
+        utxo(70_000, p2wpkh_script(&segwit.public_key)),
     ];
     // The payee: the BIP86 address of an unrelated key (x of the generator).
     let payee_key = UntweakedPublicKey::from_slice(
@@ -240,7 +173,7 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
     let payee = Address::p2tr(&secp, payee_key, None, KnownHrp::Regtest);
     let outputs = vec![
         utxo(150_000, payee.script_pubkey()),
-        utxo(29_000, bip86_script(&taproot)),
+        utxo(29_000, bip86_script(&taproot.public_key)),
     ];
     let mut psbt = psbt_for(&spent, outputs);
     psbt.inputs[1].tap_internal_key = Some(internal_key(&taproot));
@@ -281,9 +214,12 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
 
     // A PSBT that lies about the amount it spends: the signature commits to the claimed
     // amount, so Bitcoin Core refuses the transaction against the real one.
-    let real = vec![utxo(80_000, bip86_script(&taproot))];
-    let claimed = vec![utxo(40_000, bip86_script(&taproot))];
-    let lying = psbt_for(&claimed, vec![utxo(39_000, bip86_script(&taproot))]);
+    let real = vec![utxo(80_000, bip86_script(&taproot.public_key))];
+    let claimed = vec![utxo(40_000, bip86_script(&taproot.public_key))];
+    let lying = psbt_for(
+        &claimed,
+        vec![utxo(39_000, bip86_script(&taproot.public_key))],
+    );
     let signed = signed_bitcoin(
         sign_psbt(&mut c, &taproot, lying.serialize())
             .await
@@ -298,13 +234,19 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
         sign_psbt(&mut c, &taproot, b"not a psbt".to_vec()).await,
         &["transaction.bitcoin.psbt", "PSBT"],
     );
-    let mut no_utxo = psbt_for(&spent[..1], vec![utxo(1_000, bip86_script(&taproot))]);
+    let mut no_utxo = psbt_for(
+        &spent[..1],
+        vec![utxo(1_000, bip86_script(&taproot.public_key))],
+    );
     no_utxo.inputs[0].witness_utxo = None;
     assert_invalid(
         sign_psbt(&mut c, &taproot, no_utxo.serialize()).await,
         &["input 0", "UTXO"],
     );
-    let others = psbt_for(&spent[2..], vec![utxo(1_000, bip86_script(&taproot))]);
+    let others = psbt_for(
+        &spent[2..],
+        vec![utxo(1_000, bip86_script(&taproot.public_key))],
+    );
     assert_invalid(
         sign_psbt(&mut c, &taproot, others.serialize()).await,
         &["no input", "this key"],

@@ -1,22 +1,26 @@
 //! End-to-end, distributed mode: every party its own `tessera` process over mutual TLS, the
 //! cluster written by `tessera init-cluster`. Keys are made through one node and used through
 //! others; every signature is checked by independent verifiers; each node's data directory
-//! holds only its own share (opened with that node's KEK); faults (kill -9, two parties down,
-//! a partitioned party, a party sending invalid shares, foreign or unconfigured certificates)
-//! behave as the deployment promises. Every fault test runs with the nonce log of every node
-//! and checks that no nonce pair was ever consumed twice.
+//! holds only its own share (opened with that node's KEK); a Bitcoin PSBT signed through the
+//! chain API by two keys on two nodes passes Bitcoin Core's script interpreter; faults (kill
+//! -9, two parties down, a partitioned party, a party sending invalid shares, foreign or
+//! unconfigured certificates) behave as the deployment promises. Every fault test runs with
+//! the nonce log of every node and checks that no nonce pair was ever consumed twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use api_proto::sign_transaction_request::Transaction as TxOneof;
+use api_proto::sign_transaction_response::Signed;
 use api_proto::signer_service_client::SignerServiceClient;
 use api_proto::{
-    CreateKeyRequest, GetKeyRequest, ImportKeyRequest, KeyInfo, ListKeysRequest, Scheme,
-    SignBatchRequest, SignRequest,
+    BitcoinTransaction, CreateKeyRequest, GetKeyRequest, ImportKeyRequest, KeyInfo,
+    ListKeysRequest, Scheme, SignBatchRequest, SignRequest, SignTransactionRequest,
 };
 use sha2::{Digest, Sha256};
+use test_support::bitcoin_tx::{assert_core_accepts, bip86_script, p2wpkh_script, psbt_for, utxo};
 use test_support::proxy::FaultProxy;
 use test_support::{Cluster, Server, bip340_ok, ecdsa_check, ed25519_ok, taproot_output_key};
 use tonic::transport::Channel;
@@ -227,6 +231,36 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
         assert_eq!(r.verifying_key, out);
         assert!(bip340_ok(&out, &m, &r.signature));
     }
+    // A Bitcoin PSBT through the chain API: the BIP340 key's P2TR input signed through node 3,
+    // the ECDSA key's P2WPKH input through node 2; Bitcoin Core accepts the result.
+    let (_, ecdsa) = &keys[2];
+    let spent = vec![
+        utxo(40_000, bip86_script(&bip.public_key)),
+        utxo(30_000, p2wpkh_script(&ecdsa.public_key)),
+    ];
+    let psbt = psbt_for(&spent, vec![utxo(69_000, bip86_script(&bip.public_key))]);
+    let sign_psbt = |mut c: SignerServiceClient<Channel>, key: KeyInfo, psbt: Vec<u8>| async move {
+        let r = c
+            .sign_transaction(SignTransactionRequest {
+                key_id: key.key_id.clone(),
+                transaction: Some(TxOneof::Bitcoin(BitcoinTransaction {
+                    psbt,
+                    network: "regtest".into(),
+                })),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        match r.signed {
+            Some(Signed::Bitcoin(b)) => b,
+            other => panic!("expected a signed PSBT, got {other:?}"),
+        }
+    };
+    let half = sign_psbt(c3.clone(), bip.clone(), psbt.serialize()).await;
+    let done = sign_psbt(c2.clone(), ecdsa.clone(), half.psbt).await;
+    assert_core_accepts(&done.transaction, &spent);
+
     // An imported Ethereum key (web3.js vector) is split across the nodes and keeps its
     // address; it signs through another node.
     let line = include_str!("vectors/ethereum/addresses.txt")

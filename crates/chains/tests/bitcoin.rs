@@ -15,11 +15,11 @@ use bitcoin::sighash::{EcdsaSighashType, TapSighashType};
 use bitcoin::taproot::{TapNodeHash, TaprootBuilder, TaprootSpendInfo};
 use bitcoin::transaction::Version;
 use bitcoin::{
-    Address, Amount, CompressedPublicKey, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
-    Txid, Witness,
+    Address, Amount, CompressedPublicKey, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid,
 };
 use chains::bitcoin::{BitcoinKey, Network, PsbtSigned, SigKind, SignRequest, address, plan_psbt};
 use chains::{Chain, Error};
+use test_support::bitcoin_tx::{core_verify, psbt_for, utxo};
 
 fn secp() -> Secp256k1<All> {
     Secp256k1::new()
@@ -81,40 +81,6 @@ fn script_tree(a: &Keypair) -> TaprootSpendInfo {
         .unwrap()
 }
 
-fn utxo(sat: u64, script_pubkey: ScriptBuf) -> TxOut {
-    TxOut {
-        value: Amount::from_sat(sat),
-        script_pubkey,
-    }
-}
-
-/// An unsigned transaction spending one made-up outpoint per entry of `spent`, as a PSBT with
-/// each input's `witness_utxo`.
-fn psbt_for(spent: &[TxOut], outputs: Vec<TxOut>) -> Psbt {
-    let input = (0..spent.len())
-        .map(|n| TxIn {
-            previous_output: OutPoint {
-                txid: Txid::from_byte_array([0xa0 + n as u8; 32]),
-                vout: n as u32,
-            },
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::new(),
-        })
-        .collect();
-    let tx = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input,
-        output: outputs,
-    };
-    let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-    for (input, out) in psbt.inputs.iter_mut().zip(spent) {
-        input.witness_utxo = Some(out.clone());
-    }
-    psbt
-}
-
 /// Stands in for the threshold service: signs each request with the local key (the Taproot key
 /// tweaked with the request's Merkle root, BIP341; ECDSA over the prehash, low S).
 fn sign(requests: &[SignRequest], a: &Keypair, b: &SecretKey) -> Vec<[u8; 64]> {
@@ -141,27 +107,6 @@ fn sign_all(psbt: &[u8], key: &BitcoinKey, a: &Keypair, b: &SecretKey) -> PsbtSi
     let plan = plan_psbt(psbt, key, Network::Regtest).unwrap();
     let signatures = sign(plan.requests(), a, b);
     plan.finish(&signatures).unwrap()
-}
-
-/// Bitcoin Core's verdict on input `index` of `tx` spending `spent[index]`, all consensus rules
-/// through Taproot on.
-fn core_verify(tx: &[u8], spent: &[TxOut], index: usize) -> Result<(), bitcoinconsensus::Error> {
-    let utxos: Vec<bitcoinconsensus::Utxo> = spent
-        .iter()
-        .map(|o| bitcoinconsensus::Utxo {
-            script_pubkey: o.script_pubkey.as_bytes().as_ptr(),
-            script_pubkey_len: o.script_pubkey.len() as u32,
-            value: o.value.to_sat() as i64,
-        })
-        .collect();
-    bitcoinconsensus::verify_with_flags(
-        spent[index].script_pubkey.as_bytes(),
-        spent[index].value.to_sat(),
-        tx,
-        Some(&utxos),
-        index,
-        bitcoinconsensus::VERIFY_ALL_PRE_TAPROOT | bitcoinconsensus::VERIFY_TAPROOT,
-    )
 }
 
 fn assert_core_accepts_every_input(tx: &[u8], spent: &[TxOut]) {

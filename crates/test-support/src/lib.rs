@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bitcoin_tx;
 pub mod cluster;
 pub mod ethereum_node;
 pub mod proxy;

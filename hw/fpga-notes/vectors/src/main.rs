@@ -388,7 +388,11 @@ fn k_vectors(m: &Modulus, rng: &mut ChaCha20Rng, n: usize) -> Result<Vec<Vec<Le>
             1 => -a,
             2 => id,
             3 => {
-                let b = if rng.next_u32().is_multiple_of(2) { id } else { a };
+                let b = if rng.next_u32().is_multiple_of(2) {
+                    id
+                } else {
+                    a
+                };
                 a = id;
                 b
             }
