@@ -447,10 +447,9 @@ fn main() -> Res<()> {
 }
 
 /// `chain_requests`: a selector byte (see the target), then the published vectors of
-/// tests/vectors (EIP-155, EIP-712, `@solana/kit` messages) and a PSBT spending a P2TR output
+/// tests/vectors (EIP-155, EIP-712, `@solana/kit` messages, all hex) and a PSBT spending a P2TR output
 /// of the target's BIP340 key.
 fn chain(root: &Path) -> Res<()> {
-    use base64::Engine;
     let c = Corpus::new(root, "chain_requests")?;
     let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors");
     let eip155 = std::fs::read_to_string(vectors.join("ethereum/eip155_example.txt"))?;
@@ -469,10 +468,10 @@ fn chain(root: &Path) -> Res<()> {
         .flatten()
         .enumerate()
     {
-        let b64 = m["message"]
+        let hex = m["message"]
             .as_str()
             .ok_or("a Solana vector without message")?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+        let bytes = hex_bytes(hex)?;
         c.put(&format!("solana-{i}"), &[&[4u8][..], &bytes].concat())?;
     }
     use bitcoin::key::UntweakedPublicKey;
