@@ -40,6 +40,8 @@ echo "test.sh: cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test.sh: cargo test" >&2
 cargo test --workspace --locked
+echo "test.sh: mutation guard of the protocol crates (scripts/mutants-guard.sh)" >&2
+bash scripts/mutants-guard.sh
 
 # --- Fuzzing smoke run (docs/fuzzing.md) -------------------------------------------------
 # Builds the cargo-fuzz targets of fuzz/ (its own workspace, not built above) and runs each for
