@@ -907,8 +907,22 @@ impl App {
             transaction: None,
         };
         let n = signatures.len() as u64;
-        // The store calls back from its writer thread once the record is durable; no blocking
-        // thread waits meanwhile.
+        let earlier = self.record_signatures(record).await?;
+        self.observer.signatures_issued(rec.scheme, n);
+        match (earlier, idem) {
+            (Some(r), Some((_, fp))) => Ok((vec![replay(&r, &fp)?], cost)),
+            _ => Ok((signatures, cost)),
+        }
+    }
+
+    /// Stores issued signatures (their audit events and idempotency record); answers the
+    /// record an earlier request with the same idempotency key stored first, if any. The store
+    /// calls back from its writer thread once the record is durable; no blocking thread waits
+    /// meanwhile.
+    async fn record_signatures(
+        &self,
+        record: SignatureRecord,
+    ) -> Result<Option<IdempotencyRecord>, Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.store.submit_signatures(
             record,
@@ -916,14 +930,9 @@ impl App {
                 let _request_gone = tx.send(r);
             }),
         );
-        let earlier = rx
+        Ok(rx
             .await
-            .map_err(|_| Error::Storage(crate::ports::StoreError::Closed))??;
-        self.observer.signatures_issued(rec.scheme, n);
-        match (earlier, idem) {
-            (Some(r), Some((_, fp))) => Ok((vec![replay(&r, &fp)?], cost)),
-            _ => Ok((signatures, cost)),
-        }
+            .map_err(|_| Error::Storage(crate::ports::StoreError::Closed))??)
     }
 
     /// `Verify`.

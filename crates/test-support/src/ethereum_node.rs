@@ -7,7 +7,6 @@
 //! 127.0.0.1, reads the port from its banner and waits until its JSON-RPC answers. Requests are
 //! plain HTTP/1.1 POSTs over a `TcpStream`. The node is killed on drop.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -31,11 +30,6 @@ pub fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/chains/ethereum")
 }
 
-/// Whether this run is CI's (`CI=true`), where a missing tool is a failure, not a skip.
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// A running `hardhat node` on 127.0.0.1.
 pub struct EthNode {
     child: Child,
@@ -57,9 +51,9 @@ impl EthNode {
     /// As [`EthNode::start`], on `port` of 127.0.0.1 (0: a free one), e.g. to bring a node back
     /// where a stopped one was.
     pub fn start_on(port: u16) -> Option<EthNode> {
-        if let Err(why) = install() {
+        if let Err(why) = crate::npm::npm_ci(&project_dir()) {
             assert!(
-                !under_ci(),
+                !crate::npm::under_ci(),
                 "the Ethereum node is unavailable under CI: {why}"
             );
             eprintln!("skipping the Ethereum node test: {why}");
@@ -311,54 +305,4 @@ fn dechunk(mut body: &str) -> Result<String, String> {
             .and_then(|r| r.strip_prefix("\r\n"))
             .ok_or_else(|| format!("bad chunk end in {rest:?}"))?;
     }
-}
-
-/// Runs `npm ci` in [`project_dir`] unless its `node_modules` is complete, one install at a
-/// time (an exclusive lock on `.install.lock` there).
-fn install() -> Result<(), String> {
-    let dir = project_dir();
-    for tool in ["node", "npm"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err(format!(
-                "{tool} not found: install Node.js and npm (Debian: apt-get install nodejs npm)"
-            ));
-        }
-    }
-    let installed = || {
-        dir.join("node_modules/.package-lock.json").exists()
-            && dir
-                .join("node_modules/hardhat/internal/cli/bootstrap.js")
-                .exists()
-    };
-    if installed() {
-        return Ok(());
-    }
-    let lock = File::create(dir.join(".install.lock")).map_err(|e| e.to_string())?;
-    lock.lock()
-        .map_err(|e| format!("locking .install.lock: {e}"))?;
-    if installed() {
-        return Ok(());
-    }
-    eprintln!("installing hardhat: npm ci in {}", dir.display());
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("npm ci: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm ci in {} failed ({}): {}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
 }

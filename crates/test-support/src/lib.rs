@@ -4,6 +4,7 @@
 pub mod bitcoin_tx;
 pub mod cluster;
 pub mod ethereum_node;
+pub mod npm;
 pub mod proxy;
 pub mod server;
 pub mod solana_svm;

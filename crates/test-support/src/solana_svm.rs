@@ -4,7 +4,6 @@
 //! `npm ci` on first use (one install at a time, under a lock file), starts one Node process per
 //! [`Svm`], and kills it on drop.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -23,43 +22,12 @@ pub fn harness_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/chains/solana")
 }
 
-/// Whether the tests run under CI (`CI=true`), where a missing runtime fails instead of skipping.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+pub use crate::npm::under_ci;
 
-/// Installs the harness's npm packages with `npm ci` unless `node_modules` already holds the
-/// install of the committed `package-lock.json`. Concurrent callers (test threads, test
-/// binaries) take turns on an exclusive lock of `.npm-install.lock`.
+/// Installs the harness's npm packages (see [`crate::npm::npm_ci`]) and returns its folder.
 pub fn ensure_installed() -> Result<PathBuf, String> {
     let dir = harness_dir();
-    let lock_path = dir.join(".npm-install.lock");
-    let lock = File::create(&lock_path)
-        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-    let wanted = std::fs::read_to_string(dir.join("package-lock.json"))
-        .map_err(|e| format!("cannot read the harness's package-lock.json: {e}"))?;
-    let marker = dir.join("node_modules/.tessera-installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
-        return Ok(dir);
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run npm (is Node.js installed?): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm ci in {} failed ({}): {}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    std::fs::write(&marker, wanted)
-        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    crate::npm::npm_ci(&dir)?;
     Ok(dir)
 }
 

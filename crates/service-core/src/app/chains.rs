@@ -230,16 +230,7 @@ impl App {
                 idempotency,
                 transaction: Some(done.summary.clone()),
             };
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.store.submit_signatures(
-                record,
-                Box::new(move |r| {
-                    let _request_gone = tx.send(r);
-                }),
-            );
-            let earlier = rx
-                .await
-                .map_err(|_| Error::Storage(crate::ports::StoreError::Closed))??;
+            let earlier = self.record_signatures(record).await?;
             self.observer
                 .signatures_issued(scheme, signatures.len() as u64);
             if let (Some(r), Some((_, fp))) = (earlier, &idem) {
