@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use zeroize::Zeroize;
 
 use crate::tls::{NodeTls, party_of};
 use crate::{MAX_MESSAGE_BYTES, client::MAX_ENVELOPE_ITEMS};
@@ -65,10 +66,13 @@ impl PeerService for PeerServer {
         }
         let tasks: Vec<_> = requests
             .into_iter()
-            .map(|bytes| {
+            .map(|mut bytes| {
                 let party = Arc::clone(&self.party);
                 tokio::spawn(async move {
-                    match PeerRequest::decode(&bytes) {
+                    let request = PeerRequest::decode(&bytes);
+                    // The encoding of a share delivery or an import holds secret bytes.
+                    bytes.zeroize();
+                    match request {
                         Some(r) => party.handle(from, r).await,
                         None => PeerReply::Failed(RemoteFailure {
                             message: "undecodable request".into(),

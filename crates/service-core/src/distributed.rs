@@ -493,7 +493,7 @@ impl Distributed {
         let replies = self
             .call_all(&peers, |p| PeerRequest::ImportShare {
                 key: key.clone(),
-                share: shares.get(&p).map(|s| s.to_vec()).unwrap_or_default(),
+                share: shares.get(&p).cloned().unwrap_or_default(),
             })
             .await?;
         drop(shares);

@@ -540,7 +540,7 @@ impl Party {
                 let r = PeerRequest::DkgDeliver {
                     session,
                     step,
-                    share,
+                    share: zeroize::Zeroizing::new(share),
                 };
                 (to, r)
             })
@@ -613,9 +613,8 @@ impl Party {
         from: PartyId,
         session: SessionId,
         step: u8,
-        share: Vec<u8>,
+        share: zeroize::Zeroizing<Vec<u8>>,
     ) -> Result<PeerReply, Error> {
-        let share = zeroize::Zeroizing::new(share);
         let mut d = lock(&self.dkgs);
         let slot = d.get_mut(&session).ok_or(Error::Internal(
             "share for an unknown or expired DKG session",
@@ -737,8 +736,11 @@ impl Party {
 
     /// `ImportKey` at a co-signing node: checks that `share` is this party's part of a key of
     /// the announced scheme and shape, then seals and stores it.
-    async fn import_share(&self, key: NewKey, share: Vec<u8>) -> Result<PeerReply, Error> {
-        let share = zeroize::Zeroizing::new(share);
+    async fn import_share(
+        &self,
+        key: NewKey,
+        share: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<PeerReply, Error> {
         if key.key_id.is_empty() || key.key_id.len() > 64 {
             return Err(Error::invalid("key_id", "must be 1 to 64 bytes"));
         }

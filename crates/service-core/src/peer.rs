@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::coordinator::BoxFuture;
 use crate::{Error, Scheme};
@@ -71,8 +72,9 @@ pub enum PeerRequest {
         /// The step the message belongs to (1 for the round-2 shares; threshold-ECDSA key
         /// generation runs its pairwise base OTs in the steps after it).
         step: u8,
-        /// The message: a FROST share, or a threshold-ECDSA key-generation message.
-        share: Vec<u8>,
+        /// The message: a FROST share, or a threshold-ECDSA key-generation message (wiped on
+        /// drop).
+        share: Zeroizing<Vec<u8>>,
     },
     /// DKG next step: check what the other parties delivered in the last step, then deliver
     /// this step's messages and answer `Done`, or, once this party's key generation is
@@ -178,8 +180,8 @@ pub enum PeerRequest {
     ImportShare {
         /// The key being imported.
         key: NewKey,
-        /// This party's part of the key, encoded as the node stores it (secret).
-        share: Vec<u8>,
+        /// This party's part of the key, encoded as the node stores it (secret; wiped on drop).
+        share: Zeroizing<Vec<u8>>,
     },
     /// Threshold ECDSA after an import: run a fresh base OT with each of `peers` (replacing
     /// the OT state the dealer made), in the background.
@@ -377,7 +379,7 @@ mod tests {
         let secret = PeerRequest::DkgDeliver {
             session: [1; 16],
             step: 1,
-            share: vec![0xab; 32],
+            share: Zeroizing::new(vec![0xab; 32]),
         };
         assert!(
             !format!("{secret:?}").contains("171"),

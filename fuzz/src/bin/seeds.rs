@@ -73,7 +73,7 @@ fn peer(root: &Path) -> Res<()> {
         PeerRequest::DkgDeliver {
             session,
             step: 1,
-            share: ONE.to_vec(),
+            share: zeroize::Zeroizing::new(ONE.to_vec()),
         },
         PeerRequest::DkgFinish {
             session,
