@@ -228,6 +228,59 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
     core_verify(&signed.transaction, &claimed, 0).unwrap();
     assert!(core_verify(&signed.transaction, &real, 0).is_err());
 
+    // The CLI: `tessera address` and `tessera sign-tx` with a PSBT file in base64, as Bitcoin
+    // Core writes them.
+    let key_id = taproot.key_id.clone();
+    let (ok, out, err) = run_cli(
+        &[
+            "address",
+            "--server",
+            &server.url,
+            "--key-id",
+            &key_id,
+            "--chain",
+            "bitcoin",
+            "--network",
+            "regtest",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed["address"], want.to_string());
+    let spent_cli = vec![utxo(20_000, bip86_script(&taproot.public_key))];
+    let cli_psbt = psbt_for(
+        &spent_cli,
+        vec![utxo(19_000, bip86_script(&taproot.public_key))],
+    );
+    let file = dir.path().join("spend.psbt");
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        cli_psbt.serialize(),
+    );
+    std::fs::write(&file, b64).unwrap();
+    let (ok, out, err) = run_cli(
+        &[
+            "sign-tx",
+            "--server",
+            &server.url,
+            "--key-id",
+            &key_id,
+            "--chain",
+            "bitcoin",
+            "--network",
+            "regtest",
+            "--tx-file",
+            &file.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed["summary"]["fee"], "1000");
+    let tx = hex::decode(printed["signed"]["transaction"].as_str().unwrap()).unwrap();
+    core_verify(&tx, &spent_cli, 0).unwrap();
+
     // Refusals name what is wrong and sign nothing.
     let before = signatures_issued(&server);
     assert_invalid(
@@ -281,8 +334,8 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
         .collect();
     assert_eq!(
         with_summary.len(),
-        4,
-        "three inputs, then the lying PSBT's one"
+        5,
+        "three inputs, the lying PSBT's one, the CLI's one"
     );
     let t = &with_summary[0]["envelope"]["event"]["transaction"];
     assert_eq!(t["fee"], "1000");

@@ -7,6 +7,132 @@ use service_core::Scheme;
 
 use crate::error::Error;
 
+/// A chain name as `--chain` takes it.
+pub fn parse_chain(s: &str) -> Result<api_proto::Chain, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "ethereum" | "eth" => Ok(api_proto::Chain::Ethereum),
+        "bitcoin" | "btc" => Ok(api_proto::Chain::Bitcoin),
+        "solana" | "sol" => Ok(api_proto::Chain::Solana),
+        _ => Err(format!("unknown chain `{s}`: ethereum, bitcoin or solana")),
+    }
+}
+
+/// The bytes of a `--tx-file`: its text as hex (an optional `0x` prefix), else as base64
+/// (Bitcoin Core writes PSBTs so), else the file as it is.
+pub fn tx_bytes(chain: api_proto::Chain, file: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = std::str::from_utf8(file).map(str::trim).unwrap_or_default();
+    if !text.is_empty() {
+        if let Ok(b) = hex::decode(text.strip_prefix("0x").unwrap_or(text)) {
+            return b;
+        }
+        if chain == api_proto::Chain::Bitcoin
+            && let Ok(b) = base64::engine::general_purpose::STANDARD.decode(text)
+        {
+            return b;
+        }
+    }
+    file.to_vec()
+}
+
+/// `tessera address`: prints `{"address": …}`.
+pub async fn address(
+    server: &str,
+    tls: &client::Tls,
+    key_id: String,
+    chain: api_proto::Chain,
+    network: String,
+) -> Result<String, Error> {
+    let mut c = client::connect_with(server, tls).await?;
+    let r = c
+        .get_address(api_proto::GetAddressRequest {
+            key_id,
+            chain: chain as i32,
+            network,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    Ok(serde_json::json!({ "address": r.address }).to_string())
+}
+
+/// What `tessera sign-tx` asks for.
+pub struct SignTx {
+    /// The key.
+    pub key_id: String,
+    /// The chain.
+    pub chain: api_proto::Chain,
+    /// The unsigned transaction, PSBT or message.
+    pub bytes: Vec<u8>,
+    /// Bitcoin's network.
+    pub network: String,
+    /// Whether to broadcast.
+    pub broadcast: bool,
+    /// Idempotency key.
+    pub idempotency_key: String,
+}
+
+/// `tessera sign-tx`: prints the signed result (bytes as hex) and its summary as JSON.
+pub async fn sign_tx(server: &str, tls: &client::Tls, req: SignTx) -> Result<String, Error> {
+    use api_proto::sign_transaction_request::Transaction;
+    use api_proto::sign_transaction_response::Signed;
+    let transaction = match req.chain {
+        api_proto::Chain::Ethereum => Transaction::Ethereum(api_proto::EthereumTransaction {
+            unsigned_tx: req.bytes,
+        }),
+        api_proto::Chain::Bitcoin => Transaction::Bitcoin(api_proto::BitcoinTransaction {
+            psbt: req.bytes,
+            network: req.network,
+        }),
+        _ => Transaction::Solana(api_proto::SolanaTransaction { message: req.bytes }),
+    };
+    let mut c = client::connect_with(server, tls).await?;
+    let r = c
+        .sign_transaction(api_proto::SignTransactionRequest {
+            key_id: req.key_id,
+            transaction: Some(transaction),
+            idempotency_key: req.idempotency_key,
+            broadcast: req.broadcast,
+        })
+        .await
+        .map_err(client::ClientError::from)?
+        .into_inner();
+    let signed = match r.signed {
+        Some(Signed::Ethereum(e)) => serde_json::json!({
+            "signed_tx": hex::encode(&e.signed_tx),
+            "tx_hash": hex::encode(&e.tx_hash),
+            "from": e.from,
+        }),
+        Some(Signed::Bitcoin(b)) => serde_json::json!({
+            "psbt": hex::encode(&b.psbt),
+            "transaction": hex::encode(&b.transaction),
+            "txid": b.txid,
+        }),
+        Some(Signed::Solana(s)) => serde_json::json!({
+            "signature": hex::encode(&s.signature),
+            "transaction": hex::encode(&s.transaction),
+            "txid": s.txid,
+            "complete": s.complete,
+        }),
+        None => serde_json::Value::Null,
+    };
+    let summary = r.summary.map(|s| {
+        serde_json::json!({
+            "chain": s.chain,
+            "kind": s.kind,
+            "network": s.network,
+            "transfers": s.transfers.iter().map(|t| serde_json::json!({"to": t.to, "amount": t.amount})).collect::<Vec<_>>(),
+            "fee": s.fee,
+        })
+    });
+    Ok(serde_json::json!({
+        "signed": signed,
+        "summary": summary,
+        "broadcast_txid": r.broadcast_txid,
+    })
+    .to_string())
+}
+
 /// Decodes a hex flag.
 pub fn hex_arg(flag: &'static str, v: &str) -> Result<Vec<u8>, Error> {
     hex::decode(v.trim()).map_err(|_| Error::usage(flag, "must be hex"))

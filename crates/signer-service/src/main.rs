@@ -98,6 +98,14 @@ enum Command {
     Sign(SignArgs),
     /// Verify a signature; prints {"valid": true|false} and exits 1 when invalid.
     Verify(VerifyArgs),
+    /// A key's address on a chain (Ethereum: ECDSA keys; Bitcoin: P2TR of BIP340 keys or
+    /// P2WPKH of ECDSA keys; Solana: Ed25519 keys); prints {"address": …}.
+    Address(AddressArgs),
+    /// Sign a chain transaction with a key (docs/chains.md): an unsigned Ethereum transaction,
+    /// a Bitcoin PSBT or a Solana message, read from --tx-file as hex, as base64 (Bitcoin
+    /// Core's PSBT spelling) or as raw bytes; prints the signed result (hex) and what it does
+    /// as JSON. --broadcast also sends it to the server's configured node for the chain.
+    SignTx(SignTxArgs),
     /// Load generator: signs with many concurrent requests and prints throughput, latency
     /// percentiles, errors by status code and the server's CPU time per signature.
     Load(LoadArgs),
@@ -530,6 +538,48 @@ struct VerifyArgs {
 }
 
 #[derive(Args, Debug)]
+struct AddressArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Key id (from keygen)
+    #[arg(long)]
+    key_id: String,
+    /// ethereum, bitcoin or solana
+    #[arg(long, value_parser = cli::parse_chain)]
+    chain: api_proto::Chain,
+    /// Bitcoin: mainnet (default), testnet, signet or regtest
+    #[arg(long, default_value = "")]
+    network: String,
+}
+
+#[derive(Args, Debug)]
+struct SignTxArgs {
+    /// Server URL
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Key id (from keygen)
+    #[arg(long)]
+    key_id: String,
+    /// ethereum, bitcoin or solana
+    #[arg(long, value_parser = cli::parse_chain)]
+    chain: api_proto::Chain,
+    /// The unsigned transaction, PSBT or message: hex, base64 or raw bytes
+    #[arg(long, value_name = "FILE")]
+    tx_file: PathBuf,
+    /// Bitcoin: the network the summary's addresses are spelled for (default mainnet)
+    #[arg(long, default_value = "")]
+    network: String,
+    /// Also send the signed transaction to the server's node for the chain
+    #[arg(long)]
+    broadcast: bool,
+    /// Idempotency key: a retry with the same key returns (and rebroadcasts) the same
+    /// signed transaction
+    #[arg(long, default_value = "")]
+    idempotency_key: String,
+}
+
+#[derive(Args, Debug)]
 struct LoadArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -655,6 +705,27 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
             } else {
                 Err(Error::InvalidSignature)
             }
+        }
+        Command::Address(a) => Ok(Some(
+            cli::address(&a.server, &tls, a.key_id, a.chain, a.network).await?,
+        )),
+        Command::SignTx(a) => {
+            let bytes = cli::tx_bytes(a.chain, &read_file("--tx-file", &a.tx_file)?);
+            Ok(Some(
+                cli::sign_tx(
+                    &a.server,
+                    &tls,
+                    cli::SignTx {
+                        key_id: a.key_id,
+                        chain: a.chain,
+                        bytes,
+                        network: a.network,
+                        broadcast: a.broadcast,
+                        idempotency_key: a.idempotency_key,
+                    },
+                )
+                .await?,
+            ))
         }
         Command::Apikey(a) => Ok(Some(apikey(a.action)?)),
         Command::Kek(a) => match a.action {
