@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! Writes the test-bench vectors of `hw/fpga-notes` (run by `hw/fpga-notes/sim.sh`).
 //!
 //! Expected outputs come from our Rust code: the serial field multiplication and the complete
