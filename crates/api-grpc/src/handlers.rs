@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use api_proto as pb;
 use api_proto::signer_service_server::SignerService;
-use service_core::app::{ChainOptions, CreateKey, ImportKey, SignRequest, VerifyRequest};
+use service_core::app::{
+    ChainOptions, ChainSigned, CreateKey, ImportKey, SignRequest, VerifyRequest,
+};
 use service_core::{App, Caller, Credential, Failure, Scheme, UseCase};
 use telemetry::Metrics;
 use tonic::{Request, Response, Status};
@@ -35,6 +37,24 @@ impl GrpcApi {
     /// The authenticated caller of `req` (see [`credential`]).
     async fn caller<T>(&self, req: &Request<T>) -> Result<Arc<Caller>, Failure> {
         Ok(self.app.authenticate(&credential(req)).await?)
+    }
+
+    /// The use case of `SignTypedData` and `SignPersonalMessage` (never broadcast).
+    async fn sign_message(
+        &self,
+        caller: Result<Arc<Caller>, Failure>,
+        key_id: String,
+        unsigned: Unsigned,
+        idempotency_key: String,
+    ) -> UseCase<ChainSigned> {
+        let options = ChainOptions {
+            idempotency_key,
+            broadcast: false,
+        };
+        let caller = caller?;
+        self.app
+            .sign_chain(&caller, key_id, unsigned, options)
+            .await
     }
 
     /// Records the request's metrics and turns the use case's result into a response.
@@ -335,22 +355,14 @@ impl SignerService for GrpcApi {
         let start = Instant::now();
         let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = match caller {
-            Ok(caller) => {
-                self.app
-                    .sign_chain(
-                        &caller,
-                        req.key_id,
-                        Unsigned::EthereumTypedData(req.typed_data_json),
-                        ChainOptions {
-                            idempotency_key: req.idempotency_key,
-                            broadcast: false,
-                        },
-                    )
-                    .await
-            }
-            Err(f) => Err(f),
-        };
+        let result = self
+            .sign_message(
+                caller,
+                req.key_id,
+                Unsigned::EthereumTypedData(req.typed_data_json),
+                req.idempotency_key,
+            )
+            .await;
         self.finish("SignTypedData", start, result, |c| {
             let (signature, digest, address) = message_signature(&c);
             pb::SignTypedDataResponse {
@@ -369,22 +381,14 @@ impl SignerService for GrpcApi {
         let start = Instant::now();
         let caller = self.caller(&req).await;
         let req = req.into_inner();
-        let result = match caller {
-            Ok(caller) => {
-                self.app
-                    .sign_chain(
-                        &caller,
-                        req.key_id,
-                        Unsigned::EthereumPersonalMessage(req.message),
-                        ChainOptions {
-                            idempotency_key: req.idempotency_key,
-                            broadcast: false,
-                        },
-                    )
-                    .await
-            }
-            Err(f) => Err(f),
-        };
+        let result = self
+            .sign_message(
+                caller,
+                req.key_id,
+                Unsigned::EthereumPersonalMessage(req.message),
+                req.idempotency_key,
+            )
+            .await;
         self.finish("SignPersonalMessage", start, result, |c| {
             let (signature, digest, address) = message_signature(&c);
             pb::SignPersonalMessageResponse {

@@ -70,6 +70,14 @@ fn signature64(s: &Signature) -> Result<[u8; 64], ChainError> {
         .map_err(|_| ChainError::Assemble(format!("a {}-byte signature", s.signature.len())))
 }
 
+/// The single signature of a one-step plan.
+fn one(signatures: &[Signature]) -> Result<&Signature, ChainError> {
+    match signatures {
+        [s] => Ok(s),
+        _ => Err(ChainError::Assemble("one signature expected".into())),
+    }
+}
+
 fn bitcoin_key(scheme: Scheme, public_key: &[u8]) -> Result<bitcoin::BitcoinKey, ChainError> {
     match scheme {
         Scheme::Bip340 => Ok(bitcoin::BitcoinKey::Taproot {
@@ -263,9 +271,7 @@ impl Plan for EthereumPlan {
     }
 
     fn finish(self: Box<Self>, signatures: &[Signature]) -> Result<Signed, ChainError> {
-        let [s] = signatures else {
-            return Err(ChainError::Assemble("one signature expected".into()));
-        };
+        let s = one(signatures)?;
         let out = self
             .0
             .finish(&signature64(s)?, s.recovery_id)
@@ -316,9 +322,7 @@ impl Plan for EthereumMessage {
     }
 
     fn finish(self: Box<Self>, signatures: &[Signature]) -> Result<Signed, ChainError> {
-        let [s] = signatures else {
-            return Err(ChainError::Assemble("one signature expected".into()));
-        };
+        let s = one(signatures)?;
         Ok(Signed::EthereumMessage {
             signature: crate::ethereum::rsv(&signature64(s)?, s.recovery_id),
             digest: self.digest,
@@ -343,9 +347,7 @@ impl Plan for SolanaPlan {
     }
 
     fn finish(self: Box<Self>, signatures: &[Signature]) -> Result<Signed, ChainError> {
-        let [s] = signatures else {
-            return Err(ChainError::Assemble("one signature expected".into()));
-        };
+        let s = one(signatures)?;
         let out = self
             .0
             .finish(&signature64(s)?)

@@ -67,7 +67,6 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-#[derive(Debug)]
 struct Endpoint {
     /// `host:port` to connect to.
     address: String,
@@ -76,6 +75,20 @@ struct Endpoint {
     path: String,
     /// `Authorization` header value, when the URL carries credentials.
     authorization: Option<String>,
+}
+
+/// The node's address and path; the credentials are never printed.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .field("path", &self.path)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -483,6 +496,9 @@ mod tests {
             assert!(!err.contains("pw@"), "{err}");
         }
         assert!(redacted("http://u:pw@h:1").contains("u:***@h:1"));
+        let e = endpoint(ChainKind::Bitcoin, "http://alice:s3cret@127.0.0.1:18443").unwrap();
+        let shown = format!("{e:?}");
+        assert!(!shown.contains(&BASE64.encode("alice:s3cret")) && shown.contains("<redacted>"));
     }
 
     #[test]
