@@ -347,6 +347,15 @@ async fn wrong_kek_is_a_startup_error_and_the_data_stays_intact() {
         !dir.path().join("kek").exists(),
         "no KEK file generated when TESSERA_KEK is set"
     );
+    // The running server's environment no longer holds the KEK: it restarted itself without
+    // the variable, the KEK handed over on a pipe.
+    let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("PATH="), "{environ}");
+    assert!(
+        !environ.contains("TESSERA_KEK") && !environ.contains(&kek_a),
+        "TESSERA_KEK in the server's /proc/PID/environ"
+    );
     let mut c = server.client().await;
     let k = c
         .create_key(CreateKeyRequest {

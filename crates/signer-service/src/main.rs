@@ -443,6 +443,10 @@ struct ServeArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Layer,
+    /// Internal: read the KEK from standard input. Set by `serve` itself when it starts again
+    /// without `TESSERA_KEK` in its environment (see `reexec_with_clean_environment`).
+    #[arg(long, hide = true)]
+    kek_from_stdin: bool,
 }
 
 #[derive(Args, Debug)]
@@ -652,7 +656,14 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
     match command {
         Command::Serve(a) => {
             let cfg = Config::load(a.config.as_deref(), &a.settings)?;
-            server::serve(cfg, std::env::var("TESSERA_KEK").ok()).await?;
+            let kek = if a.kek_from_stdin {
+                Some(kek_from_stdin()?)
+            } else {
+                std::env::var("TESSERA_KEK")
+                    .ok()
+                    .map(zeroize::Zeroizing::new)
+            };
+            server::serve(cfg, kek).await?;
             Ok(None)
         }
         Command::Keygen(a) => Ok(Some(
@@ -806,39 +817,97 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
     }
 }
 
-/// On a headless host (no `XDG_RUNTIME_DIR`), Mesa's implicit Vulkan layer `device_select`
-/// tries to reach a Wayland display while the GPU adapters are enumerated and prints
-/// `error: XDG_RUNTIME_DIR is invalid or not set` lines that mean nothing here (wgpu chooses
-/// the adapter itself). The layer reads `NODEVICE_SELECT=1` from the environment when Vulkan
-/// loads; setting a variable in a running process needs `unsafe`, so `serve` and
-/// `bench-accel` re-execute the binary once with it set (same pid, same arguments). Left
-/// alone when `MESA_VK_DEVICE_SELECT` asks for the layer.
+/// The KEK that [`reexec_with_clean_environment`] handed over on standard input.
+fn kek_from_stdin() -> Result<zeroize::Zeroizing<String>, Error> {
+    use std::io::Read;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(1024)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Io {
+            context: "reading the KEK (TESSERA_KEK) from standard input".into(),
+            source: e,
+        })?;
+    Ok(zeroize::Zeroizing::new(text.trim().to_owned()))
+}
+
+/// `serve` and `bench-accel` start this binary again in the same process (exec: same pid,
+/// same arguments) when their environment must change before anything runs. A running
+/// process can only change its own environment with `unsafe` code, and even then
+/// `/proc/PID/environ` would still show the environment it started with.
+/// - On a headless host (no `XDG_RUNTIME_DIR`), Mesa's implicit Vulkan layer `device_select`
+///   tries to reach a Wayland display while the GPU adapters are enumerated and prints
+///   `error: XDG_RUNTIME_DIR is invalid or not set` lines that mean nothing here (wgpu chooses
+///   the adapter itself). The layer reads `NODEVICE_SELECT=1` when Vulkan loads, so it is set
+///   (left alone when `MESA_VK_DEVICE_SELECT` asks for the layer).
+/// - `serve` with `TESSERA_KEK` set: the variable is removed, and the KEK is handed over
+///   through a pipe on standard input (`--kek-from-stdin`). The running server's environment,
+///   its `/proc/PID/environ` and anything that inherits them never hold the KEK.
 #[cfg(unix)]
-fn quiet_vulkan_device_select(command: &Command) {
+fn reexec_with_clean_environment(command: &Command) {
+    use std::io::Write;
     use std::os::unix::process::CommandExt;
-    let probes_gpu = matches!(command, Command::Serve(_) | Command::BenchAccel(_));
     let set = |v: &str| std::env::var_os(v).is_some();
-    if !probes_gpu
-        || set("XDG_RUNTIME_DIR")
-        || set("NODEVICE_SELECT")
-        || set("MESA_VK_DEVICE_SELECT")
-    {
+    let quiet_vulkan = matches!(command, Command::Serve(_) | Command::BenchAccel(_))
+        && !set("XDG_RUNTIME_DIR")
+        && !set("NODEVICE_SELECT")
+        && !set("MESA_VK_DEVICE_SELECT");
+    let kek = match command {
+        Command::Serve(a) if !a.kek_from_stdin => {
+            std::env::var_os("TESSERA_KEK").map(|v| zeroize::Zeroizing::new(v.into_encoded_bytes()))
+        }
+        _ => None,
+    };
+    if !quiet_vulkan && kek.is_none() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
+        if kek.is_some() {
+            eprintln!(
+                "tessera: WARNING: cannot find this program's path to restart it without TESSERA_KEK; the KEK stays in the server's environment"
+            );
+        }
         return;
     };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("NODEVICE_SELECT", "1")
-        .exec();
-    eprintln!("tessera: note: could not re-execute with NODEVICE_SELECT=1 ({err}); continuing");
+    let mut again = std::process::Command::new(exe);
+    again.args(std::env::args_os().skip(1));
+    if quiet_vulkan {
+        again.env("NODEVICE_SELECT", "1");
+    }
+    if let Some(kek) = &kek {
+        // A pipe holds 64 KiB before a write blocks; the KEK is 64 hex digits.
+        let handed_over = std::io::pipe().and_then(|(reader, mut writer)| {
+            writer.write_all(kek)?;
+            Ok(reader)
+        });
+        match handed_over {
+            Ok(reader) => {
+                again
+                    .arg("--kek-from-stdin")
+                    .env_remove("TESSERA_KEK")
+                    .stdin(reader);
+            }
+            Err(e) => {
+                eprintln!(
+                    "tessera: WARNING: cannot hand the KEK over through a pipe ({e}); it stays in the server's environment"
+                );
+                if !quiet_vulkan {
+                    return;
+                }
+            }
+        }
+    }
+    drop(kek);
+    let err = again.exec();
+    eprintln!(
+        "tessera: note: could not restart this program with a cleaned environment ({err}); continuing"
+    );
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     #[cfg(unix)]
-    quiet_vulkan_device_select(&cli.command);
+    reexec_with_clean_environment(&cli.command);
     if let Err(e) = telemetry::init_tracing(
         cli.log_format,
         "warn,tessera=info,service_core=info,api_grpc=info,store_redb=info",

@@ -216,7 +216,7 @@ fn auth_of(cfg: &Config, kek: &Kek) -> Result<Auth, Error> {
 
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
 /// `kek_hex` is the value of `TESSERA_KEK`, if set.
-pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
+pub async fn serve(cfg: Config, kek_hex: Option<zeroize::Zeroizing<String>>) -> Result<(), Error> {
     match &cfg.cluster {
         None => eprintln!(
             "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
@@ -236,7 +236,7 @@ pub async fn serve(cfg: Config, kek_hex: Option<String>) -> Result<(), Error> {
         "tessera: backend {}: {}",
         selected.backend, selected.description
     );
-    let (store, kek) = open_store(&cfg, kek_hex.as_deref())?;
+    let (store, kek) = open_store(&cfg, kek_hex.as_deref().map(String::as_str))?;
     let retention_task =
         spawn_retention(Arc::clone(&store), cfg.storage.idempotency_retention_hours);
     let auth = auth_of(&cfg, &kek)?;

@@ -183,6 +183,11 @@ impl Server {
             .expect("connect")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Kills the process with SIGKILL (no shutdown, no draining) and waits for it.
     pub fn kill9(mut self) {
         if let Some(mut c) = self.child.take() {
