@@ -14,6 +14,12 @@
 //! goes next; a queue that was idle starts level with the others. A queue whose items are
 //! expensive (ECDSA presigning on demand) gets batches of about [`BATCH_TIME_TARGET`] (from
 //! its measured time per item), so a cheap queue's items never wait behind minutes of it.
+//!
+//! Expensive queues (measured at [`EXPENSIVE_ITEM`] or more per item) also have workers of
+//! their own: `workers` threads serve the other queues and as many again, at a lower CPU
+//! priority ([`crate::background`]), serve the expensive ones. A signature never waits for a
+//! worker to finish a batch of presigning, and when the CPU is short the kernel runs its batch
+//! first.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -34,7 +40,8 @@ pub struct BatcherConfig {
     pub max_queue_delay_us: u64,
     /// Most items waiting over all queues before submissions are refused.
     pub max_queue: usize,
-    /// Worker threads that run batches.
+    /// Worker threads that run batches of the cheap queues; as many again run the expensive
+    /// queues' batches at a lower CPU priority.
     pub workers: usize,
 }
 
@@ -64,6 +71,18 @@ pub const BATCH_TIME_TARGET: Duration = Duration::from_millis(20);
 /// The size of a queue's batches until its cost per item has been measured.
 const FIRST_BATCH: usize = 16;
 
+/// From this measured time per item on, a queue's batches run on the background workers.
+pub const EXPENSIVE_ITEM: Duration = Duration::from_micros(500);
+
+/// Which queues a worker serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Queues whose items are cheap (or not measured yet): normal priority.
+    Foreground,
+    /// Queues whose items cost [`EXPENSIVE_ITEM`] or more: lower priority.
+    Background,
+}
+
 struct State<T, R> {
     queues: Vec<VecDeque<Pending<T, R>>>,
     depth: usize,
@@ -77,6 +96,15 @@ struct State<T, R> {
 }
 
 impl<T, R> State<T, R> {
+    /// The workers that serve queue `q` now.
+    fn class(&self, q: usize) -> Class {
+        if self.item_time[q] >= EXPENSIVE_ITEM.as_secs_f64() {
+            Class::Background
+        } else {
+            Class::Foreground
+        }
+    }
+
     /// The most items queue `q`'s next batch may take: about [`BATCH_TIME_TARGET`] of work,
     /// and [`FIRST_BATCH`] items while its cost is unknown.
     fn cap(&self, q: usize, max_batch_size: usize) -> usize {
@@ -91,7 +119,8 @@ impl<T, R> State<T, R> {
 
 struct Shared<T, R> {
     state: Mutex<State<T, R>>,
-    wake: Condvar,
+    /// Wakes the workers of one class: `[Foreground, Background]`.
+    wake: [Condvar; 2],
     max_batch_size: usize,
     max_delay: Duration,
     max_queue: usize,
@@ -134,7 +163,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 now_v: 0.0,
                 item_time: vec![0.0; Queue::ALL.len()],
             }),
-            wake: Condvar::new(),
+            wake: [Condvar::new(), Condvar::new()],
             max_batch_size: cfg.max_batch_size.max(1),
             max_delay: Duration::from_micros(cfg.max_queue_delay_us),
             max_queue: cfg.max_queue.max(1),
@@ -143,16 +172,27 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             probe: Box::new(probe),
         });
         let mut workers = Vec::new();
-        for i in 0..cfg.workers.max(1) {
-            let s = Arc::clone(&shared);
-            let handle = std::thread::Builder::new()
-                .name(format!("tessera-batch-{i}"))
-                .spawn(move || worker(&s))
-                .map_err(|e| Error::Io {
-                    context: "spawning batcher worker".into(),
-                    source: e,
-                })?;
-            workers.push(handle);
+        for class in [Class::Foreground, Class::Background] {
+            for i in 0..cfg.workers.max(1) {
+                let s = Arc::clone(&shared);
+                let name = match class {
+                    Class::Foreground => format!("tessera-batch-{i}"),
+                    Class::Background => format!("tessera-batch-bg-{i}"),
+                };
+                let handle = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || {
+                        if class == Class::Background {
+                            crate::background::lower_this_thread();
+                        }
+                        worker(&s, class);
+                    })
+                    .map_err(|e| Error::Io {
+                        context: "spawning batcher worker".into(),
+                        source: e,
+                    })?;
+                workers.push(handle);
+            }
         }
         Ok(Self {
             shared,
@@ -203,10 +243,11 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         // worker is already waiting for this queue's deadline, or busy and will look again
         // when its batch is done; waking one per submission only costs context switches.
         let full = q.len() >= cap;
+        let class = st.class(i);
         s.observer.queue_depth(st.depth);
         drop(st);
         if was_empty || full {
-            s.wake.notify_one();
+            s.wake[class as usize].notify_one();
         }
         Ok(receivers)
     }
@@ -219,7 +260,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Stops taking work, lets the workers finish everything queued, and joins them.
     pub fn shutdown(&self) {
         lock(&self.shared.state).shutdown = true;
-        self.shared.wake.notify_all();
+        self.shared.wake.iter().for_each(Condvar::notify_all);
         let workers = std::mem::take(&mut *lock(&self.workers));
         for w in workers {
             let _joined = w.join();
@@ -230,7 +271,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 impl<T, R> Drop for Batcher<T, R> {
     fn drop(&mut self) {
         lock(&self.shared.state).shutdown = true;
-        self.shared.wake.notify_all();
+        self.shared.wake.iter().for_each(Condvar::notify_all);
         for w in std::mem::take(&mut *lock(&self.workers)) {
             let _joined = w.join();
         }
@@ -241,12 +282,20 @@ fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The queue to serve now (of the ready ones, the one charged the least worker time; the
-/// older front breaks ties), else the earliest instant at which one becomes ready.
-fn pick<T, R>(s: &Shared<T, R>, st: &State<T, R>, now: Instant) -> Result<usize, Option<Instant>> {
+/// The queue of `class` to serve now (of the ready ones, the one charged the least worker
+/// time; the older front breaks ties), else the earliest instant at which one becomes ready.
+fn pick<T, R>(
+    s: &Shared<T, R>,
+    st: &State<T, R>,
+    now: Instant,
+    class: Class,
+) -> Result<usize, Option<Instant>> {
     let mut best: Option<(usize, f64, Instant)> = None;
     let mut next: Option<Instant> = None;
     for (i, q) in st.queues.iter().enumerate() {
+        if st.class(i) != class {
+            continue;
+        }
         let Some(front) = q.front() else { continue };
         let deadline = front.enqueued + s.max_delay;
         if st.shutdown || q.len() >= st.cap(i, s.max_batch_size) || deadline <= now {
@@ -261,11 +310,12 @@ fn pick<T, R>(s: &Shared<T, R>, st: &State<T, R>, now: Instant) -> Result<usize,
     best.map(|(i, _, _)| i).ok_or(next)
 }
 
-fn worker<T, R>(s: &Shared<T, R>) {
+fn worker<T, R>(s: &Shared<T, R>, class: Class) {
+    let wake = &s.wake[class as usize];
     loop {
         let mut st = lock(&s.state);
         let (q, estimate, queue, batch) = loop {
-            match pick(s, &st, Instant::now()) {
+            match pick(s, &st, Instant::now(), class) {
                 Ok(q) => {
                     let n = st.queues[q].len().min(st.cap(q, s.max_batch_size));
                     let batch: Vec<_> = st.queues[q].drain(..n).collect();
@@ -277,20 +327,19 @@ fn worker<T, R>(s: &Shared<T, R>) {
                     s.observer.queue_depth(st.depth);
                     if !st.queues[q].is_empty() {
                         // More of this queue is waiting: let another worker plan for it.
-                        s.wake.notify_one();
+                        wake.notify_one();
                     }
                     break (q, estimate, Queue::ALL[q], batch);
                 }
                 Err(_) if st.shutdown => return,
                 Err(Some(deadline)) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
-                    st = s
-                        .wake
+                    st = wake
                         .wait_timeout(st, wait)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
-                Err(None) => st = s.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Err(None) => st = wake.wait(st).unwrap_or_else(|e| e.into_inner()),
             }
         };
         drop(st);
@@ -309,6 +358,11 @@ fn worker<T, R>(s: &Shared<T, R>) {
         } else {
             0.9 * old + 0.1 * per_item
         };
+        let now_class = st.class(q);
+        if now_class != class && !st.queues[q].is_empty() {
+            // The queue changed hands: its waiting items are the other workers' now.
+            s.wake[now_class as usize].notify_one();
+        }
     }
 }
 
@@ -466,6 +520,58 @@ mod tests {
         );
         for r in slow {
             r.await.unwrap();
+        }
+    }
+
+    /// One worker per class: once queue A is known to be expensive (100 ms per item, so one
+    /// item per batch), its batches run on the background worker, at a lower CPU priority,
+    /// and a cheap item is served at once instead of after the batch that is running.
+    #[tokio::test]
+    async fn a_cheap_item_gets_a_worker_while_an_expensive_batch_runs() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let b = Batcher::new(
+            &cfg(64, 0, 10_000, 1),
+            quiet(),
+            move |q, items: Vec<u32>| {
+                if q == A {
+                    let thread = std::thread::current().name().map(str::to_owned);
+                    lock(&tx)
+                        .send((thread, crate::background::this_thread_nice()))
+                        .unwrap();
+                    std::thread::sleep(Duration::from_millis(100) * items.len() as u32);
+                }
+                items
+            },
+            no_probe,
+        )
+        .unwrap();
+        // The first item measures the queue.
+        for r in b.submit(A, vec![0]).unwrap() {
+            r.await.unwrap();
+        }
+        let (first, _) = rx.recv().unwrap();
+        assert_eq!(first.as_deref(), Some("tessera-batch-0"));
+        let slow = b.submit(A, (1..=5).collect()).unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let start = Instant::now();
+        for r in b.submit(B, vec![7]).unwrap() {
+            assert_eq!(r.await.unwrap().result, 7);
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_millis(50),
+            "the cheap item waited {waited:?} for the expensive batch"
+        );
+        for r in slow {
+            r.await.unwrap();
+        }
+        for _ in 1..=5 {
+            let (thread, nice) = rx.recv().unwrap();
+            assert_eq!(thread.as_deref(), Some("tessera-batch-bg-0"));
+            if cfg!(target_os = "linux") {
+                assert!(nice.unwrap() >= crate::background::NICE, "{nice:?}");
+            }
         }
     }
 

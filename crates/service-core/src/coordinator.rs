@@ -12,7 +12,6 @@ use accel_api::Accelerator;
 use zeroize::Zeroizing;
 
 use crate::batcher::{Batcher, Done};
-use crate::error::joined;
 use crate::jobs::{self, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
 use crate::peer::NewKey;
@@ -189,14 +188,13 @@ impl Embedded {
         f: impl FnOnce(&dyn Accelerator) -> Result<LoadedKey, Error> + Send + 'static,
     ) -> Result<(LoadedKey, Cost), Error> {
         let accel = Arc::clone(&self.accel);
-        let (key, cpu) = joined(
-            task,
-            tokio::task::spawn_blocking(move || {
-                let (key, cpu) = with_cpu(|| f(accel.as_ref()));
-                key.map(|k| (k, cpu))
-            })
-            .await,
-        )?;
+        // Key generation and import: background work (lower CPU priority), see
+        // `crate::background`.
+        let (key, cpu) = crate::background::run(task, move || {
+            let (key, cpu) = with_cpu(|| f(accel.as_ref()));
+            key.map(|k| (k, cpu))
+        })
+        .await?;
         Ok((
             key,
             Cost {
@@ -288,7 +286,7 @@ impl Coordinator for Embedded {
         let accel = Arc::clone(&self.accel);
         let observer = Arc::clone(&self.observer);
         let key = Arc::clone(key);
-        tokio::task::spawn_blocking(move || {
+        crate::background::spawn(move || {
             if let LoadedKey::Ecdsa(k) = key.as_ref()
                 && let Err(e) = k.refill(accel.as_ref(), observer.as_ref(), target, batch)
             {

@@ -16,6 +16,7 @@ mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod batcher;
 pub mod chain;
 mod coordinator;

@@ -429,6 +429,8 @@ impl Party {
         lock(&self.pair_setups).retain(|_, v| now.duration_since(v.started) < DKG_TTL);
     }
 
+    /// Curve work that a signature may be waiting on (round-1 commitments), at normal
+    /// priority.
     async fn blocking<T: Send + 'static>(
         &self,
         task: &'static str,
@@ -439,6 +441,17 @@ impl Party {
             task,
             tokio::task::spawn_blocking(move || f(accel.as_ref())).await,
         )
+    }
+
+    /// Expensive curve work (DKG rounds, key import, presigning, base-OT refreshes) on the
+    /// lower-priority background threads, so that it never takes the CPU from signing.
+    pub(crate) async fn background<T: Send + 'static>(
+        &self,
+        task: &'static str,
+        f: impl FnOnce(&dyn Accelerator) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let accel = Arc::clone(&self.accel);
+        crate::background::run(task, move || f(accel.as_ref())).await
     }
 
     async fn dkg_start(
@@ -477,7 +490,7 @@ impl Party {
         &self,
         params: dkg::Part1Params,
     ) -> Result<(Box<dyn Any + Send>, Vec<u8>), Error> {
-        self.blocking("DKG round 1", move |accel| {
+        self.background("DKG round 1", move |accel| {
             let (secret, package) = dkg::part1_batch::<S>(accel, &[params], &mut OsRng)?
                 .pop()
                 .ok_or(Error::Internal("DKG round 1 returned nothing"))?;
@@ -579,7 +592,7 @@ impl Party {
         round1: Vec<(PartyId, Vec<u8>)>,
     ) -> Result<(Box<dyn Any + Send>, Vec<(PartyId, Vec<u8>)>), Error> {
         let me = self.me;
-        self.blocking("DKG round 2", move |accel| {
+        self.background("DKG round 2", move |accel| {
             let Ok(stage) = stage.downcast::<Stage<S>>() else {
                 return Err(Error::Internal("DKG stage of another suite"));
             };
@@ -688,7 +701,7 @@ impl Party {
         stage: Box<dyn Any + Send>,
         received: BTreeMap<PartyId, zeroize::Zeroizing<Vec<u8>>>,
     ) -> Result<(Box<dyn Any + Send>, Confirmation), Error> {
-        self.blocking("DKG round 3", move |accel| {
+        self.background("DKG round 3", move |accel| {
             let Ok(stage) = stage.downcast::<Stage<S>>() else {
                 return Err(Error::Internal("DKG stage of another suite"));
             };
@@ -813,7 +826,7 @@ impl Party {
         secret: zeroize::Zeroizing<Vec<u8>>,
     ) -> Result<(LoadedKey, Vec<(PartyId, zeroize::Zeroizing<Vec<u8>>)>), Error> {
         let (scheme, t, n, me) = (key.scheme, key.threshold, key.parties, self.me);
-        self.blocking("key import", move |accel| {
+        self.background("key import", move |accel| {
             let all = LoadedKey::import(accel, scheme, &secret, t, n)?;
             let mut own = None;
             let mut others = Vec::with_capacity(usize::from(n));

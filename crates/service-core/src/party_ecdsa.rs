@@ -126,7 +126,7 @@ impl Party {
         (_, t, n, dkg_id): threshold::dkg::Part1Params,
     ) -> Result<(Box<dyn Any + Send>, Vec<u8>), Error> {
         let me = self.me;
-        self.blocking("DKG round 1", move |accel| {
+        self.background("DKG round 1", move |accel| {
             let (dkg, msg) = PartyDkg::start(accel, me, t, n, &dkg_id, &mut OsRng)?;
             let stage: Box<dyn Any + Send> = Box::new(dkg);
             Ok((stage, msg))
@@ -140,7 +140,7 @@ impl Party {
         stage: Box<dyn Any + Send>,
         round1: Vec<(PartyId, Vec<u8>)>,
     ) -> Result<(Box<dyn Any + Send>, Vec<(PartyId, Vec<u8>)>), Error> {
-        self.blocking("DKG round 2", move |accel| {
+        self.background("DKG round 2", move |accel| {
             let Ok(mut dkg) = stage.downcast::<PartyDkg>() else {
                 return Err(Error::Internal("DKG stage of another scheme"));
             };
@@ -162,7 +162,7 @@ impl Party {
         stage: Box<dyn Any + Send>,
         received: BTreeMap<PartyId, Zeroizing<Vec<u8>>>,
     ) -> Result<(Box<dyn Any + Send>, PeerReply, Vec<(PartyId, Vec<u8>)>), Error> {
-        self.blocking("DKG step", move |accel| {
+        self.background("DKG step", move |accel| {
             let Ok(mut dkg) = stage.downcast::<PartyDkg>() else {
                 return Err(Error::Internal("DKG stage of another scheme"));
             };
@@ -221,7 +221,7 @@ impl Party {
         let key = self.load(&key_id).await?;
         let (kid, sig, ids) = (key_id.clone(), signers.clone(), sessions.clone());
         let r: Result<Started, Error> = self
-            .blocking("presigning round 1", move |accel| {
+            .background("presigning round 1", move |accel| {
                 let LoadedKey::EcdsaParty(k) = key.as_ref() else {
                     return Err(not_distributed_ecdsa());
                 };
@@ -462,7 +462,7 @@ impl Party {
         let held_key = Arc::clone(&key);
         let (states, inputs) = self.take_round(key_id, sessions, round)?;
         let r = self
-            .blocking("presigning round", move |accel| {
+            .background("presigning round", move |accel| {
                 let LoadedKey::EcdsaParty(k) = key.as_ref() else {
                     return Err(not_distributed_ecdsa());
                 };
@@ -632,7 +632,7 @@ impl Party {
         let (pk, me) = (k.public_point(), self.me);
         let session = session_id();
         let (mut setup, first) = self
-            .blocking("base-OT refresh", move |accel| {
+            .background("base-OT refresh", move |accel| {
                 Ok(PairSetup::start(accel, &pk, me, peer, &mut OsRng)?)
             })
             .await?;
@@ -657,7 +657,7 @@ impl Party {
                 return Ok(());
             }
             let (s, next) = self
-                .blocking("base-OT refresh", move |accel| {
+                .background("base-OT refresh", move |accel| {
                     let mut next = Vec::with_capacity(2);
                     for m in &theirs {
                         next.push(setup.step(accel, m, &mut OsRng)?);
@@ -732,7 +732,7 @@ impl Party {
                 }
                 let first = first.clone();
                 let (setup, out) = self
-                    .blocking("base-OT refresh", move |accel| {
+                    .background("base-OT refresh", move |accel| {
                         let (mut setup, mine) = PairSetup::start(accel, &pk, me, from, &mut OsRng)?;
                         let next = setup.step(accel, &first, &mut OsRng)?;
                         Ok((setup, vec![mine, next]))
@@ -763,7 +763,7 @@ impl Party {
                 } = slot;
                 if round == 2 {
                     let (setup, out) = self
-                        .blocking("base-OT refresh", move |accel| {
+                        .background("base-OT refresh", move |accel| {
                             let x = setup.step(accel, &a, &mut OsRng)?;
                             let y = setup.step(accel, &b, &mut OsRng)?;
                             Ok((setup, vec![x, y]))
@@ -781,7 +781,7 @@ impl Party {
                     return Ok(PeerReply::PairFlows(out));
                 }
                 let (ot, last) = self
-                    .blocking("base-OT refresh", move |accel| {
+                    .background("base-OT refresh", move |accel| {
                         let last = setup.step(accel, &a, &mut OsRng)?;
                         Ok((setup.finish(&b)?, last))
                     })
