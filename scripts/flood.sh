@@ -2,8 +2,9 @@
 # Signing under a flood (docs/performance.md, "Signing under a flood"): one embedded server;
 # an Ed25519 client at concurrency 16 for DUR, first alone, then while a second client floods
 # the server with four concurrent 4,096-message ECDSA SignBatch calls and eight loops of
-# ECDSA key generation (BATCHES and KEYGENS change the two numbers). Prints both runs'
-# summaries and the p99 ratio.
+# ECDSA key generation (BATCHES and KEYGENS change the two numbers; KEYGEN_CLIENT=load
+# creates the keys from one client process instead of KEYGENS command-line loops). Prints
+# both runs' summaries and the p99 ratio.
 #
 #   cargo build --release -p signer-service --bin tessera
 #   DUR=10s bash scripts/flood.sh
@@ -53,11 +54,19 @@ $flood_nice "$bin" load --server "$server" --scheme ecdsa --key-id "$ecdsa" --ba
     --concurrency "${BATCHES:-4}" --duration 3600s >/dev/null 2>&1 &
 flood=$!
 keygens=()
-for _ in $(seq "${KEYGENS:-8}"); do
-    (while true; do $flood_nice "$bin" keygen --server "$server" --scheme ecdsa --threshold 2 \
-        --parties 3 >/dev/null 2>&1 || true; done) &
+if [ "${KEYGEN_CLIENT:-cli}" = load ]; then
+    # One client process creating ECDSA keys without pause (`tessera load --keys` creates the
+    # keys it lacks, several at a time, before it signs).
+    $flood_nice "$bin" load --server "$server" --scheme ecdsa --keys 1000000 --concurrency 1 \
+        --duration 3600s >/dev/null 2>&1 &
     keygens+=($!)
-done
+else
+    for _ in $(seq "${KEYGENS:-8}"); do
+        (while true; do $flood_nice "$bin" keygen --server "$server" --scheme ecdsa \
+            --threshold 2 --parties 3 >/dev/null 2>&1 || true; done) &
+        keygens+=($!)
+    done
+fi
 sleep 2
 flooded=$(ed_load)
 echo "$flooded"
