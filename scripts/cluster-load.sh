@@ -14,23 +14,12 @@ conc=${CONC:-64}
 dur=${DUR:-10s}
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-key_of() { # server scheme
-    "$bin" keygen --server "$1" --scheme "$2" --threshold 2 --parties 3 |
-        sed -n 's/.*"key_id":"\([^"]*\)".*/\1/p'
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 load() { # label server scheme
     echo "== $1 $3, concurrency $conc, $dur"
     "$bin" load --server "$2" --scheme "$3" --key-id "$(key_of "$2" "$3")" \
         --concurrency "$conc" --duration "$dur" | grep -E '^(throughput|latency|errors)'
-}
-listening() { # log
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/.*gRPC listening on \([0-9.:]*\).*/\1/p' "$1")
-        if [ -n "$addr" ]; then echo "$addr"; return; fi
-        sleep 0.1
-    done
-    echo "no server came up; see $1" >&2
-    exit 1
 }
 
 "$bin" serve --data-dir "$work/embedded" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \

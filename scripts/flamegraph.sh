@@ -16,6 +16,8 @@ secs=${SECS:-10}
 out=${OUT:-docs/img/sign-$scheme-c$conc.svg}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 if [ -n "${CLUSTER:-}" ]; then
     # Three nodes from init-cluster; node 1 takes the load and is the one sampled.
@@ -31,14 +33,8 @@ else
         --backend auto 2>"$work/server.log" &
     server_pid=$!
 fi
-for _ in $(seq 100); do
-    addr=$(sed -n 's/.*gRPC listening on \([0-9.:]*\).*/\1/p' "$work/server.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "no server came up; see $work/server.log" >&2; exit 1; }
-key=$("$bin" keygen --server "http://$addr" --scheme "$scheme" --threshold 2 --parties 3 |
-    sed -n 's/.*"key_id":"\([^"]*\)".*/\1/p')
+addr=$(listening "$work/server.log")
+key=$(key_of "http://$addr" "$scheme")
 "$bin" load --server "http://$addr" --scheme "$scheme" --key-id "$key" --concurrency "$conc" \
     --duration "$((secs + 4))s" >"$work/load.txt" &
 load_pid=$!

@@ -20,23 +20,15 @@ flood_nice=""
 if [ -n "${FLOOD_NICE:-}" ]; then flood_nice="nice -n $FLOOD_NICE"; fi
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-key_of() { # server scheme
-    "$bin" keygen --server "$1" --scheme "$2" --threshold 2 --parties 3 |
-        sed -n 's/.*"key_id":"\([^"]*\)".*/\1/p'
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 p99_of() { # load summary (JSON)
     python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p99"])'
 }
 
 "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
     --backend auto 2>"$work/server.log" &
-for _ in $(seq 100); do
-    addr=$(sed -n 's/.*gRPC listening on \([0-9.:]*\).*/\1/p' "$work/server.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "no server came up; see $work/server.log" >&2; exit 1; }
-server="http://$addr"
+server="http://$(listening "$work/server.log")"
 ed=$(key_of "$server" ed25519)
 ecdsa=$(key_of "$server" ecdsa)
 
