@@ -212,6 +212,24 @@ mod tests {
         assert_ne!(a, c);
     }
 
+    /// `next_u32`, `next_u64` and `try_fill_bytes` read the same stream as `fill_bytes`
+    /// (the words little-endian). Kills the word functions returning a constant and
+    /// `try_fill_bytes` returning `Ok(())` untouched (cargo-mutants, 2026-12-06: five
+    /// survivors).
+    #[test]
+    fn word_outputs_read_the_stream() {
+        let h = Hedge::new(&mut Stuck, &Scalar::ONE, &[3; 32], 4);
+        let mut bytes = [0u8; 12];
+        h.rng(b"words").fill_bytes(&mut bytes);
+        let mut g = h.rng(b"words");
+        let (a, b) = bytes.split_at(4);
+        assert_eq!(g.next_u32(), u32::from_le_bytes(a.try_into().unwrap()));
+        assert_eq!(g.next_u64(), u64::from_le_bytes(b.try_into().unwrap()));
+        let mut again = [0u8; 12];
+        h.rng(b"words").try_fill_bytes(&mut again).unwrap();
+        assert_eq!(again, bytes);
+    }
+
     /// The hedge's fresh bytes `ρ` and its copy of the secret share are wiped, and dropping
     /// it runs the wipe. Kills an emptied `Hedge::wipe` or `Drop::drop`.
     #[test]
