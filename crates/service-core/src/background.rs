@@ -1,11 +1,11 @@
 //! Background work at a lower CPU priority.
 //!
-//! Some curve work has no request waiting on it: key generation and its distributed rounds,
-//! refilling presignature pools, base-OT refreshes. Other work has a request waiting: signing.
-//! When the CPU is short (a flood of key generation or of ECDSA batches on a small host),
-//! the first must not take the CPU from the second. So background work runs on threads whose
-//! OS scheduling priority is lowered (nice +[`NICE`] on Linux, where a thread's nice value
-//! is its own). The kernel then gives signing threads the CPU first. Background work still
+//! Some curve work is not on a signature's path: key generation and its distributed rounds,
+//! refilling presignature pools, base-OT refreshes. When the CPU is short (a flood of key
+//! generation or of ECDSA batches on a small host), that work must not take the CPU from
+//! signing. So it runs on threads whose OS scheduling priority is lowered (nice +[`NICE`] on
+//! Linux, where a thread's nice value is its own). Against one such thread, a signing thread
+//! at the default priority gets about nine tenths of a contended core. Background work still
 //! gets whatever CPU is free, so on an idle host it runs as fast as before.
 //!
 //! Two kinds of thread run at this priority: those that [`run`] and [`spawn`] start, and the

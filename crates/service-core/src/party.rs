@@ -444,7 +444,7 @@ impl Party {
     }
 
     /// Expensive curve work (DKG rounds, key import, presigning, base-OT refreshes) on the
-    /// lower-priority background threads, so that it never takes the CPU from signing.
+    /// lower-priority background threads, so that it yields the CPU to signing.
     pub(crate) async fn background<T: Send + 'static>(
         &self,
         task: &'static str,
