@@ -862,6 +862,14 @@ mod tests {
         check_signs(shares, &[&[1, 3, 5], &[2, 3, 4, 5]], 13);
     }
 
+    /// `t = n` is allowed: every party must sign. Kills `t > n` → `t >= n` in `start`.
+    #[test]
+    fn n_of_n_dkg_gives_a_working_key() {
+        let shares = run(3, 3, 15, |_, _, _, _| ()).unwrap();
+        check_key(&shares, 3);
+        check_signs(shares, &[&[1, 2, 3]], 16);
+    }
+
     #[test]
     fn tampered_share_names_its_dealer() {
         let err = run(2, 3, 14, |tag, from, to, b| {
@@ -1047,5 +1055,54 @@ mod assurance {
         let before = crate::tests::wipes("PartyDkg");
         drop(st);
         assert_eq!(crate::tests::wipes("PartyDkg"), before + 1);
+    }
+
+    /// The confirmation hash changes with each public input it covers, so parties that saw
+    /// different transcripts cannot confirm each other. Kills `confirmation` returning a
+    /// constant (`[0; 32]`, `[1; 32]`).
+    #[test]
+    fn confirmation_binds_session_commitments_key_and_verification_shares() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let (mut st, _) = PartyDkg::start(&accel, 1, 2, 3, &[4; 32], &mut rng).unwrap();
+        let g = ProjectivePoint::GENERATOR;
+        st.commitments = vec![vec![g, g + g]; 3];
+        st.public_key = g;
+        st.verification_shares = vec![g, g + g, g + g + g];
+        let base = st.confirmation();
+        assert_eq!(st.confirmation(), base, "a hash of the same transcript");
+
+        let mut seen = vec![base];
+        let mut record = |st: &PartyDkg| {
+            let h = st.confirmation();
+            assert!(!seen.contains(&h), "confirmation ignored a change");
+            seen.push(h);
+        };
+        st.session_id[31] ^= 1;
+        record(&st);
+        st.commitments[2][1] += g;
+        record(&st);
+        st.public_key += g;
+        record(&st);
+        st.verification_shares[2] += g;
+        record(&st);
+    }
+
+    /// `Debug` names the party and its parameters and nothing else; a step's `Debug` lists
+    /// recipients, not message bytes. Kills the emptied `Debug` impls of `PartyDkg` and
+    /// `DkgStep`.
+    #[test]
+    fn debug_output_shows_ids_and_never_message_bytes() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let (st, _) = PartyDkg::start(&accel, 2, 2, 3, &[4; 32], &mut rng).unwrap();
+        assert_eq!(format!("{st:?}"), "PartyDkg { id: 2, t: 2, n: 3, .. }");
+        let send = DkgStep::Send(vec![
+            (1, Zeroizing::new(vec![0xab; 8])),
+            (3, Zeroizing::new(vec![0xab; 8])),
+        ]);
+        assert_eq!(format!("{send:?}"), "Send([1, 3])");
+        let confirm = DkgStep::Confirm([7; 32]);
+        assert_eq!(format!("{confirm:?}"), format!("Confirm({:?})", [7u8; 32]));
     }
 }

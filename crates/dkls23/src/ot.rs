@@ -1196,19 +1196,21 @@ mod assurance {
         assert_eq!(crate::tests::wipes("VsotSender"), before + 1);
     }
 
-    /// Both sides' base-OT seeds (and Δ) are wiped, and dropping them runs the wipe; the VSOT
-    /// receiver states and `PairOt` hold their secrets in these types.
+    /// Both sides' base-OT seeds (and Δ) are redacted in `Debug` and wiped, and dropping them
+    /// runs the wipe; the VSOT receiver states and `PairOt` hold their secrets in these types.
     #[test]
-    fn base_ot_seeds_are_wiped_on_drop() {
+    fn base_ot_seeds_are_redacted_and_wiped_on_drop() {
         let mut r = ExtReceiverSeeds {
             seeds: vec![[[1; 32], [2; 32]]; KAPPA],
         };
+        assert_eq!(format!("{r:?}"), "ExtReceiverSeeds(<redacted>)");
         r.wipe();
         assert!(r.seeds.iter().flatten().flatten().all(|b| *b == 0));
         let mut s = ExtSenderSeeds {
             delta: u128::MAX,
             seeds: vec![[3; 32]; KAPPA],
         };
+        assert_eq!(format!("{s:?}"), "ExtSenderSeeds(<redacted>)");
         s.wipe();
         assert_eq!(s.delta, 0);
         assert!(s.seeds.iter().flatten().all(|b| *b == 0));

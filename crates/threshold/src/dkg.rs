@@ -93,9 +93,18 @@ impl<S: Suite> Round2Package<S> {
     }
 }
 
+impl<S: Suite> Round2Package<S> {
+    /// Zeroizes the share (what `Drop` runs).
+    fn wipe(&mut self) {
+        self.share.zeroize();
+        #[cfg(test)]
+        crate::probe::note_wipe("Round2Package");
+    }
+}
+
 impl<S: Suite> Drop for Round2Package<S> {
     fn drop(&mut self) {
-        self.share.zeroize();
+        self.wipe();
     }
 }
 
@@ -602,4 +611,27 @@ pub(crate) fn run_local<S: Suite>(
     }
     let public = public.ok_or(Error::ZeroThreshold)?;
     Ok(KeySet { shares, public })
+}
+
+/// Assurance tests for the DKG's secret share message (see `docs/assurance.md`).
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use crate::Secp256k1Tr;
+
+    /// `wipe` zeroizes the share and dropping the package runs it. Kills the emptied
+    /// `Round2Package::wipe` and `Drop for Round2Package`.
+    #[test]
+    fn round2_package_is_wiped_on_drop() {
+        let one = <Secp256k1Tr as Suite>::G::scalar_one();
+        let enc = <Secp256k1Tr as Suite>::scalar_to_bytes(&one);
+        let mut p = Round2Package::<Secp256k1Tr>::from_bytes(&enc).unwrap();
+        assert_eq!(*p.to_bytes(), enc);
+        p.wipe();
+        assert_eq!(p.share, <Secp256k1Tr as Suite>::G::scalar_zero());
+        let q = Round2Package::<Secp256k1Tr>::from_bytes(&enc).unwrap();
+        let before = crate::probe::wipes("Round2Package");
+        drop(q);
+        assert_eq!(crate::probe::wipes("Round2Package"), before + 1);
+    }
 }

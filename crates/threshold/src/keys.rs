@@ -120,9 +120,18 @@ impl<S: Suite> KeyShare<S> {
     }
 }
 
+impl<S: Suite> KeyShare<S> {
+    /// Zeroizes the secret share (what `Drop` runs).
+    fn wipe(&mut self) {
+        self.secret.zeroize();
+        #[cfg(test)]
+        crate::probe::note_wipe("KeyShare");
+    }
+}
+
 impl<S: Suite> Drop for KeyShare<S> {
     fn drop(&mut self) {
-        self.secret.zeroize();
+        self.wipe();
     }
 }
 
@@ -551,5 +560,188 @@ impl<S: Suite> PartyKey<S> {
                 threshold,
             },
         })
+    }
+}
+
+/// Assurance tests: accessors, encodings, redaction and wiping of the key types (each kills the
+/// `cargo mutants` survivors named in its doc, see `docs/assurance.md`).
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use crate::{Ed25519Sha512, Secp256k1Sha256, Secp256k1Tr};
+    use backend_cpu::CpuBackend;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn split<S: Suite>(t: u16, n: u16) -> KeySet<S> {
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(t) * 100 + u64::from(n));
+        let secret = S::G::random_scalar(&mut rng);
+        KeySet::split(&CpuBackend::new(), &secret, t, n, &mut rng).unwrap()
+    }
+
+    /// Kills `Display for Identifier` emptied.
+    #[test]
+    fn identifier_displays_as_its_integer() {
+        assert_eq!(Identifier::new(7).unwrap().to_string(), "7");
+        assert_eq!(Identifier::new(255).unwrap().to_string(), "255");
+    }
+
+    /// `t = n` and `n = MAX_PARTIES` are valid; one past either bound is not. Kills
+    /// `threshold > parties` → `>=` in `validate_params`.
+    #[test]
+    fn params_accept_n_of_n_and_refuse_one_past_each_bound() {
+        assert_eq!(validate_params(3, 3), Ok(()));
+        assert_eq!(validate_params(1, 1), Ok(()));
+        assert_eq!(validate_params(MAX_PARTIES, MAX_PARTIES), Ok(()));
+        assert_eq!(
+            validate_params(4, 3),
+            Err(Error::InvalidThreshold {
+                threshold: 4,
+                parties: 3
+            })
+        );
+        assert_eq!(validate_params(0, 3), Err(Error::ZeroThreshold));
+        assert_eq!(
+            validate_params(2, MAX_PARTIES + 1),
+            Err(Error::TooManyParties {
+                parties: MAX_PARTIES + 1,
+                max: MAX_PARTIES
+            })
+        );
+        let set = split::<Ed25519Sha512>(3, 3);
+        assert_eq!(set.threshold(), 3);
+    }
+
+    fn group_key_encodes_canonically<S: Suite>(len: usize) {
+        let set = split::<S>(2, 3);
+        let gk = set.public_package().group_key();
+        let enc = gk.to_bytes();
+        assert_eq!(enc.len(), len);
+        assert_eq!(enc, set.public_key());
+        assert_eq!(S::point_from_bytes(&enc), Some(gk.point()));
+        assert_eq!(GroupKey::<S>::from_bytes(&enc).unwrap(), *gk);
+        let hex: String = enc.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(format!("{gk:?}"), format!("GroupKey({hex})"));
+    }
+
+    /// The group key's encoding is the point's canonical encoding and decodes back to it; its
+    /// `Debug` shows that encoding. Kills `GroupKey::to_bytes` → `vec![]`, `vec![0]`,
+    /// `vec![1]` and the emptied `Debug for GroupKey`.
+    #[test]
+    fn group_key_encodes_canonically_ed25519() {
+        group_key_encodes_canonically::<Ed25519Sha512>(32);
+    }
+
+    /// As [`group_key_encodes_canonically_ed25519`] for secp256k1 (33-byte compressed).
+    #[test]
+    fn group_key_encodes_canonically_secp256k1() {
+        group_key_encodes_canonically::<Secp256k1Sha256>(33);
+    }
+
+    /// Every share and the public package report the threshold they were made with. Kills
+    /// `KeyShare::threshold` and `PublicKeyPackage::threshold` → 0 or 1.
+    #[test]
+    fn shares_and_package_report_their_threshold() {
+        for (t, n) in [(2, 3), (3, 5)] {
+            let set = split::<Secp256k1Tr>(t, n);
+            assert_eq!(set.public_package().threshold(), t);
+            assert_eq!(set.public_package().parties(), n);
+            for s in set.shares() {
+                assert_eq!(s.threshold(), t);
+            }
+        }
+    }
+
+    /// A share's `Debug` names its id, group key and threshold and redacts the secret. Kills
+    /// the emptied `Debug for KeyShare`.
+    #[test]
+    fn key_share_debug_redacts_the_secret() {
+        let set = split::<Ed25519Sha512>(2, 3);
+        let s = &set.shares()[1];
+        let shown = format!("{s:?}");
+        let gk = format!("{:?}", s.group_key());
+        assert_eq!(
+            shown,
+            format!(
+                "KeyShare {{ id: Identifier(2), secret: \"<redacted>\", group_key: {gk}, threshold: 2 }}"
+            )
+        );
+        assert!(!shown.contains(&format!("{:?}", s.secret)));
+    }
+
+    /// Shares on a polynomial through the origin (group key the identity) are refused even
+    /// when they are consistent, and so is a share off the others' polynomial. Kills `||` →
+    /// `&&` in `from_secret_shares`'s final check.
+    #[test]
+    fn secret_shares_of_a_zero_key_or_off_the_polynomial_are_refused() {
+        type G = <Ed25519Sha512 as Suite>::G;
+        let accel = CpuBackend::new();
+        let a = G::scalar_from_u64(5);
+        let id = |v| Identifier::new(v).unwrap();
+        // f(x) = a·x: f(0) = 0.
+        let zero_key = [(id(1), a), (id(2), a + a)];
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_secret_shares(&accel, 2, &zero_key, None).unwrap_err(),
+            Error::InconsistentKeyShares
+        );
+        // f(x) = 1 + a·x at 1 and 2, but the third share is off by one.
+        let one = G::scalar_one();
+        let off = [
+            (id(1), one + a),
+            (id(2), one + a + a),
+            (id(3), one + a + a + a + one),
+        ];
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_secret_shares(&accel, 2, &off, None).unwrap_err(),
+            Error::InconsistentKeyShares
+        );
+        let on = [
+            (id(1), one + a),
+            (id(2), one + a + a),
+            (id(3), one + a + a + a),
+        ];
+        assert!(KeySet::<Ed25519Sha512>::from_secret_shares(&accel, 2, &on, None).is_ok());
+    }
+
+    /// A stored key set needs its magic, version and minimum length; each alone is refused.
+    /// Kills `||` → `&&` in `KeySet::from_bytes`'s header check.
+    #[test]
+    fn key_set_header_is_checked_field_by_field() {
+        let set = split::<Ed25519Sha512>(2, 3);
+        let good = set.to_bytes();
+        assert!(KeySet::<Ed25519Sha512>::from_bytes(&good).is_ok());
+        let header = Err(Error::Malformed("key set header"));
+        let mut magic = good.to_vec();
+        magic[3] ^= 1;
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_bytes(&magic).map(|_| ()),
+            header
+        );
+        let mut version = good.to_vec();
+        version[4] = 2;
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_bytes(&version).map(|_| ()),
+            header
+        );
+        let short = &good[..10 + <Ed25519Sha512 as Suite>::POINT_LEN - 1];
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_bytes(short).map(|_| ()),
+            header
+        );
+    }
+
+    /// `wipe` zeroizes the secret share and dropping a share runs it. Kills the emptied
+    /// `KeyShare::wipe` and `Drop for KeyShare`.
+    #[test]
+    fn key_share_is_wiped_on_drop() {
+        let set = split::<Secp256k1Tr>(2, 3);
+        let mut s = set.shares()[0].clone();
+        assert_ne!(s.secret, <Secp256k1Tr as Suite>::G::scalar_zero());
+        s.wipe();
+        assert_eq!(s.secret, <Secp256k1Tr as Suite>::G::scalar_zero());
+        let s = set.shares()[1].clone();
+        let before = crate::probe::wipes("KeyShare");
+        drop(s);
+        assert_eq!(crate::probe::wipes("KeyShare"), before + 1);
     }
 }

@@ -19,6 +19,8 @@
 
 mod error;
 mod hash;
+#[cfg(test)]
+mod probe;
 mod session;
 mod suite;
 mod verify;

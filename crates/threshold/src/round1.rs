@@ -96,10 +96,19 @@ impl<S: Suite> SigningNonces<S> {
     }
 }
 
-impl<S: Suite> Drop for SigningNonces<S> {
-    fn drop(&mut self) {
+impl<S: Suite> SigningNonces<S> {
+    /// Zeroizes both nonces (what `Drop` runs).
+    fn wipe(&mut self) {
         self.hiding.zeroize();
         self.binding.zeroize();
+        #[cfg(test)]
+        crate::probe::note_wipe("SigningNonces");
+    }
+}
+
+impl<S: Suite> Drop for SigningNonces<S> {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -191,4 +200,40 @@ pub fn commit_with_nonces_batch<S: Suite>(
             )
         })
         .collect())
+}
+
+/// Assurance tests for the nonces (see `docs/assurance.md`).
+#[cfg(test)]
+mod assurance {
+    use super::*;
+    use crate::{Ed25519Sha512, KeySet};
+    use backend_cpu::CpuBackend;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// `wipe` zeroizes both nonces, dropping them runs it, and `Debug` redacts them. Kills the
+    /// emptied `SigningNonces::wipe`, `Drop for SigningNonces` and `Debug for SigningNonces`.
+    #[test]
+    fn signing_nonces_are_redacted_and_wiped_on_drop() {
+        let accel = CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let secret = <Ed25519Sha512 as Suite>::G::random_scalar(&mut rng);
+        let set = KeySet::<Ed25519Sha512>::split(&accel, &secret, 2, 3, &mut rng).unwrap();
+        let shares: Vec<_> = set.shares().iter().take(2).collect();
+        let mut committed = commit_batch(&accel, &shares, &mut rng).unwrap();
+        let (mut nonces, commitments) = committed.remove(0);
+        let shown = format!("{nonces:?}");
+        assert_eq!(
+            shown,
+            format!("SigningNonces {{ nonces: \"<redacted>\", commitments: {commitments:?} }}")
+        );
+        let zero = <Ed25519Sha512 as Suite>::G::scalar_zero();
+        assert!(nonces.hiding != zero && nonces.binding != zero);
+        nonces.wipe();
+        assert!(nonces.hiding == zero && nonces.binding == zero);
+        let (other, _) = committed.remove(0);
+        let before = crate::probe::wipes("SigningNonces");
+        drop(other);
+        assert_eq!(crate::probe::wipes("SigningNonces"), before + 1);
+    }
 }
