@@ -634,4 +634,25 @@ mod assurance {
         drop(q);
         assert_eq!(crate::probe::wipes("Round2Package"), before + 1);
     }
+
+    /// A round-1 package needs its 2-byte threshold, then exactly `t + 1` points and a
+    /// scalar: two bytes alone fail on the length. Kills `b.len() < 2` → `<=` in
+    /// `Round1Package::from_bytes`.
+    #[test]
+    fn round1_package_lengths_are_checked() {
+        type P = Round1Package<Secp256k1Tr>;
+        assert_eq!(P::from_bytes(&[]), Err(Error::Malformed("round 1 package")));
+        assert_eq!(
+            P::from_bytes(&[0]),
+            Err(Error::Malformed("round 1 package"))
+        );
+        assert_eq!(
+            P::from_bytes(&[0, 2]),
+            Err(Error::Malformed("round 1 package length"))
+        );
+        assert_eq!(
+            P::from_bytes(&[0, 0]),
+            Err(Error::Malformed("round 1 package length"))
+        );
+    }
 }

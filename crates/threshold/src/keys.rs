@@ -723,10 +723,58 @@ mod assurance {
             KeySet::<Ed25519Sha512>::from_bytes(&version).map(|_| ()),
             header
         );
-        let short = &good[..10 + <Ed25519Sha512 as Suite>::POINT_LEN - 1];
+        let pl = <Ed25519Sha512 as Suite>::POINT_LEN;
+        let short = &good[..10 + pl - 1];
         assert_eq!(
             KeySet::<Ed25519Sha512>::from_bytes(short).map(|_| ()),
             header
+        );
+        // A whole header without the share records fails on the length, not the header.
+        assert_eq!(
+            KeySet::<Ed25519Sha512>::from_bytes(&good[..10 + pl]).map(|_| ()),
+            Err(Error::Malformed("key set length"))
+        );
+    }
+
+    /// A party key's encoding is recognised as one, and its magic, version and minimum length
+    /// are each checked. Kills `is_party_encoding` → `true`/`false` and `||` → `&&`, `<` →
+    /// `<=` in `PartyKey::from_bytes`'s header check.
+    #[test]
+    fn party_key_header_is_checked_field_by_field() {
+        let set = split::<Ed25519Sha512>(2, 3);
+        let party = PartyKey::from_set(&set, Identifier::new(2).unwrap()).unwrap();
+        let good = party.to_bytes();
+        assert!(PartyKey::<Ed25519Sha512>::is_party_encoding(&good));
+        assert!(!PartyKey::<Ed25519Sha512>::is_party_encoding(
+            &set.to_bytes()
+        ));
+        assert_eq!(
+            PartyKey::<Ed25519Sha512>::from_bytes(&good)
+                .unwrap()
+                .to_bytes(),
+            good
+        );
+        let header = Err(Error::Malformed("party key header"));
+        let mut magic = good.to_vec();
+        magic[3] ^= 1;
+        assert_eq!(
+            PartyKey::<Ed25519Sha512>::from_bytes(&magic).map(|_| ()),
+            header
+        );
+        let mut version = good.to_vec();
+        version[4] = 2;
+        assert_eq!(
+            PartyKey::<Ed25519Sha512>::from_bytes(&version).map(|_| ()),
+            header
+        );
+        let pl = <Ed25519Sha512 as Suite>::POINT_LEN;
+        assert_eq!(
+            PartyKey::<Ed25519Sha512>::from_bytes(&good[..44 + pl - 1]).map(|_| ()),
+            header
+        );
+        assert_eq!(
+            PartyKey::<Ed25519Sha512>::from_bytes(&good[..44 + pl]).map(|_| ()),
+            Err(Error::Malformed("party key length"))
         );
     }
 

@@ -282,7 +282,9 @@ fn binding_factors_are_one_per_signer_and_distinct_bip340() {
     binding_factors_are_one_per_signer_and_distinct::<Bip340Suite>();
 }
 
-/// Runs an honest DKG among `n` parties through round 3.
+/// Runs an honest DKG among `n` parties through round 3, checking on the way that every
+/// secret state and share message is redacted in `Debug` (kills the emptied `Debug` impls of
+/// `Round1Secret`, `Round2Secret`, `Round3Secret` and `Round2Package`).
 fn dkg_round3<S: Suite>(t: u16, n: u16) -> Vec<(Round3Secret<S>, Confirmation)> {
     let accel = CpuBackend::new();
     let mut rng = ChaCha20Rng::seed_from_u64(43);
@@ -298,6 +300,7 @@ fn dkg_round3<S: Suite>(t: u16, n: u16) -> Vec<(Round3Secret<S>, Confirmation)> 
         .iter()
         .zip(r1)
         .map(|(id, (s, _))| {
+            assert_eq!(format!("{s:?}"), format!("Round1Secret({id}, <redacted>)"));
             let others = packages
                 .iter()
                 .filter(|(i, _)| *i != id)
@@ -310,7 +313,12 @@ fn dkg_round3<S: Suite>(t: u16, n: u16) -> Vec<(Round3Secret<S>, Confirmation)> 
     let mut states = Vec::new();
     for (id, x) in ids.iter().zip(dkg::part2_batch::<S>(&accel, items)) {
         let (state, out) = x.unwrap();
+        assert_eq!(
+            format!("{state:?}"),
+            format!("Round2Secret({id}, <redacted>)")
+        );
         for (to, pkg) in out {
+            assert_eq!(format!("{pkg:?}"), "Round2Package(<redacted>)");
             inbox.entry(to).or_default().insert(*id, pkg);
         }
         states.push(state);
@@ -320,10 +328,17 @@ fn dkg_round3<S: Suite>(t: u16, n: u16) -> Vec<(Round3Secret<S>, Confirmation)> 
         .zip(states)
         .map(|(id, s)| (s, inbox.remove(id).unwrap()))
         .collect();
-    dkg::part3_batch::<S>(&accel, items)
+    let out: Vec<_> = dkg::part3_batch::<S>(&accel, items)
         .into_iter()
         .map(Result::unwrap)
-        .collect()
+        .collect();
+    for ((state, _), id) in out.iter().zip(&ids) {
+        assert_eq!(
+            format!("{state:?}"),
+            format!("Round3Secret({id}, <redacted>)")
+        );
+    }
+    out
 }
 
 /// The DKG confirmation guard names exactly the peers whose confirmation is missing or
@@ -412,4 +427,39 @@ fn every_non_canonical_ed25519_encoding_is_refused() {
     assert_eq!(refused, 40);
     let keys = key_set::<Ed25519Suite>(2, 3, 40);
     assert!(Ed25519Suite::point_from_bytes(&keys.public_key()).is_some());
+}
+
+/// Nonce commitments never repeat: 512 sessions of each of three shares (one `commit_batch`
+/// call per share, as a node's pool refill makes them) give 3,072 pairwise distinct hiding and
+/// binding commitments. Kills a nonce drawn once and reused for hiding and binding, or across
+/// sessions.
+fn nonce_commitments_never_repeat_across_sessions<S: Suite>() {
+    let accel = CpuBackend::new();
+    let keys = key_set::<S>(2, 3, 44);
+    let mut rng = ChaCha20Rng::seed_from_u64(45);
+    let mut seen = std::collections::HashSet::new();
+    for share in keys.shares() {
+        let shares = vec![share; 512];
+        for (_, c) in commit_batch(&accel, &shares, &mut rng).unwrap() {
+            assert!(
+                seen.insert(c.hiding_bytes().to_vec()),
+                "hiding commitment repeated"
+            );
+            assert!(
+                seen.insert(c.binding_bytes().to_vec()),
+                "binding commitment repeated"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 3 * 512 * 2);
+}
+
+#[test]
+fn nonce_commitments_never_repeat_across_sessions_ed25519() {
+    nonce_commitments_never_repeat_across_sessions::<Ed25519Suite>();
+}
+
+#[test]
+fn nonce_commitments_never_repeat_across_sessions_bip340() {
+    nonce_commitments_never_repeat_across_sessions::<Bip340Suite>();
 }
