@@ -1,6 +1,7 @@
 //! Assurance tests: each guards a check whose removal the functional tests would not notice
 //! (batch-verification verdicts and malformed lengths, signing-package decoding bounds,
-//! binding factors, and the DKG confirmation guard).
+//! binding factors, the DKG's sender checks, independent polynomials and confirmation guard,
+//! fresh nonce commitments, and the redaction of the DKG's secret states).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -462,4 +463,104 @@ fn nonce_commitments_never_repeat_across_sessions_ed25519() {
 #[test]
 fn nonce_commitments_never_repeat_across_sessions_bip340() {
     nonce_commitments_never_repeat_across_sessions::<Bip340Suite>();
+}
+
+/// In one `part1_batch` call every party draws its own polynomial and proof nonce: the
+/// `(t + 1)·n` points of the round-1 packages (commitments and proof `R`s) are pairwise
+/// distinct. Kills the mutants of the batch offset (`off += t + 1` → `*=`, `t − 1`, `t · 1`),
+/// after which parties share coefficients — every party would know the group secret — while
+/// the DKG still completes and the key still signs.
+fn dkg_round1_polynomials_are_independent_per_party<S: Suite>() {
+    let accel = CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(46);
+    let (t, n) = (3u16, 4u16);
+    let params: Vec<_> = (1..=n)
+        .map(|i| (Identifier::new(i).unwrap(), t, n, [0x6f; 32]))
+        .collect();
+    let r1 = dkg::part1_batch::<S>(&accel, &params, &mut rng).unwrap();
+    let l = S::POINT_LEN;
+    let mut seen = std::collections::HashSet::new();
+    for (_, pkg) in &r1 {
+        let b = pkg.to_bytes();
+        assert_eq!(b.len(), 2 + (usize::from(t) + 1) * l + 32);
+        for p in b[2..2 + (usize::from(t) + 1) * l].chunks_exact(l) {
+            assert!(
+                seen.insert(p.to_vec()),
+                "a round-1 point repeats across parties"
+            );
+        }
+    }
+    assert_eq!(seen.len(), usize::from((t + 1) * n));
+}
+
+#[test]
+fn dkg_round1_polynomials_are_independent_per_party_ed25519() {
+    dkg_round1_polynomials_are_independent_per_party::<Ed25519Suite>();
+}
+
+#[test]
+fn dkg_round1_polynomials_are_independent_per_party_bip340() {
+    dkg_round1_polynomials_are_independent_per_party::<Bip340Suite>();
+}
+
+/// Round 2 wants exactly one round-1 package from every other party: a missing one is
+/// `WrongSignerCount` with the right counts, an unknown or own identifier is
+/// `UnknownIdentifier`. Kills `check_senders` → `None` and the mutants of its count.
+fn dkg_round2_refuses_missing_unknown_or_own_senders<S: Suite>() {
+    let accel = CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(47);
+    let (t, n) = (2u16, 4u16);
+    let id = |i: u16| Identifier::new(i).unwrap();
+    let params: Vec<_> = (1..=n).map(|i| (id(i), t, n, [0x70; 32])).collect();
+    let pkgs: BTreeMap<Identifier, Round1Package<S>> = (1..=n)
+        .zip(dkg::part1_batch::<S>(&accel, &params, &mut rng).unwrap())
+        .map(|(i, (_, p))| (id(i), p))
+        .collect();
+    let others = |drop: &[u16]| -> BTreeMap<Identifier, Round1Package<S>> {
+        pkgs.iter()
+            .filter(|(i, _)| i.get() != 1 && !drop.contains(&i.get()))
+            .map(|(i, p)| (*i, p.clone()))
+            .collect()
+    };
+    let mut unknown = others(&[]);
+    unknown.insert(id(n + 1), pkgs[&id(2)].clone());
+    let mut own = others(&[4]);
+    own.insert(id(1), pkgs[&id(1)].clone());
+    let cases = [
+        (
+            others(&[3]),
+            Error::WrongSignerCount {
+                got: usize::from(n) - 2,
+                need: usize::from(n) - 1,
+            },
+        ),
+        (unknown, Error::UnknownIdentifier(n + 1)),
+        (own, Error::UnknownIdentifier(1)),
+    ];
+    for (received, want) in cases {
+        let mut rng = ChaCha20Rng::seed_from_u64(47);
+        let (state, _) = dkg::part1_batch::<S>(&accel, &params[..1], &mut rng)
+            .unwrap()
+            .remove(0);
+        let got = dkg::part2_batch::<S>(&accel, vec![(state, received)]).remove(0);
+        assert_eq!(got.map(|_| ()).unwrap_err(), want);
+    }
+    let (state, _) = dkg::part1_batch::<S>(&accel, &params[..1], &mut rng)
+        .unwrap()
+        .remove(0);
+    assert!(
+        dkg::part2_batch::<S>(&accel, vec![(state, others(&[]))])
+            .remove(0)
+            .is_ok()
+    );
+}
+
+#[test]
+fn dkg_round2_refuses_missing_unknown_or_own_senders_ed25519() {
+    dkg_round2_refuses_missing_unknown_or_own_senders::<Ed25519Suite>();
+}
+
+#[test]
+fn dkg_round2_refuses_missing_unknown_or_own_senders_bip340() {
+    dkg_round2_refuses_missing_unknown_or_own_senders::<Bip340Suite>();
 }
