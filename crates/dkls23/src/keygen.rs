@@ -712,6 +712,20 @@ mod assurance {
         }
     }
 
+    /// A pair's OT state and its set-up name the two parties in `Debug` and nothing else.
+    /// Kills the emptied `Debug` impls of `PairOt` and `PairSetup`.
+    #[test]
+    fn pair_state_debug_shows_only_the_pair() {
+        let set = key_set();
+        let ot = set.shares[0].ot[1].as_ref().unwrap();
+        assert_eq!(format!("{ot:?}"), "PairOt { me: 1, peer: 2, .. }");
+        let accel = backend_cpu::CpuBackend::new();
+        let pk = set.shares[0].public_key;
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let (setup, _) = PairSetup::start(&accel, &pk, 3, 1, &mut rng).unwrap();
+        assert_eq!(format!("{setup:?}"), "PairSetup { me: 3, peer: 1, .. }");
+    }
+
     /// The secret share and zero seeds are wiped, and dropping a share runs the wipe.
     /// Kills an emptied `KeyShare::wipe` or `Drop::drop`.
     #[test]

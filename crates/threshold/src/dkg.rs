@@ -213,7 +213,18 @@ pub fn part1_batch<S: Suite>(
             scalars.push(S::G::random_nonzero_scalar(rng));
         }
     }
-    let points = S::G::mul_base(accel, &scalars)?;
+    part1_from_scalars(accel, params, &scalars)
+}
+
+/// Round 1 from given scalars: for each party in `params` (already validated), its `t`
+/// polynomial coefficients and then its proof nonce, in order. [`part1_batch`] draws them; a
+/// test may choose them.
+fn part1_from_scalars<S: Suite>(
+    accel: &dyn Accelerator,
+    params: &[Part1Params],
+    scalars: &[Scalar<S>],
+) -> Result<Vec<Part1Output<S>>, Error> {
+    let points = S::G::mul_base(accel, scalars)?;
     let encs = S::encode_batch(accel, &points)?;
     let mut out = Vec::with_capacity(params.len());
     let mut off = 0;
@@ -633,6 +644,86 @@ mod assurance {
         let before = crate::probe::wipes("Round2Package");
         drop(q);
         assert_eq!(crate::probe::wipes("Round2Package"), before + 1);
+    }
+
+    type Tr = Secp256k1Tr;
+    type G = <Tr as Suite>::G;
+
+    /// The round-3 inputs of both parties of a 2-of-2 DKG in session `sid` whose parties
+    /// use the scalars `[a₀, a₁, k]` each.
+    fn two_party_session(
+        accel: &dyn Accelerator,
+        sid: u8,
+        scalars: [[Scalar<Tr>; 3]; 2],
+    ) -> Vec<Part3Input<Tr>> {
+        let params: Vec<Part1Params> = (1..=2).map(|i| (Identifier(i), 2, 2, [sid; 32])).collect();
+        let r1 = part1_from_scalars::<Tr>(accel, &params, scalars.as_flattened()).unwrap();
+        let pkgs: BTreeMap<Identifier, Round1Package<Tr>> =
+            r1.iter().map(|(st, p)| (st.id, p.clone())).collect();
+        let items = r1
+            .into_iter()
+            .map(|(st, _)| {
+                let others = pkgs
+                    .iter()
+                    .filter(|(i, _)| **i != st.id)
+                    .map(|(i, p)| (*i, p.clone()))
+                    .collect();
+                (st, others)
+            })
+            .collect();
+        let mut inbox: BTreeMap<Identifier, BTreeMap<Identifier, Round2Package<Tr>>> =
+            BTreeMap::new();
+        let mut states = Vec::new();
+        for r in part2_batch::<Tr>(accel, items) {
+            let (st, out) = r.unwrap();
+            for (to, pkg) in out {
+                inbox.entry(to).or_default().insert(st.id, pkg);
+            }
+            states.push(st);
+        }
+        states
+            .into_iter()
+            .map(|st| {
+                let received = inbox.remove(&st.id).unwrap();
+                (st, received)
+            })
+            .collect()
+    }
+
+    /// One round-3 batch mixing three 2-of-2 DKGs: A, whose constant terms cancel (group key
+    /// the identity: refused); a party of C given no shares (refused early); and the parties
+    /// of B and C after them. Each of those gets its own session's group key, so the batch's
+    /// offsets stay aligned past refused items. Kills `&&` → `||` in the choice of items to
+    /// sum, `off += t` → `*=` in the key jobs and the mutants of `off += n + 1` after an
+    /// identity key.
+    #[test]
+    fn round3_batch_refuses_bad_items_and_keeps_the_rest_aligned() {
+        let accel = backend_cpu::CpuBackend::new();
+        let x = G::scalar_from_u64;
+        let a = two_party_session(&accel, 1, [[x(5), x(7), x(11)], [-x(5), x(13), x(17)]]);
+        let b = two_party_session(&accel, 2, [[x(3), x(4), x(9)], [x(6), x(8), x(10)]]);
+        let c = two_party_session(&accel, 3, [[x(2), x(3), x(5)], [x(21), x(22), x(23)]]);
+        let key = |v: u64| G::mul_base(&accel, &[x(v)]).unwrap()[0];
+        let (key_b, key_c) = (key(9), key(23));
+        let [a1, a2] = <[_; 2]>::try_from(a).ok().unwrap();
+        let [b1, b2] = <[_; 2]>::try_from(b).ok().unwrap();
+        let [c1, (c2, _)] = <[_; 2]>::try_from(c).ok().unwrap();
+        let items = vec![a1, (c2, BTreeMap::new()), b1, a2, c1, b2];
+        let got: Vec<Result<Point<Tr>, Error>> = part3_batch::<Tr>(&accel, items)
+            .into_iter()
+            .map(|r| r.map(|(st, _)| st.share.group_key.point))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Err(Error::InconsistentKeyShares),
+                Err(Error::WrongSignerCount { got: 0, need: 1 }),
+                Ok(key_b),
+                Err(Error::InconsistentKeyShares),
+                Ok(key_c),
+                Ok(key_b),
+            ]
+        );
     }
 
     /// A round-1 package needs its 2-byte threshold, then exactly `t + 1` points and a
