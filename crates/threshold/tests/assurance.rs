@@ -13,8 +13,8 @@ use threshold::dkg::{self, Confirmation, Round1Package, Round2Package, Round3Sec
 use threshold::embedded::{self, SignJob};
 use threshold::round1::{SigningCommitments, commit_batch};
 use threshold::{
-    Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SigningPackage, Suite, TaprootTweak,
-    verify_bip340_batch, verify_ed25519_batch,
+    Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SignatureShare, SigningPackage, Suite,
+    TaprootTweak, verify_bip340_batch, verify_ed25519_batch,
 };
 
 type Verify = fn(&dyn accel_api::Accelerator, &[(&[u8], &[u8], &[u8])]) -> Vec<bool>;
@@ -127,7 +127,8 @@ fn package<S: Suite>(keys: &KeySet<S>, taproot: TaprootTweak) -> SigningPackage<
 /// The Taproot tag of a signing package: tags 0, 1, 2 round-trip, any other tag is refused,
 /// and a script-root tag without its 32-byte root (any shorter input) is refused without
 /// panicking. Every truncation and every extension by one byte is refused. Kills the
-/// `b.len() >= 33` guard mutants (`>=` → `<`: slicing panics) and tag mutants.
+/// `b.len() >= 33` guard mutants (`>=` → `<`: slicing panics) and tag mutants, and (by
+/// reading the message back) `SigningPackage::message` returning a constant.
 fn signing_package_tags_and_lengths<S: Suite>() {
     let keys = key_set::<S>(2, 3, 41);
     for taproot in [
@@ -136,8 +137,11 @@ fn signing_package_tags_and_lengths<S: Suite>() {
         TaprootTweak::ScriptRoot([3; 32]),
     ] {
         let pkg = package(&keys, taproot);
+        assert_eq!(pkg.message(), b"assurance");
         let b = pkg.to_bytes();
-        assert_eq!(SigningPackage::<S>::from_bytes(&b).unwrap(), pkg);
+        let decoded = SigningPackage::<S>::from_bytes(&b).unwrap();
+        assert_eq!(decoded.message(), b"assurance");
+        assert_eq!(decoded, pkg);
         for cut in 0..b.len() {
             assert!(
                 SigningPackage::<S>::from_bytes(&b[..cut]).is_err(),
@@ -563,4 +567,14 @@ fn dkg_round2_refuses_missing_unknown_or_own_senders_ed25519() {
 #[test]
 fn dkg_round2_refuses_missing_unknown_or_own_senders_bip340() {
     dkg_round2_refuses_missing_unknown_or_own_senders::<Bip340Suite>();
+}
+
+/// A signature share's `Debug` shows its signer and value (a share is public once sent).
+/// Kills the emptied `Debug for SignatureShare`.
+#[test]
+fn signature_share_debug_names_signer_and_value() {
+    use accel_api::CurveGroup;
+    let z = <Ed25519Suite as Suite>::G::scalar_from_u64(5);
+    let share = SignatureShare::<Ed25519Suite>::new(Identifier::new(3).unwrap(), z);
+    assert_eq!(format!("{share:?}"), format!("SignatureShare(3, {z:?})"));
 }
