@@ -578,3 +578,47 @@ fn signature_share_debug_names_signer_and_value() {
     let share = SignatureShare::<Ed25519Suite>::new(Identifier::new(3).unwrap(), z);
     assert_eq!(format!("{share:?}"), format!("SignatureShare(3, {z:?})"));
 }
+
+/// Round 2 signs with any signer set of at least `t` and refuses a smaller one. Kills
+/// `commitments.len() < threshold` → `>` in `round2::sign_batch` (the other tests sign
+/// with exactly `t`).
+fn round2_signs_with_t_or_more_signers_and_refuses_fewer<S: Suite>() {
+    let accel = CpuBackend::new();
+    let keys = key_set::<S>(2, 3, 48);
+    let mut rng = ChaCha20Rng::seed_from_u64(49);
+    for count in 1..=3usize {
+        let signers: Vec<_> = keys.shares().iter().take(count).collect();
+        let committed = commit_batch::<S>(&accel, &signers, &mut rng).unwrap();
+        let map: BTreeMap<Identifier, _> = signers
+            .iter()
+            .zip(&committed)
+            .map(|(s, (_, c))| (s.identifier(), *c))
+            .collect();
+        let pkg = SigningPackage::<S>::new(map, b"count", TaprootTweak::None);
+        let items: Vec<_> = committed
+            .into_iter()
+            .zip(&signers)
+            .map(|((nonces, _), share)| (&pkg, nonces, *share))
+            .collect();
+        for got in threshold::round2::sign_batch(&accel, items) {
+            if count >= 2 {
+                assert!(got.is_ok(), "{count} signers");
+            } else {
+                assert_eq!(
+                    got.unwrap_err(),
+                    Error::WrongSignerCount { got: 1, need: 2 }
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn round2_signs_with_t_or_more_signers_and_refuses_fewer_ed25519() {
+    round2_signs_with_t_or_more_signers_and_refuses_fewer::<Ed25519Suite>();
+}
+
+#[test]
+fn round2_signs_with_t_or_more_signers_and_refuses_fewer_bip340() {
+    round2_signs_with_t_or_more_signers_and_refuses_fewer::<Bip340Suite>();
+}
