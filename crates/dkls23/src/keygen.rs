@@ -712,11 +712,13 @@ mod assurance {
         }
     }
 
-    /// A pair's OT state and its set-up name the two parties in `Debug` and nothing else.
-    /// Kills the emptied `Debug` impls of `PairOt` and `PairSetup`.
+    /// A pair's OT state and its set-up name the two parties in `Debug` and nothing else (and
+    /// the set reports its parameters). Kills the emptied `Debug` impls of `PairOt` and
+    /// `PairSetup`, and `KeySet::threshold` → 0 or 1.
     #[test]
     fn pair_state_debug_shows_only_the_pair() {
         let set = key_set();
+        assert_eq!((set.threshold(), set.parties()), (2, 3));
         let ot = set.shares[0].ot[1].as_ref().unwrap();
         assert_eq!(format!("{ot:?}"), "PairOt { me: 1, peer: 2, .. }");
         let accel = backend_cpu::CpuBackend::new();

@@ -14,7 +14,7 @@ use threshold::embedded::{self, SignJob};
 use threshold::round1::{SigningCommitments, commit_batch};
 use threshold::{
     Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SignatureShare, SigningPackage, Suite,
-    TaprootTweak, verify_bip340_batch, verify_ed25519_batch,
+    TaprootTweak, aggregate_batch, verify_bip340_batch, verify_ed25519_batch,
 };
 
 type Verify = fn(&dyn accel_api::Accelerator, &[(&[u8], &[u8], &[u8])]) -> Vec<bool>;
@@ -579,10 +579,10 @@ fn signature_share_debug_names_signer_and_value() {
     assert_eq!(format!("{share:?}"), format!("SignatureShare(3, {z:?})"));
 }
 
-/// Round 2 signs with any signer set of at least `t` and refuses a smaller one. Kills
-/// `commitments.len() < threshold` → `>` in `round2::sign_batch` (the other tests sign
-/// with exactly `t`).
-fn round2_signs_with_t_or_more_signers_and_refuses_fewer<S: Suite>() {
+/// Round 2 and aggregation work with any signer set of at least `t` and refuse a smaller one.
+/// Kills `commitments.len() < threshold` → `>` in `round2::sign_batch` and in
+/// `aggregate_batch` (the other tests sign with exactly `t`).
+fn signing_works_with_t_or_more_signers_and_refuses_fewer<S: Suite>() {
     let accel = CpuBackend::new();
     let keys = key_set::<S>(2, 3, 48);
     let mut rng = ChaCha20Rng::seed_from_u64(49);
@@ -600,25 +600,37 @@ fn round2_signs_with_t_or_more_signers_and_refuses_fewer<S: Suite>() {
             .zip(&signers)
             .map(|((nonces, _), share)| (&pkg, nonces, *share))
             .collect();
-        for got in threshold::round2::sign_batch(&accel, items) {
-            if count >= 2 {
-                assert!(got.is_ok(), "{count} signers");
-            } else {
-                assert_eq!(
-                    got.unwrap_err(),
-                    Error::WrongSignerCount { got: 1, need: 2 }
-                );
-            }
+        let shares: Vec<_> = threshold::round2::sign_batch(&accel, items)
+            .into_iter()
+            .filter_map(|got| {
+                if count < 2 {
+                    assert_eq!(
+                        got.as_ref().unwrap_err(),
+                        &Error::WrongSignerCount { got: 1, need: 2 }
+                    );
+                }
+                got.ok()
+            })
+            .collect();
+        let aggregated = aggregate_batch(&accel, &[(&pkg, &shares, keys.public_package())]);
+        if count >= 2 {
+            assert_eq!(shares.len(), count);
+            assert!(aggregated[0].is_ok(), "{count} signers");
+        } else {
+            assert_eq!(
+                aggregated[0].as_ref().unwrap_err(),
+                &Error::WrongSignerCount { got: 1, need: 2 }
+            );
         }
     }
 }
 
 #[test]
-fn round2_signs_with_t_or_more_signers_and_refuses_fewer_ed25519() {
-    round2_signs_with_t_or_more_signers_and_refuses_fewer::<Ed25519Suite>();
+fn signing_works_with_t_or_more_signers_and_refuses_fewer_ed25519() {
+    signing_works_with_t_or_more_signers_and_refuses_fewer::<Ed25519Suite>();
 }
 
 #[test]
-fn round2_signs_with_t_or_more_signers_and_refuses_fewer_bip340() {
-    round2_signs_with_t_or_more_signers_and_refuses_fewer::<Bip340Suite>();
+fn signing_works_with_t_or_more_signers_and_refuses_fewer_bip340() {
+    signing_works_with_t_or_more_signers_and_refuses_fewer::<Bip340Suite>();
 }
