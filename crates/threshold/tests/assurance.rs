@@ -634,3 +634,38 @@ fn signing_works_with_t_or_more_signers_and_refuses_fewer_ed25519() {
 fn signing_works_with_t_or_more_signers_and_refuses_fewer_bip340() {
     signing_works_with_t_or_more_signers_and_refuses_fewer::<Bip340Suite>();
 }
+
+/// A stored key set whose group key is not the one its verifying shares interpolate to (the
+/// store is authenticated, so this is corruption, not an attack): every signature share
+/// verifies, the aggregate does not, and aggregation fails with `InvalidSignature` naming no
+/// signer. Kills the match guard `!c.is_empty()` → `true` in `session::finish`, which would
+/// report an empty culprit list instead.
+fn mismatched_group_key_fails_without_blaming_a_signer<S: Suite>() {
+    let keys = key_set::<S>(2, 3, 50);
+    let other = key_set::<S>(2, 3, 51);
+    let mut bytes = keys.to_bytes().to_vec();
+    let pl = S::POINT_LEN;
+    bytes[10..10 + pl].copy_from_slice(&other.to_bytes()[10..10 + pl]);
+    let corrupt = KeySet::<S>::from_bytes(&bytes).unwrap();
+    let jobs = [SignJob {
+        key: &corrupt,
+        message: b"corrupt",
+        taproot: TaprootTweak::None,
+    }];
+    let out = embedded::sign_batch(
+        &CpuBackend::new(),
+        &jobs,
+        &mut ChaCha20Rng::seed_from_u64(52),
+    );
+    assert_eq!(out[0].as_ref().unwrap_err(), &Error::InvalidSignature);
+}
+
+#[test]
+fn mismatched_group_key_fails_without_blaming_a_signer_ed25519() {
+    mismatched_group_key_fails_without_blaming_a_signer::<Ed25519Suite>();
+}
+
+#[test]
+fn mismatched_group_key_fails_without_blaming_a_signer_bip340() {
+    mismatched_group_key_fails_without_blaming_a_signer::<Bip340Suite>();
+}
