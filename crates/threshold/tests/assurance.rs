@@ -669,3 +669,31 @@ fn mismatched_group_key_fails_without_blaming_a_signer_ed25519() {
 fn mismatched_group_key_fails_without_blaming_a_signer_bip340() {
     mismatched_group_key_fails_without_blaming_a_signer::<Bip340Suite>();
 }
+
+/// Every signature names the key it verifies under: the set's public key encoding (32 bytes
+/// Ed25519, x-only for BIP340, 33-byte compressed for FROST(secp256k1, SHA-256)). Kills
+/// `verifying_key_bytes` → `vec![]`, `vec![0]`, `vec![1]` for the plain secp256k1 suite
+/// (the other two are pinned by the signature tests).
+fn signature_output_names_the_group_key<S: Suite>(len: usize) {
+    let keys = key_set::<S>(2, 3, 53);
+    let jobs = [SignJob {
+        key: &keys,
+        message: b"whose key",
+        taproot: TaprootTweak::None,
+    }];
+    let out = embedded::sign_batch(
+        &CpuBackend::new(),
+        &jobs,
+        &mut ChaCha20Rng::seed_from_u64(54),
+    );
+    let key = &out[0].as_ref().unwrap().verifying_key;
+    assert_eq!(key.len(), len);
+    assert_eq!(*key, keys.public_key());
+}
+
+#[test]
+fn signature_output_names_the_group_key_all_suites() {
+    signature_output_names_the_group_key::<Ed25519Suite>(32);
+    signature_output_names_the_group_key::<Bip340Suite>(32);
+    signature_output_names_the_group_key::<threshold::Secp256k1Sha256>(33);
+}
