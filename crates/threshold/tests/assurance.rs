@@ -697,3 +697,55 @@ fn signature_output_names_the_group_key_all_suites() {
     signature_output_names_the_group_key::<Bip340Suite>(32);
     signature_output_names_the_group_key::<threshold::Secp256k1Sha256>(33);
 }
+
+/// The embedded path (all rounds in one call) and the round-by-round path (`commit_batch`,
+/// `SigningPackage`, `round2::sign_batch`, `aggregate_batch`) give the same signature from
+/// the same nonces: both draw them from the RNG in the same order, and everything after is
+/// deterministic. Kills mutants that leave an embedded signature valid but computed from
+/// different public inputs, such as `binding_enc: encs[k + 1]` → `encs[k * 1]` in
+/// `embedded::sign_inner` (the binding factors would then hash the hiding commitment twice and
+/// never bind the binding one, against RFC 9591 §4.4).
+fn embedded_signing_matches_the_round_by_round_path<S: Suite>() {
+    let accel = CpuBackend::new();
+    let keys = key_set::<S>(2, 3, 55);
+    let message = b"same nonces, same signature";
+    let jobs = [SignJob {
+        key: &keys,
+        message,
+        taproot: TaprootTweak::None,
+    }];
+    let embedded = embedded::sign_batch(&accel, &jobs, &mut ChaCha20Rng::seed_from_u64(56));
+    let signers: Vec<_> = keys.shares().iter().take(2).collect();
+    let committed =
+        commit_batch::<S>(&accel, &signers, &mut ChaCha20Rng::seed_from_u64(56)).unwrap();
+    let map: BTreeMap<Identifier, _> = signers
+        .iter()
+        .zip(&committed)
+        .map(|(s, (_, c))| (s.identifier(), *c))
+        .collect();
+    let pkg = SigningPackage::<S>::new(map, message, TaprootTweak::None);
+    let items: Vec<_> = committed
+        .into_iter()
+        .zip(&signers)
+        .map(|((nonces, _), share)| (&pkg, nonces, *share))
+        .collect();
+    let shares: Vec<_> = threshold::round2::sign_batch(&accel, items)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stepwise = aggregate_batch(&accel, &[(&pkg, &shares, keys.public_package())]);
+    assert_eq!(
+        embedded[0].as_ref().unwrap().signature,
+        stepwise[0].as_ref().unwrap().signature
+    );
+}
+
+#[test]
+fn embedded_signing_matches_the_round_by_round_path_ed25519() {
+    embedded_signing_matches_the_round_by_round_path::<Ed25519Suite>();
+}
+
+#[test]
+fn embedded_signing_matches_the_round_by_round_path_bip340() {
+    embedded_signing_matches_the_round_by_round_path::<Bip340Suite>();
+}
