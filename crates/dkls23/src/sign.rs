@@ -536,6 +536,20 @@ mod assurance {
     /// smallest and largest valid sets are accepted. Kills `||` → `&&` in both conditions of
     /// `check_signers` (duplicates or out-of-range ids would otherwise reach the OT-state
     /// check and give a different error, or be accepted) and its boundary mutants.
+    /// A presignature names its signers, in order, and shows nothing else in `Debug`. Kills
+    /// `PartyPresignature::id` → `Default::default()` (every id would read 0).
+    #[test]
+    fn presignature_names_its_signers() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut set = key_set(2, 3, 26);
+        let mut rng = ChaCha20Rng::seed_from_u64(27);
+        let pre = crate::embedded::presign_batch(&accel, &mut set, &[1, 3], 1, &mut rng)
+            .unwrap()
+            .remove(0);
+        assert_eq!(pre.signers(), vec![1, 3]);
+        assert_eq!(format!("{pre:?}"), "Presignature { signers: [1, 3], .. }");
+    }
+
     #[test]
     fn check_signers_refuses_each_bad_set_exactly() {
         let set = key_set(2, 3, 21);
