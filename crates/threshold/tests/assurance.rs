@@ -13,8 +13,8 @@ use threshold::dkg::{self, Confirmation, Round1Package, Round2Package, Round3Sec
 use threshold::embedded::{self, SignJob};
 use threshold::round1::{SigningCommitments, commit_batch};
 use threshold::{
-    Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SignatureShare, SigningPackage, Suite,
-    TaprootTweak, aggregate_batch, verify_bip340_batch, verify_ed25519_batch,
+    Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, KeyShare, SignatureShare, SigningPackage,
+    Suite, TaprootTweak, aggregate_batch, verify_bip340_batch, verify_ed25519_batch,
 };
 
 type Verify = fn(&dyn accel_api::Accelerator, &[(&[u8], &[u8], &[u8])]) -> Vec<bool>;
@@ -579,6 +579,30 @@ fn signature_share_debug_names_signer_and_value() {
     assert_eq!(format!("{share:?}"), format!("SignatureShare(3, {z:?})"));
 }
 
+/// Rounds 1 and 2 one step at a time for `signers` on `message`: their commitments (nonces
+/// drawn from `rng` in signer order), the signing package and each signer's round-2 result.
+fn sign_round_by_round<S: Suite>(
+    accel: &CpuBackend,
+    signers: &[&KeyShare<S>],
+    message: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> (SigningPackage<S>, Vec<Result<SignatureShare<S>, Error>>) {
+    let committed = commit_batch::<S>(accel, signers, rng).unwrap();
+    let map: BTreeMap<Identifier, _> = signers
+        .iter()
+        .zip(&committed)
+        .map(|(s, (_, c))| (s.identifier(), *c))
+        .collect();
+    let pkg = SigningPackage::<S>::new(map, message, TaprootTweak::None);
+    let items: Vec<_> = committed
+        .into_iter()
+        .zip(signers)
+        .map(|((nonces, _), share)| (&pkg, nonces, *share))
+        .collect();
+    let shares = threshold::round2::sign_batch(accel, items);
+    (pkg, shares)
+}
+
 /// Round 2 and aggregation work with any signer set of at least `t` and refuse a smaller one.
 /// Kills `commitments.len() < threshold` → `>` in `round2::sign_batch` and in
 /// `aggregate_batch` (the other tests sign with exactly `t`).
@@ -588,19 +612,8 @@ fn signing_works_with_t_or_more_signers_and_refuses_fewer<S: Suite>() {
     let mut rng = ChaCha20Rng::seed_from_u64(49);
     for count in 1..=3usize {
         let signers: Vec<_> = keys.shares().iter().take(count).collect();
-        let committed = commit_batch::<S>(&accel, &signers, &mut rng).unwrap();
-        let map: BTreeMap<Identifier, _> = signers
-            .iter()
-            .zip(&committed)
-            .map(|(s, (_, c))| (s.identifier(), *c))
-            .collect();
-        let pkg = SigningPackage::<S>::new(map, b"count", TaprootTweak::None);
-        let items: Vec<_> = committed
-            .into_iter()
-            .zip(&signers)
-            .map(|((nonces, _), share)| (&pkg, nonces, *share))
-            .collect();
-        let shares: Vec<_> = threshold::round2::sign_batch(&accel, items)
+        let (pkg, results) = sign_round_by_round(&accel, &signers, b"count", &mut rng);
+        let shares: Vec<_> = results
             .into_iter()
             .filter_map(|got| {
                 if count < 2 {
@@ -716,23 +729,13 @@ fn embedded_signing_matches_the_round_by_round_path<S: Suite>() {
     }];
     let embedded = embedded::sign_batch(&accel, &jobs, &mut ChaCha20Rng::seed_from_u64(56));
     let signers: Vec<_> = keys.shares().iter().take(2).collect();
-    let committed =
-        commit_batch::<S>(&accel, &signers, &mut ChaCha20Rng::seed_from_u64(56)).unwrap();
-    let map: BTreeMap<Identifier, _> = signers
-        .iter()
-        .zip(&committed)
-        .map(|(s, (_, c))| (s.identifier(), *c))
-        .collect();
-    let pkg = SigningPackage::<S>::new(map, message, TaprootTweak::None);
-    let items: Vec<_> = committed
-        .into_iter()
-        .zip(&signers)
-        .map(|((nonces, _), share)| (&pkg, nonces, *share))
-        .collect();
-    let shares: Vec<_> = threshold::round2::sign_batch(&accel, items)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let (pkg, results) = sign_round_by_round(
+        &accel,
+        &signers,
+        message,
+        &mut ChaCha20Rng::seed_from_u64(56),
+    );
+    let shares: Vec<_> = results.into_iter().map(Result::unwrap).collect();
     let stepwise = aggregate_batch(&accel, &[(&pkg, &shares, keys.public_package())]);
     assert_eq!(
         embedded[0].as_ref().unwrap().signature,
