@@ -624,7 +624,8 @@ pub(crate) fn run_local<S: Suite>(
     Ok(KeySet { shares, public })
 }
 
-/// Assurance tests for the DKG's secret share message (see `docs/assurance.md`).
+/// Assurance tests for the DKG: the share message's wipe, round-1 decoding and round-3 batches
+/// (see `docs/assurance.md`).
 #[cfg(test)]
 mod assurance {
     use super::*;
