@@ -311,3 +311,15 @@ impl Accelerator for AutoRouter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BreakerState;
+
+    #[test]
+    fn breaker_gauge_values_are_the_documented_ones() {
+        assert_eq!(BreakerState::Closed.as_gauge(), 0);
+        assert_eq!(BreakerState::Open.as_gauge(), 1);
+        assert_eq!(BreakerState::HalfOpen.as_gauge(), 2);
+    }
+}
