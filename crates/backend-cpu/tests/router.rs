@@ -244,6 +244,79 @@ fn device_error_falls_back_and_opens_breaker_until_probe_succeeds() {
 }
 
 #[test]
+fn every_fallback_is_counted() {
+    let router = AutoRouter::new(vec![
+        (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
+        (Arc::new(Flaky::new(2)), flat(0.0, 0.0)),
+    ])
+    .unwrap()
+    .with_cooldown(Duration::ZERO);
+    let s = [SecpScalar::from(7u64)];
+    // With no cool-down every call probes the failed backend again, and falls back again.
+    for _ in 0..2 {
+        router.secp256k1_mul_base(&s).unwrap();
+    }
+    assert_eq!(router.fallbacks(), 2);
+    router.secp256k1_mul_base(&s).unwrap();
+    assert_eq!(router.fallbacks(), 2);
+    assert_eq!(router.breaker_states()[1].1, BreakerState::Closed);
+}
+
+#[test]
+fn an_error_of_the_reference_backend_reaches_the_caller_without_a_retry() {
+    let reference = Arc::new(Flaky::new(1));
+    let router = AutoRouter::new(vec![
+        (reference.clone(), flat(0.0, 0.0)),
+        (Arc::new(CpuBackend::single_threaded()), flat(1e9, 1e9)),
+    ])
+    .unwrap();
+    let err = router
+        .secp256k1_mul_base(&[SecpScalar::from(7u64)])
+        .unwrap_err();
+    assert!(matches!(err, AccelError::Device { .. }), "{err}");
+    // One call, no fallback counted, and the reference's breaker never opens.
+    assert_eq!(reference.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(router.fallbacks(), 0);
+    assert_eq!(router.breaker_states()[0], (FLAKY, BreakerState::Closed));
+}
+
+#[test]
+fn equal_costs_go_to_the_reference_backend() {
+    let router = AutoRouter::new(vec![
+        (Arc::new(CpuBackend::single_threaded()), flat(10.0, 1.0)),
+        (Arc::new(Flaky::new(0)), flat(10.0, 1.0)),
+    ])
+    .unwrap();
+    for (curve, op) in Capabilities::all_ops() {
+        assert_eq!(
+            router.choose(curve, op, 100),
+            BackendId::Cpu,
+            "{op} on {curve}"
+        );
+    }
+}
+
+#[test]
+fn lincomb_batches_are_routed_by_their_total_terms() {
+    // The crossover is at 220 items (see `auto_picks_cheapest_by_batch_size`): four jobs of
+    // 64 terms are 256 items, so they go to the second backend although they are four jobs.
+    let second = Arc::new(Flaky::new(0));
+    let router = AutoRouter::new(vec![
+        (Arc::new(CpuBackend::single_threaded()), flat(100.0, 50.0)),
+        (second.clone(), flat(10_000.0, 5.0)),
+    ])
+    .unwrap();
+    let p = ProjectivePoint::GENERATOR * SecpScalar::from(3u64);
+    let jobs = vec![LincombJob::new(vec![(SecpScalar::from(2u64), p); 64]); 4];
+    let out = router.secp256k1_lincomb_vartime(&jobs).unwrap();
+    assert_eq!(out, vec![p * SecpScalar::from(128u64); 4]);
+    assert_eq!(second.calls.load(Ordering::SeqCst), 1);
+    let small = vec![LincombJob::new(vec![(SecpScalar::from(2u64), p); 2]); 4];
+    router.secp256k1_lincomb_vartime(&small).unwrap();
+    assert_eq!(second.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn reference_backend_must_cover_every_op() {
     let err = AutoRouter::new(vec![(
         Arc::new(Flaky::with_caps(0, |c| Capabilities {
