@@ -190,3 +190,110 @@ fn stuck_rng_presignatures_differ_and_verify_with_libsecp256k1() {
         seen.push(r);
     }
 }
+
+/// An accelerator that computes one point wrong.
+mod faulty {
+    use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
+    use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar};
+    use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The CPU backend with one `mul_base` output made wrong: output `item` of the `call`-th call
+    /// (counting from 0) gets the generator added.
+    #[derive(Debug)]
+    pub struct FaultyMulBase {
+        inner: backend_cpu::CpuBackend,
+        calls: AtomicUsize,
+        call: usize,
+        item: usize,
+    }
+
+    impl FaultyMulBase {
+        pub fn new(call: usize, item: usize) -> Self {
+            Self {
+                inner: backend_cpu::CpuBackend::single_threaded(),
+                calls: AtomicUsize::new(0),
+                call,
+                item,
+            }
+        }
+    }
+
+    impl Accelerator for FaultyMulBase {
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+        fn secp256k1_mul_base(&self, s: &[Scalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
+            let mut out = self.inner.secp256k1_mul_base(s)?;
+            if self.calls.fetch_add(1, Ordering::SeqCst) == self.call {
+                out[self.item] += ProjectivePoint::GENERATOR;
+            }
+            Ok(out)
+        }
+        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+            self.inner.ed25519_mul_base(s)
+        }
+        fn secp256k1_lincomb_vartime(
+            &self,
+            j: &[LincombJob<Scalar, ProjectivePoint>],
+        ) -> Result<Vec<ProjectivePoint>, AccelError> {
+            self.inner.secp256k1_lincomb_vartime(j)
+        }
+        fn ed25519_lincomb_vartime(
+            &self,
+            j: &[LincombJob<EdScalar, EdwardsPoint>],
+        ) -> Result<Vec<EdwardsPoint>, AccelError> {
+            self.inner.ed25519_lincomb_vartime(j)
+        }
+        fn secp256k1_normalize_batch(
+            &self,
+            p: &[ProjectivePoint],
+        ) -> Result<Vec<AffinePoint>, AccelError> {
+            self.inner.secp256k1_normalize_batch(p)
+        }
+        fn ed25519_compress_batch(
+            &self,
+            p: &[EdwardsPoint],
+        ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+            self.inner.ed25519_compress_batch(p)
+        }
+    }
+}
+
+#[test]
+fn a_wrong_point_in_embedded_key_generation_names_its_dealer() {
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    // 2-of-3: the first mul_base holds the 3 × 2 coefficients' commitments, then the 3 proof
+    // nonces' points; item 7 is dealer 2's proof nonce point, so dealer 2's proof fails.
+    let accel = faulty::FaultyMulBase::new(0, 7);
+    let err = embedded::dkg(&accel, 2, 3, &mut rng).unwrap_err();
+    assert!(
+        matches!(err, dkls23::Error::BadDkgShare { culprit: 2 }),
+        "{err}"
+    );
+    // The second mul_base holds the shares f_i(j) in order (i, j); item 5 is f_2(3), dealt by
+    // dealer 2, which fails its Feldman check.
+    let accel = faulty::FaultyMulBase::new(1, 5);
+    let err = embedded::dkg(&accel, 2, 3, &mut rng).unwrap_err();
+    assert!(
+        matches!(err, dkls23::Error::BadDkgShare { culprit: 2 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_accepts_n_of_n_and_refuses_t_above_n() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let secret = [7u8; 32];
+    assert!(matches!(
+        embedded::import(&accel, &secret, 4, 3, &mut rng),
+        Err(dkls23::Error::InvalidParameters(_))
+    ));
+    let mut set = embedded::import(&accel, &secret, 3, 3, &mut rng).unwrap();
+    let pre = embedded::presign_batch(&accel, &mut set, &[1, 2, 3], 1, &mut rng).unwrap();
+    let h = [3u8; 32];
+    let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
+    check_signature(&set.public_key_bytes(), &h, &sig, rec);
+}
