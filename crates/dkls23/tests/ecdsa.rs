@@ -297,3 +297,31 @@ fn import_accepts_n_of_n_and_refuses_t_above_n() {
     let (sig, rec) = embedded::sign(&accel, &set, pre.into_iter().next().unwrap(), &h).unwrap();
     check_signature(&set.public_key_bytes(), &h, &sig, rec);
 }
+
+#[test]
+fn presign_batch_and_refresh_pair_name_each_bad_party_set() {
+    use dkls23::Error::InvalidParameters;
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let mut set = embedded::dkg(&accel, 3, 4, &mut rng).unwrap();
+    let out_of_range = InvalidParameters("signer id out of range");
+    for signers in [[1, 2, 5], [0, 1, 2]] {
+        let err = embedded::presign_batch(&accel, &mut set, &signers, 1, &mut rng).unwrap_err();
+        assert_eq!(err, out_of_range, "{signers:?}");
+    }
+    // A repeated signer is refused by the signer-set check, without re-running base OT for
+    // the party with itself.
+    let err = embedded::presign_batch(&accel, &mut set, &[1, 2, 2], 1, &mut rng).unwrap_err();
+    assert_eq!(
+        err,
+        InvalidParameters("signer set must hold at least t distinct parties")
+    );
+    for (a, b) in [(2, 2), (1, 5), (0, 1)] {
+        let err = embedded::refresh_pair(&accel, &mut set, a, b, &mut rng).unwrap_err();
+        assert_eq!(
+            err,
+            InvalidParameters("party ids out of range"),
+            "({a}, {b})"
+        );
+    }
+}
