@@ -1,6 +1,6 @@
 //! The conformance kit itself: each `check_*` must fail a backend that is wrong in one way a
-//! real backend could be (an edge scalar, an edge point, a torsion point, a short output, a
-//! verifier that accepts too much or too little), and pass the same backend without the fault.
+//! real backend could be (an edge scalar, an edge point, a torsion point, a digit pattern only
+//! random scalars reach, a short output, a verifier that accepts too much or too little), and pass the same backend without the fault.
 //! A check that cannot fail would let every backend pass.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,6 +27,9 @@ enum Fault {
     EdMulBaseZero,
     /// edwards25519 `mul_base` of n − 2 gives the identity.
     EdMulBaseMinusTwo,
+    /// edwards25519 `mul_base` is wrong when a digit of the upper half of the scalar is 8 (a
+    /// fault none of the edge scalars reaches: only the random ones find it).
+    EdMulBaseUpperDigit8,
     /// Every batched op drops its last output.
     ShortOutput,
     /// Every batched op gets the last item of a batch of 1000 wrong.
@@ -49,6 +52,8 @@ enum Fault {
     NormalizeIdentity,
     /// edwards25519 compression maps points of small order to the identity's encoding.
     CompressTorsion,
+    /// edwards25519 compression maps points of large order to the identity's encoding.
+    CompressLargeOrder,
     /// Capabilities: a device id with whitespace.
     CapsWhitespace,
     /// Capabilities: a device id that does not start with the backend's name.
@@ -144,6 +149,13 @@ impl Accelerator for Saboteur {
                     *p = EdwardsPoint::mul_base(&EdScalar::ONE);
                 }
                 Fault::EdMulBaseMinusTwo if *s == -EdScalar::from(2u64) => {
+                    *p = EdwardsPoint::identity();
+                }
+                Fault::EdMulBaseUpperDigit8
+                    if s.as_bytes()[16..]
+                        .iter()
+                        .any(|b| b & 0x0f == 8 || b >> 4 == 8) =>
+                {
                     *p = EdwardsPoint::identity();
                 }
                 _ => {}
@@ -266,11 +278,14 @@ impl Accelerator for Saboteur {
         points: &[EdwardsPoint],
     ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         let mut out = self.inner.ed25519_compress_batch(points)?;
-        if self.fault == Fault::CompressTorsion {
-            for (p, c) in points.iter().zip(out.iter_mut()) {
-                if p.is_small_order() {
-                    *c = EdwardsPoint::identity().compress();
-                }
+        for (p, c) in points.iter().zip(out.iter_mut()) {
+            let hit = match self.fault {
+                Fault::CompressTorsion => p.is_small_order(),
+                Fault::CompressLargeOrder => !p.is_small_order(),
+                _ => false,
+            };
+            if hit {
+                *c = EdwardsPoint::identity().compress();
             }
         }
         Ok(self.batch(points.len(), out, |c| {
@@ -308,7 +323,11 @@ fn mul_base_checks_catch_wrong_edge_scalars_and_outputs() {
         kit::check_ed25519_mul_base,
         &[
             &common[..],
-            &[Fault::EdMulBaseZero, Fault::EdMulBaseMinusTwo],
+            &[
+                Fault::EdMulBaseZero,
+                Fault::EdMulBaseMinusTwo,
+                Fault::EdMulBaseUpperDigit8,
+            ],
         ]
         .concat(),
     );
@@ -370,6 +389,7 @@ fn normalisation_checks_catch_wrong_identity_torsion_and_outputs() {
         kit::check_ed25519_compress_batch,
         &[
             Fault::CompressTorsion,
+            Fault::CompressLargeOrder,
             Fault::ShortOutput,
             Fault::WrongAtThousand,
         ],
