@@ -44,6 +44,8 @@ enum Fault {
     EdLincombLongJob,
     /// Verification accepts every item.
     VerifyAcceptsAll,
+    /// Verification names every item of a batch that holds a false one (no per-item re-check).
+    VerifyBlamesWholeBatch,
     /// edwards25519 verification without the cofactor: torsion makes a true item invalid.
     EdVerifyUncofactored,
     /// secp256k1 verification refuses an identity public key.
@@ -95,6 +97,16 @@ impl Saboteur {
             _ => {}
         }
         out
+    }
+}
+
+/// Every index of a batch of `n` if `v` names any.
+fn blame_whole_batch(v: Verdict, n: usize) -> Verdict {
+    match v.all_valid() {
+        true => v,
+        false => Verdict {
+            invalid: (0..n).collect(),
+        },
     }
 }
 
@@ -222,6 +234,10 @@ impl Accelerator for Saboteur {
     ) -> Result<Verdict, AccelError> {
         match self.fault {
             Fault::VerifyAcceptsAll => Ok(Verdict::default()),
+            Fault::VerifyBlamesWholeBatch => {
+                let v = self.inner.secp256k1_verify_batch_vartime(items)?;
+                Ok(blame_whole_batch(v, items.len()))
+            }
             Fault::SecpVerifyRefusesIdentityKey => {
                 let mut v = self.inner.secp256k1_verify_batch_vartime(items)?;
                 for (i, item) in items.iter().enumerate() {
@@ -242,6 +258,10 @@ impl Accelerator for Saboteur {
     ) -> Result<Verdict, AccelError> {
         match self.fault {
             Fault::VerifyAcceptsAll => Ok(Verdict::default()),
+            Fault::VerifyBlamesWholeBatch => {
+                let v = self.inner.ed25519_verify_batch_vartime(items)?;
+                Ok(blame_whole_batch(v, items.len()))
+            }
             Fault::EdVerifyUncofactored => Ok(Verdict {
                 invalid: items
                     .iter()
@@ -364,12 +384,20 @@ fn verify_checks_catch_verifiers_that_accept_or_refuse_wrongly() {
     catches(
         "check_secp256k1_verify_batch_vartime",
         kit::check_secp256k1_verify_batch_vartime,
-        &[Fault::VerifyAcceptsAll, Fault::SecpVerifyRefusesIdentityKey],
+        &[
+            Fault::VerifyAcceptsAll,
+            Fault::VerifyBlamesWholeBatch,
+            Fault::SecpVerifyRefusesIdentityKey,
+        ],
     );
     catches(
         "check_ed25519_verify_batch_vartime",
         kit::check_ed25519_verify_batch_vartime,
-        &[Fault::VerifyAcceptsAll, Fault::EdVerifyUncofactored],
+        &[
+            Fault::VerifyAcceptsAll,
+            Fault::VerifyBlamesWholeBatch,
+            Fault::EdVerifyUncofactored,
+        ],
     );
 }
 
