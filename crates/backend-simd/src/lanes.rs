@@ -119,3 +119,37 @@ impl Lanes for Portable {
         core::array::from_fn(|i| (if_true[i] & m[i]) | (if_false[i] & !m[i]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LANES, Lanes, Portable};
+
+    /// `eq` is exact for every difference, the top bit alone included (`x ^ y = 2⁶³`, where a
+    /// sign-bit trick that misses a lowest set bit of 63 would call the lanes equal), and
+    /// `select` takes each lane from the side its mask names.
+    #[test]
+    fn portable_eq_is_exact_and_select_follows_the_mask() {
+        let values = [
+            0,
+            1,
+            2,
+            1 << 52,
+            1 << 63,
+            (1 << 63) | 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for x in values {
+            let a: [u64; LANES] = [x; LANES];
+            let m = Portable.eq(a, values);
+            for i in 0..LANES {
+                let want = if values[i] == x { u64::MAX } else { 0 };
+                assert_eq!(m[i], want, "eq({x:#x}, {:#x})", values[i]);
+            }
+            let picked = Portable.select(m, [7; LANES], [9; LANES]);
+            for i in 0..LANES {
+                assert_eq!(picked[i], if values[i] == x { 9 } else { 7 });
+            }
+        }
+    }
+}
