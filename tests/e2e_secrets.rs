@@ -114,7 +114,10 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         .into_inner();
     ids.push(created.key_id);
     // Refused requests: a wrong key, and a malformed import of a secret.
-    let wrong = format!("{}0", &api_key[..api_key.len() - 1]);
+    // The key with its last hex digit changed (never to itself).
+    let last = if api_key.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &api_key[..api_key.len() - 1]);
+    assert_ne!(wrong, api_key);
     assert!(
         c.get_status(authed(api_proto::GetStatusRequest {}, &wrong))
             .await
