@@ -8,11 +8,19 @@
 //! at the default priority gets about nine tenths of a contended core. Background work still
 //! gets whatever CPU is free, so on an idle host it runs as fast as before.
 //!
-//! Two kinds of thread run at this priority: those that [`run`] and [`spawn`] start, and the
-//! batcher's workers for queues whose items are expensive (see [`crate::batcher`]).
+//! Background work runs on a fixed pool of such threads, one per CPU, not on a thread per
+//! task. The nice value lowers each thread's weight, not the weight of the work as a whole:
+//! with a thread per task, a flood of key generation (each new threshold-ECDSA key also
+//! refills its presignature pool) ran eight or more background threads at once, which together
+//! outweighed the signing threads and took two thirds of the CPU from them. Tasks that a
+//! caller waits on ([`run`]: key generation and import, distributed rounds) go before tasks
+//! that nobody waits on ([`spawn`]: pool refills).
+//!
+//! Two kinds of thread run at this priority: the pool's, and the batcher's workers for
+//! queues whose items are expensive (see [`crate::batcher`]).
 
-#[cfg(target_os = "linux")]
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -48,40 +56,124 @@ pub fn this_thread_nice() -> Option<i32> {
     None
 }
 
-/// Starts a background thread (a fresh one per task: background tasks take milliseconds to
-/// seconds, so starting a thread costs little, and no task queues behind another).
-fn start(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("tessera-bg".into())
-        .spawn(move || {
-            lower_this_thread();
-            f();
-        })
-        .map(drop)
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Whether a caller waits for a task's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Urgency {
+    /// A request waits on it: it goes before every deferred task.
+    Awaited,
+    /// Nobody waits on it.
+    Deferred,
 }
 
-/// Runs `f` on a background thread and waits for its result. A panic in `f` is
-/// [`Error::Panicked`] naming `task`.
+#[derive(Default)]
+struct Queues {
+    awaited: VecDeque<Task>,
+    deferred: VecDeque<Task>,
+    /// Threads started.
+    threads: usize,
+    /// Threads waiting for a task.
+    idle: usize,
+}
+
+impl Queues {
+    fn next(&mut self) -> Option<Task> {
+        self.awaited
+            .pop_front()
+            .or_else(|| self.deferred.pop_front())
+    }
+}
+
+/// The pool: at most `limit` threads, started as work arrives and kept.
+struct Pool {
+    limit: usize,
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        limit: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        queues: Mutex::new(Queues::default()),
+        ready: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `task`; starts a thread when none is idle and the pool is below its limit.
+    fn submit(&'static self, urgency: Urgency, task: Task) -> std::io::Result<()> {
+        let mut q = self.lock();
+        let queued = q.awaited.len() + q.deferred.len();
+        let start = q.idle <= queued && q.threads < self.limit;
+        if start {
+            std::thread::Builder::new()
+                .name("tessera-bg".into())
+                .spawn(move || {
+                    lower_this_thread();
+                    self.work();
+                })?;
+            q.threads += 1;
+        }
+        match urgency {
+            Urgency::Awaited => q.awaited.push_back(task),
+            Urgency::Deferred => q.deferred.push_back(task),
+        }
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn work(&self) {
+        let mut q = self.lock();
+        loop {
+            if let Some(task) = q.next() {
+                drop(q);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
+                    tracing::error!("a background task panicked");
+                }
+                q = self.lock();
+            } else {
+                q.idle += 1;
+                q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.idle -= 1;
+            }
+        }
+    }
+}
+
+/// Runs `f` on a background thread and waits for its result; it goes before every task of
+/// [`spawn`]. A panic in `f` is [`Error::Panicked`] naming `task`.
 pub async fn run<T: Send + 'static>(
     task: &'static str,
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     let (reply, result) = oneshot::channel();
-    start(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-            .unwrap_or(Err(Error::Panicked { task }));
-        let _caller_gone = reply.send(r);
-    })
-    .map_err(|e| Error::Io {
-        context: format!("starting a background thread for {task}"),
-        source: e,
-    })?;
+    pool()
+        .submit(
+            Urgency::Awaited,
+            Box::new(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                    .unwrap_or(Err(Error::Panicked { task }));
+                let _caller_gone = reply.send(r);
+            }),
+        )
+        .map_err(|e| Error::Io {
+            context: format!("starting a background thread for {task}"),
+            source: e,
+        })?;
     result.await.map_err(|_| Error::Panicked { task })?
 }
 
-/// Starts `f` on a background thread without waiting for it.
+/// Queues `f` for a background thread without waiting for it; it runs after the tasks of
+/// [`run`] queued before it starts.
 pub fn spawn(f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = start(f) {
+    if let Err(e) = pool().submit(Urgency::Deferred, Box::new(f)) {
         tracing::error!(error = %e, "cannot start a background thread; background work dropped");
     }
 }
@@ -106,6 +198,82 @@ mod tests {
             // At least NICE: a process started at a lower priority stays there.
             assert!(nice.unwrap() >= NICE, "{nice:?}");
         }
+    }
+
+    /// The pool runs at most one task per CPU at once, however many are queued.
+    #[tokio::test]
+    async fn no_more_tasks_run_at_once_than_the_pool_has_threads() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let limit = pool().limit;
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks = (0..limit * 4).map(|_| {
+            let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+            run("test", move || {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(running, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            })
+        });
+        let tasks: Vec<_> = tasks.map(tokio::spawn).collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=limit).contains(&most),
+            "{most} at once, {limit} threads"
+        );
+    }
+
+    /// A task a caller waits for goes before deferred work queued earlier.
+    #[test]
+    fn awaited_work_goes_before_deferred_work() {
+        use std::sync::mpsc;
+        use std::sync::{Arc, Mutex};
+        let limit = pool().limit;
+        // Occupy every thread of the pool until released, one at a time.
+        let (started, blocked) = mpsc::channel();
+        let mut releases = Vec::new();
+        for _ in 0..limit {
+            let (release, wait) = mpsc::channel::<()>();
+            let started = started.clone();
+            spawn(move || {
+                started.send(()).unwrap();
+                wait.recv().unwrap();
+            });
+            releases.push(release);
+        }
+        for _ in 0..limit {
+            blocked.recv().unwrap();
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (done, finished) = mpsc::channel();
+        let (deferred, awaited) = (Arc::clone(&order), Arc::clone(&order));
+        let done2 = done.clone();
+        spawn(move || {
+            deferred.lock().unwrap().push("deferred");
+            done.send(()).unwrap();
+        });
+        pool()
+            .submit(
+                Urgency::Awaited,
+                Box::new(move || {
+                    awaited.lock().unwrap().push("awaited");
+                    done2.send(()).unwrap();
+                }),
+            )
+            .unwrap();
+        // One free thread takes the awaited task first; then the rest are let go.
+        releases.pop().unwrap().send(()).unwrap();
+        finished.recv().unwrap();
+        for r in releases {
+            r.send(()).unwrap();
+        }
+        finished.recv().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["awaited", "deferred"]);
     }
 
     #[tokio::test]

@@ -279,21 +279,38 @@ impl Coordinator for Embedded {
         let LoadedKey::Ecdsa(k) = key.as_ref() else {
             return;
         };
-        let PresignPool { target, batch } = self.pool;
-        if !k.claim_refill(target) {
+        if !k.claim_refill(self.pool.target) {
             return;
         }
-        let accel = Arc::clone(&self.accel);
-        let observer = Arc::clone(&self.observer);
-        let key = Arc::clone(key);
-        crate::background::spawn(move || {
-            if let LoadedKey::Ecdsa(k) = key.as_ref()
-                && let Err(e) = k.refill(accel.as_ref(), observer.as_ref(), target, batch)
-            {
+        refill_step(
+            Arc::clone(&self.accel),
+            Arc::clone(&self.observer),
+            Arc::clone(key),
+            self.pool,
+        );
+    }
+}
+
+/// Queues one step of a key's presignature refill as background work; the step queues the
+/// next one while the pool still lacks presignatures.
+fn refill_step(
+    accel: Arc<dyn Accelerator>,
+    observer: Arc<dyn Observer>,
+    key: Arc<LoadedKey>,
+    pool: PresignPool,
+) {
+    crate::background::spawn(move || {
+        let LoadedKey::Ecdsa(k) = key.as_ref() else {
+            return;
+        };
+        match k.refill_step(accel.as_ref(), observer.as_ref(), pool.target, pool.batch) {
+            Ok(true) => refill_step(accel, observer, key, pool),
+            Ok(false) => {}
+            Err(e) => {
                 tracing::warn!(error = %e.chain(), "presignature refill failed; signatures will presign on demand");
             }
-        });
-    }
+        }
+    });
 }
 
 /// Processes one batch of the embedded coordinator's jobs (the batcher's `process`).

@@ -175,31 +175,35 @@ impl EcdsaKey {
                 .is_ok()
     }
 
-    /// Fills the pool up to `target` presignatures, `batch` at a time, then clears the refill
-    /// mark taken by [`EcdsaKey::claim_refill`].
-    pub fn refill(
+    /// One step of a refill: presigns up to `batch` more presignatures towards `target`.
+    /// Returns whether the pool still lacks some; once it does not, or on an error, clears
+    /// the refill mark taken by [`EcdsaKey::claim_refill`]. A refill is done in steps so that
+    /// other background work can run between them (see `crate::background`).
+    pub fn refill_step(
         &self,
         accel: &dyn Accelerator,
         observer: &dyn Observer,
         target: usize,
         batch: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let result = (|| {
-            loop {
-                let missing = target.saturating_sub(self.pool_len());
-                if missing == 0 {
-                    return Ok(());
-                }
-                let made = self.presign(accel, missing.min(batch.max(1)))?;
-                let n = made.len();
-                self.pool
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(made);
-                observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
+            let missing = target.saturating_sub(self.pool_len());
+            if missing == 0 {
+                return Ok(false);
             }
+            let made = self.presign(accel, missing.min(batch.max(1)))?;
+            let n = made.len();
+            let more = {
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                pool.extend(made);
+                pool.len() < target
+            };
+            observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
+            Ok(more)
         })();
-        self.refilling.store(false, Ordering::Release);
+        if !matches!(result, Ok(true)) {
+            self.refilling.store(false, Ordering::Release);
+        }
         result
     }
 }
