@@ -53,9 +53,10 @@ if [ "${KEYGEN_CLIENT:-cli}" = load ]; then
         --duration 3600s >/dev/null 2>&1 &
     keygens+=($!)
 else
+    # The whole loop runs at the flood's priority: the shell's own forks are flood work too.
     for _ in $(seq "${KEYGENS:-8}"); do
-        (while true; do $flood_nice "$bin" keygen --server "$server" --scheme ecdsa \
-            --threshold 2 --parties 3 >/dev/null 2>&1 || true; done) &
+        $flood_nice bash -c 'while true; do "$0" keygen --server "$1" --scheme ecdsa \
+            --threshold 2 --parties 3 >/dev/null 2>&1 || true; done' "$bin" "$server" &
         keygens+=($!)
     done
 fi
