@@ -106,19 +106,25 @@ impl Pool {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `task`; starts a thread when none is idle and the pool is below its limit.
+    /// Queues `task`; starts a thread when none is idle and the pool is below its limit. Fails
+    /// only when the pool has no thread and none can be started.
     fn submit(&'static self, urgency: Urgency, task: Task) -> std::io::Result<()> {
         let mut q = self.lock();
         let queued = q.awaited.len() + q.deferred.len();
-        let start = q.idle <= queued && q.threads < self.limit;
-        if start {
-            std::thread::Builder::new()
+        if q.idle <= queued && q.threads < self.limit {
+            let started = std::thread::Builder::new()
                 .name("tessera-bg".into())
                 .spawn(move || {
                     lower_this_thread();
                     self.work();
-                })?;
-            q.threads += 1;
+                });
+            match started {
+                Ok(_) => q.threads += 1,
+                Err(e) if q.threads == 0 => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, threads = q.threads, "cannot start another background thread; the task waits for one of the pool's");
+                }
+            }
         }
         match urgency {
             Urgency::Awaited => q.awaited.push_back(task),
