@@ -15,7 +15,8 @@
 //! expensive (ECDSA presigning on demand) gets batches of about [`BATCH_TIME_TARGET`] (from
 //! its measured time per item), so a cheap queue's items never wait behind minutes of it.
 //!
-//! Expensive queues (measured at [`EXPENSIVE_ITEM`] or more per item) also have workers of
+//! Expensive queues (declared so by [`Queue::expensive`], or measured at [`EXPENSIVE_ITEM`] or
+//! more per item) also have workers of
 //! their own: `workers` threads serve the other queues and as many again, at a lower CPU
 //! priority ([`crate::background`]), serve the expensive ones. A signature never waits for a
 //! worker to finish a batch of presigning, and when the CPU is short its batch gets the larger
@@ -98,7 +99,7 @@ struct State<T, R> {
 impl<T, R> State<T, R> {
     /// The workers that serve queue `q` now.
     fn class(&self, q: usize) -> Class {
-        if self.item_time[q] >= EXPENSIVE_ITEM.as_secs_f64() {
+        if Queue::ALL[q].expensive() || self.item_time[q] >= EXPENSIVE_ITEM.as_secs_f64() {
             Class::Background
         } else {
             Class::Foreground
@@ -206,6 +207,15 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         queue: Queue,
         items: Vec<T>,
     ) -> Result<Vec<oneshot::Receiver<Done<R>>>, Error> {
+        self.submit_each(items.into_iter().map(|item| (queue, item)).collect())
+    }
+
+    /// Queues each item on its own queue, all or none; returns one receiver per item, in
+    /// order.
+    pub fn submit_each(
+        &self,
+        items: Vec<(Queue, T)>,
+    ) -> Result<Vec<oneshot::Receiver<Done<R>>>, Error> {
         let s = &self.shared;
         let mut st = lock(&s.state);
         if st.shutdown {
@@ -221,33 +231,37 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         let now = Instant::now();
         let mut receivers = Vec::with_capacity(items.len());
         st.depth += items.len();
-        let i = queue.index();
-        if st.queues[i].is_empty() {
-            // An idle queue starts level with the work running now, not with a credit.
-            st.vtime[i] = st.vtime[i].max(st.now_v);
-        }
-        let cap = st.cap(i, s.max_batch_size);
-        let q = &mut st.queues[i];
-        let was_empty = q.is_empty();
-        for item in items {
+        // The classes with a queue that needs a worker woken: one that was empty (no deadline
+        // was set for it) or is now full. Otherwise a worker is already waiting for the
+        // queue's deadline, or busy and will look again when its batch is done; waking one
+        // per submission only costs context switches.
+        let mut wake = [false; 2];
+        let mut touched = [false; Queue::ALL.len()];
+        for (queue, item) in items {
+            let i = queue.index();
+            if st.queues[i].is_empty() {
+                // An idle queue starts level with the work running now, not with a credit.
+                st.vtime[i] = st.vtime[i].max(st.now_v);
+                wake[st.class(i) as usize] = true;
+            }
+            touched[i] = true;
             let (reply, rx) = oneshot::channel();
-            q.push_back(Pending {
+            st.queues[i].push_back(Pending {
                 item,
                 enqueued: now,
                 reply,
             });
             receivers.push(rx);
         }
-        // A worker needs waking only when this queue's state changed in a way it cannot have
-        // planned for: it was empty (no deadline was set for it) or it is now full. Otherwise a
-        // worker is already waiting for this queue's deadline, or busy and will look again
-        // when its batch is done; waking one per submission only costs context switches.
-        let full = q.len() >= cap;
-        let class = st.class(i);
+        for (i, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
+            if st.queues[i].len() >= st.cap(i, s.max_batch_size) {
+                wake[st.class(i) as usize] = true;
+            }
+        }
         s.observer.queue_depth(st.depth);
         drop(st);
-        if was_empty || full {
-            s.wake[class as usize].notify_one();
+        for (class, _) in wake.iter().enumerate().filter(|(_, w)| **w) {
+            s.wake[class].notify_one();
         }
         Ok(receivers)
     }
@@ -572,6 +586,47 @@ mod tests {
             if cfg!(target_os = "linux") {
                 assert!(nice.unwrap() >= crate::background::NICE, "{nice:?}");
             }
+        }
+    }
+
+    /// A queue declared expensive never runs on the workers that serve signatures, not even
+    /// its first batch (before any of its cost is measured); items of one submission spread
+    /// over several queues come back in submission order.
+    #[tokio::test]
+    async fn a_declared_expensive_queue_runs_on_the_background_workers_from_the_start() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let b = Batcher::new(
+            &cfg(64, 0, 10_000, 1),
+            quiet(),
+            move |q, items: Vec<u32>| {
+                let thread = std::thread::current().name().map(str::to_owned);
+                lock(&tx).send((q, thread)).unwrap();
+                items
+                    .into_iter()
+                    .map(|x| x * 100 + q.index() as u32)
+                    .collect()
+            },
+            no_probe,
+        )
+        .unwrap();
+        let on_demand = Queue::EcdsaOnDemand;
+        assert!(on_demand.expensive() && !A.expensive());
+        let items = vec![(A, 1), (on_demand, 2), (A, 3), (on_demand, 4)];
+        let mut results = Vec::new();
+        for r in b.submit_each(items).unwrap() {
+            results.push(r.await.unwrap().result);
+        }
+        assert_eq!(results, [100, 212, 300, 412]);
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert!(ran.iter().any(|(q, _)| *q == on_demand), "{ran:?}");
+        for (q, thread) in ran {
+            let want = if q == on_demand {
+                "tessera-batch-bg-0"
+            } else {
+                "tessera-batch-0"
+            };
+            assert_eq!(thread.as_deref(), Some(want), "{q:?}");
         }
     }
 

@@ -130,7 +130,15 @@ pub(crate) async fn run_jobs(
     queue: Queue,
     jobs: Vec<Job>,
 ) -> Result<(Vec<JobOutput>, Cost), Error> {
-    let receivers = batcher.submit(queue, jobs)?;
+    run_jobs_each(batcher, jobs.into_iter().map(|job| (queue, job)).collect()).await
+}
+
+/// [`run_jobs`] with a queue for each job (queued all or none); outputs in job order.
+pub(crate) async fn run_jobs_each(
+    batcher: &JobBatcher,
+    jobs: Vec<(Queue, Job)>,
+) -> Result<(Vec<JobOutput>, Cost), Error> {
+    let receivers = batcher.submit_each(jobs)?;
     let mut outs = Vec::with_capacity(receivers.len());
     let mut cost = Cost::default();
     let mut first_err = None;
@@ -242,16 +250,21 @@ impl Coordinator for Embedded {
                     "this key is one node's share of a distributed key; start the node with its [cluster] configuration to sign with it",
                 ));
             }
-            let queue = Queue::Sign(key.scheme());
-            let jobs = messages
-                .into_iter()
-                .map(|message| Job::Sign {
-                    key: Arc::clone(&key),
-                    message,
-                    taproot,
-                })
-                .collect();
-            let result = run_jobs(&self.batcher, queue, jobs).await;
+            let jobs = match key.as_ref() {
+                LoadedKey::Ecdsa(k) => jobs::ecdsa_jobs(&key, k, self.observer.as_ref(), messages),
+                _ => messages
+                    .into_iter()
+                    .map(|message| {
+                        let job = Job::Sign {
+                            key: Arc::clone(&key),
+                            message,
+                            taproot,
+                        };
+                        (Queue::Sign(key.scheme()), job)
+                    })
+                    .collect(),
+            };
+            let result = run_jobs_each(&self.batcher, jobs).await;
             self.prepare(&record.key_id, &key);
             let (outs, cost) = result?;
             let signatures = outs

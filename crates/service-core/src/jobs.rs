@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use accel_api::{AccelError, Accelerator};
+use dkls23::Presignature;
 use rand_core::OsRng;
 use threshold::embedded::{self, SignJob};
 use threshold::round1::SigningNonces;
 use threshold::round2::{aggregate_batch, sign_batch};
 use threshold::{Bip340Suite, Ed25519Suite, SignatureShare, SigningPackage, TaprootTweak};
 
-use crate::keys::{LoadedKey, Taproot};
+use crate::keys::{EcdsaKey, LoadedKey, Taproot};
 use crate::party::{Fault, FrostScheme, corrupt};
 use crate::{Error, Observer, Queue, Scheme};
 
@@ -25,6 +26,16 @@ pub enum Job {
         message: Vec<u8>,
         /// BIP340 Taproot tweak (`None` for Ed25519).
         taproot: Taproot,
+    },
+    /// Threshold-ECDSA signing of `message` (a 32-byte prehash) with a presignature taken
+    /// from `key`'s pool when the request was queued.
+    EcdsaPresigned {
+        /// The key.
+        key: Arc<LoadedKey>,
+        /// The presignature the signature consumes.
+        presignature: Presignature,
+        /// The prehash.
+        message: Vec<u8>,
     },
     /// Verify a signature.
     Verify {
@@ -130,8 +141,8 @@ pub fn process(
 ) -> Vec<Result<JobOutput, Error>> {
     match queue {
         Queue::Sign(Scheme::Ed25519 | Scheme::Bip340) => sign_all(accel, &jobs),
-        Queue::Sign(Scheme::EcdsaSecp256k1) => jobs
-            .iter()
+        Queue::Sign(Scheme::EcdsaSecp256k1) | Queue::EcdsaOnDemand => jobs
+            .into_iter()
             .map(|j| sign_ecdsa(accel, observer, j))
             .collect(),
         Queue::Verify(Scheme::EcdsaSecp256k1) => verify_ecdsa(accel, &jobs),
@@ -306,34 +317,76 @@ fn aggregate_as<S: FrostScheme>(
     }
 }
 
-/// The online round of one ECDSA signature: a pooled presignature and the prehash.
+/// One ECDSA signature: the online round with the job's presignature, or with one presigned
+/// now when the job brought none (the pool was empty when it was queued).
 fn sign_ecdsa(
     accel: &dyn Accelerator,
     observer: &dyn Observer,
-    job: &Job,
+    job: Job,
 ) -> Result<JobOutput, Error> {
-    let (key, message) = match job {
+    let (key, pre, message) = match job {
+        Job::EcdsaPresigned {
+            key,
+            presignature,
+            message,
+        } => (key, Some(presignature), message),
         Job::Sign {
             key,
             message,
             taproot: Taproot::None,
-        } => match key.as_ref() {
-            LoadedKey::Ecdsa(k) => (k, message),
-            _ => return Err(Error::Internal("non-ECDSA key in the ECDSA sign queue")),
-        },
-        _ => return Err(Error::Internal("unexpected job in the ECDSA sign queue")),
+        } => (key, None, message),
+        _ => return Err(Error::Internal("unexpected job in an ECDSA sign queue")),
+    };
+    let LoadedKey::Ecdsa(k) = key.as_ref() else {
+        return Err(Error::Internal("non-ECDSA key in an ECDSA sign queue"));
     };
     let prehash: &[u8; 32] = message
         .as_slice()
         .try_into()
         .map_err(|_| Error::Internal("ECDSA prehash is not 32 bytes"))?;
-    let pre = key.take(accel, observer)?;
+    let pre = match pre {
+        Some(p) => p,
+        None => k.take(accel, observer)?,
+    };
     let (sig, recovery_id) = dkls23::embedded::sign_presigned(accel, pre, prehash)?;
     Ok(JobOutput::Signature {
         signature: sig.to_vec(),
-        verifying_key: key.public_key().to_vec(),
+        verifying_key: k.public_key().to_vec(),
         recovery_id,
     })
+}
+
+/// The jobs that sign `messages` with the ECDSA key `k` (held by `key`), each with the queue
+/// it goes to: as many as the pool can serve take a presignature from it now and go to the
+/// cheap queue; the rest presign when their turn comes, on the expensive queue's workers.
+pub(crate) fn ecdsa_jobs(
+    key: &Arc<LoadedKey>,
+    k: &EcdsaKey,
+    observer: &dyn Observer,
+    messages: Vec<Vec<u8>>,
+) -> Vec<(Queue, Job)> {
+    let mut pooled = k.reserve(messages.len(), observer).into_iter();
+    messages
+        .into_iter()
+        .map(|message| match pooled.next() {
+            Some(presignature) => (
+                Queue::Sign(Scheme::EcdsaSecp256k1),
+                Job::EcdsaPresigned {
+                    key: Arc::clone(key),
+                    presignature,
+                    message,
+                },
+            ),
+            None => (
+                Queue::EcdsaOnDemand,
+                Job::Sign {
+                    key: Arc::clone(key),
+                    message,
+                    taproot: Taproot::None,
+                },
+            ),
+        })
+        .collect()
 }
 
 /// ECDSA verification (libsecp256k1 rules: low S only) with every `u1·G + u2·Q` of the batch

@@ -142,6 +142,20 @@ impl EcdsaKey {
         )?)
     }
 
+    /// Takes up to `n` presignatures from the pool.
+    pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
+        let taken: Vec<Presignature> = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let keep = pool.len().saturating_sub(n);
+            pool.drain(keep..).collect()
+        };
+        observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
+        for _ in &taken {
+            observer.presignature_used(PresignSource::Pool);
+        }
+        taken
+    }
+
     /// Takes a presignature from the pool, or makes one now when the pool is empty.
     pub(crate) fn take(
         &self,

@@ -16,11 +16,14 @@ pub enum Queue {
     Share(Scheme),
     /// Distributed mode: aggregating and verifying the signatures this node coordinates.
     Aggregate(Scheme),
+    /// Embedded threshold ECDSA for a key whose pool had no presignature left: each item
+    /// presigns before it signs (milliseconds, where a pooled signature takes about 0.1 ms).
+    EcdsaOnDemand,
 }
 
 impl Queue {
     /// Every queue, in index order.
-    pub const ALL: [Queue; 12] = [
+    pub const ALL: [Queue; 13] = [
         Queue::Sign(Scheme::Ed25519),
         Queue::Sign(Scheme::Bip340),
         Queue::Sign(Scheme::EcdsaSecp256k1),
@@ -33,6 +36,7 @@ impl Queue {
         Queue::Aggregate(Scheme::Ed25519),
         Queue::Aggregate(Scheme::Bip340),
         Queue::Aggregate(Scheme::EcdsaSecp256k1),
+        Queue::EcdsaOnDemand,
     ];
 
     /// Position in [`Queue::ALL`].
@@ -47,16 +51,18 @@ impl Queue {
             Queue::Verify(s) => 3 + scheme(s),
             Queue::Share(s) => 6 + scheme(s),
             Queue::Aggregate(s) => 9 + scheme(s),
+            Queue::EcdsaOnDemand => 12,
         }
     }
 
-    /// The operation label (`sign`, `verify`, `share` or `aggregate`).
+    /// The operation label (`sign`, `verify`, `share`, `aggregate` or `sign_on_demand`).
     pub fn op(self) -> &'static str {
         match self {
             Queue::Sign(_) => "sign",
             Queue::Verify(_) => "verify",
             Queue::Share(_) => "share",
             Queue::Aggregate(_) => "aggregate",
+            Queue::EcdsaOnDemand => "sign_on_demand",
         }
     }
 
@@ -64,7 +70,14 @@ impl Queue {
     pub fn scheme(self) -> Scheme {
         match self {
             Queue::Sign(s) | Queue::Verify(s) | Queue::Share(s) | Queue::Aggregate(s) => s,
+            Queue::EcdsaOnDemand => Scheme::EcdsaSecp256k1,
         }
+    }
+
+    /// Whether the queue's items are known to be expensive before any is measured: its
+    /// batches then never run on the workers that serve signatures.
+    pub fn expensive(self) -> bool {
+        self == Queue::EcdsaOnDemand
     }
 }
 

@@ -1,10 +1,11 @@
 //! Threshold-ECDSA requests with bad fields are INVALID_ARGUMENT naming the field; without a
 //! presignature pool every signature presigns on demand and still verifies; Verify refuses a
-//! high-S twin and garbage.
+//! high-S twin and garbage. A batch larger than the pool signs the pool's share on the
+//! signature workers and presigns the rest on the queue for on-demand presigning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use accel_api::curves::k256;
-use api_proto::{Scheme, SignRequest, VerifyRequest};
+use api_proto::{Scheme, SignBatchRequest, SignRequest, VerifyRequest};
 use k256::elliptic_curve::PrimeField;
 use service_core::PresignPool;
 
@@ -104,4 +105,63 @@ async fn ecdsa_requests_with_bad_fields_are_invalid_argument() {
     };
     assert_eq!(used("pool"), 0.0, "{text}");
     assert_eq!(used("on_demand"), 1.0, "{text}");
+}
+
+/// A SignBatch of more messages than the key's pool holds: the pooled presignatures are taken
+/// when the request is queued and sign on the cheap `sign` queue; the others go to the
+/// `sign_on_demand` queue (served by the background workers), and every signature verifies,
+/// in message order.
+#[tokio::test]
+async fn a_batch_beyond_the_pool_presigns_the_rest_on_the_on_demand_queue() {
+    const POOL: usize = 4;
+    let h = Harness::with(Options {
+        pool: PresignPool {
+            target: POOL,
+            batch: POOL,
+        },
+        ..Options::default()
+    });
+    let k = h.key(Scheme::EcdsaSecp256k1, "pool and on demand").await;
+    // The pool fills in the background after key creation.
+    let ready = || sum_samples(&h.scrape(), "tessera_presignatures_ready", &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ready() < POOL as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool never filled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let messages: Vec<Vec<u8>> = (0..POOL as u8 + 3).map(|i| vec![i ^ 0x5c; 32]).collect();
+    let r = h
+        .sign_batch(SignBatchRequest {
+            key_id: k.key_id.clone(),
+            messages: messages.clone(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.signatures.len(), messages.len());
+    for (m, s) in messages.iter().zip(&r.signatures) {
+        test_support::ecdsa_check(&k.public_key, m, &s.signature, s.recovery_id);
+    }
+    let text = h.scrape();
+    let items = |op: &str| {
+        sum_samples(
+            &text,
+            "tessera_batch_size_sum",
+            &[&format!(r#"op="{op}""#), r#"scheme="ecdsa_secp256k1""#],
+        )
+    };
+    assert_eq!(items("sign"), POOL as f64, "{text}");
+    assert_eq!(items("sign_on_demand"), 3.0, "{text}");
+    let used = |source: &str| {
+        sum_samples(
+            &text,
+            "tessera_presignatures_used_total",
+            &[&format!(r#"source="{source}""#)],
+        )
+    };
+    assert_eq!(used("pool"), POOL as f64, "{text}");
+    assert_eq!(used("on_demand"), 3.0, "{text}");
 }
