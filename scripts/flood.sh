@@ -2,9 +2,9 @@
 # Signing under a flood (docs/performance.md, "Signing under a flood"): one embedded server;
 # an Ed25519 client at concurrency 16 for DUR, first alone, then while a second client floods
 # the server with four concurrent 4,096-message ECDSA SignBatch calls and eight loops of
-# ECDSA key generation (BATCHES and KEYGENS change the two numbers; KEYGEN_CLIENT=load
-# creates the keys from one client process instead of KEYGENS command-line loops). Prints
-# both runs' summaries and the p99 ratio.
+# ECDSA key generation (BATCHES and KEYGENS change the two numbers, and 0 leaves that part
+# out; KEYGEN_CLIENT=load creates the keys from one client process instead of KEYGENS
+# command-line loops). Prints both runs' summaries and the p99 ratio.
 #
 #   cargo build --release -p signer-service --bin tessera
 #   DUR=10s bash scripts/flood.sh
@@ -42,28 +42,32 @@ alone=$(ed_load)
 echo "$alone"
 
 echo "== Ed25519 under the flood"
-$flood_nice "$bin" load --server "$server" --scheme ecdsa --key-id "$ecdsa" --batch-size 4096 \
-    --concurrency "${BATCHES:-4}" --duration 3600s >/dev/null 2>&1 &
-flood=$!
-keygens=()
-if [ "${KEYGEN_CLIENT:-cli}" = load ]; then
+flooders=()
+if [ "${BATCHES:-4}" != 0 ]; then
+    $flood_nice "$bin" load --server "$server" --scheme ecdsa --key-id "$ecdsa" --batch-size 4096 \
+        --concurrency "${BATCHES:-4}" --duration 3600s >/dev/null 2>&1 &
+    flooders+=($!)
+fi
+if [ "${KEYGENS:-8}" = 0 ]; then
+    :
+elif [ "${KEYGEN_CLIENT:-cli}" = load ]; then
     # One client process creating ECDSA keys without pause (`tessera load --keys` creates the
     # keys it lacks, several at a time, before it signs).
     $flood_nice "$bin" load --server "$server" --scheme ecdsa --keys 1000000 --concurrency 1 \
         --duration 3600s >/dev/null 2>&1 &
-    keygens+=($!)
+    flooders+=($!)
 else
     # The whole loop runs at the flood's priority: the shell's own forks are flood work too.
     for _ in $(seq "${KEYGENS:-8}"); do
         $flood_nice bash -c 'while true; do "$0" keygen --server "$1" --scheme ecdsa \
             --threshold 2 --parties 3 >/dev/null 2>&1 || true; done' "$bin" "$server" &
-        keygens+=($!)
+        flooders+=($!)
     done
 fi
 sleep 2
 flooded=$(ed_load)
 echo "$flooded"
-kill "$flood" "${keygens[@]}" 2>/dev/null || true
+kill "${flooders[@]}" 2>/dev/null || true
 
 a=$(p99_of <<<"$alone")
 f=$(p99_of <<<"$flooded")

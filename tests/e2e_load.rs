@@ -204,3 +204,68 @@ fn load_with_many_keys_creates_then_reuses_them() {
     assert_eq!(second["keys_reused"], 6);
     assert!(second["errors"].as_object().unwrap().is_empty());
 }
+
+/// `tessera load` refuses a count of zero for `--concurrency`, `--batch-size` and `--keys` before
+/// it contacts any server (a zero concurrency used to send one request and report
+/// "concurrency 0").
+#[test]
+fn load_refuses_zero_counts() {
+    for flag in ["--concurrency", "--batch-size", "--keys"] {
+        let (ok, _, err) = tessera(&[
+            "load",
+            "--server",
+            "http://127.0.0.1:1",
+            flag,
+            "0",
+            "--count",
+            "1",
+        ]);
+        assert!(!ok, "{flag} 0 was accepted");
+        assert!(
+            err.contains(flag) && err.contains("must be at least 1"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("connect"),
+            "{flag} 0 reached the network: {err}"
+        );
+    }
+}
+
+/// A load run whose server goes away backs off instead of spinning: its tasks wait 100 ms
+/// after an UNAVAILABLE answer, doubling up to 1 s, so three seconds without a server cost a
+/// handful of requests per task (thousands without the backoff), and the run still ends on
+/// time with the failures counted.
+#[test]
+fn load_backs_off_while_the_server_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let load = Command::new(test_support::tessera_bin())
+        .args(["load", "--server", &server.url, "--scheme", "ed25519"])
+        .args(["--concurrency", "2", "--duration", "4s", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    server.kill9();
+    let out = load.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: u64 = v["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    let unavailable = v["errors"]["UNAVAILABLE"].as_u64().unwrap_or(0);
+    assert!(unavailable >= 2, "the failures were not counted: {v}");
+    assert!(
+        failed <= 2 * 12,
+        "{failed} failed requests in about 3 s without a server: no backoff? {v}"
+    );
+}

@@ -12,6 +12,11 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::keys::{self, KeySetup};
+
+/// After an UNAVAILABLE answer a load task waits this long before its next request, doubling
+/// on each further one up to the second value.
+const UNAVAILABLE_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(1));
 use crate::metrics::{fetch_metrics, sum_samples};
 use crate::{ClientError, Tls, code_name, connect_with};
 
@@ -211,9 +216,19 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         let key_ids = Arc::clone(&key_ids);
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
+            let mut backoff = Duration::ZERO;
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
+                }
+                if !backoff.is_zero() {
+                    // The server was unreachable: wait before trying again, so a load run
+                    // against a server that is down (or has gone) does not spin.
+                    let wait = match deadline {
+                        Some(d) => backoff.min(d.saturating_duration_since(Instant::now())),
+                        None => backoff,
+                    };
+                    tokio::time::sleep(wait).await;
                 }
                 let n = match count {
                     Some(total) => {
@@ -252,6 +267,12 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
                     })
                     .await
                     .map(|r| r.into_inner().signatures.len() as u64)
+                };
+                backoff = match &result {
+                    Err(e) if e.code() == tonic::Code::Unavailable => {
+                        (backoff * 2).clamp(UNAVAILABLE_BACKOFF.0, UNAVAILABLE_BACKOFF.1)
+                    }
+                    _ => Duration::ZERO,
                 };
                 match result {
                     Ok(k) => {

@@ -596,10 +596,10 @@ struct LoadArgs {
     key_id: Option<String>,
     /// Sign with this many 2-of-3 keys, each request's key drawn at random: keys labelled
     /// "tessera load" of this scheme already on the server are reused, the rest are created
-    #[arg(long, default_value_t = 1, conflicts_with = "key_id")]
+    #[arg(long, default_value_t = 1, conflicts_with = "key_id", value_parser = at_least_one)]
     keys: usize,
     /// Requests in flight at once
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     concurrency: usize,
     /// Run for this long (e.g. 10s, 500ms, 1m)
     #[arg(long, value_parser = cli::parse_duration, required_unless_present = "count")]
@@ -608,7 +608,7 @@ struct LoadArgs {
     #[arg(long, conflicts_with = "duration")]
     count: Option<u64>,
     /// Messages per request: 1 uses Sign, more uses SignBatch
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     batch_size: usize,
     /// The server's Prometheus endpoint, to report its CPU time per signature
     #[arg(long)]
@@ -616,6 +616,15 @@ struct LoadArgs {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+}
+
+/// A count that must be 1 or more.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn message_of(hex_arg: Option<String>, text: Option<String>) -> Result<Vec<u8>, Error> {
