@@ -12,13 +12,13 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::keys::{self, KeySetup};
+use crate::metrics::{fetch_metrics, sum_samples};
+use crate::{ClientError, Tls, code_name, connect_with};
 
 /// After an UNAVAILABLE answer a load task waits this long before its next request, doubling
 /// on each further one up to the second value.
 const UNAVAILABLE_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(1));
-use crate::metrics::{fetch_metrics, sum_samples};
-use crate::{ClientError, Tls, code_name, connect_with};
 
 /// Options of `tessera load`.
 #[derive(Clone, Debug)]
