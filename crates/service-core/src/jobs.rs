@@ -13,7 +13,7 @@ use threshold::{Bip340Suite, Ed25519Suite, SignatureShare, SigningPackage, Tapro
 
 use crate::keys::{EcdsaKey, LoadedKey, Taproot};
 use crate::party::{Fault, FrostScheme, corrupt};
-use crate::{Error, Observer, Queue, Scheme};
+use crate::{Error, Observer, PresignSource, Queue, Scheme};
 
 /// One unit of batched work.
 #[derive(Debug)]
@@ -345,7 +345,10 @@ fn sign_ecdsa(
         .try_into()
         .map_err(|_| Error::Internal("ECDSA prehash is not 32 bytes"))?;
     let pre = match pre {
-        Some(p) => p,
+        Some(p) => {
+            observer.presignature_used(PresignSource::Pool);
+            p
+        }
         None => k.take(accel, observer)?,
     };
     let (sig, recovery_id) = dkls23::embedded::sign_presigned(accel, pre, prehash)?;

@@ -142,7 +142,9 @@ impl EcdsaKey {
         )?)
     }
 
-    /// Takes up to `n` presignatures from the pool.
+    /// Takes up to `n` presignatures from the pool (each is counted as used from the pool when
+    /// a signature consumes it; one dropped unused, e.g. with a request the batcher refused,
+    /// is not).
     pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
         let taken: Vec<Presignature> = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -150,9 +152,6 @@ impl EcdsaKey {
             pool.drain(keep..).collect()
         };
         observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
-        for _ in &taken {
-            observer.presignature_used(PresignSource::Pool);
-        }
         taken
     }
 
