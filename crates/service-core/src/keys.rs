@@ -161,10 +161,8 @@ impl EcdsaKey {
         accel: &dyn Accelerator,
         observer: &dyn Observer,
     ) -> Result<Presignature, Error> {
-        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match pooled {
+        match self.reserve(1, observer).pop() {
             Some(p) => {
-                observer.presignatures_ready(-1);
                 observer.presignature_used(PresignSource::Pool);
                 Ok(p)
             }
@@ -178,7 +176,8 @@ impl EcdsaKey {
     }
 
     /// Whether the pool is below half of `target` and no refill is running; if so, marks a
-    /// refill as running (the caller must then call [`EcdsaKey::refill`]).
+    /// refill as running (the caller must then call [`EcdsaKey::refill_step`] until it returns
+    /// `Ok(false)` or an error).
     pub fn claim_refill(&self, target: usize) -> bool {
         target > 0
             && self.pool_len() * 2 < target.max(2)
