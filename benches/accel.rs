@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use accel_api::{Accelerator, LincombJob, SchnorrItem};
+use accel_api::{Accelerator, EdPoint, LincombJob, SchnorrItem};
 use backend_cpu::CpuBackend;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -31,9 +31,12 @@ fn secp_inputs(n: usize) -> (Vec<SecpScalar>, Vec<ProjectivePoint>) {
     (s, p)
 }
 
-fn ed_inputs(n: usize) -> (Vec<EdScalar>, Vec<EdwardsPoint>) {
+fn ed_inputs(n: usize) -> (Vec<EdScalar>, Vec<EdPoint>) {
     let s: Vec<_> = (0..n).map(|_| ed_scalar()).collect();
-    let p = s.iter().map(EdwardsPoint::mul_base).collect();
+    let p = s
+        .iter()
+        .map(|k| EdPoint::from(EdwardsPoint::mul_base(k)))
+        .collect();
     (s, p)
 }
 
@@ -96,7 +99,7 @@ fn bench_backend(c: &mut Criterion, name: &str, acc: &dyn Accelerator) {
                 let c = ed_scalar();
                 let k = ed_scalar();
                 SchnorrItem {
-                    r: EdwardsPoint::mul_base(&k),
+                    r: EdPoint::from(EdwardsPoint::mul_base(&k)),
                     s: k + c * s[i],
                     c,
                     public_key: p[i],

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use accel_api::{Accelerator, LincombJob};
+use accel_api::{Accelerator, EdPoint, LincombJob};
 use backend_cpu::CpuBackend;
 use backend_gpu::{GpuBackend, GpuConfig, GpuField};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -64,7 +64,10 @@ fn bench(c: &mut Criterion) {
             .map(|i| LincombJob::new(vec![(s[i], p[i]), (s[(i + 1) % n], p[(i + 1) % n])]))
             .collect();
         let es: Vec<EdScalar> = (0..n).map(|_| ed_scalar()).collect();
-        let ep: Vec<EdwardsPoint> = es.iter().map(EdwardsPoint::mul_base).collect();
+        let ep: Vec<EdPoint> = es
+            .iter()
+            .map(|k| EdPoint::from(EdwardsPoint::mul_base(k)))
+            .collect();
         let ejobs: Vec<_> = (0..n)
             .map(|i| LincombJob::new(vec![(es[i], ep[i]), (es[(i + 1) % n], ep[(i + 1) % n])]))
             .collect();

@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use accel_api::{Accelerator, LincombJob, SchnorrItem};
+use accel_api::{Accelerator, EdPoint, LincombJob, SchnorrItem};
 use backend_cpu::CpuBackend;
 use backend_simd::{EdLincomb, Path, SimdBackend};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -150,7 +150,10 @@ fn ed_lincomb_2term(c: &mut Criterion) {
     g.sample_size(10);
     for n in [1, 2, 4].into_iter().chain(SIZES) {
         let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
-        let p: Vec<EdwardsPoint> = s.iter().map(EdwardsPoint::mul_base).collect();
+        let p: Vec<EdPoint> = s
+            .iter()
+            .map(|k| EdPoint::from(EdwardsPoint::mul_base(k)))
+            .collect();
         let jobs: Vec<_> = (0..n)
             .map(|i| {
                 LincombJob::new(vec![
@@ -180,7 +183,7 @@ fn ed_lincomb_2term(c: &mut Criterion) {
                         .map(|j| {
                             EdwardsPoint::vartime_multiscalar_mul(
                                 j.terms.iter().map(|t| t.0),
-                                j.terms.iter().map(|t| t.1),
+                                j.terms.iter().map(|t| t.1.to_edwards()),
                             )
                         })
                         .collect::<Vec<_>>()
@@ -229,7 +232,10 @@ fn ed_lincomb_large(c: &mut Criterion) {
     for n in [8usize, 16, 32, 64, 129, 256, 1024, 4096] {
         let job = LincombJob::new(
             (0..n)
-                .map(|_| (ed_scalar(), EdwardsPoint::mul_base(&ed_scalar())))
+                .map(|_| {
+                    let p = EdwardsPoint::mul_base(&ed_scalar());
+                    (ed_scalar(), EdPoint::from(p))
+                })
                 .collect(),
         );
         let jobs = vec![job];
@@ -251,7 +257,7 @@ fn ed_lincomb_large(c: &mut Criterion) {
                 b.iter(|| {
                     EdwardsPoint::vartime_multiscalar_mul(
                         black_box(j)[0].terms.iter().map(|t| t.0),
-                        j[0].terms.iter().map(|t| t.1),
+                        j[0].terms.iter().map(|t| t.1.to_edwards()),
                     )
                 })
             },
@@ -296,10 +302,10 @@ fn verify(c: &mut Criterion) {
             .map(|_| {
                 let (x, k, ch) = (ed_scalar(), ed_scalar(), ed_scalar());
                 SchnorrItem {
-                    r: EdwardsPoint::mul_base(&k),
+                    r: EdPoint::from(EdwardsPoint::mul_base(&k)),
                     s: k + ch * x,
                     c: ch,
-                    public_key: EdwardsPoint::mul_base(&x),
+                    public_key: EdPoint::from(EdwardsPoint::mul_base(&x)),
                 }
             })
             .collect();
@@ -334,8 +340,8 @@ fn normalize(c: &mut Criterion) {
     let mut g = c.benchmark_group("ed25519_compress_batch");
     g.sample_size(10);
     for n in SIZES {
-        let p: Vec<EdwardsPoint> = (0..n)
-            .map(|_| EdwardsPoint::mul_base(&ed_scalar()))
+        let p: Vec<EdPoint> = (0..n)
+            .map(|_| EdPoint::from(EdwardsPoint::mul_base(&ed_scalar())))
             .collect();
         g.throughput(Throughput::Elements(n as u64));
         for (name, acc) in &backends {

@@ -11,8 +11,9 @@
 const PT_WORDS: u32 = 31u;
 // A point in `scratch`: X, Y, Z, T (10 words each).
 const ENTRY_WORDS: u32 = 40u;
-// Output: compressed encoding (8 words), status (0: valid, 1: a term did not decode).
-const OUT_WORDS: u32 = 9u;
+// Output: affine x and y (8 words each, canonical), status (0: valid, 1: a term did not
+// decode).
+const OUT_WORDS: u32 = 17u;
 
 struct Pt {
     x: Fe,
@@ -84,14 +85,13 @@ fn table_point(w: u32, j: u32) -> Pt {
     return Pt(table_fe(o), table_fe(o + 10u), fe_small(1u), table_fe(o + 20u));
 }
 
-// Writes the encoding of p (RFC 8032 section 5.1.2) and the status at outp[o..o + OUT_WORDS].
+// Writes the affine coordinates of p (x, y, canonical) and the status at
+// outp[o..o + OUT_WORDS].
 fn store_result(o: u32, p: Pt, status: u32) {
     let zi = fe_inv(p.z);
-    let x = fe_canon(fe_mul(p.x, zi));
-    var w = fe_to_words(fe_canon(fe_mul(p.y, zi)));
-    w[7] |= (x[0] & 1u) << 31u;
-    store_words(o, w);
-    outp[o + 8u] = status;
+    store_words(o, fe_to_words(fe_canon(fe_mul(p.x, zi))));
+    store_words(o + 8u, fe_to_words(fe_canon(fe_mul(p.y, zi))));
+    outp[o + 16u] = status;
 }
 
 fn outp_store_fe(o: u32, a: Fe) {

@@ -3,11 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 
-use crate::{AccelError, Curve, LincombJob, Op, SchnorrItem, Verdict};
+use crate::{AccelError, Curve, EdPoint, LincombJob, Op, SchnorrItem, Verdict};
 
 /// Which backend to run; the `--backend` flag and the `accel.backend` config field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -166,8 +166,10 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
         scalars: &[SecpScalar],
     ) -> Result<Vec<ProjectivePoint>, AccelError>;
 
-    /// k·B on edwards25519 for each secret k (constant time).
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError>;
+    /// k·B on edwards25519 for each secret k (constant time). A backend that computes in its
+    /// own coordinates returns affine points ([`EdPoint::from_affine_vartime`]), so that no
+    /// result needs a square root.
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError>;
 
     /// Σ sᵢ·Pᵢ on secp256k1 for each job (public data). An empty job yields the identity.
     fn secp256k1_lincomb_vartime(
@@ -178,8 +180,8 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
     /// Σ sᵢ·Pᵢ on edwards25519 for each job (public data). An empty job yields the identity.
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError>;
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError>;
 
     /// Checks `s·G = R + c·P` for every item, naming the ones that fail.
     ///
@@ -198,7 +200,7 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
     /// fails, each item on its own (see [`crate::verify_batch_rlc_ed25519`]).
     fn ed25519_verify_batch_vartime(
         &self,
-        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+        items: &[SchnorrItem<EdScalar, EdPoint>],
     ) -> Result<Verdict, AccelError> {
         crate::verify_batch_rlc_ed25519(self, items)
     }
@@ -209,11 +211,14 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError>;
 
-    /// Canonical compressed encoding of each point (batch inversion).
+    /// Canonical compressed encoding of each point (affine points are encoded as they are; the
+    /// others with one batch inversion). The default is [`EdPoint::compress_batch`].
     fn ed25519_compress_batch(
         &self,
-        points: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError>;
+        points: &[EdPoint],
+    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+        Ok(EdPoint::compress_batch(points))
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use k256::{ProjectivePoint, Scalar as SecpScalar};
 
-use crate::{AccelError, Accelerator, Curve, LincombJob, Op, SchnorrItem};
+use crate::{AccelError, Accelerator, Curve, EdPoint, LincombJob, Op, SchnorrItem};
 
 /// Cost of one (curve, op) on one backend: `fixed_ns + per_item_ns × items`.
 ///
@@ -154,8 +154,8 @@ pub(crate) fn run_op(
             let spread = EdScalar::from(CALIBRATION_SEED).invert();
             let scalars: Vec<EdScalar> =
                 (1..=n as u64).map(|i| EdScalar::from(i) * spread).collect();
-            let g = ED25519_BASEPOINT_POINT;
-            let h = g + g;
+            let g = EdPoint::from(ED25519_BASEPOINT_POINT);
+            let h = EdPoint::from(ED25519_BASEPOINT_POINT + ED25519_BASEPOINT_POINT);
             let start = Instant::now();
             match op {
                 Op::MulBase => drop(acc.ed25519_mul_base(&scalars)?),

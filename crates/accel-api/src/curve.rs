@@ -3,15 +3,12 @@
 use core::fmt::Debug;
 use core::ops::{Add, Mul, Neg, Sub};
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
-use curve25519_dalek::traits::Identity;
 use k256::elliptic_curve::Field;
 use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_core::CryptoRngCore;
 
-use crate::{AccelError, Accelerator, Curve, LincombJob, SchnorrItem, Verdict};
+use crate::{AccelError, Accelerator, Curve, EdPoint, LincombJob, SchnorrItem, Verdict};
 
 /// A prime-order group (or the prime-order subgroup of edwards25519) as seen through the port.
 pub trait CurveGroup: Copy + Debug + Send + Sync + 'static {
@@ -90,7 +87,7 @@ pub trait CurveGroup: Copy + Debug + Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Secp256k1;
 
-/// edwards25519 with `curve25519-dalek` types.
+/// edwards25519 with `curve25519-dalek` scalars and the port's [`EdPoint`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ed25519;
 
@@ -149,16 +146,16 @@ impl CurveGroup for Secp256k1 {
 impl CurveGroup for Ed25519 {
     const CURVE: Curve = Curve::Ed25519;
     type Scalar = EdScalar;
-    type Point = EdwardsPoint;
+    type Point = EdPoint;
 
-    fn generator() -> EdwardsPoint {
-        ED25519_BASEPOINT_POINT
+    fn generator() -> EdPoint {
+        EdPoint::generator()
     }
-    fn identity() -> EdwardsPoint {
-        EdwardsPoint::identity()
+    fn identity() -> EdPoint {
+        EdPoint::identity()
     }
-    fn is_identity(p: &EdwardsPoint) -> bool {
-        curve25519_dalek::traits::IsIdentity::is_identity(p)
+    fn is_identity(p: &EdPoint) -> bool {
+        p.is_identity()
     }
     fn scalar_zero() -> EdScalar {
         EdScalar::ZERO
@@ -180,24 +177,21 @@ impl CurveGroup for Ed25519 {
         zeroize::Zeroize::zeroize(&mut wide);
         s
     }
-    fn mul_vartime(p: &EdwardsPoint, s: &EdScalar) -> EdwardsPoint {
-        p * s
+    fn mul_vartime(p: &EdPoint, s: &EdScalar) -> EdPoint {
+        EdPoint::from(p.to_edwards() * s)
     }
-    fn mul_base(
-        acc: &dyn Accelerator,
-        scalars: &[EdScalar],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn mul_base(acc: &dyn Accelerator, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         acc.ed25519_mul_base(scalars)
     }
     fn lincomb_vartime(
         acc: &dyn Accelerator,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         acc.ed25519_lincomb_vartime(jobs)
     }
     fn verify_batch_vartime(
         acc: &dyn Accelerator,
-        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+        items: &[SchnorrItem<EdScalar, EdPoint>],
     ) -> Result<Verdict, AccelError> {
         acc.ed25519_verify_batch_vartime(items)
     }

@@ -23,7 +23,7 @@ use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::{Accelerator, LincombJob, SchnorrItem};
+use crate::{Accelerator, EdPoint, LincombJob, SchnorrItem};
 
 /// Batch sizes every batched check runs at.
 pub const BATCH_SIZES: [usize; 6] = [0, 1, 7, 8, 9, 1000];
@@ -90,8 +90,98 @@ fn secp_point(r: &mut ChaCha20Rng) -> ProjectivePoint {
     ProjectivePoint::GENERATOR * SecpScalar::random(r)
 }
 
-fn ed_point(r: &mut ChaCha20Rng) -> EdwardsPoint {
-    ED25519_BASEPOINT_POINT * ed_random_scalar(r)
+fn ed_point(r: &mut ChaCha20Rng) -> EdPoint {
+    EdPoint::from(ED25519_BASEPOINT_POINT * ed_random_scalar(r))
+}
+
+/// Affine coordinates (x, y), little-endian hex, of the base point (RFC 8032 §5.1) and of the
+/// seven points of small order other than the identity, computed from the curve equation of
+/// RFC 8032 §5.1 (−x² + y² = 1 + d·x²·y²) and checked against curve25519-dalek's constants
+/// wherever they are used.
+const AFFINE_EDGE: [(&str, &str); 8] = [
+    (
+        "1ad5258f602d56c9b2a7259560c72c695cdcd6fd31e2a4c0fe536ecdd3366921",
+        "5866666666666666666666666666666666666666666666666666666666666666",
+    ),
+    (
+        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    ),
+    (
+        "b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+    (
+        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    ),
+    (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ),
+    (
+        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    ),
+    (
+        "3d5ff1b5d8e4113b871bd052f9e7bcd0582804c266ffb2d4f4203eb07fdb7c54",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+    (
+        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    ),
+];
+
+fn hex32(h: &str) -> [u8; 32] {
+    core::array::from_fn(|i| {
+        u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("kit table is hex")
+    })
+}
+
+/// The base point and the seven non-identity points of small order (all distinct) in affine
+/// form, as a lane backend hands its results back; each checked against curve25519-dalek's
+/// constants.
+fn ed_affine_edge_points() -> Vec<EdPoint> {
+    let points: Vec<EdPoint> = AFFINE_EDGE
+        .iter()
+        .enumerate()
+        .map(|(k, (x, y))| {
+            let p = EdPoint::from_affine_vartime(&hex32(x), &hex32(y))
+                .expect("kit table: a point of the curve");
+            let known = if k == 0 {
+                p.to_edwards() == ED25519_BASEPOINT_POINT
+            } else {
+                EIGHT_TORSION[1..].contains(&p.to_edwards())
+            };
+            assert!(known, "kit table: affine point {k}");
+            p
+        })
+        .collect();
+    for (k, p) in points.iter().enumerate() {
+        assert!(
+            !points[..k].contains(p),
+            "kit table: affine point {k} repeats"
+        );
+    }
+    points
+}
+
+/// Points as `acc` returns them from `mul_base` (affine for lane backends), each checked against
+/// curve25519-dalek: inputs in the representation real callers pass back to the port.
+fn ed_backend_points(acc: &dyn Accelerator, n: usize, r: &mut ChaCha20Rng) -> Vec<EdPoint> {
+    let scalars: Vec<EdScalar> = (0..n).map(|_| ed_random_scalar(r)).collect();
+    let points = acc
+        .ed25519_mul_base(&scalars)
+        .expect("ed25519 mul_base failed");
+    for (s, p) in scalars.iter().zip(&points) {
+        assert_eq!(
+            p.to_edwards(),
+            ED25519_BASEPOINT_POINT * s,
+            "ed25519 mul_base"
+        );
+    }
+    points
 }
 
 /// Edge points on secp256k1 for lincomb jobs.
@@ -106,13 +196,17 @@ fn secp_edge_points(r: &mut ChaCha20Rng) -> Vec<ProjectivePoint> {
     ]
 }
 
-/// Edge points on edwards25519: identity, basepoint, all eight small-order points, mixed-order.
-fn ed_edge_points(r: &mut ChaCha20Rng) -> Vec<EdwardsPoint> {
+/// Edge points on edwards25519: identity, basepoint, all eight small-order points, mixed-order;
+/// the base point and the small-order points also in affine form, with their negations.
+fn ed_edge_points(r: &mut ChaCha20Rng) -> Vec<EdPoint> {
     let p = ed_point(r);
-    let mut v = vec![EdwardsPoint::identity(), ED25519_BASEPOINT_POINT, p, -p];
-    v.extend(EIGHT_TORSION.iter().copied());
-    v.push(p + EIGHT_TORSION[1]);
-    v.push(ED25519_BASEPOINT_POINT + EIGHT_TORSION[4]);
+    let mut v = vec![EdPoint::identity(), EdPoint::generator(), p, -p];
+    v.extend(EIGHT_TORSION.iter().map(|t| EdPoint::from(*t)));
+    v.push(EdPoint::from(p.to_edwards() + EIGHT_TORSION[1]));
+    v.push(EdPoint::from(ED25519_BASEPOINT_POINT + EIGHT_TORSION[4]));
+    let affine = ed_affine_edge_points();
+    v.extend(affine.iter().map(|a| -*a));
+    v.extend(affine);
     v
 }
 
@@ -153,9 +247,15 @@ pub fn check_ed25519_mul_base(acc: &dyn Accelerator) {
             "ed25519 mul_base: wrong output length for batch {n}"
         );
         for (i, (s, p)) in scalars.iter().zip(&out).enumerate() {
+            let expect = ED25519_BASEPOINT_POINT * s;
             assert_eq!(
-                *p,
-                ED25519_BASEPOINT_POINT * s,
+                p.compress(),
+                expect.compress(),
+                "ed25519 mul_base: batch {n}, item {i}"
+            );
+            assert_eq!(
+                p.to_edwards(),
+                expect,
                 "ed25519 mul_base: batch {n}, item {i}"
             );
         }
@@ -217,8 +317,9 @@ pub fn check_secp256k1_lincomb_vartime(acc: &dyn Accelerator) {
 pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
     let mut r = rng(4);
     let edge = ed_edge_points(&mut r);
+    let returned = ed_backend_points(acc, 64, &mut r);
     for n in BATCH_SIZES {
-        let jobs: Vec<LincombJob<EdScalar, EdwardsPoint>> = (0..n)
+        let jobs: Vec<LincombJob<EdScalar, EdPoint>> = (0..n)
             .map(|j| {
                 let k = TERM_COUNTS[j % TERM_COUNTS.len()];
                 let scalars = ed_scalars(k, &mut r);
@@ -227,10 +328,10 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
                         .into_iter()
                         .enumerate()
                         .map(|(t, s)| {
-                            let p = if (j + t) % 3 == 0 {
-                                edge[(j + t) % edge.len()]
-                            } else {
-                                ed_point(&mut r)
+                            let p = match (j + t) % 3 {
+                                0 => edge[(5 * j + t) % edge.len()],
+                                1 => returned[(j * 7 + t) % returned.len()],
+                                _ => ed_point(&mut r),
                             };
                             (s, p)
                         })
@@ -250,9 +351,9 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
             let expect = job
                 .terms
                 .iter()
-                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q * s);
+                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q.to_edwards() * s);
             assert_eq!(
-                *p,
+                p.to_edwards(),
                 expect,
                 "ed25519 lincomb: batch {n}, job {i} ({} terms)",
                 job.terms.len()
@@ -319,21 +420,30 @@ pub fn check_secp256k1_verify_batch_vartime(acc: &dyn Accelerator) {
 /// `A` in an otherwise valid item keeps it valid, while a wrong `s` is named.
 pub fn check_ed25519_verify_batch_vartime(acc: &dyn Accelerator) {
     let mut r = rng(6);
+    let torsion = ed_affine_edge_points();
     for n in BATCH_SIZES {
         for with_bad in [false, true] {
             let mut expect = Vec::new();
+            let ks: Vec<EdScalar> = (0..n).map(|_| ed_random_scalar(&mut r)).collect();
+            // R as the backend's own mul_base returns it (affine on lane backends) for every
+            // other item.
+            let returned = acc.ed25519_mul_base(&ks).expect("ed25519 mul_base failed");
             let items: Vec<_> = (0..n)
                 .map(|i| {
                     let x = ed_random_scalar(&mut r);
-                    let k = ed_random_scalar(&mut r);
+                    let k = ks[i];
                     let c = ed_random_scalar(&mut r);
-                    let mut public_key = ED25519_BASEPOINT_POINT * x;
-                    let mut r_point = ED25519_BASEPOINT_POINT * k;
+                    let mut public_key = EdPoint::from(ED25519_BASEPOINT_POINT * x);
+                    let mut r_point = if i % 2 == 0 {
+                        returned[i]
+                    } else {
+                        EdPoint::from(ED25519_BASEPOINT_POINT * k)
+                    };
                     if i % 4 == 1 {
-                        r_point += EIGHT_TORSION[i % 8];
+                        r_point = r_point + EdPoint::from(EIGHT_TORSION[i % 8]);
                     }
                     if i % 6 == 2 {
-                        public_key += EIGHT_TORSION[(i / 3) % 8];
+                        public_key = public_key + torsion[1 + (i / 3) % 7];
                     }
                     let mut s = k + c * x;
                     if with_bad && bad(i, n) {
@@ -393,11 +503,13 @@ pub fn check_secp256k1_normalize_batch(acc: &dyn Accelerator) {
 /// Batch compression matches one-at-a-time compression, identity and torsion included.
 pub fn check_ed25519_compress_batch(acc: &dyn Accelerator) {
     let mut r = rng(8);
+    let affine = ed_affine_edge_points();
     for n in BATCH_SIZES {
-        let pts: Vec<_> = (0..n)
+        let pts: Vec<EdPoint> = (0..n)
             .map(|i| match i % 5 {
-                3 => EdwardsPoint::identity(),
-                4 => EIGHT_TORSION[i % 8],
+                3 => EdPoint::identity(),
+                4 => EdPoint::from(EIGHT_TORSION[i % 8]),
+                2 => affine[i % affine.len()],
                 _ => ed_point(&mut r),
             })
             .collect();
@@ -410,7 +522,11 @@ pub fn check_ed25519_compress_batch(acc: &dyn Accelerator) {
             "ed25519 compress: wrong output length for batch {n}"
         );
         for (i, (p, c)) in pts.iter().zip(&out).enumerate() {
-            assert_eq!(p.compress(), *c, "ed25519 compress: batch {n}, item {i}");
+            assert_eq!(
+                p.to_edwards().compress(),
+                *c,
+                "ed25519 compress: batch {n}, item {i}"
+            );
         }
     }
 }

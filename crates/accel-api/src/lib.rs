@@ -3,8 +3,10 @@
 //! # Shape of the port
 //!
 //! Every operation is **batched**: one call carries many independent items, typically from many
-//! concurrent signing sessions. Types at the port are the curve crates' own: `k256` for
-//! secp256k1 and `curve25519-dalek` for Ed25519 (edwards25519).
+//! concurrent signing sessions. Types at the port are the curve crates' own for secp256k1
+//! (`k256`) and, for Ed25519 (edwards25519), `curve25519-dalek` scalars and the port's own
+//! [`EdPoint`], which carries either a dalek point or the affine coordinates a backend
+//! computed (so that no backend has to decompress its results).
 //!
 //! | operation | data class | timing |
 //! |---|---|---|
@@ -21,6 +23,7 @@ mod backend;
 mod bench;
 mod cost;
 mod curve;
+mod edpoint;
 mod error;
 mod router;
 mod types;
@@ -33,6 +36,7 @@ pub use backend::{Accelerator, BackendId, BackendKind, Capabilities};
 pub use bench::{BenchRow, bench_table, crossover};
 pub use cost::{CostModel, OpCost, calibrate};
 pub use curve::{CurveGroup, Ed25519, Secp256k1};
+pub use edpoint::EdPoint;
 pub use error::AccelError;
 pub use router::{AutoRouter, BreakerState, Policy};
 pub use types::{Curve, LincombJob, Op, SchnorrItem, Verdict};

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 
 use crate::{
-    AccelError, Accelerator, BackendId, Capabilities, CostModel, Curve, LincombJob, Op,
+    AccelError, Accelerator, BackendId, Capabilities, CostModel, Curve, EdPoint, LincombJob, Op,
     SchnorrItem, Verdict,
 };
 
@@ -251,7 +251,7 @@ impl Accelerator for AutoRouter {
         })
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.run(Curve::Ed25519, Op::MulBase, scalars.len(), |a| {
             a.ed25519_mul_base(scalars)
         })
@@ -268,8 +268,8 @@ impl Accelerator for AutoRouter {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         self.run(Curve::Ed25519, Op::LincombVartime, terms(jobs), |a| {
             a.ed25519_lincomb_vartime(jobs)
         })
@@ -286,7 +286,7 @@ impl Accelerator for AutoRouter {
 
     fn ed25519_verify_batch_vartime(
         &self,
-        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+        items: &[SchnorrItem<EdScalar, EdPoint>],
     ) -> Result<Verdict, AccelError> {
         self.run(Curve::Ed25519, Op::VerifyBatchVartime, items.len(), |a| {
             a.ed25519_verify_batch_vartime(items)
@@ -304,7 +304,7 @@ impl Accelerator for AutoRouter {
 
     fn ed25519_compress_batch(
         &self,
-        points: &[EdwardsPoint],
+        points: &[EdPoint],
     ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         self.run(Curve::Ed25519, Op::NormalizeBatch, points.len(), |a| {
             a.ed25519_compress_batch(points)

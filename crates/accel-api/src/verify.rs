@@ -6,15 +6,13 @@
 //! cut into chunks (so a backend can work on chunks in parallel and a bad item only costs its
 //! chunk a re-check); a chunk that fails is re-checked item by item to name the failures.
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::IsIdentity;
 use k256::elliptic_curve::group::Group;
 use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_core::{OsRng, RngCore};
 
-use crate::{AccelError, Accelerator, LincombJob, SchnorrItem, Verdict};
+use crate::{AccelError, Accelerator, EdPoint, LincombJob, SchnorrItem, Verdict};
 
 /// Items per random-linear-combination chunk.
 const CHUNK: usize = 64;
@@ -85,7 +83,7 @@ impl RlcCurve for Secp {
 
 impl RlcCurve for Ed {
     type S = EdScalar;
-    type P = EdwardsPoint;
+    type P = EdPoint;
     fn from_u128(z: u128) -> EdScalar {
         EdScalar::from(z)
     }
@@ -95,16 +93,16 @@ impl RlcCurve for Ed {
     fn zero() -> EdScalar {
         EdScalar::ZERO
     }
-    fn generator() -> EdwardsPoint {
-        ED25519_BASEPOINT_POINT
+    fn generator() -> EdPoint {
+        EdPoint::generator()
     }
-    fn holds(p: &EdwardsPoint) -> bool {
-        p.mul_by_cofactor().is_identity()
+    fn holds(p: &EdPoint) -> bool {
+        p.is_identity() || p.to_edwards().mul_by_cofactor().is_identity()
     }
     fn lincomb(
         acc: &(impl Accelerator + ?Sized),
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         acc.ed25519_lincomb_vartime(jobs)
     }
 }
@@ -194,7 +192,7 @@ pub fn verify_batch_rlc_secp256k1(
 /// `lincomb_vartime`.
 pub fn verify_batch_rlc_ed25519(
     acc: &(impl Accelerator + ?Sized),
-    items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+    items: &[SchnorrItem<EdScalar, EdPoint>],
 ) -> Result<Verdict, AccelError> {
     verify_generic::<Ed>(acc, items)
 }

@@ -6,9 +6,9 @@
 
 use std::sync::LazyLock;
 
-use accel_api::{AccelError, Accelerator, BackendId, Capabilities, LincombJob};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, EdPoint, LincombJob};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
+use curve25519_dalek::edwards::{EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
 use k256::elliptic_curve::ops::MulByGenerator;
@@ -99,12 +99,14 @@ fn secp_lincomb_chunk(jobs: &[SecpPrepared]) -> Vec<ProjectivePoint> {
         .collect()
 }
 
-fn ed_lincomb_one(job: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
+fn ed_lincomb_one(job: &LincombJob<EdScalar, EdPoint>) -> EdPoint {
     let mut base = EdScalar::ZERO;
     let mut scalars = Vec::with_capacity(job.terms.len());
     let mut points = Vec::with_capacity(job.terms.len());
     let mut plain = EdwardsPoint::identity();
     for (s, p) in &job.terms {
+        // Affine points (another backend's results) are decompressed here.
+        let p = &p.to_edwards();
         if *p == ED25519_BASEPOINT_POINT {
             base += s;
         } else if *s == EdScalar::ONE {
@@ -114,16 +116,18 @@ fn ed_lincomb_one(job: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
             points.push(*p);
         }
     }
-    plain
-        + if base == EdScalar::ZERO {
-            if points.is_empty() {
-                EdwardsPoint::identity()
+    EdPoint::from(
+        plain
+            + if base == EdScalar::ZERO {
+                if points.is_empty() {
+                    EdwardsPoint::identity()
+                } else {
+                    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+                }
             } else {
-                EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
-            }
-        } else {
-            ED_BASE_PRECOMP.vartime_mixed_multiscalar_mul([base], &scalars, &points)
-        }
+                ED_BASE_PRECOMP.vartime_mixed_multiscalar_mul([base], &scalars, &points)
+            },
+    )
 }
 
 impl Accelerator for CpuBackend {
@@ -157,8 +161,8 @@ impl Accelerator for CpuBackend {
         Ok(self.map(scalars, 1, ProjectivePoint::mul_by_generator))
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
-        Ok(self.map(scalars, 1, EdwardsPoint::mul_base))
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
+        Ok(self.map(scalars, 1, |s| EdPoint::from(EdwardsPoint::mul_base(s))))
     }
 
     fn secp256k1_lincomb_vartime(
@@ -181,8 +185,8 @@ impl Accelerator for CpuBackend {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         let weight = jobs.first().map_or(1, |j| j.terms.len().max(1));
         Ok(self.map(jobs, weight, ed_lincomb_one))
     }
@@ -192,12 +196,5 @@ impl Accelerator for CpuBackend {
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
         Ok(accel_api::secp256k1_normalize_batch_serial(points))
-    }
-
-    fn ed25519_compress_batch(
-        &self,
-        points: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
-        Ok(EdwardsPoint::compress_batch_alloc(points))
     }
 }

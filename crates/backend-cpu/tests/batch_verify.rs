@@ -5,8 +5,9 @@
 
 use std::sync::Mutex;
 
+use accel_api::EdPoint;
 use accel_api::curves::curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
@@ -45,7 +46,7 @@ impl Accelerator for Counting {
     fn secp256k1_mul_base(&self, s: &[SecpScalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
         self.inner.secp256k1_mul_base(s)
     }
-    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.inner.ed25519_mul_base(s)
     }
     fn secp256k1_lincomb_vartime(
@@ -57,8 +58,8 @@ impl Accelerator for Counting {
     }
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         self.record(jobs);
         self.inner.ed25519_lincomb_vartime(jobs)
     }
@@ -68,10 +69,7 @@ impl Accelerator for Counting {
     ) -> Result<Vec<AffinePoint>, AccelError> {
         self.inner.secp256k1_normalize_batch(p)
     }
-    fn ed25519_compress_batch(
-        &self,
-        p: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+    fn ed25519_compress_batch(&self, p: &[EdPoint]) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         self.inner.ed25519_compress_batch(p)
     }
 }
@@ -100,7 +98,7 @@ fn secp_items(n: u64, keys: u64, bad: &[u64]) -> Vec<SchnorrItem<SecpScalar, Pro
 }
 
 /// As [`secp_items`], on edwards25519.
-fn ed_items(n: u64, keys: u64, bad: &[u64]) -> Vec<SchnorrItem<EdScalar, EdwardsPoint>> {
+fn ed_items(n: u64, keys: u64, bad: &[u64]) -> Vec<SchnorrItem<EdScalar, EdPoint>> {
     (0..n)
         .map(|i| {
             let x = EdScalar::from(1000 + i % keys);
@@ -112,10 +110,10 @@ fn ed_items(n: u64, keys: u64, bad: &[u64]) -> Vec<SchnorrItem<EdScalar, Edwards
                 EdScalar::ZERO
             };
             SchnorrItem {
-                r: ED25519_BASEPOINT_POINT * k,
+                r: EdPoint::from(ED25519_BASEPOINT_POINT * k),
                 s: k + c * x + off,
                 c,
-                public_key: ED25519_BASEPOINT_POINT * x,
+                public_key: EdPoint::from(ED25519_BASEPOINT_POINT * x),
             }
         })
         .collect()

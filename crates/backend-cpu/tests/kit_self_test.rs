@@ -11,7 +11,8 @@ use accel_api::curves::curve25519_dalek::traits::{Identity, IsIdentity};
 use accel_api::curves::k256::elliptic_curve::group::Group;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
-    AccelError, Accelerator, Capabilities, Curve, LincombJob, Op, SchnorrItem, Verdict, kit,
+    AccelError, Accelerator, Capabilities, Curve, EdPoint, LincombJob, Op, SchnorrItem, Verdict,
+    kit,
 };
 use backend_cpu::CpuBackend;
 
@@ -42,6 +43,9 @@ enum Fault {
     EdLincombDropsTorsion,
     /// edwards25519 lincomb: a job of 64 terms is off by the basepoint.
     EdLincombLongJob,
+    /// edwards25519 lincomb: points given as affine coordinates (a lane backend's results)
+    /// are read with the sign of x flipped, when they are not of small order.
+    EdLincombMisreadsAffine,
     /// Verification accepts every item.
     VerifyAcceptsAll,
     /// Verification names every item of a batch that holds a false one (no per-item re-check).
@@ -56,6 +60,8 @@ enum Fault {
     CompressTorsion,
     /// edwards25519 compression maps points of large order to the identity's encoding.
     CompressLargeOrder,
+    /// edwards25519 compression drops the sign of x for points given as affine coordinates.
+    CompressAffineSign,
     /// Capabilities: a device id with whitespace.
     CapsWhitespace,
     /// Capabilities: a device id that does not start with the backend's name.
@@ -114,8 +120,8 @@ fn bump_secp(p: &mut ProjectivePoint) {
     *p += ProjectivePoint::GENERATOR;
 }
 
-fn bump_ed(p: &mut EdwardsPoint) {
-    *p += EdwardsPoint::mul_base(&EdScalar::ONE);
+fn bump_ed(p: &mut EdPoint) {
+    *p = *p + EdPoint::generator();
 }
 
 impl Accelerator for Saboteur {
@@ -153,22 +159,22 @@ impl Accelerator for Saboteur {
         Ok(self.batch(scalars.len(), out, bump_secp))
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         let mut out = self.inner.ed25519_mul_base(scalars)?;
         for (s, p) in scalars.iter().zip(out.iter_mut()) {
             match self.fault {
                 Fault::EdMulBaseZero if *s == EdScalar::ZERO => {
-                    *p = EdwardsPoint::mul_base(&EdScalar::ONE);
+                    *p = EdPoint::generator();
                 }
                 Fault::EdMulBaseMinusTwo if *s == -EdScalar::from(2u64) => {
-                    *p = EdwardsPoint::identity();
+                    *p = EdPoint::identity();
                 }
                 Fault::EdMulBaseUpperDigit8
                     if s.as_bytes()[16..]
                         .iter()
                         .any(|b| b & 0x0f == 8 || b >> 4 == 8) =>
                 {
-                    *p = EdwardsPoint::identity();
+                    *p = EdPoint::identity();
                 }
                 _ => {}
             }
@@ -200,17 +206,35 @@ impl Accelerator for Saboteur {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
-        let jobs: Vec<LincombJob<EdScalar, EdwardsPoint>> = match self.fault {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
+        let jobs: Vec<LincombJob<EdScalar, EdPoint>> = match self.fault {
             Fault::EdLincombDropsTorsion => jobs
                 .iter()
                 .map(|j| {
                     LincombJob::new(
                         j.terms
                             .iter()
-                            .filter(|(_, p)| !p.is_small_order() || p.is_identity())
+                            .filter(|(_, p)| {
+                                let e = p.to_edwards();
+                                !e.is_small_order() || e.is_identity()
+                            })
                             .copied()
+                            .collect(),
+                    )
+                })
+                .collect(),
+            Fault::EdLincombMisreadsAffine => jobs
+                .iter()
+                .map(|j| {
+                    LincombJob::new(
+                        j.terms
+                            .iter()
+                            .map(|(s, p)| {
+                                let misread =
+                                    p.affine_bytes().is_some() && !p.to_edwards().is_small_order();
+                                (*s, if misread { -*p } else { *p })
+                            })
                             .collect(),
                     )
                 })
@@ -254,7 +278,7 @@ impl Accelerator for Saboteur {
 
     fn ed25519_verify_batch_vartime(
         &self,
-        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+        items: &[SchnorrItem<EdScalar, EdPoint>],
     ) -> Result<Verdict, AccelError> {
         match self.fault {
             Fault::VerifyAcceptsAll => Ok(Verdict::default()),
@@ -267,7 +291,8 @@ impl Accelerator for Saboteur {
                     .iter()
                     .enumerate()
                     .filter(|(_, it)| {
-                        !(EdwardsPoint::mul_base(&it.s) - it.r - it.public_key * it.c).is_identity()
+                        let (r, a) = (it.r.to_edwards(), it.public_key.to_edwards());
+                        !(EdwardsPoint::mul_base(&it.s) - r - a * it.c).is_identity()
                     })
                     .map(|(i, _)| i)
                     .collect(),
@@ -295,17 +320,20 @@ impl Accelerator for Saboteur {
 
     fn ed25519_compress_batch(
         &self,
-        points: &[EdwardsPoint],
+        points: &[EdPoint],
     ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         let mut out = self.inner.ed25519_compress_batch(points)?;
         for (p, c) in points.iter().zip(out.iter_mut()) {
             let hit = match self.fault {
-                Fault::CompressTorsion => p.is_small_order(),
-                Fault::CompressLargeOrder => !p.is_small_order(),
+                Fault::CompressTorsion => p.to_edwards().is_small_order(),
+                Fault::CompressLargeOrder => !p.to_edwards().is_small_order(),
                 _ => false,
             };
             if hit {
                 *c = EdwardsPoint::identity().compress();
+            }
+            if self.fault == Fault::CompressAffineSign && p.affine_bytes().is_some() {
+                c.0[31] &= 0x7f;
             }
         }
         Ok(self.batch(points.len(), out, |c| {
@@ -373,7 +401,11 @@ fn lincomb_checks_catch_wrong_edge_points_and_long_jobs() {
         kit::check_ed25519_lincomb_vartime,
         &[
             &common[..],
-            &[Fault::EdLincombDropsTorsion, Fault::EdLincombLongJob],
+            &[
+                Fault::EdLincombDropsTorsion,
+                Fault::EdLincombLongJob,
+                Fault::EdLincombMisreadsAffine,
+            ],
         ]
         .concat(),
     );
@@ -418,6 +450,7 @@ fn normalisation_checks_catch_wrong_identity_torsion_and_outputs() {
         &[
             Fault::CompressTorsion,
             Fault::CompressLargeOrder,
+            Fault::CompressAffineSign,
             Fault::ShortOutput,
             Fault::WrongAtThousand,
         ],

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::EdPoint;
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
@@ -77,7 +78,7 @@ impl Accelerator for Flaky {
         self.secret()?;
         self.inner.secp256k1_mul_base(s)
     }
-    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.secret()?;
         self.inner.ed25519_mul_base(s)
     }
@@ -90,8 +91,8 @@ impl Accelerator for Flaky {
     }
     fn ed25519_lincomb_vartime(
         &self,
-        j: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        j: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         self.check()?;
         self.inner.ed25519_lincomb_vartime(j)
     }
@@ -102,10 +103,7 @@ impl Accelerator for Flaky {
         self.check()?;
         self.inner.secp256k1_normalize_batch(p)
     }
-    fn ed25519_compress_batch(
-        &self,
-        p: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+    fn ed25519_compress_batch(&self, p: &[EdPoint]) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         self.check()?;
         self.inner.ed25519_compress_batch(p)
     }

@@ -2,11 +2,12 @@
 //!
 //! Field elements cross as 20 limbs of 13 bits, two per u32 word (10 words); scalars and
 //! results as 8 little-endian u32 words. secp256k1 points go to the GPU affine (the host
-//! batch-normalises them); edwards25519 points cross as their encodings and the GPU decodes
-//! them, because curve25519-dalek exposes no coordinates.
+//! batch-normalises them); edwards25519 points go to the GPU as their encodings and the GPU
+//! decodes them (curve25519-dalek exposes no coordinates), and come back affine, so that the
+//! host needs no square root.
 
-use accel_api::{AccelError, LincombJob};
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::{AccelError, EdPoint, LincombJob};
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::Identity;
 use k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
@@ -27,8 +28,8 @@ pub(crate) const ED_ENC_WORDS: usize = 8;
 pub(crate) const ED_PT_WORDS: usize = 31;
 /// Output words per secp256k1 point: x, y, identity flag.
 pub(crate) const SECP_OUT_WORDS: usize = 17;
-/// Output words per edwards25519 point: encoding, status.
-pub(crate) const ED_OUT_WORDS: usize = 9;
+/// Output words per edwards25519 point: affine x, y, status.
+pub(crate) const ED_OUT_WORDS: usize = 17;
 /// Fixed-base table entries: 65 windows of 16 multiples (`mul_base` uses the first 64, lincomb's
 /// base-point terms all 65).
 pub(crate) const TABLE_ENTRIES: usize = 65 * 16;
@@ -166,12 +167,12 @@ pub(crate) fn secp_terms(
 }
 
 /// Lincomb inputs: encodings (ED_ENC_WORDS per term) and recoded scalars.
-pub(crate) fn ed_terms(jobs: &[LincombJob<EdScalar, EdwardsPoint>]) -> (Vec<u32>, Vec<u32>) {
-    let points: Vec<EdwardsPoint> = jobs
+pub(crate) fn ed_terms(jobs: &[LincombJob<EdScalar, EdPoint>]) -> (Vec<u32>, Vec<u32>) {
+    let points: Vec<EdPoint> = jobs
         .iter()
         .flat_map(|j| j.terms.iter().map(|t| t.1))
         .collect();
-    let encodings = EdwardsPoint::compress_batch_alloc(&points);
+    let encodings = EdPoint::compress_batch(&points);
     let mut pts = Vec::with_capacity(ED_ENC_WORDS * points.len());
     let mut digits = Vec::with_capacity(DIGIT_WORDS * points.len());
     for (t, c) in jobs.iter().flat_map(|j| j.terms.iter()).zip(&encodings) {
@@ -242,18 +243,20 @@ pub(crate) fn secp_point_from_words(w: &[u32]) -> Result<AffinePoint, AccelError
         .ok_or_else(|| device_err("GPU returned a secp256k1 point that is not on the curve"))
 }
 
-/// An edwards25519 point from the GPU's output, checked to decode.
-pub(crate) fn ed_point_from_words(w: &[u32]) -> Result<EdwardsPoint, AccelError> {
-    if w.get(8).copied().unwrap_or(1) != 0 {
+/// An edwards25519 point from the GPU's affine output, checked to lie on the curve.
+pub(crate) fn ed_point_from_words(w: &[u32]) -> Result<EdPoint, AccelError> {
+    if w.get(16).copied().unwrap_or(1) != 0 {
         return Err(device_err("GPU could not decode an edwards25519 input"));
     }
-    let mut b = [0u8; 32];
-    for (i, word) in w.iter().take(8).enumerate() {
-        b[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
-    }
-    CompressedEdwardsY(b)
-        .decompress()
-        .ok_or_else(|| device_err("GPU returned an edwards25519 encoding that is not a point"))
+    let le = |words: &[u32]| {
+        let mut b = [0u8; 32];
+        for (i, word) in words.iter().take(8).enumerate() {
+            b[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
+        }
+        b
+    };
+    EdPoint::from_affine_vartime(&le(&w[0..8]), &le(&w[8..16]))
+        .ok_or_else(|| device_err("GPU returned an edwards25519 point that is not on the curve"))
 }
 
 #[cfg(test)]

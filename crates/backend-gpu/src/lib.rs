@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use accel_api::{AccelError, Accelerator, BackendId, Capabilities, Curve, LincombJob, Op};
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, Curve, EdPoint, LincombJob, Op};
 use curve25519_dalek::scalar::Scalar as EdScalar;
-use curve25519_dalek::traits::Identity;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use zeroize::Zeroizing;
 
@@ -162,9 +160,12 @@ impl GpuBackend {
         let es = EdScalar::from(0x1234_5678_9abc_def1u64);
         let b = curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
         let ep = b * EdScalar::from(77u64);
-        let ejob = LincombJob::new(vec![(es, ep), (es + es, b)]);
+        let ejob = LincombJob::new(vec![
+            (es, EdPoint::from(ep)),
+            (es + es, EdPoint::generator()),
+        ]);
         let got = self.ed25519_lincomb_vartime(std::slice::from_ref(&ejob))?;
-        if got != [ep * es + b * (es + es)] {
+        if got != [EdPoint::from(ep * es + b * (es + es))] {
             return Err(device_err("ed25519 lincomb probe gave a wrong result"));
         }
         let k = Zeroizing::new(codec::secp_scalar_words(&[s]));
@@ -174,7 +175,7 @@ impl GpuBackend {
         }
         let k = Zeroizing::new(codec::ed_scalar_words(&[es]));
         let out = self.ctx.mul_base(CurveId::Ed, &k, false, &self.cfg)?;
-        if codec::ed_point_from_words(&out)? != b * es {
+        if codec::ed_point_from_words(&out)?.to_edwards() != b * es {
             return Err(device_err("ed25519 mul_base probe gave a wrong result"));
         }
         Ok(())
@@ -265,7 +266,7 @@ impl Accelerator for GpuBackend {
             .collect()
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.refuse_secret(Curve::Ed25519)?;
         if scalars.is_empty() {
             return Ok(Vec::new());
@@ -306,10 +307,10 @@ impl Accelerator for GpuBackend {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         let (spans, owner) = chunk_jobs(jobs);
-        let mut results = vec![EdwardsPoint::identity(); jobs.len()];
+        let mut results = vec![EdPoint::identity(); jobs.len()];
         if spans.is_empty() {
             return Ok(results);
         }
@@ -324,7 +325,8 @@ impl Accelerator for GpuBackend {
             &self.cfg,
         )?;
         for (w, &job) in out.chunks_exact(codec::ED_OUT_WORDS).zip(&owner) {
-            results[job] += codec::ed_point_from_words(w)?;
+            // A job of one chunk keeps the GPU's affine result; longer ones are summed here.
+            results[job] = results[job] + codec::ed_point_from_words(w)?;
         }
         Ok(results)
     }
@@ -335,13 +337,5 @@ impl Accelerator for GpuBackend {
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
         Ok(accel_api::secp256k1_normalize_batch_serial(points))
-    }
-
-    /// On the host (curve25519-dalek keeps coordinates private).
-    fn ed25519_compress_batch(
-        &self,
-        points: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
-        Ok(EdwardsPoint::compress_batch_alloc(points))
     }
 }

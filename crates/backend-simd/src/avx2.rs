@@ -223,12 +223,12 @@ pub(crate) fn secp_pippenger(
 }
 
 #[target_feature(enable = "avx2")]
-fn ed_mul_base_avx2(tok: Avx2, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {
-    ed::mul_base_compressed(tok, chunks)
+fn ed_mul_base_avx2(tok: Avx2, chunks: &[ed::Digits]) -> Vec<[ed::AffineBytes; LANES]> {
+    ed::mul_base_affine(tok, chunks)
 }
 
-/// Constant-time k·B on eight lanes per chunk, as compressed encodings.
-pub(crate) fn ed_mul_base(tok: Avx2, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {
+/// Constant-time k·B on eight lanes per chunk, as affine coordinates.
+pub(crate) fn ed_mul_base(tok: Avx2, chunks: &[ed::Digits]) -> Vec<[ed::AffineBytes; LANES]> {
     // SAFETY: `tok` proves AVX2 (module invariant), the feature the callee is compiled for.
     unsafe { ed_mul_base_avx2(tok, chunks) }
 }
@@ -265,16 +265,16 @@ pub(crate) fn ed_lincomb(
     unsafe { ed_lincomb_lanes_avx2(tok, digits, points) }
 }
 
-/// The Ed25519 batch compression kernel compiled with the features enabled.
+/// The Ed25519 batch affine-conversion kernel compiled with the features enabled.
 #[target_feature(enable = "avx2")]
-fn ed_compress_lanes_avx2(tok: Avx2, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
-    ed::compress_lanes(tok, points)
+fn ed_affine_lanes_avx2(tok: Avx2, points: &[ed::LaneExtended]) -> Vec<[ed::AffineBytes; LANES]> {
+    ed::affine_lanes(tok, points)
 }
 
-/// Compressed encodings of extended points on eight lanes (public data).
-pub(crate) fn ed_compress(tok: Avx2, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+/// Affine coordinates of extended points on eight lanes (public data).
+pub(crate) fn ed_affine(tok: Avx2, points: &[ed::LaneExtended]) -> Vec<[ed::AffineBytes; LANES]> {
     // SAFETY: `tok` proves AVX2 (module invariant), the feature the callee is compiled for.
-    unsafe { ed_compress_lanes_avx2(tok, points) }
+    unsafe { ed_affine_lanes_avx2(tok, points) }
 }
 
 #[cfg(test)]
@@ -317,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn ed_lincomb_sqrt_compress_avx2_equal_portable() {
+    fn ed_lincomb_sqrt_affine_avx2_equal_portable() {
         let Some(tok) = Avx2::detect() else {
             eprintln!("no AVX2 on this CPU: skipped");
             return;
@@ -351,9 +351,6 @@ mod tests {
             .collect();
         let out = ed_lincomb(tok, &digits, &points);
         assert_eq!(out, ed::lincomb_lanes(Portable, &digits, &points));
-        assert_eq!(
-            ed_compress(tok, &[out]),
-            ed::compress_lanes(Portable, &[out])
-        );
+        assert_eq!(ed_affine(tok, &[out]), ed::affine_lanes(Portable, &[out]));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::EdPoint;
 use curve25519_dalek::scalar::Scalar;
 use zeroize::Zeroize;
 
@@ -228,11 +228,15 @@ pub(crate) fn digits_into(scalars: &[Scalar], d: &mut Digits) {
     }
 }
 
-/// k·B on every lane of every chunk, constant time, then the compressed encodings (public):
+/// Affine coordinates (x, y) as canonical little-endian encodings: how lane results leave
+/// the lanes.
+pub(crate) type AffineBytes = [[u8; 32]; 2];
+
+/// k·B on every lane of every chunk, constant time, then the affine coordinates (public):
 /// per window a masked scan over all 16 entries and one complete addition; then one batched
-/// inversion of the Z's across the chunks (per lane), affine x, y and the encoding.
+/// inversion of the Z's across the chunks (per lane) and affine x, y.
 #[inline(always)]
-pub(crate) fn mul_base_compressed<L: Lanes>(l: L, chunks: &[Digits]) -> Vec<[[u8; 32]; LANES]> {
+pub(crate) fn mul_base_affine<L: Lanes>(l: L, chunks: &[Digits]) -> Vec<[AffineBytes; LANES]> {
     let table = &*TABLE;
     let mut results: Vec<Extended<L>> = Vec::with_capacity(chunks.len());
     for digits in chunks {
@@ -257,13 +261,13 @@ pub(crate) fn mul_base_compressed<L: Lanes>(l: L, chunks: &[Digits]) -> Vec<[[u8
         }
         results.push(acc);
     }
-    compress_extended(l, &results)
+    affine_extended(l, &results)
 }
 
-/// Compressed encodings of extended points: one batched inversion of the Z's across all of
-/// them (per lane; Z is never 0 on edwards25519), then affine x, y and the encoding.
+/// Affine coordinates of extended points: one batched inversion of the Z's across all of
+/// them (per lane; Z is never 0 on edwards25519), then x = X/Z and y = Y/Z, canonical.
 #[inline(always)]
-fn compress_extended<L: Lanes>(l: L, results: &[Extended<L>]) -> Vec<[[u8; 32]; LANES]> {
+fn affine_extended<L: Lanes>(l: L, results: &[Extended<L>]) -> Vec<[AffineBytes; LANES]> {
     // Prefix products of Z.
     let mut prefix = Vec::with_capacity(results.len());
     let mut prod = splat5(l, [1, 0, 0, 0, 0]);
@@ -272,40 +276,38 @@ fn compress_extended<L: Lanes>(l: L, results: &[Extended<L>]) -> Vec<[[u8; 32]; 
         prod = mul(l, &prod, &p.z);
     }
     let mut inv = invert(l, &prod);
-    let mut out = vec![[[0u8; 32]; LANES]; results.len()];
+    let mut out = vec![[[[0u8; 32]; 2]; LANES]; results.len()];
     for i in (0..results.len()).rev() {
         let zi = mul(l, &inv, &prefix[i]);
         inv = mul(l, &inv, &results[i].z);
         let x = mul(l, &results[i].x, &zi);
         let y = mul(l, &results[i].y, &zi);
         let (xs, ys) = (store5(l, &x), store5(l, &y));
-        for (lane, enc) in out[i].iter_mut().enumerate() {
-            *enc = encode(
-                &core::array::from_fn(|k| xs[k][lane]),
-                &core::array::from_fn(|k| ys[k][lane]),
-            );
+        for (lane, xy) in out[i].iter_mut().enumerate() {
+            *xy = [
+                fe_bytes(&core::array::from_fn(|k| xs[k][lane])),
+                fe_bytes(&core::array::from_fn(|k| ys[k][lane])),
+            ];
         }
     }
     out
 }
 
-/// The Ed25519 encoding of the affine point (x, y): y little-endian, the sign of x in bit 255.
-fn encode(x: &[u64; 5], y: &[u64; 5]) -> [u8; 32] {
-    let w = limbs_to_words(&canonical::<Fp>(y));
-    let sign = canonical::<Fp>(x)[0] & 1;
+/// The canonical little-endian encoding of a field element.
+fn fe_bytes(a: &[u64; 5]) -> [u8; 32] {
+    let w = limbs_to_words(&canonical::<Fp>(a));
     let mut out = [0u8; 32];
     for i in 0..4 {
         out[8 * i..8 * (i + 1)].copy_from_slice(&w[i].to_le_bytes());
     }
-    out[31] |= (sign as u8) << 7;
     out
 }
 
-/// dalek points of encodings this module produced (`None` if one does not decode, an internal
-/// error).
-pub(crate) fn decode(encodings: impl Iterator<Item = [u8; 32]>) -> Option<Vec<EdwardsPoint>> {
-    encodings
-        .map(|e| CompressedEdwardsY(e).decompress())
+/// Port points of coordinates this module produced, each checked to lie on the curve (`None`
+/// if one does not, an internal error).
+pub(crate) fn to_points(coords: impl Iterator<Item = AffineBytes>) -> Option<Vec<EdPoint>> {
+    coords
+        .map(|[x, y]| EdPoint::from_affine_vartime(&x, &y))
         .collect()
 }
 
@@ -642,10 +644,10 @@ pub(crate) fn sum_vartime(parts: &[[[u64; 5]; 4]]) -> [[u64; 5]; 4] {
     [acc.x, acc.y, acc.z, acc.t].map(|c| lane0(&c))
 }
 
-/// Compressed encodings of extended points on lanes, with one batched inversion of the Z's
+/// Affine coordinates of extended points on lanes, with one batched inversion of the Z's
 /// across all of them (per lane).
 #[inline(always)]
-pub(crate) fn compress_lanes<L: Lanes>(l: L, points: &[LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+pub(crate) fn affine_lanes<L: Lanes>(l: L, points: &[LaneExtended]) -> Vec<[AffineBytes; LANES]> {
     let results: Vec<Extended<L>> = points
         .iter()
         .map(|p| Extended {
@@ -655,14 +657,27 @@ pub(crate) fn compress_lanes<L: Lanes>(l: L, points: &[LaneExtended]) -> Vec<[[u
             t: load5(l, &p[3]),
         })
         .collect();
-    compress_extended(l, &results)
+    affine_extended(l, &results)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::traits::Identity;
+
+    /// The encoding of lane coordinates, through the port's checked conversion.
+    fn encode(x: &[u64; 5], y: &[u64; 5]) -> [u8; 32] {
+        enc(&[fe_bytes(x), fe_bytes(y)])
+    }
+
+    fn enc(xy: &AffineBytes) -> [u8; 32] {
+        EdPoint::from_affine_vartime(&xy[0], &xy[1])
+            .unwrap()
+            .compress()
+            .to_bytes()
+    }
     use rand_chacha::ChaCha20Rng;
     use rand_core::{RngCore, SeedableRng};
 
@@ -703,17 +718,20 @@ mod tests {
         for (c, d) in scalars.chunks(LANES).zip(chunks.iter_mut()) {
             digits_into(c, d);
         }
-        let out = mul_base_compressed(Portable, &chunks);
+        let out = mul_base_affine(Portable, &chunks);
         for (i, s) in scalars.iter().enumerate() {
             let expect = EdwardsPoint::mul_base(s);
             assert_eq!(
-                out[i / LANES][i % LANES],
+                enc(&out[i / LANES][i % LANES]),
                 expect.compress().to_bytes(),
                 "{i}"
             );
         }
         // Padding lanes carry the scalar 0.
-        assert_eq!(out[2][7], EdwardsPoint::identity().compress().to_bytes());
+        assert_eq!(
+            enc(&out[2][7]),
+            EdwardsPoint::identity().compress().to_bytes()
+        );
     }
 
     #[test]
@@ -790,10 +808,10 @@ mod tests {
             }
         }
         let out = lincomb_lanes(Portable, &digits, &points);
-        let enc = compress_lanes(Portable, &[out]);
+        let coords = affine_lanes(Portable, &[out]);
         for lane in 0..LANES {
             assert_eq!(
-                enc[0][lane],
+                enc(&coords[0][lane]),
                 expect[lane].compress().to_bytes(),
                 "lane {lane}"
             );

@@ -166,12 +166,12 @@ pub(crate) fn secp_pippenger(
 
 /// The Ed25519 fixed-base kernel compiled with the features enabled.
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn ed_mul_base_ifma(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {
-    ed::mul_base_compressed(tok, chunks)
+fn ed_mul_base_ifma(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[ed::AffineBytes; LANES]> {
+    ed::mul_base_affine(tok, chunks)
 }
 
-/// 8-lane constant-time k·B for every chunk of digits, as compressed encodings.
-pub(crate) fn ed_mul_base(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; LANES]> {
+/// 8-lane constant-time k·B for every chunk of digits, as affine coordinates.
+pub(crate) fn ed_mul_base(tok: Ifma, chunks: &[ed::Digits]) -> Vec<[ed::AffineBytes; LANES]> {
     // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the
     // callee is compiled for.
     unsafe { ed_mul_base_ifma(tok, chunks) }
@@ -211,17 +211,17 @@ pub(crate) fn ed_lincomb(
     unsafe { ed_lincomb_lanes_ifma(tok, digits, points) }
 }
 
-/// The Ed25519 batch compression kernel compiled with the features enabled.
+/// The Ed25519 batch affine-conversion kernel compiled with the features enabled.
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn ed_compress_lanes_ifma(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
-    ed::compress_lanes(tok, points)
+fn ed_affine_lanes_ifma(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[ed::AffineBytes; LANES]> {
+    ed::affine_lanes(tok, points)
 }
 
-/// Compressed encodings of extended points on eight lanes (public data).
-pub(crate) fn ed_compress(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; LANES]> {
+/// Affine coordinates of extended points on eight lanes (public data).
+pub(crate) fn ed_affine(tok: Ifma, points: &[ed::LaneExtended]) -> Vec<[ed::AffineBytes; LANES]> {
     // SAFETY: `tok` proves AVX-512F and AVX-512 IFMA (module invariant), the features the
     // callee is compiled for.
-    unsafe { ed_compress_lanes_ifma(tok, points) }
+    unsafe { ed_affine_lanes_ifma(tok, points) }
 }
 
 #[cfg(test)]
@@ -308,12 +308,12 @@ mod tests {
         let chunks: Vec<_> = (0..5).map(|_| random_digits(&mut r)).collect();
         assert_eq!(
             ed_mul_base(tok, &chunks),
-            ed::mul_base_compressed(Portable, &chunks)
+            ed::mul_base_affine(Portable, &chunks)
         );
     }
 
     #[test]
-    fn ed_lincomb_sqrt_compress_ifma_equal_portable() {
+    fn ed_lincomb_sqrt_affine_ifma_equal_portable() {
         let Some(tok) = Ifma::detect() else {
             eprintln!("no AVX-512 IFMA on this CPU: skipped");
             return;
@@ -347,9 +347,6 @@ mod tests {
             .collect();
         let out = ed_lincomb(tok, &digits, &points);
         assert_eq!(out, ed::lincomb_lanes(Portable, &digits, &points));
-        assert_eq!(
-            ed_compress(tok, &[out]),
-            ed::compress_lanes(Portable, &[out])
-        );
+        assert_eq!(ed_affine(tok, &[out]), ed::affine_lanes(Portable, &[out]));
     }
 }

@@ -36,11 +36,11 @@ pub mod vectors;
 use std::collections::HashMap;
 use std::fmt;
 
-use accel_api::{AccelError, Accelerator, BackendId, Capabilities, LincombJob};
+use accel_api::{AccelError, Accelerator, BackendId, Capabilities, EdPoint, LincombJob};
 use curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar as EdScalar;
-use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
+use curve25519_dalek::traits::VartimeMultiscalarMul;
 use k256::elliptic_curve::BatchNormalize;
 use k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use zeroize::Zeroize;
@@ -337,51 +337,62 @@ impl SimdBackend {
         }
     }
 
-    fn ed_compress_lanes(&self, points: &[ed::LaneExtended]) -> Vec<[[u8; 32]; lanes::LANES]> {
+    fn ed_affine_lanes(&self, points: &[ed::LaneExtended]) -> Vec<[ed::AffineBytes; lanes::LANES]> {
         match self.engine {
             #[cfg(target_arch = "x86_64")]
-            Engine::Ifma(tok) => ifma::ed_compress(tok, points),
+            Engine::Ifma(tok) => ifma::ed_affine(tok, points),
             #[cfg(target_arch = "x86_64")]
-            Engine::Avx2(tok) => avx2::ed_compress(tok, points),
-            Engine::Portable => ed::compress_lanes(lanes::Portable, points),
+            Engine::Avx2(tok) => avx2::ed_affine(tok, points),
+            Engine::Portable => ed::affine_lanes(lanes::Portable, points),
         }
     }
 
-    /// Affine coordinates of the distinct points of a batch, decompressed eight at a time on
-    /// the lanes: `(index of each input point, coordinates of each distinct point)`.
+    /// Affine coordinates of the distinct points of a batch: `(index of each input point,
+    /// coordinates of each distinct point)`. Points that carry their coordinates (results of
+    /// this or another lane backend) are read as they are; the others are encoded (one batched
+    /// inversion) and decompressed eight at a time on the lanes.
     fn ed_affine_points(
         &self,
-        points: &[EdwardsPoint],
+        points: &[EdPoint],
     ) -> Result<(Vec<usize>, Vec<ed::Affine>), AccelError> {
-        let encodings = EdwardsPoint::compress_batch_alloc(points);
+        let encodings = EdPoint::compress_batch(points);
         let mut distinct: HashMap<[u8; 32], usize> = HashMap::new();
-        // The basepoint's coordinates are known; every other distinct point needs a root.
+        // The basepoint's coordinates are known; every other distinct point needs its
+        // coordinates or a root.
         distinct.insert(ED25519_BASEPOINT_COMPRESSED.to_bytes(), 0);
         let mut coords = vec![ed::basepoint_affine()];
-        let mut pending: Vec<[u8; 32]> = Vec::new();
+        // (encoding, position in `coords`) of the points that need a root.
+        let mut pending: Vec<([u8; 32], usize)> = Vec::new();
         let index: Vec<usize> = encodings
             .iter()
-            .map(|e| {
+            .zip(points)
+            .map(|(e, p)| {
                 let next = distinct.len();
                 *distinct.entry(e.to_bytes()).or_insert_with(|| {
-                    pending.push(e.to_bytes());
+                    match p.affine_bytes() {
+                        Some((x, y)) => coords.push([ed::y_limbs(&x), ed::y_limbs(&y)]),
+                        None => {
+                            pending.push((e.to_bytes(), next));
+                            coords.push([[0; 5]; 2]);
+                        }
+                    }
                     next
                 })
             })
             .collect();
         for chunk in pending.chunks(lanes::LANES) {
             let mut y: ed::LaneFe = [[0; lanes::LANES]; 5];
-            for (lane, e) in chunk.iter().enumerate() {
+            for (lane, (e, _)) in chunk.iter().enumerate() {
                 let limbs = ed::y_limbs(e);
                 for k in 0..5 {
                     y[k][lane] = limbs[k];
                 }
             }
             let cand = self.ed_sqrt_lanes(&y);
-            for (lane, e) in chunk.iter().enumerate() {
+            for (lane, (e, at)) in chunk.iter().enumerate() {
                 let x = ed::recover_x_vartime(&cand, lane, e[31] >> 7 == 1)
                     .ok_or_else(|| internal("a point's encoding did not decompress"))?;
-                coords.push([x, core::array::from_fn(|k| y[k][lane])]);
+                coords[*at] = [x, core::array::from_fn(|k| y[k][lane])];
             }
         }
         Ok((index, coords))
@@ -390,15 +401,15 @@ impl SimdBackend {
     /// Σ sᵢ·Pᵢ for every job on the lanes: the points decompressed on the lanes, each job
     /// split into sub-jobs (one per lane) of at most [`SUB_TERMS`] terms, fewer when the
     /// batch has too few terms to fill the lanes otherwise; sub-job sums added per job, the
-    /// results compressed on the lanes and read back with curve25519-dalek.
+    /// results made affine on the lanes.
     fn ed_lincomb_own(
         &self,
-        jobs: &[&LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[&LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let points: Vec<EdwardsPoint> = jobs
+        let points: Vec<EdPoint> = jobs
             .iter()
             .flat_map(|j| j.terms.iter().map(|t| t.1))
             .collect();
@@ -473,18 +484,18 @@ impl SimdBackend {
                 })
             })
             .collect();
-        let encodings = self.ed_compress_lanes(&groups);
-        ed::decode(encodings.iter().flatten().take(jobs.len()).copied())
-            .ok_or_else(|| internal("lane result does not decode"))
+        let coords = self.ed_affine_lanes(&groups);
+        ed::to_points(coords.iter().flatten().take(jobs.len()).copied())
+            .ok_or_else(|| internal("lane result is not a curve point"))
     }
 
-    fn ed_lanes(&self, chunks: &[ed::Digits]) -> Vec<[[u8; 32]; lanes::LANES]> {
+    fn ed_lanes(&self, chunks: &[ed::Digits]) -> Vec<[ed::AffineBytes; lanes::LANES]> {
         match self.engine {
             #[cfg(target_arch = "x86_64")]
             Engine::Ifma(tok) => ifma::ed_mul_base(tok, chunks),
             #[cfg(target_arch = "x86_64")]
             Engine::Avx2(tok) => avx2::ed_mul_base(tok, chunks),
-            Engine::Portable => ed::mul_base_compressed(lanes::Portable, chunks),
+            Engine::Portable => ed::mul_base_affine(lanes::Portable, chunks),
         }
     }
 }
@@ -525,8 +536,8 @@ const ED_LANES_SINGLE_MIN_TERMS: usize = 48;
 /// crossovers above. Only the IFMA lanes ever win: the AVX2 lanes (emulated 52-bit
 /// multiplier) measured 2.6–15× slower than dalek at every size, and the portable lanes are
 /// the reference.
-fn ed_lanes_win(path: Path, jobs: &[LincombJob<EdScalar, EdwardsPoint>]) -> Vec<bool> {
-    let small = |j: &LincombJob<EdScalar, EdwardsPoint>| j.terms.len() < ED_DALEK_MIN_TERMS;
+fn ed_lanes_win(path: Path, jobs: &[LincombJob<EdScalar, EdPoint>]) -> Vec<bool> {
+    let small = |j: &LincombJob<EdScalar, EdPoint>| j.terms.len() < ED_DALEK_MIN_TERMS;
     let (count, terms) = jobs
         .iter()
         .filter(|j| small(j))
@@ -560,7 +571,7 @@ impl Accelerator for SimdBackend {
         };
         let device = format!(
             "{lanes}: mul_base (secp256k1, ed25519), lincomb_vartime (secp256k1, ed25519 \
-             {ed}); normalize/compress serial (k256/curve25519-dalek)"
+             {ed}); normalize serial (k256); compress: lane results carry their coordinates"
         );
         Capabilities {
             backend: NAME,
@@ -589,16 +600,16 @@ impl Accelerator for SimdBackend {
         secp::to_points(&coords).ok_or_else(|| internal("lane result is not a curve point"))
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         let mut chunks: Vec<ed::Digits> =
             vec![[[0u64; lanes::LANES]; ed::WINDOWS]; scalars.len().div_ceil(lanes::LANES)];
         for (c, d) in scalars.chunks(lanes::LANES).zip(chunks.iter_mut()) {
             ed::digits_into(c, d);
         }
-        let encodings = self.ed_lanes(&chunks);
+        let coords = self.ed_lanes(&chunks);
         chunks.zeroize();
-        ed::decode(encodings.iter().flatten().take(scalars.len()).copied())
-            .ok_or_else(|| internal("lane result does not decode"))
+        ed::to_points(coords.iter().flatten().take(scalars.len()).copied())
+            .ok_or_else(|| internal("lane result is not a curve point"))
     }
 
     fn secp256k1_lincomb_vartime(
@@ -705,8 +716,8 @@ impl Accelerator for SimdBackend {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         let on_lanes: Vec<bool> = match self.ed_lincomb {
             EdLincomb::Lanes => vec![true; jobs.len()],
             EdLincomb::Dalek => vec![false; jobs.len()],
@@ -726,12 +737,13 @@ impl Accelerator for SimdBackend {
                         .next()
                         .ok_or_else(|| internal("the lanes returned too few results"))
                 } else if job.terms.is_empty() {
-                    Ok(EdwardsPoint::identity())
+                    Ok(EdPoint::identity())
                 } else {
-                    Ok(EdwardsPoint::vartime_multiscalar_mul(
+                    // Affine points (lane results) are decompressed for curve25519-dalek.
+                    Ok(EdPoint::from(EdwardsPoint::vartime_multiscalar_mul(
                         job.terms.iter().map(|t| t.0),
-                        job.terms.iter().map(|t| t.1),
-                    ))
+                        job.terms.iter().map(|t| t.1.to_edwards()),
+                    )))
                 }
             })
             .collect()
@@ -742,13 +754,6 @@ impl Accelerator for SimdBackend {
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
         Ok(accel_api::secp256k1_normalize_batch_serial(points))
-    }
-
-    fn ed25519_compress_batch(
-        &self,
-        points: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
-        Ok(EdwardsPoint::compress_batch_alloc(points))
     }
 }
 
@@ -773,7 +778,7 @@ mod tests {
 
     #[test]
     fn ed_lincomb_auto_follows_the_measured_crossovers() {
-        let job = |n: usize| LincombJob::new(vec![(EdScalar::ONE, EdwardsPoint::identity()); n]);
+        let job = |n: usize| LincombJob::new(vec![(EdScalar::ONE, EdPoint::identity()); n]);
         let jobs = |sizes: &[usize]| sizes.iter().map(|n| job(*n)).collect::<Vec<_>>();
         assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[2; 8])), vec![true; 8]);
         assert_eq!(ed_lanes_win(Path::Ifma, &jobs(&[2; 5])), vec![true; 5]);

@@ -2,10 +2,11 @@
 //! this host has. secp256k1: the Pippenger kernel from 256 terms, 8-term sub-jobs below, jobs
 //! of 1 to 9,000 terms. Ed25519: the lanes (sub-jobs spread over the lanes) and
 //! curve25519-dalek, each forced and as `Auto` picks them, alone and batched. Identity and
-//! small-order points, zero scalars, repeated points and the scalars ±1, n − 1 mixed in.
+//! small-order points, points in affine form (as the lanes return them), zero scalars,
+//! repeated points and the scalars ±1, n − 1 mixed in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use accel_api::{Accelerator, LincombJob};
+use accel_api::{Accelerator, EdPoint, LincombJob};
 use backend_simd::{EdLincomb, Path, SimdBackend};
 use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -82,8 +83,17 @@ fn ed_scalar(r: &mut ChaCha20Rng) -> EdScalar {
     EdScalar::from_bytes_mod_order_wide(&wide)
 }
 
-fn ed_job(r: &mut ChaCha20Rng, n: usize) -> LincombJob<EdScalar, EdwardsPoint> {
+/// A point as the lanes return it (affine coordinates).
+fn ed_affine(r: &mut ChaCha20Rng) -> EdPoint {
+    let lanes = SimdBackend::with_path(Path::Portable).unwrap();
+    let p = lanes.ed25519_mul_base(&[ed_scalar(r)]).unwrap()[0];
+    assert!(p.affine_bytes().is_some());
+    p
+}
+
+fn ed_job(r: &mut ChaCha20Rng, n: usize) -> LincombJob<EdScalar, EdPoint> {
     let base = ED25519_BASEPOINT_POINT * ed_scalar(r);
+    let affine = ed_affine(r);
     let terms = (0..n)
         .map(|i| {
             let s = match r.next_u32() % 16 {
@@ -93,13 +103,16 @@ fn ed_job(r: &mut ChaCha20Rng, n: usize) -> LincombJob<EdScalar, EdwardsPoint> {
                 _ => ed_scalar(r),
             };
             let p = match i % 13 {
-                0 => EdwardsPoint::identity(),
-                1 => base,
-                2 => -base,
-                3 => EIGHT_TORSION[i % 8],
-                4 => ED25519_BASEPOINT_POINT,
-                5 => ED25519_BASEPOINT_POINT * ed_scalar(r) + EIGHT_TORSION[1],
-                _ => ED25519_BASEPOINT_POINT * ed_scalar(r),
+                0 => EdPoint::identity(),
+                1 => EdPoint::from(base),
+                2 => EdPoint::from(-base),
+                3 => EdPoint::from(EIGHT_TORSION[i % 8]),
+                4 => EdPoint::generator(),
+                5 => EdPoint::from(ED25519_BASEPOINT_POINT * ed_scalar(r) + EIGHT_TORSION[1]),
+                6 => affine,
+                7 => -affine,
+                8 => ed_affine(r),
+                _ => EdPoint::from(ED25519_BASEPOINT_POINT * ed_scalar(r)),
             };
             (s, p)
         })
@@ -107,10 +120,14 @@ fn ed_job(r: &mut ChaCha20Rng, n: usize) -> LincombJob<EdScalar, EdwardsPoint> {
     LincombJob::new(terms)
 }
 
-fn ed_reference(j: &LincombJob<EdScalar, EdwardsPoint>) -> EdwardsPoint {
-    j.terms
-        .iter()
-        .fold(EdwardsPoint::identity(), |acc, (s, p)| acc + p * s)
+fn ed_reference(j: &LincombJob<EdScalar, EdPoint>) -> EdPoint {
+    EdPoint::from(
+        j.terms
+            .iter()
+            .fold(EdwardsPoint::identity(), |acc, (s, p)| {
+                acc + p.to_edwards() * s
+            }),
+    )
 }
 
 #[test]
@@ -120,11 +137,13 @@ fn ed25519_jobs_match_dalek_on_every_path_and_choice() {
         .into_iter()
         .map(|n| ed_job(&mut r, n))
         .collect();
-    let want: Vec<EdwardsPoint> = jobs.iter().map(ed_reference).collect();
+    let want: Vec<EdPoint> = jobs.iter().map(ed_reference).collect();
     // Terms that cancel exactly (prime-order points only: scalars are taken mod ℓ, so
     // s·T + (−s)·T = ℓ·T is not the identity for a torsion point T).
     let mut cancel = ed_job(&mut r, 40);
-    cancel.terms.retain(|(_, p)| p.is_torsion_free());
+    cancel
+        .terms
+        .retain(|(_, p)| p.to_edwards().is_torsion_free());
     let negated: Vec<_> = cancel.terms.iter().map(|(s, p)| (-*s, *p)).collect();
     cancel.terms.extend(negated);
     let mut ran = 0;
@@ -146,7 +165,7 @@ fn ed25519_jobs_match_dalek_on_every_path_and_choice() {
             let zero = b
                 .ed25519_lincomb_vartime(std::slice::from_ref(&cancel))
                 .unwrap();
-            assert_eq!(zero, vec![EdwardsPoint::identity()], "{path} {choice:?}");
+            assert_eq!(zero, vec![EdPoint::identity()], "{path} {choice:?}");
         }
         ran += 1;
     }

@@ -193,7 +193,8 @@ fn stuck_rng_presignatures_differ_and_verify_with_libsecp256k1() {
 
 /// An accelerator that computes one point wrong.
 mod faulty {
-    use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use accel_api::EdPoint;
+    use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
     use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
     use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar};
     use accel_api::{AccelError, Accelerator, Capabilities, LincombJob};
@@ -231,7 +232,7 @@ mod faulty {
             }
             Ok(out)
         }
-        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+        fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
             self.inner.ed25519_mul_base(s)
         }
         fn secp256k1_lincomb_vartime(
@@ -242,8 +243,8 @@ mod faulty {
         }
         fn ed25519_lincomb_vartime(
             &self,
-            j: &[LincombJob<EdScalar, EdwardsPoint>],
-        ) -> Result<Vec<EdwardsPoint>, AccelError> {
+            j: &[LincombJob<EdScalar, EdPoint>],
+        ) -> Result<Vec<EdPoint>, AccelError> {
             self.inner.ed25519_lincomb_vartime(j)
         }
         fn secp256k1_normalize_batch(
@@ -254,7 +255,7 @@ mod faulty {
         }
         fn ed25519_compress_batch(
             &self,
-            p: &[EdwardsPoint],
+            p: &[EdPoint],
         ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
             self.inner.ed25519_compress_batch(p)
         }

@@ -2,7 +2,8 @@
 //! `secp256k1` crate) as the reference.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::EdPoint;
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::{AccelError, Accelerator, BackendId, Capabilities, LincombJob};
 use backend_cpu::CpuBackend;
@@ -312,7 +313,7 @@ impl Accelerator for Faulty {
     fn secp256k1_mul_base(&self, _: &[Scalar]) -> Result<Vec<ProjectivePoint>, AccelError> {
         Err(device_error())
     }
-    fn ed25519_mul_base(&self, _: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, _: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         Err(device_error())
     }
     fn secp256k1_lincomb_vartime(
@@ -328,8 +329,8 @@ impl Accelerator for Faulty {
     }
     fn ed25519_lincomb_vartime(
         &self,
-        _: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        _: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         Err(device_error())
     }
     fn secp256k1_normalize_batch(
@@ -338,10 +339,7 @@ impl Accelerator for Faulty {
     ) -> Result<Vec<AffinePoint>, AccelError> {
         Err(device_error())
     }
-    fn ed25519_compress_batch(
-        &self,
-        _: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+    fn ed25519_compress_batch(&self, _: &[EdPoint]) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         Err(device_error())
     }
 }

@@ -206,7 +206,7 @@ mod tests {
         let s = select(&cfg, Arc::clone(&m)).unwrap();
         assert_eq!(s.backend, "cpu");
         let pts = s.accel.ed25519_mul_base(&[EdScalar::ONE]).unwrap();
-        assert_eq!(pts[0], EdwardsPoint::mul_base(&EdScalar::ONE));
+        assert_eq!(pts[0].to_edwards(), EdwardsPoint::mul_base(&EdScalar::ONE));
         assert_eq!(telemetry::last_backend(), Some("cpu"));
         let text = m.render();
         assert!(

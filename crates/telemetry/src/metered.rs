@@ -5,12 +5,12 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
-    AccelError, Accelerator, AutoRouter, BackendId, BreakerState, Capabilities, Curve, LincombJob,
-    Op, SchnorrItem, Verdict,
+    AccelError, Accelerator, AutoRouter, BackendId, BreakerState, Capabilities, Curve, EdPoint,
+    LincombJob, Op, SchnorrItem, Verdict,
 };
 
 use crate::Metrics;
@@ -143,7 +143,7 @@ impl Accelerator for Metered {
         })
     }
 
-    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, scalars: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.time(Curve::Ed25519, Op::MulBase, scalars.len(), |a| {
             a.ed25519_mul_base(scalars)
         })
@@ -160,8 +160,8 @@ impl Accelerator for Metered {
 
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         self.time(Curve::Ed25519, Op::LincombVartime, terms(jobs), |a| {
             a.ed25519_lincomb_vartime(jobs)
         })
@@ -178,7 +178,7 @@ impl Accelerator for Metered {
 
     fn ed25519_verify_batch_vartime(
         &self,
-        items: &[SchnorrItem<EdScalar, EdwardsPoint>],
+        items: &[SchnorrItem<EdScalar, EdPoint>],
     ) -> Result<Verdict, AccelError> {
         self.time(Curve::Ed25519, Op::VerifyBatchVartime, items.len(), |a| {
             a.ed25519_verify_batch_vartime(items)
@@ -196,7 +196,7 @@ impl Accelerator for Metered {
 
     fn ed25519_compress_batch(
         &self,
-        points: &[EdwardsPoint],
+        points: &[EdPoint],
     ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         self.time(Curve::Ed25519, Op::NormalizeBatch, points.len(), |a| {
             a.ed25519_compress_batch(points)

@@ -2,13 +2,14 @@
 
 use core::fmt::Debug;
 
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
+use accel_api::curves::curve25519_dalek::traits::IsIdentity;
 use accel_api::curves::k256::elliptic_curve::PrimeField;
 use accel_api::curves::k256::elliptic_curve::ops::Reduce;
 use accel_api::curves::k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use accel_api::curves::k256::{self, AffinePoint, EncodedPoint, ProjectivePoint, U256};
-use accel_api::{Accelerator, CurveGroup, Ed25519, Secp256k1};
+use accel_api::{Accelerator, CurveGroup, Ed25519, EdPoint, Secp256k1};
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
@@ -126,10 +127,7 @@ fn sha512_scalar(parts: &[&[u8]]) -> EdScalar {
     EdScalar::from_bytes_mod_order_wide(&wide)
 }
 
-fn ed_encode_batch(
-    accel: &dyn Accelerator,
-    points: &[EdwardsPoint],
-) -> Result<Vec<PointBytes>, Error> {
+fn ed_encode_batch(accel: &dyn Accelerator, points: &[EdPoint]) -> Result<Vec<PointBytes>, Error> {
     Ok(accel
         .ed25519_compress_batch(points)?
         .iter()
@@ -190,7 +188,7 @@ impl Suite for Ed25519Sha512 {
         let arr: Zeroizing<[u8; 32]> = Zeroizing::new(b.try_into().ok()?);
         Option::from(EdScalar::from_canonical_bytes(*arr))
     }
-    fn point_from_bytes(b: &[u8]) -> Option<EdwardsPoint> {
+    fn point_from_bytes(b: &[u8]) -> Option<EdPoint> {
         let c = CompressedEdwardsY::from_slice(b).ok()?;
         let p = c.decompress()?;
         // Not the identity, prime-order subgroup only. That also leaves only canonical
@@ -198,15 +196,12 @@ impl Suite for Ed25519Sha512 {
         // y ≥ p, i.e. y − p < 19, or x = 0 with the sign bit set (y = ±1), and every such
         // point is the identity or has a torsion component (checked exhaustively by
         // `every_non_canonical_ed25519_encoding_is_refused`).
-        if Ed25519::is_identity(&p) || !p.is_torsion_free() {
+        if p.is_identity() || !p.is_torsion_free() {
             return None;
         }
-        Some(p)
+        Some(EdPoint::from(p))
     }
-    fn encode_batch(
-        accel: &dyn Accelerator,
-        points: &[EdwardsPoint],
-    ) -> Result<Vec<PointBytes>, Error> {
+    fn encode_batch(accel: &dyn Accelerator, points: &[EdPoint]) -> Result<Vec<PointBytes>, Error> {
         ed_encode_batch(accel, points)
     }
     fn signature_bytes(r: &PointBytes, s: &EdScalar) -> Vec<u8> {

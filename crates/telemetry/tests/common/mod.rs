@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use accel_api::curves::curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use accel_api::EdPoint;
+use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
 use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::k256::{AffinePoint, ProjectivePoint, Scalar as SecpScalar};
 use accel_api::{
@@ -79,7 +80,7 @@ impl Accelerator for Dev {
         self.check()?;
         self.inner.secp256k1_mul_base(s)
     }
-    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdwardsPoint>, AccelError> {
+    fn ed25519_mul_base(&self, s: &[EdScalar]) -> Result<Vec<EdPoint>, AccelError> {
         self.check()?;
         self.inner.ed25519_mul_base(s)
     }
@@ -92,8 +93,8 @@ impl Accelerator for Dev {
     }
     fn ed25519_lincomb_vartime(
         &self,
-        jobs: &[LincombJob<EdScalar, EdwardsPoint>],
-    ) -> Result<Vec<EdwardsPoint>, AccelError> {
+        jobs: &[LincombJob<EdScalar, EdPoint>],
+    ) -> Result<Vec<EdPoint>, AccelError> {
         self.check()?;
         self.inner.ed25519_lincomb_vartime(jobs)
     }
@@ -104,10 +105,7 @@ impl Accelerator for Dev {
         self.check()?;
         self.inner.secp256k1_normalize_batch(p)
     }
-    fn ed25519_compress_batch(
-        &self,
-        p: &[EdwardsPoint],
-    ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
+    fn ed25519_compress_batch(&self, p: &[EdPoint]) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         self.check()?;
         self.inner.ed25519_compress_batch(p)
     }
