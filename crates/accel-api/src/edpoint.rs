@@ -105,6 +105,19 @@ impl EdPoint {
         }
     }
 
+    /// Whether the point's order divides the cofactor 8 (the identity included). For affine
+    /// coordinates, without a multiplication: x = 0 (the identity and the point of order 2),
+    /// y = 0 (order 4), or x² + y² = 0 (order 8, the points whose double has y = 0, since
+    /// y(2P) = (x² + y²)/(2 + x² − y²) when a = −1). Variable time: public data only.
+    pub fn is_small_order(&self) -> bool {
+        match &self.0 {
+            Repr::Extended(p) => p.is_small_order(),
+            Repr::Affine { x, y } => {
+                x.is_zero() || y.is_zero() || x.square().add(&y.square()).is_zero()
+            }
+        }
+    }
+
     /// Whether this is the identity element.
     pub fn is_identity(&self) -> bool {
         match &self.0 {
@@ -192,6 +205,53 @@ impl Sub for EdPoint {
     fn sub(self, other: EdPoint) -> EdPoint {
         self + (-other)
     }
+}
+
+/// Affine coordinates (x, y), little-endian hex, of the base point (RFC 8032 §5.1) and of the
+/// seven points of small order other than the identity, computed from the curve equation of
+/// RFC 8032 §5.1 (−x² + y² = 1 + d·x²·y²) and checked against curve25519-dalek's constants
+/// wherever they are used.
+#[cfg(any(test, feature = "test-kit"))]
+pub(crate) const AFFINE_TABLE: [(&str, &str); 8] = [
+    (
+        "1ad5258f602d56c9b2a7259560c72c695cdcd6fd31e2a4c0fe536ecdd3366921",
+        "5866666666666666666666666666666666666666666666666666666666666666",
+    ),
+    (
+        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    ),
+    (
+        "b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+    (
+        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    ),
+    (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ),
+    (
+        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    ),
+    (
+        "3d5ff1b5d8e4113b871bd052f9e7bcd0582804c266ffb2d4f4203eb07fdb7c54",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+    (
+        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    ),
+];
+
+#[cfg(any(test, feature = "test-kit"))]
+/// The 32 bytes a 64-digit hex string names (panics on anything else: tables and tests only).
+#[allow(clippy::expect_used)]
+pub(crate) fn hex32(h: &str) -> [u8; 32] {
+    core::array::from_fn(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("a hex table"))
 }
 
 /// Arithmetic modulo p = 2²⁵⁵ − 19 on public values, enough to check the curve equation:
@@ -334,12 +394,39 @@ mod tests {
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::scalar::Scalar;
 
-    /// B's affine coordinates from RFC 8032 §5.1 (x = 151122…762202, y = 4/5), little-endian.
-    const BX: &str = "1ad5258f602d56c9b2a7259560c72c695cdcd6fd31e2a4c0fe536ecdd3366921";
-    const BY: &str = "5866666666666666666666666666666666666666666666666666666666666666";
+    /// B's affine coordinates (RFC 8032 §5.1: x = 151122…762202, y = 4/5), little-endian.
+    const BX: &str = AFFINE_TABLE[0].0;
+    const BY: &str = AFFINE_TABLE[0].1;
 
     fn bytes(hex: &str) -> [u8; 32] {
-        core::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        hex32(hex)
+    }
+
+    #[test]
+    fn small_order_is_recognised_from_affine_coordinates() {
+        let table: Vec<EdPoint> = AFFINE_TABLE
+            .iter()
+            .map(|(x, y)| EdPoint::from_affine_vartime(&hex32(x), &hex32(y)).unwrap())
+            .collect();
+        let b = table[0];
+        assert!(!b.is_small_order());
+        assert!(!(-b).is_small_order());
+        for t in &table[1..] {
+            assert!(EIGHT_TORSION.contains(&t.to_edwards()));
+            assert!(t.is_small_order(), "{t:?}");
+            assert!((-*t).is_small_order(), "{t:?}");
+            // Mixed order: B plus a torsion point, computed by dalek and compared affinely.
+            assert!(!(b + *t).is_small_order());
+            assert!(!EdPoint::from(ED25519_BASEPOINT_POINT + t.to_edwards()).is_small_order());
+        }
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert!(
+            EdPoint::from_affine_vartime(&[0; 32], &one)
+                .unwrap()
+                .is_small_order()
+        );
+        assert!(EdPoint::identity().is_small_order());
     }
 
     /// −B from B's coordinates: (p − x, y).

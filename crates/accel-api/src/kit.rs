@@ -23,6 +23,7 @@ use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use crate::edpoint::{AFFINE_TABLE, hex32};
 use crate::{Accelerator, EdPoint, LincombJob, SchnorrItem};
 
 /// Batch sizes every batched check runs at.
@@ -94,56 +95,11 @@ fn ed_point(r: &mut ChaCha20Rng) -> EdPoint {
     EdPoint::from(ED25519_BASEPOINT_POINT * ed_random_scalar(r))
 }
 
-/// Affine coordinates (x, y), little-endian hex, of the base point (RFC 8032 §5.1) and of the
-/// seven points of small order other than the identity, computed from the curve equation of
-/// RFC 8032 §5.1 (−x² + y² = 1 + d·x²·y²) and checked against curve25519-dalek's constants
-/// wherever they are used.
-const AFFINE_EDGE: [(&str, &str); 8] = [
-    (
-        "1ad5258f602d56c9b2a7259560c72c695cdcd6fd31e2a4c0fe536ecdd3366921",
-        "5866666666666666666666666666666666666666666666666666666666666666",
-    ),
-    (
-        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-    ),
-    (
-        "b0a00e4a271beec478e42fad0618432fa7d7fb3d99004d2b0bdfc14f8024832b",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-    ),
-    (
-        "4ad145c54646a1de38e2e513703c195cbb4ade38329933e9284a3906a0b9d51f",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    ),
-    (
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    ),
-    (
-        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    ),
-    (
-        "3d5ff1b5d8e4113b871bd052f9e7bcd0582804c266ffb2d4f4203eb07fdb7c54",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-    ),
-    (
-        "a32eba3ab9b95e21c71d1aec8fc3e6a344b521c7cd66cc16d7b5c6f95f462a60",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-    ),
-];
-
-fn hex32(h: &str) -> [u8; 32] {
-    core::array::from_fn(|i| {
-        u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("kit table is hex")
-    })
-}
-
 /// The base point and the seven non-identity points of small order (all distinct) in affine
 /// form, as a lane backend hands its results back; each checked against curve25519-dalek's
 /// constants.
 fn ed_affine_edge_points() -> Vec<EdPoint> {
-    let points: Vec<EdPoint> = AFFINE_EDGE
+    let points: Vec<EdPoint> = AFFINE_TABLE
         .iter()
         .enumerate()
         .map(|(k, (x, y))| {

@@ -7,7 +7,6 @@
 //! chunk a re-check); a chunk that fails is re-checked item by item to name the failures.
 
 use curve25519_dalek::scalar::Scalar as EdScalar;
-use curve25519_dalek::traits::IsIdentity;
 use k256::elliptic_curve::group::Group;
 use k256::{ProjectivePoint, Scalar as SecpScalar};
 use rand_core::{OsRng, RngCore};
@@ -97,7 +96,7 @@ impl RlcCurve for Ed {
         EdPoint::generator()
     }
     fn holds(p: &EdPoint) -> bool {
-        p.is_identity() || p.to_edwards().mul_by_cofactor().is_identity()
+        p.is_small_order()
     }
     fn lincomb(
         acc: &(impl Accelerator + ?Sized),
