@@ -143,6 +143,41 @@ fn ed_lincomb_variants() -> Vec<(String, SimdBackend)> {
     v
 }
 
+/// 2-term Ed25519 jobs on points as a lane backend returns them (affine, from the IFMA or
+/// portable lanes' own `mul_base`), the inputs protocol code passes back to the port: the lanes
+/// read them as they are, the dalek path decompresses each one. Where the two cross over is
+/// where `EdLincomb::Auto` should switch for such points.
+fn ed_lincomb_2term_affine(c: &mut Criterion) {
+    let variants = ed_lincomb_variants();
+    let Some(maker) = [Path::Ifma, Path::Portable]
+        .into_iter()
+        .find_map(|p| SimdBackend::with_path(p).ok())
+    else {
+        return;
+    };
+    let mut g = c.benchmark_group("ed25519_lincomb_vartime_2term_affine_inputs");
+    g.sample_size(10);
+    for n in [1usize, 2, 4, 8, 16, 64] {
+        let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
+        let p = maker.ed25519_mul_base(&s).expect("mul_base");
+        let jobs: Vec<_> = (0..n)
+            .map(|i| {
+                LincombJob::new(vec![
+                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
+                    (s[2 * i + 1], p[2 * i]),
+                ])
+            })
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in variants.iter().filter(|(n, _)| n.starts_with("simd-ifma")) {
+            g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
+                b.iter(|| acc.ed25519_lincomb_vartime(black_box(j)))
+            });
+        }
+    }
+    g.finish();
+}
+
 fn ed_lincomb_2term(c: &mut Criterion) {
     let backends = backends();
     let variants = ed_lincomb_variants();
@@ -359,6 +394,7 @@ criterion_group!(
     ed_mul_base,
     lincomb_2term,
     ed_lincomb_2term,
+    ed_lincomb_2term_affine,
     lincomb_large,
     ed_lincomb_large,
     verify,

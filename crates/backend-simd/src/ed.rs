@@ -344,7 +344,8 @@ pub(crate) fn basepoint_affine() -> Affine {
 }
 
 /// The limbs of the y coordinate of an encoding (bit 255, the sign of x, cleared). Encodings
-/// produced by curve25519-dalek are canonical, so y < p.
+/// produced by curve25519-dalek are canonical, so y < p. Also the limbs of a canonical
+/// coordinate (an `EdPoint`'s affine x or y, whose bit 255 is clear).
 pub(crate) fn y_limbs(encoding: &[u8; 32]) -> [u64; 5] {
     let mut e = *encoding;
     e[31] &= 0x7f;

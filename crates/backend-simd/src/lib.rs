@@ -398,7 +398,8 @@ impl SimdBackend {
         Ok((index, coords))
     }
 
-    /// Σ sᵢ·Pᵢ for every job on the lanes: the points decompressed on the lanes, each job
+    /// Σ sᵢ·Pᵢ for every job on the lanes: the points' coordinates read or decompressed on the
+    /// lanes ([`Self::ed_affine_points`]), each job
     /// split into sub-jobs (one per lane) of at most [`SUB_TERMS`] terms, fewer when the
     /// batch has too few terms to fill the lanes otherwise; sub-job sums added per job, the
     /// results made affine on the lanes.
