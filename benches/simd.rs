@@ -42,6 +42,19 @@ fn backends() -> Vec<(String, Box<dyn Accelerator>)> {
     v
 }
 
+/// n 2-term jobs from 2n scalars and 2n points: job i is s₂ᵢ·P₂ᵢ₊₁ + s₂ᵢ₊₁·P₂ᵢ.
+fn two_term_jobs<S: Copy, P: Copy>(s: &[S], p: &[P]) -> Vec<LincombJob<S, P>> {
+    let n = s.len() / 2;
+    (0..n)
+        .map(|i| {
+            LincombJob::new(vec![
+                (s[2 * i], p[(2 * i + 1) % (2 * n)]),
+                (s[2 * i + 1], p[2 * i]),
+            ])
+        })
+        .collect()
+}
+
 fn secp_mul_base(c: &mut Criterion) {
     let backends = backends();
     let mut g = c.benchmark_group("secp256k1_mul_base");
@@ -97,14 +110,7 @@ fn lincomb_2term(c: &mut Criterion) {
     for n in SIZES {
         let s: Vec<SecpScalar> = (0..2 * n).map(|_| SecpScalar::random(&mut OsRng)).collect();
         let p: Vec<ProjectivePoint> = s.iter().map(ProjectivePoint::mul_by_generator).collect();
-        let jobs: Vec<_> = (0..n)
-            .map(|i| {
-                LincombJob::new(vec![
-                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
-                    (s[2 * i + 1], p[2 * i]),
-                ])
-            })
-            .collect();
+        let jobs = two_term_jobs(&s, &p);
         g.throughput(Throughput::Elements(n as u64));
         for (name, acc) in &backends {
             g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
@@ -160,14 +166,7 @@ fn ed_lincomb_2term_affine(c: &mut Criterion) {
     for n in [1usize, 2, 4, 8, 16, 64] {
         let s: Vec<EdScalar> = (0..2 * n).map(|_| ed_scalar()).collect();
         let p = maker.ed25519_mul_base(&s).expect("mul_base");
-        let jobs: Vec<_> = (0..n)
-            .map(|i| {
-                LincombJob::new(vec![
-                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
-                    (s[2 * i + 1], p[2 * i]),
-                ])
-            })
-            .collect();
+        let jobs = two_term_jobs(&s, &p);
         g.throughput(Throughput::Elements(n as u64));
         for (name, acc) in variants.iter().filter(|(n, _)| n.starts_with("simd-ifma")) {
             g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
@@ -189,14 +188,7 @@ fn ed_lincomb_2term(c: &mut Criterion) {
             .iter()
             .map(|k| EdPoint::from(EdwardsPoint::mul_base(k)))
             .collect();
-        let jobs: Vec<_> = (0..n)
-            .map(|i| {
-                LincombJob::new(vec![
-                    (s[2 * i], p[(2 * i + 1) % (2 * n)]),
-                    (s[2 * i + 1], p[2 * i]),
-                ])
-            })
-            .collect();
+        let jobs = two_term_jobs(&s, &p);
         g.throughput(Throughput::Elements(n as u64));
         for (name, acc) in &backends {
             g.bench_with_input(BenchmarkId::new(name, n), &jobs, |b, j| {
