@@ -284,11 +284,19 @@ pub fn presign_batch(
         }
     }
     let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        out.push(presign_one(accel, set, signers, rng)?);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(PRESIGN_LOCKSTEP);
+        out.extend(presign_sessions(accel, set, signers, n, rng)?);
+        left -= n;
     }
     Ok(out)
 }
+
+/// Presigning sessions run in lockstep by [`presign_batch`]: each party's rounds for all of
+/// them at once, so the port sees one batch of points per party and round. Bounds the
+/// messages held at once (about 64 KiB per session and pair).
+const PRESIGN_LOCKSTEP: usize = 32;
 
 /// Presignatures started by this process so far: an input of every embedded session id, so
 /// that session ids (and with them the hedged nonces) differ within one process even when
@@ -307,35 +315,72 @@ fn presign_session_id(rng: &mut impl CryptoRngCore) -> [u8; 32] {
     sid
 }
 
-fn presign_one(
+/// Index of `p` in `signers` (messages are only ever addressed to signers).
+fn slot(signers: &[PartyId], p: PartyId) -> Result<usize, Error> {
+    signers
+        .iter()
+        .position(|&q| q == p)
+        .ok_or(Error::InvalidParameters("message to a non-signer"))
+}
+
+fn presign_sessions(
     accel: &dyn Accelerator,
     set: &mut KeySet,
     signers: &[PartyId],
+    count: usize,
     rng: &mut impl CryptoRngCore,
-) -> Result<Presignature, Error> {
-    let session_id = presign_session_id(rng);
+) -> Result<Vec<Presignature>, Error> {
+    let session_ids: Vec<[u8; 32]> = (0..count).map(|_| presign_session_id(rng)).collect();
+    // inbox[recipient][session]: the messages addressed to that signer in that session.
     let mut st1 = Vec::with_capacity(signers.len());
-    let mut m1 = Vec::new();
+    let mut inbox1: Vec<Vec<Vec<sign::Round1Msg>>> = vec![vec![Vec::new(); count]; signers.len()];
     for &p in signers {
         let share = &set.shares[usize::from(p) - 1];
-        let (s, m) = sign::start(accel, share, signers, &session_id, rng)?;
-        st1.push(s);
-        m1.extend(m);
+        let mut states = Vec::with_capacity(count);
+        for (s, (st, msgs)) in sign::start_batch(accel, share, signers, &session_ids, rng)?
+            .into_iter()
+            .enumerate()
+        {
+            states.push(st);
+            for m in msgs {
+                inbox1[slot(signers, m.to)?][s].push(m);
+            }
+        }
+        st1.push(states);
     }
     let mut st2 = Vec::with_capacity(signers.len());
-    let mut m2 = Vec::new();
-    for (s, &p) in st1.into_iter().zip(signers) {
-        let mine: Vec<_> = m1.iter().filter(|m| m.to == p).cloned().collect();
-        let (s2, m) = s.round2(accel, &mut set.shares[usize::from(p) - 1], &mine, rng)?;
-        st2.push(s2);
-        m2.extend(m);
+    let mut inbox2: Vec<Vec<Vec<sign::Round2Msg>>> = vec![vec![Vec::new(); count]; signers.len()];
+    for ((states, &p), mine) in st1.into_iter().zip(signers).zip(&inbox1) {
+        let mine: Vec<&[sign::Round1Msg]> = mine.iter().map(Vec::as_slice).collect();
+        let share = &mut set.shares[usize::from(p) - 1];
+        let mut next = Vec::with_capacity(count);
+        for (s, (st, msgs)) in sign::SignRound1::round2_batch(states, accel, share, &mine, rng)?
+            .into_iter()
+            .enumerate()
+        {
+            next.push(st);
+            for m in msgs {
+                inbox2[slot(signers, m.to)?][s].push(m);
+            }
+        }
+        st2.push(next);
     }
-    let mut parts = Vec::with_capacity(signers.len());
-    for (s, &p) in st2.into_iter().zip(signers) {
-        let mine: Vec<_> = m2.iter().filter(|m| m.to == p).cloned().collect();
-        parts.push(s.presign(accel, &mut set.shares[usize::from(p) - 1], &mine)?);
+    drop(inbox1);
+    let mut parts: Vec<Vec<PartyPresignature>> = (0..count).map(|_| Vec::new()).collect();
+    for ((states, &p), mine) in st2.into_iter().zip(signers).zip(&inbox2) {
+        let mine: Vec<&[sign::Round2Msg]> = mine.iter().map(Vec::as_slice).collect();
+        let share = &mut set.shares[usize::from(p) - 1];
+        for (s, part) in sign::SignRound2::presign_batch(states, accel, share, &mine)?
+            .into_iter()
+            .enumerate()
+        {
+            parts[s].push(part);
+        }
     }
-    Ok(Presignature { parts })
+    Ok(parts
+        .into_iter()
+        .map(|parts| Presignature { parts })
+        .collect())
 }
 
 /// The online round: every signer's share for `prehash`, combined into a low-S `r‖s` and

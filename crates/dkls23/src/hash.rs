@@ -1,9 +1,14 @@
-//! Domain-separated hashing helpers.
+//! Domain-separated hashing helpers, and AES-256 in counter mode as the PRG that expands a
+//! uniformly random 32-byte key (docs/dkls23.md, "Symmetric primitives").
 
+use aes::Aes256Enc;
+use aes::cipher::consts::U16;
+use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::ops::Reduce;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
 
 /// A SHA-256 transcript with length-prefixed, tagged absorption.
 #[derive(Clone)]
@@ -30,6 +35,11 @@ impl Tr {
         self.0.update(p.to_bytes());
         self
     }
+    /// Absorbs a point already SEC1-compressed: the same input as [`Tr::point`] on it.
+    pub(crate) fn encoded_point(&mut self, p: &[u8; 33]) -> &mut Self {
+        self.0.update(p);
+        self
+    }
     pub(crate) fn scalar(&mut self, s: &Scalar) -> &mut Self {
         self.0.update(s.to_bytes());
         self
@@ -46,4 +56,96 @@ impl Tr {
 /// secp256k1, whose order is within 2^129 of 2^256).
 pub(crate) fn scalar_from_32(b: &[u8; 32]) -> Scalar {
     <Scalar as Reduce<U256>>::reduce_bytes(FieldBytes::from_slice(b))
+}
+
+/// Fills `out` (a whole number of 16-byte blocks) with AES-256 under `key` in counter mode:
+/// block `i` is the encryption of `iv + i` (little-endian, modulo 2^128). `key` must be
+/// uniformly random and secret; the same `(key, iv)` must not cover two different uses.
+pub(crate) fn aes_ctr(key: &[u8; 32], iv: u128, out: &mut [u8]) {
+    debug_assert_eq!(out.len() % 16, 0);
+    let cipher = Aes256Enc::new(GenericArray::from_slice(key));
+    let mut buf = [GenericArray::<u8, U16>::default(); 8];
+    let mut ctr = iv;
+    for chunk in out.chunks_mut(16 * buf.len()) {
+        let n = chunk.len() / 16;
+        for b in &mut buf[..n] {
+            b.copy_from_slice(&ctr.to_le_bytes());
+            ctr = ctr.wrapping_add(1);
+        }
+        cipher.encrypt_blocks(&mut buf[..n]);
+        for (dst, b) in chunk.chunks_exact_mut(16).zip(&buf) {
+            dst.copy_from_slice(b);
+        }
+    }
+    for b in &mut buf {
+        b.as_mut_slice().zeroize();
+    }
+}
+
+/// A SHA-256 state keyed by one whole 64-byte block, `key ‖ domain`, so that each further
+/// short input costs one compression: the random oracle `H(key ‖ domain ‖ input)`.
+#[derive(Clone)]
+pub(crate) struct KeyedHash(Sha256);
+
+impl KeyedHash {
+    pub(crate) fn new(key: &[u8; 32], domain: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(key);
+        h.update(domain);
+        KeyedHash(h)
+    }
+    /// `H(key ‖ domain ‖ a ‖ b)`.
+    pub(crate) fn hash2(&self, a: &[u8], b: &[u8]) -> [u8; 32] {
+        let mut h = self.0.clone();
+        h.update(a);
+        h.update(b);
+        h.finalize().into()
+    }
+}
+
+/// A session's fixed-key expander: AES-256 under a per-session key (known to both parties of
+/// the session) used as the permutation `π` of the Matyas–Meyer–Oseas function
+/// `x ↦ π(x) ⊕ x`, which turns a secret 256-bit random-oracle output into `N` scalars with one
+/// block encryption per 16 bytes and no key schedule per call (docs/dkls23.md, "Symmetric
+/// primitives").
+pub(crate) struct Expander(Aes256Enc);
+
+impl Expander {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Expander(Aes256Enc::new(GenericArray::from_slice(key)))
+    }
+
+    /// Four scalars from a secret random-oracle output `h`: scalar `k` is
+    /// `(π(lo + k) ⊕ (lo + k)) ‖ (π(hi + k) ⊕ (hi + k))` reduced modulo the group order, where
+    /// `lo`, `hi` are the halves of `h` as little-endian integers (additions modulo 2^128).
+    /// `h` and the intermediate blocks are wiped.
+    pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Scalar; 4] {
+        let mut half = [0u8; 16];
+        half.copy_from_slice(&h[..16]);
+        let lo = u128::from_le_bytes(half);
+        half.copy_from_slice(&h[16..]);
+        let hi = u128::from_le_bytes(half);
+        half.zeroize();
+        h.zeroize();
+        let x = |i: usize| (if i.is_multiple_of(2) { lo } else { hi }).wrapping_add((i / 2) as u128);
+        let mut blocks: [GenericArray<u8, U16>; 8] =
+            core::array::from_fn(|i| GenericArray::from(x(i).to_le_bytes()));
+        self.0.encrypt_blocks(&mut blocks);
+        let out = core::array::from_fn(|k| {
+            let mut b = [0u8; 32];
+            for (half, i) in b.chunks_exact_mut(16).zip([2 * k, 2 * k + 1]) {
+                let mut y = [0u8; 16];
+                y.copy_from_slice(&blocks[i]);
+                half.copy_from_slice(&(u128::from_le_bytes(y) ^ x(i)).to_le_bytes());
+                y.zeroize();
+            }
+            let s = scalar_from_32(&b);
+            b.zeroize();
+            s
+        });
+        for b in &mut blocks {
+            b.as_mut_slice().zeroize();
+        }
+        out
+    }
 }

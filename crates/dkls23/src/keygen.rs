@@ -70,8 +70,15 @@ impl core::fmt::Debug for KeyShare {
 
 /// The base-OT context string for the ordered pair (extension sender `alice`, receiver `bob`).
 pub(crate) fn pair_ctx(pk: &ProjectivePoint, alice: PartyId, bob: PartyId) -> [u8; 32] {
+    let mut encoded = [0u8; 33];
+    encoded.copy_from_slice(&pk.to_bytes());
+    pair_ctx_encoded(&encoded, alice, bob)
+}
+
+/// [`pair_ctx`] for the public key already compressed (no field inversion).
+pub(crate) fn pair_ctx_encoded(pk: &[u8; 33], alice: PartyId, bob: PartyId) -> [u8; 32] {
     Tr::new("pair-ot")
-        .point(pk)
+        .encoded_point(pk)
         .u64(u64::from(alice))
         .u64(u64::from(bob))
         .finish()

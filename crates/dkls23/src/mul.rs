@@ -15,7 +15,7 @@ use zeroize::Zeroize;
 use accel_api::{CurveGroup, Secp256k1};
 
 use crate::error::Error;
-use crate::hash::Tr;
+use crate::hash::{Expander, KeyedHash, Tr};
 use crate::ot::{self, ExtReceiverSeeds, ExtSenderSeeds, KosMsg, XI};
 
 pub(crate) const L: usize = 2;
@@ -37,20 +37,38 @@ fn gadget() -> &'static [Scalar] {
     })
 }
 
-fn pad(base: &Tr, j: usize, row: u128) -> [Scalar; W] {
-    let mut t = base.clone();
-    t.u64(j as u64).bytes(&row.to_le_bytes());
-    let mut out = [Scalar::ZERO; W];
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = t.clone().u64(k as u64).finish_scalar();
-    }
-    out
+/// The random-oracle pads of OT `j`: `H(key ‖ domain ‖ row ‖ j)` (one SHA-256 compression past
+/// the keyed block), expanded into `W` scalars by the session's fixed-key expander.
+fn pad(base: &PadBase, j: usize, row: u128) -> [Scalar; W] {
+    base.1
+        .scalars4(base.0.hash2(&row.to_le_bytes(), &(j as u64).to_le_bytes()))
 }
 
-fn pad_base(sid: &[u8; 32], ctx: &[u8; 32]) -> Tr {
-    let mut t = Tr::new("mul/pad");
-    t.bytes(sid).bytes(ctx);
-    t
+/// The session's pad hash and expander, both keyed by `(sid, ctx)` so that pads of different
+/// sessions and pairs are independent.
+struct PadBase(KeyedHash, Expander);
+
+fn pad_base(sid: &[u8; 32], ctx: &[u8; 32]) -> PadBase {
+    let key = Tr::new("mul/pad").bytes(sid).bytes(ctx).finish();
+    let expand = Tr::new("mul/pad-expand").bytes(sid).bytes(ctx).finish();
+    PadBase(KeyedHash::new(&key, PAD_DOMAIN), Expander::new(&expand))
+}
+
+/// Domain of the pad hash's keyed block (32 bytes, zero padded).
+const PAD_DOMAIN: &[u8; 32] = b"tessera/dkls23/mul/pad\0\0\0\0\0\0\0\0\0\0";
+
+/// `Σ_j g_j·z_j` for the gadget vector: Horner's rule over the powers of two `g_j = 2^j`
+/// (`j < 256`, doublings instead of products), products for the random tail.
+fn gadget_dot(z: impl Fn(usize) -> Scalar) -> Scalar {
+    let g = gadget();
+    let mut acc = Scalar::ZERO;
+    for j in (0..256).rev() {
+        acc = acc + acc + z(j);
+    }
+    for (j, gj) in g.iter().enumerate().skip(256) {
+        acc += gj * &z(j);
+    }
+    acc
 }
 
 /// Alice's second message: the correlated-OT corrections and the consistency check.
@@ -167,15 +185,12 @@ pub(crate) fn alice_respond(
         chi[1] * a[1] + chi[3] * a_hat[1],
     ];
     let mut d = Tr::new("mul/check");
-    let g = gadget();
-    let mut c = [Scalar::ZERO; L];
-    for (j, zj) in z.iter().enumerate() {
+    for zj in &z {
         for s in check_row(&chi, zj) {
             d.scalar(&s);
         }
-        c[0] += g[j] * zj[0];
-        c[1] += g[j] * zj[1];
     }
+    let c = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
     z.zeroize();
     Ok((
         c,
@@ -203,10 +218,9 @@ pub(crate) fn bob_finish(
     }
     let base = pad_base(sid, ctx);
     let chi = chis(sid, ctx, &msg.tau);
-    let g = gadget();
     let mut dig = Tr::new("mul/check");
-    let mut out = [Scalar::ZERO; L];
-    for (j, gj) in g.iter().enumerate() {
+    let mut z = Vec::with_capacity(XI);
+    for j in 0..XI {
         let m = pad(&base, j, st.kos.rows[j]);
         let bit = Choice::from(st.beta[j]);
         let mut zj = [Scalar::ZERO; W];
@@ -219,10 +233,11 @@ pub(crate) fn bob_finish(
         ];
         let cz = check_row(&chi, &zj);
         dig.scalar(&(bu[0] - cz[0])).scalar(&(bu[1] - cz[1]));
-        out[0] += gj * &zj[0];
-        out[1] += gj * &zj[1];
+        z.push([zj[0], zj[1]]);
         zj.zeroize();
     }
+    let mut out = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
+    z.zeroize();
     if !bool::from(dig.finish().ct_eq(&msg.digest)) {
         out.zeroize();
         return Err(Error::MultiplicationConsistency { culprit: peer });

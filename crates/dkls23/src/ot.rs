@@ -14,7 +14,7 @@ use accel_api::{Accelerator, CurveGroup, SchnorrItem, Secp256k1};
 
 use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
-use crate::hash::Tr;
+use crate::hash::{Tr, aes_ctr};
 
 /// Number of base OTs (computational security parameter κ).
 pub const KAPPA: usize = 128;
@@ -629,29 +629,96 @@ pub struct KosMsg {
     pub t_check: u128,
 }
 
-fn prg(seed: &[u8; 32], ctx: &[u8; 32], nonce: &[u8; 32]) -> [u8; M_BYTES] {
+/// The per-session counter base of the KOS PRG: `H(ctx ‖ nonce)` read as a 128-bit integer, so
+/// every session under a seed uses its own counter blocks.
+fn prg_iv(ctx: &[u8; 32], nonce: &[u8; 32]) -> u128 {
+    let h = Tr::new("kos/prg-iv").bytes(ctx).bytes(nonce).finish();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    u128::from_le_bytes(b)
+}
+
+/// The KOS PRG `G(seed)`: `M/8` bytes of AES-256-CTR keyed by the base-OT seed, from the
+/// session's counter base (see `prg_iv`).
+fn prg(seed: &[u8; 32], iv: u128) -> [u8; M_BYTES] {
     let mut out = [0u8; M_BYTES];
-    let base = Tr::new("kos/prg");
-    for (c, chunk) in out.chunks_mut(32).enumerate() {
-        let mut t = base.clone();
-        let h = t.bytes(seed).bytes(ctx).bytes(nonce).u64(c as u64).finish();
-        chunk.copy_from_slice(&h[..chunk.len()]);
-    }
+    aes_ctr(seed, iv, &mut out);
     out
 }
 
+/// Transposes the κ columns (bit `j` of column `l` is byte `j/8`, bit `j%8`) into `M` rows
+/// (bit `l` of row `j`), 128 × 128 bits at a time.
 fn transpose(cols: &[[u8; M_BYTES]]) -> Vec<u128> {
+    debug_assert_eq!(cols.len(), KAPPA);
     let mut rows = vec![0u128; M];
-    for (l, col) in cols.iter().enumerate() {
-        for (jb, byte) in col.iter().enumerate() {
-            for k in 0..8 {
-                rows[jb * 8 + k] |= (((byte >> k) & 1) as u128) << l;
-            }
+    let mut a = [0u128; KAPPA];
+    for (b, out) in rows.chunks_exact_mut(KAPPA).enumerate() {
+        for (x, col) in a.iter_mut().zip(cols) {
+            let mut w = [0u8; 16];
+            w.copy_from_slice(&col[16 * b..16 * b + 16]);
+            *x = u128::from_le_bytes(w);
+            w.zeroize();
         }
+        transpose128(&mut a);
+        out.copy_from_slice(&a);
     }
+    a.zeroize();
     rows
 }
 
+/// In-place transpose of a 128 × 128 bit matrix (`a[i]` bit `c` is entry `(i, c)`): at each
+/// level `s` the off-diagonal `s × s` blocks swap, entry `(i, c + s)` with `(i + s, c)`.
+/// Data-independent: the same shifts and masks whatever the bits.
+fn transpose128(a: &mut [u128; 128]) {
+    let mut s = 64;
+    let mut m = u128::from(u64::MAX);
+    while s > 0 {
+        for i in 0..128 {
+            if i & s == 0 {
+                let t = ((a[i] >> s) ^ a[i + s]) & m;
+                a[i + s] ^= t;
+                a[i] ^= t << s;
+            }
+        }
+        s >>= 1;
+        m ^= m << s;
+    }
+}
+
+/// `Σ_j rows_j · chi_j` in GF(2^128), for secret rows and public coefficients: a 4-bit window
+/// over each `chi_j` whose table of the row's multiples is read at public indices only.
+/// Window `i` of every product accumulates apart, and the windows are shifted into place once.
+fn mul_sum_public(rows: &[u128], chi: &[u128]) -> u128 {
+    let mut acc = [(0u128, 0u128); 32];
+    let mut t = [(0u128, 0u128); 16];
+    for (&r, &c) in rows.iter().zip(chi) {
+        t[1] = (r, 0);
+        t[2] = (r << 1, r >> 127);
+        t[4] = (r << 2, r >> 126);
+        t[8] = (r << 3, r >> 125);
+        for v in [3usize, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15] {
+            let low = v & v.wrapping_neg();
+            t[v] = (t[v ^ low].0 ^ t[low].0, t[v ^ low].1 ^ t[low].1);
+        }
+        for (i, a) in acc.iter_mut().enumerate() {
+            let e = t[((c >> (4 * i)) & 15) as usize];
+            a.0 ^= e.0;
+            a.1 ^= e.1;
+        }
+    }
+    t.zeroize();
+    let (mut lo, mut hi) = acc[0];
+    for (i, a) in acc.iter().enumerate().skip(1) {
+        let s = 4 * i;
+        lo ^= a.0 << s;
+        hi ^= (a.0 >> (128 - s)) ^ (a.1 << s);
+    }
+    acc.zeroize();
+    reduce(lo, hi)
+}
+
+/// The KOS check coefficients `chi_j`: AES-256-CTR under a hash of the pair context, the
+/// nonce and every column, one 128-bit block per extended OT.
 fn chis(ctx: &[u8; 32], msg_nonce: &[u8; 32], u: &[[u8; M_BYTES]]) -> Vec<u128> {
     let mut t = Tr::new("kos/chi");
     t.bytes(ctx).bytes(msg_nonce);
@@ -659,19 +726,16 @@ fn chis(ctx: &[u8; 32], msg_nonce: &[u8; 32], u: &[[u8; M_BYTES]]) -> Vec<u128> 
         t.bytes(col);
     }
     let seed = t.finish();
-    let mut out = Vec::with_capacity(M);
-    for c in 0..M / 2 {
-        let h = Tr::new("kos/chi-expand")
-            .bytes(&seed)
-            .u64(c as u64)
-            .finish();
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&h[..16]);
-        out.push(u128::from_le_bytes(a));
-        a.copy_from_slice(&h[16..]);
-        out.push(u128::from_le_bytes(a));
-    }
-    out
+    let mut stream = vec![0u8; 16 * M];
+    aes_ctr(&seed, 0, &mut stream);
+    stream
+        .chunks_exact(16)
+        .map(|b| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            u128::from_le_bytes(a)
+        })
+        .collect()
 }
 
 /// Bob's secret extension state: the rows `t_j` and choice bits for the first ξ OTs.
@@ -707,15 +771,17 @@ pub(crate) fn kos_receive(
     for (j, c) in choices.iter().enumerate().take(XI) {
         x[j / 8] |= (c & 1) << (j % 8);
     }
+    let iv = prg_iv(ctx, &nonce);
     let mut t0 = Vec::with_capacity(KAPPA);
     let mut u = Vec::with_capacity(KAPPA);
     for pair in &seeds.seeds {
-        let a = prg(&pair[0], ctx, &nonce);
-        let b = prg(&pair[1], ctx, &nonce);
+        let a = prg(&pair[0], iv);
+        let mut b = prg(&pair[1], iv);
         let mut col = [0u8; M_BYTES];
         for i in 0..M_BYTES {
             col[i] = a[i] ^ b[i] ^ x[i];
         }
+        b.zeroize();
         t0.push(a);
         u.push(col);
     }
@@ -723,16 +789,12 @@ pub(crate) fn kos_receive(
     t0.zeroize();
     let chi = chis(ctx, &nonce, &u);
     let mut x_check = 0u128;
-    let (mut lo, mut hi) = (0u128, 0u128);
-    for j in 0..M {
+    for (j, c) in chi.iter().enumerate() {
         let mask = 0u128.wrapping_sub(((x[j / 8] >> (j % 8)) & 1) as u128);
-        x_check ^= chi[j] & mask;
-        let (l, h) = clmul(rows[j], chi[j]);
-        lo ^= l;
-        hi ^= h;
+        x_check ^= c & mask;
     }
     x.zeroize();
-    let t_check = reduce(lo, hi);
+    let t_check = mul_sum_public(&rows, &chi);
     (
         KosMsg {
             nonce,
@@ -758,9 +820,10 @@ pub(crate) fn kos_send(
             what: "KOS message length",
         });
     }
+    let iv = prg_iv(ctx, &msg.nonce);
     let mut q = Vec::with_capacity(KAPPA);
     for (l, seed) in seeds.seeds.iter().enumerate() {
-        let g = prg(seed, ctx, &msg.nonce);
+        let g = prg(seed, iv);
         let mask = 0u8.wrapping_sub(((seeds.delta >> l) & 1) as u8);
         let mut col = [0u8; M_BYTES];
         for i in 0..M_BYTES {
@@ -771,13 +834,7 @@ pub(crate) fn kos_send(
     let mut rows = transpose(&q);
     q.zeroize();
     let chi = chis(ctx, &msg.nonce, &msg.u);
-    let (mut lo, mut hi) = (0u128, 0u128);
-    for j in 0..M {
-        let (l, h) = clmul(rows[j], chi[j]);
-        lo ^= l;
-        hi ^= h;
-    }
-    let q_check = reduce(lo, hi);
+    let q_check = mul_sum_public(&rows, &chi);
     let expect = msg.t_check ^ gf_mul(msg.x_check, seeds.delta);
     if !bool::from(q_check.ct_eq(&expect)) {
         rows.zeroize();
@@ -1066,7 +1123,7 @@ mod assurance {
         assert_eq!(gf_mul(u128::MAX, u128::MAX), ref_mul(u128::MAX, u128::MAX));
     }
 
-    /// The KOS PRG is keyed by the seed, the pair context and the session nonce, its 32-byte
+    /// The KOS PRG is keyed by the seed, the pair context and the session nonce, its 16-byte
     /// blocks differ, and its output is balanced. Kills `prg` returning a constant block.
     #[test]
     fn kos_prg_is_keyed_and_balanced() {
@@ -1078,15 +1135,20 @@ mod assurance {
         for _ in 0..16 {
             rng.fill_bytes(&mut seed);
             rng.fill_bytes(&mut nonce);
-            let out = prg(&seed, &ctx, &nonce);
+            let iv = prg_iv(&ctx, &nonce);
+            let out = prg(&seed, iv);
             let mut s2 = seed;
             s2[0] ^= 1;
-            assert_ne!(out, prg(&s2, &ctx, &nonce), "seed not used");
+            assert_ne!(out, prg(&s2, iv), "seed not used");
             let mut n2 = nonce;
             n2[31] ^= 1;
-            assert_ne!(out, prg(&seed, &ctx, &n2), "nonce not used");
-            assert_ne!(out, prg(&seed, &[6; 32], &nonce), "context not used");
-            let blocks: Vec<&[u8]> = out.chunks(32).collect();
+            assert_ne!(out, prg(&seed, prg_iv(&ctx, &n2)), "nonce not used");
+            assert_ne!(
+                out,
+                prg(&seed, prg_iv(&[6; 32], &nonce)),
+                "context not used"
+            );
+            let blocks: Vec<&[u8]> = out.chunks(16).collect();
             for (i, b) in blocks.iter().enumerate() {
                 assert!(!blocks[i + 1..].contains(b), "repeated PRG block");
             }
@@ -1099,6 +1161,68 @@ mod assurance {
             dev <= 6.0 * (bits as f64).sqrt() / 2.0,
             "{ones} ones of {bits}"
         );
+    }
+
+    /// The block transpose agrees with a bit-by-bit reference on random and on single-bit
+    /// inputs (every column and row position lands where the reference puts it).
+    #[test]
+    fn transpose_matches_a_bitwise_reference() {
+        fn reference(cols: &[[u8; M_BYTES]]) -> Vec<u128> {
+            let mut rows = vec![0u128; M];
+            for (l, col) in cols.iter().enumerate() {
+                for (j, row) in rows.iter_mut().enumerate() {
+                    *row |= u128::from((col[j / 8] >> (j % 8)) & 1) << l;
+                }
+            }
+            rows
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(0x7a);
+        for _ in 0..4 {
+            let cols: Vec<[u8; M_BYTES]> = (0..KAPPA)
+                .map(|_| {
+                    let mut c = [0u8; M_BYTES];
+                    rng.fill_bytes(&mut c);
+                    c
+                })
+                .collect();
+            assert_eq!(transpose(&cols), reference(&cols));
+        }
+        for (l, j) in [
+            (0, 0),
+            (0, M - 1),
+            (KAPPA - 1, 0),
+            (KAPPA - 1, M - 1),
+            (63, 64),
+            (64, 63),
+            (5, 300),
+        ] {
+            let mut cols = vec![[0u8; M_BYTES]; KAPPA];
+            cols[l][j / 8] = 1 << (j % 8);
+            let rows = transpose(&cols);
+            assert_eq!(rows, reference(&cols), "bit ({l}, {j})");
+            assert_eq!(rows[j], 1u128 << l);
+        }
+    }
+
+    /// The windowed sum of products agrees with the sum of constant-time carry-less products,
+    /// on random inputs and on coefficients whose top window is full (the shifted-in high part).
+    #[test]
+    fn windowed_sum_matches_the_sum_of_products() {
+        let mut rng = ChaCha20Rng::seed_from_u64(0x5e);
+        for len in [1usize, 2, 17, M] {
+            let rows: Vec<u128> = (0..len).map(|_| rand128(&mut rng)).collect();
+            let mut chi: Vec<u128> = (0..len).map(|_| rand128(&mut rng)).collect();
+            chi[0] = u128::MAX;
+            let expect = rows
+                .iter()
+                .zip(&chi)
+                .fold(0u128, |acc, (r, c)| acc ^ gf_mul(*r, *c));
+            assert_eq!(mul_sum_public(&rows, &chi), expect, "length {len}");
+            assert_eq!(
+                mul_sum_public(&rows[..1], &chi[..1]),
+                ref_mul(rows[0], chi[0])
+            );
+        }
     }
 
     /// Bob's KOS columns `u_l = G(k0_l) ⊕ G(k1_l) ⊕ x` must not expose his choice vector `x`:

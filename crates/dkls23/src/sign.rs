@@ -4,20 +4,22 @@
 //! [`PartyPresignature`], consumed by value in [`PartyPresignature::sign`] (round 3), whose
 //! outputs any party combines with [`combine`].
 
+use k256::elliptic_curve::BatchNormalize;
+use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
-use k256::{ProjectivePoint, Scalar, U256};
+use k256::{AffinePoint, ProjectivePoint, Scalar, U256};
 use rand_core::{CryptoRngCore, RngCore};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
 
 use crate::error::Error;
 use crate::hash::Tr;
 use crate::hedge::Hedge;
-use crate::keygen::{KeyShare, PartyId, pair_ctx};
+use crate::keygen::{KeyShare, PartyId, pair_ctx_encoded};
 use crate::mul::{self, BobState, VoleMsg};
 use crate::ot::KosMsg;
 
@@ -181,11 +183,11 @@ fn arrange<'a, T>(
     Ok(out)
 }
 
-fn commitment(id: PartyId, nonce: &[u8; 32], big_r: &ProjectivePoint, salt: &[u8; 32]) -> [u8; 32] {
+fn commitment(id: PartyId, nonce: &[u8; 32], big_r: &[u8; 33], salt: &[u8; 32]) -> [u8; 32] {
     Tr::new("sign/commit")
         .u64(u64::from(id))
         .bytes(nonce)
-        .point(big_r)
+        .encoded_point(big_r)
         .bytes(salt)
         .finish()
 }
@@ -218,46 +220,129 @@ pub fn start(
     session_id: &[u8; 32],
     rng: &mut impl CryptoRngCore,
 ) -> Result<(SignRound1, Vec<Round1Msg>), Error> {
+    let mut out = start_batch(accel, key, signers, core::slice::from_ref(session_id), rng)?;
+    out.pop()
+        .ok_or(Error::InvalidParameters("no presigning session"))
+}
+
+/// Round 1 of several presigning sessions with the same signers at once: [`start`] for each
+/// of `session_ids` (each unique, as there), with the instance points of every session
+/// computed in one call to the port and encoded with one field inversion.
+pub fn start_batch(
+    accel: &dyn Accelerator,
+    key: &KeyShare,
+    signers: &[PartyId],
+    session_ids: &[[u8; 32]],
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<(SignRound1, Vec<Round1Msg>)>, Error> {
     let signers = check_signers(key, signers)?;
-    let hedge = Hedge::new(rng, &key.secret, session_id, key.id);
-    let r = hedge.scalar(b"r");
-    let phi = hedge.scalar(b"phi");
-    let mut stream = hedge.rng(b"stream");
-    drop(hedge);
-    let big_r = Secp256k1::mul_base(accel, &[r])?[0];
-    let mut nonce = [0u8; 32];
-    let mut salt = [0u8; 32];
-    stream.fill_bytes(&mut nonce);
-    stream.fill_bytes(&mut salt);
-    let com = commitment(key.id, &nonce, &big_r, &salt);
-    let mut bobs = Vec::new();
-    let mut msgs = Vec::new();
-    for p in peers(&signers, key.id) {
-        let pair = key.pair(p).ok_or(Error::OtStateDiscarded { peer: p })?;
-        let ctx = pair_ctx(&key.public_key, p, key.id);
-        let (kos, st) = mul::bob_start(&pair.as_receiver, &ctx, &mut stream);
-        bobs.push(st);
-        msgs.push(Round1Msg {
-            from: key.id,
-            to: p,
-            nonce,
-            commitment: com,
-            kos,
-        });
+    let pk_bytes = key.public_key_bytes();
+    let ctxs: Vec<[u8; 32]> = peers(&signers, key.id)
+        .map(|p| pair_ctx_encoded(&pk_bytes, p, key.id))
+        .collect();
+    let mut secrets = Vec::with_capacity(session_ids.len());
+    let mut rs = Vec::with_capacity(session_ids.len());
+    for session_id in session_ids {
+        let hedge = Hedge::new(rng, &key.secret, session_id, key.id);
+        let r = hedge.scalar(b"r");
+        rs.push(r);
+        secrets.push((r, hedge.scalar(b"phi"), hedge.rng(b"stream")));
     }
-    Ok((
-        SignRound1 {
-            id: key.id,
-            signers,
-            r,
-            phi,
-            big_r,
-            nonce,
+    let big_rs = Secp256k1::mul_base(accel, &rs)?;
+    rs.zeroize();
+    let encoded = encode_points(&big_rs);
+    let mut out = Vec::with_capacity(session_ids.len());
+    for ((mut r, mut phi, mut stream), (big_r, big_r_bytes)) in
+        secrets.into_iter().zip(big_rs.into_iter().zip(&encoded))
+    {
+        let mut nonce = [0u8; 32];
+        let mut salt = [0u8; 32];
+        stream.fill_bytes(&mut nonce);
+        stream.fill_bytes(&mut salt);
+        let com = commitment(key.id, &nonce, big_r_bytes, &salt);
+        let mut bobs = Vec::new();
+        let mut msgs = Vec::new();
+        for (p, ctx) in peers(&signers, key.id).zip(&ctxs) {
+            let pair = key.pair(p).ok_or(Error::OtStateDiscarded { peer: p })?;
+            let (kos, st) = mul::bob_start(&pair.as_receiver, ctx, &mut stream);
+            bobs.push(st);
+            msgs.push(Round1Msg {
+                from: key.id,
+                to: p,
+                nonce,
+                commitment: com,
+                kos,
+            });
+        }
+        out.push((
+            SignRound1 {
+                id: key.id,
+                signers: signers.clone(),
+                r,
+                phi,
+                big_r,
+                nonce,
+                salt,
+                bobs,
+            },
+            msgs,
+        ));
+        r.zeroize();
+        phi.zeroize();
+    }
+    Ok(out)
+}
+
+/// Compressed SEC1 encodings of `points` (none the identity), normalised together.
+fn encode_points(points: &[ProjectivePoint]) -> Vec<[u8; 33]> {
+    <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points)
+        .iter()
+        .map(|a| {
+            let mut b = [0u8; 33];
+            b.copy_from_slice(&a.to_bytes());
+            b
+        })
+        .collect()
+}
+
+/// Round 2's work before its port call: the scalars to multiply by the generator
+/// (`sk` first, then each peer's `c_u`, `c_v`), with everything else the round returns.
+struct Round2Pending {
+    st: SignRound2,
+    salt: [u8; 32],
+    to: Vec<PartyId>,
+    vmsgs: Vec<VoleMsg>,
+    scalars: Zeroizing<Vec<Scalar>>,
+}
+
+impl Round2Pending {
+    fn finish(self, pts: &[ProjectivePoint]) -> (SignRound2, Vec<Round2Msg>) {
+        let Round2Pending {
+            mut st,
             salt,
-            bobs,
-        },
-        msgs,
-    ))
+            to,
+            vmsgs,
+            ..
+        } = self;
+        st.pk_share = pts[0];
+        let out = to
+            .iter()
+            .zip(vmsgs)
+            .enumerate()
+            .map(|(k, (&to, vole))| Round2Msg {
+                from: st.id,
+                to,
+                big_r: st.big_r,
+                salt,
+                pk_share: st.pk_share,
+                gamma_u: pts[1 + 2 * k],
+                gamma_v: pts[2 + 2 * k],
+                psi: st.phi - st.bobs[k].b,
+                vole,
+            })
+            .collect();
+        (st, out)
+    }
 }
 
 impl SignRound1 {
@@ -266,18 +351,68 @@ impl SignRound1 {
     /// joint session id), and opens the commitment. A failed check discards the OT state
     /// with the culprit in `key` and aborts.
     pub fn round2(
-        mut self,
+        self,
         accel: &dyn Accelerator,
         key: &mut KeyShare,
         msgs: &[Round1Msg],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(SignRound2, Vec<Round2Msg>), Error> {
+        let mut out = Self::round2_batch(vec![self], accel, key, &[msgs], rng)?;
+        out.pop()
+            .ok_or(Error::InvalidParameters("no presigning session"))
+    }
+
+    /// Round 2 of several sessions of the same key at once ([`start_batch`]'s states, with
+    /// each session's messages in the same order): [`SignRound1::round2`] for each, with
+    /// the points of every session computed in one call to the port. The first failure
+    /// aborts the batch.
+    pub fn round2_batch(
+        states: Vec<SignRound1>,
+        accel: &dyn Accelerator,
+        key: &mut KeyShare,
+        msgs: &[&[Round1Msg]],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<(SignRound2, Vec<Round2Msg>)>, Error> {
+        if states.len() != msgs.len() {
+            return Err(Error::InvalidParameters("one message set per session"));
+        }
+        let pk_bytes = key.public_key_bytes();
+        let mut pending = Vec::with_capacity(states.len());
+        for (st, m) in states.into_iter().zip(msgs) {
+            pending.push(st.round2_local(key, &pk_bytes, m, rng)?);
+        }
+        let scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
+            pending
+                .iter()
+                .flat_map(|p| p.scalars.iter().copied())
+                .collect(),
+        );
+        let pts = Secp256k1::mul_base(accel, &scalars)?;
+        let mut at = 0;
+        Ok(pending
+            .into_iter()
+            .map(|p| {
+                let n = p.scalars.len();
+                let r = p.finish(&pts[at..at + n]);
+                at += n;
+                r
+            })
+            .collect())
+    }
+
+    fn round2_local(
+        mut self,
+        key: &mut KeyShare,
+        pk_bytes: &[u8; 33],
+        msgs: &[Round1Msg],
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Round2Pending, Error> {
         if key.id != self.id {
             return Err(Error::InvalidParameters("key share of another party"));
         }
         let ms = arrange(msgs, &self.signers, self.id, |m| (m.from, m.to))?;
         let mut sid_t = Tr::new("sign/sid");
-        sid_t.point(&key.public_key);
+        sid_t.encoded_point(pk_bytes);
         let mut k = 0;
         for &p in &self.signers {
             sid_t.u64(u64::from(p));
@@ -305,7 +440,7 @@ impl SignRound1 {
             let pair = key
                 .pair(m.from)
                 .ok_or(Error::OtStateDiscarded { peer: m.from })?;
-            let ctx = pair_ctx(&key.public_key, self.id, m.from);
+            let ctx = pair_ctx_encoded(pk_bytes, self.id, m.from);
             match mul::alice_respond(
                 &pair.as_sender,
                 &ctx,
@@ -325,46 +460,37 @@ impl SignRound1 {
                 }
             }
         }
-        let mut sc = Vec::with_capacity(1 + 2 * c.len());
-        sc.push(sk);
+        let mut scalars = Zeroizing::new(Vec::with_capacity(1 + 2 * c.len()));
+        scalars.push(sk);
         for ci in &c {
-            sc.push(ci[0]);
-            sc.push(ci[1]);
-        }
-        let pts = Secp256k1::mul_base(accel, &sc)?;
-        sc.zeroize();
-        let pk_share = pts[0];
-        let mut out = Vec::with_capacity(ms.len());
-        for (k, (m, vole)) in ms.iter().zip(vmsgs).enumerate() {
-            out.push(Round2Msg {
-                from: self.id,
-                to: m.from,
-                big_r: self.big_r,
-                salt: self.salt,
-                pk_share,
-                gamma_u: pts[1 + 2 * k],
-                gamma_v: pts[2 + 2 * k],
-                psi: self.phi - self.bobs[k].b,
-                vole,
-            });
+            scalars.push(ci[0]);
+            scalars.push(ci[1]);
         }
         let peers_r1 = ms.iter().map(|m| (m.nonce, m.commitment)).collect();
-        let st = SignRound2 {
-            id: self.id,
-            signers: core::mem::take(&mut self.signers),
-            sid,
-            r: self.r,
-            phi: self.phi,
-            sk,
-            big_r: self.big_r,
-            pk_share,
-            bobs: core::mem::take(&mut self.bobs),
-            peers_r1,
-            c,
-        };
-        Ok((st, out))
+        let to = ms.iter().map(|m| m.from).collect();
+        Ok(Round2Pending {
+            st: SignRound2 {
+                id: self.id,
+                signers: core::mem::take(&mut self.signers),
+                sid,
+                r: self.r,
+                phi: self.phi,
+                sk,
+                big_r: self.big_r,
+                pk_share: ProjectivePoint::IDENTITY,
+                bobs: core::mem::take(&mut self.bobs),
+                peers_r1,
+                c,
+            },
+            salt: self.salt,
+            to,
+            vmsgs,
+            scalars,
+        })
     }
 }
+/// Bob's output shares `d` of one session, one pair per peer.
+type BobShares = Zeroizing<Vec<[Scalar; 2]>>;
 
 impl SignRound2 {
     /// End of presigning: opens the peers' commitments, finishes the multiplications as
@@ -377,33 +503,112 @@ impl SignRound2 {
         key: &mut KeyShare,
         msgs: &[Round2Msg],
     ) -> Result<PartyPresignature, Error> {
-        let ms = arrange(msgs, &self.signers, self.id, |m| (m.from, m.to))?;
-        let fail = |key: &mut KeyShare, e: Error, p: PartyId| {
-            key.discard_pair(p);
-            Err(e)
-        };
-        let mut d = Vec::with_capacity(ms.len());
-        for (k, m) in ms.iter().enumerate() {
+        let mut out = Self::presign_batch(vec![self], accel, key, &[msgs])?;
+        out.pop()
+            .ok_or(Error::InvalidParameters("no presigning session"))
+    }
+
+    /// The end of presigning for several sessions of the same key at once
+    /// ([`SignRound1::round2_batch`]'s states, with each session's messages in the same
+    /// order): [`SignRound2::presign`] for each, with the points of every session computed
+    /// in one call to the port and normalised together. The first failure aborts the batch.
+    pub fn presign_batch(
+        states: Vec<SignRound2>,
+        accel: &dyn Accelerator,
+        key: &mut KeyShare,
+        msgs: &[&[Round2Msg]],
+    ) -> Result<Vec<PartyPresignature>, Error> {
+        if states.len() != msgs.len() {
+            return Err(Error::InvalidParameters("one message set per session"));
+        }
+        let pk_bytes = key.public_key_bytes();
+        let mut arranged = Vec::with_capacity(states.len());
+        for (st, m) in states.iter().zip(msgs) {
+            arranged.push(arrange(m, &st.signers, st.id, |m| (m.from, m.to))?);
+        }
+        let peer_rs: Vec<ProjectivePoint> = arranged.iter().flatten().map(|m| m.big_r).collect();
+        let encoded = encode_points(&peer_rs);
+        let mut pending = Vec::with_capacity(states.len());
+        let mut at = 0;
+        for (st, ms) in states.into_iter().zip(&arranged) {
+            pending.push(st.presign_local(key, &pk_bytes, ms, &encoded[at..at + ms.len()])?);
+            at += ms.len();
+        }
+        let scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
+            pending
+                .iter()
+                .flat_map(|(_, d)| d.iter().flat_map(|x| [x[0], x[1]]))
+                .collect(),
+        );
+        let dg = Secp256k1::mul_base(accel, &scalars)?;
+        let big_rs: Vec<ProjectivePoint> = pending
+            .iter()
+            .zip(&arranged)
+            .map(|((st, _), ms)| ms.iter().fold(st.big_r, |a, m| a + m.big_r))
+            .collect();
+        let affine =
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&big_rs);
+        let mut out = Vec::with_capacity(pending.len());
+        let mut at = 0;
+        for (((st, d), ms), (big_r, aff)) in pending
+            .into_iter()
+            .zip(&arranged)
+            .zip(big_rs.into_iter().zip(affine))
+        {
+            let n = 2 * d.len();
+            out.push(st.presign_finish(key, ms, &d, &dg[at..at + n], big_r, &aff)?);
+            at += n;
+        }
+        Ok(out)
+    }
+
+    /// Opens the peers' commitments (their `R_j` given encoded) and finishes the
+    /// multiplications as Bob: his output shares `d` per peer.
+    fn presign_local(
+        self,
+        key: &mut KeyShare,
+        pk_bytes: &[u8; 33],
+        ms: &[&Round2Msg],
+        encoded_rs: &[[u8; 33]],
+    ) -> Result<(Self, BobShares), Error> {
+        let mut d = Zeroizing::new(Vec::with_capacity(ms.len()));
+        for (k, (m, r_bytes)) in ms.iter().zip(encoded_rs).enumerate() {
             let (nonce, com) = &self.peers_r1[k];
-            let open = commitment(m.from, nonce, &m.big_r, &m.salt);
+            let open = commitment(m.from, nonce, r_bytes, &m.salt);
             if !bool::from(open.ct_eq(com)) {
-                return fail(key, Error::CommitmentMismatch { culprit: m.from }, m.from);
+                key.discard_pair(m.from);
+                return Err(Error::CommitmentMismatch { culprit: m.from });
             }
-            let ctx = pair_ctx(&key.public_key, m.from, self.id);
+            let ctx = pair_ctx_encoded(pk_bytes, m.from, self.id);
             match mul::bob_finish(&self.bobs[k], &ctx, &self.sid, &m.vole, m.from) {
                 Ok(dk) => d.push(dk),
-                Err(e) => return fail(key, e, m.from),
+                Err(e) => {
+                    key.discard_pair(m.from);
+                    return Err(e);
+                }
             }
         }
-        let mut sc: Vec<Scalar> = d.iter().flat_map(|x| [x[0], x[1]]).collect();
-        let dg = Secp256k1::mul_base(accel, &sc)?;
-        sc.zeroize();
+        Ok((self, d))
+    }
+
+    /// Checks every `Γ` against `R_j`, `pk_j` and `d·G` (`dg`), checks `Σ pk_j = pk`, and
+    /// assembles the presignature for the joint `R` (`big_r`, normalised as `aff`).
+    fn presign_finish(
+        self,
+        key: &mut KeyShare,
+        ms: &[&Round2Msg],
+        d: &[[Scalar; 2]],
+        dg: &[ProjectivePoint],
+        big_r: ProjectivePoint,
+        aff: &AffinePoint,
+    ) -> Result<PartyPresignature, Error> {
         for (k, m) in ms.iter().enumerate() {
             let chi = self.bobs[k].b;
             let ok_u = m.big_r * chi - m.gamma_u == dg[2 * k];
             let ok_v = m.pk_share * chi - m.gamma_v == dg[2 * k + 1];
             if !(ok_u && ok_v) {
-                return fail(key, Error::BadShare { culprit: m.from }, m.from);
+                key.discard_pair(m.from);
+                return Err(Error::BadShare { culprit: m.from });
             }
         }
         let pk_sum = ms.iter().fold(self.pk_share, |a, m| a + m.pk_share);
@@ -412,18 +617,16 @@ impl SignRound2 {
                 signers: self.signers.clone(),
             });
         }
-        let big_r = ms.iter().fold(self.big_r, |a, m| a + m.big_r);
         if Secp256k1::is_identity(&big_r) {
             return Err(Error::InvalidSignature);
         }
-        let x = <Scalar as Reduce<U256>>::reduce_bytes(&big_r.to_affine().x());
+        let x = <Scalar as Reduce<U256>>::reduce_bytes(&aff.x());
         let mut u = self.r * self.phi;
         let mut w = self.sk * self.phi;
         for (k, m) in ms.iter().enumerate() {
             u += self.c[k][0] + self.r * m.psi + d[k][0];
             w += self.c[k][1] + self.sk * m.psi + d[k][1];
         }
-        d.zeroize();
         Ok(PartyPresignature {
             id: self.id,
             big_r,
@@ -435,7 +638,6 @@ impl SignRound2 {
         })
     }
 }
-
 /// One party's presignature: single use (consumed by [`PartyPresignature::sign`]), held in
 /// memory only (no serialization), zeroized on drop.
 pub struct PartyPresignature {
