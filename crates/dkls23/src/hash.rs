@@ -40,10 +40,6 @@ impl Tr {
         self.0.update(p);
         self
     }
-    pub(crate) fn scalar(&mut self, s: &Scalar) -> &mut Self {
-        self.0.update(s.to_bytes());
-        self
-    }
     pub(crate) fn finish(&self) -> [u8; 32] {
         self.0.clone().finalize().into()
     }
@@ -127,7 +123,8 @@ impl Expander {
         let hi = u128::from_le_bytes(half);
         half.zeroize();
         h.zeroize();
-        let x = |i: usize| (if i.is_multiple_of(2) { lo } else { hi }).wrapping_add((i / 2) as u128);
+        let x =
+            |i: usize| (if i.is_multiple_of(2) { lo } else { hi }).wrapping_add((i / 2) as u128);
         let mut blocks: [GenericArray<u8, U16>; 8] =
             core::array::from_fn(|i| GenericArray::from(x(i).to_le_bytes()));
         self.0.encrypt_blocks(&mut blocks);
@@ -148,4 +145,26 @@ impl Expander {
         }
         out
     }
+}
+
+/// The Fiat–Shamir digest of a bulk transcript (the multiplication's corrections and check
+/// values, the KOS columns: tens of kilobytes per session): BLAKE3 in key-derivation mode
+/// under a per-use context, over the short `prefix` parts and then `data`, passed to BLAKE3
+/// whole so that its chunks are hashed in parallel lanes.
+pub(crate) fn bulk_digest(context: &str, prefix: &[&[u8; 32]], data: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key(context);
+    for p in prefix {
+        h.update(*p);
+    }
+    h.update(data);
+    *h.finalize().as_bytes()
+}
+
+/// Canonical encodings of `scalars`, concatenated: the input of [`bulk_digest`].
+pub(crate) fn scalar_bytes<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in scalars {
+        out.extend_from_slice(&s.to_bytes());
+    }
+    out
 }

@@ -15,7 +15,7 @@ use zeroize::Zeroize;
 use accel_api::{CurveGroup, Secp256k1};
 
 use crate::error::Error;
-use crate::hash::{Expander, KeyedHash, Tr};
+use crate::hash::{Expander, KeyedHash, Tr, bulk_digest, scalar_bytes};
 use crate::ot::{self, ExtReceiverSeeds, ExtSenderSeeds, KosMsg, XI};
 
 pub(crate) const L: usize = 2;
@@ -130,19 +130,21 @@ pub(crate) fn bob_start(
     (msg, BobState { b, beta, kos })
 }
 
+/// The check coefficients `χ, χ̂`: Fiat–Shamir over `sid`, `ctx` and every correction `τ_j`.
 fn chis(sid: &[u8; 32], ctx: &[u8; 32], tau: &[[Scalar; W]]) -> [Scalar; W] {
+    let seed = bulk_digest(
+        "tessera/dkls23/mul/chi",
+        &[sid, ctx],
+        &scalar_bytes(tau.iter().flatten()),
+    );
     let mut t = Tr::new("mul/chi");
-    t.bytes(sid).bytes(ctx);
-    for row in tau {
-        for s in row {
-            t.scalar(s);
-        }
-    }
-    let mut out = [Scalar::ZERO; W];
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = t.clone().u64(k as u64).finish_scalar();
-    }
-    out
+    t.bytes(&seed);
+    core::array::from_fn(|k| t.clone().u64(k as u64).finish_scalar())
+}
+
+/// Digest of the consistency-check values (two per OT, in order).
+fn check_digest(values: &[Scalar]) -> [u8; 32] {
+    bulk_digest("tessera/dkls23/mul/check", &[], &scalar_bytes(values))
 }
 
 fn check_row(chi: &[Scalar; W], z: &[Scalar; W]) -> [Scalar; L] {
@@ -184,12 +186,7 @@ pub(crate) fn alice_respond(
         chi[0] * a[0] + chi[2] * a_hat[0],
         chi[1] * a[1] + chi[3] * a_hat[1],
     ];
-    let mut d = Tr::new("mul/check");
-    for zj in &z {
-        for s in check_row(&chi, zj) {
-            d.scalar(&s);
-        }
-    }
+    let r: Vec<Scalar> = z.iter().flat_map(|zj| check_row(&chi, zj)).collect();
     let c = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
     z.zeroize();
     Ok((
@@ -197,7 +194,7 @@ pub(crate) fn alice_respond(
         VoleMsg {
             tau,
             u,
-            digest: d.finish(),
+            digest: check_digest(&r),
         },
     ))
 }
@@ -218,7 +215,7 @@ pub(crate) fn bob_finish(
     }
     let base = pad_base(sid, ctx);
     let chi = chis(sid, ctx, &msg.tau);
-    let mut dig = Tr::new("mul/check");
+    let mut checks = Vec::with_capacity(2 * XI);
     let mut z = Vec::with_capacity(XI);
     for j in 0..XI {
         let m = pad(&base, j, st.kos.rows[j]);
@@ -232,13 +229,14 @@ pub(crate) fn bob_finish(
             Scalar::conditional_select(&Scalar::ZERO, &msg.u[1], bit),
         ];
         let cz = check_row(&chi, &zj);
-        dig.scalar(&(bu[0] - cz[0])).scalar(&(bu[1] - cz[1]));
+        checks.push(bu[0] - cz[0]);
+        checks.push(bu[1] - cz[1]);
         z.push([zj[0], zj[1]]);
         zj.zeroize();
     }
     let mut out = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
     z.zeroize();
-    if !bool::from(dig.finish().ct_eq(&msg.digest)) {
+    if !bool::from(check_digest(&checks).ct_eq(&msg.digest)) {
         out.zeroize();
         return Err(Error::MultiplicationConsistency { culprit: peer });
     }

@@ -14,7 +14,7 @@ use accel_api::{Accelerator, CurveGroup, SchnorrItem, Secp256k1};
 
 use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
-use crate::hash::{Tr, aes_ctr};
+use crate::hash::{Tr, aes_ctr, bulk_digest};
 
 /// Number of base OTs (computational security parameter κ).
 pub const KAPPA: usize = 128;
@@ -717,15 +717,14 @@ fn mul_sum_public(rows: &[u128], chi: &[u128]) -> u128 {
     reduce(lo, hi)
 }
 
-/// The KOS check coefficients `chi_j`: AES-256-CTR under a hash of the pair context, the
-/// nonce and every column, one 128-bit block per extended OT.
+/// The KOS check coefficients `chi_j`: AES-256-CTR under a digest of the pair context, the
+/// nonce and every column (all of the same length), one 128-bit block per extended OT.
 fn chis(ctx: &[u8; 32], msg_nonce: &[u8; 32], u: &[[u8; M_BYTES]]) -> Vec<u128> {
-    let mut t = Tr::new("kos/chi");
-    t.bytes(ctx).bytes(msg_nonce);
-    for col in u {
-        t.bytes(col);
-    }
-    let seed = t.finish();
+    let seed = bulk_digest(
+        "tessera/dkls23/kos/chi",
+        &[ctx, msg_nonce],
+        u.as_flattened(),
+    );
     let mut stream = vec![0u8; 16 * M];
     aes_ctr(&seed, 0, &mut stream);
     stream
