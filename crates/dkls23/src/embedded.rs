@@ -323,6 +323,24 @@ fn slot(signers: &[PartyId], p: PartyId) -> Result<usize, Error> {
         .ok_or(Error::InvalidParameters("message to a non-signer"))
 }
 
+/// Splits one party's per-session outputs into its next states and the recipients' inboxes
+/// (`inbox[recipient][session]`).
+fn route<S, M>(
+    out: Vec<(S, Vec<M>)>,
+    signers: &[PartyId],
+    inbox: &mut [Vec<Vec<M>>],
+    to: impl Fn(&M) -> PartyId,
+) -> Result<Vec<S>, Error> {
+    let mut states = Vec::with_capacity(out.len());
+    for (s, (st, msgs)) in out.into_iter().enumerate() {
+        states.push(st);
+        for m in msgs {
+            inbox[slot(signers, to(&m))?][s].push(m);
+        }
+    }
+    Ok(states)
+}
+
 fn presign_sessions(
     accel: &dyn Accelerator,
     set: &mut KeySet,
@@ -336,34 +354,16 @@ fn presign_sessions(
     let mut inbox1: Vec<Vec<Vec<sign::Round1Msg>>> = vec![vec![Vec::new(); count]; signers.len()];
     for &p in signers {
         let share = &set.shares[usize::from(p) - 1];
-        let mut states = Vec::with_capacity(count);
-        for (s, (st, msgs)) in sign::start_batch(accel, share, signers, &session_ids, rng)?
-            .into_iter()
-            .enumerate()
-        {
-            states.push(st);
-            for m in msgs {
-                inbox1[slot(signers, m.to)?][s].push(m);
-            }
-        }
-        st1.push(states);
+        let out = sign::start_batch(accel, share, signers, &session_ids, rng)?;
+        st1.push(route(out, signers, &mut inbox1, |m| m.to)?);
     }
     let mut st2 = Vec::with_capacity(signers.len());
     let mut inbox2: Vec<Vec<Vec<sign::Round2Msg>>> = vec![vec![Vec::new(); count]; signers.len()];
     for ((states, &p), mine) in st1.into_iter().zip(signers).zip(&inbox1) {
         let mine: Vec<&[sign::Round1Msg]> = mine.iter().map(Vec::as_slice).collect();
         let share = &mut set.shares[usize::from(p) - 1];
-        let mut next = Vec::with_capacity(count);
-        for (s, (st, msgs)) in sign::SignRound1::round2_batch(states, accel, share, &mine, rng)?
-            .into_iter()
-            .enumerate()
-        {
-            next.push(st);
-            for m in msgs {
-                inbox2[slot(signers, m.to)?][s].push(m);
-            }
-        }
-        st2.push(next);
+        let out = sign::SignRound1::round2_batch(states, accel, share, &mine, rng)?;
+        st2.push(route(out, signers, &mut inbox2, |m| m.to)?);
     }
     drop(inbox1);
     let mut parts: Vec<Vec<PartyPresignature>> = (0..count).map(|_| Vec::new()).collect();
