@@ -270,6 +270,26 @@ pub fn presign_batch(
     count: usize,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<Presignature>, Error> {
+    ready_pairs(accel, set, signers, rng)?;
+    let mut out = Vec::with_capacity(count);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(PRESIGN_LOCKSTEP);
+        out.extend(presign_sessions(accel, set, signers, n, rng)?);
+        left -= n;
+    }
+    Ok(out)
+}
+
+/// Re-runs base OT for every pair of `signers` whose OT state was discarded after a failed
+/// check (what [`presign_batch`] does first), so that a copy of the set taken afterwards can
+/// presign without changing anything but discards ([`KeySet::absorb_discards`]).
+pub fn ready_pairs(
+    accel: &dyn Accelerator,
+    set: &mut KeySet,
+    signers: &[PartyId],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(), Error> {
     let n = set.parties();
     if signers.iter().any(|&p| p == 0 || p > n) {
         return Err(Error::InvalidParameters("signer id out of range"));
@@ -283,14 +303,7 @@ pub fn presign_batch(
             }
         }
     }
-    let mut out = Vec::with_capacity(count);
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(PRESIGN_LOCKSTEP);
-        out.extend(presign_sessions(accel, set, signers, n, rng)?);
-        left -= n;
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Presigning sessions run in lockstep by [`presign_batch`]: each party's rounds for all of

@@ -111,38 +111,43 @@ impl Expander {
         Expander(Aes256Enc::new(GenericArray::from_slice(key)))
     }
 
-    /// Four scalars from a secret random-oracle output `h`: scalar `k` is
-    /// `(π(lo + k) ⊕ (lo + k)) ‖ (π(hi + k) ⊕ (hi + k))` reduced modulo the group order, where
-    /// `lo`, `hi` are the halves of `h` as little-endian integers (additions modulo 2^128).
-    /// `h` and the intermediate blocks are wiped.
+    /// Four scalars from a secret random-oracle output `h`: with `lo`, `hi` the halves of `h`
+    /// as little-endian integers and `y_i = π(x_i) ⊕ x_i` for the blocks `x_{2k} = lo + k`,
+    /// `x_{2k+1} = hi + k` (additions modulo 2^128), scalar `k` is the integer with
+    /// little-endian halves `y_{2k}`, `y_{2k+1}`, reduced modulo the group order. `h` and the
+    /// intermediate blocks are wiped.
     pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Scalar; 4] {
-        let mut half = [0u8; 16];
-        half.copy_from_slice(&h[..16]);
-        let lo = u128::from_le_bytes(half);
-        half.copy_from_slice(&h[16..]);
-        let hi = u128::from_le_bytes(half);
-        half.zeroize();
+        let mut halves = [0u128; 2];
+        for (v, c) in halves.iter_mut().zip(h.chunks_exact(16)) {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(c);
+            *v = u128::from_le_bytes(b);
+            b.zeroize();
+        }
         h.zeroize();
-        let x =
-            |i: usize| (if i.is_multiple_of(2) { lo } else { hi }).wrapping_add((i / 2) as u128);
+        let x = |i: usize| halves[i % 2].wrapping_add((i / 2) as u128);
         let mut blocks: [GenericArray<u8, U16>; 8] =
             core::array::from_fn(|i| GenericArray::from(x(i).to_le_bytes()));
         self.0.encrypt_blocks(&mut blocks);
-        let out = core::array::from_fn(|k| {
-            let mut b = [0u8; 32];
-            for (half, i) in b.chunks_exact_mut(16).zip([2 * k, 2 * k + 1]) {
-                let mut y = [0u8; 16];
-                y.copy_from_slice(&blocks[i]);
-                half.copy_from_slice(&(u128::from_le_bytes(y) ^ x(i)).to_le_bytes());
-                y.zeroize();
-            }
-            let s = scalar_from_32(&b);
-            b.zeroize();
-            s
-        });
-        for b in &mut blocks {
+        let mut words = [0u64; 16];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            let mut y = [0u8; 16];
+            y.copy_from_slice(b);
+            let v = u128::from_le_bytes(y) ^ x(i);
+            y.zeroize();
+            words[2 * i] = v as u64;
+            words[2 * i + 1] = (v >> 64) as u64;
             b.as_mut_slice().zeroize();
         }
+        halves.zeroize();
+        let out = core::array::from_fn(|k| {
+            let mut limbs = [0u64; 4];
+            limbs.copy_from_slice(&words[4 * k..4 * k + 4]);
+            let s = <Scalar as Reduce<U256>>::reduce(U256::from_words(limbs));
+            limbs.zeroize();
+            s
+        });
+        words.zeroize();
         out
     }
 }

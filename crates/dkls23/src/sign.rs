@@ -293,6 +293,20 @@ pub fn start_batch(
     Ok(out)
 }
 
+/// The weight `ρ` that combines a peer's two Γ checks into one: a hash of the session, the
+/// peer and Bob's secret multiplication input `χ`, so the peer (who does not know `χ`) fixed
+/// its `Γ`s without knowing `ρ`; a wrong `Γ_u` or `Γ_v` then passes with probability 1/q.
+fn gamma_weight(sid: &[u8; 32], peer: PartyId, chi: &Scalar) -> Scalar {
+    let mut c: [u8; 32] = chi.to_bytes().into();
+    let rho = Tr::new("sign/gamma-weight")
+        .bytes(sid)
+        .u64(u64::from(peer))
+        .bytes(&c)
+        .finish_scalar();
+    c.zeroize();
+    rho
+}
+
 /// Compressed SEC1 encodings of `points` (none the identity), normalised together.
 fn encode_points(points: &[ProjectivePoint]) -> Vec<[u8; 33]> {
     <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points)
@@ -534,13 +548,27 @@ impl SignRound2 {
             pending.push(st.presign_local(key, &pk_bytes, ms, &encoded[at..at + ms.len()])?);
             at += ms.len();
         }
-        let scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
-            pending
-                .iter()
-                .flat_map(|(_, d)| d.iter().flat_map(|x| [x[0], x[1]]))
-                .collect(),
-        );
-        let dg = Secp256k1::mul_base(accel, &scalars)?;
+        // The two Γ checks of each peer, combined with a weight ρ the peer cannot predict:
+        // χ·(R_j + ρ·pk_j) − (Γ_u + ρ·Γ_v) = (d_u + ρ·d_v)·G. The public points go through
+        // one `lincomb_vartime` call, the secret `d_u + ρ·d_v` through one `mul_base` call.
+        let mut jobs = Vec::new();
+        let mut deltas = Zeroizing::new(Vec::new());
+        for ((st, d), ms) in pending.iter().zip(&arranged) {
+            for (k, m) in ms.iter().enumerate() {
+                let rho = gamma_weight(&st.sid, m.from, &st.bobs[k].b);
+                jobs.push(LincombJob::new(vec![
+                    (Scalar::ONE, m.big_r),
+                    (rho, m.pk_share),
+                ]));
+                jobs.push(LincombJob::new(vec![
+                    (Scalar::ONE, m.gamma_u),
+                    (rho, m.gamma_v),
+                ]));
+                deltas.push(d[k][0] + rho * d[k][1]);
+            }
+        }
+        let pq = Secp256k1::lincomb_vartime(accel, &jobs)?;
+        let dg = Secp256k1::mul_base(accel, &deltas)?;
         let big_rs: Vec<ProjectivePoint> = pending
             .iter()
             .zip(&arranged)
@@ -555,8 +583,9 @@ impl SignRound2 {
             .zip(&arranged)
             .zip(big_rs.into_iter().zip(affine))
         {
-            let n = 2 * d.len();
-            out.push(st.presign_finish(key, ms, &d, &dg[at..at + n], big_r, &aff)?);
+            let n = d.len();
+            let checks = (&pq[2 * at..2 * (at + n)], &dg[at..at + n]);
+            out.push(st.presign_finish(key, ms, &d, checks, big_r, &aff)?);
             at += n;
         }
         Ok(out)
@@ -591,22 +620,21 @@ impl SignRound2 {
         Ok((self, d))
     }
 
-    /// Checks every `Γ` against `R_j`, `pk_j` and `d·G` (`dg`), checks `Σ pk_j = pk`, and
-    /// assembles the presignature for the joint `R` (`big_r`, normalised as `aff`).
+    /// Checks every peer's `Γ`s (`checks`: per peer `R_j + ρ·pk_j` and `Γ_u + ρ·Γ_v`, then
+    /// per peer `(d_u + ρ·d_v)·G`), checks `Σ pk_j = pk`, and assembles the presignature for
+    /// the joint `R` (`big_r`, normalised as `aff`).
     fn presign_finish(
         self,
         key: &mut KeyShare,
         ms: &[&Round2Msg],
         d: &[[Scalar; 2]],
-        dg: &[ProjectivePoint],
+        checks: (&[ProjectivePoint], &[ProjectivePoint]),
         big_r: ProjectivePoint,
         aff: &AffinePoint,
     ) -> Result<PartyPresignature, Error> {
+        let (pq, dg) = checks;
         for (k, m) in ms.iter().enumerate() {
-            let chi = self.bobs[k].b;
-            let ok_u = m.big_r * chi - m.gamma_u == dg[2 * k];
-            let ok_v = m.pk_share * chi - m.gamma_v == dg[2 * k + 1];
-            if !(ok_u && ok_v) {
+            if pq[2 * k] * self.bobs[k].b - pq[2 * k + 1] != dg[k] {
                 key.discard_pair(m.from);
                 return Err(Error::BadShare { culprit: m.from });
             }

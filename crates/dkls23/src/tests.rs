@@ -191,6 +191,62 @@ fn bad_multiplication_share_names_culprit() {
     );
 }
 
+/// A pair discarded on a copy of the key set (presigning on another thread) is discarded in
+/// the set by `absorb_discards`, and only that pair.
+#[test]
+fn discards_made_on_a_copy_are_absorbed() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let mut set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let mut copy = set.clone();
+    let err = session(
+        &accel,
+        &mut copy,
+        &[1, 2, 3],
+        &[9; 32],
+        &mut rng,
+        |_| {},
+        |m| {
+            if m.from == 1 && m.to == 2 {
+                m.gamma_v += ProjectivePoint::GENERATOR;
+            }
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, Error::BadShare { culprit: 1 });
+    assert!(!copy.share(2).unwrap().pair_ready(1));
+    assert!(set.share(2).unwrap().pair_ready(1));
+    set.absorb_discards(&copy);
+    assert!(!set.share(2).unwrap().pair_ready(1));
+    for (a, b) in [(1, 2), (1, 3), (2, 3), (3, 1), (3, 2)] {
+        assert!(set.share(a).unwrap().pair_ready(b), "pair ({a}, {b}) lost");
+    }
+}
+
+/// The two Γ checks are combined with a secret weight ρ, not summed: a Γ_u shifted alone,
+/// and a Γ_u and Γ_v shifted by opposite amounts (which a plain sum of the two checks, ρ = 1,
+/// would accept), are both caught and name the sender.
+#[test]
+fn gamma_checks_catch_each_gamma_and_compensating_shifts() {
+    let shift = ProjectivePoint::GENERATOR * k256::Scalar::from(7u64);
+    for compensate in [false, true] {
+        abort_then_recover(
+            |_| {},
+            |m| {
+                if m.from == 2 && m.to == 1 {
+                    m.gamma_u += shift;
+                    if compensate {
+                        m.gamma_v -= shift;
+                    }
+                }
+            },
+            Error::BadShare { culprit: 2 },
+            1,
+            2,
+        );
+    }
+}
+
 #[test]
 fn shifted_public_key_share_is_caught_by_gamma_check() {
     let accel = backend_cpu::CpuBackend::new();
