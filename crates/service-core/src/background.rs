@@ -176,6 +176,11 @@ pub async fn run<T: Send + 'static>(
     result.await.map_err(|_| Error::Panicked { task })?
 }
 
+/// The most background threads that run at once (one per CPU).
+pub fn threads() -> usize {
+    pool().limit
+}
+
 /// Queues `f` for a background thread without waiting for it; it runs after the tasks of
 /// [`run`] queued before it starts.
 pub fn spawn(f: impl FnOnce() + Send + 'static) {

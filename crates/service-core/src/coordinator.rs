@@ -292,15 +292,16 @@ impl Coordinator for Embedded {
         let LoadedKey::Ecdsa(k) = key.as_ref() else {
             return;
         };
-        if !k.claim_refill(self.pool.target) {
-            return;
+        // As many refills as there are background threads, so presigning uses every core
+        // (background threads run at a lower priority than signing).
+        while k.claim_refill(self.pool.target, crate::background::threads()) {
+            refill_step(
+                Arc::clone(&self.accel),
+                Arc::clone(&self.observer),
+                Arc::clone(key),
+                self.pool,
+            );
         }
-        refill_step(
-            Arc::clone(&self.accel),
-            Arc::clone(&self.observer),
-            Arc::clone(key),
-            self.pool,
-        );
     }
 }
 

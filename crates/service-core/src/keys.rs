@@ -4,7 +4,7 @@
 //! crates. Threshold-ECDSA keys carry their pool of presignatures.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use accel_api::Accelerator;
@@ -88,7 +88,10 @@ impl EcdsaPartyKey {
 pub struct EcdsaKey {
     set: Mutex<dkls23::KeySet>,
     pool: Mutex<Vec<Presignature>>,
-    refilling: AtomicBool,
+    /// Refills running (see [`EcdsaKey::claim_refill`]).
+    refilling: AtomicUsize,
+    /// Presignatures being made by running refill steps, not yet in the pool.
+    presigning: AtomicUsize,
     fresh_ot: AtomicBool,
     public_key: [u8; 33],
     signers: Vec<PartyId>,
@@ -105,7 +108,8 @@ impl EcdsaKey {
         Self {
             set: Mutex::new(set),
             pool: Mutex::new(Vec::new()),
-            refilling: AtomicBool::new(false),
+            refilling: AtomicUsize::new(0),
+            presigning: AtomicUsize::new(0),
             fresh_ot: AtomicBool::new(fresh_ot),
             public_key,
             signers,
@@ -122,24 +126,34 @@ impl EcdsaKey {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Runs rounds 1–2 `count` times for the key's signer set (parties `1..=t`).
+    /// Runs rounds 1–2 `count` times for the key's signer set (parties `1..=t`). The pairs'
+    /// OT state is readied under the set's lock; presigning itself runs on a copy of the set,
+    /// so that several refills of one key (and on-demand presigning) run at once. The only
+    /// change presigning makes to a set, discarding a pair's OT state after a failed check,
+    /// is copied back.
     fn presign(&self, accel: &dyn Accelerator, count: usize) -> Result<Vec<Presignature>, Error> {
-        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.fresh_ot.load(Ordering::Acquire) {
-            for (k, &a) in self.signers.iter().enumerate() {
-                for &b in &self.signers[k + 1..] {
-                    dkls23::embedded::refresh_pair(accel, &mut set, a, b, &mut OsRng)?;
+        let mut copy = {
+            let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.fresh_ot.load(Ordering::Acquire) {
+                for (k, &a) in self.signers.iter().enumerate() {
+                    for &b in &self.signers[k + 1..] {
+                        dkls23::embedded::refresh_pair(accel, &mut set, a, b, &mut OsRng)?;
+                    }
                 }
+                self.fresh_ot.store(true, Ordering::Release);
             }
-            self.fresh_ot.store(true, Ordering::Release);
+            dkls23::embedded::ready_pairs(accel, &mut set, &self.signers, &mut OsRng)?;
+            set.clone()
+        };
+        let made =
+            dkls23::embedded::presign_batch(accel, &mut copy, &self.signers, count, &mut OsRng);
+        if made.is_err() {
+            self.set
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .absorb_discards(&copy);
         }
-        Ok(dkls23::embedded::presign_batch(
-            accel,
-            &mut set,
-            &self.signers,
-            count,
-            &mut OsRng,
-        )?)
+        Ok(made?)
     }
 
     /// Takes up to `n` presignatures from the pool (each is counted as used from the pool when
@@ -175,22 +189,25 @@ impl EcdsaKey {
         }
     }
 
-    /// Whether the pool is below half of `target` and no refill is running; if so, marks a
-    /// refill as running (the caller must then call [`EcdsaKey::refill_step`] until it returns
-    /// `Ok(false)` or an error).
-    pub fn claim_refill(&self, target: usize) -> bool {
+    /// Whether the pool is below half of `target` and fewer than `parallel` refills are
+    /// running; if so, counts one more refill as running (the caller must then call
+    /// [`EcdsaKey::refill_step`] until it returns `Ok(false)` or an error).
+    pub fn claim_refill(&self, target: usize, parallel: usize) -> bool {
         target > 0
             && self.pool_len() * 2 < target.max(2)
             && self
                 .refilling
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < parallel.max(1)).then_some(n + 1)
+                })
                 .is_ok()
     }
 
-    /// One step of a refill: presigns up to `batch` more presignatures towards `target`.
-    /// Returns whether the pool still lacks some; once it does not, or on an error, clears
-    /// the refill mark taken by [`EcdsaKey::claim_refill`]. A refill is done in steps so that
-    /// other background work can run between them (see `crate::background`).
+    /// One step of a refill: presigns up to `batch` more presignatures towards `target`
+    /// (counting those that other running steps are making). Returns whether the pool still
+    /// lacks some; once it does not, or on an error, ends the refill counted by
+    /// [`EcdsaKey::claim_refill`]. A refill is done in steps so that other background work
+    /// can run between them (see `crate::background`).
     pub fn refill_step(
         &self,
         accel: &dyn Accelerator,
@@ -199,22 +216,30 @@ impl EcdsaKey {
         batch: usize,
     ) -> Result<bool, Error> {
         let result = (|| {
-            let missing = target.saturating_sub(self.pool_len());
-            if missing == 0 {
+            let n = {
+                let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                let have = pool.len() + self.presigning.load(Ordering::Acquire);
+                let n = target.saturating_sub(have).min(batch.max(1));
+                self.presigning.fetch_add(n, Ordering::AcqRel);
+                n
+            };
+            if n == 0 {
                 return Ok(false);
             }
-            let made = self.presign(accel, missing.min(batch.max(1)))?;
-            let n = made.len();
+            let made = self.presign(accel, n);
             let more = {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                self.presigning.fetch_sub(n, Ordering::AcqRel);
+                let made = made?;
+                let n = made.len();
                 pool.extend(made);
-                pool.len() < target
+                observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
+                pool.len() + self.presigning.load(Ordering::Acquire) < target
             };
-            observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
             Ok(more)
         })();
         if !matches!(result, Ok(true)) {
-            self.refilling.store(false, Ordering::Release);
+            self.refilling.fetch_sub(1, Ordering::AcqRel);
         }
         result
     }
