@@ -444,6 +444,38 @@ pub fn sign(
     sign_presigned(accel, presignature, prehash)
 }
 
+/// [`sign_presigned`] for many presignatures and prehashes, with every signature's
+/// verification in one call to the port; each gets its own result.
+pub fn sign_presigned_batch(
+    accel: &dyn Accelerator,
+    items: Vec<(Presignature, [u8; 32])>,
+) -> Vec<Result<([u8; 64], u8), Error>> {
+    let mut shares = Vec::with_capacity(items.len());
+    for (presignature, prehash) in items {
+        let Presignature { mut parts } = presignature;
+        let Some(first) = parts.first() else {
+            shares.push(None);
+            continue;
+        };
+        let (big_r, pk) = (first.big_r(), first.public_key());
+        let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(&prehash)).collect();
+        shares.push(Some((pk, big_r, prehash, msgs)));
+    }
+    let items: Vec<sign::CombineItem<'_>> = shares
+        .iter()
+        .flatten()
+        .map(|(pk, r, h, m)| (*pk, *r, *h, m.as_slice()))
+        .collect();
+    let mut combined = sign::combine_batch(accel, &items).into_iter();
+    shares
+        .iter()
+        .map(|r| match r {
+            Some(_) => combined.next().unwrap_or(Err(Error::InvalidSignature)),
+            None => Err(Error::InvalidParameters("empty presignature")),
+        })
+        .collect()
+}
+
 /// The online round for a presignature alone (it carries the group public key it was made
 /// for): what a signing service runs without locking the key set, which presigning mutates.
 /// Consumes the presignature.
@@ -452,12 +484,7 @@ pub fn sign_presigned(
     presignature: Presignature,
     prehash: &[u8; 32],
 ) -> Result<([u8; 64], u8), Error> {
-    let Presignature { mut parts } = presignature;
-    let big_r = parts
-        .first()
-        .map(PartyPresignature::big_r)
-        .ok_or(Error::InvalidParameters("empty presignature"))?;
-    let pk = parts[0].public_key();
-    let msgs: Vec<_> = parts.drain(..).map(|p| p.sign(prehash)).collect();
-    sign::combine(accel, &pk, &big_r, prehash, &msgs)
+    sign_presigned_batch(accel, vec![(presignature, *prehash)])
+        .pop()
+        .ok_or(Error::InvalidSignature)?
 }

@@ -119,10 +119,7 @@ impl Expander {
     pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Scalar; 4] {
         let mut halves = [0u128; 2];
         for (v, c) in halves.iter_mut().zip(h.chunks_exact(16)) {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(c);
-            *v = u128::from_le_bytes(b);
-            b.zeroize();
+            *v = c.iter().rev().fold(0u128, |a, b| (a << 8) | u128::from(*b));
         }
         h.zeroize();
         let x = |i: usize| halves[i % 2].wrapping_add((i / 2) as u128);
@@ -131,10 +128,7 @@ impl Expander {
         self.0.encrypt_blocks(&mut blocks);
         let mut words = [0u64; 16];
         for (i, b) in blocks.iter_mut().enumerate() {
-            let mut y = [0u8; 16];
-            y.copy_from_slice(b);
-            let v = u128::from_le_bytes(y) ^ x(i);
-            y.zeroize();
+            let v = b.iter().rev().fold(0u128, |a, b| (a << 8) | u128::from(*b)) ^ x(i);
             words[2 * i] = v as u64;
             words[2 * i + 1] = (v >> 64) as u64;
             b.as_mut_slice().zeroize();

@@ -307,9 +307,18 @@ fn gamma_weight(sid: &[u8; 32], peer: PartyId, chi: &Scalar) -> Scalar {
     rho
 }
 
+/// Affine forms of `points` with one field inversion for all of them (k256's batch
+/// normalisation fails on an empty list, which a batch of no sessions gives).
+fn normalize(points: &[ProjectivePoint]) -> Vec<AffinePoint> {
+    if points.is_empty() {
+        return Vec::new();
+    }
+    <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points)
+}
+
 /// Compressed SEC1 encodings of `points` (none the identity), normalised together.
 fn encode_points(points: &[ProjectivePoint]) -> Vec<[u8; 33]> {
-    <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points)
+    normalize(points)
         .iter()
         .map(|a| {
             let mut b = [0u8; 33];
@@ -574,8 +583,7 @@ impl SignRound2 {
             .zip(&arranged)
             .map(|((st, _), ms)| ms.iter().fold(st.big_r, |a, m| a + m.big_r))
             .collect();
-        let affine =
-            <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(&big_rs);
+        let affine = normalize(&big_rs);
         let mut out = Vec::with_capacity(pending.len());
         let mut at = 0;
         for (((st, d), ms), (big_r, aff)) in pending
@@ -712,35 +720,68 @@ pub fn combine(
     prehash: &[u8; 32],
     msgs: &[Round3Msg],
 ) -> Result<([u8; 64], u8), Error> {
-    let w = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.w);
-    let u = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.u);
-    let mut s = w * Secp256k1::scalar_invert(&u);
-    let aff = big_r.to_affine();
-    let x = <Scalar as Reduce<U256>>::reduce_bytes(&aff.x());
-    if bool::from(s.is_zero()) || bool::from(x.is_zero()) {
-        return Err(Error::InvalidSignature);
+    combine_batch(accel, &[(*public_key, *big_r, *prehash, msgs)])
+        .pop()
+        .ok_or(Error::InvalidSignature)?
+}
+
+/// One signature for [`combine_batch`]: the group public key, the joint `R`, the prehash and
+/// the signers' round-3 shares.
+pub type CombineItem<'a> = (ProjectivePoint, ProjectivePoint, [u8; 32], &'a [Round3Msg]);
+
+/// [`combine`] for many signatures, with every verification `u1·G + u2·Q` in one call to the
+/// port; each signature gets its own result.
+pub fn combine_batch(
+    accel: &dyn Accelerator,
+    items: &[CombineItem<'_>],
+) -> Vec<Result<([u8; 64], u8), Error>> {
+    let big_rs: Vec<ProjectivePoint> = items.iter().map(|i| i.1).collect();
+    let affine = normalize(&big_rs);
+    let mut jobs = Vec::with_capacity(items.len());
+    let mut staged = Vec::with_capacity(items.len());
+    for ((public_key, _, prehash, msgs), aff) in items.iter().zip(&affine) {
+        let w = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.w);
+        let u = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.u);
+        let s = w * Secp256k1::scalar_invert(&u);
+        let x = <Scalar as Reduce<U256>>::reduce_bytes(&aff.x());
+        if bool::from(s.is_zero()) || bool::from(x.is_zero()) {
+            staged.push(None);
+            continue;
+        }
+        let m = <Scalar as Reduce<U256>>::reduce_bytes(prehash.into());
+        let s_inv = Secp256k1::scalar_invert(&s);
+        jobs.push(LincombJob::new(vec![
+            (m * s_inv, ProjectivePoint::GENERATOR),
+            (x * s_inv, *public_key),
+        ]));
+        staged.push(Some((s, x, bool::from(aff.y_is_odd()))));
     }
-    let m = <Scalar as Reduce<U256>>::reduce_bytes(prehash.into());
-    let s_inv = Secp256k1::scalar_invert(&s);
-    let job = LincombJob::new(vec![
-        (m * s_inv, ProjectivePoint::GENERATOR),
-        (x * s_inv, *public_key),
-    ]);
-    let chk = Secp256k1::lincomb_vartime(accel, &[job])?[0];
-    if Secp256k1::is_identity(&chk)
-        || <Scalar as Reduce<U256>>::reduce_bytes(&chk.to_affine().x()) != x
-    {
-        return Err(Error::InvalidSignature);
-    }
-    let mut rec = u8::from(bool::from(aff.y_is_odd()));
-    if bool::from(s.is_high()) {
-        s = -s;
-        rec ^= 1;
-    }
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&x.to_bytes());
-    out[32..].copy_from_slice(&s.to_bytes());
-    Ok((out, rec))
+    let checks = match Secp256k1::lincomb_vartime(accel, &jobs) {
+        Ok(c) => c,
+        Err(e) => return items.iter().map(|_| Err(Error::from(e.clone()))).collect(),
+    };
+    let identity: Vec<bool> = checks.iter().map(Secp256k1::is_identity).collect();
+    let checks = normalize(&checks);
+    let mut checks = checks.iter().zip(identity);
+    staged
+        .into_iter()
+        .map(|st| {
+            let (mut s, x, odd) = st.ok_or(Error::InvalidSignature)?;
+            let (chk, is_identity) = checks.next().ok_or(Error::InvalidSignature)?;
+            if is_identity || <Scalar as Reduce<U256>>::reduce_bytes(&chk.x()) != x {
+                return Err(Error::InvalidSignature);
+            }
+            let mut rec = u8::from(odd);
+            if bool::from(s.is_high()) {
+                s = -s;
+                rec ^= 1;
+            }
+            let mut out = [0u8; 64];
+            out[..32].copy_from_slice(&x.to_bytes());
+            out[32..].copy_from_slice(&s.to_bytes());
+            Ok((out, rec))
+        })
+        .collect()
 }
 
 /// Assurance tests: exact refusal of bad signer sets, the checks of `combine`, and

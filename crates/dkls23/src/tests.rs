@@ -191,6 +191,61 @@ fn bad_multiplication_share_names_culprit() {
     );
 }
 
+/// A peer opening its commitment with the identity as `R_j` is refused as a commitment
+/// mismatch naming it, also when it is the only point of the batched encoding (2-of-2).
+#[test]
+fn identity_instance_point_is_a_commitment_mismatch() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let mut set = embedded::dkg(&accel, 2, 2, &mut rng).unwrap();
+    let err = session(
+        &accel,
+        &mut set,
+        &[1, 2],
+        &[12; 32],
+        &mut rng,
+        |_| {},
+        |m| {
+            if m.from == 2 {
+                m.big_r = ProjectivePoint::IDENTITY;
+            }
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, Error::CommitmentMismatch { culprit: 2 });
+}
+
+/// Batches of no sessions are empty, not a failure of the batched point normalisation.
+#[test]
+fn empty_batches_give_empty_results() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(44);
+    let mut set = embedded::dkg(&accel, 2, 2, &mut rng).unwrap();
+    let share = set.share(1).unwrap().clone();
+    assert!(
+        sign::start_batch(&accel, &share, &[1, 2], &[], &mut rng)
+            .unwrap()
+            .is_empty()
+    );
+    let mut key = share;
+    assert!(
+        sign::SignRound1::round2_batch(vec![], &accel, &mut key, &[], &mut rng)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        sign::SignRound2::presign_batch(vec![], &accel, &mut key, &[])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(sign::combine_batch(&accel, &[]).is_empty());
+    assert!(
+        embedded::presign_batch(&accel, &mut set, &[1, 2], 0, &mut rng)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// A pair discarded on a copy of the key set (presigning on another thread) is discarded in
 /// the set by `absorb_discards`, and only that pair.
 #[test]
