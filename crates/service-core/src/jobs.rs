@@ -141,10 +141,9 @@ pub fn process(
 ) -> Vec<Result<JobOutput, Error>> {
     match queue {
         Queue::Sign(Scheme::Ed25519 | Scheme::Bip340) => sign_all(accel, &jobs),
-        Queue::Sign(Scheme::EcdsaSecp256k1) | Queue::EcdsaOnDemand => jobs
-            .into_iter()
-            .map(|j| sign_ecdsa(accel, observer, j))
-            .collect(),
+        Queue::Sign(Scheme::EcdsaSecp256k1) | Queue::EcdsaOnDemand => {
+            sign_ecdsa(accel, observer, jobs)
+        }
         Queue::Verify(Scheme::EcdsaSecp256k1) => verify_ecdsa(accel, &jobs),
         Queue::Verify(s) => verify_all(accel, s == Scheme::Ed25519, &jobs),
         Queue::Share(_) => shares(accel, jobs),
@@ -317,13 +316,49 @@ fn aggregate_as<S: FrostScheme>(
     }
 }
 
-/// One ECDSA signature: the online round with the job's presignature, or with one presigned
-/// now when the job brought none (the pool was empty when it was queued).
+/// ECDSA signatures: the online round of each job with its presignature, or with one
+/// presigned now when the job brought none (the pool was empty when it was queued); every
+/// signature's verification in one call to the port.
 fn sign_ecdsa(
     accel: &dyn Accelerator,
     observer: &dyn Observer,
+    jobs: Vec<Job>,
+) -> Vec<Result<JobOutput, Error>> {
+    let mut out: Vec<Option<Result<JobOutput, Error>>> = (0..jobs.len()).map(|_| None).collect();
+    let mut slots = Vec::with_capacity(jobs.len());
+    let mut items = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        match ecdsa_presigned(accel, observer, job) {
+            Ok((pre, prehash, verifying_key)) => {
+                slots.push((i, verifying_key));
+                items.push((pre, prehash));
+            }
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    let signed = dkls23::embedded::sign_presigned_batch(accel, items);
+    for ((i, verifying_key), r) in slots.into_iter().zip(signed) {
+        out[i] = Some(
+            r.map(|(sig, recovery_id)| JobOutput::Signature {
+                signature: sig.to_vec(),
+                verifying_key: verifying_key.to_vec(),
+                recovery_id,
+            })
+            .map_err(Error::from),
+        );
+    }
+    out.into_iter()
+        .map(|o| o.unwrap_or(Err(Error::Internal("an ECDSA job without a result"))))
+        .collect()
+}
+
+/// A job's presignature (taken from the pool when it was queued, or made now), its prehash
+/// and the key's public key.
+fn ecdsa_presigned(
+    accel: &dyn Accelerator,
+    observer: &dyn Observer,
     job: Job,
-) -> Result<JobOutput, Error> {
+) -> Result<(dkls23::Presignature, [u8; 32], [u8; 33]), Error> {
     let (key, pre, message) = match job {
         Job::EcdsaPresigned {
             key,
@@ -340,7 +375,7 @@ fn sign_ecdsa(
     let LoadedKey::Ecdsa(k) = key.as_ref() else {
         return Err(Error::Internal("non-ECDSA key in an ECDSA sign queue"));
     };
-    let prehash: &[u8; 32] = message
+    let prehash: [u8; 32] = message
         .as_slice()
         .try_into()
         .map_err(|_| Error::Internal("ECDSA prehash is not 32 bytes"))?;
@@ -351,12 +386,7 @@ fn sign_ecdsa(
         }
         None => k.take(accel, observer)?,
     };
-    let (sig, recovery_id) = dkls23::embedded::sign_presigned(accel, pre, prehash)?;
-    Ok(JobOutput::Signature {
-        signature: sig.to_vec(),
-        verifying_key: k.public_key().to_vec(),
-        recovery_id,
-    })
+    Ok((pre, prehash, k.public_key()))
 }
 
 /// The jobs that sign `messages` with the ECDSA key `k` (held by `key`), each with the queue
