@@ -79,19 +79,25 @@ impl EcdsaPartyKey {
     }
 }
 
+/// An ECDSA key's presignatures: those ready, and how many running refill steps are making.
+#[derive(Default)]
+struct Pool {
+    ready: Vec<Presignature>,
+    making: usize,
+}
+
 /// A threshold-ECDSA key set with its in-memory presignature pool.
 ///
-/// Presigning (rounds 1–2) mutates the key set only when a pair's OT state must be rebuilt,
-/// so it holds the set's lock; the online round needs only a presignature (which carries the
-/// public key) and never waits for presigning. Presignatures are single use, never persisted
+/// Presigning (rounds 1–2) mutates the key set only when a pair's OT state must be rebuilt or
+/// is discarded, so it holds the set's lock only for that and to copy the set it presigns on;
+/// the online round needs only a presignature (which carries the public key) and never waits
+/// for presigning. Presignatures are single use, never persisted
 /// and zeroized on drop (dropping the key drops its pool).
 pub struct EcdsaKey {
     set: Mutex<dkls23::KeySet>,
-    pool: Mutex<Vec<Presignature>>,
+    pool: Mutex<Pool>,
     /// Refills running (see [`EcdsaKey::claim_refill`]).
     refilling: AtomicUsize,
-    /// Presignatures being made by running refill steps, not yet in the pool.
-    presigning: AtomicUsize,
     fresh_ot: AtomicBool,
     public_key: [u8; 33],
     signers: Vec<PartyId>,
@@ -107,9 +113,8 @@ impl EcdsaKey {
         let signers = (1..=set.threshold()).collect();
         Self {
             set: Mutex::new(set),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
             refilling: AtomicUsize::new(0),
-            presigning: AtomicUsize::new(0),
             fresh_ot: AtomicBool::new(fresh_ot),
             public_key,
             signers,
@@ -123,7 +128,11 @@ impl EcdsaKey {
 
     /// Presignatures ready in the pool.
     pub fn pool_len(&self) -> usize {
-        self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ready
+            .len()
     }
 
     /// Runs rounds 1–2 `count` times for the key's signer set (parties `1..=t`). The pairs'
@@ -162,8 +171,8 @@ impl EcdsaKey {
     pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
         let taken: Vec<Presignature> = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = pool.len().saturating_sub(n);
-            pool.drain(keep..).collect()
+            let keep = pool.ready.len().saturating_sub(n);
+            pool.ready.drain(keep..).collect()
         };
         observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
         taken
@@ -217,10 +226,11 @@ impl EcdsaKey {
     ) -> Result<bool, Error> {
         let result = (|| {
             let n = {
-                let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                let have = pool.len() + self.presigning.load(Ordering::Acquire);
-                let n = target.saturating_sub(have).min(batch.max(1));
-                self.presigning.fetch_add(n, Ordering::AcqRel);
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                let n = target
+                    .saturating_sub(pool.ready.len() + pool.making)
+                    .min(batch.max(1));
+                pool.making += n;
                 n
             };
             if n == 0 {
@@ -229,12 +239,12 @@ impl EcdsaKey {
             let made = self.presign(accel, n);
             let more = {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                self.presigning.fetch_sub(n, Ordering::AcqRel);
+                pool.making -= n;
                 let made = made?;
                 let n = made.len();
-                pool.extend(made);
+                pool.ready.extend(made);
                 observer.presignatures_ready(i64::try_from(n).unwrap_or(i64::MAX));
-                pool.len() + self.presigning.load(Ordering::Acquire) < target
+                pool.ready.len() + pool.making < target
             };
             Ok(more)
         })();
@@ -247,7 +257,7 @@ impl EcdsaKey {
 
 impl Drop for EcdsaKey {
     fn drop(&mut self) {
-        let pooled = self.pool.get_mut().map_or(0, |p| p.len());
+        let pooled = self.pool.get_mut().map_or(0, |p| p.ready.len());
         if pooled > 0 {
             tracing::debug!(pooled, "dropping a key's unused presignatures");
         }
