@@ -2,9 +2,11 @@
 //! allocated once with its exact final size; the reader copies secret fields straight into
 //! their destination and wipes its own temporaries.
 
+use k256::elliptic_curve::BatchNormalize;
 use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::group::GroupEncoding;
-use k256::{ProjectivePoint, Scalar};
+use k256::{AffinePoint, ProjectivePoint, Scalar};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
@@ -116,4 +118,48 @@ impl<'a> R<'a> {
             Err(Error::Decode("trailing bytes"))
         }
     }
+}
+
+/// Affine forms of `points` with one field inversion for all of them. k256 0.13's batch
+/// normalisation panics on an empty list (a batch of no sessions) and on the identity (a
+/// peer's chosen point can make one): each identity is normalised as the generator in its
+/// place and then replaced by the affine identity, both in constant time.
+pub(crate) fn normalize(points: &[ProjectivePoint]) -> Vec<AffinePoint> {
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let identity: Vec<Choice> = points
+        .iter()
+        .map(|p| p.ct_eq(&ProjectivePoint::IDENTITY))
+        .collect();
+    let mut safe: Vec<ProjectivePoint> = points
+        .iter()
+        .zip(&identity)
+        .map(|(p, &id)| ProjectivePoint::conditional_select(p, &ProjectivePoint::GENERATOR, id))
+        .collect();
+    let mut affine =
+        <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(safe.as_slice());
+    safe.zeroize();
+    for (a, &id) in affine.iter_mut().zip(&identity) {
+        a.conditional_assign(&AffinePoint::IDENTITY, id);
+    }
+    affine
+}
+
+/// Compressed SEC1 encodings of `points`, normalised together: the same bytes as
+/// `GroupEncoding::to_bytes` on each (the identity included) for one field inversion in all.
+/// The caller wipes the encodings of secret points.
+pub(crate) fn encode_points(points: &[ProjectivePoint]) -> Vec<[u8; 33]> {
+    let mut affine = normalize(points);
+    let out = affine
+        .iter()
+        .map(|a| {
+            let mut b = [0u8; 33];
+            b.copy_from_slice(&a.to_bytes());
+            b
+        })
+        .collect();
+    // The points may be secret (Diffie–Hellman values of the base OT).
+    affine.zeroize();
+    out
 }

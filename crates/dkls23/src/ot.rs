@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 
 use accel_api::{Accelerator, CurveGroup, SchnorrItem, Secp256k1};
 
-use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
+use crate::codec::{POINT_LEN, R, SCALAR_LEN, W, encode_points};
 use crate::error::Error;
 use crate::hash::{Tr, aes_ctr, bulk_digest};
 
@@ -78,20 +78,21 @@ impl core::fmt::Debug for ExtSenderSeeds {
 /// Byte length of a VSOT hash output (seeds, challenges, responses, openings).
 const H_LEN: usize = 32;
 
-/// `ρ^b_l = H(ctx, l, B, A_l, DH)`: the seed of base OT `l`.
+/// `ρ^b_l = H(ctx, l, B, A_l, DH)`: the seed of base OT `l`, over the points' SEC1
+/// encodings (made in batches by [`encode_points`], one field inversion for all).
 fn vsot_seed(
     ctx: &[u8; 32],
     l: usize,
-    big_b: &ProjectivePoint,
-    big_a: &ProjectivePoint,
-    dh: &ProjectivePoint,
+    big_b: &[u8; POINT_LEN],
+    big_a: &[u8; POINT_LEN],
+    dh: &[u8; POINT_LEN],
 ) -> [u8; H_LEN] {
     Tr::new("base-ot/vsot/seed")
         .bytes(ctx)
         .u64(l as u64)
-        .point(big_b)
-        .point(big_a)
-        .point(dh)
+        .encoded_point(big_b)
+        .encoded_point(big_a)
+        .encoded_point(dh)
         .finish()
 }
 
@@ -245,8 +246,8 @@ impl VsotMsg2 {
     /// Encodes the κ points `A_l`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = W::with_len(Self::LEN);
-        for p in &self.big_a {
-            w.point(p);
+        for p in encode_points(&self.big_a) {
+            w.bytes(&p);
         }
         public_bytes(w)
     }
@@ -424,13 +425,22 @@ impl VsotSender {
             return Err(malformed(peer, "identity point in base OT"));
         }
         let bb = self.big_b * self.b;
+        // Per instance: A_l, b·A_l and b·(A_l − B), encoded together after B.
+        let mut points = Vec::with_capacity(1 + 3 * KAPPA);
+        points.push(self.big_b);
+        for a in &msg.big_a {
+            let ba = *a * self.b;
+            points.extend([*a, ba, ba - bb]);
+        }
+        let mut enc = encode_points(&points);
+        points.zeroize();
+        let big_b = enc[0];
         let mut seeds = Vec::with_capacity(KAPPA);
         let mut xi = Vec::with_capacity(KAPPA);
-        for (l, a) in msg.big_a.iter().enumerate() {
-            let ba = *a * self.b;
+        for (l, e) in enc[1..].chunks_exact(3).enumerate() {
             let pair = [
-                vsot_seed(&self.ctx, l, &self.big_b, a, &ba),
-                vsot_seed(&self.ctx, l, &self.big_b, a, &(ba - bb)),
+                vsot_seed(&self.ctx, l, &big_b, &e[0], &e[1]),
+                vsot_seed(&self.ctx, l, &big_b, &e[0], &e[2]),
             ];
             xi.push(xor(
                 &h2(&self.ctx, l, &pair[0]),
@@ -438,6 +448,7 @@ impl VsotSender {
             ));
             seeds.push(pair);
         }
+        enc.zeroize();
         Ok((
             VsotSenderChallenged {
                 seeds: ExtReceiverSeeds { seeds },
@@ -514,15 +525,23 @@ impl VsotReceiver {
                 return Err(e.into());
             }
         };
+        // Per instance: A_l and a_l·B, encoded together after B.
         let mut big_a = Vec::with_capacity(KAPPA);
+        let mut points = Vec::with_capacity(1 + 2 * KAPPA);
+        points.push(msg.big_b);
         for (l, (al, alg)) in a.iter().zip(&ag).enumerate() {
             let p =
                 ProjectivePoint::conditional_select(alg, &(*alg + msg.big_b), bit(seeds.delta, l));
-            seeds
-                .seeds
-                .push(vsot_seed(&ctx, l, &msg.big_b, &p, &(msg.big_b * al)));
+            points.extend([p, msg.big_b * al]);
             big_a.push(p);
         }
+        let mut enc = encode_points(&points);
+        points.zeroize();
+        let big_b = enc[0];
+        for (l, e) in enc[1..].chunks_exact(2).enumerate() {
+            seeds.seeds.push(vsot_seed(&ctx, l, &big_b, &e[0], &e[1]));
+        }
+        enc.zeroize();
         a.zeroize();
         Ok((VsotReceiver { seeds, ctx }, VsotMsg2 { big_a }))
     }
@@ -902,6 +921,58 @@ mod tests {
             let bit = ((alice.delta >> l) & 1) as usize;
             assert_eq!(alice.seeds[l], bob.seeds[l][bit]);
             assert_ne!(alice.seeds[l], bob.seeds[l][1 - bit]);
+        }
+    }
+
+    /// The seeds hash each point's own SEC1 encoding: batch encoding changes nothing on the
+    /// wire or in the seeds (nodes built before it interoperate), the identity included
+    /// (`A_l = B` makes `b·(A_l − B)` the identity).
+    #[test]
+    fn vsot_seeds_hash_each_point_encoded_alone() {
+        let accel = backend_cpu::CpuBackend::new();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let ctx = [3u8; 32];
+        let (snd, m1) = VsotSender::new(&accel, ctx, &mut rng).unwrap();
+        let (rcv, mut m2) = VsotReceiver::new(&accel, ctx, &m1, 2, &mut rng).unwrap();
+        let one_by_one: Vec<u8> = m2
+            .big_a
+            .iter()
+            .flat_map(k256::elliptic_curve::group::GroupEncoding::to_bytes)
+            .collect();
+        assert_eq!(m2.to_bytes(), one_by_one);
+        m2.big_a[5] = m1.big_b;
+        let b = snd.b;
+        let big_b = snd.big_b;
+        let (challenged, _) = snd.challenge(&m2, 1).unwrap();
+        for (l, a) in m2.big_a.iter().enumerate() {
+            let seed = |dh: &ProjectivePoint| {
+                Tr::new("base-ot/vsot/seed")
+                    .bytes(&ctx)
+                    .u64(l as u64)
+                    .point(&big_b)
+                    .point(a)
+                    .point(dh)
+                    .finish()
+            };
+            let pair = &challenged.seeds.seeds[l];
+            assert_eq!(pair[0], seed(&(*a * b)));
+            assert_eq!(pair[1], seed(&((*a - big_b) * b)));
+        }
+        assert_eq!(
+            challenged.seeds.seeds[5][1],
+            Tr::new("base-ot/vsot/seed")
+                .bytes(&ctx)
+                .u64(5)
+                .point(&big_b)
+                .point(&big_b)
+                .encoded_point(&[0u8; POINT_LEN])
+                .finish()
+        );
+        for (l, chosen) in rcv.seeds.seeds.iter().enumerate() {
+            let bit = ((rcv.seeds.delta >> l) & 1) as usize;
+            if l != 5 {
+                assert_eq!(chosen, &challenged.seeds.seeds[l][bit]);
+            }
         }
     }
 

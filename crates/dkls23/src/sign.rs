@@ -4,8 +4,6 @@
 //! [`PartyPresignature`], consumed by value in [`PartyPresignature::sign`] (round 3), whose
 //! outputs any party combines with [`combine`].
 
-use k256::elliptic_curve::BatchNormalize;
-use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
@@ -16,6 +14,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
 
+use crate::codec::{encode_points, normalize};
 use crate::error::Error;
 use crate::hash::Tr;
 use crate::hedge::Hedge;
@@ -305,27 +304,6 @@ fn gamma_weight(sid: &[u8; 32], peer: PartyId, chi: &Scalar) -> Scalar {
         .finish_scalar();
     c.zeroize();
     rho
-}
-
-/// Affine forms of `points` with one field inversion for all of them (k256's batch
-/// normalisation fails on an empty list, which a batch of no sessions gives).
-fn normalize(points: &[ProjectivePoint]) -> Vec<AffinePoint> {
-    if points.is_empty() {
-        return Vec::new();
-    }
-    <ProjectivePoint as BatchNormalize<[ProjectivePoint]>>::batch_normalize(points)
-}
-
-/// Compressed SEC1 encodings of `points` (none the identity), normalised together.
-fn encode_points(points: &[ProjectivePoint]) -> Vec<[u8; 33]> {
-    normalize(points)
-        .iter()
-        .map(|a| {
-            let mut b = [0u8; 33];
-            b.copy_from_slice(&a.to_bytes());
-            b
-        })
-        .collect()
 }
 
 /// Round 2's work before its port call: the scalars to multiply by the generator
