@@ -58,7 +58,9 @@ impl Cost {
 /// Threshold-ECDSA presignature pool settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PresignPool {
-    /// Presignatures kept ready per key (0 = none: each signature presigns on demand).
+    /// The most presignatures kept ready per key (0 = none: each signature presigns on
+    /// demand); each key's own target starts lower and grows with use
+    /// (`EcdsaKey::pool_target`).
     pub target: usize,
     /// Presignatures made per refill step (≥ 1).
     pub batch: usize,

@@ -79,6 +79,9 @@ impl EcdsaPartyKey {
     }
 }
 
+/// The pool target a key starts with (see [`EcdsaKey::claim_refill`]).
+const POOL_START: usize = 4;
+
 /// An ECDSA key's presignatures: those ready, and how many running refill steps are making.
 #[derive(Default)]
 struct Pool {
@@ -98,6 +101,9 @@ pub struct EcdsaKey {
     pool: Mutex<Pool>,
     /// Refills running (see [`EcdsaKey::claim_refill`]).
     refilling: AtomicUsize,
+    /// The key's own pool target: [`POOL_START`], doubled each time signing finds the pool
+    /// short (the configured target caps it).
+    want: AtomicUsize,
     fresh_ot: AtomicBool,
     public_key: [u8; 33],
     signers: Vec<PartyId>,
@@ -115,6 +121,7 @@ impl EcdsaKey {
             set: Mutex::new(set),
             pool: Mutex::new(Pool::default()),
             refilling: AtomicUsize::new(0),
+            want: AtomicUsize::new(POOL_START),
             fresh_ot: AtomicBool::new(fresh_ot),
             public_key,
             signers,
@@ -165,26 +172,45 @@ impl EcdsaKey {
         Ok(made?)
     }
 
-    /// Takes up to `n` presignatures from the pool (each is counted as used from the pool when
-    /// a signature consumes it; one dropped unused, e.g. with a request the batcher refused,
-    /// is not).
+    /// Takes up to `n` presignatures from the pool for `n` signatures (each is counted as used
+    /// from the pool when a signature consumes it; one dropped unused, e.g. with a request the
+    /// batcher refused, is not). When the pool holds fewer, the key signs often enough for a
+    /// larger one: its target doubles.
     pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
         let taken: Vec<Presignature> = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             let keep = pool.ready.len().saturating_sub(n);
             pool.ready.drain(keep..).collect()
         };
+        if taken.len() < n {
+            let _ = self
+                .want
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                    Some(w.saturating_mul(2))
+                });
+        }
         observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
         taken
     }
 
-    /// Takes a presignature from the pool, or makes one now when the pool is empty.
+    /// Takes a presignature from the pool, or makes one now when the pool is empty: for a
+    /// signature [`EcdsaKey::reserve`] found none for, so the pool's target is not doubled
+    /// again.
     pub(crate) fn take(
         &self,
         accel: &dyn Accelerator,
         observer: &dyn Observer,
     ) -> Result<Presignature, Error> {
-        match self.reserve(1, observer).pop() {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ready
+            .pop();
+        if pooled.is_some() {
+            observer.presignatures_ready(-1);
+        }
+        match pooled {
             Some(p) => {
                 observer.presignature_used(PresignSource::Pool);
                 Ok(p)
@@ -198,10 +224,20 @@ impl EcdsaKey {
         }
     }
 
-    /// Whether the pool is below half of `target` and fewer than `parallel` refills are
-    /// running; if so, counts one more refill as running (the caller must then call
-    /// [`EcdsaKey::refill_step`] until it returns `Ok(false)` or an error).
+    /// The pool target for a configured `target`: the key's own target, which starts at
+    /// [`POOL_START`] and doubles each time signing finds the pool short, capped by `target`.
+    /// A node with many keys then keeps a few presignatures for each (its first signatures
+    /// run the online round only) and a full pool for those that sign often.
+    pub fn pool_target(&self, target: usize) -> usize {
+        self.want.load(Ordering::Acquire).min(target)
+    }
+
+    /// Whether the pool is below half of its target ([`EcdsaKey::pool_target`] of the
+    /// configured `target`) and fewer than `parallel` refills are running; if so, counts one
+    /// more refill as running (the caller must then call [`EcdsaKey::refill_step`] until it
+    /// returns `Ok(false)` or an error).
     pub fn claim_refill(&self, target: usize, parallel: usize) -> bool {
+        let target = self.pool_target(target);
         target > 0
             && self.pool_len() * 2 < target.max(2)
             && self
@@ -212,8 +248,9 @@ impl EcdsaKey {
                 .is_ok()
     }
 
-    /// One step of a refill: presigns up to `batch` more presignatures towards `target`
-    /// (counting those that other running steps are making). Returns whether the pool still
+    /// One step of a refill: presigns up to `batch` more presignatures towards the pool's
+    /// target for the configured `target` (counting those that other running steps are
+    /// making). Returns whether the pool still
     /// lacks some; once it does not, or on an error, ends the refill counted by
     /// [`EcdsaKey::claim_refill`]. A refill is done in steps so that other background work
     /// can run between them (see `crate::background`).
@@ -224,6 +261,7 @@ impl EcdsaKey {
         target: usize,
         batch: usize,
     ) -> Result<bool, Error> {
+        let target = self.pool_target(target);
         let result = (|| {
             let n = {
                 let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());

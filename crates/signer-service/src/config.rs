@@ -454,7 +454,7 @@ pub struct LimitsLayer {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct EcdsaLayer {
-    /// Threshold-ECDSA presignatures kept ready per key, refilled in the background; 0 = none, every signature presigns on demand [default: 64]
+    /// The most threshold-ECDSA presignatures kept ready per key, refilled in the background (a key starts with 4 and doubles its pool each time signing finds it short); 0 = none, every signature presigns on demand [default: 64]
     #[arg(
         long = "ecdsa-presign-pool",
         env = "TESSERA_ECDSA_PRESIGN_POOL",

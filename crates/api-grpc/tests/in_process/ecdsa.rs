@@ -165,3 +165,60 @@ async fn a_batch_beyond_the_pool_presigns_the_rest_on_the_on_demand_queue() {
     assert_eq!(used("pool"), POOL as f64, "{text}");
     assert_eq!(used("on_demand"), 3.0, "{text}");
 }
+
+/// A key's pool starts small and grows with use: after creation it fills to 4 however large
+/// the configured pool, and a batch that finds it short doubles it (to 8 here), never past
+/// the configured size.
+#[tokio::test]
+async fn a_keys_pool_starts_small_and_grows_when_signing_finds_it_short() {
+    let h = Harness::with(Options {
+        pool: PresignPool {
+            target: 12,
+            batch: 4,
+        },
+        ..Options::default()
+    });
+    let k = h.key(Scheme::EcdsaSecp256k1, "growing pool").await;
+    let ready = || sum_samples(&h.scrape(), "tessera_presignatures_ready", &[]);
+    let wait_for = |n: f64| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while ready() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never reached {n}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    wait_for(4.0).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(ready(), 4.0, "a new key's pool stops at 4");
+
+    // Five messages: four from the pool and one on demand, so the target doubles to 8.
+    sign_checked(&h, &k, 5).await;
+    wait_for(8.0).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(ready(), 8.0, "the grown pool stops at 8");
+    // Short again: 16 would pass the configured 12, which caps it.
+    sign_checked(&h, &k, 9).await;
+    wait_for(12.0).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(ready(), 12.0, "the configured size caps the pool");
+}
+
+/// Signs `n` messages with `k` in one SignBatch and checks every signature.
+async fn sign_checked(h: &Harness, k: &api_proto::KeyInfo, n: u8) {
+    let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![i ^ 0x3c; 32]).collect();
+    let r = h
+        .sign_batch(SignBatchRequest {
+            key_id: k.key_id.clone(),
+            messages: messages.clone(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.signatures.len(), messages.len());
+    for (m, s) in messages.iter().zip(&r.signatures) {
+        test_support::ecdsa_check(&k.public_key, m, &s.signature, s.recovery_id);
+    }
+}
