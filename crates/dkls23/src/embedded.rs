@@ -47,6 +47,20 @@ pub fn dkg(
     n: u16,
     rng: &mut impl CryptoRngCore,
 ) -> Result<KeySet, Error> {
+    dkg_for(accel, t, n, &every_party(n), rng)
+}
+
+/// [`dkg`] with pairwise base OT only among `signers`, the signer set the caller will use:
+/// with `t` of `n` signers that is `t(t−1)/2` pairs instead of `n(n−1)/2` (a third of the work
+/// and of the OT state for 2-of-3). Another signer set gets its pairs' base OT from
+/// [`ready_pairs`] (which [`presign_batch`] runs) the first time it presigns.
+pub fn dkg_for(
+    accel: &dyn Accelerator,
+    t: u16,
+    n: u16,
+    signers: &[PartyId],
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet, Error> {
     if t < 2 || t > n {
         return Err(Error::InvalidParameters("need 2 <= t <= n"));
     }
@@ -130,7 +144,20 @@ pub fn dkg(
         .map(|j| (0..nu).fold(Scalar::ZERO, |a, i| a + shares[i * nu + j]))
         .collect();
     shares.zeroize();
-    assemble(accel, t, secrets, public_key, verification_shares, rng)
+    assemble(
+        accel,
+        t,
+        secrets,
+        public_key,
+        verification_shares,
+        signers,
+        rng,
+    )
+}
+
+/// Parties `1..=n`.
+fn every_party(n: u16) -> Vec<PartyId> {
+    (1..=n).collect()
 }
 
 /// Splits an existing secret key (a 32-byte big-endian scalar, nonzero and below the group
@@ -181,17 +208,26 @@ pub fn import(
     };
     points.zeroize();
     let public_key = pts[nu];
-    assemble(accel, t, secrets, public_key, pts[..nu].to_vec(), rng)
+    assemble(
+        accel,
+        t,
+        secrets,
+        public_key,
+        pts[..nu].to_vec(),
+        &every_party(n),
+        rng,
+    )
 }
 
 /// Builds the key set from each party's secret share (consumed and zeroized), drawing the
-/// pairwise zero-sharing seeds and running base OT for every pair.
+/// pairwise zero-sharing seeds for every pair and running base OT for each pair of `signers`.
 fn assemble(
     accel: &dyn Accelerator,
     t: u16,
     mut secrets: Vec<Scalar>,
     public_key: ProjectivePoint,
     verification_shares: Vec<ProjectivePoint>,
+    signers: &[PartyId],
     rng: &mut impl CryptoRngCore,
 ) -> Result<KeySet, Error> {
     let nu = secrets.len();
@@ -222,11 +258,7 @@ fn assemble(
     secrets.zeroize();
     seeds.zeroize();
     let mut set = KeySet { shares: key_shares };
-    for a in 1..=n {
-        for b in a + 1..=n {
-            refresh_pair(accel, &mut set, a, b, rng)?;
-        }
-    }
+    ready_pairs(accel, &mut set, signers, rng)?;
     Ok(set)
 }
 
@@ -281,29 +313,33 @@ pub fn presign_batch(
     Ok(out)
 }
 
-/// Re-runs base OT for every pair of `signers` whose OT state was discarded after a failed
-/// check (what [`presign_batch`] does first), so that a copy of the set taken afterwards can
-/// presign without changing anything but discards ([`KeySet::absorb_discards`]).
+/// Re-runs base OT for every pair of `signers` without OT state (discarded after a failed
+/// check, or never set up: [`dkg_for`]), what [`presign_batch`] does first, so that a copy of
+/// the set taken afterwards can presign without changing anything but discards
+/// ([`KeySet::absorb_discards`]). Returns whether it ran any (the set changed: a caller that
+/// stores it should store it again).
 pub fn ready_pairs(
     accel: &dyn Accelerator,
     set: &mut KeySet,
     signers: &[PartyId],
     rng: &mut impl CryptoRngCore,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let n = set.parties();
     if signers.iter().any(|&p| p == 0 || p > n) {
         return Err(Error::InvalidParameters("signer id out of range"));
     }
+    let mut ran = false;
     for (k, &a) in signers.iter().enumerate() {
         for &b in &signers[k + 1..] {
             let ready = set.shares[usize::from(a) - 1].pair_ready(b)
                 && set.shares[usize::from(b) - 1].pair_ready(a);
             if a != b && !ready {
                 refresh_pair(accel, set, a, b, rng)?;
+                ran = true;
             }
         }
     }
-    Ok(())
+    Ok(ran)
 }
 
 /// Presigning sessions run in lockstep by [`presign_batch`]: each party's rounds for all of

@@ -490,14 +490,18 @@ impl KeySet {
     /// Discards in this set every pair OT state that `presigned` (a copy of this set that
     /// presigned, e.g. on another thread) discarded after a failed check, so that a culprit
     /// found on a copy is refused here too.
-    pub fn absorb_discards(&mut self, presigned: &KeySet) {
+    /// Returns whether it discarded any.
+    pub fn absorb_discards(&mut self, presigned: &KeySet) -> bool {
+        let mut any = false;
         for (mine, theirs) in self.shares.iter_mut().zip(&presigned.shares) {
             for peer in 1..=mine.n {
                 if peer != mine.id && mine.pair_ready(peer) && !theirs.pair_ready(peer) {
                     mine.discard_pair(peer);
+                    any = true;
                 }
             }
         }
+        any
     }
     /// The group public key, SEC1 compressed (33 bytes).
     pub fn public_key_bytes(&self) -> [u8; 33] {

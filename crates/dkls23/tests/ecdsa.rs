@@ -49,6 +49,39 @@ fn two_of_three_signs_for_every_pair_and_verifies() {
     }
 }
 
+/// `dkg_for` runs base OT only among the given signers: the other pairs hold no OT state
+/// (the set is smaller, and still round-trips through bytes), and another signer set gets
+/// its pairs' base OT when it first presigns, then signs.
+#[test]
+fn dkg_for_signers_sets_up_their_pairs_and_others_on_first_use() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let full = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let mut set = embedded::dkg_for(&accel, 2, 3, &[1, 2], &mut rng).unwrap();
+    let ready = |set: &KeySet, a: u16, b: u16| set.share(a).unwrap().pair_ready(b);
+    assert!(ready(&set, 1, 2) && ready(&set, 2, 1));
+    assert!(!ready(&set, 1, 3) && !ready(&set, 3, 1));
+    assert!(!ready(&set, 2, 3) && !ready(&set, 3, 2));
+    assert!(set.to_bytes().len() * 2 < full.to_bytes().len());
+    assert_eq!(
+        KeySet::from_bytes(&set.to_bytes()).unwrap(),
+        set,
+        "a set with pairs not set up round-trips"
+    );
+    let pk = set.public_key_bytes();
+    for signers in [[1u16, 2], [3, 1]] {
+        let pres = embedded::presign_batch(&accel, &mut set, &signers, 1, &mut rng).unwrap();
+        for pre in pres {
+            let mut h = [0u8; 32];
+            rng.fill_bytes(&mut h);
+            let (sig, rec) = embedded::sign(&accel, &set, pre, &h).unwrap();
+            check_signature(&pk, &h, &sig, rec);
+        }
+    }
+    assert!(ready(&set, 1, 3) && ready(&set, 3, 1));
+    assert!(!ready(&set, 2, 3));
+}
+
 #[test]
 fn key_set_round_trips_through_bytes() {
     let accel = backend_cpu::CpuBackend::new();

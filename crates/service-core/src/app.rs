@@ -420,6 +420,35 @@ impl App {
         }
     }
 
+    /// Stores an embedded threshold-ECDSA key again when presigning changed its pairwise OT
+    /// state (a pair's base OT run, or a pair discarded after a failed check), so that a
+    /// restart starts from the state in use. A failure is logged and retried after the
+    /// key's next signature.
+    async fn store_changed_ot(&self, key_id: &str, key: Arc<LoadedKey>) {
+        let LoadedKey::Ecdsa(k) = key.as_ref() else {
+            return;
+        };
+        if !k.take_ot_changed() {
+            return;
+        }
+        let (id, sealer, stored) = (
+            key_id.to_owned(),
+            Arc::clone(&self.sealer),
+            Arc::clone(&key),
+        );
+        let r = self
+            .blocking("key update", move |s| {
+                reseal_key(s, sealer.as_ref(), &id, &stored)
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(key_id, error = %e.chain(), "storing a key's new pairwise OT state failed; retried after its next signature");
+            if let LoadedKey::Ecdsa(k) = key.as_ref() {
+                k.note_ot_changed();
+            }
+        }
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         task: &'static str,
@@ -484,7 +513,7 @@ impl App {
                 rec.verify(sealer.as_ref())?;
                 let plain = sealer.open(&id, &rec.sealed)?;
                 let key = LoadedKey::from_bytes(rec.scheme, &plain)?;
-                Ok((Arc::new(rec), Arc::new(key)))
+                Ok((Arc::new(rec.without_sealed()), Arc::new(key)))
             })
             .await?;
         self.cache.insert(Arc::clone(&rec), Arc::clone(&key));
@@ -675,7 +704,8 @@ impl App {
             return replay(&r, &fp);
         }
         let key = Arc::new(key);
-        self.cache.insert(Arc::new(record), Arc::clone(&key));
+        self.cache
+            .insert(Arc::new(record.without_sealed()), Arc::clone(&key));
         self.coordinator.prepare(&view.key_id, &key);
         tracing::info!(key_id = %view.key_id, scheme = %view.scheme, threshold, parties, ?origin, "key created");
         Ok(view)
@@ -883,10 +913,18 @@ impl App {
             .iter()
             .map(|m| Sha256::digest(m).into())
             .collect();
-        let (signatures, cost) = self
+        let signed = self
             .coordinator
-            .sign(Arc::clone(&rec), key, req.messages, taproot, &client)
-            .await?;
+            .sign(
+                Arc::clone(&rec),
+                Arc::clone(&key),
+                req.messages,
+                taproot,
+                &client,
+            )
+            .await;
+        self.store_changed_ot(&rec.key_id, key).await;
+        let (signatures, cost) = signed?;
         let idempotency = match (&idem, signatures.as_slice()) {
             (Some((ik, fp)), [one]) => Some(IdempotencyEntry {
                 scope: req.key_id.clone(),
@@ -992,4 +1030,22 @@ impl App {
     pub fn drain(&self) {
         self.batcher.shutdown();
     }
+}
+
+/// Replaces the sealed key material of `key_id`'s stored record with `key` (after its pairwise
+/// OT state changed), checking the stored record's MAC first and authenticating the new one.
+/// A key no longer stored is left alone.
+pub(crate) fn reseal_key(
+    store: &dyn Store,
+    sealer: &dyn Sealer,
+    key_id: &str,
+    key: &LoadedKey,
+) -> Result<(), Error> {
+    let Some(mut rec) = store.get_key(key_id)? else {
+        return Ok(());
+    };
+    rec.verify(sealer)?;
+    rec.sealed = sealer.seal(key_id, &key.to_bytes())?;
+    let rec = rec.authenticate(sealer);
+    Ok(store.replace_key_material(&rec)?)
 }

@@ -104,25 +104,29 @@ pub struct EcdsaKey {
     /// The key's own pool target: [`POOL_START`], doubled each time signing finds the pool
     /// short (the configured target caps it).
     want: AtomicUsize,
-    fresh_ot: AtomicBool,
+    /// Whether the set's OT state changed since it was stored (see
+    /// [`EcdsaKey::take_ot_changed`]).
+    ot_changed: AtomicBool,
     public_key: [u8; 33],
     signers: Vec<PartyId>,
 }
 
+/// The signer set of an embedded threshold-ECDSA key with threshold `t`: parties `1..=t`.
+fn signer_set(t: u16) -> Vec<PartyId> {
+    (1..=t).collect()
+}
+
 impl EcdsaKey {
-    /// Wraps a key set. `fresh_ot` says whether its pairwise OT state was made in this
-    /// process (by the DKG or import); a set read back from storage gets fresh base OTs for
-    /// its signer pairs before it presigns, so OT state persisted before a restart (possibly
-    /// one discarded after a failed check) is never used.
-    fn new(set: dkls23::KeySet, fresh_ot: bool) -> Self {
+    /// Wraps a key set, as made or as read back from storage.
+    fn new(set: dkls23::KeySet) -> Self {
         let public_key = set.public_key_bytes();
-        let signers = (1..=set.threshold()).collect();
+        let signers = signer_set(set.threshold());
         Self {
             set: Mutex::new(set),
             pool: Mutex::new(Pool::default()),
             refilling: AtomicUsize::new(0),
             want: AtomicUsize::new(POOL_START),
-            fresh_ot: AtomicBool::new(fresh_ot),
+            ot_changed: AtomicBool::new(false),
             public_key,
             signers,
         }
@@ -146,30 +150,42 @@ impl EcdsaKey {
     /// OT state is readied under the set's lock; presigning itself runs on a copy of the set,
     /// so that several refills of one key (and on-demand presigning) run at once. The only
     /// change presigning makes to a set, discarding a pair's OT state after a failed check,
-    /// is copied back.
+    /// is copied back. Either change (a pair readied, a pair discarded) is noted for
+    /// [`EcdsaKey::take_ot_changed`].
     fn presign(&self, accel: &dyn Accelerator, count: usize) -> Result<Vec<Presignature>, Error> {
         let mut copy = {
             let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.fresh_ot.load(Ordering::Acquire) {
-                for (k, &a) in self.signers.iter().enumerate() {
-                    for &b in &self.signers[k + 1..] {
-                        dkls23::embedded::refresh_pair(accel, &mut set, a, b, &mut OsRng)?;
-                    }
-                }
-                self.fresh_ot.store(true, Ordering::Release);
+            if dkls23::embedded::ready_pairs(accel, &mut set, &self.signers, &mut OsRng)? {
+                self.ot_changed.store(true, Ordering::Release);
             }
-            dkls23::embedded::ready_pairs(accel, &mut set, &self.signers, &mut OsRng)?;
             set.clone()
         };
         let made =
             dkls23::embedded::presign_batch(accel, &mut copy, &self.signers, count, &mut OsRng);
-        if made.is_err() {
-            self.set
+        if made.is_err()
+            && self
+                .set
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .absorb_discards(&copy);
+                .absorb_discards(&copy)
+        {
+            self.ot_changed.store(true, Ordering::Release);
         }
         Ok(made?)
+    }
+
+    /// Whether the key set's pairwise OT state changed since it was stored (a pair's base OT
+    /// run, or its state discarded after a failed check), clearing the note: the caller then
+    /// stores the key again ([`LoadedKey::to_bytes`]), so that a restart neither reuses a
+    /// discarded pair's state nor runs a base OT again.
+    pub fn take_ot_changed(&self) -> bool {
+        self.ot_changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Notes again a change [`EcdsaKey::take_ot_changed`] reported that could not be stored,
+    /// so that a later call retries.
+    pub fn note_ot_changed(&self) {
+        self.ot_changed.store(true, Ordering::Release);
     }
 
     /// Takes up to `n` presignatures from the pool for `n` signatures (each is counted as used
@@ -177,11 +193,7 @@ impl EcdsaKey {
     /// batcher refused, is not). When the pool holds fewer, the key signs often enough for a
     /// larger one: its target doubles.
     pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
-        let taken: Vec<Presignature> = {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            let keep = pool.ready.len().saturating_sub(n);
-            pool.ready.drain(keep..).collect()
-        };
+        let taken = self.pop(n, observer);
         if taken.len() < n {
             let _ = self
                 .want
@@ -189,7 +201,6 @@ impl EcdsaKey {
                     Some(w.saturating_mul(2))
                 });
         }
-        observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
         taken
     }
 
@@ -201,16 +212,7 @@ impl EcdsaKey {
         accel: &dyn Accelerator,
         observer: &dyn Observer,
     ) -> Result<Presignature, Error> {
-        let pooled = self
-            .pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ready
-            .pop();
-        if pooled.is_some() {
-            observer.presignatures_ready(-1);
-        }
-        match pooled {
+        match self.pop(1, observer).pop() {
             Some(p) => {
                 observer.presignature_used(PresignSource::Pool);
                 Ok(p)
@@ -222,6 +224,17 @@ impl EcdsaKey {
                     .ok_or(Error::Internal("presigning returned nothing"))
             }
         }
+    }
+
+    /// Removes up to `n` presignatures from the pool (the one place that does).
+    fn pop(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
+        let taken: Vec<Presignature> = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let keep = pool.ready.len().saturating_sub(n);
+            pool.ready.drain(keep..).collect()
+        };
+        observer.presignatures_ready(-i64::try_from(taken.len()).unwrap_or(i64::MAX));
+        taken
     }
 
     /// The pool target for a configured `target`: the key's own target, which starts at
@@ -330,10 +343,14 @@ impl LoadedKey {
             Scheme::Bip340 => {
                 LoadedKey::Bip340(embedded::dkg::<Bip340Suite>(accel, t, n, &mut OsRng)?)
             }
-            Scheme::EcdsaSecp256k1 => LoadedKey::Ecdsa(EcdsaKey::new(
-                dkls23::embedded::dkg(accel, t, n, &mut OsRng)?,
-                true,
-            )),
+            // Base OT only for the pairs of the signer set the embedded coordinator uses.
+            Scheme::EcdsaSecp256k1 => LoadedKey::Ecdsa(EcdsaKey::new(dkls23::embedded::dkg_for(
+                accel,
+                t,
+                n,
+                &signer_set(t),
+                &mut OsRng,
+            )?)),
         })
     }
 
@@ -379,7 +396,7 @@ impl LoadedKey {
                         other => Error::from(other),
                     },
                 )?;
-                LoadedKey::Ecdsa(EcdsaKey::new(set, true))
+                LoadedKey::Ecdsa(EcdsaKey::new(set))
             }
         })
     }
@@ -417,7 +434,7 @@ impl LoadedKey {
                 LoadedKey::EcdsaParty(EcdsaPartyKey::new(dkls23::KeyShare::from_bytes(bytes)?))
             }
             Scheme::EcdsaSecp256k1 => {
-                LoadedKey::Ecdsa(EcdsaKey::new(dkls23::KeySet::from_bytes(bytes)?, false))
+                LoadedKey::Ecdsa(EcdsaKey::new(dkls23::KeySet::from_bytes(bytes)?))
             }
         })
     }
@@ -486,7 +503,8 @@ impl Taproot {
     }
 }
 
-/// Decrypted keys (with their public metadata) kept in memory after first use.
+/// Decrypted keys (with their public metadata, [`KeyRecord::without_sealed`]) kept in memory
+/// after first use.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     keys: RwLock<HashMap<String, CachedKey>>,
@@ -511,5 +529,29 @@ impl KeyCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(record.key_id.clone(), (record, key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::NoObserver;
+
+    /// A set whose signer pair has no OT state (here: a DKG that set up only the pair (1, 3))
+    /// gets its base OT when it first presigns, and that change is reported once, for the
+    /// caller to store; presigning with the state in place changes nothing.
+    #[test]
+    fn a_readied_pair_is_reported_once_for_storing() {
+        let accel = backend_cpu::CpuBackend::new();
+        let set = dkls23::embedded::dkg_for(&accel, 2, 3, &[1, 3], &mut OsRng).unwrap();
+        let key = EcdsaKey::new(set);
+        assert!(!key.take_ot_changed(), "nothing changed yet");
+        key.take(&accel, &NoObserver).unwrap();
+        assert!(key.take_ot_changed(), "the pair (1, 2) was set up");
+        assert!(!key.take_ot_changed(), "reported once");
+        key.take(&accel, &NoObserver).unwrap();
+        assert!(!key.take_ot_changed(), "a ready pair is not set up again");
+        key.note_ot_changed();
+        assert!(key.take_ot_changed(), "a failed store is retried");
     }
 }

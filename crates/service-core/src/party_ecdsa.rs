@@ -592,13 +592,7 @@ impl Party {
         joined(
             "key update",
             tokio::task::spawn_blocking(move || {
-                let Some(mut rec) = store.get_key(&id)? else {
-                    return Ok(());
-                };
-                rec.verify(sealer.as_ref())?;
-                rec.sealed = sealer.seal(&id, &key.to_bytes())?;
-                let rec = rec.authenticate(sealer.as_ref());
-                Ok(store.replace_key_material(&rec)?)
+                crate::app::reseal_key(store.as_ref(), sealer.as_ref(), &id, &key)
             })
             .await,
         )

@@ -102,6 +102,14 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// The record without its sealed key material, for the key cache, which keeps the
+    /// decrypted key beside it (the sealed bytes would double the memory of large keys, such
+    /// as a threshold-ECDSA key set with its pairwise OT state). Its MAC no longer verifies.
+    pub fn without_sealed(mut self) -> Self {
+        self.sealed = Vec::new();
+        self
+    }
+
     /// What the record's MAC covers: every other field, length-prefixed, the sealed key
     /// material by its SHA-256.
     pub fn authenticated_bytes(&self) -> Vec<u8> {
