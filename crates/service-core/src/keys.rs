@@ -102,8 +102,10 @@ pub struct EcdsaKey {
     /// Refills running (see [`EcdsaKey::claim_refill`]).
     refilling: AtomicUsize,
     /// The key's own pool target: [`POOL_START`], doubled each time signing finds the pool
-    /// short (the configured target caps it).
+    /// short after it has served the key (the configured target caps it).
     want: AtomicUsize,
+    /// Whether the pool has served a signature since the key was made or loaded.
+    served: AtomicBool,
     /// Whether the set's OT state changed since it was stored (see
     /// [`EcdsaKey::take_ot_changed`]).
     ot_changed: AtomicBool,
@@ -126,6 +128,7 @@ impl EcdsaKey {
             pool: Mutex::new(Pool::default()),
             refilling: AtomicUsize::new(0),
             want: AtomicUsize::new(POOL_START),
+            served: AtomicBool::new(false),
             ot_changed: AtomicBool::new(false),
             public_key,
             signers,
@@ -190,11 +193,15 @@ impl EcdsaKey {
 
     /// Takes up to `n` presignatures from the pool for `n` signatures (each is counted as used
     /// from the pool when a signature consumes it; one dropped unused, e.g. with a request the
-    /// batcher refused, is not). When the pool holds fewer, the key signs often enough for a
-    /// larger one: its target doubles.
+    /// batcher refused, is not). When the pool, having served the key before, holds fewer,
+    /// the key signs often enough for a larger one: its target doubles. (A pool that has not
+    /// served yet, e.g. just after a restart, is empty because it was never filled.)
     pub(crate) fn reserve(&self, n: usize, observer: &dyn Observer) -> Vec<Presignature> {
         let taken = self.pop(n, observer);
-        if taken.len() < n {
+        if !taken.is_empty() {
+            self.served.store(true, Ordering::Release);
+        }
+        if taken.len() < n && self.served.load(Ordering::Acquire) {
             let _ = self
                 .want
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
@@ -238,7 +245,8 @@ impl EcdsaKey {
     }
 
     /// The pool target for a configured `target`: the key's own target, which starts at
-    /// [`POOL_START`] and doubles each time signing finds the pool short, capped by `target`.
+    /// [`POOL_START`] and doubles each time signing finds the pool short after it has served
+    /// the key ([`EcdsaKey::reserve`]), capped by `target`.
     /// A node with many keys then keeps a few presignatures for each (its first signatures
     /// run the online round only) and a full pool for those that sign often.
     pub fn pool_target(&self, target: usize) -> usize {
@@ -553,5 +561,24 @@ mod tests {
         assert!(!key.take_ot_changed(), "a ready pair is not set up again");
         key.note_ot_changed();
         assert!(key.take_ot_changed(), "a failed store is retried");
+    }
+
+    /// A key's pool target starts at 4 and doubles when a pool that has served the key runs
+    /// short, never past the configured target; an empty pool that never served (a key just
+    /// loaded) does not grow it.
+    #[test]
+    fn the_pool_target_grows_only_when_a_serving_pool_runs_short() {
+        let accel = backend_cpu::CpuBackend::new();
+        let set = dkls23::embedded::dkg_for(&accel, 2, 3, &[1, 2], &mut OsRng).unwrap();
+        let key = EcdsaKey::new(set);
+        assert_eq!(key.pool_target(64), 4);
+        assert!(key.reserve(1, &NoObserver).is_empty());
+        assert_eq!(key.pool_target(64), 4, "a pool that never served stays");
+        assert!(key.claim_refill(64, 1));
+        while key.refill_step(&accel, &NoObserver, 64, 4).unwrap() {}
+        assert_eq!(key.pool_len(), 4);
+        assert_eq!(key.reserve(5, &NoObserver).len(), 4);
+        assert_eq!(key.pool_target(64), 8, "served and short: doubled");
+        assert_eq!(key.pool_target(6), 6, "capped by the configured target");
     }
 }
