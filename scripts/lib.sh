@@ -1,4 +1,5 @@
-# Helpers shared by the measurement scripts (cluster-load.sh, flood.sh, flamegraph.sh); they
+# Helpers shared by the measurement scripts (cluster-load.sh, flood.sh, flamegraph.sh,
+# many-keys.sh); they
 # expect $bin, the tessera binary.
 
 # The id of a new 2-of-3 key of a scheme: key_of SERVER SCHEME
@@ -7,13 +8,20 @@ key_of() {
         sed -n 's/.*"key_id":"\([^"]*\)".*/\1/p'
 }
 
-# The gRPC address a server's log announces, waiting up to 10 s for it: listening LOG
-listening() {
+# The address of a listener a server's log announces, waiting up to 10 s for it:
+# announced WHAT LOG (WHAT: "gRPC" or "metrics")
+announced() {
     for _ in $(seq 100); do
-        addr=$(sed -n 's/.*gRPC listening on \([0-9.:]*\).*/\1/p' "$1")
+        addr=$(sed -n "s/.*$1 listening on \([0-9.:]*\).*/\1/p" "$2")
         if [ -n "$addr" ]; then echo "$addr"; return; fi
         sleep 0.1
     done
-    echo "no server came up; see $1" >&2
+    echo "no $1 listener came up; see $2" >&2
     exit 1
 }
+
+# The gRPC address a server's log announces: listening LOG
+listening() { announced gRPC "$1"; }
+
+# The metrics address a server's log announces: metrics_listening LOG
+metrics_listening() { announced metrics "$1"; }
