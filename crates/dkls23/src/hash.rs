@@ -117,31 +117,32 @@ impl Expander {
     /// little-endian halves `y_{2k}`, `y_{2k+1}`, reduced modulo the group order. `h` and the
     /// intermediate blocks are wiped.
     pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Scalar; 4] {
-        let mut halves = [0u128; 2];
-        for (v, c) in halves.iter_mut().zip(h.chunks_exact(16)) {
-            *v = c.iter().rev().fold(0u128, |a, b| (a << 8) | u128::from(*b));
-        }
+        let mut halves = [
+            u128::from_le_bytes(core::array::from_fn(|i| h[i])),
+            u128::from_le_bytes(core::array::from_fn(|i| h[16 + i])),
+        ];
         h.zeroize();
-        let x = |i: usize| halves[i % 2].wrapping_add((i / 2) as u128);
+        let mut x: [u128; 8] =
+            core::array::from_fn(|i| halves[i % 2].wrapping_add((i / 2) as u128));
+        halves.zeroize();
         let mut blocks: [GenericArray<u8, U16>; 8] =
-            core::array::from_fn(|i| GenericArray::from(x(i).to_le_bytes()));
+            core::array::from_fn(|i| GenericArray::from(x[i].to_le_bytes()));
         self.0.encrypt_blocks(&mut blocks);
-        let mut words = [0u64; 16];
-        for (i, b) in blocks.iter_mut().enumerate() {
-            let v = b.iter().rev().fold(0u128, |a, b| (a << 8) | u128::from(*b)) ^ x(i);
-            words[2 * i] = v as u64;
-            words[2 * i + 1] = (v >> 64) as u64;
+        let mut y: [u128; 8] = core::array::from_fn(|i| {
+            u128::from_le_bytes(core::array::from_fn(|j| blocks[i][j])) ^ x[i]
+        });
+        x.zeroize();
+        for b in &mut blocks {
             b.as_mut_slice().zeroize();
         }
-        halves.zeroize();
         let out = core::array::from_fn(|k| {
-            let mut limbs = [0u64; 4];
-            limbs.copy_from_slice(&words[4 * k..4 * k + 4]);
+            let (lo, hi) = (y[2 * k], y[2 * k + 1]);
+            let mut limbs = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
             let s = <Scalar as Reduce<U256>>::reduce(U256::from_words(limbs));
             limbs.zeroize();
             s
         });
-        words.zeroize();
+        y.zeroize();
         out
     }
 }
@@ -166,4 +167,50 @@ pub(crate) fn scalar_bytes<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) ->
         out.extend_from_slice(&s.to_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::elliptic_curve::PrimeField;
+    use k256::elliptic_curve::bigint::Encoding;
+
+    /// `Expander::scalars4` computes its documented definition, written out here one block at
+    /// a time: blocks `x_{2k} = lo + k`, `x_{2k+1} = hi + k`, `y_i = AES(x_i) ⊕ x_i`, scalar `k`
+    /// from the little-endian halves `y_{2k}`, `y_{2k+1}` reduced modulo the order (checked
+    /// by subtracting `n` where the 256-bit value is at least `n`). Both parties of a
+    /// multiplication must agree on it bit for bit.
+    #[test]
+    fn expander_matches_its_definition() {
+        let key = [0x42u8; 32];
+        let e = Expander::new(&key);
+        let aes = Aes256Enc::new(GenericArray::from_slice(&key));
+        let n =
+            U256::from_be_hex("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141");
+        for seed in 0u8..16 {
+            let h: [u8; 32] = if seed == 15 {
+                [0xff; 32]
+            } else {
+                core::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8 * 11))
+            };
+            let lo = u128::from_le_bytes(h[..16].try_into().unwrap());
+            let hi = u128::from_le_bytes(h[16..].try_into().unwrap());
+            let y = |x: u128| {
+                let mut b = GenericArray::from(x.to_le_bytes());
+                aes.encrypt_block(&mut b);
+                u128::from_le_bytes(b.into()) ^ x
+            };
+            let got = e.scalars4(h);
+            for (k, s) in got.iter().enumerate() {
+                let (a, b) = (y(lo.wrapping_add(k as u128)), y(hi.wrapping_add(k as u128)));
+                let mut le = [0u8; 32];
+                le[..16].copy_from_slice(&a.to_le_bytes());
+                le[16..].copy_from_slice(&b.to_le_bytes());
+                let v = U256::from_le_slice(&le);
+                let reduced = if v >= n { v.wrapping_sub(&n) } else { v };
+                let want = Scalar::from_repr(FieldBytes::from(reduced.to_be_bytes())).unwrap();
+                assert_eq!(*s, want, "seed {seed}, scalar {k}");
+            }
+        }
+    }
 }
