@@ -58,8 +58,17 @@ pub(crate) fn scalar_from_32(b: &[u8; 32]) -> Scalar {
 /// block `i` is the encryption of `iv + i` (little-endian, modulo 2^128). `key` must be
 /// uniformly random and secret; the same `(key, iv)` must not cover two different uses.
 pub(crate) fn aes_ctr(key: &[u8; 32], iv: u128, out: &mut [u8]) {
+    aes_ctr_with(&aes_key(key), iv, out);
+}
+
+/// AES-256 under `key`, its key schedule expanded once (it is wiped on drop).
+pub(crate) fn aes_key(key: &[u8; 32]) -> Aes256Enc {
+    Aes256Enc::new(GenericArray::from_slice(key))
+}
+
+/// [`aes_ctr`] under a key already expanded by [`aes_key`].
+pub(crate) fn aes_ctr_with(cipher: &Aes256Enc, iv: u128, out: &mut [u8]) {
     debug_assert_eq!(out.len() % 16, 0);
-    let cipher = Aes256Enc::new(GenericArray::from_slice(key));
     let mut buf = [GenericArray::<u8, U16>::default(); 8];
     let mut ctr = iv;
     for chunk in out.chunks_mut(16 * buf.len()) {
@@ -191,7 +200,7 @@ mod tests {
             let h: [u8; 32] = if seed == 15 {
                 [0xff; 32]
             } else {
-                core::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add(i as u8 * 11))
+                core::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add((i as u8).wrapping_mul(11)))
             };
             let lo = u128::from_le_bytes(h[..16].try_into().unwrap());
             let hi = u128::from_le_bytes(h[16..].try_into().unwrap());

@@ -313,6 +313,17 @@ impl KeyShare {
             .and_then(|p| p.as_ref())
     }
 
+    /// Drops the OT-extension PRG keys that presigning expands from the base-OT seeds and keeps
+    /// for the share's next sessions (about 92 KiB per peer): for a share kept in memory for
+    /// long, such as a distributed node's, after a batch of presigning rounds. Presigning
+    /// expands them again when it next runs.
+    pub fn forget_expanded_keys(&mut self) {
+        for pair in self.ot.iter_mut().flatten() {
+            pair.as_receiver.forget_prgs();
+            pair.as_sender.forget_prgs();
+        }
+    }
+
     /// Discards the OT state with `peer` (selective-abort defence).
     pub(crate) fn discard_pair(&mut self, peer: PartyId) {
         if let Some(slot) = self.ot.get_mut(usize::from(peer).wrapping_sub(1)) {
@@ -453,13 +464,8 @@ impl KeyShare {
                     let mut pair = PairOt {
                         me: id,
                         peer,
-                        as_receiver: ExtReceiverSeeds {
-                            seeds: vec![[[0u8; 32]; 2]; KAPPA],
-                        },
-                        as_sender: ExtSenderSeeds {
-                            delta: 0,
-                            seeds: vec![[0u8; 32]; KAPPA],
-                        },
+                        as_receiver: ExtReceiverSeeds::new(vec![[[0u8; 32]; 2]; KAPPA]),
+                        as_sender: ExtSenderSeeds::new(0, vec![[0u8; 32]; KAPPA]),
                     };
                     for [s0, s1] in pair.as_receiver.seeds.iter_mut() {
                         r.fill(s0)?;

@@ -294,11 +294,11 @@ mod assurance {
 
     /// Fixed, distinct base-OT seeds for Bob (the statistics below do not depend on them).
     fn bob_seeds() -> ExtReceiverSeeds {
-        ExtReceiverSeeds {
-            seeds: (0..KAPPA)
+        ExtReceiverSeeds::new(
+            (0..KAPPA)
                 .map(|l| [[l as u8; 32], [l as u8 ^ 0x80; 32]])
                 .collect(),
-        }
+        )
     }
 
     /// Bob's randomised encoding (DKLs19 §3, the selective-failure defence): the padding bits

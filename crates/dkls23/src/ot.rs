@@ -5,6 +5,9 @@
 //! Roles: the *extension sender* (Alice in the multiplication) is the base-OT **receiver** with
 //! choice bits Δ; the *extension receiver* (Bob) is the base-OT **sender** holding both seeds.
 
+use std::sync::OnceLock;
+
+use aes::Aes256Enc;
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRngCore;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -14,7 +17,7 @@ use accel_api::{Accelerator, CurveGroup, SchnorrItem, Secp256k1};
 
 use crate::codec::{POINT_LEN, R, SCALAR_LEN, W, encode_points};
 use crate::error::Error;
-use crate::hash::{Tr, aes_ctr, bulk_digest};
+use crate::hash::{Tr, aes_ctr, aes_ctr_with, aes_key, bulk_digest};
 
 /// Number of base OTs (computational security parameter κ).
 pub const KAPPA: usize = 128;
@@ -25,31 +28,88 @@ pub const M: usize = 640;
 const M_BYTES: usize = M / 8;
 
 /// The extension receiver's base-OT outputs: both seeds of every base OT.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ExtReceiverSeeds {
     pub(crate) seeds: Vec<[[u8; 32]; 2]>,
+    /// The KOS PRG's expanded AES keys for `seeds`, made on first use: the sessions presigned
+    /// on one copy of a key set (a lockstep batch) expand each seed once.
+    prgs: OnceLock<Vec<[Aes256Enc; 2]>>,
 }
 
 /// The extension sender's base-OT outputs: its choice bits Δ and the chosen seeds.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ExtSenderSeeds {
     pub(crate) delta: u128,
     pub(crate) seeds: Vec<[u8; 32]>,
+    /// The KOS PRG's expanded AES keys for `seeds`, as for [`ExtReceiverSeeds`].
+    prgs: OnceLock<Vec<Aes256Enc>>,
 }
 
+impl PartialEq for ExtReceiverSeeds {
+    fn eq(&self, other: &Self) -> bool {
+        self.seeds == other.seeds
+    }
+}
+impl Eq for ExtReceiverSeeds {}
+impl PartialEq for ExtSenderSeeds {
+    fn eq(&self, other: &Self) -> bool {
+        self.delta == other.delta && self.seeds == other.seeds
+    }
+}
+impl Eq for ExtSenderSeeds {}
+
 impl ExtReceiverSeeds {
-    /// Zeroizes both seeds of every base OT (run on drop).
+    /// Both seeds of every base OT.
+    pub(crate) fn new(seeds: Vec<[[u8; 32]; 2]>) -> Self {
+        Self {
+            seeds,
+            prgs: OnceLock::new(),
+        }
+    }
+    /// The PRG keys of both seeds of every base OT, expanded on first use.
+    fn prgs(&self) -> &[[Aes256Enc; 2]] {
+        self.prgs.get_or_init(|| {
+            self.seeds
+                .iter()
+                .map(|[s0, s1]| [aes_key(s0), aes_key(s1)])
+                .collect()
+        })
+    }
+    /// Drops the expanded keys (wiped on drop); they are made again on next use.
+    pub(crate) fn forget_prgs(&mut self) {
+        self.prgs.take();
+    }
+    /// Zeroizes both seeds of every base OT and drops their expanded keys (run on drop).
     fn wipe(&mut self) {
         self.seeds.zeroize();
+        self.forget_prgs();
         #[cfg(test)]
         crate::tests::note_wipe("ExtReceiverSeeds");
     }
 }
 impl ExtSenderSeeds {
-    /// Zeroizes Δ and the chosen seeds (run on drop).
+    /// Δ and the chosen seeds.
+    pub(crate) fn new(delta: u128, seeds: Vec<[u8; 32]>) -> Self {
+        Self {
+            delta,
+            seeds,
+            prgs: OnceLock::new(),
+        }
+    }
+    /// The PRG keys of the chosen seeds, expanded on first use.
+    fn prgs(&self) -> &[Aes256Enc] {
+        self.prgs
+            .get_or_init(|| self.seeds.iter().map(aes_key).collect())
+    }
+    /// Drops the expanded keys (wiped on drop); they are made again on next use.
+    pub(crate) fn forget_prgs(&mut self) {
+        self.prgs.take();
+    }
+    /// Zeroizes Δ and the chosen seeds and drops their expanded keys (run on drop).
     fn wipe(&mut self) {
         self.delta.zeroize();
         self.seeds.zeroize();
+        self.forget_prgs();
         #[cfg(test)]
         crate::tests::note_wipe("ExtSenderSeeds");
     }
@@ -451,7 +511,7 @@ impl VsotSender {
         enc.zeroize();
         Ok((
             VsotSenderChallenged {
-                seeds: ExtReceiverSeeds { seeds },
+                seeds: ExtReceiverSeeds::new(seeds),
                 ctx: self.ctx,
             },
             VsotMsg3 { xi },
@@ -510,10 +570,7 @@ impl VsotReceiver {
         }
         let mut db = [0u8; 16];
         rng.fill_bytes(&mut db);
-        let mut seeds = ExtSenderSeeds {
-            delta: u128::from_le_bytes(db),
-            seeds: Vec::with_capacity(KAPPA),
-        };
+        let mut seeds = ExtSenderSeeds::new(u128::from_le_bytes(db), Vec::with_capacity(KAPPA));
         db.zeroize();
         let mut a: Vec<Scalar> = (0..KAPPA)
             .map(|_| Secp256k1::random_nonzero_scalar(rng))
@@ -657,11 +714,11 @@ fn prg_iv(ctx: &[u8; 32], nonce: &[u8; 32]) -> u128 {
     u128::from_le_bytes(b)
 }
 
-/// The KOS PRG `G(seed)`: `M/8` bytes of AES-256-CTR keyed by the base-OT seed, from the
-/// session's counter base (see `prg_iv`).
-fn prg(seed: &[u8; 32], iv: u128) -> [u8; M_BYTES] {
+/// The KOS PRG `G(seed)`: `M/8` bytes of AES-256-CTR keyed by the base-OT seed (`key`, its
+/// expanded AES key), from the session's counter base (see `prg_iv`).
+fn prg(key: &Aes256Enc, iv: u128) -> [u8; M_BYTES] {
     let mut out = [0u8; M_BYTES];
-    aes_ctr(seed, iv, &mut out);
+    aes_ctr_with(key, iv, &mut out);
     out
 }
 
@@ -792,9 +849,9 @@ pub(crate) fn kos_receive(
     let iv = prg_iv(ctx, &nonce);
     let mut t0 = Vec::with_capacity(KAPPA);
     let mut u = Vec::with_capacity(KAPPA);
-    for pair in &seeds.seeds {
-        let a = prg(&pair[0], iv);
-        let mut b = prg(&pair[1], iv);
+    for [k0, k1] in seeds.prgs() {
+        let a = prg(k0, iv);
+        let mut b = prg(k1, iv);
         let mut col = [0u8; M_BYTES];
         for i in 0..M_BYTES {
             col[i] = a[i] ^ b[i] ^ x[i];
@@ -840,8 +897,8 @@ pub(crate) fn kos_send(
     }
     let iv = prg_iv(ctx, &msg.nonce);
     let mut q = Vec::with_capacity(KAPPA);
-    for (l, seed) in seeds.seeds.iter().enumerate() {
-        let g = prg(seed, iv);
+    for (l, key) in seeds.prgs().iter().enumerate() {
+        let g = prg(key, iv);
         let mask = 0u8.wrapping_sub(((seeds.delta >> l) & 1) as u8);
         let mut col = [0u8; M_BYTES];
         for i in 0..M_BYTES {
@@ -1193,6 +1250,38 @@ mod assurance {
         assert_eq!(gf_mul(u128::MAX, u128::MAX), ref_mul(u128::MAX, u128::MAX));
     }
 
+    /// The expanded PRG keys kept with the seeds are those of the seeds, in order, on both
+    /// sides; forgetting them drops them and the next use makes the same ones again.
+    #[test]
+    fn expanded_prg_keys_match_their_seeds_and_can_be_forgotten() {
+        let mut rng = ChaCha20Rng::seed_from_u64(0x5eed);
+        let mut seed = || {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            s
+        };
+        let mut r = ExtReceiverSeeds::new((0..KAPPA).map(|_| [seed(), seed()]).collect());
+        let mut s = ExtSenderSeeds::new(7, (0..KAPPA).map(|_| seed()).collect());
+        let iv = 0x1234_5678_9abc_def0_u128;
+        let direct = |key: &[u8; 32]| {
+            let mut out = [0u8; M_BYTES];
+            aes_ctr(key, iv, &mut out);
+            out
+        };
+        for _ in 0..2 {
+            for (keys, pair) in r.prgs().iter().zip(&r.seeds) {
+                assert_eq!(prg(&keys[0], iv), direct(&pair[0]));
+                assert_eq!(prg(&keys[1], iv), direct(&pair[1]));
+            }
+            for (key, seed) in s.prgs().iter().zip(&s.seeds) {
+                assert_eq!(prg(key, iv), direct(seed));
+            }
+            r.forget_prgs();
+            s.forget_prgs();
+            assert!(r.prgs.get().is_none() && s.prgs.get().is_none());
+        }
+    }
+
     /// The KOS PRG is keyed by the seed, the pair context and the session nonce, its 16-byte
     /// blocks differ, and its output is balanced. Kills `prg` returning a constant block.
     #[test]
@@ -1206,16 +1295,20 @@ mod assurance {
             rng.fill_bytes(&mut seed);
             rng.fill_bytes(&mut nonce);
             let iv = prg_iv(&ctx, &nonce);
-            let out = prg(&seed, iv);
+            let out = prg(&aes_key(&seed), iv);
             let mut s2 = seed;
             s2[0] ^= 1;
-            assert_ne!(out, prg(&s2, iv), "seed not used");
+            assert_ne!(out, prg(&aes_key(&s2), iv), "seed not used");
             let mut n2 = nonce;
             n2[31] ^= 1;
-            assert_ne!(out, prg(&seed, prg_iv(&ctx, &n2)), "nonce not used");
             assert_ne!(
                 out,
-                prg(&seed, prg_iv(&[6; 32], &nonce)),
+                prg(&aes_key(&seed), prg_iv(&ctx, &n2)),
+                "nonce not used"
+            );
+            assert_ne!(
+                out,
+                prg(&aes_key(&seed), prg_iv(&[6; 32], &nonce)),
                 "context not used"
             );
             let blocks: Vec<&[u8]> = out.chunks(16).collect();
@@ -1301,11 +1394,11 @@ mod assurance {
     #[test]
     fn kos_columns_hide_the_choice_bits() {
         let mut rng = ChaCha20Rng::seed_from_u64(31);
-        let seeds = ExtReceiverSeeds {
-            seeds: (0..KAPPA)
+        let seeds = ExtReceiverSeeds::new(
+            (0..KAPPA)
                 .map(|l| [[l as u8; 32], [l as u8 | 0x80; 32]])
                 .collect(),
-        };
+        );
         let choices: Vec<u8> = (0..XI).map(|_| (rng.next_u32() & 1) as u8).collect();
         let (msg, _) = kos_receive(&seeds, &[1; 32], &choices, &mut rng);
         let mut first = [0u8; XI / 8];
@@ -1394,20 +1487,19 @@ mod assurance {
     /// runs the wipe; the VSOT receiver states and `PairOt` hold their secrets in these types.
     #[test]
     fn base_ot_seeds_are_redacted_and_wiped_on_drop() {
-        let mut r = ExtReceiverSeeds {
-            seeds: vec![[[1; 32], [2; 32]]; KAPPA],
-        };
+        let mut r = ExtReceiverSeeds::new(vec![[[1; 32], [2; 32]]; KAPPA]);
+        r.prgs();
         assert_eq!(format!("{r:?}"), "ExtReceiverSeeds(<redacted>)");
         r.wipe();
         assert!(r.seeds.iter().flatten().flatten().all(|b| *b == 0));
-        let mut s = ExtSenderSeeds {
-            delta: u128::MAX,
-            seeds: vec![[3; 32]; KAPPA],
-        };
+        assert!(r.prgs.get().is_none(), "expanded keys dropped");
+        let mut s = ExtSenderSeeds::new(u128::MAX, vec![[3; 32]; KAPPA]);
+        s.prgs();
         assert_eq!(format!("{s:?}"), "ExtSenderSeeds(<redacted>)");
         s.wipe();
         assert_eq!(s.delta, 0);
         assert!(s.seeds.iter().flatten().all(|b| *b == 0));
+        assert!(s.prgs.get().is_none(), "expanded keys dropped");
         let (br, bs) = (
             crate::tests::wipes("ExtReceiverSeeds"),
             crate::tests::wipes("ExtSenderSeeds"),

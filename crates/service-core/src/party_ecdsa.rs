@@ -225,13 +225,17 @@ impl Party {
                 let LoadedKey::EcdsaParty(k) = key.as_ref() else {
                     return Err(not_distributed_ecdsa());
                 };
-                let share = k.share();
-                let mut out = Vec::with_capacity(ids.len());
-                for s in &ids {
-                    let sid = presign_sid(&kid, s, &sig);
-                    out.push(dkls23::sign::start(accel, &share, &sig, &sid, &mut OsRng)?);
-                }
-                Ok(out)
+                let mut share = k.share();
+                let out = ids
+                    .iter()
+                    .map(|s| {
+                        let sid = presign_sid(&kid, s, &sig);
+                        dkls23::sign::start(accel, &share, &sig, &sid, &mut OsRng)
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                // The share stays in memory with the key: keep no expanded PRG keys in it.
+                share.forget_expanded_keys();
+                Ok(out?)
             })
             .await;
         let started = match r {
@@ -467,11 +471,13 @@ impl Party {
                     return Err(not_distributed_ecdsa());
                 };
                 let mut share = k.share();
-                states
+                let out = states
                     .into_iter()
                     .zip(inputs)
                     .map(|(st, msgs)| step(accel, &mut share, st, &msgs))
-                    .collect()
+                    .collect();
+                share.forget_expanded_keys();
+                out
             })
             .await;
         if let Err(e) = &r {
