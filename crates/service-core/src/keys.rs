@@ -79,7 +79,7 @@ impl EcdsaPartyKey {
     }
 }
 
-/// The pool target a key starts with (see [`EcdsaKey::claim_refill`]).
+/// The pool target a key starts with (see [`EcdsaKey::pool_target`]).
 const POOL_START: usize = 4;
 
 /// An ECDSA key's presignatures: those ready, and how many running refill steps are making.
