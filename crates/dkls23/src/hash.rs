@@ -200,7 +200,10 @@ mod tests {
             let h: [u8; 32] = if seed == 15 {
                 [0xff; 32]
             } else {
-                core::array::from_fn(|i| seed.wrapping_mul(37).wrapping_add((i as u8).wrapping_mul(11)))
+                core::array::from_fn(|i| {
+                    seed.wrapping_mul(37)
+                        .wrapping_add((i as u8).wrapping_mul(11))
+                })
             };
             let lo = u128::from_le_bytes(h[..16].try_into().unwrap());
             let hi = u128::from_le_bytes(h[16..].try_into().unwrap());

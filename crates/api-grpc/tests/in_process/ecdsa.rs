@@ -123,28 +123,8 @@ async fn a_batch_beyond_the_pool_presigns_the_rest_on_the_on_demand_queue() {
     });
     let k = h.key(Scheme::EcdsaSecp256k1, "pool and on demand").await;
     // The pool fills in the background after key creation.
-    let ready = || sum_samples(&h.scrape(), "tessera_presignatures_ready", &[]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while ready() < POOL as f64 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pool never filled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let messages: Vec<Vec<u8>> = (0..POOL as u8 + 3).map(|i| vec![i ^ 0x5c; 32]).collect();
-    let r = h
-        .sign_batch(SignBatchRequest {
-            key_id: k.key_id.clone(),
-            messages: messages.clone(),
-            taproot_merkle_root: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(r.signatures.len(), messages.len());
-    for (m, s) in messages.iter().zip(&r.signatures) {
-        test_support::ecdsa_check(&k.public_key, m, &s.signature, s.recovery_id);
-    }
+    wait_for_ready(&h, POOL).await;
+    sign_checked(&h, &k, POOL as u8 + 3).await;
     let text = h.scrape();
     let items = |op: &str| {
         sum_samples(
@@ -179,31 +159,37 @@ async fn a_keys_pool_starts_small_and_grows_when_signing_finds_it_short() {
         ..Options::default()
     });
     let k = h.key(Scheme::EcdsaSecp256k1, "growing pool").await;
-    let ready = || sum_samples(&h.scrape(), "tessera_presignatures_ready", &[]);
-    let wait_for = |n: f64| async move {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while ready() < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the pool never reached {n}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    wait_for(4.0).await;
+    wait_for_ready(&h, 4).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(ready(), 4.0, "a new key's pool stops at 4");
+    assert_eq!(ready(&h), 4.0, "a new key's pool stops at 4");
 
     // Five messages: four from the pool and one on demand, so the target doubles to 8.
     sign_checked(&h, &k, 5).await;
-    wait_for(8.0).await;
+    wait_for_ready(&h, 8).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(ready(), 8.0, "the grown pool stops at 8");
+    assert_eq!(ready(&h), 8.0, "the grown pool stops at 8");
     // Short again: 16 would pass the configured 12, which caps it.
     sign_checked(&h, &k, 9).await;
-    wait_for(12.0).await;
+    wait_for_ready(&h, 12).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(ready(), 12.0, "the configured size caps the pool");
+    assert_eq!(ready(&h), 12.0, "the configured size caps the pool");
+}
+
+/// Presignatures ready in the harness's pools.
+fn ready(h: &Harness) -> f64 {
+    sum_samples(&h.scrape(), "tessera_presignatures_ready", &[])
+}
+
+/// Waits (up to 120 s) until `n` presignatures are ready.
+async fn wait_for_ready(h: &Harness, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while ready(h) < n as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool never reached {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Signs `n` messages with `k` in one SignBatch and checks every signature.
