@@ -426,10 +426,13 @@ async fn edited_key_metadata_is_a_startup_error_naming_the_file() {
         let tx = db.begin_write().unwrap();
         let edited = {
             let mut t = tx.open_table(keys).unwrap();
-            let mut rec: serde_json::Value =
-                serde_json::from_slice(t.get(k.key_id.as_str()).unwrap().unwrap().value()).unwrap();
-            rec["public_key"] = serde_json::Value::String("ee".repeat(32));
-            let bytes = serde_json::to_vec(&rec).unwrap();
+            let mut rec = service_core::ports::KeyRecord::decode(
+                "key",
+                t.get(k.key_id.as_str()).unwrap().unwrap().value(),
+            )
+            .unwrap();
+            rec.public_key = vec![0xee; 32];
+            let bytes = rec.encode().unwrap();
             t.insert(k.key_id.as_str(), bytes.as_slice()).unwrap();
             bytes
         };

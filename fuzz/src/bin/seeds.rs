@@ -287,7 +287,9 @@ fn stored(root: &Path, accel: &CpuBackend) -> Res<()> {
             mac: Vec::new(),
         }
         .authenticate(&kek);
-        c.put(&format!("record-{scheme}"), &serde_json::to_vec(&record)?)?;
+        // The binary form the store writes, and the JSON form of earlier versions it reads.
+        c.put(&format!("record-{scheme}"), &record.encode()?)?;
+        c.put(&format!("record-json-{scheme}"), &serde_json::to_vec(&record)?)?;
     }
     // Written as stored text, so the seed stays valid when optional fields are added.
     let idem = format!(
