@@ -79,6 +79,11 @@ impl ExtReceiverSeeds {
     pub(crate) fn forget_prgs(&mut self) {
         self.prgs.take();
     }
+    /// Whether the expanded keys are held (for tests).
+    #[cfg(test)]
+    pub(crate) fn holds_prgs(&self) -> bool {
+        self.prgs.get().is_some()
+    }
     /// Zeroizes both seeds of every base OT and drops their expanded keys (run on drop).
     fn wipe(&mut self) {
         self.seeds.zeroize();
@@ -104,6 +109,11 @@ impl ExtSenderSeeds {
     /// Drops the expanded keys (wiped on drop); they are made again on next use.
     pub(crate) fn forget_prgs(&mut self) {
         self.prgs.take();
+    }
+    /// Whether the expanded keys are held (for tests).
+    #[cfg(test)]
+    pub(crate) fn holds_prgs(&self) -> bool {
+        self.prgs.get().is_some()
     }
     /// Zeroizes Δ and the chosen seeds and drops their expanded keys (run on drop).
     fn wipe(&mut self) {

@@ -248,6 +248,33 @@ fn empty_batches_give_empty_results() {
 
 /// A pair discarded on a copy of the key set (presigning on another thread) is discarded in
 /// the set by `absorb_discards`, and only that pair.
+/// Presigning keeps the PRG keys it expanded in the share (both roles of each pair it used);
+/// `forget_expanded_keys` drops all of them, and presigning again still works.
+#[test]
+fn expanded_keys_are_kept_by_presigning_and_forgotten_on_request() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let mut set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let held = |set: &KeySet, a: PartyId, b: PartyId| {
+        let p = set.share(a).unwrap().pair(b).unwrap();
+        p.as_receiver.holds_prgs() && p.as_sender.holds_prgs()
+    };
+    assert!(!held(&set, 1, 2));
+    embedded::presign_batch(&accel, &mut set, &[1, 2], 2, &mut rng).unwrap();
+    assert!(held(&set, 1, 2) && held(&set, 2, 1));
+    assert!(!held(&set, 1, 3), "a pair not used expands nothing");
+    for id in 1..=3 {
+        set.share_mut(id).unwrap().forget_expanded_keys();
+    }
+    assert!(!held(&set, 1, 2) && !held(&set, 2, 1));
+    assert_eq!(
+        embedded::presign_batch(&accel, &mut set, &[1, 2], 1, &mut rng)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 #[test]
 fn discards_made_on_a_copy_are_absorbed() {
     let accel = backend_cpu::CpuBackend::new();
@@ -271,8 +298,9 @@ fn discards_made_on_a_copy_are_absorbed() {
     assert_eq!(err, Error::BadShare { culprit: 1 });
     assert!(!copy.share(2).unwrap().pair_ready(1));
     assert!(set.share(2).unwrap().pair_ready(1));
-    set.absorb_discards(&copy);
+    assert!(set.absorb_discards(&copy), "a discard is reported");
     assert!(!set.share(2).unwrap().pair_ready(1));
+    assert!(!set.absorb_discards(&copy), "nothing left to discard");
     for (a, b) in [(1, 2), (1, 3), (2, 3), (3, 1), (3, 2)] {
         assert!(set.share(a).unwrap().pair_ready(b), "pair ({a}, {b}) lost");
     }

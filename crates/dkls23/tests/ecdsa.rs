@@ -80,6 +80,10 @@ fn dkg_for_signers_sets_up_their_pairs_and_others_on_first_use() {
     }
     assert!(ready(&set, 1, 3) && ready(&set, 3, 1));
     assert!(!ready(&set, 2, 3));
+    // `ready_pairs` reports whether it ran a base OT.
+    assert!(!embedded::ready_pairs(&accel, &mut set, &[1, 2], &mut rng).unwrap());
+    assert!(embedded::ready_pairs(&accel, &mut set, &[2, 3], &mut rng).unwrap());
+    assert!(!embedded::ready_pairs(&accel, &mut set, &[2, 3], &mut rng).unwrap());
 }
 
 #[test]
