@@ -1292,6 +1292,26 @@ mod assurance {
         }
     }
 
+    /// Seeds compare by their seeds (and Δ), whether or not their PRG keys are expanded.
+    #[test]
+    fn seeds_compare_by_value_not_by_their_expanded_keys() {
+        let r = ExtReceiverSeeds::new(vec![[[1; 32], [2; 32]]; KAPPA]);
+        let expanded = r.clone();
+        expanded.prgs();
+        assert_eq!(r, expanded);
+        let mut other = r.clone();
+        other.seeds[KAPPA - 1][1][31] ^= 1;
+        assert_ne!(r, other);
+        let s = ExtSenderSeeds::new(5, vec![[3; 32]; KAPPA]);
+        let expanded = s.clone();
+        expanded.prgs();
+        assert_eq!(s, expanded);
+        assert_ne!(s, ExtSenderSeeds::new(4, vec![[3; 32]; KAPPA]));
+        let mut other = s.clone();
+        other.seeds[0][0] ^= 1;
+        assert_ne!(s, other);
+    }
+
     /// The KOS PRG is keyed by the seed, the pair context and the session nonce, its 16-byte
     /// blocks differ, and its output is balanced. Kills `prg` returning a constant block.
     #[test]
