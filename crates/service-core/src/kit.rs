@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use crate::audit::Event;
 use crate::ports::{
-    IdempotencyEntry, IdempotencyRecord, KeyOrigin, KeyRecord, SignatureRecord, StoreError,
+    IdempotencyEntry, IdempotencyRecord, KeyOrigin, KeyRecord, PendingKey, SignatureRecord,
+    StoreError,
 };
 use crate::{Scheme, Store};
 
@@ -52,6 +53,7 @@ pub fn check_all(open: &dyn Fn() -> Arc<dyn Store>) {
     check_idempotency_records_expire(open);
     check_key_material_is_replaced_in_place(open);
     check_pruned_audit_chain_verifies_and_continues(open);
+    check_pending_keys_are_hidden_until_settled(open);
 }
 
 /// Keys survive reopening, list in id order from a cursor, and unknown ids are `None`.
@@ -322,4 +324,79 @@ pub fn check_key_material_is_replaced_in_place(open: &dyn Fn() -> Arc<dyn Store>
     assert_eq!(s.get_key("k-replace").unwrap().unwrap().sealed, b"rebuilt");
     assert_eq!(s.get_key("k-absent").unwrap(), None);
     assert_eq!(s.key_count().unwrap(), count);
+}
+
+/// A pending key is neither listed nor counted nor found as a key, survives reopening with its
+/// creator and origin, takes replaced material, and is settled once: committed (with its
+/// `KeyCreated` event) or discarded. Ids are unique across keys and pending keys.
+pub fn check_pending_keys_are_hidden_until_settled(open: &dyn Fn() -> Arc<dyn Store>) {
+    let pending = |id: &str, origin| PendingKey {
+        record: record(id),
+        origin,
+        creator: 3,
+    };
+    let (count, events) = {
+        let s = open();
+        let count = s.key_count().unwrap();
+        let events = s.verify_audit_chain().unwrap();
+        s.insert_pending_key(&pending("p-commit", KeyOrigin::Import))
+            .unwrap();
+        s.insert_pending_key(&pending("p-discard", KeyOrigin::Dkg))
+            .unwrap();
+        assert!(matches!(
+            s.insert_pending_key(&pending("p-commit", KeyOrigin::Dkg)),
+            Err(StoreError::DuplicateKey(id)) if id == "p-commit"
+        ));
+        s.insert_key(&record("p-taken"), KeyOrigin::Dkg, None)
+            .unwrap();
+        assert!(matches!(
+            s.insert_pending_key(&pending("p-taken", KeyOrigin::Dkg)),
+            Err(StoreError::DuplicateKey(id)) if id == "p-taken"
+        ));
+        let mut r = record("p-commit");
+        r.sealed = b"refreshed".to_vec();
+        s.replace_pending_material(&r).unwrap();
+        assert!(matches!(
+            s.replace_pending_material(&record("p-absent")),
+            Err(StoreError::UnknownKey(id)) if id == "p-absent"
+        ));
+        (count + 1, events + 1)
+    };
+    let s = open();
+    assert_eq!(s.key_count().unwrap(), count);
+    assert_eq!(s.get_key("p-commit").unwrap(), None);
+    assert!(
+        s.list_keys(None, 1000)
+            .unwrap()
+            .iter()
+            .all(|r| !r.key_id.starts_with("p-c") && !r.key_id.starts_with("p-d"))
+    );
+    let mut refreshed = pending("p-commit", KeyOrigin::Import);
+    refreshed.record.sealed = b"refreshed".to_vec();
+    assert_eq!(
+        s.pending_keys().unwrap(),
+        vec![refreshed.clone(), pending("p-discard", KeyOrigin::Dkg)]
+    );
+    assert_eq!(
+        s.get_pending_key("p-commit").unwrap(),
+        Some(refreshed.clone())
+    );
+    assert_eq!(s.get_pending_key("p-absent").unwrap(), None);
+
+    assert!(s.commit_pending_key("p-commit").unwrap());
+    assert!(!s.commit_pending_key("p-commit").unwrap());
+    assert!(s.discard_pending_key("p-discard").unwrap());
+    assert!(!s.discard_pending_key("p-discard").unwrap());
+    assert!(!s.commit_pending_key("p-discard").unwrap());
+    drop(s);
+    let s = open();
+    assert_eq!(s.pending_keys().unwrap(), vec![]);
+    assert_eq!(s.key_count().unwrap(), count + 1);
+    assert_eq!(s.get_key("p-commit").unwrap(), Some(refreshed.record));
+    assert_eq!(s.get_key("p-discard").unwrap(), None);
+    assert_eq!(s.verify_audit_chain().unwrap(), events + 1);
+    let last = s.events(None, 10_000).unwrap().pop().unwrap().1;
+    assert!(
+        matches!(&last, Event::KeyCreated { key_id, origin: KeyOrigin::Import, .. } if key_id == "p-commit")
+    );
 }

@@ -9,12 +9,13 @@ use crate::audit::{ChainKey, Checkpoint, Envelope, Event, GENESIS, verify_chain}
 use crate::auth::{Caller, Clients, api_key_hash, new_api_key};
 use crate::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
-    KeyRepository, RecordDone, Recorded, SignatureRecord, StoreError, now_ms,
+    KeyRepository, PendingKey, RecordDone, Recorded, SignatureRecord, StoreError, now_ms,
 };
 
 #[derive(Debug)]
 struct Inner {
     keys: BTreeMap<String, KeyRecord>,
+    pending: BTreeMap<String, PendingKey>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
     /// The kept events; the first has sequence number `checkpoint.next_seq` (0 without one).
     events: Vec<Envelope>,
@@ -53,6 +54,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Test switch: new keys are refused ([`MemoryStore::refuse_new_keys`]).
+    refuse_new_keys: std::sync::atomic::AtomicBool,
 }
 
 impl Default for MemoryStore {
@@ -67,12 +70,21 @@ impl MemoryStore {
         Self {
             inner: Mutex::new(Inner {
                 keys: BTreeMap::new(),
+                pending: BTreeMap::new(),
                 idempotency: HashMap::new(),
                 events: Vec::new(),
                 checkpoint: None,
                 chain: ChainKey::new([0x5a; 32]),
             }),
+            refuse_new_keys: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// While `refuse` is set, storing a new key fails as a full disk would
+    /// ([`StoreError::Engine`]): for tests of what a failed store leaves behind.
+    pub fn refuse_new_keys(&self, refuse: bool) {
+        self.refuse_new_keys
+            .store(refuse, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Overwrites a stored key record in place, as someone with write access to the storage
@@ -115,6 +127,12 @@ impl KeyRepository for MemoryStore {
         origin: KeyOrigin,
         idempotency: Option<&IdempotencyEntry>,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        if self
+            .refuse_new_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(StoreError::Engine("the test store refuses new keys".into()));
+        }
         let mut st = self.lock();
         if st.keys.contains_key(&record.key_id) {
             return Err(StoreError::DuplicateKey(record.key_id.clone()));
@@ -125,15 +143,7 @@ impl KeyRepository for MemoryStore {
             return Ok(Some(existing));
         }
         st.keys.insert(record.key_id.clone(), record.clone());
-        st.append(Event::KeyCreated {
-            key_id: record.key_id.clone(),
-            scheme: record.scheme,
-            threshold: record.threshold,
-            parties: record.parties,
-            origin,
-            client: record.owner.clone(),
-            at_ms: record.created_at_ms,
-        })?;
+        st.append(record.created_event(origin))?;
         Ok(None)
     }
 
@@ -164,6 +174,52 @@ impl KeyRepository for MemoryStore {
 
     fn key_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().keys.len() as u64)
+    }
+
+    fn insert_pending_key(&self, pending: &PendingKey) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        let id = &pending.record.key_id;
+        if st.keys.contains_key(id) || st.pending.contains_key(id) {
+            return Err(StoreError::DuplicateKey(id.clone()));
+        }
+        st.pending.insert(id.clone(), pending.clone());
+        Ok(())
+    }
+
+    fn get_pending_key(&self, key_id: &str) -> Result<Option<PendingKey>, StoreError> {
+        Ok(self.lock().pending.get(key_id).cloned())
+    }
+
+    fn pending_keys(&self) -> Result<Vec<PendingKey>, StoreError> {
+        Ok(self.lock().pending.values().cloned().collect())
+    }
+
+    fn replace_pending_material(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        match self.lock().pending.get_mut(&record.key_id) {
+            Some(p) => {
+                p.record = record.clone();
+                Ok(())
+            }
+            None => Err(StoreError::UnknownKey(record.key_id.clone())),
+        }
+    }
+
+    fn commit_pending_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        let Some(p) = st.pending.get(key_id).cloned() else {
+            return Ok(false);
+        };
+        if st.keys.contains_key(key_id) {
+            return Err(StoreError::DuplicateKey(key_id.to_owned()));
+        }
+        st.append(p.record.created_event(p.origin))?;
+        st.pending.remove(key_id);
+        st.keys.insert(key_id.to_owned(), p.record);
+        Ok(true)
+    }
+
+    fn discard_pending_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().pending.remove(key_id).is_some())
     }
 }
 

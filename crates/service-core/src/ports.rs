@@ -224,6 +224,19 @@ impl KeyRecord {
         self
     }
 
+    /// The audit event that records this key's creation.
+    pub fn created_event(&self, origin: KeyOrigin) -> Event {
+        Event::KeyCreated {
+            key_id: self.key_id.clone(),
+            scheme: self.scheme,
+            threshold: self.threshold,
+            parties: self.parties,
+            origin,
+            client: self.owner.clone(),
+            at_ms: self.created_at_ms,
+        }
+    }
+
     /// What the record's MAC covers: every other field, length-prefixed, the sealed key
     /// material by its SHA-256.
     pub fn authenticated_bytes(&self) -> Vec<u8> {
@@ -325,6 +338,60 @@ pub struct SignatureRecord {
     pub transaction: Option<crate::chain::TxSummary>,
 }
 
+/// A distributed node's share of a key whose creation has not been settled yet: stored by a
+/// co-signing node while the creating node (the coordinator of the key generation or import)
+/// has not stored its own share. It is neither listed nor used for signing until the creator
+/// settles it: committed into the keys (with its `KeyCreated` event) or discarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingKey {
+    /// The share's record, as it will be stored once committed.
+    pub record: KeyRecord,
+    /// How the key came to be.
+    pub origin: KeyOrigin,
+    /// The party id of the node that creates the key and settles it.
+    pub creator: u16,
+}
+
+impl PendingKey {
+    /// The pending key as stored: the creator's party id (2 bytes, big-endian), the origin
+    /// (one byte: 0 DKG, 1 import), then the record in [`KeyRecord::encode`]'s form.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let record = self.record.encode()?;
+        let mut out = Vec::with_capacity(3 + record.len());
+        out.extend_from_slice(&self.creator.to_be_bytes());
+        out.push(match self.origin {
+            KeyOrigin::Dkg => 0,
+            KeyOrigin::Import => 1,
+        });
+        out.extend_from_slice(&record);
+        Ok(out)
+    }
+
+    /// Decodes [`PendingKey::encode`]'s form; `what` names it in the error.
+    pub fn decode(what: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |why: &'static str| StoreError::Corrupt {
+            what: what.to_owned(),
+            source: why.into(),
+        };
+        let [c0, c1, o, record @ ..] = bytes else {
+            return Err(corrupt("truncated pending key"));
+        };
+        let origin = match o {
+            0 => KeyOrigin::Dkg,
+            1 => KeyOrigin::Import,
+            _ => return Err(corrupt("unknown origin in pending key")),
+        };
+        if !record.starts_with(RECORD_MAGIC) {
+            return Err(corrupt("pending key without a binary record"));
+        }
+        Ok(PendingKey {
+            record: KeyRecord::decode(what, record)?,
+            origin,
+            creator: u16::from_be_bytes([*c0, *c1]),
+        })
+    }
+}
+
 /// Stored keys.
 pub trait KeyRepository: Send + Sync {
     /// Stores a new key, its `KeyCreated` event and (when given) its idempotency record in one
@@ -347,6 +414,21 @@ pub trait KeyRepository: Send + Sync {
     fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyRecord>, StoreError>;
     /// Number of keys.
     fn key_count(&self) -> Result<u64, StoreError>;
+    /// Stores a pending key (not listed, no event yet). [`StoreError::DuplicateKey`] when
+    /// a key or a pending key with its id exists.
+    fn insert_pending_key(&self, pending: &PendingKey) -> Result<(), StoreError>;
+    /// A pending key by id.
+    fn get_pending_key(&self, key_id: &str) -> Result<Option<PendingKey>, StoreError>;
+    /// Every pending key, in id order.
+    fn pending_keys(&self) -> Result<Vec<PendingKey>, StoreError>;
+    /// Replaces the record of a pending key whose key material changed (its OT state, before
+    /// it was settled). [`StoreError::UnknownKey`] when it is not pending.
+    fn replace_pending_material(&self, record: &KeyRecord) -> Result<(), StoreError>;
+    /// Moves a pending key into the keys with its `KeyCreated` event, in one transaction.
+    /// `false` (and nothing written) when no key with this id is pending.
+    fn commit_pending_key(&self, key_id: &str) -> Result<bool, StoreError>;
+    /// Deletes a pending key; `false` when none with this id is pending.
+    fn discard_pending_key(&self, key_id: &str) -> Result<bool, StoreError>;
 }
 
 /// Stored responses of requests that carried an idempotency key.
@@ -477,6 +559,31 @@ mod tests {
     /// Every truncation, a trailing byte, an unknown scheme and text that is not UTF-8 are
     /// corrupt records naming what was read; a field too long for its length is refused
     /// when encoding.
+    /// A pending key round-trips; a truncated one, an unknown origin and a record in the
+    /// JSON form (pending keys are only ever written in binary) are corrupt.
+    #[test]
+    fn pending_keys_round_trip_and_malformed_ones_are_corrupt() {
+        let p = PendingKey {
+            record: record(),
+            origin: KeyOrigin::Import,
+            creator: 0x0102,
+        };
+        let e = p.encode().unwrap();
+        assert_eq!(&e[..3], &[1, 2, 1]);
+        assert_eq!(PendingKey::decode("p", &e).unwrap(), p);
+        let corrupt =
+            |b: &[u8]| matches!(PendingKey::decode("p", b), Err(StoreError::Corrupt { .. }));
+        for n in 0..e.len() {
+            assert!(corrupt(&e[..n]), "truncated to {n} bytes");
+        }
+        let mut bad = e.clone();
+        bad[2] = 2;
+        assert!(corrupt(&bad), "unknown origin");
+        let mut json = vec![0, 1, 0];
+        json.extend_from_slice(&serde_json::to_vec(&record()).unwrap());
+        assert!(corrupt(&json), "a JSON record");
+    }
+
     #[test]
     fn malformed_binary_key_records_are_corrupt() {
         let bin = record().encode().unwrap();

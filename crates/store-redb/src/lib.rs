@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use service_core::audit::{ChainKey, Checkpoint, Envelope, Event, GENESIS, verify_chain};
 use service_core::ports::{
     AuditLog, IdempotencyEntry, IdempotencyRecord, IdempotencyStore, KeyOrigin, KeyRecord,
-    KeyRepository, RecordDone, SignatureRecord, StoreError, now_ms,
+    KeyRepository, PendingKey, RecordDone, SignatureRecord, StoreError, now_ms,
 };
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// Shares of distributed keys whose creation is not settled yet ([`PendingKey`]).
+const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_keys");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Small named records: the audit checkpoint after pruning.
@@ -188,6 +190,7 @@ impl RedbStore {
         let db = created.map_err(|e| fail(e.into()))?;
         let tx = db.begin_write().map_err(|e| fail(e.into()))?;
         tx.open_table(KEYS).map_err(|e| fail(e.into()))?;
+        tx.open_table(PENDING).map_err(|e| fail(e.into()))?;
         tx.open_table(IDEMPOTENCY).map_err(|e| fail(e.into()))?;
         tx.open_table(EVENTS).map_err(|e| fail(e.into()))?;
         tx.open_table(META).map_err(|e| fail(e.into()))?;
@@ -241,6 +244,21 @@ impl RedbStore {
                 t.insert(id.as_str(), new.encode()?.as_slice())
                     .map_err(engine)?;
                 keys += 1;
+            }
+            // Pending shares are sealed under the KEK too.
+            let mut p = tx.open_table(PENDING).map_err(engine)?;
+            let mut pending = Vec::new();
+            for entry in p.iter().map_err(engine)? {
+                let (k, v) = entry.map_err(engine)?;
+                pending.push(PendingKey::decode(
+                    &format!("pending key {}", k.value()),
+                    v.value(),
+                )?);
+            }
+            for mut pk in pending {
+                pk.record = reseal(pk.record)?;
+                p.insert(pk.record.key_id.as_str(), pk.encode()?.as_slice())
+                    .map_err(engine)?;
             }
             let mut e = tx.open_table(EVENTS).map_err(engine)?;
             let mut envelopes = Vec::new();
@@ -395,19 +413,7 @@ impl KeyRepository for RedbStore {
             t.insert(record.key_id.as_str(), record.encode()?.as_slice())
                 .map_err(engine)?;
         }
-        append_event(
-            &tx,
-            &self.chain,
-            Event::KeyCreated {
-                key_id: record.key_id.clone(),
-                scheme: record.scheme,
-                threshold: record.threshold,
-                parties: record.parties,
-                origin,
-                client: record.owner.clone(),
-                at_ms: record.created_at_ms,
-            },
-        )?;
+        append_event(&tx, &self.chain, record.created_event(origin))?;
         tx.commit().map_err(engine)?;
         Ok(None)
     }
@@ -455,6 +461,103 @@ impl KeyRepository for RedbStore {
     fn key_count(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(engine)?;
         tx.open_table(KEYS).map_err(engine)?.len().map_err(engine)
+    }
+
+    fn insert_pending_key(&self, pending: &PendingKey) -> Result<(), StoreError> {
+        let id = pending.record.key_id.as_str();
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let keys = tx.open_table(KEYS).map_err(engine)?;
+            let mut t = tx.open_table(PENDING).map_err(engine)?;
+            if keys.get(id).map_err(engine)?.is_some() || t.get(id).map_err(engine)?.is_some() {
+                return Err(StoreError::DuplicateKey(id.to_owned()));
+            }
+            t.insert(id, pending.encode()?.as_slice()).map_err(engine)?;
+        }
+        tx.commit().map_err(engine)
+    }
+
+    fn get_pending_key(&self, key_id: &str) -> Result<Option<PendingKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(PENDING).map_err(engine)?;
+        t.get(key_id)
+            .map_err(engine)?
+            .map(|g| PendingKey::decode(&format!("pending key {key_id}"), g.value()))
+            .transpose()
+    }
+
+    fn pending_keys(&self) -> Result<Vec<PendingKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let t = tx.open_table(PENDING).map_err(engine)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(engine)? {
+            let (k, v) = entry.map_err(engine)?;
+            out.push(PendingKey::decode(
+                &format!("pending key {}", k.value()),
+                v.value(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn replace_pending_material(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let id = record.key_id.as_str();
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut t = tx.open_table(PENDING).map_err(engine)?;
+            let Some(mut pending) = t
+                .get(id)
+                .map_err(engine)?
+                .map(|g| PendingKey::decode(&format!("pending key {id}"), g.value()))
+                .transpose()?
+            else {
+                return Err(StoreError::UnknownKey(id.to_owned()));
+            };
+            pending.record = record.clone();
+            t.insert(id, pending.encode()?.as_slice()).map_err(engine)?;
+        }
+        tx.commit().map_err(engine)
+    }
+
+    fn commit_pending_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        let pending = {
+            let mut t = tx.open_table(PENDING).map_err(engine)?;
+            let Some(pending) = t
+                .remove(key_id)
+                .map_err(engine)?
+                .map(|g| PendingKey::decode(&format!("pending key {key_id}"), g.value()))
+                .transpose()?
+            else {
+                return Ok(false);
+            };
+            let mut keys = tx.open_table(KEYS).map_err(engine)?;
+            if keys.get(key_id).map_err(engine)?.is_some() {
+                return Err(StoreError::DuplicateKey(key_id.to_owned()));
+            }
+            keys.insert(key_id, pending.record.encode()?.as_slice())
+                .map_err(engine)?;
+            pending
+        };
+        append_event(
+            &tx,
+            &self.chain,
+            pending.record.created_event(pending.origin),
+        )?;
+        tx.commit().map_err(engine)?;
+        Ok(true)
+    }
+
+    fn discard_pending_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        let removed = tx
+            .open_table(PENDING)
+            .map_err(engine)?
+            .remove(key_id)
+            .map_err(engine)?
+            .is_some();
+        tx.commit().map_err(engine)?;
+        Ok(removed)
     }
 }
 
@@ -712,6 +815,12 @@ mod tests {
             s.insert_key(&service_core::kit::record(id), KeyOrigin::Dkg, None)
                 .unwrap();
         }
+        s.insert_pending_key(&PendingKey {
+            record: service_core::kit::record("k3"),
+            origin: KeyOrigin::Dkg,
+            creator: 2,
+        })
+        .unwrap();
         // A failing re-seal changes nothing.
         let fail = |_: KeyRecord| -> Result<KeyRecord, StoreError> { Err(StoreError::Closed) };
         assert!(s.rekey(&fail, &ChainKey::new([9; 32])).is_err());
@@ -736,6 +845,9 @@ mod tests {
         let new = RedbStore::open(dir.path(), ChainKey::new([9; 32])).unwrap();
         assert_eq!(new.verify_audit_chain().unwrap(), 2);
         assert_eq!(new.get_key("k2").unwrap().unwrap().sealed, b"resealed");
+        let pending = new.get_pending_key("k3").unwrap().unwrap();
+        assert_eq!(pending.record.sealed, b"resealed", "pending shares too");
+        assert_eq!(pending.creator, 2);
     }
 
     /// A chain pruned to a checkpoint is re-keyed with its checkpoint: it verifies under the
