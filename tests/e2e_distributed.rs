@@ -54,6 +54,20 @@ fn assert_no_nonce_reused(dir: &Path, parties: u16) -> usize {
     seen.len()
 }
 
+/// Node `i`'s KEK: `init-cluster` writes it beside the node's config, off its data directory.
+fn node_kek(cl: &Cluster, i: u16) -> service_core::Kek {
+    let node_dir = cl.data_dir(i).parent().unwrap().to_owned();
+    assert!(!cl.data_dir(i).join("kek").exists());
+    let hex = std::fs::read_to_string(node_dir.join("kek")).unwrap();
+    service_core::Kek::from_hex(&hex).unwrap()
+}
+
+/// Node `i`'s store (the node must be stopped), opened with its KEK.
+fn open_store(cl: &Cluster, i: u16) -> store_redb::RedbStore {
+    let chain = service_core::audit::ChainKey::of(&node_kek(cl, i));
+    store_redb::RedbStore::open(&cl.data_dir(i), chain).unwrap()
+}
+
 async fn client(s: &Server) -> SignerServiceClient<Channel> {
     s.client().await
 }
@@ -325,18 +339,9 @@ async fn three_nodes_make_and_use_keys_each_holding_only_its_own_share() {
     for i in 1..=3u16 {
         cl.nodes[usize::from(i) - 1].take().unwrap().terminate();
     }
-    let keks: Vec<service_core::Kek> = (1..=3u16)
-        .map(|i| {
-            // `init-cluster` writes each node's KEK beside its config, off its data directory.
-            let node_dir = cl.data_dir(i).parent().unwrap().to_owned();
-            assert!(!cl.data_dir(i).join("kek").exists());
-            let hex = std::fs::read_to_string(node_dir.join("kek")).unwrap();
-            service_core::Kek::from_hex(&hex).unwrap()
-        })
-        .collect();
+    let keks: Vec<service_core::Kek> = (1..=3u16).map(|i| node_kek(&cl, i)).collect();
     for i in 1..=3u16 {
-        let chain = service_core::audit::ChainKey::of(&keks[usize::from(i) - 1]);
-        let store = store_redb::RedbStore::open(&cl.data_dir(i), chain).unwrap();
+        let store = open_store(&cl, i);
         for (scheme, k) in &keys {
             use service_core::{KeyRepository, Sealer};
             let rec = store
@@ -471,6 +476,72 @@ async fn kill_9_of_one_party_during_load_fails_no_request() {
         assert!(ok > 20, "{scheme:?}: only {ok} signatures");
     }
     assert_no_nonce_reused(dir.path(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_creator_that_dies_before_storing_its_share_leaves_no_key_anywhere() {
+    use service_core::KeyRepository;
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = cluster(3, dir.path());
+    let fault = (
+        "TESSERA_TEST_FAULT".to_owned(),
+        "die-before-storing-key".to_owned(),
+    );
+    cl.env[0].push(fault.clone());
+    cl.start_all();
+    let mut c1 = client(cl.node(1)).await;
+    let e = c1
+        .create_key(CreateKeyRequest {
+            scheme: Scheme::Ed25519 as i32,
+            threshold: 2,
+            parties: 3,
+            label: "never stored by its creator".into(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(e.code(), tonic::Code::Ok);
+    cl.kill9(1);
+    // Node 2 holds its share pending: stored, not a key.
+    cl.nodes[1].take().unwrap().terminate();
+    let pending = {
+        let s = open_store(&cl, 2);
+        assert_eq!(s.key_count().unwrap(), 0);
+        let p = s.pending_keys().unwrap();
+        assert_eq!(p.len(), 1, "the share waits for its creator");
+        assert_eq!(p[0].creator, 1);
+        p[0].record.key_id.clone()
+    };
+    cl.start(2);
+    cl.env[0].retain(|kv| *kv != fault);
+    cl.start(1);
+    // Nodes 2 and 3 ask node 1 in their next sweep; it holds no such key and is not making
+    // it, so they delete their shares.
+    let deadline = Instant::now() + service_core::SETTLE_EVERY * 3;
+    for i in [2, 3] {
+        while !cl.node(i).logged("pending share deleted") {
+            assert!(Instant::now() < deadline, "node {i} kept its pending share");
+        }
+    }
+    let mut c2 = client(cl.node(2)).await;
+    let k = create(&mut c2, Scheme::Ed25519).await;
+    sign_one(&c2, &k, 0).await.unwrap();
+    for i in 1..=3u16 {
+        cl.nodes[usize::from(i) - 1].take().unwrap().terminate();
+    }
+    for i in 1..=3u16 {
+        let s = open_store(&cl, i);
+        assert_eq!(s.pending_keys().unwrap(), vec![], "node {i}");
+        assert_eq!(s.get_key(&pending).unwrap(), None, "node {i}");
+        let keys: Vec<String> = s
+            .list_keys(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key_id)
+            .collect();
+        assert_eq!(keys, std::slice::from_ref(&k.key_id), "node {i}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

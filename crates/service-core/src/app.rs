@@ -666,40 +666,54 @@ impl App {
         fingerprint: impl Fn(&[u8]) -> Vec<u8>,
     ) -> Result<KeyView, Error> {
         let public_key = key.public_key();
-        let record = KeyRecord {
-            key_id: key_id.clone(),
-            scheme: key.scheme(),
-            threshold: *threshold,
-            parties: *parties,
-            public_key: public_key.clone(),
-            label,
-            created_at_ms,
-            owner,
-            sealed: self.sealer.seal(&key_id, &key.to_bytes())?,
-            mac: Vec::new(),
-        }
-        .authenticate(self.sealer.as_ref());
-        let view = KeyView::from(&record);
         let fp = fingerprint(&public_key);
-        let entry = (!idempotency_key.is_empty())
-            .then(|| -> Result<IdempotencyEntry, Error> {
-                Ok(IdempotencyEntry {
-                    scope: scope.to_owned(),
-                    key: idempotency_key.to_owned(),
-                    record: IdempotencyRecord {
-                        fingerprint: fp.clone(),
-                        response: encode(&view)?,
-                        created_at_ms: crate::ports::now_ms(),
-                    },
+        let prepared = (|| -> Result<_, Error> {
+            let record = KeyRecord {
+                key_id: key_id.clone(),
+                scheme: key.scheme(),
+                threshold: *threshold,
+                parties: *parties,
+                public_key,
+                label,
+                created_at_ms,
+                owner,
+                sealed: self.sealer.seal(&key_id, &key.to_bytes())?,
+                mac: Vec::new(),
+            }
+            .authenticate(self.sealer.as_ref());
+            let view = KeyView::from(&record);
+            let entry = (!idempotency_key.is_empty())
+                .then(|| -> Result<IdempotencyEntry, Error> {
+                    Ok(IdempotencyEntry {
+                        scope: scope.to_owned(),
+                        key: idempotency_key.to_owned(),
+                        record: IdempotencyRecord {
+                            fingerprint: fp.clone(),
+                            response: encode(&view)?,
+                            created_at_ms: crate::ports::now_ms(),
+                        },
+                    })
                 })
-            })
-            .transpose()?;
-        let rec = record.clone();
-        let earlier = self
-            .blocking("key insert", move |s| {
-                Ok(s.insert_key(&rec, origin, entry.as_ref())?)
-            })
-            .await?;
+                .transpose()?;
+            Ok((record, view, entry))
+        })();
+        let earlier = match prepared {
+            Ok((record, view, entry)) => {
+                let rec = record.clone();
+                self.blocking("key insert", move |s| {
+                    Ok(s.insert_key(&rec, origin, entry.as_ref())?)
+                })
+                .await
+                .map(|earlier| (record, view, earlier))
+            }
+            Err(e) => Err(e),
+        };
+        // Storing this node's share is the commit point of the key's creation: the other
+        // nodes keep theirs only if it was stored.
+        self.coordinator
+            .settle(&key_id, matches!(earlier, Ok((_, _, None))))
+            .await;
+        let (record, view, earlier) = earlier?;
         if let Some(r) = earlier {
             return replay(&r, &fp);
         }
@@ -1033,19 +1047,24 @@ impl App {
 }
 
 /// Replaces the sealed key material of `key_id`'s stored record with `key` (after its pairwise
-/// OT state changed), checking the stored record's MAC first and authenticating the new one.
-/// A key no longer stored is left alone.
+/// OT state changed), checking the stored record's MAC first and authenticating the new one;
+/// the same for a pending share (not settled yet). A key no longer stored is left alone.
 pub(crate) fn reseal_key(
     store: &dyn Store,
     sealer: &dyn Sealer,
     key_id: &str,
     key: &LoadedKey,
 ) -> Result<(), Error> {
-    let Some(mut rec) = store.get_key(key_id)? else {
-        return Ok(());
+    let reseal = |mut rec: KeyRecord| -> Result<KeyRecord, Error> {
+        rec.verify(sealer)?;
+        rec.sealed = sealer.seal(key_id, &key.to_bytes())?;
+        Ok(rec.authenticate(sealer))
     };
-    rec.verify(sealer)?;
-    rec.sealed = sealer.seal(key_id, &key.to_bytes())?;
-    let rec = rec.authenticate(sealer);
-    Ok(store.replace_key_material(&rec)?)
+    if let Some(rec) = store.get_key(key_id)? {
+        return Ok(store.replace_key_material(&reseal(rec)?)?);
+    }
+    match store.get_pending_key(key_id)? {
+        Some(p) => Ok(store.replace_pending_material(&reseal(p.record)?)?),
+        None => Ok(()),
+    }
 }

@@ -95,6 +95,13 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
         client: &str,
     ) -> BoxFuture<'_, Result<(Vec<Signature>, Cost), Error>>;
 
+    /// The key `key_id` that [`Coordinator::generate`] or [`Coordinator::import`] made here
+    /// was stored (`stored`), or was not: the other nodes keep or delete their shares.
+    /// Single-node deployments have nothing to settle.
+    fn settle(&self, _key_id: &str, _stored: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// `key` (stored as `key_id`) is loaded and will be used: start its precomputation
     /// (presignatures) if it has run low. Never blocks.
     fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>);

@@ -37,6 +37,9 @@ pub const OPEN_FOR: Duration = Duration::from_millis(500);
 pub const MAX_ATTEMPTS: usize = 3;
 /// Most key-generation steps after round 2 before the coordinator gives up.
 const MAX_DKG_STEPS: usize = 8;
+/// How often a node asks the creators of the key shares it holds pending how their creation
+/// ended (only while it holds any).
+pub const SETTLE_EVERY: Duration = Duration::from_secs(5);
 /// Deadline of a request forwarded to the home node of its idempotency key (it signs there,
 /// with its own peer calls).
 pub const FORWARD_DEADLINE: Duration = Duration::from_secs(10);
@@ -243,6 +246,17 @@ impl Distributed {
                 this.probe_open_peers().await;
             }
         });
+        let weak = Arc::downgrade(&this);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SETTLE_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                if this.party.may_hold_pending() {
+                    this.party.settle_pending().await;
+                }
+            }
+        });
         this
     }
 
@@ -434,11 +448,39 @@ impl Distributed {
         OsRng.fill_bytes(&mut session);
         let mut dkg_id = [0u8; 32];
         OsRng.fill_bytes(&mut dkg_id);
+        self.party.begin_creating(&key.key_id);
         let r = self.run_dkg(&all, session, key, dkg_id).await;
+        if r.is_ok() && self.party.fault() == crate::Fault::DieBeforeStoringKey {
+            tracing::error!(key_id = %key.key_id, "test-only fault: aborting before storing this node's share");
+            std::process::abort();
+        }
         if r.is_err() {
             self.compensate("dkg", all.iter().map(|p| (*p, vec![session])).collect());
+            self.settle_key(&key.key_id, false).await;
         }
         r
+    }
+
+    /// Tells every other node whether this node stored its share of `key_id` (the commit
+    /// point of the key's creation), so each commits or deletes its pending share. A node
+    /// that misses it asks later ([`Party::settle_pending`]).
+    async fn settle_key(self: &Arc<Self>, key_id: &str, stored: bool) {
+        // Decided: a peer that asks from now on hears it from the store.
+        self.party.end_creating(key_id);
+        if !stored {
+            self.observer.saga_compensated("key_creation");
+        }
+        let replies = self
+            .call_all(&self.settings.peers, |_| PeerRequest::KeySettled {
+                key_id: key_id.to_owned(),
+                committed: stored,
+            })
+            .await;
+        for (p, r) in replies.into_iter().flatten() {
+            if let Err(f) = r {
+                tracing::warn!(key_id, peer = p, stored, error = %f.error.chain(), "the peer did not hear how the key's creation ended; it asks when it next needs the key");
+            }
+        }
     }
 
     /// Every party of the cluster, ascending, when `key` has one party per node and every
@@ -486,6 +528,20 @@ impl Distributed {
         secret: Zeroizing<Vec<u8>>,
     ) -> Result<LoadedKey, Error> {
         self.all_parties(key)?;
+        self.party.begin_creating(&key.key_id);
+        let r = self.import_shares(key, secret).await;
+        if r.is_err() {
+            self.settle_key(&key.key_id, false).await;
+        }
+        r
+    }
+
+    /// The body of [`Distributed::import_inner`].
+    async fn import_shares(
+        self: &Arc<Self>,
+        key: &NewKey,
+        secret: Zeroizing<Vec<u8>>,
+    ) -> Result<LoadedKey, Error> {
         let (own, others) = self.party.deal(key, secret).await?;
         let public_key = own.public_key();
         let shares: BTreeMap<PartyId, Zeroizing<Vec<u8>>> = others.into_iter().collect();
@@ -1100,6 +1156,11 @@ impl Coordinator for Arc<Distributed> {
                 Err(e) => Err(link_error(home, e)),
             }
         })
+    }
+
+    fn settle(&self, key_id: &str, stored: bool) -> BoxFuture<'_, ()> {
+        let key_id = key_id.to_owned();
+        Box::pin(async move { self.settle_key(&key_id, stored).await })
     }
 
     fn prepare(&self, key_id: &str, key: &Arc<LoadedKey>) {

@@ -12,6 +12,7 @@ use crate::auth::{Auth, Caller};
 use crate::batcher::BatcherConfig;
 use crate::memory::MemoryStore;
 use crate::peer::{LinkError, PeerLink, PeerReply, PeerRequest};
+use crate::ports::{AuditLog, KeyOrigin, KeyRepository, PendingKey};
 use crate::requests::{CreateKey, SignRequest};
 use crate::{
     App, AppSetup, BoxFuture, ClusterSettings, ClusterSetup, ErrorKind, Kek, Limits, NoObserver,
@@ -27,6 +28,8 @@ struct Net {
     down: Mutex<BTreeSet<u16>>,
     stores: Mutex<BTreeMap<u16, Arc<MemoryStore>>>,
     tamper: Mutex<Option<Tamper>>,
+    /// Kinds of request ([`PeerRequest::kind`]) lost on the way.
+    lost: Mutex<BTreeSet<&'static str>>,
 }
 
 #[derive(Debug)]
@@ -40,11 +43,14 @@ impl PeerLink for Link {
         &self,
         peer: u16,
         request: PeerRequest,
-        _deadline: Duration,
+        deadline: Duration,
     ) -> BoxFuture<'_, Result<PeerReply, LinkError>> {
         Box::pin(async move {
             if self.net.down.lock().unwrap().contains(&peer) {
                 return Err(LinkError::Transport("connection refused".into()));
+            }
+            if self.net.lost.lock().unwrap().contains(request.kind()) {
+                return Err(LinkError::Deadline(deadline));
             }
             let party = self
                 .net
@@ -448,6 +454,11 @@ async fn imported_keys_are_split_across_nodes_and_sign_through_each() {
     // Before the import answers, every pair ran a fresh base OT, counted at both ends.
     let parties: Vec<Arc<Party>> = net.parties.lock().unwrap().values().cloned().collect();
     assert_eq!(parties.iter().map(|p| p.pair_refreshes()).sum::<u64>(), 6);
+    // The co-signers' shares were pending while the pairs refreshed; what they stored is the
+    // refreshed OT state: read back from the stores, every pair signs without another base OT.
+    for p in &parties {
+        p.forget_cached_keys();
+    }
     for (k, app) in apps.iter().enumerate() {
         let prehash = [k as u8 + 1; 32];
         let out = app
@@ -458,6 +469,7 @@ async fn imported_keys_are_split_across_nodes_and_sign_through_each() {
         let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
         vk.verify_prehash(&prehash, &sig).unwrap();
     }
+    assert_eq!(parties.iter().map(|p| p.pair_refreshes()).sum::<u64>(), 6);
     // The pair of the two other nodes signs too (node 1 down).
     net.down.lock().unwrap().insert(1);
     let out = apps[1]
@@ -467,4 +479,186 @@ async fn imported_keys_are_split_across_nodes_and_sign_through_each() {
         .unwrap();
     let sig = k256::ecdsa::Signature::from_slice(&out.value[0].signature).unwrap();
     vk.verify_prehash(&[0x33; 32], &sig).unwrap();
+}
+
+/// Every node's pending shares and stored keys, by node.
+fn holdings(net: &Net) -> Vec<(Vec<String>, Vec<String>)> {
+    net.stores
+        .lock()
+        .unwrap()
+        .values()
+        .map(|s| {
+            let pending = s.pending_keys().unwrap();
+            let keys = s.list_keys(None, 100).unwrap();
+            (
+                pending.into_iter().map(|p| p.record.key_id).collect(),
+                keys.into_iter().map(|r| r.key_id).collect(),
+            )
+        })
+        .collect()
+}
+
+fn party(net: &Net, id: u16) -> Arc<Party> {
+    net.parties.lock().unwrap().get(&id).cloned().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_is_stored_on_every_node_once_its_creator_stored_its_share() {
+    let (apps, net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    let committed = vec![key_id.clone()];
+    assert_eq!(holdings(&net), vec![(vec![], committed.clone()); 3]);
+    for app in &apps[1..] {
+        let page = app
+            .list_keys(&Caller::operator(), 0, String::new())
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        assert_eq!(page.value.keys.len(), 1, "listed on every node");
+    }
+    for s in net.stores.lock().unwrap().values() {
+        let events = s.events(None, 10).unwrap();
+        assert_eq!(events.len(), 1, "one KeyCreated event per node");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_creator_cannot_store_its_share_the_others_delete_theirs() {
+    let (apps, net) = cluster();
+    net.stores.lock().unwrap()[&1].refuse_new_keys(true);
+    for scheme in [Scheme::Ed25519, Scheme::EcdsaSecp256k1] {
+        let e = apps[0]
+            .create_key(
+                &Caller::operator(),
+                CreateKey {
+                    scheme,
+                    threshold: 2,
+                    parties: 3,
+                    label: "never stored".into(),
+                    idempotency_key: String::new(),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.error.kind(), ErrorKind::Internal, "{}", e.error);
+        assert_eq!(holdings(&net), vec![(vec![], vec![]); 3], "{scheme}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_the_settlement_asks_the_creator() {
+    let (apps, net) = cluster();
+    // The settlement and the questions about it are lost until the test lets them through.
+    net.lost
+        .lock()
+        .unwrap()
+        .extend(["key_settled", "creation_state"]);
+    let kept = ed25519_key(&apps[0]).await;
+    net.stores.lock().unwrap()[&1].refuse_new_keys(true);
+    apps[0]
+        .create_key(
+            &Caller::operator(),
+            CreateKey {
+                scheme: Scheme::Ed25519,
+                threshold: 2,
+                parties: 3,
+                label: "never stored".into(),
+                idempotency_key: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    net.stores.lock().unwrap()[&1].refuse_new_keys(false);
+    let h = holdings(&net);
+    assert_eq!(h[0], (vec![], vec![kept.clone()]));
+    let dropped = h[1].0.iter().find(|k| **k != kept).cloned().unwrap();
+    let mut both = vec![kept.clone(), dropped.clone()];
+    both.sort();
+    assert_eq!(h[1], (both.clone(), vec![]), "pending, not stored");
+    assert_eq!(h[2], (both, vec![]));
+    let e = apps[1]
+        .get_key(&Caller::operator(), kept.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.error.kind(),
+        ErrorKind::NotFound,
+        "a pending key is not a key yet"
+    );
+
+    // While the creator cannot be asked, nothing is settled.
+    assert_eq!(party(&net, 2).settle_pending().await, 2);
+    net.lost.lock().unwrap().clear();
+    // After a restart (no share cached), a co-signer of node 1 asks node 1 about the key
+    // before it signs with it.
+    for id in [2, 3] {
+        party(&net, id).forget_cached_keys();
+    }
+    let out = apps[0]
+        .sign(
+            &Caller::operator(),
+            sign(&kept, b"after a lost settlement"),
+            false,
+        )
+        .await
+        .map_err(|f| f.error)
+        .unwrap();
+    assert_eq!(out.value.len(), 1);
+    let h = holdings(&net);
+    assert!(
+        h[1..]
+            .iter()
+            .any(|(_, keys)| keys == std::slice::from_ref(&kept)),
+        "the co-signer committed the key: {h:?}"
+    );
+    // The background sweep (or a call of it) settles what remains: the stored key is
+    // committed, the one its creator never stored is deleted.
+    for id in [2, 3] {
+        assert_eq!(party(&net, id).settle_pending().await, 0);
+    }
+    assert_eq!(holdings(&net), vec![(vec![], vec![kept.clone()]); 3]);
+    for app in &apps[1..] {
+        let out = app
+            .sign(
+                &Caller::operator(),
+                sign(&kept, b"through another node"),
+                false,
+            )
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        assert_eq!(out.value.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_still_running_stays_pending_and_only_its_creator_settles_it() {
+    let (_apps, net) = cluster();
+    let record = crate::kit::record("k-running");
+    net.stores.lock().unwrap()[&2]
+        .insert_pending_key(&PendingKey {
+            record,
+            origin: KeyOrigin::Dkg,
+            creator: 1,
+        })
+        .unwrap();
+    party(&net, 1).begin_creating("k-running");
+    assert_eq!(party(&net, 2).settle_pending().await, 1, "still running");
+    let refused = party(&net, 2)
+        .handle(
+            3,
+            PeerRequest::KeySettled {
+                key_id: "k-running".into(),
+                committed: true,
+            },
+        )
+        .await;
+    assert!(
+        matches!(&refused, PeerReply::Failed(f) if f.message.contains("did not create")),
+        "{refused:?}"
+    );
+    assert_eq!(holdings(&net)[1].0, ["k-running"]);
+    party(&net, 1).end_creating("k-running");
+    assert_eq!(party(&net, 2).settle_pending().await, 0);
+    assert_eq!(holdings(&net)[1], (vec![], vec![]), "abandoned: deleted");
 }

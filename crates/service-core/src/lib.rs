@@ -44,7 +44,7 @@ pub use coordinator::{
     Signature, process_batch,
 };
 pub use distributed::{
-    BreakerState, ClusterSettings, Distributed, MAX_ATTEMPTS, OPEN_FOR, TRIP_AFTER,
+    BreakerState, ClusterSettings, Distributed, MAX_ATTEMPTS, OPEN_FOR, SETTLE_EVERY, TRIP_AFTER,
 };
 pub use error::{Error, ErrorKind, error_chain};
 pub use jobs::{Job, JobOutput};

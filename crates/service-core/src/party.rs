@@ -29,6 +29,8 @@ use crate::peer::{NewKey, PartyId, PeerLink, PeerReply, PeerRequest, RemoteFailu
 use crate::ports::{KeyOrigin, KeyRecord};
 use crate::{Error, Queue, Scheme, Sealer, Store};
 
+#[path = "party_creation.rs"]
+mod creation;
 #[path = "party_ecdsa.rs"]
 pub(crate) mod ecdsa;
 
@@ -51,6 +53,9 @@ pub enum Fault {
     None,
     /// Send signature shares that do not verify.
     InvalidShares,
+    /// Abort the process after coordinating a key generation, before storing this node's
+    /// share (the other nodes hold theirs pending).
+    DieBeforeStoringKey,
 }
 
 /// Test-only instrumentation of a party (both off in production).
@@ -186,6 +191,10 @@ pub struct Party {
     /// Pairwise base-OT refreshes completed at this party (either end).
     pair_refreshes: std::sync::atomic::AtomicU64,
     finished: Mutex<HashMap<SessionId, LoadedKey>>,
+    /// Keys the local coordinator is creating (not settled yet), with when it started.
+    creating: Mutex<HashMap<String, Instant>>,
+    /// Whether a pending share may be stored (see [`Party::settle_pending`]).
+    unsettled: std::sync::atomic::AtomicBool,
     /// The node's use cases, for requests forwarded to this node (set once at start-up).
     app: Mutex<Option<std::sync::Weak<crate::App>>>,
 }
@@ -282,6 +291,8 @@ impl Party {
             refreshing: Mutex::default(),
             pair_refreshes: std::sync::atomic::AtomicU64::new(0),
             finished: Mutex::default(),
+            creating: Mutex::default(),
+            unsettled: std::sync::atomic::AtomicBool::new(true),
             app: Mutex::default(),
         })
     }
@@ -294,6 +305,11 @@ impl Party {
     /// This party's id.
     pub fn id(&self) -> PartyId {
         self.me
+    }
+
+    /// The test-only fault this party was started with.
+    pub(crate) fn fault(&self) -> Fault {
+        self.fault
     }
 
     /// Pairwise base-OT refreshes of threshold-ECDSA keys completed at this party, as either
@@ -365,7 +381,11 @@ impl Party {
                 round,
                 flows,
             } => self.pair_refresh(from, key_id, session, round, flows).await,
-            PeerRequest::ImportShare { key, share } => self.import_share(key, share).await,
+            PeerRequest::ImportShare { key, share } => self.import_share(from, key, share).await,
+            PeerRequest::KeySettled { key_id, committed } => {
+                self.key_settled(from, key_id, committed).await
+            }
+            PeerRequest::CreationState { key_id } => self.creation_state(key_id).await,
             PeerRequest::RefreshPairs { key_id, peers } => {
                 self.refresh_pairs_now(&key_id, &peers).await
             }
@@ -743,14 +763,17 @@ impl Party {
             lock(&self.finished).insert(session, loaded);
             return Ok(PeerReply::Finished(public_key));
         }
-        self.store_share(key, loaded, KeyOrigin::Dkg).await?;
+        self.store_pending(key, loaded, KeyOrigin::Dkg, from)
+            .await?;
         Ok(PeerReply::Finished(public_key))
     }
 
     /// `ImportKey` at a co-signing node: checks that `share` is this party's part of a key of
-    /// the announced scheme and shape, then seals and stores it.
+    /// the announced scheme and shape, then seals and stores it, pending until `from` (the
+    /// importing node) settles it.
     async fn import_share(
         &self,
+        from: PartyId,
         key: NewKey,
         share: zeroize::Zeroizing<Vec<u8>>,
     ) -> Result<PeerReply, Error> {
@@ -782,39 +805,26 @@ impl Party {
             ));
         }
         let public_key = loaded.public_key();
-        self.store_share(key, loaded, KeyOrigin::Import).await?;
+        self.store_pending(key, loaded, KeyOrigin::Import, from)
+            .await?;
         Ok(PeerReply::Finished(public_key))
     }
 
-    /// Seals and stores this node's share of a new key, and caches it.
-    async fn store_share(
-        &self,
-        key: NewKey,
-        loaded: LoadedKey,
-        origin: KeyOrigin,
-    ) -> Result<(), Error> {
-        let public_key = loaded.public_key();
-        let record = KeyRecord {
+    /// The sealed, authenticated record of this node's share `loaded` of `key`.
+    fn record_of(&self, key: &NewKey, loaded: &LoadedKey) -> Result<KeyRecord, Error> {
+        Ok(KeyRecord {
             key_id: key.key_id.clone(),
             scheme: key.scheme,
             threshold: u32::from(key.threshold),
             parties: u32::from(key.parties),
-            public_key: public_key.clone(),
-            label: key.label,
+            public_key: loaded.public_key(),
+            label: key.label.clone(),
             created_at_ms: key.created_at_ms,
-            owner: key.owner,
+            owner: key.owner.clone(),
             sealed: self.sealer.seal(&key.key_id, &loaded.to_bytes())?,
             mac: Vec::new(),
         }
-        .authenticate(self.sealer.as_ref());
-        let store = Arc::clone(&self.store);
-        joined(
-            "key insert",
-            tokio::task::spawn_blocking(move || Ok(store.insert_key(&record, origin, None)?)).await,
-        )?;
-        tracing::info!(key_id = %key.key_id, scheme = %key.scheme, party = self.me, ?origin, "stored this node's share of a new key");
-        lock(&self.keys).insert(key.key_id, Arc::new(loaded));
-        Ok(())
+        .authenticate(self.sealer.as_ref()))
     }
 
     /// Splits `secret` for `key` (trusted dealer, here): this node's own part and every other
@@ -846,37 +856,54 @@ impl Party {
         .await
     }
 
-    /// This node's share of `key_id`, from the cache or the store.
+    /// This node's share of `key_id`, from the cache or the store (a pending share is
+    /// settled with its creator first).
     pub(crate) async fn load(&self, key_id: &str) -> Result<Arc<LoadedKey>, Error> {
         if let Some(k) = lock(&self.keys).get(key_id) {
             return Ok(Arc::clone(k));
         }
+        let mut stored = self.load_stored(key_id).await?;
+        if stored.is_none() && self.settle_if_pending(key_id).await? {
+            stored = self.load_stored(key_id).await?;
+        }
+        let key = Arc::new(stored.ok_or_else(|| Error::KeyNotFound {
+            key_id: key_id.to_owned(),
+        })?);
+        lock(&self.keys).insert(key_id.to_owned(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// This node's stored share of `key_id`, opened; `None` when it is not stored.
+    async fn load_stored(&self, key_id: &str) -> Result<Option<LoadedKey>, Error> {
         let (store, sealer, id) = (
             Arc::clone(&self.store),
             Arc::clone(&self.sealer),
             key_id.to_owned(),
         );
-        let key = joined(
+        joined(
             "key load",
             tokio::task::spawn_blocking(move || {
-                let rec = store
-                    .get_key(&id)?
-                    .ok_or_else(|| Error::KeyNotFound { key_id: id.clone() })?;
+                let Some(rec) = store.get_key(&id)? else {
+                    return Ok(None);
+                };
                 rec.verify(sealer.as_ref())?;
                 let plain = sealer.open(&id, &rec.sealed)?;
-                LoadedKey::from_bytes(rec.scheme, &plain)
+                LoadedKey::from_bytes(rec.scheme, &plain).map(Some)
             })
             .await,
-        )?;
-        let key = Arc::new(key);
-        lock(&self.keys).insert(key_id.to_owned(), Arc::clone(&key));
-        Ok(key)
+        )
     }
 
     /// Forgets a cached key (the coordinator caches its own share of an import while the
     /// pairs refresh, before it is stored).
     pub(crate) fn uncache(&self, key_id: &str) {
         lock(&self.keys).remove(key_id);
+    }
+
+    /// Test-only: forgets every cached key, as a restart would.
+    #[cfg(test)]
+    pub(crate) fn forget_cached_keys(&self) {
+        lock(&self.keys).clear();
     }
 
     /// Caches a key this node's coordinator stored.
@@ -1169,7 +1196,7 @@ fn finish<S: FrostScheme>(
 /// Applies the test-only fault switch to an outgoing share.
 pub(crate) fn corrupt<S: Suite>(share: SignatureShare<S>, fault: Fault) -> SignatureShare<S> {
     match fault {
-        Fault::None => share,
+        Fault::None | Fault::DieBeforeStoringKey => share,
         Fault::InvalidShares => {
             use accel_api::CurveGroup;
             SignatureShare::new(share.identifier(), share.scalar() + S::G::scalar_one())

@@ -205,6 +205,21 @@ pub enum PeerRequest {
         /// The client the forwarding node authenticated (recorded with the signature).
         client: String,
     },
+    /// From the node that created `key_id` (ran its key generation or import): it stored its
+    /// own share (`committed`), so the share this node holds pending becomes a key; or it did
+    /// not, so that share is deleted.
+    KeySettled {
+        /// The key.
+        key_id: String,
+        /// Whether the creator stored its share.
+        committed: bool,
+    },
+    /// To the node that created `key_id`: how its creation stands
+    /// ([`PeerReply::Creation`]), asked by a node that holds a pending share of it.
+    CreationState {
+        /// The key.
+        key_id: String,
+    },
 }
 
 /// A node's answer to a [`PeerRequest`].
@@ -231,6 +246,20 @@ pub enum PeerReply {
     PairFlows(Vec<Vec<u8>>),
     /// The request failed at the peer.
     Failed(RemoteFailure),
+    /// How the creation of a key stands at the node that creates it.
+    Creation(Creation),
+}
+
+/// How the creation of a key stands at the node that creates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Creation {
+    /// The key is still being made: not settled yet.
+    Running,
+    /// The creator stored its share: the key exists.
+    Committed,
+    /// The creator holds no such key and is not making it: it failed, or the creator
+    /// stopped before it stored its share.
+    Abandoned,
 }
 
 /// A failure reported by a peer.
@@ -316,6 +345,8 @@ impl PeerRequest {
             PeerRequest::PairRefresh { .. } => "pair_refresh",
             PeerRequest::ImportShare { .. } => "import_share",
             PeerRequest::RefreshPairs { .. } => "refresh_pairs",
+            PeerRequest::KeySettled { .. } => "key_settled",
+            PeerRequest::CreationState { .. } => "creation_state",
         }
     }
 }

@@ -469,6 +469,12 @@ async fn distributed(
             );
             Fault::InvalidShares
         }
+        Ok("die-before-storing-key") => {
+            eprintln!(
+                "tessera: WARNING: TESSERA_TEST_FAULT=die-before-storing-key: this node aborts after making a key, before it stores its share (test-only fault switch)"
+            );
+            Fault::DieBeforeStoringKey
+        }
         _ => Fault::None,
     };
     let peers: Vec<u16> = c.peers.iter().map(|(id, _)| *id).collect();
