@@ -2,8 +2,9 @@
 //! each of these as one value): the key material `service_core::LoadedKey::from_bytes` decodes
 //! for every `service_core::Scheme` (FROST key sets and party keys, DKLs23 sets and shares),
 //! the key record (`service_core::ports::KeyRecord::decode`, binary or the JSON of earlier
-//! versions, then its MAC check and the opening of its sealed material under a KEK), the idempotency record, and the audit trail's
-//! envelopes and checkpoint (`service_core::audit::Envelope::decode`, `Checkpoint::decode`,
+//! versions, then its MAC check and the opening of its sealed material under a KEK), a
+//! distributed node's pending share (`PendingKey::decode`), the idempotency record, and the
+//! audit trail's envelopes and checkpoint (`service_core::audit::Envelope::decode`, `Checkpoint::decode`,
 //! then its MAC check). Every decoder is tried on the whole input.
 //!
 //! Asserts: no decoder or check panics; a value that decodes re-encodes, and the encoding
@@ -13,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use service_core::audit::{ChainKey, Checkpoint, Envelope};
-use service_core::ports::{IdempotencyRecord, KeyRecord};
+use service_core::ports::{IdempotencyRecord, KeyRecord, PendingKey};
 use service_core::{Kek, LoadedKey, Scheme, Sealer};
 
 /// Decodes `$b` as JSON of type `$t` (as crates/store-redb does); on success checks that the
@@ -45,6 +46,13 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let kek = Kek::from_bytes([7; 32]);
+    if let Ok(pending) = PendingKey::decode("fuzzed", data) {
+        let e = pending.encode().expect("a decoded pending key re-encodes");
+        assert!(
+            PendingKey::decode("re-encoded", &e).is_ok_and(|p| p == pending),
+            "pending key did not round-trip"
+        );
+    }
     if let Ok(record) = KeyRecord::decode("fuzzed", data) {
         // A record from the store is checked, then its material opened: neither may panic.
         let _ = record.verify(&kek);

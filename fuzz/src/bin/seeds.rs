@@ -16,7 +16,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use service_core::audit::{ChainKey, Checkpoint, Envelope, Event, GENESIS};
 use service_core::peer::{NewKey, PeerReply, PeerRequest, RemoteFailure, RemoteKind};
-use service_core::ports::{KeyOrigin, KeyRecord};
+use service_core::ports::{KeyOrigin, KeyRecord, PendingKey};
 use service_core::{Kek, LoadedKey, Scheme, Sealer, Signature};
 use threshold::TaprootTweak;
 use threshold::dkg::part1_batch;
@@ -290,6 +290,13 @@ fn stored(root: &Path, accel: &CpuBackend) -> Res<()> {
         // The binary form the store writes, and the JSON form of earlier versions it reads.
         c.put(&format!("record-{scheme}"), &record.encode()?)?;
         c.put(&format!("record-json-{scheme}"), &serde_json::to_vec(&record)?)?;
+        // A co-signing node's share while its creator has not settled it.
+        let pending = PendingKey {
+            record,
+            origin: KeyOrigin::Import,
+            creator: 1,
+        };
+        c.put(&format!("pending-{scheme}"), &pending.encode()?)?;
     }
     // Written as stored text, so the seed stays valid when optional fields are added.
     let idem = format!(
