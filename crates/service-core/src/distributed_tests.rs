@@ -127,6 +127,11 @@ fn cluster() -> (Vec<Arc<App>>, Arc<Net>) {
 
 /// A 2-of-3 key of `scheme` made through `app`.
 async fn new_key(app: &App, scheme: Scheme) -> crate::KeyView {
+    try_new_key(app, scheme).await.unwrap()
+}
+
+/// Asks `app` for a 2-of-3 key of `scheme`.
+async fn try_new_key(app: &App, scheme: Scheme) -> Result<crate::KeyView, crate::Error> {
     app.create_key(
         &Caller::operator(),
         CreateKey {
@@ -138,9 +143,8 @@ async fn new_key(app: &App, scheme: Scheme) -> crate::KeyView {
         },
     )
     .await
+    .map(|o| o.value)
     .map_err(|f| f.error)
-    .unwrap()
-    .value
 }
 
 async fn ed25519_key(app: &App) -> String {
@@ -161,18 +165,7 @@ async fn a_key_made_through_one_node_signs_through_another() {
     let (apps, _net) = cluster();
     let key_id = ed25519_key(&apps[0]).await;
     for (k, app) in apps.iter().enumerate() {
-        let msg = format!("message {k}");
-        let out = app
-            .sign(&Caller::operator(), sign(&key_id, msg.as_bytes()), false)
-            .await
-            .map_err(|f| f.error)
-            .unwrap();
-        let s = &out.value[0];
-        let ok = threshold::verify_ed25519_batch(
-            &CpuBackend::new(),
-            &[(&s.verifying_key, msg.as_bytes(), &s.signature)],
-        );
-        assert_eq!(ok, vec![true], "node {} signs", k + 1);
+        signs(app, &key_id, format!("message {k}").as_bytes()).await;
     }
 }
 
@@ -527,20 +520,8 @@ async fn when_the_creator_cannot_store_its_share_the_others_delete_theirs() {
     let (apps, net) = cluster();
     net.stores.lock().unwrap()[&1].refuse_new_keys(true);
     for scheme in [Scheme::Ed25519, Scheme::EcdsaSecp256k1] {
-        let e = apps[0]
-            .create_key(
-                &Caller::operator(),
-                CreateKey {
-                    scheme,
-                    threshold: 2,
-                    parties: 3,
-                    label: "never stored".into(),
-                    idempotency_key: String::new(),
-                },
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(e.error.kind(), ErrorKind::Internal, "{}", e.error);
+        let e = try_new_key(&apps[0], scheme).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
         assert_eq!(holdings(&net), vec![(vec![], vec![]); 3], "{scheme}");
     }
 }
@@ -555,19 +536,7 @@ async fn a_node_that_missed_the_settlement_asks_the_creator() {
         .extend(["key_settled", "creation_state"]);
     let kept = ed25519_key(&apps[0]).await;
     net.stores.lock().unwrap()[&1].refuse_new_keys(true);
-    apps[0]
-        .create_key(
-            &Caller::operator(),
-            CreateKey {
-                scheme: Scheme::Ed25519,
-                threshold: 2,
-                parties: 3,
-                label: "never stored".into(),
-                idempotency_key: String::new(),
-            },
-        )
-        .await
-        .unwrap_err();
+    try_new_key(&apps[0], Scheme::Ed25519).await.unwrap_err();
     net.stores.lock().unwrap()[&1].refuse_new_keys(false);
     let h = holdings(&net);
     assert_eq!(h[0], (vec![], vec![kept.clone()]));
@@ -594,16 +563,7 @@ async fn a_node_that_missed_the_settlement_asks_the_creator() {
     for id in [2, 3] {
         party(&net, id).forget_cached_keys();
     }
-    let out = apps[0]
-        .sign(
-            &Caller::operator(),
-            sign(&kept, b"after a lost settlement"),
-            false,
-        )
-        .await
-        .map_err(|f| f.error)
-        .unwrap();
-    assert_eq!(out.value.len(), 1);
+    signs(&apps[0], &kept, b"after a lost settlement").await;
     let h = holdings(&net);
     assert!(
         h[1..]
@@ -618,17 +578,23 @@ async fn a_node_that_missed_the_settlement_asks_the_creator() {
     }
     assert_eq!(holdings(&net), vec![(vec![], vec![kept.clone()]); 3]);
     for app in &apps[1..] {
-        let out = app
-            .sign(
-                &Caller::operator(),
-                sign(&kept, b"through another node"),
-                false,
-            )
-            .await
-            .map_err(|f| f.error)
-            .unwrap();
-        assert_eq!(out.value.len(), 1);
+        signs(app, &kept, b"through another node").await;
     }
+}
+
+/// Signs `message` with the Ed25519 key `key_id` through `app` and checks the signature.
+async fn signs(app: &App, key_id: &str, message: &[u8]) {
+    let out = app
+        .sign(&Caller::operator(), sign(key_id, message), false)
+        .await
+        .map_err(|f| f.error)
+        .unwrap();
+    let s = &out.value[0];
+    let ok = threshold::verify_ed25519_batch(
+        &CpuBackend::new(),
+        &[(&s.verifying_key, message, &s.signature)],
+    );
+    assert_eq!(ok, vec![true]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

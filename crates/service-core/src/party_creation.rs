@@ -74,12 +74,7 @@ impl Party {
         key_id: String,
         committed: bool,
     ) -> Result<PeerReply, Error> {
-        let (store, id) = (Arc::clone(&self.store), key_id.clone());
-        let pending = joined(
-            "pending key lookup",
-            tokio::task::spawn_blocking(move || Ok(store.get_pending_key(&id)?)).await,
-        )?;
-        match pending {
+        match self.pending(&key_id).await? {
             None => Ok(PeerReply::Done),
             Some(p) if p.creator != from => Err(Error::invalid(
                 "key_id",
@@ -158,12 +153,7 @@ impl Party {
     /// Settles the pending share of `key_id` if there is one and its creator has decided;
     /// `true` when the key is now stored here.
     pub(super) async fn settle_if_pending(&self, key_id: &str) -> Result<bool, Error> {
-        let (store, id) = (Arc::clone(&self.store), key_id.to_owned());
-        let pending = joined(
-            "pending key lookup",
-            tokio::task::spawn_blocking(move || Ok(store.get_pending_key(&id)?)).await,
-        )?;
-        match pending {
+        match self.pending(key_id).await? {
             None => Ok(false),
             Some(p) => {
                 self.resolve(&p).await;
@@ -174,6 +164,15 @@ impl Party {
                 )
             }
         }
+    }
+
+    /// The pending share of `key_id`, if this node holds one.
+    async fn pending(&self, key_id: &str) -> Result<Option<PendingKey>, Error> {
+        let (store, id) = (Arc::clone(&self.store), key_id.to_owned());
+        joined(
+            "pending key lookup",
+            tokio::task::spawn_blocking(move || Ok(store.get_pending_key(&id)?)).await,
+        )
     }
 
     /// Asks `p`'s creator how its creation stands and settles it; `true` when settled.

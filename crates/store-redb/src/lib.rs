@@ -250,10 +250,7 @@ impl RedbStore {
             let mut pending = Vec::new();
             for entry in p.iter().map_err(engine)? {
                 let (k, v) = entry.map_err(engine)?;
-                pending.push(PendingKey::decode(
-                    &format!("pending key {}", k.value()),
-                    v.value(),
-                )?);
+                pending.push(decode_pending(k.value(), v.value())?);
             }
             for mut pk in pending {
                 pk.record = reseal(pk.record)?;
@@ -391,6 +388,11 @@ fn write_group(
     Ok(results)
 }
 
+/// The pending key stored under `key_id`.
+fn decode_pending(key_id: &str, bytes: &[u8]) -> Result<PendingKey, StoreError> {
+    PendingKey::decode(&format!("pending key {key_id}"), bytes)
+}
+
 impl KeyRepository for RedbStore {
     fn insert_key(
         &self,
@@ -482,7 +484,7 @@ impl KeyRepository for RedbStore {
         let t = tx.open_table(PENDING).map_err(engine)?;
         t.get(key_id)
             .map_err(engine)?
-            .map(|g| PendingKey::decode(&format!("pending key {key_id}"), g.value()))
+            .map(|g| decode_pending(key_id, g.value()))
             .transpose()
     }
 
@@ -492,10 +494,7 @@ impl KeyRepository for RedbStore {
         let mut out = Vec::new();
         for entry in t.iter().map_err(engine)? {
             let (k, v) = entry.map_err(engine)?;
-            out.push(PendingKey::decode(
-                &format!("pending key {}", k.value()),
-                v.value(),
-            )?);
+            out.push(decode_pending(k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -508,7 +507,7 @@ impl KeyRepository for RedbStore {
             let Some(mut pending) = t
                 .get(id)
                 .map_err(engine)?
-                .map(|g| PendingKey::decode(&format!("pending key {id}"), g.value()))
+                .map(|g| decode_pending(id, g.value()))
                 .transpose()?
             else {
                 return Err(StoreError::UnknownKey(id.to_owned()));
@@ -526,7 +525,7 @@ impl KeyRepository for RedbStore {
             let Some(pending) = t
                 .remove(key_id)
                 .map_err(engine)?
-                .map(|g| PendingKey::decode(&format!("pending key {key_id}"), g.value()))
+                .map(|g| decode_pending(key_id, g.value()))
                 .transpose()?
             else {
                 return Ok(false);
