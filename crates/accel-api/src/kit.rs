@@ -325,6 +325,37 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
             );
         }
     }
+    // The subgroup check of received points (`[ℓ−1]·P = −P` exactly when P has no torsion
+    // component) relies on exact multiples of points with torsion: every mixed point P + T,
+    // every small-order T and P itself, times the canonical ℓ−1, in one batch.
+    let p = ed_point(&mut r).to_edwards();
+    let mut points: Vec<EdwardsPoint> = EIGHT_TORSION.iter().map(|t| p + t).collect();
+    points.extend(EIGHT_TORSION);
+    let jobs: Vec<LincombJob<EdScalar, EdPoint>> = points
+        .iter()
+        .map(|q| LincombJob::new(vec![(-EdScalar::ONE, EdPoint::from(*q))]))
+        .collect();
+    let out = acc
+        .ed25519_lincomb_vartime(&jobs)
+        .expect("ed25519 lincomb failed");
+    assert_eq!(
+        out.len(),
+        jobs.len(),
+        "ed25519 lincomb: wrong output length"
+    );
+    for (k, (q, got)) in points.iter().zip(&out).enumerate() {
+        let torsion_free = k == 0 || k == 8;
+        assert_eq!(
+            got.to_edwards(),
+            q * -EdScalar::ONE,
+            "ed25519 lincomb: (ℓ−1)·(point {k} with torsion)"
+        );
+        assert_eq!(
+            got.to_edwards() + q == EdwardsPoint::identity(),
+            torsion_free,
+            "ed25519 lincomb: (ℓ−1)·Q = −Q must hold exactly for torsion-free Q (point {k})"
+        );
+    }
 }
 
 /// Which items of a verification batch are made invalid.

@@ -70,11 +70,49 @@ impl<S: Suite> SigningCommitments<S> {
         if b.len() != 2 * l {
             return Err(Error::Malformed("signing commitments length"));
         }
-        let hiding = S::point_from_bytes(&b[..l]).ok_or(Error::Malformed("hiding commitment"))?;
-        let binding = S::point_from_bytes(&b[l..]).ok_or(Error::Malformed("binding commitment"))?;
+        let hiding = S::point_from_bytes(&b[..l]);
+        let binding = S::point_from_bytes(&b[l..]);
+        Self::assemble(b, hiding, binding)
+    }
+
+    /// [`SigningCommitments::from_bytes`] for many encodings, with the points validated in one
+    /// batch through the port ([`Suite::points_from_bytes_batch`]); one result per encoding.
+    /// `Err` only when the port fails.
+    pub fn from_bytes_batch(
+        accel: &dyn Accelerator,
+        encodings: &[&[u8]],
+    ) -> Result<Vec<Result<Self, Error>>, Error> {
+        let l = S::POINT_LEN;
+        let halves: Vec<&[u8]> = encodings
+            .iter()
+            .filter(|b| b.len() == 2 * l)
+            .flat_map(|b| [&b[..l], &b[l..]])
+            .collect();
+        let mut points = S::points_from_bytes_batch(accel, &halves)?.into_iter();
+        Ok(encodings
+            .iter()
+            .map(|b| {
+                if b.len() != 2 * l {
+                    return Err(Error::Malformed("signing commitments length"));
+                }
+                let hiding = points.next().flatten();
+                let binding = points.next().flatten();
+                Self::assemble(b, hiding, binding)
+            })
+            .collect())
+    }
+
+    /// The commitments of the encoding `b` (`D ‖ E`, of the right length) from its decoded
+    /// points; `None` is a point that failed validation.
+    fn assemble(
+        b: &[u8],
+        hiding: Option<Point<S>>,
+        binding: Option<Point<S>>,
+    ) -> Result<Self, Error> {
+        let l = S::POINT_LEN;
         Ok(Self {
-            hiding,
-            binding,
+            hiding: hiding.ok_or(Error::Malformed("hiding commitment"))?,
+            binding: binding.ok_or(Error::Malformed("binding commitment"))?,
             hiding_enc: PointBytes::new(&b[..l]),
             binding_enc: PointBytes::new(&b[l..]),
         })

@@ -20,6 +20,102 @@ pub struct SigningPackage<S: Suite> {
     pub(crate) taproot: TaprootTweak,
 }
 
+/// A signer's commitments in a package being decoded: held already, or their encoding to
+/// validate.
+type Entry<'a, S> = (Identifier, Result<SigningCommitments<S>, &'a [u8]>);
+
+/// A [`SigningPackage`] encoding split up, its commitments not yet validated.
+struct Parsed<'a, S: Suite> {
+    taproot: TaprootTweak,
+    message: &'a [u8],
+    /// Each signer's commitments.
+    commitments: Vec<Entry<'a, S>>,
+}
+
+impl<'a, S: Suite> Parsed<'a, S> {
+    /// Splits `b` (requiring `1..=MAX_PARTIES` signers with strictly increasing
+    /// identifiers); an entry whose encoding equals a `known` commitment's takes it.
+    fn parse(b: &'a [u8], known: &[SigningCommitments<S>]) -> Result<Self, Error> {
+        let bad = Error::Malformed("signing package");
+        let (taproot, rest) = match b.first() {
+            Some(0) => (TaprootTweak::None, &b[1..]),
+            Some(1) => (TaprootTweak::KeyPath, &b[1..]),
+            Some(2) if b.len() >= 33 => {
+                let mut r = [0u8; 32];
+                r.copy_from_slice(&b[1..33]);
+                (TaprootTweak::ScriptRoot(r), &b[33..])
+            }
+            _ => return Err(bad),
+        };
+        let (len, rest) = rest.split_first_chunk::<4>().ok_or(bad.clone())?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(bad);
+        }
+        let (message, rest) = rest.split_at(len);
+        let (count, mut rest) = rest.split_first_chunk::<2>().ok_or(bad.clone())?;
+        let rec = 2 + 2 * S::POINT_LEN;
+        let count = u16::from_be_bytes(*count);
+        if count == 0 || count > MAX_PARTIES {
+            return Err(Error::Malformed("signing package signer count"));
+        }
+        let count = usize::from(count);
+        if rest.len() != count * rec {
+            return Err(bad);
+        }
+        let mut commitments: Vec<Entry<'a, S>> = Vec::with_capacity(count);
+        while let Some((id, tail)) = rest.split_first_chunk::<2>() {
+            let id = Identifier::new(u16::from_be_bytes(*id))?;
+            if commitments.last().is_some_and(|(last, _)| *last >= id) {
+                return Err(Error::DuplicateIdentifier(id.get()));
+            }
+            let (c, tail) = tail.split_at(rec - 2);
+            let held = known.iter().find(|k| {
+                let l = S::POINT_LEN;
+                k.hiding_bytes() == &c[..l] && k.binding_bytes() == &c[l..]
+            });
+            commitments.push((id, held.copied().ok_or(c)));
+            rest = tail;
+        }
+        Ok(Self {
+            taproot,
+            message,
+            commitments,
+        })
+    }
+
+    /// The encodings to validate, in signer order.
+    fn unknown(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.commitments
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().err().copied())
+    }
+
+    /// The package, with `decoded` the results for [`Parsed::unknown`] in its order.
+    fn assemble(
+        self,
+        decoded: Vec<Result<SigningCommitments<S>, Error>>,
+    ) -> Result<SigningPackage<S>, Error> {
+        let mut decoded = decoded.into_iter();
+        let commitments = self
+            .commitments
+            .into_iter()
+            .map(|(id, c)| match c {
+                Ok(held) => Ok((id, held)),
+                Err(_) => decoded
+                    .next()
+                    .unwrap_or(Err(Error::Malformed("signing package")))
+                    .map(|c| (id, c)),
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(SigningPackage {
+            commitments,
+            message: self.message.to_vec(),
+            taproot: self.taproot,
+        })
+    }
+}
+
 impl<S: Suite> SigningPackage<S> {
     /// A package from the signers' commitments (a map, so identifiers are distinct).
     pub fn new(
@@ -89,58 +185,35 @@ impl<S: Suite> SigningPackage<S> {
     /// commitment's takes that commitment instead of decoding and validating the points
     /// again; every other commitment is validated as usual.
     pub fn from_bytes_known(b: &[u8], known: &[SigningCommitments<S>]) -> Result<Self, Error> {
-        let bad = Error::Malformed("signing package");
-        let (taproot, rest) = match b.first() {
-            Some(0) => (TaprootTweak::None, &b[1..]),
-            Some(1) => (TaprootTweak::KeyPath, &b[1..]),
-            Some(2) if b.len() >= 33 => {
-                let mut r = [0u8; 32];
-                r.copy_from_slice(&b[1..33]);
-                (TaprootTweak::ScriptRoot(r), &b[33..])
-            }
-            _ => return Err(bad),
-        };
-        let (len, rest) = rest.split_first_chunk::<4>().ok_or(bad.clone())?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err(bad);
-        }
-        let (message, rest) = rest.split_at(len);
-        let (count, mut rest) = rest.split_first_chunk::<2>().ok_or(bad.clone())?;
-        let rec = 2 + 2 * S::POINT_LEN;
-        let count = u16::from_be_bytes(*count);
-        if count == 0 || count > MAX_PARTIES {
-            return Err(Error::Malformed("signing package signer count"));
-        }
-        let count = usize::from(count);
-        if rest.len() != count * rec {
-            return Err(bad);
-        }
-        let mut commitments: Vec<(Identifier, SigningCommitments<S>)> = Vec::with_capacity(count);
-        while let Some((id, tail)) = rest.split_first_chunk::<2>() {
-            let id = Identifier::new(u16::from_be_bytes(*id))?;
-            if commitments.last().is_some_and(|(last, _)| *last >= id) {
-                return Err(Error::DuplicateIdentifier(id.get()));
-            }
-            let (c, tail) = tail.split_at(rec - 2);
-            let held = known.iter().find(|k| {
-                let l = S::POINT_LEN;
-                k.hiding_bytes() == &c[..l] && k.binding_bytes() == &c[l..]
-            });
-            commitments.push((
-                id,
-                match held {
-                    Some(k) => *k,
-                    None => SigningCommitments::from_bytes(c)?,
-                },
-            ));
-            rest = tail;
-        }
-        Ok(Self {
-            commitments,
-            message: message.to_vec(),
-            taproot,
-        })
+        let parsed = Parsed::parse(b, known)?;
+        let decoded = parsed
+            .unknown()
+            .map(SigningCommitments::from_bytes)
+            .collect();
+        parsed.assemble(decoded)
+    }
+
+    /// [`SigningPackage::from_bytes_known`] for many packages `(encoding, known)`, with every
+    /// commitment to validate checked in one batch through the port; one result per package.
+    /// `Err` only when the port fails.
+    pub fn from_bytes_known_batch(
+        accel: &dyn Accelerator,
+        items: &[(&[u8], &[SigningCommitments<S>])],
+    ) -> Result<Vec<Result<Self, Error>>, Error> {
+        let parsed: Vec<Result<Parsed<'_, S>, Error>> = items
+            .iter()
+            .map(|(b, known)| Parsed::parse(b, known))
+            .collect();
+        let unknown: Vec<&[u8]> = parsed.iter().flatten().flat_map(Parsed::unknown).collect();
+        let mut decoded = SigningCommitments::<S>::from_bytes_batch(accel, &unknown)?.into_iter();
+        Ok(parsed
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                let mine = decoded.by_ref().take(p.unknown().count()).collect();
+                p.assemble(mine)
+            })
+            .collect())
     }
 
     /// The binding factors `ρᵢ` of this package under `key` (RFC 9591 §4.4), in signer order.

@@ -9,7 +9,7 @@ use accel_api::curves::k256::elliptic_curve::PrimeField;
 use accel_api::curves::k256::elliptic_curve::ops::Reduce;
 use accel_api::curves::k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use accel_api::curves::k256::{self, AffinePoint, EncodedPoint, ProjectivePoint, U256};
-use accel_api::{Accelerator, CurveGroup, Ed25519, EdPoint, Secp256k1};
+use accel_api::{Accelerator, CurveGroup, Ed25519, EdPoint, LincombJob, Secp256k1};
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
@@ -102,6 +102,18 @@ pub trait Suite: Copy + Debug + PartialEq + Eq + Send + Sync + 'static {
     /// Decodes and validates a point: canonical, on the curve, not the identity, and (Ed25519)
     /// in the prime-order subgroup.
     fn point_from_bytes(b: &[u8]) -> Option<Point<Self>>;
+    /// [`Suite::point_from_bytes`] for many encodings at once (received from other parties:
+    /// public), `None` for each one refused. Ed25519 runs its subgroup checks through the
+    /// port in one call.
+    fn points_from_bytes_batch(
+        _accel: &dyn Accelerator,
+        encodings: &[&[u8]],
+    ) -> Result<Vec<Option<Point<Self>>>, Error> {
+        Ok(encodings
+            .iter()
+            .map(|b| Self::point_from_bytes(b))
+            .collect())
+    }
     /// Encodes a batch of points through the port (one batch inversion).
     fn encode_batch(
         accel: &dyn Accelerator,
@@ -200,6 +212,40 @@ impl Suite for Ed25519Sha512 {
             return None;
         }
         Some(EdPoint::from(p))
+    }
+    /// The subgroup check as `[ℓ−1]·P = −P`, one single-term `lincomb_vartime` job per
+    /// point: the port multiplies by the integer ℓ−1 (the canonical encoding of −1), so a
+    /// torsion component `T` of `P` leaves `[ℓ−1]·T = −T − [ℓ]·T ≠ −T` and the point is
+    /// refused (the conformance kit pins exact multiples for points with torsion).
+    fn points_from_bytes_batch(
+        accel: &dyn Accelerator,
+        encodings: &[&[u8]],
+    ) -> Result<Vec<Option<EdPoint>>, Error> {
+        let decoded: Vec<Option<EdPoint>> = encodings
+            .iter()
+            .map(|b| {
+                let p = CompressedEdwardsY::from_slice(b).ok()?.decompress()?;
+                (!p.is_identity()).then(|| EdPoint::from(p))
+            })
+            .collect();
+        let jobs: Vec<LincombJob<EdScalar, EdPoint>> = decoded
+            .iter()
+            .flatten()
+            .map(|p| LincombJob::new(vec![(-EdScalar::ONE, *p)]))
+            .collect();
+        if jobs.is_empty() {
+            return Ok(decoded);
+        }
+        // A point without its product (a backend returning too few) is refused.
+        let mut products = accel.ed25519_lincomb_vartime(&jobs)?.into_iter();
+        Ok(decoded
+            .into_iter()
+            .map(|d| {
+                let p = d?;
+                let times_l_minus_1 = products.next()?;
+                (times_l_minus_1 + p).is_identity().then_some(p)
+            })
+            .collect())
     }
     fn encode_batch(accel: &dyn Accelerator, points: &[EdPoint]) -> Result<Vec<PointBytes>, Error> {
         ed_encode_batch(accel, points)

@@ -752,3 +752,132 @@ fn embedded_signing_matches_the_round_by_round_path_ed25519() {
 fn embedded_signing_matches_the_round_by_round_path_bip340() {
     embedded_signing_matches_the_round_by_round_path::<Bip340Suite>();
 }
+
+/// Encodings a peer could send for an Ed25519 point: valid points, the identity, every
+/// small-order point, every valid point plus a torsion component, the non-canonical
+/// encodings, off-curve and random bytes, and wrong lengths.
+fn ed25519_encodings(rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    use accel_api::curves::curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use accel_api::curves::curve25519_dalek::scalar::Scalar;
+    use rand_core::RngCore;
+    let mut out = Vec::new();
+    for _ in 0..12 {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        let p = ED25519_BASEPOINT_POINT * Scalar::from_bytes_mod_order_wide(&wide);
+        out.push(p.compress().to_bytes().to_vec());
+        for t in EIGHT_TORSION {
+            out.push((p + t).compress().to_bytes().to_vec());
+        }
+        let mut junk = [0u8; 32];
+        rng.fill_bytes(&mut junk);
+        out.push(junk.to_vec());
+    }
+    out.extend(
+        EIGHT_TORSION
+            .iter()
+            .map(|t| t.compress().to_bytes().to_vec()),
+    );
+    let mut p_bytes = [0xffu8; 32];
+    p_bytes[0] = 0xed;
+    p_bytes[31] = 0x7f;
+    for k in 0u8..19 {
+        for sign in [0u8, 0x80] {
+            let mut b = p_bytes;
+            b[0] = 0xed + k;
+            b[31] |= sign;
+            out.push(b.to_vec());
+        }
+    }
+    out.push(vec![0; 31]);
+    out.push(vec![1; 33]);
+    out
+}
+
+/// The batched validation of received points and commitments (subgroup checks through the
+/// port) accepts and refuses exactly what the one-by-one validation does, for Ed25519 on
+/// every edge case and for BIP340, and the batched signing-package decoding agrees with
+/// `from_bytes_known` package by package.
+#[test]
+fn batched_point_validation_agrees_with_one_by_one() {
+    let accel = CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(61);
+    let encodings = ed25519_encodings(&mut rng);
+    let refs: Vec<&[u8]> = encodings.iter().map(Vec::as_slice).collect();
+    let batch = Ed25519Suite::points_from_bytes_batch(&accel, &refs).unwrap();
+    for (b, got) in refs.iter().zip(&batch) {
+        assert_eq!(
+            *got,
+            Ed25519Suite::point_from_bytes(b),
+            "{}",
+            hex::encode(b)
+        );
+    }
+    // Each of the twelve blocks: P, P + T for the eight T (the first is the identity), junk.
+    for (k, got) in batch.iter().take(120).enumerate() {
+        match k % 10 {
+            0 | 1 => assert!(got.is_some(), "valid point {k} refused"),
+            2..=8 => assert!(got.is_none(), "point {k} with torsion accepted"),
+            _ => {}
+        }
+    }
+    assert!(batch[120..].iter().all(Option::is_none));
+
+    fn packages_agree<S: Suite>(accel: &CpuBackend, bad: &[u8], seed: u64) {
+        let keys = key_set::<S>(2, 3, seed);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let shares: Vec<_> = keys.shares().iter().take(2).collect();
+        let committed = commit_batch(accel, &shares, &mut rng).unwrap();
+        let mut map = BTreeMap::new();
+        for (s, (_, c)) in shares.iter().zip(&committed) {
+            map.insert(s.identifier(), *c);
+        }
+        let good = SigningPackage::<S>::new(map, b"batched", TaprootTweak::None).to_bytes();
+        let l = S::POINT_LEN;
+        // The second signer's binding commitment replaced by `bad`, and a truncated package.
+        let start = good.len() - l;
+        let mut tampered = good.clone();
+        tampered[start..].copy_from_slice(&bad[..l]);
+        let truncated = &good[..good.len() - 1];
+        let known = [committed[0].1];
+        let items: Vec<(&[u8], &[SigningCommitments<S>])> = vec![
+            (&good, &[]),
+            (&good, &known),
+            (&tampered, &[]),
+            (&tampered, &known),
+            (truncated, &[]),
+            (&good, &known),
+        ];
+        let batch = SigningPackage::<S>::from_bytes_known_batch(accel, &items).unwrap();
+        assert_eq!(batch.len(), items.len());
+        for (k, ((b, known), got)) in items.iter().zip(batch).enumerate() {
+            let one = SigningPackage::<S>::from_bytes_known(b, known);
+            assert_eq!(
+                got.map(|p| p.to_bytes()),
+                one.map(|p| p.to_bytes()),
+                "package {k}"
+            );
+        }
+        let encs: Vec<&[u8]> = vec![
+            &good[good.len() - 2 * l..],
+            &tampered[tampered.len() - 2 * l..],
+            &good[..5],
+        ];
+        for (b, got) in encs
+            .iter()
+            .zip(SigningCommitments::<S>::from_bytes_batch(accel, &encs).unwrap())
+        {
+            assert_eq!(
+                got.map(|c| c.to_bytes()),
+                SigningCommitments::<S>::from_bytes(b).map(|c| c.to_bytes())
+            );
+        }
+    }
+    // Ed25519: a valid point with a torsion component; BIP340: x = 0, not on the curve.
+    let mixed = &encodings[2];
+    assert!(Ed25519Suite::point_from_bytes(mixed).is_none());
+    packages_agree::<Ed25519Suite>(&accel, mixed, 62);
+    let mut off_curve = vec![0u8; 33];
+    off_curve[0] = 2;
+    packages_agree::<Bip340Suite>(&accel, &off_curve, 63);
+}
