@@ -24,7 +24,7 @@ use crate::batcher::Done;
 use crate::coordinator::{BoxFuture, Coordinator, Cost, JobBatcher, Signature};
 use crate::jobs::{Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
-use crate::party::{FrostScheme, Party, decode_commitments, join_all};
+use crate::party::{FrostScheme, Party, PooledCommitments, decode_commitments, join_all};
 use crate::peer::{LinkError, NewKey, PartyId, PeerLink, PeerReply, PeerRequest, SessionId};
 use crate::ports::KeyRecord;
 use crate::{Error, Observer, Queue, Scheme};
@@ -98,7 +98,8 @@ struct Pools {
 
 #[derive(Debug)]
 struct Pool {
-    ready: VecDeque<(SessionId, Vec<u8>, Instant)>,
+    /// Commitments validated when they arrived (a peer's) or taken from this node's nonces.
+    ready: VecDeque<(SessionId, PooledCommitments, Instant)>,
     target: usize,
     refilling: bool,
 }
@@ -113,7 +114,7 @@ const POOL_MAX_AGE: Duration = Duration::from_secs(45);
 
 impl Pools {
     /// Up to `n` fresh commitments of `party` for `key`, each handed out once.
-    fn take(&self, key: &str, party: PartyId, n: usize) -> Vec<(SessionId, Vec<u8>)> {
+    fn take(&self, key: &str, party: PartyId, n: usize) -> Vec<(SessionId, PooledCommitments)> {
         let mut all = lock(&self.inner);
         let Some(pool) = all.get_mut(&(key.to_owned(), party)) else {
             return Vec::new();
@@ -156,7 +157,7 @@ impl Pools {
         Some((pool.target - pool.ready.len()).min(crate::party::MAX_COMMIT as usize))
     }
 
-    fn fill(&self, key: &str, party: PartyId, got: Vec<(SessionId, Vec<u8>)>) {
+    fn fill(&self, key: &str, party: PartyId, got: Vec<(SessionId, PooledCommitments)>) {
         let now = Instant::now();
         let mut all = lock(&self.inner);
         if let Some(pool) = all.get_mut(&(key.to_owned(), party)) {
@@ -187,6 +188,14 @@ fn unexpected(peer: PartyId) -> Error {
         peer,
         problem: "unexpected reply".into(),
     }
+}
+
+/// A signer's commitments for one session of a signing attempt.
+enum Fetched<S: FrostScheme> {
+    /// From the pool, validated when they arrived (`None`: pooled for another suite).
+    Pooled(Option<SigningCommitments<S>>),
+    /// Asked for now, still encoded.
+    Encoded(Vec<u8>),
 }
 
 /// A failed call: who, and whether the peer itself is to blame (`culprits`) or merely gone.
@@ -413,8 +422,18 @@ impl Distributed {
         });
     }
 
-    /// Tops up `party`'s commitment pool for `key` in the background when it runs low.
-    fn refill(self: &Arc<Self>, key: &str, party: PartyId) {
+    /// Tops up the commitment pools of `key` for this node and every reachable peer.
+    fn refill_all<S: FrostScheme>(self: &Arc<Self>, key: &str) {
+        self.refill::<S>(key, self.settings.me);
+        for p in self.available() {
+            self.refill::<S>(key, p);
+        }
+    }
+
+    /// Tops up `party`'s commitment pool for `key` in the background when it runs low. A
+    /// peer's commitments are validated on arrival, in one batch on the background threads
+    /// (this node's own are taken from its nonces), so that signing uses them as they are.
+    fn refill<S: FrostScheme>(self: &Arc<Self>, key: &str, party: PartyId) {
         let Some(count) = self.pools.claim(key, party) else {
             return;
         };
@@ -438,7 +457,34 @@ impl Distributed {
                     Vec::new()
                 }
             };
-            this.pools.fill(&key, party, got);
+            let (sids, encodings): (Vec<SessionId>, Vec<Vec<u8>>) = got.into_iter().unzip();
+            let checked = if party == this.settings.me {
+                Ok(this.party.own_commitments::<S>(&sids))
+            } else if encodings.is_empty() {
+                Ok(Vec::new())
+            } else {
+                this.party
+                    .background("commitment validation", move |accel| {
+                        let refs: Vec<&[u8]> = encodings.iter().map(Vec::as_slice).collect();
+                        Ok(decode_commitments::<S>(accel, party, &refs)?
+                            .into_iter()
+                            .map(Some)
+                            .collect())
+                    })
+                    .await
+            };
+            let pooled = match checked {
+                Ok(list) => sids
+                    .into_iter()
+                    .zip(list)
+                    .filter_map(|(s, c)| c.map(|c| (s, S::pooled(c))))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(peer = party, error = %e.chain(), "pooled commitments dropped: they failed validation");
+                    Vec::new()
+                }
+            };
+            this.pools.fill(&key, party, pooled);
         });
     }
 
@@ -481,6 +527,46 @@ impl Distributed {
                 tracing::warn!(key_id, peer = p, stored, error = %f.error.chain(), "the peer did not hear how the key's creation ended; it asks when it next needs the key");
             }
         }
+    }
+
+    /// `party`'s commitments for a signing attempt, each validated: pooled ones already
+    /// were; this node's own are taken from its nonces; a peer's fetched now are checked in
+    /// one batch (a bad one names the peer).
+    fn validate_fetched<S: FrostScheme>(
+        &self,
+        party: PartyId,
+        fetched: Vec<(SessionId, Fetched<S>)>,
+    ) -> Result<Vec<(SessionId, SigningCommitments<S>)>, Error> {
+        let encoded: Vec<(SessionId, &[u8])> = fetched
+            .iter()
+            .filter_map(|(s, f)| match f {
+                Fetched::Encoded(b) => Some((*s, b.as_slice())),
+                Fetched::Pooled(_) => None,
+            })
+            .collect();
+        let mut checked = if encoded.is_empty() {
+            Vec::new()
+        } else if party == self.settings.me {
+            let sids: Vec<SessionId> = encoded.iter().map(|(s, _)| *s).collect();
+            self.party.own_commitments::<S>(&sids)
+        } else {
+            let refs: Vec<&[u8]> = encoded.iter().map(|(_, b)| *b).collect();
+            decode_commitments::<S>(self.party.accel(), party, &refs)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        .into_iter();
+        fetched
+            .into_iter()
+            .map(|(s, f)| {
+                let c = match f {
+                    Fetched::Pooled(c) => c,
+                    Fetched::Encoded(_) => checked.next().flatten(),
+                };
+                c.map(|c| (s, c)).ok_or_else(|| unexpected(party))
+            })
+            .collect()
     }
 
     /// Every party of the cluster, ascending, when `key` has one party per node and every
@@ -813,11 +899,19 @@ impl Distributed {
     ) -> Result<(Vec<Result<Signature, Error>>, f64), (Error, Vec<PartyId>)> {
         let m = pending.len();
         let key_id = record.key_id.clone();
-        // Round 1: pre-generated commitments from the pools; only what they lack is asked
-        // for now (one extra round trip).
-        let mut commitments: Vec<(PartyId, Vec<(SessionId, Vec<u8>)>)> = signers
+        // Round 1: pre-generated commitments from the pools (validated when they arrived);
+        // only what they lack is asked for now (one extra round trip) and validated below.
+        let mut commitments: Vec<(PartyId, Vec<(SessionId, Fetched<S>)>)> = signers
             .iter()
-            .map(|p| (*p, self.pools.take(&key_id, *p, m)))
+            .map(|p| {
+                let pooled = self.pools.take(&key_id, *p, m).into_iter();
+                (
+                    *p,
+                    pooled
+                        .map(|(s, c)| (s, Fetched::Pooled(S::unpooled(&c))))
+                        .collect(),
+                )
+            })
             .collect();
         let short: Vec<(PartyId, u32)> = commitments
             .iter()
@@ -845,7 +939,7 @@ impl Distributed {
             match (r, slot) {
                 (Ok(PeerReply::Commitments(c)), Some((_, have))) => {
                     let got = c.len();
-                    have.extend(c);
+                    have.extend(c.into_iter().map(|(s, b)| (s, Fetched::Encoded(b))));
                     if got != want {
                         failure.get_or_insert((unexpected(p), vec![p]));
                     }
@@ -859,7 +953,7 @@ impl Distributed {
             }
         }
         for p in signers {
-            self.refill(&key_id, *p);
+            self.refill::<S>(&key_id, *p);
         }
         // Compensation list: every nonce session taken for this attempt, by party.
         let issued: Vec<(PartyId, Vec<SessionId>)> = commitments
@@ -870,41 +964,34 @@ impl Distributed {
             self.compensate("commit", issued);
             return Err(f);
         }
-        // Signing packages, one per pending message. This node's own commitments are taken
-        // from its party's nonces; the peers' are decoded and validated.
+        // The commitments fetched now: this node's own from its party's nonces, a peer's
+        // validated in one batch.
         let me = self.settings.me;
-        let own: Vec<Option<SigningCommitments<S>>> = commitments
-            .iter()
-            .find(|(p, _)| *p == me)
-            .map(|(_, c)| {
-                let sids: Vec<SessionId> = c.iter().map(|(s, _)| *s).collect();
-                self.party.own_commitments::<S>(&sids)
-            })
-            .unwrap_or_default();
+        let mut decoded = Vec::with_capacity(commitments.len());
+        for (p, c) in commitments {
+            match self.validate_fetched::<S>(p, c) {
+                Ok(list) => decoded.push((p, list)),
+                Err(e) => {
+                    self.compensate("commit", issued);
+                    return Err((e, vec![p]));
+                }
+            }
+        }
         let mut packages = Vec::with_capacity(m);
         for (j, &i) in pending.iter().enumerate() {
             let mut map = BTreeMap::new();
-            for (p, c) in &commitments {
+            for (p, list) in &decoded {
                 let id = Identifier::new(*p).map_err(|e| (Error::from(e), vec![]))?;
-                let known = if *p == me {
-                    own.get(j).copied().flatten()
-                } else {
-                    None
+                let Some((_, c)) = list.get(j).copied() else {
+                    self.compensate("commit", issued);
+                    return Err((unexpected(*p), vec![*p]));
                 };
-                match known.map_or_else(|| decode_commitments::<S>(*p, &c[j].1), Ok) {
-                    Ok(c) => {
-                        map.insert(id, c);
-                    }
-                    Err(e) => {
-                        self.compensate("commit", issued);
-                        return Err((e, vec![*p]));
-                    }
-                }
+                map.insert(id, c);
             }
             packages.push(SigningPackage::<S>::new(map, &messages[i], taproot.tweak()));
         }
         let encoded: Vec<Vec<u8>> = packages.iter().map(SigningPackage::to_bytes).collect();
-        let per_signer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = commitments
+        let per_signer: BTreeMap<PartyId, Vec<(SessionId, Vec<u8>)>> = decoded
             .iter()
             .filter(|(p, _)| *p != me)
             .map(|(p, c)| {
@@ -924,7 +1011,7 @@ impl Distributed {
             client: client.to_owned(),
         });
         // This node's own share, from the packages as built (nothing to decode).
-        let local_items: Vec<(SessionId, SigningPackage<S>)> = commitments
+        let local_items: Vec<(SessionId, SigningPackage<S>)> = decoded
             .iter()
             .find(|(p, _)| *p == me)
             .map(|(_, c)| {
@@ -1184,12 +1271,8 @@ impl Coordinator for Arc<Distributed> {
                     self.refill_presignatures(key_id, &signers);
                 }
             }
-            k if k.is_party_share() => {
-                self.refill(key_id, self.settings.me);
-                for p in self.available() {
-                    self.refill(key_id, p);
-                }
-            }
+            LoadedKey::Ed25519Party(_) => self.refill_all::<Ed25519Suite>(key_id),
+            LoadedKey::Bip340Party(_) => self.refill_all::<Bip340Suite>(key_id),
             _ => {}
         }
     }

@@ -21,6 +21,8 @@ use crate::{
 
 /// Changes a request on its way from one party to another (a man in the middle).
 type Tamper = fn(u16, u16, &mut PeerRequest);
+/// Changes a reply on its way back (from the party asked, to the party that asked).
+type TamperReply = fn(u16, u16, &mut PeerReply);
 
 #[derive(Debug, Default)]
 struct Net {
@@ -30,6 +32,9 @@ struct Net {
     tamper: Mutex<Option<Tamper>>,
     /// Kinds of request ([`PeerRequest::kind`]) lost on the way.
     lost: Mutex<BTreeSet<&'static str>>,
+    tamper_reply: Mutex<Option<TamperReply>>,
+    /// Every request delivered: (from, to, kind).
+    delivered: Mutex<Vec<(u16, u16, &'static str)>>,
 }
 
 #[derive(Debug)]
@@ -65,8 +70,18 @@ impl PeerLink for Link {
             if let Some(t) = tamper {
                 t(self.me, peer, &mut wire);
             }
+            self.net
+                .delivered
+                .lock()
+                .unwrap()
+                .push((self.me, peer, wire.kind()));
             let reply = party.handle(self.me, wire).await;
-            Ok(PeerReply::decode(&reply.encode().unwrap()).unwrap())
+            let mut back = PeerReply::decode(&reply.encode().unwrap()).unwrap();
+            let tamper = *self.net.tamper_reply.lock().unwrap();
+            if let Some(t) = tamper {
+                t(peer, self.me, &mut back);
+            }
+            Ok(back)
         })
     }
 }
@@ -627,4 +642,124 @@ async fn a_creation_still_running_stays_pending_and_only_its_creator_settles_it(
     party(&net, 1).end_creating("k-running");
     assert_eq!(party(&net, 2).settle_pending().await, 0);
     assert_eq!(holdings(&net)[1], (vec![], vec![]), "abandoned: deleted");
+}
+
+/// Adds a point of order 8 to the Ed25519 point encoded at the start of `b`.
+fn add_torsion(b: &mut [u8]) {
+    use accel_api::curves::curve25519_dalek::constants::EIGHT_TORSION;
+    use accel_api::curves::curve25519_dalek::edwards::CompressedEdwardsY;
+    let p = CompressedEdwardsY::from_slice(&b[..32])
+        .unwrap()
+        .decompress()
+        .unwrap();
+    b[..32].copy_from_slice((p + EIGHT_TORSION[1]).compress().as_bytes());
+}
+
+/// Adds a point of order 8 to node 1's hiding commitment in every signing package it sends
+/// node 2 (a man in the middle, or a faulty coordinator).
+fn torsion_in_node_1_commitment(from: u16, to: u16, r: &mut PeerRequest) {
+    let (1, 2, PeerRequest::SignShares { items, .. }) = (from, to, r) else {
+        return;
+    };
+    for (_, pkg) in items.iter_mut() {
+        // Tag 0 (no Taproot), message length, message, signer count, then node 1 first:
+        // its id and its hiding commitment.
+        let len = u32::from_be_bytes(pkg[1..5].try_into().unwrap()) as usize;
+        add_torsion(&mut pkg[5 + len + 2 + 2..]);
+    }
+}
+
+/// Adds a point of order 8 to every hiding commitment node 2 hands node 1 (as a faulty node 2
+/// could for its own nonces).
+fn torsion_in_node_2_commitments(from: u16, to: u16, r: &mut PeerReply) {
+    if let (2, 1, PeerReply::Commitments(c)) = (from, to, r) {
+        for (_, b) in c.iter_mut() {
+            add_torsion(b);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_uses_no_commitment_outside_the_prime_order_subgroup() {
+    let (apps, net) = cluster();
+    *net.tamper_reply.lock().unwrap() = Some(torsion_in_node_2_commitments);
+    let key_id = ed25519_key(&apps[0]).await;
+    // Only the pair (1, 2) can sign. Node 1 drops the pooled commitments of node 2 that fail
+    // validation and refuses the ones it asks for now: node 2 is never sent a package.
+    net.down.lock().unwrap().insert(3);
+    let e = apps[0]
+        .sign(&Caller::operator(), sign(&key_id, b"m"), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error.kind(), ErrorKind::Unavailable, "{}", e.error);
+    let to_2: Vec<&'static str> = net
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(from, to, _)| (*from, *to) == (1, 2))
+        .map(|(_, _, kind)| kind)
+        .copied()
+        .collect();
+    assert!(to_2.contains(&"commit"), "{to_2:?}");
+    assert!(!to_2.contains(&"sign_shares"), "{to_2:?}");
+    *net.tamper_reply.lock().unwrap() = None;
+    net.down.lock().unwrap().clear();
+    signs(&apps[0], &key_id, b"untampered").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_co_signer_refuses_a_commitment_outside_the_prime_order_subgroup() {
+    use threshold::round1::SigningCommitments;
+    let (apps, net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    let commit = |id: u16| {
+        let party = party(&net, id);
+        let key_id = key_id.clone();
+        async move {
+            let PeerReply::Commitments(mut c) = party
+                .handle(1, PeerRequest::Commit { key_id, count: 1 })
+                .await
+            else {
+                panic!("no commitments from {id}")
+            };
+            c.pop().unwrap()
+        }
+    };
+    let mut replies = Vec::new();
+    for tamper in [true, false] {
+        let (_, c1) = commit(1).await;
+        let (session, c2) = commit(2).await;
+        let mut map = BTreeMap::new();
+        for (id, c) in [(1, &c1), (2, &c2)] {
+            map.insert(
+                threshold::Identifier::new(id).unwrap(),
+                SigningCommitments::<threshold::Ed25519Suite>::from_bytes(c).unwrap(),
+            );
+        }
+        let pkg = threshold::SigningPackage::new(map, b"m", threshold::TaprootTweak::None);
+        let mut request = PeerRequest::SignShares {
+            key_id: key_id.clone(),
+            items: vec![(session, pkg.to_bytes())],
+            client: String::new(),
+        };
+        if tamper {
+            torsion_in_node_1_commitment(1, 2, &mut request);
+        }
+        replies.push(party(&net, 2).handle(1, request).await);
+    }
+    let PeerReply::Shares(tampered) = &replies[0] else {
+        panic!("{:?}", replies[0])
+    };
+    assert!(
+        tampered[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("hiding commitment"),
+        "{tampered:?}"
+    );
+    let PeerReply::Shares(clean) = &replies[1] else {
+        panic!("{:?}", replies[1])
+    };
+    assert_eq!(clean[0].as_ref().unwrap().len(), 32, "{clean:?}");
 }

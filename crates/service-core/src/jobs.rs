@@ -7,7 +7,7 @@ use accel_api::{AccelError, Accelerator};
 use dkls23::Presignature;
 use rand_core::OsRng;
 use threshold::embedded::{self, SignJob};
-use threshold::round1::SigningNonces;
+use threshold::round1::{SigningCommitments, SigningNonces};
 use threshold::round2::{aggregate_batch, sign_batch};
 use threshold::{Bip340Suite, Ed25519Suite, SignatureShare, SigningPackage, TaprootTweak};
 
@@ -184,14 +184,36 @@ fn shares_as<S: FrostScheme>(
     items: Vec<ShareItem<S>>,
     out: &mut [Option<Result<JobOutput, Error>>],
 ) {
+    // The packages other nodes sent, decoded with every commitment they carry validated in
+    // one batch (this signer's own is taken from its nonces).
+    let known: Vec<[SigningCommitments<S>; 1]> =
+        items.iter().map(|i| [*i.2.commitments()]).collect();
+    let encoded: Vec<(&[u8], &[SigningCommitments<S>])> = items
+        .iter()
+        .zip(&known)
+        .filter_map(|(i, k)| match &i.3 {
+            Package::Encoded(b) => Some((b.as_slice(), k.as_slice())),
+            Package::Decoded(_) => None,
+        })
+        .collect();
+    let mut decoded_batch = match SigningPackage::<S>::from_bytes_known_batch(accel, &encoded) {
+        Ok(d) => d.into_iter(),
+        Err(e) => {
+            for (k, ..) in items {
+                out[k] = Some(Err(Error::Protocol(e.clone())));
+            }
+            return;
+        }
+    };
+    drop(encoded);
     let mut ready = Vec::with_capacity(items.len());
     for (k, key, nonces, pkg, fault) in items {
         let pk = S::party_key(&key).is_some();
         let decoded = match pkg {
             Package::Decoded(p) => Ok(p),
-            Package::Encoded(b) => {
-                SigningPackage::<S>::from_bytes_known(&b, &[*nonces.commitments()])
-            }
+            Package::Encoded(_) => decoded_batch
+                .next()
+                .unwrap_or(Err(threshold::Error::Malformed("signing package"))),
         };
         match decoded {
             Ok(p) if pk => ready.push((k, key, nonces, p, fault)),

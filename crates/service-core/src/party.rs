@@ -76,6 +76,8 @@ pub(crate) trait FrostScheme: Suite {
     fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>>;
     fn package(p: SigningPackage<Self>) -> PackageIn;
     fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork;
+    fn pooled(c: SigningCommitments<Self>) -> PooledCommitments;
+    fn unpooled(c: &PooledCommitments) -> Option<SigningCommitments<Self>>;
 }
 
 impl FrostScheme for Ed25519Suite {
@@ -102,6 +104,15 @@ impl FrostScheme for Ed25519Suite {
     }
     fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
         AggregateWork::Ed25519(p, s)
+    }
+    fn pooled(c: SigningCommitments<Self>) -> PooledCommitments {
+        PooledCommitments::Ed25519(c)
+    }
+    fn unpooled(c: &PooledCommitments) -> Option<SigningCommitments<Self>> {
+        match c {
+            PooledCommitments::Ed25519(c) => Some(*c),
+            PooledCommitments::Bip340(_) => None,
+        }
     }
 }
 
@@ -130,6 +141,15 @@ impl FrostScheme for Bip340Suite {
     fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
         AggregateWork::Bip340(p, s)
     }
+    fn pooled(c: SigningCommitments<Self>) -> PooledCommitments {
+        PooledCommitments::Bip340(c)
+    }
+    fn unpooled(c: &PooledCommitments) -> Option<SigningCommitments<Self>> {
+        match c {
+            PooledCommitments::Bip340(c) => Some(*c),
+            PooledCommitments::Ed25519(_) => None,
+        }
+    }
 }
 
 /// Where one DKG session stands at this party.
@@ -148,6 +168,14 @@ struct DkgSlot {
     step: u8,
     /// Messages delivered by the other parties, by (sender, step).
     received: BTreeMap<(PartyId, u8), zeroize::Zeroizing<Vec<u8>>>,
+}
+
+/// A signer's public commitments for one session, validated when they reached the
+/// coordinator's pool.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PooledCommitments {
+    Ed25519(SigningCommitments<Ed25519Suite>),
+    Bip340(SigningCommitments<Bip340Suite>),
 }
 
 /// A signer's single-use nonces for one session, of the key's suite.
@@ -305,6 +333,11 @@ impl Party {
     /// This party's id.
     pub fn id(&self) -> PartyId {
         self.me
+    }
+
+    /// The node's accelerator port.
+    pub(crate) fn accel(&self) -> &dyn Accelerator {
+        self.accel.as_ref()
     }
 
     /// The test-only fault this party was started with.
@@ -1222,11 +1255,15 @@ where
     Ok(out)
 }
 
-/// Decodes a commitment sent by party `id`; a bad encoding names it.
+/// Decodes the commitments party `id` sent, validated in one batch through the port; a bad
+/// encoding names it.
 pub(crate) fn decode_commitments<S: Suite>(
+    accel: &dyn Accelerator,
     id: PartyId,
-    b: &[u8],
-) -> Result<SigningCommitments<S>, Error> {
-    SigningCommitments::<S>::from_bytes(b)
-        .map_err(|_| Error::Protocol(threshold::Error::Culprits(vec![id])))
+    encodings: &[&[u8]],
+) -> Result<Vec<SigningCommitments<S>>, Error> {
+    SigningCommitments::<S>::from_bytes_batch(accel, encodings)?
+        .into_iter()
+        .map(|r| r.map_err(|_| Error::Protocol(threshold::Error::Culprits(vec![id]))))
+        .collect()
 }
