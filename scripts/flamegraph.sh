@@ -9,7 +9,7 @@
 #   CLUSTER=1 OUT=docs/img/sign-ed25519-c64-node1.svg bash scripts/flamegraph.sh  (3 nodes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/tessera
+bin=${BIN:-target/release/tessera}
 scheme=${SCHEME:-ed25519}
 conc=${CONC:-64}
 secs=${SECS:-10}

@@ -10,7 +10,7 @@
 #   DUR=10s bash scripts/flood.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/tessera
+bin=${BIN:-target/release/tessera}
 work=$(mktemp -d)
 dur=${DUR:-10s}
 # FLOOD_NICE=19 runs the flooding client processes at the lowest CPU priority, standing in for

@@ -11,6 +11,7 @@ key_of() {
 # The address of a listener a server's log announces, waiting up to 10 s for it:
 # announced WHAT LOG (WHAT: "gRPC" or "metrics")
 announced() {
+    local addr
     for _ in $(seq 100); do
         addr=$(sed -n "s/.*$1 listening on \([0-9.:]*\).*/\1/p" "$2")
         if [ -n "$addr" ]; then echo "$addr"; return; fi

@@ -9,7 +9,7 @@
 #   SCHEME=ecdsa KEYS=10000 DUR=15s bash scripts/many-keys.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/tessera
+bin=${BIN:-target/release/tessera}
 work=$(mktemp -d)
 scheme=${SCHEME:-ecdsa}
 keys=${KEYS:-10000}
