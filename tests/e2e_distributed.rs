@@ -514,6 +514,16 @@ async fn a_creator_that_dies_before_storing_its_share_leaves_no_key_anywhere() {
         p[0].record.key_id.clone()
     };
     cl.start(2);
+    // Its first sweep finds the creator down and keeps the share, which the gauge shows.
+    let gauge = |cl: &Cluster, i: u16, want: &str| {
+        let deadline = Instant::now() + service_core::SETTLE_EVERY * 2;
+        let line = format!("tessera_pending_key_shares {want}\n");
+        while !cl.node(i).scrape().contains(&line) {
+            assert!(Instant::now() < deadline, "node {i}: no {line:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    gauge(&cl, 2, "1");
     cl.env[0].retain(|kv| *kv != fault);
     cl.start(1);
     // Nodes 2 and 3 ask node 1 in their next sweep; it holds no such key and is not making
@@ -524,6 +534,7 @@ async fn a_creator_that_dies_before_storing_its_share_leaves_no_key_anywhere() {
             assert!(Instant::now() < deadline, "node {i} kept its pending share");
         }
     }
+    gauge(&cl, 2, "0");
     let mut c2 = client(cl.node(2)).await;
     let k = create(&mut c2, Scheme::Ed25519).await;
     sign_one(&c2, &k, 0).await.unwrap();

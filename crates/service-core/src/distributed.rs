@@ -262,7 +262,8 @@ impl Distributed {
                 tick.tick().await;
                 let Some(this) = weak.upgrade() else { return };
                 if this.party.may_hold_pending() {
-                    this.party.settle_pending().await;
+                    let left = this.party.settle_pending().await;
+                    this.observer.pending_key_shares(left);
                 }
             }
         });

@@ -120,6 +120,9 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     fn breaker_state(&self, _peer: u16, _state: crate::BreakerState) {}
     /// A session failed at `step` and was compensated (aborted on its parties).
     fn saga_compensated(&self, _step: &'static str) {}
+    /// This node holds `count` shares of keys whose creator has not settled them yet
+    /// (distributed mode).
+    fn pending_key_shares(&self, _count: usize) {}
 }
 
 /// An [`Observer`] that drops everything (tests, tools).

@@ -140,6 +140,7 @@ pub struct Metrics {
     peer_call: Histograms<PeerCallLabels>,
     peer_breaker_state: Family<PeerLabels, Gauge>,
     saga_compensations: Family<StepLabels, Counter>,
+    pending_key_shares: Gauge,
     router: Arc<RouterWatch>,
 }
 
@@ -228,8 +229,14 @@ impl Metrics {
         let saga_compensations = Family::<StepLabels, Counter>::default();
         registry.register(
             "tessera_saga_compensations",
-            "Distributed sessions that failed at a step (dkg or commit) and were compensated by aborting them on their parties",
+            "Distributed sessions that failed at a step (dkg, commit, ecdsa_sign, key_creation) and were compensated by aborting them on their parties",
             saga_compensations.clone(),
+        );
+        let pending_key_shares = Gauge::default();
+        registry.register(
+            "tessera_pending_key_shares",
+            "Shares of new keys this node holds pending until the node that created the key settles them (distributed mode)",
+            pending_key_shares.clone(),
         );
         let build_info = Family::<BuildInfo, Gauge>::default();
         build_info.get_or_create(build).set(1);
@@ -255,6 +262,7 @@ impl Metrics {
             peer_call,
             peer_breaker_state,
             saga_compensations,
+            pending_key_shares,
             router,
         }
     }
@@ -380,5 +388,10 @@ impl Observer for Metrics {
         self.saga_compensations
             .get_or_create(&StepLabels { step })
             .inc();
+    }
+
+    fn pending_key_shares(&self, count: usize) {
+        self.pending_key_shares
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }

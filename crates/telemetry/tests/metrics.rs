@@ -36,6 +36,7 @@ fn observed() -> Metrics {
     m.peer_call(2, "commit", Duration::from_micros(700), true);
     m.breaker_state(3, BreakerState::Open);
     m.saga_compensated("dkg");
+    m.pending_key_shares(2);
     m.watch_router(router(
         flat(0.0, 1.0),
         Dev::failing(0),
@@ -46,7 +47,7 @@ fn observed() -> Metrics {
 }
 
 /// Every exported series and its type.
-const SERIES: [(&str, &str); 20] = [
+const SERIES: [(&str, &str); 21] = [
     ("tessera_request_duration_seconds", "histogram"),
     ("tessera_request_cpu_seconds", "histogram"),
     ("tessera_batch_size", "histogram"),
@@ -61,6 +62,7 @@ const SERIES: [(&str, &str); 20] = [
     ("tessera_peer_call_duration_seconds", "histogram"),
     ("tessera_peer_breaker_state", "gauge"),
     ("tessera_saga_compensations_total", "counter"),
+    ("tessera_pending_key_shares", "gauge"),
     ("tessera_build_info", "gauge"),
     ("process_cpu_seconds_total", "counter"),
     ("process_resident_memory_bytes", "gauge"),
@@ -123,7 +125,8 @@ fn help_texts_are_kept_with_one_full_stop() {
         "# HELP tessera_accel_fallbacks_total Accelerator calls re-run on the CPU backend after a backend error.\n",
         "# HELP tessera_peer_call_duration_seconds Time of each call to a peer node in distributed mode, by call kind and outcome (ok or error).\n",
         "# HELP tessera_peer_breaker_state Circuit breaker of each peer node in distributed mode (0 closed, 1 open, 2 half-open).\n",
-        "# HELP tessera_saga_compensations_total Distributed sessions that failed at a step (dkg or commit) and were compensated by aborting them on their parties.\n",
+        "# HELP tessera_saga_compensations_total Distributed sessions that failed at a step (dkg, commit, ecdsa_sign, key_creation) and were compensated by aborting them on their parties.\n",
+        "# HELP tessera_pending_key_shares Shares of new keys this node holds pending until the node that created the key settles them (distributed mode).\n",
         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n",
     ] {
         assert!(text.contains(line), "missing {line:?}:\n{text}");
@@ -165,7 +168,7 @@ type Expected = (&'static str, &'static [(&'static str, &'static str)], f64);
 #[test]
 fn recordings_land_in_their_series_with_their_labels() {
     let text = observed().render();
-    let rows: [Expected; 12] = [
+    let rows: [Expected; 13] = [
         (
             "tessera_request_duration_seconds_count",
             &[
@@ -211,6 +214,7 @@ fn recordings_land_in_their_series_with_their_labels() {
         ),
         ("tessera_peer_breaker_state", &[("peer", "3")], 1.0),
         ("tessera_saga_compensations_total", &[("step", "dkg")], 1.0),
+        ("tessera_pending_key_shares", &[], 2.0),
     ];
     for (name, labels, want) in rows {
         let got = sum_samples(&text, name, labels);
