@@ -332,28 +332,31 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
             );
         }
     }
-    // The subgroup check of received points (`[ℓ−1]·P = −P` exactly when P has no torsion
-    // component) relies on exact multiples of points with torsion: every mixed point P + T,
-    // every small-order T and P itself, times the canonical ℓ−1, in one batch.
+    // The subgroup check of received points (`[ℓ−1]·Q + Q = 𝒪` exactly when Q has no
+    // torsion component) relies on exact multiples of points with torsion: every mixed point
+    // P + T, every small-order T and P itself, in the job `(ℓ−1, Q), (1, Q)`, in one batch.
     let p = ed_point(&mut r).to_edwards();
     let mut points: Vec<EdwardsPoint> = EIGHT_TORSION.iter().map(|t| p + t).collect();
     points.extend(EIGHT_TORSION);
     let jobs: Vec<LincombJob<EdScalar, EdPoint>> = points
         .iter()
-        .map(|q| LincombJob::new(vec![(-EdScalar::ONE, EdPoint::from(*q))]))
+        .map(|q| {
+            let q = EdPoint::from(*q);
+            LincombJob::new(vec![(-EdScalar::ONE, q), (EdScalar::ONE, q)])
+        })
         .collect();
     let out = ed_lincomb_all(acc, &jobs);
     for (k, (q, got)) in points.iter().zip(&out).enumerate() {
         let torsion_free = k == 0 || k == 8;
         assert_eq!(
             got.to_edwards(),
-            q * -EdScalar::ONE,
-            "ed25519 lincomb: (ℓ−1)·(point {k} with torsion)"
+            q * -EdScalar::ONE + q,
+            "ed25519 lincomb: (ℓ−1)·Q + Q for point {k} (with torsion)"
         );
         assert_eq!(
-            got.to_edwards() + q == EdwardsPoint::identity(),
+            got.is_identity(),
             torsion_free,
-            "ed25519 lincomb: (ℓ−1)·Q = −Q must hold exactly for torsion-free Q (point {k})"
+            "ed25519 lincomb: (ℓ−1)·Q + Q = 𝒪 must hold exactly for torsion-free Q (point {k})"
         );
     }
 }
