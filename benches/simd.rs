@@ -1,7 +1,7 @@
 //! backend-simd beside backend-cpu (single-threaded) and the raw curve-crate calls, per item,
 //! at batch sizes 8, 64, 1024 and 16384, all in the same run: `mul_base` and 2-term
-//! `lincomb_vartime` on both curves, batched Schnorr verification and batch normalisation /
-//! compression, on every SIMD path this host has.
+//! `lincomb_vartime` on both curves, batched Schnorr verification, batch normalisation /
+//! compression and Ed25519 decompression, on every SIMD path this host has.
 //!
 //! `cargo bench -p tessera-benches --bench simd -- --warm-up-time 1 --measurement-time 3`
 
@@ -11,7 +11,7 @@ use accel_api::{Accelerator, EdPoint, LincombJob, SchnorrItem};
 use backend_cpu::CpuBackend;
 use backend_simd::{EdLincomb, Path, SimdBackend};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar as EdScalar;
 use curve25519_dalek::traits::VartimeMultiscalarMul;
 use k256::elliptic_curve::Field;
@@ -380,6 +380,38 @@ fn normalize(c: &mut Criterion) {
     g.finish();
 }
 
+/// Ed25519 decoding: the lanes and curve25519-dalek forced on each SIMD path, the default
+/// (`auto`) on IFMA, and dalek's `decompress` one by one, at the small sizes where `auto`
+/// chooses and the large ones. Where the lanes and dalek cross is `ED_DECOMPRESS_LANES_MIN`.
+fn ed_decompress(c: &mut Criterion) {
+    let mut variants = ed_lincomb_variants();
+    if let Ok(b) = SimdBackend::with_path(Path::Ifma) {
+        variants.push(("simd-ifma-auto".to_owned(), b));
+    }
+    let mut g = c.benchmark_group("ed25519_decompress_batch");
+    g.sample_size(10);
+    for n in [1usize, 2, 4, 8, 64, 1024] {
+        let e: Vec<[u8; 32]> = (0..n)
+            .map(|_| EdwardsPoint::mul_base(&ed_scalar()).compress().to_bytes())
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (name, acc) in &variants {
+            g.bench_with_input(BenchmarkId::new(name, n), &e, |b, e| {
+                b.iter(|| acc.ed25519_decompress_batch(black_box(e)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("dalek-decompress", n), &e, |b, e| {
+            b.iter(|| {
+                black_box(e)
+                    .iter()
+                    .map(|e| CompressedEdwardsY(*e).decompress())
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     secp_mul_base,
@@ -390,6 +422,7 @@ criterion_group!(
     lincomb_large,
     ed_lincomb_large,
     verify,
-    normalize
+    normalize,
+    ed_decompress
 );
 criterion_main!(benches);

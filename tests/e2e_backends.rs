@@ -48,14 +48,15 @@ async fn bench_accel_measures_and_serve_routes_by_its_cost_models() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    // 2 backends × 8 (curve, op) × batches 1, 4, 16, each announced on stderr.
-    assert!(stderr.contains("[48/48]"), "{stderr}");
+    // 2 backends × 10 (curve, op) × batches 1, 4, 16, each announced on stderr.
+    assert!(stderr.contains("[60/60]"), "{stderr}");
     for backend in ["cpu", "simd"] {
         for op in [
             "mul_base",
             "lincomb_vartime",
             "verify_batch_vartime",
             "normalize_batch",
+            "decompress_batch",
         ] {
             for batch in [1, 4, 16] {
                 let found = stdout.lines().any(|l| {

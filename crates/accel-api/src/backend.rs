@@ -219,6 +219,27 @@ pub trait Accelerator: Send + Sync + fmt::Debug {
     ) -> Result<Vec<CompressedEdwardsY>, AccelError> {
         Ok(EdPoint::compress_batch(points))
     }
+
+    /// The point of each 33-byte SEC1 compressed encoding (prefix 2 or 3, x < p, x³ + 7 a
+    /// square), `None` for an encoding that is not one. Public data. The default decodes one
+    /// at a time with `k256`.
+    fn secp256k1_decompress_batch(
+        &self,
+        encodings: &[[u8; 33]],
+    ) -> Result<Vec<Option<ProjectivePoint>>, AccelError> {
+        Ok(encodings.iter().map(crate::secp256k1_decompress).collect())
+    }
+
+    /// The point of each canonical edwards25519 encoding (RFC 8032 §5.1.3: y < p, x recovered
+    /// by a square root, no negative zero), `None` for an encoding that is not one. Public
+    /// data; no subgroup check (points with a torsion component decode). The default decodes
+    /// one at a time with curve25519-dalek ([`EdPoint::decompress_vartime`]).
+    fn ed25519_decompress_batch(
+        &self,
+        encodings: &[[u8; 32]],
+    ) -> Result<Vec<Option<EdPoint>>, AccelError> {
+        Ok(encodings.iter().map(EdPoint::decompress_vartime).collect())
+    }
 }
 
 #[cfg(test)]

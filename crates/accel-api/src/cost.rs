@@ -11,7 +11,7 @@ use crate::{AccelError, Accelerator, Curve, EdPoint, LincombJob, Op, SchnorrItem
 /// Cost of one (curve, op) on one backend: `fixed_ns + per_item_ns × items`.
 ///
 /// Items are scalars for `mul_base`, **terms** for `lincomb_vartime`, equations for
-/// `verify_batch_vartime` and points for `normalize_batch`.
+/// `verify_batch_vartime`, points for `normalize_batch` and encodings for `decompress_batch`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OpCost {
     /// The curve.
@@ -147,6 +147,16 @@ pub(crate) fn run_op(
                     drop(acc.secp256k1_normalize_batch(&pts)?);
                     return Ok(start.elapsed());
                 }
+                Op::DecompressBatch => {
+                    use k256::elliptic_curve::sec1::ToEncodedPoint;
+                    let encoded = (h + g).to_affine().to_encoded_point(true);
+                    let mut enc = [0u8; 33];
+                    enc.copy_from_slice(encoded.as_bytes());
+                    let encs = vec![enc; n];
+                    let start = Instant::now();
+                    drop(acc.secp256k1_decompress_batch(&encs)?);
+                    return Ok(start.elapsed());
+                }
             }
             Ok(start.elapsed())
         }
@@ -186,6 +196,12 @@ pub(crate) fn run_op(
                     let pts = vec![h + g; n];
                     let start = Instant::now();
                     drop(acc.ed25519_compress_batch(&pts)?);
+                    return Ok(start.elapsed());
+                }
+                Op::DecompressBatch => {
+                    let encs = vec![(h + g).compress().to_bytes(); n];
+                    let start = Instant::now();
+                    drop(acc.ed25519_decompress_batch(&encs)?);
                     return Ok(start.elapsed());
                 }
             }

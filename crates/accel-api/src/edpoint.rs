@@ -54,6 +54,25 @@ impl EdPoint {
         lhs.equals(&rhs).then_some(EdPoint(Repr::Affine { x, y }))
     }
 
+    /// The point of a canonical encoding (RFC 8032 §5.1.3): `None` when y ≥ p, when x² =
+    /// (y² − 1)/(d·y² + 1) has no root, or when x = 0 and the sign bit is set. Points with a
+    /// torsion component decode. Variable time: public data only. The serial reference of
+    /// [`crate::Accelerator::ed25519_decompress_batch`].
+    pub fn decompress_vartime(encoding: &[u8; 32]) -> Option<Self> {
+        let mut y = *encoding;
+        let sign = y[31] >> 7 == 1;
+        y[31] &= 0x7f;
+        // y = ±1 are the points with x = 0, which have no negative form.
+        let one = fe::Fe::ONE.to_bytes();
+        let minus_one = fe::Fe::ZERO.sub(&fe::Fe::ONE).to_bytes();
+        if fe::Fe::from_canonical_bytes(&y).is_none() || (sign && (y == one || y == minus_one)) {
+            return None;
+        }
+        CompressedEdwardsY(*encoding)
+            .decompress()
+            .map(EdPoint::from)
+    }
+
     /// The affine coordinates (x, y) as canonical little-endian encodings, when this point
     /// carries them (a backend's result); `None` for a curve25519-dalek point, whose
     /// coordinates cannot be read without an inversion ([`EdPoint::compress`]).
@@ -489,6 +508,48 @@ mod tests {
         let mut high = bx;
         high[31] |= 0x80;
         assert!(EdPoint::from_affine_vartime(&high, &by).is_none());
+    }
+
+    #[test]
+    fn decompression_is_rfc_8032_decoding() {
+        // Canonical encodings of points of every order decode to the point dalek decodes.
+        for k in 0..8u64 {
+            for t in EIGHT_TORSION {
+                let p = ED25519_BASEPOINT_POINT * Scalar::from(k * 977 + 3) + t;
+                let e = p.compress().to_bytes();
+                assert_eq!(EdPoint::decompress_vartime(&e).unwrap().to_edwards(), p);
+            }
+        }
+        // y = p + k (k < 19) with either sign: dalek decodes some of them, RFC 8032 none.
+        let mut dalek_took = 0;
+        for k in 0..19u8 {
+            for top in [0x7f, 0xff] {
+                let mut e = [0xff; 32];
+                e[0] = 0xed + k;
+                e[31] = top;
+                dalek_took += usize::from(CompressedEdwardsY(e).decompress().is_some());
+                assert!(EdPoint::decompress_vartime(&e).is_none(), "y = p + {k}");
+            }
+        }
+        assert!(
+            dalek_took > 0,
+            "the non-canonical cases include decodable ones"
+        );
+        // Negative zero: y = ±1 with the sign bit set; without it, the identity and (0, −1).
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let minus_one = fe::Fe::ZERO.sub(&fe::Fe::ONE).to_bytes();
+        for y in [one, minus_one] {
+            let mut e = y;
+            assert!(EdPoint::decompress_vartime(&e).unwrap().is_small_order());
+            e[31] |= 0x80;
+            assert!(CompressedEdwardsY(e).decompress().is_some());
+            assert!(EdPoint::decompress_vartime(&e).is_none());
+        }
+        // y = 2 gives no square x².
+        let mut two = [0u8; 32];
+        two[0] = 2;
+        assert!(EdPoint::decompress_vartime(&two).is_none());
     }
 
     #[test]

@@ -530,6 +530,160 @@ pub fn check_ed25519_compress_batch(acc: &dyn Accelerator) {
     }
 }
 
+/// Encodings that are not canonical edwards25519 points or sit on the edge of the rules: y
+/// from p to 2²⁵⁵ − 1 with either sign (non-canonical), y = ±1 with the sign bit set
+/// (negative zero), y = 0 (the points of order 4) and y = 2 (x² not a square).
+fn ed_edge_encodings() -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    for k in 0..19u8 {
+        // y = p + k.
+        let mut e = [0xff; 32];
+        e[0] = 0xed + k;
+        e[31] = 0x7f;
+        out.push(e);
+        e[31] = 0xff;
+        out.push(e);
+    }
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut minus_one = [0xff; 32];
+    minus_one[0] = 0xec;
+    minus_one[31] = 0x7f;
+    for mut e in [one, minus_one, [0; 32], {
+        let mut t = [0; 32];
+        t[0] = 2;
+        t
+    }] {
+        out.push(e);
+        e[31] |= 0x80;
+        out.push(e);
+    }
+    out
+}
+
+/// Batch decompression matches RFC 8032 §5.1.3 decoding one at a time
+/// ([`EdPoint::decompress_vartime`]): random points, the eight points of small order,
+/// mixed-order points, random bytes (about half are not points), non-canonical encodings and
+/// negative zero. A decoded point re-encodes to its input.
+pub fn check_ed25519_decompress_batch(acc: &dyn Accelerator) {
+    let mut r = rng(10);
+    let edge = ed_edge_encodings();
+    for n in BATCH_SIZES {
+        let encs: Vec<[u8; 32]> = (0..n)
+            .map(|i| match i % 6 {
+                1 => EIGHT_TORSION[i % 8].compress().to_bytes(),
+                2 => (ed_point(&mut r).to_edwards() + EIGHT_TORSION[1 + i % 7])
+                    .compress()
+                    .to_bytes(),
+                3 => {
+                    let mut b = [0u8; 32];
+                    r.fill_bytes(&mut b);
+                    b
+                }
+                4 => edge[(i / 6) % edge.len()],
+                _ => ed_point(&mut r).compress().to_bytes(),
+            })
+            .collect();
+        let out = acc
+            .ed25519_decompress_batch(&encs)
+            .expect("ed25519 decompress failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "ed25519 decompress: wrong output length for batch {n}"
+        );
+        for (i, (e, got)) in encs.iter().zip(&out).enumerate() {
+            let want = EdPoint::decompress_vartime(e);
+            assert_eq!(
+                got.is_some(),
+                want.is_some(),
+                "ed25519 decompress: batch {n}, item {i}: accepted differently"
+            );
+            if let (Some(g), Some(w)) = (got, want) {
+                assert!(
+                    *g == w,
+                    "ed25519 decompress: batch {n}, item {i}: wrong point"
+                );
+                assert_eq!(
+                    g.compress().to_bytes(),
+                    *e,
+                    "ed25519 decompress: batch {n}, item {i}: does not re-encode"
+                );
+            }
+        }
+    }
+    // Every edge encoding on its own and all of them in one batch.
+    let all = acc
+        .ed25519_decompress_batch(&edge)
+        .expect("ed25519 decompress failed");
+    for (i, (e, got)) in edge.iter().zip(&all).enumerate() {
+        let want = EdPoint::decompress_vartime(e);
+        assert_eq!(
+            got.map(|p| p.compress().to_bytes()),
+            want.map(|p| p.compress().to_bytes()),
+            "ed25519 decompress: edge encoding {i}"
+        );
+    }
+}
+
+/// Batch decompression matches SEC1 decoding one at a time ([`crate::secp256k1_decompress`]):
+/// random points of both parities, random x (about half have no point), x ≥ p and prefixes
+/// other than 2 and 3.
+pub fn check_secp256k1_decompress_batch(acc: &dyn Accelerator) {
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
+    let mut r = rng(11);
+    for n in BATCH_SIZES {
+        let encs: Vec<[u8; 33]> = (0..n)
+            .map(|i| {
+                let mut e = [0u8; 33];
+                match i % 5 {
+                    1 => {
+                        e[0] = 2 + (i % 2) as u8;
+                        r.fill_bytes(&mut e[1..]);
+                    }
+                    2 => {
+                        // x = p + small, or all ones.
+                        e[0] = 2;
+                        e[1..].fill(0xff);
+                        e[32] = 0x2f - (i % 3) as u8 * 0x10;
+                    }
+                    3 => {
+                        e.copy_from_slice(
+                            secp_point(&mut r)
+                                .to_affine()
+                                .to_encoded_point(true)
+                                .as_bytes(),
+                        );
+                        e[0] = [0, 1, 4, 6][i % 4];
+                    }
+                    _ => e.copy_from_slice(
+                        secp_point(&mut r)
+                            .to_affine()
+                            .to_encoded_point(true)
+                            .as_bytes(),
+                    ),
+                }
+                e
+            })
+            .collect();
+        let out = acc
+            .secp256k1_decompress_batch(&encs)
+            .expect("secp256k1 decompress failed");
+        assert_eq!(
+            out.len(),
+            n,
+            "secp256k1 decompress: wrong output length for batch {n}"
+        );
+        for (i, (e, got)) in encs.iter().zip(&out).enumerate() {
+            assert_eq!(
+                *got,
+                crate::secp256k1_decompress(e),
+                "secp256k1 decompress: batch {n}, item {i}"
+            );
+        }
+    }
+}
+
 /// The backend's capabilities are consistent: it names itself and lists every op it serves.
 pub fn check_capabilities(acc: &dyn Accelerator) {
     let caps = acc.capabilities();
@@ -566,4 +720,6 @@ pub fn check_all(acc: &dyn Accelerator) {
     check_ed25519_verify_batch_vartime(acc);
     check_secp256k1_normalize_batch(acc);
     check_ed25519_compress_batch(acc);
+    check_secp256k1_decompress_batch(acc);
+    check_ed25519_decompress_batch(acc);
 }

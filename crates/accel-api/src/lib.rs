@@ -14,6 +14,7 @@
 //! | `*_lincomb_vartime` | public | variable time allowed |
 //! | `*_verify_batch_vartime` | public | variable time allowed |
 //! | `secp256k1_normalize_batch`, `ed25519_compress_batch` | public | variable time allowed |
+//! | `*_decompress_batch` | public | variable time allowed |
 //!
 //! Protocol code written generically over both curves uses the [`CurveGroup`] trait, which maps
 //! each operation to the right method of an [`Accelerator`].
@@ -41,7 +42,8 @@ pub use error::AccelError;
 pub use router::{AutoRouter, BreakerState, Policy};
 pub use types::{Curve, LincombJob, Op, SchnorrItem, Verdict};
 pub use verify::{
-    secp256k1_normalize_batch_serial, verify_batch_rlc_ed25519, verify_batch_rlc_secp256k1,
+    secp256k1_decompress, secp256k1_normalize_batch_serial, verify_batch_rlc_ed25519,
+    verify_batch_rlc_secp256k1,
 };
 
 /// Re-exports of the curve crates whose types appear at the port.

@@ -310,6 +310,27 @@ impl Accelerator for AutoRouter {
             a.ed25519_compress_batch(points)
         })
     }
+
+    fn secp256k1_decompress_batch(
+        &self,
+        encodings: &[[u8; 33]],
+    ) -> Result<Vec<Option<ProjectivePoint>>, AccelError> {
+        self.run(
+            Curve::Secp256k1,
+            Op::DecompressBatch,
+            encodings.len(),
+            |a| a.secp256k1_decompress_batch(encodings),
+        )
+    }
+
+    fn ed25519_decompress_batch(
+        &self,
+        encodings: &[[u8; 32]],
+    ) -> Result<Vec<Option<EdPoint>>, AccelError> {
+        self.run(Curve::Ed25519, Op::DecompressBatch, encodings.len(), |a| {
+            a.ed25519_decompress_batch(encodings)
+        })
+    }
 }
 
 #[cfg(test)]

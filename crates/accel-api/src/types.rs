@@ -41,15 +41,19 @@ pub enum Op {
     VerifyBatchVartime,
     /// Batch normalisation (secp256k1 affine form, Ed25519 compression).
     NormalizeBatch,
+    /// Batch decoding of compressed encodings into points (a square root each); cost is
+    /// counted per encoding.
+    DecompressBatch,
 }
 
 impl Op {
     /// Every operation, in a fixed order.
-    pub const ALL: [Op; 4] = [
+    pub const ALL: [Op; 5] = [
         Op::MulBase,
         Op::LincombVartime,
         Op::VerifyBatchVartime,
         Op::NormalizeBatch,
+        Op::DecompressBatch,
     ];
 
     /// Whether the operation takes secret inputs (and so must run constant time and may only
@@ -65,6 +69,7 @@ impl Op {
             Op::LincombVartime => "lincomb_vartime",
             Op::VerifyBatchVartime => "verify_batch_vartime",
             Op::NormalizeBatch => "normalize_batch",
+            Op::DecompressBatch => "decompress_batch",
         }
     }
 }

@@ -220,3 +220,16 @@ pub fn secp256k1_normalize_batch_serial(points: &[ProjectivePoint]) -> Vec<k256:
         })
         .collect()
 }
+
+/// The point of a 33-byte SEC1 compressed encoding, `None` when it is not one (a prefix other
+/// than 2 or 3, x ≥ p, or x³ + 7 not a square). The serial reference of
+/// [`crate::Accelerator::secp256k1_decompress_batch`].
+pub fn secp256k1_decompress(encoding: &[u8; 33]) -> Option<ProjectivePoint> {
+    use k256::elliptic_curve::sec1::FromEncodedPoint;
+    if encoding[0] != 2 && encoding[0] != 3 {
+        return None;
+    }
+    let ep = k256::EncodedPoint::from_bytes(encoding).ok()?;
+    Option::<k256::AffinePoint>::from(k256::AffinePoint::from_encoded_point(&ep))
+        .map(ProjectivePoint::from)
+}

@@ -62,6 +62,15 @@ enum Fault {
     CompressLargeOrder,
     /// edwards25519 compression drops the sign of x for points given as affine coordinates.
     CompressAffineSign,
+    /// edwards25519 decompression as curve25519-dalek's `decompress`: non-canonical y and
+    /// negative zero accepted.
+    DecompressLax,
+    /// edwards25519 decompression refuses points of small order.
+    DecompressRefusesTorsion,
+    /// edwards25519 decompression ignores the sign bit.
+    DecompressIgnoresSign,
+    /// secp256k1 decompression accepts the prefix 4 as if it were 2.
+    SecpDecompressPrefix,
     /// Capabilities: a device id with whitespace.
     CapsWhitespace,
     /// Capabilities: a device id that does not start with the backend's name.
@@ -341,6 +350,55 @@ impl Accelerator for Saboteur {
                 .compress()
         }))
     }
+
+    fn secp256k1_decompress_batch(
+        &self,
+        encodings: &[[u8; 33]],
+    ) -> Result<Vec<Option<ProjectivePoint>>, AccelError> {
+        let mut out = self.inner.secp256k1_decompress_batch(encodings)?;
+        if self.fault == Fault::SecpDecompressPrefix {
+            for (e, p) in encodings.iter().zip(out.iter_mut()) {
+                if e[0] == 4 {
+                    let mut even = *e;
+                    even[0] = 2;
+                    *p = accel_api::secp256k1_decompress(&even);
+                }
+            }
+        }
+        Ok(self.batch(encodings.len(), out, |p| {
+            *p = Some(p.map_or(ProjectivePoint::GENERATOR, |q| {
+                q + ProjectivePoint::GENERATOR
+            }))
+        }))
+    }
+
+    fn ed25519_decompress_batch(
+        &self,
+        encodings: &[[u8; 32]],
+    ) -> Result<Vec<Option<EdPoint>>, AccelError> {
+        let mut out = self.inner.ed25519_decompress_batch(encodings)?;
+        for (e, p) in encodings.iter().zip(out.iter_mut()) {
+            match self.fault {
+                Fault::DecompressLax => {
+                    *p = CompressedEdwardsY(*e).decompress().map(EdPoint::from);
+                }
+                Fault::DecompressRefusesTorsion
+                    if p.is_some_and(|q| q.to_edwards().is_small_order()) =>
+                {
+                    *p = None;
+                }
+                Fault::DecompressIgnoresSign => {
+                    let mut clear = *e;
+                    clear[31] &= 0x7f;
+                    *p = EdPoint::decompress_vartime(&clear);
+                }
+                _ => {}
+            }
+        }
+        Ok(self.batch(encodings.len(), out, |p| {
+            *p = Some(p.map_or(EdPoint::generator(), |q| q + EdPoint::generator()))
+        }))
+    }
 }
 
 type Check = fn(&dyn Accelerator);
@@ -458,6 +516,30 @@ fn normalisation_checks_catch_wrong_identity_torsion_and_outputs() {
 }
 
 #[test]
+fn decompress_checks_catch_lax_strict_and_sign_faults() {
+    catches(
+        "check_secp256k1_decompress_batch",
+        kit::check_secp256k1_decompress_batch,
+        &[
+            Fault::SecpDecompressPrefix,
+            Fault::ShortOutput,
+            Fault::WrongAtThousand,
+        ],
+    );
+    catches(
+        "check_ed25519_decompress_batch",
+        kit::check_ed25519_decompress_batch,
+        &[
+            Fault::DecompressLax,
+            Fault::DecompressRefusesTorsion,
+            Fault::DecompressIgnoresSign,
+            Fault::ShortOutput,
+            Fault::WrongAtThousand,
+        ],
+    );
+}
+
+#[test]
 fn capability_check_catches_each_inconsistency() {
     catches(
         "check_capabilities",
@@ -483,6 +565,8 @@ fn check_all_runs_every_check() {
         Fault::SecpVerifyRefusesIdentityKey,
         Fault::NormalizeIdentity,
         Fault::CompressTorsion,
+        Fault::SecpDecompressPrefix,
+        Fault::DecompressLax,
         Fault::CapsMissingOp,
     ];
     catches("check_all", kit::check_all, &all);

@@ -236,7 +236,7 @@ impl Accelerator for GpuBackend {
             backend: BACKEND,
             device_id: self.ctx.device_id(),
             device: format!(
-                "{}; {}; normalisation and compression on the host",
+                "{}; {}; normalisation, compression and decompression on the host",
                 self.ctx.adapter_name(),
                 match self.ctx.field() {
                     FieldImpl::U32 => "13-bit limbs in u32",

@@ -294,7 +294,7 @@ fn affine_extended<L: Lanes>(l: L, results: &[Extended<L>]) -> Vec<[AffineBytes;
 }
 
 /// The canonical little-endian encoding of a field element.
-fn fe_bytes(a: &[u64; 5]) -> [u8; 32] {
+pub(crate) fn fe_bytes(a: &[u64; 5]) -> [u8; 32] {
     let w = limbs_to_words(&canonical::<Fp>(a));
     let mut out = [0u8; 32];
     for i in 0..4 {

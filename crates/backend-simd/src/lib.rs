@@ -115,7 +115,8 @@ enum Engine {
     Portable,
 }
 
-/// Which implementation runs `ed25519_lincomb_vartime`.
+/// Which implementation runs the Ed25519 public-data work: `ed25519_lincomb_vartime` and
+/// `ed25519_decompress_batch`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EdLincomb {
@@ -127,7 +128,8 @@ pub enum EdLincomb {
     Auto,
     /// This crate's lanes: in-lane decompression of the points, one job per lane.
     Lanes,
-    /// curve25519-dalek's `vartime_multiscalar_mul`, job by job (its own IFMA/AVX2 backend).
+    /// curve25519-dalek's `vartime_multiscalar_mul`, job by job (its own IFMA/AVX2 backend),
+    /// and its decompression, one encoding at a time.
     Dalek,
 }
 
@@ -549,6 +551,11 @@ fn ed_lanes_win(path: Path, jobs: &[LincombJob<EdScalar, EdPoint>]) -> Vec<bool>
     jobs.iter().map(|j| lanes && small(j)).collect()
 }
 
+/// Fewest encodings for in-lane decompression under [`EdLincomb::Auto`] (IFMA only): below,
+/// curve25519-dalek decodes them one by one. Measured with `benches/simd.rs`
+/// (`ed25519_decompress`).
+const ED_DECOMPRESS_LANES_MIN: usize = 2;
+
 /// One term of a sub-job: the scalar and the affine point (`None` for the identity).
 type SubTerm = (SecpScalar, Option<AffinePoint>);
 
@@ -755,6 +762,44 @@ impl Accelerator for SimdBackend {
         points: &[ProjectivePoint],
     ) -> Result<Vec<AffinePoint>, AccelError> {
         Ok(accel_api::secp256k1_normalize_batch_serial(points))
+    }
+
+    /// Eight square roots at a time on the lanes (by [`EdLincomb`]'s choice), each result
+    /// carrying the affine coordinates it was checked with, so that a later lincomb on the
+    /// lanes reads them as they are.
+    fn ed25519_decompress_batch(
+        &self,
+        encodings: &[[u8; 32]],
+    ) -> Result<Vec<Option<EdPoint>>, AccelError> {
+        let on_lanes = match self.ed_lincomb {
+            EdLincomb::Lanes => true,
+            EdLincomb::Dalek => false,
+            EdLincomb::Auto => {
+                self.path() == Path::Ifma && encodings.len() >= ED_DECOMPRESS_LANES_MIN
+            }
+        };
+        if !on_lanes {
+            return Ok(encodings.iter().map(EdPoint::decompress_vartime).collect());
+        }
+        let mut out = Vec::with_capacity(encodings.len());
+        for chunk in encodings.chunks(lanes::LANES) {
+            let mut y: ed::LaneFe = [[0; lanes::LANES]; 5];
+            for (lane, e) in chunk.iter().enumerate() {
+                let limbs = ed::y_limbs(e);
+                for k in 0..5 {
+                    y[k][lane] = limbs[k];
+                }
+            }
+            let cand = self.ed_sqrt_lanes(&y);
+            out.extend(chunk.iter().enumerate().map(|(lane, e)| {
+                let x = ed::recover_x_vartime(&cand, lane, e[31] >> 7 == 1)?;
+                let mut y = *e;
+                y[31] &= 0x7f;
+                // Refuses y ≥ p (not canonical) and checks the curve equation.
+                EdPoint::from_affine_vartime(&ed::fe_bytes(&x), &y)
+            }));
+        }
+        Ok(out)
     }
 }
 

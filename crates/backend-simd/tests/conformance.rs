@@ -4,8 +4,9 @@
 use accel_api::{Accelerator, BackendId, kit};
 use backend_simd::{EdLincomb, Path, SimdBackend};
 
-/// The whole kit with the default choices, then the Ed25519 linear-combination checks with
-/// each of its two implementations forced (so both run at every batch size of the kit).
+/// The whole kit with the default choices, then the Ed25519 linear-combination and
+/// decompression checks with each of their two implementations forced (so both run at every
+/// batch size of the kit).
 fn run(path: Path) {
     match SimdBackend::with_path(path) {
         Ok(b) => {
@@ -17,6 +18,7 @@ fn run(path: Path) {
                 let b = b.clone().with_ed_lincomb(choice);
                 kit::check_ed25519_lincomb_vartime(&b);
                 kit::check_ed25519_verify_batch_vartime(&b);
+                kit::check_ed25519_decompress_batch(&b);
             }
         }
         // CI runs on hosts with AVX-512 IFMA: there a path that cannot run is a failure, not a

@@ -7,8 +7,8 @@ use accel_api::curves::curve25519_dalek::scalar::Scalar as EdScalar;
 use accel_api::curves::curve25519_dalek::traits::IsIdentity;
 use accel_api::curves::k256::elliptic_curve::PrimeField;
 use accel_api::curves::k256::elliptic_curve::ops::Reduce;
-use accel_api::curves::k256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
-use accel_api::curves::k256::{self, AffinePoint, EncodedPoint, ProjectivePoint, U256};
+use accel_api::curves::k256::elliptic_curve::sec1::ToEncodedPoint;
+use accel_api::curves::k256::{self, ProjectivePoint, U256};
 use accel_api::{Accelerator, CurveGroup, Ed25519, EdPoint, LincombJob, Secp256k1};
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256, Sha512};
@@ -223,11 +223,14 @@ impl Suite for Ed25519Sha512 {
         accel: &dyn Accelerator,
         encodings: &[&[u8]],
     ) -> Result<Vec<Option<EdPoint>>, Error> {
-        let decoded: Vec<Option<EdPoint>> = encodings
+        let sized: Vec<Option<[u8; 32]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
+        let fixed: Vec<[u8; 32]> = sized.iter().flatten().copied().collect();
+        let mut points = accel.ed25519_decompress_batch(&fixed)?.into_iter();
+        let decoded: Vec<Option<EdPoint>> = sized
             .iter()
-            .map(|b| {
-                let p = CompressedEdwardsY::from_slice(b).ok()?.decompress()?;
-                (!p.is_identity()).then(|| EdPoint::from(p))
+            .map(|s| {
+                s.and_then(|_| points.next().flatten())
+                    .filter(|p| !p.is_identity())
             })
             .collect();
         let jobs: Vec<LincombJob<EdScalar, EdPoint>> = decoded
@@ -319,12 +322,22 @@ fn secp_scalar_from_bytes(b: &[u8]) -> Option<k256::Scalar> {
 }
 
 fn secp_point_from_bytes(b: &[u8]) -> Option<ProjectivePoint> {
-    if b.len() != 33 || (b[0] != 2 && b[0] != 3) {
-        return None;
-    }
-    let ep = EncodedPoint::from_bytes(b).ok()?;
-    let a: Option<AffinePoint> = AffinePoint::from_encoded_point(&ep).into();
-    a.map(ProjectivePoint::from)
+    accel_api::secp256k1_decompress(b.try_into().ok()?)
+}
+
+/// Decodes a batch through the port; an encoding of the wrong length is refused without it.
+fn secp_points_from_bytes_batch(
+    accel: &dyn Accelerator,
+    encodings: &[&[u8]],
+) -> Result<Vec<Option<ProjectivePoint>>, Error> {
+    let sized: Vec<Option<[u8; 33]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
+    let fixed: Vec<[u8; 33]> = sized.iter().flatten().copied().collect();
+    let mut decoded = accel.secp256k1_decompress_batch(&fixed)?.into_iter();
+    // A backend returning too few results leaves the rest refused.
+    Ok(sized
+        .iter()
+        .map(|s| s.and_then(|_| decoded.next().flatten()))
+        .collect())
 }
 
 fn secp_encode_batch(
@@ -370,6 +383,12 @@ macro_rules! secp_common {
         }
         fn point_from_bytes(b: &[u8]) -> Option<ProjectivePoint> {
             secp_point_from_bytes(b)
+        }
+        fn points_from_bytes_batch(
+            accel: &dyn Accelerator,
+            encodings: &[&[u8]],
+        ) -> Result<Vec<Option<ProjectivePoint>>, Error> {
+            secp_points_from_bytes_batch(accel, encodings)
         }
         fn encode_batch(
             accel: &dyn Accelerator,
