@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
-use threshold::round1::SigningCommitments;
+use threshold::round1::{SigningCommitments, SigningNonces};
 use threshold::{Bip340Suite, Ed25519Suite, Identifier, SignatureShare, SigningPackage};
 use zeroize::Zeroizing;
 
 use crate::batcher::Done;
 use crate::coordinator::{BoxFuture, Coordinator, Cost, JobBatcher, Signature};
-use crate::jobs::{Job, JobOutput};
+use crate::jobs::{FrostAggregate, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
 use crate::party::{FrostScheme, Party, PooledCommitments, decode_commitments, join_all};
 use crate::peer::{LinkError, NewKey, PartyId, PeerLink, PeerReply, PeerRequest, SessionId};
@@ -1006,46 +1006,34 @@ impl Distributed {
             })
             .collect();
         let peers: Vec<PartyId> = signers.iter().copied().filter(|p| *p != me).collect();
-        let remote = self.call_all(&peers, |p| PeerRequest::SignShares {
-            key_id: key_id.clone(),
-            items: per_signer.get(&p).cloned().unwrap_or_default(),
-            client: client.to_owned(),
-        });
-        // This node's own share, from the packages as built (nothing to decode).
-        let local_items: Vec<(SessionId, SigningPackage<S>)> = decoded
-            .iter()
-            .find(|(p, _)| *p == me)
-            .map(|(_, c)| {
-                c.iter()
-                    .map(|(s, _)| *s)
-                    .zip(packages.iter().cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let local = async {
-            if local_items.is_empty() {
-                return None;
+        // This node's own nonces leave its table now (single use, whatever the peers answer);
+        // its share is computed with the aggregation, from the same session values.
+        let own: Vec<Option<SigningNonces<S>>> = match decoded.iter().find(|(p, _)| *p == me) {
+            Some((_, c)) => {
+                let sessions: Vec<SessionId> = c.iter().map(|(s, _)| *s).collect();
+                let own = self.party.own_nonces::<S>(&key_id, &sessions);
+                if own.iter().any(Option::is_none) {
+                    self.compensate("commit", issued);
+                    return Err((
+                        Error::Peer {
+                            peer: me,
+                            problem: "no valid signature share".into(),
+                        },
+                        vec![me],
+                    ));
+                }
+                own
             }
-            Some(
-                match self
-                    .party
-                    .shares_local::<S>(key_id.clone(), local_items)
-                    .await
-                {
-                    Ok(list) => Ok(PeerReply::Shares(list)),
-                    Err(error) => Err(CallFailure {
-                        error,
-                        culprits: Vec::new(),
-                        unreachable: false,
-                    }),
-                },
-            )
+            None => (0..m).map(|_| None).collect(),
         };
-        let (remote, local) = tokio::join!(remote, local);
-        let mut r2 = remote.map_err(|e| (e, vec![]))?;
-        if let Some(l) = local {
-            r2.push((me, l));
-        }
+        let r2 = self
+            .call_all(&peers, |p| PeerRequest::SignShares {
+                key_id: key_id.clone(),
+                items: per_signer.get(&p).cloned().unwrap_or_default(),
+                client: client.to_owned(),
+            })
+            .await
+            .map_err(|e| (e, vec![]))?;
         let mut shares: Vec<Vec<SignatureShare<S>>> = vec![Vec::new(); m];
         for (p, r) in r2 {
             let id = Identifier::new(p).map_err(|e| (Error::from(e), vec![]))?;
@@ -1084,9 +1072,14 @@ impl Distributed {
         let jobs: Vec<Job> = packages
             .into_iter()
             .zip(shares)
-            .map(|(p, s)| Job::Aggregate {
+            .zip(own)
+            .map(|((package, shares), own)| Job::Aggregate {
                 key: Arc::clone(key),
-                work: Box::new(S::aggregate_work(p, s)),
+                work: Box::new(S::aggregate_work(FrostAggregate {
+                    package,
+                    shares,
+                    own,
+                })),
             })
             .collect();
         let receivers = self

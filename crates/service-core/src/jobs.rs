@@ -8,7 +8,7 @@ use dkls23::Presignature;
 use rand_core::OsRng;
 use threshold::embedded::{self, SignJob};
 use threshold::round1::{SigningCommitments, SigningNonces};
-use threshold::round2::{aggregate_batch, sign_batch};
+use threshold::round2::{aggregate_batch, sign_and_aggregate_batch, sign_batch};
 use threshold::{Bip340Suite, Ed25519Suite, SignatureShare, SigningPackage, TaprootTweak};
 
 use crate::keys::{EcdsaKey, LoadedKey, Taproot};
@@ -64,23 +64,14 @@ pub enum Job {
     },
 }
 
-/// A signer's round-2 input: its single-use nonces and the package to sign (zeroized on
-/// drop with the nonces).
+/// A co-signer's round-2 input: its single-use nonces (zeroized on drop) and the encoded
+/// package its coordinator sent, decoded and validated on the worker (except the signer's own
+/// commitment, which it already holds).
 pub enum ShareWork {
     /// FROST(Ed25519).
-    Ed25519(SigningNonces<Ed25519Suite>, Package<Ed25519Suite>),
+    Ed25519(SigningNonces<Ed25519Suite>, Vec<u8>),
     /// FROST(secp256k1-tr).
-    Bip340(SigningNonces<Bip340Suite>, Package<Bip340Suite>),
-}
-
-/// A signing package as received from a peer (decoded and validated on the worker, except
-/// the signer's own commitment, which it already holds) or from this node's coordinator
-/// (which validated every commitment when it built it).
-pub enum Package<S: threshold::Suite> {
-    /// Encoded, from a peer.
-    Encoded(Vec<u8>),
-    /// Built in this process.
-    Decoded(SigningPackage<S>),
+    Bip340(SigningNonces<Bip340Suite>, Vec<u8>),
 }
 
 impl std::fmt::Debug for ShareWork {
@@ -89,19 +80,26 @@ impl std::fmt::Debug for ShareWork {
     }
 }
 
+/// A FROST coordinator's aggregation input: the signing package, the shares received, and,
+/// when the coordinator signs too, its own nonces (its share is computed with the
+/// aggregation, from the same session values).
+#[derive(Debug)]
+pub struct FrostAggregate<S: threshold::Suite> {
+    /// The package every signer signed.
+    pub package: SigningPackage<S>,
+    /// The other signers' shares.
+    pub shares: Vec<SignatureShare<S>>,
+    /// The coordinator's own nonces for this session (consumed), if it signs.
+    pub own: Option<SigningNonces<S>>,
+}
+
 /// A coordinator's aggregation input: the signing package and every signer's share.
 #[derive(Debug)]
 pub enum AggregateWork {
     /// FROST(Ed25519).
-    Ed25519(
-        SigningPackage<Ed25519Suite>,
-        Vec<SignatureShare<Ed25519Suite>>,
-    ),
+    Ed25519(FrostAggregate<Ed25519Suite>),
     /// FROST(secp256k1-tr).
-    Bip340(
-        SigningPackage<Bip340Suite>,
-        Vec<SignatureShare<Bip340Suite>>,
-    ),
+    Bip340(FrostAggregate<Bip340Suite>),
     /// DKLs23 threshold ECDSA: the presignature's nonce point (SEC1 compressed), the
     /// prehash and every signer's online share.
     Ecdsa {
@@ -177,7 +175,7 @@ fn shares(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, Erro
         .collect()
 }
 
-type ShareItem<S> = (usize, Arc<LoadedKey>, SigningNonces<S>, Package<S>, Fault);
+type ShareItem<S> = (usize, Arc<LoadedKey>, SigningNonces<S>, Vec<u8>, Fault);
 
 fn shares_as<S: FrostScheme>(
     accel: &dyn Accelerator,
@@ -191,10 +189,7 @@ fn shares_as<S: FrostScheme>(
     let encoded: Vec<(&[u8], &[SigningCommitments<S>])> = items
         .iter()
         .zip(&known)
-        .filter_map(|(i, k)| match &i.3 {
-            Package::Encoded(b) => Some((b.as_slice(), k.as_slice())),
-            Package::Decoded(_) => None,
-        })
+        .map(|(i, k)| (i.3.as_slice(), k.as_slice()))
         .collect();
     let mut decoded_batch = match SigningPackage::<S>::from_bytes_known_batch(accel, &encoded) {
         Ok(d) => d.into_iter(),
@@ -207,14 +202,11 @@ fn shares_as<S: FrostScheme>(
     };
     drop(encoded);
     let mut ready = Vec::with_capacity(items.len());
-    for (k, key, nonces, pkg, fault) in items {
+    for (k, key, nonces, _, fault) in items {
         let pk = S::party_key(&key).is_some();
-        let decoded = match pkg {
-            Package::Decoded(p) => Ok(p),
-            Package::Encoded(_) => decoded_batch
-                .next()
-                .unwrap_or(Err(threshold::Error::Malformed("signing package"))),
-        };
+        let decoded = decoded_batch
+            .next()
+            .unwrap_or(Err(threshold::Error::Malformed("signing package")));
         match decoded {
             Ok(p) if pk => ready.push((k, key, nonces, p, fault)),
             Ok(_) => out[k] = Some(Err(Error::NotInThisMode("not a distributed key"))),
@@ -258,8 +250,8 @@ fn aggregate(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, E
             continue;
         };
         match *work {
-            AggregateWork::Ed25519(p, s) => ed.push((k, key, p, s)),
-            AggregateWork::Bip340(p, s) => bip.push((k, key, p, s)),
+            AggregateWork::Ed25519(w) => ed.push((k, key, w)),
+            AggregateWork::Bip340(w) => bip.push((k, key, w)),
             AggregateWork::Ecdsa {
                 big_r,
                 prehash,
@@ -267,19 +259,14 @@ fn aggregate(accel: &dyn Accelerator, jobs: Vec<Job>) -> Vec<Result<JobOutput, E
             } => out[k] = Some(combine_ecdsa(accel, &key, &big_r, &prehash, &shares)),
         }
     }
-    aggregate_as::<Ed25519Suite>(accel, &ed, &mut out);
-    aggregate_as::<Bip340Suite>(accel, &bip, &mut out);
+    aggregate_as::<Ed25519Suite>(accel, ed, &mut out);
+    aggregate_as::<Bip340Suite>(accel, bip, &mut out);
     out.into_iter()
         .map(|o| o.unwrap_or(Err(Error::Internal("no signature aggregated"))))
         .collect()
 }
 
-type AggregateItem<S> = (
-    usize,
-    Arc<LoadedKey>,
-    SigningPackage<S>,
-    Vec<SignatureShare<S>>,
-);
+type AggregateItem<S> = (usize, Arc<LoadedKey>, FrostAggregate<S>);
 
 /// Combines the online shares of one threshold-ECDSA signature and verifies the result.
 fn combine_ecdsa(
@@ -312,21 +299,40 @@ fn combine_ecdsa(
 
 fn aggregate_as<S: FrostScheme>(
     accel: &dyn Accelerator,
-    items: &[AggregateItem<S>],
+    mut items: Vec<AggregateItem<S>>,
     out: &mut [Option<Result<JobOutput, Error>>],
 ) {
-    let mut slots = Vec::with_capacity(items.len());
-    let mut batch = Vec::with_capacity(items.len());
-    for (k, key, p, s) in items {
-        match S::party_key(key) {
-            Some(pk) => {
-                slots.push(*k);
-                batch.push((p, s.as_slice(), pk.public_package()));
+    // Sessions the coordinator signs in (its share computed here) and sessions it only
+    // aggregates, one batched call each.
+    let mut own: Vec<Option<SigningNonces<S>>> =
+        items.iter_mut().map(|(_, _, w)| w.own.take()).collect();
+    let mut signing = (Vec::new(), Vec::new());
+    let mut plain = (Vec::new(), Vec::new());
+    for ((k, key, w), nonces) in items.iter().zip(&mut own) {
+        let Some(pk) = S::party_key(key) else {
+            out[*k] = Some(Err(Error::NotInThisMode("not a distributed key")));
+            continue;
+        };
+        let item = (&w.package, w.shares.as_slice(), pk.public_package());
+        match nonces.take() {
+            Some(n) => {
+                signing.0.push(*k);
+                signing.1.push((item, n, pk.share()));
             }
-            None => out[*k] = Some(Err(Error::NotInThisMode("not a distributed key"))),
+            None => {
+                plain.0.push(*k);
+                plain.1.push(item);
+            }
         }
     }
-    for (k, r) in slots.into_iter().zip(aggregate_batch::<S>(accel, &batch)) {
+    let signed = sign_and_aggregate_batch::<S>(accel, signing.1);
+    let aggregated = aggregate_batch::<S>(accel, &plain.1);
+    for (k, r) in signing
+        .0
+        .into_iter()
+        .zip(signed)
+        .chain(plain.0.into_iter().zip(aggregated))
+    {
         out[k] = Some(
             r.map(|o| JobOutput::Signature {
                 signature: o.signature,

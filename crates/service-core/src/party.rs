@@ -18,12 +18,12 @@ use threshold::dkg::{self, Confirmation, Round1Package, Round1Secret, Round2Pack
 use threshold::dkg::{Round2Secret, Round3Secret};
 use threshold::round1::{SigningCommitments, SigningNonces, commit_batch};
 use threshold::round2::SignatureShare;
-use threshold::{Bip340Suite, Ed25519Suite, Identifier, PartyKey, SigningPackage, Suite};
+use threshold::{Bip340Suite, Ed25519Suite, Identifier, PartyKey, Suite};
 
 use crate::batcher::Done;
 use crate::coordinator::JobBatcher;
 use crate::error::joined;
-use crate::jobs::{AggregateWork, Job, JobOutput, Package, ShareWork};
+use crate::jobs::{AggregateWork, FrostAggregate, Job, JobOutput, ShareWork};
 use crate::keys::LoadedKey;
 use crate::peer::{NewKey, PartyId, PeerLink, PeerReply, PeerRequest, RemoteFailure, SessionId};
 use crate::ports::{KeyOrigin, KeyRecord};
@@ -73,9 +73,9 @@ pub(crate) trait FrostScheme: Suite {
     fn party_key(k: &LoadedKey) -> Option<&PartyKey<Self>>;
     fn wrap(k: PartyKey<Self>) -> LoadedKey;
     fn hold(n: SigningNonces<Self>) -> HeldNonces;
+    fn unhold(n: HeldNonces) -> Option<SigningNonces<Self>>;
     fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>>;
-    fn package(p: SigningPackage<Self>) -> PackageIn;
-    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork;
+    fn aggregate_work(w: FrostAggregate<Self>) -> AggregateWork;
     fn pooled(c: SigningCommitments<Self>) -> PooledCommitments;
     fn unpooled(c: &PooledCommitments) -> Option<SigningCommitments<Self>>;
 }
@@ -93,17 +93,20 @@ impl FrostScheme for Ed25519Suite {
     fn hold(n: SigningNonces<Self>) -> HeldNonces {
         HeldNonces::Ed25519(n)
     }
+    fn unhold(n: HeldNonces) -> Option<SigningNonces<Self>> {
+        match n {
+            HeldNonces::Ed25519(n) => Some(n),
+            HeldNonces::Bip340(_) => None,
+        }
+    }
     fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>> {
         match n {
             HeldNonces::Ed25519(n) => Some(*n.commitments()),
             HeldNonces::Bip340(_) => None,
         }
     }
-    fn package(p: SigningPackage<Self>) -> PackageIn {
-        PackageIn::Ed25519(p)
-    }
-    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
-        AggregateWork::Ed25519(p, s)
+    fn aggregate_work(w: FrostAggregate<Self>) -> AggregateWork {
+        AggregateWork::Ed25519(w)
     }
     fn pooled(c: SigningCommitments<Self>) -> PooledCommitments {
         PooledCommitments::Ed25519(c)
@@ -129,17 +132,20 @@ impl FrostScheme for Bip340Suite {
     fn hold(n: SigningNonces<Self>) -> HeldNonces {
         HeldNonces::Bip340(n)
     }
+    fn unhold(n: HeldNonces) -> Option<SigningNonces<Self>> {
+        match n {
+            HeldNonces::Bip340(n) => Some(n),
+            HeldNonces::Ed25519(_) => None,
+        }
+    }
     fn held_commitments(n: &HeldNonces) -> Option<SigningCommitments<Self>> {
         match n {
             HeldNonces::Bip340(n) => Some(*n.commitments()),
             HeldNonces::Ed25519(_) => None,
         }
     }
-    fn package(p: SigningPackage<Self>) -> PackageIn {
-        PackageIn::Bip340(p)
-    }
-    fn aggregate_work(p: SigningPackage<Self>, s: Vec<SignatureShare<Self>>) -> AggregateWork {
-        AggregateWork::Bip340(p, s)
+    fn aggregate_work(w: FrostAggregate<Self>) -> AggregateWork {
+        AggregateWork::Bip340(w)
     }
     fn pooled(c: SigningCommitments<Self>) -> PooledCommitments {
         PooledCommitments::Bip340(c)
@@ -1028,10 +1034,6 @@ impl Party {
     ) -> Result<PeerReply, Error> {
         let sessions: Vec<SessionId> = items.iter().map(|(s, _)| *s).collect();
         self.check_client(client, &key_id, &sessions).await?;
-        let items = items
-            .into_iter()
-            .map(|(s, p)| (s, PackageIn::Encoded(p)))
-            .collect();
         Ok(PeerReply::Shares(self.shares(key_id, items).await?))
     }
 
@@ -1108,16 +1110,6 @@ impl Party {
         Ok(owner)
     }
 
-    /// Signature shares for packages built by this node's own coordinator (no decoding).
-    pub(crate) async fn shares_local<S: FrostScheme>(
-        &self,
-        key_id: String,
-        items: Vec<(SessionId, SigningPackage<S>)>,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
-        let items = items.into_iter().map(|(s, p)| (s, S::package(p))).collect();
-        self.shares(key_id, items).await
-    }
-
     /// The commitments of this party's held nonces `sessions` (for its own coordinator,
     /// which then need not decode them).
     pub(crate) fn own_commitments<S: FrostScheme>(
@@ -1131,18 +1123,17 @@ impl Party {
             .collect()
     }
 
-    async fn shares(
+    /// Takes this party's nonces of `sessions` for `key_id` out of the table (single use:
+    /// whatever happens next, they are gone), logging them for the fault tests' reuse check.
+    fn take_nonces<'a>(
         &self,
-        key_id: String,
-        items: Vec<(SessionId, PackageIn)>,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
-        let key = self.load(&key_id).await?;
-        // Single use: every named nonce pair leaves the table now, whatever happens next.
+        key_id: &str,
+        sessions: impl Iterator<Item = &'a SessionId>,
+    ) -> Vec<Option<HeldNonces>> {
         let taken: Vec<Option<HeldNonces>> = {
             let mut held = lock(&self.nonces);
-            items
-                .iter()
-                .map(|(sid, _)| match held.remove(sid) {
+            sessions
+                .map(|sid| match held.remove(sid) {
                     Some(n) if n.key_id == key_id => Some(n.nonces),
                     _ => None,
                 })
@@ -1151,28 +1142,38 @@ impl Party {
         if let Some(log) = &self.nonce_log {
             self.log_nonces(log, &taken);
         }
+        taken
+    }
+
+    /// The nonces of `sessions` for this node's own share, which its coordinator computes with
+    /// the aggregation ([`FrostAggregate::own`]); `None` for a session whose nonces are
+    /// unknown, expired, used or of another scheme.
+    pub(crate) fn own_nonces<S: FrostScheme>(
+        &self,
+        key_id: &str,
+        sessions: &[SessionId],
+    ) -> Vec<Option<SigningNonces<S>>> {
+        self.take_nonces(key_id, sessions.iter())
+            .into_iter()
+            .map(|n| n.and_then(S::unhold))
+            .collect()
+    }
+
+    async fn shares(
+        &self,
+        key_id: String,
+        items: Vec<(SessionId, Vec<u8>)>,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
+        let key = self.load(&key_id).await?;
+        let taken = self.take_nonces(&key_id, items.iter().map(|(s, _)| s));
         let mut out: Vec<Result<Vec<u8>, String>> = Vec::with_capacity(items.len());
         let mut jobs = Vec::with_capacity(items.len());
         let mut slots = Vec::with_capacity(items.len());
         for (k, (held, (_, package))) in taken.into_iter().zip(items).enumerate() {
-            let work = match (held, package) {
-                (Some(HeldNonces::Ed25519(n)), PackageIn::Encoded(p)) => {
-                    ShareWork::Ed25519(n, Package::Encoded(p))
-                }
-                (Some(HeldNonces::Ed25519(n)), PackageIn::Ed25519(p)) => {
-                    ShareWork::Ed25519(n, Package::Decoded(p))
-                }
-                (Some(HeldNonces::Bip340(n)), PackageIn::Encoded(p)) => {
-                    ShareWork::Bip340(n, Package::Encoded(p))
-                }
-                (Some(HeldNonces::Bip340(n)), PackageIn::Bip340(p)) => {
-                    ShareWork::Bip340(n, Package::Decoded(p))
-                }
-                (Some(_), _) => {
-                    out.push(Err("a package of another scheme".to_owned()));
-                    continue;
-                }
-                (None, _) => {
+            let work = match held {
+                Some(HeldNonces::Ed25519(n)) => ShareWork::Ed25519(n, package),
+                Some(HeldNonces::Bip340(n)) => ShareWork::Bip340(n, package),
+                None => {
                     out.push(Err("unknown, expired or already used nonces".to_owned()));
                     continue;
                 }
@@ -1199,13 +1200,6 @@ impl Party {
         }
         Ok(out)
     }
-}
-
-/// A package to sign, as it reached this party.
-pub(crate) enum PackageIn {
-    Encoded(Vec<u8>),
-    Ed25519(SigningPackage<Ed25519Suite>),
-    Bip340(SigningPackage<Bip340Suite>),
 }
 
 fn finish<S: FrostScheme>(

@@ -33,7 +33,9 @@ pub mod round2;
 
 pub use error::Error;
 pub use keys::{GroupKey, Identifier, KeySet, KeyShare, PartyKey, PublicKeyPackage};
-pub use round2::{SignatureShare, SigningPackage, aggregate_batch};
+pub use round2::{
+    SignAggregateItem, SignatureShare, SigningPackage, aggregate_batch, sign_and_aggregate_batch,
+};
 pub use suite::{Ed25519Sha512, Point, PointBytes, Scalar, Secp256k1Sha256, Secp256k1Tr, Suite};
 pub use verify::{verify_bip340_batch, verify_ed25519_batch};
 

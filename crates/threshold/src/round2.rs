@@ -326,6 +326,35 @@ pub fn aggregate_batch<S: Suite>(
     accel: &dyn Accelerator,
     items: &[AggregateItem<'_, S>],
 ) -> Vec<Result<SignatureOutput, Error>> {
+    let own = items.iter().map(|_| None).collect();
+    aggregate_inner(accel, items, own)
+}
+
+/// One item of a coordinator that is also a signer: the package, the other signers' shares,
+/// the public key package, and its own nonces (consumed) and key share.
+pub type SignAggregateItem<'a, S> = (AggregateItem<'a, S>, SigningNonces<S>, &'a KeyShare<S>);
+
+/// Round 2 of the coordinator's own share and the aggregation of every share, for many
+/// sessions (RFC 9591 §5.2–5.3): the session values (binding factors, group commitment,
+/// challenge) are computed once for both, where [`sign_batch`] then [`aggregate_batch`]
+/// compute them twice. Each item's nonces are consumed and zeroized; culprits are named as in
+/// [`aggregate_batch`].
+pub fn sign_and_aggregate_batch<S: Suite>(
+    accel: &dyn Accelerator,
+    items: Vec<SignAggregateItem<'_, S>>,
+) -> Vec<Result<SignatureOutput, Error>> {
+    let (items, own): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .map(|(item, nonces, key)| (item, Some((nonces, key))))
+        .unzip();
+    aggregate_inner(accel, &items, own)
+}
+
+fn aggregate_inner<S: Suite>(
+    accel: &dyn Accelerator,
+    items: &[AggregateItem<'_, S>],
+    own: Vec<Option<(SigningNonces<S>, &KeyShare<S>)>>,
+) -> Vec<Result<SignatureOutput, Error>> {
     let inputs: Vec<SessionInput<'_, S>> = items
         .iter()
         .map(|(p, _, pk)| p.input(&pk.group_key))
@@ -337,7 +366,7 @@ pub fn aggregate_batch<S: Suite>(
     let mut results: Vec<Option<Result<SignatureOutput, Error>>> = Vec::with_capacity(items.len());
     let mut ready = Vec::new();
     let mut ready_idx = Vec::new();
-    for (k, ((pkg, shares, pk), ctx)) in items.iter().zip(&ctxs).enumerate() {
+    for (k, (((pkg, shares, pk), ctx), own)) in items.iter().zip(&ctxs).zip(own).enumerate() {
         let prepared = (|| {
             let ctx = ctx.as_ref().map_err(Clone::clone)?;
             if pkg.commitments.len() < usize::from(pk.threshold) {
@@ -346,20 +375,40 @@ pub fn aggregate_batch<S: Suite>(
                     need: usize::from(pk.threshold),
                 });
             }
-            if shares.len() != pkg.commitments.len() {
+            let own_share = match &own {
+                Some((nonces, key)) => {
+                    let at = pkg
+                        .position(key.id)
+                        .ok_or(Error::UnknownIdentifier(key.id.get()))?;
+                    if pkg.commitments[at].1 != nonces.commitments {
+                        return Err(Error::CommitmentMismatch);
+                    }
+                    let z = ctx.share(at, &key.secret, &nonces.hiding, &nonces.binding);
+                    Some((key.id, z))
+                }
+                None => None,
+            };
+            let given = shares.len() + usize::from(own_share.is_some());
+            if given != pkg.commitments.len() {
                 return Err(Error::WrongSignerCount {
-                    got: shares.len(),
+                    got: given,
                     need: pkg.commitments.len(),
                 });
             }
-            let mut z = Vec::with_capacity(shares.len());
-            let mut ys = Vec::with_capacity(shares.len());
+            let mut z = Vec::with_capacity(given);
+            let mut ys = Vec::with_capacity(given);
             for (id, _) in &pkg.commitments {
-                let s = shares
-                    .iter()
-                    .find(|s| s.id == *id)
-                    .ok_or(Error::UnknownIdentifier(id.get()))?;
-                z.push(s.z);
+                let share = match own_share {
+                    Some((me, mine)) if me == *id => mine,
+                    _ => {
+                        shares
+                            .iter()
+                            .find(|s| s.id == *id)
+                            .ok_or(Error::UnknownIdentifier(id.get()))?
+                            .z
+                    }
+                };
+                z.push(share);
                 ys.push(
                     pk.verifying_share(*id)
                         .ok_or(Error::UnknownIdentifier(id.get()))?,

@@ -16,7 +16,7 @@ use threshold::round1::commit_batch;
 use threshold::round2::{SignatureShare, sign_batch};
 use threshold::{
     Bip340Suite, Ed25519Suite, Error, Identifier, KeySet, SigningPackage, Suite, TaprootTweak,
-    aggregate_batch, verify_bip340_batch, verify_ed25519_batch,
+    aggregate_batch, sign_and_aggregate_batch, verify_bip340_batch, verify_ed25519_batch,
 };
 
 fn rng(seed: u64) -> ChaCha20Rng {
@@ -458,4 +458,80 @@ proptest! {
         let o = o[0].as_ref().unwrap();
         prop_assert!(common::bip340_ok(&o.verifying_key, &msg, &o.signature));
     }
+}
+
+/// The coordinator's own share computed inside the aggregation gives the signature that
+/// `sign_batch` then `aggregate_batch` give, names a bad share of another signer, and refuses
+/// nonces that are not the ones the package commits to.
+fn sign_and_aggregate_agrees<S: Suite>(seed: u64, taproot: TaprootTweak) {
+    let accel = CpuBackend::new();
+    let mut r = rng(seed);
+    let keys = embedded::dkg::<S>(&accel, 3, 5, &mut r).unwrap();
+    let signers: Vec<_> = keys.shares()[1..4].iter().collect();
+    let commit = |seed| commit_batch::<S>(&accel, &signers, &mut rng(seed)).unwrap();
+    let committed = commit(seed + 100);
+    let map: BTreeMap<Identifier, _> = signers
+        .iter()
+        .zip(&committed)
+        .map(|(s, (_, c))| (s.identifier(), *c))
+        .collect();
+    let pkg = SigningPackage::<S>::new(map, b"coordinator signs too", taproot);
+    let public = keys.public_package();
+    let items = committed
+        .into_iter()
+        .zip(&signers)
+        .map(|((n, _), s)| (&pkg, n, *s))
+        .collect();
+    let all: Vec<SignatureShare<S>> = sign_batch::<S>(&accel, items)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let expected = aggregate_batch::<S>(&accel, &[(&pkg, &all, public)]);
+    let expected = expected[0].as_ref().unwrap();
+
+    // The same nonces again: the first signer coordinates, the others' shares as computed.
+    let mut again = commit(seed + 100).into_iter().map(|(n, _)| n);
+    let mine = again.next().unwrap();
+    let others = &all[1..];
+    let got =
+        sign_and_aggregate_batch::<S>(&accel, vec![((&pkg, others, public), mine, signers[0])]);
+    assert_eq!(got[0].as_ref().unwrap(), expected);
+
+    // A bad share of the third signer is named; so is nothing of the coordinator.
+    let mut bad = others.to_vec();
+    bad[1] = SignatureShare::new(
+        bad[1].identifier(),
+        bad[1].scalar() + S::scalar_from_bytes(&S::identifier_bytes(1)).unwrap(),
+    );
+    let mine = commit(seed + 100).into_iter().next().unwrap().0;
+    let got = sign_and_aggregate_batch::<S>(&accel, vec![((&pkg, &bad, public), mine, signers[0])]);
+    assert_eq!(got[0], Err(Error::Culprits(vec![4])));
+
+    // Nonces of another session, a share missing, and the coordinator's own share also given.
+    let stranger = commit(seed + 200).into_iter().next().unwrap().0;
+    let mine = || commit(seed + 100).into_iter().next().unwrap().0;
+    let got = sign_and_aggregate_batch::<S>(
+        &accel,
+        vec![
+            ((&pkg, others, public), stranger, signers[0]),
+            ((&pkg, &others[..1], public), mine(), signers[0]),
+            ((&pkg, &all, public), mine(), signers[0]),
+        ],
+    );
+    assert_eq!(got[0], Err(Error::CommitmentMismatch));
+    assert!(matches!(
+        got[1],
+        Err(Error::WrongSignerCount { got: 2, need: 3 })
+    ));
+    assert!(matches!(
+        got[2],
+        Err(Error::WrongSignerCount { got: 4, need: 3 })
+    ));
+}
+
+#[test]
+fn sign_and_aggregate_agrees_with_sign_then_aggregate() {
+    sign_and_aggregate_agrees::<Ed25519Suite>(7, TaprootTweak::None);
+    sign_and_aggregate_agrees::<Bip340Suite>(8, TaprootTweak::None);
+    sign_and_aggregate_agrees::<Bip340Suite>(9, TaprootTweak::ScriptRoot([5; 32]));
 }
