@@ -118,7 +118,10 @@ fn verify_generic<C: RlcCurve>(
     acc: &(impl Accelerator + ?Sized),
     items: &[SchnorrItem<C::S, C::P>],
 ) -> Result<Verdict, AccelError> {
-    if items.len() <= 1 {
+    if items.is_empty() {
+        return Ok(Verdict::default());
+    }
+    if items.len() == 1 {
         let jobs: Vec<_> = items.iter().map(single_job::<C>).collect();
         let out = C::lincomb(acc, &jobs)?;
         return Ok(Verdict {

@@ -279,6 +279,9 @@ impl Jac {
 /// Affine forms of Jacobian points by Montgomery's trick (one inversion); infinity maps to
 /// `None`.
 fn to_affine_batch(points: &[Jac]) -> Vec<Option<Affine>> {
+    if points.is_empty() {
+        return Vec::new();
+    }
     let mut prefix = Vec::with_capacity(points.len());
     let mut acc = FieldElement::ONE;
     for p in points {

@@ -182,6 +182,9 @@ fn shares_as<S: FrostScheme>(
     items: Vec<ShareItem<S>>,
     out: &mut [Option<Result<JobOutput, Error>>],
 ) {
+    if items.is_empty() {
+        return;
+    }
     // The packages other nodes sent, decoded with every commitment they carry validated in
     // one batch (this signer's own is taken from its nonces).
     let known: Vec<[SigningCommitments<S>; 1]> =
@@ -302,6 +305,9 @@ fn aggregate_as<S: FrostScheme>(
     mut items: Vec<AggregateItem<S>>,
     out: &mut [Option<Result<JobOutput, Error>>],
 ) {
+    if items.is_empty() {
+        return;
+    }
     // Sessions the coordinator signs in (its share computed here) and sessions it only
     // aggregates, one batched call each.
     let mut own: Vec<Option<SigningNonces<S>>> =

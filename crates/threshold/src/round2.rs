@@ -279,6 +279,9 @@ pub fn sign_batch<S: Suite>(
     accel: &dyn Accelerator,
     items: Vec<SignItem<'_, S>>,
 ) -> Vec<Result<SignatureShare<S>, Error>> {
+    if items.is_empty() {
+        return Vec::new();
+    }
     let inputs: Vec<SessionInput<'_, S>> = items
         .iter()
         .map(|(p, _, k)| p.input(&k.group_key))
@@ -355,6 +358,9 @@ fn aggregate_inner<S: Suite>(
     items: &[AggregateItem<'_, S>],
     own: Vec<Option<(SigningNonces<S>, &KeyShare<S>)>>,
 ) -> Vec<Result<SignatureOutput, Error>> {
+    if items.is_empty() {
+        return Vec::new();
+    }
     let inputs: Vec<SessionInput<'_, S>> = items
         .iter()
         .map(|(p, _, pk)| p.input(&pk.group_key))

@@ -223,6 +223,9 @@ impl Suite for Ed25519Sha512 {
         accel: &dyn Accelerator,
         encodings: &[&[u8]],
     ) -> Result<Vec<Option<EdPoint>>, Error> {
+        if encodings.is_empty() {
+            return Ok(Vec::new());
+        }
         let sized: Vec<Option<[u8; 32]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
         let fixed: Vec<[u8; 32]> = sized.iter().flatten().copied().collect();
         let mut points = accel.ed25519_decompress_batch(&fixed)?.into_iter();
@@ -330,6 +333,9 @@ fn secp_points_from_bytes_batch(
     accel: &dyn Accelerator,
     encodings: &[&[u8]],
 ) -> Result<Vec<Option<ProjectivePoint>>, Error> {
+    if encodings.is_empty() {
+        return Ok(Vec::new());
+    }
     let sized: Vec<Option<[u8; 33]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
     let fixed: Vec<[u8; 33]> = sized.iter().flatten().copied().collect();
     let mut decoded = accel.secp256k1_decompress_batch(&fixed)?.into_iter();
