@@ -412,6 +412,66 @@ fn ed_decompress(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two job shapes of a FROST signature at the port, on points as they arrive decoded
+/// (affine): the group commitment of two signers `(1, D₁), (ρ₁, E₁), (1, D₂), (ρ₂, E₂)` and the
+/// subgroup check of a received point `(ℓ−1, P), (1, P)`, n jobs per batch, on the IFMA and
+/// portable lanes (forced) and curve25519-dalek.
+fn ed_lincomb_frost_shapes(c: &mut Criterion) {
+    let variants = ed_lincomb_variants();
+    let Some(decoder) = [Path::Ifma, Path::Portable]
+        .into_iter()
+        .find_map(|p| SimdBackend::with_path(p).ok())
+    else {
+        return;
+    };
+    let one = EdScalar::ONE;
+    let mut g = c.benchmark_group("ed25519_lincomb_vartime_frost_shapes");
+    g.sample_size(10);
+    for n in [8usize, 64] {
+        let encodings: Vec<[u8; 32]> = (0..4 * n)
+            .map(|_| EdwardsPoint::mul_base(&ed_scalar()).compress().to_bytes())
+            .collect();
+        let p: Vec<EdPoint> = decoder
+            .ed25519_decompress_batch(&encodings)
+            .expect("decompress")
+            .into_iter()
+            .map(|q| q.expect("a point"))
+            .collect();
+        let commitment: Vec<LincombJob<EdScalar, EdPoint>> = p
+            .chunks(4)
+            .map(|q| {
+                LincombJob::new(vec![
+                    (one, q[0]),
+                    (ed_scalar(), q[1]),
+                    (one, q[2]),
+                    (ed_scalar(), q[3]),
+                ])
+            })
+            .collect();
+        let subgroup: Vec<LincombJob<EdScalar, EdPoint>> = p[..n]
+            .iter()
+            .map(|q| LincombJob::new(vec![(-one, *q), (one, *q)]))
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        for (shape, jobs) in [
+            ("group_commitment", &commitment),
+            ("subgroup_check", &subgroup),
+        ] {
+            for (name, acc) in variants
+                .iter()
+                .filter(|(name, _)| !name.starts_with("simd-avx2"))
+            {
+                g.bench_with_input(
+                    BenchmarkId::new(format!("{shape}/{name}"), n),
+                    jobs,
+                    |b, j| b.iter(|| acc.ed25519_lincomb_vartime(black_box(j))),
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     secp_mul_base,
@@ -423,6 +483,7 @@ criterion_group!(
     ed_lincomb_large,
     verify,
     normalize,
-    ed_decompress
+    ed_decompress,
+    ed_lincomb_frost_shapes
 );
 criterion_main!(benches);

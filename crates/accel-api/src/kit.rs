@@ -359,6 +359,46 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
             "ed25519 lincomb: (ℓ−1)·Q + Q = 𝒪 must hold exactly for torsion-free Q (point {k})"
         );
     }
+    // Terms whose scalar is 1 (a group commitment's hiding commitments), which a backend may
+    // add without a multiplication: jobs of only such terms, mixed with others (first, last,
+    // between), several per job, on every kind of point, the identity included, in batches
+    // that fill one lane group and spill into the next.
+    let one = EdScalar::ONE;
+    for n in [1usize, 9, 17] {
+        let jobs: Vec<LincombJob<EdScalar, EdPoint>> = (0..n)
+            .map(|j| {
+                let mut pts = [
+                    edge[j % edge.len()],
+                    returned[j % returned.len()],
+                    ed_point(&mut r),
+                    EdPoint::identity(),
+                ];
+                pts.rotate_left(j % 4);
+                let s = ed_random_scalar(&mut r);
+                LincombJob::new(match j % 5 {
+                    0 => vec![(one, pts[0])],
+                    1 => vec![(one, pts[0]), (one, pts[1]), (one, pts[2])],
+                    2 => vec![(one, pts[0]), (s, pts[1]), (one, pts[2]), (s, pts[3])],
+                    3 => vec![(s, pts[0]), (one, pts[1])],
+                    _ => (0..12)
+                        .map(|t| (if t % 3 == 0 { one } else { s + one }, pts[t % 4]))
+                        .collect(),
+                })
+            })
+            .collect();
+        let out = ed_lincomb_all(acc, &jobs);
+        for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
+            let expect = job
+                .terms
+                .iter()
+                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q.to_edwards() * s);
+            assert_eq!(
+                p.to_edwards(),
+                expect,
+                "ed25519 lincomb: terms with scalar 1, batch {n}, job {i}"
+            );
+        }
+    }
 }
 
 /// Which items of a verification batch are made invalid.

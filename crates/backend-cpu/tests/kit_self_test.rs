@@ -43,6 +43,9 @@ enum Fault {
     EdLincombDropsTorsion,
     /// edwards25519 lincomb: a job of 64 terms is off by the basepoint.
     EdLincombLongJob,
+    /// edwards25519 lincomb: of the terms whose scalar is 1, only a job's first is added (a
+    /// backend that adds such terms apart and loses the others).
+    EdLincombOneOnceOnly,
     /// edwards25519 lincomb: points given as affine coordinates (a lane backend's results)
     /// are read with the sign of x flipped, when they are not of small order.
     EdLincombMisreadsAffine,
@@ -244,6 +247,20 @@ impl Accelerator for Saboteur {
                                     p.affine_bytes().is_some() && !p.to_edwards().is_small_order();
                                 (*s, if misread { -*p } else { *p })
                             })
+                            .collect(),
+                    )
+                })
+                .collect(),
+            Fault::EdLincombOneOnceOnly => jobs
+                .iter()
+                .map(|j| {
+                    let first_one = j.terms.iter().position(|(s, _)| *s == EdScalar::ONE);
+                    LincombJob::new(
+                        j.terms
+                            .iter()
+                            .enumerate()
+                            .filter(|(t, (s, _))| *s != EdScalar::ONE || Some(*t) == first_one)
+                            .map(|(_, term)| *term)
                             .collect(),
                     )
                 })
@@ -463,6 +480,7 @@ fn lincomb_checks_catch_wrong_edge_points_and_long_jobs() {
                 Fault::EdLincombDropsTorsion,
                 Fault::EdLincombLongJob,
                 Fault::EdLincombMisreadsAffine,
+                Fault::EdLincombOneOnceOnly,
             ],
         ]
         .concat(),

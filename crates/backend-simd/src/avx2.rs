@@ -251,18 +251,20 @@ fn ed_lincomb_lanes_avx2(
     tok: Avx2,
     digits: &[ed::Digits],
     points: &[ed::LaneAffine],
+    plain: &[ed::LaneAffine],
 ) -> ed::LaneExtended {
-    ed::lincomb_lanes(tok, digits, points)
+    ed::lincomb_lanes(tok, digits, points, plain)
 }
 
-/// 8-lane Σ sₜ·Pₜ on edwards25519 (public data).
+/// 8-lane Σ sₜ·Pₜ + Σ Qᵤ on edwards25519 (public data).
 pub(crate) fn ed_lincomb(
     tok: Avx2,
     digits: &[ed::Digits],
     points: &[ed::LaneAffine],
+    plain: &[ed::LaneAffine],
 ) -> ed::LaneExtended {
     // SAFETY: `tok` proves AVX2 (module invariant), the feature the callee is compiled for.
-    unsafe { ed_lincomb_lanes_avx2(tok, digits, points) }
+    unsafe { ed_lincomb_lanes_avx2(tok, digits, points, plain) }
 }
 
 /// The Ed25519 batch affine-conversion kernel compiled with the features enabled.
@@ -339,6 +341,7 @@ mod tests {
         );
         assert_eq!((a.r, a.r_i, a.check, a.u), (b.r, b.r_i, b.check, b.u));
         let points: Vec<ed::LaneAffine> = (0..3).map(|_| [fe(), fe()]).collect();
+        let plain: Vec<ed::LaneAffine> = (0..2).map(|_| [fe(), fe()]).collect();
         let digits: Vec<ed::Digits> = (0..3)
             .map(|_| {
                 core::array::from_fn(|_| {
@@ -349,8 +352,8 @@ mod tests {
                 })
             })
             .collect();
-        let out = ed_lincomb(tok, &digits, &points);
-        assert_eq!(out, ed::lincomb_lanes(Portable, &digits, &points));
+        let out = ed_lincomb(tok, &digits, &points, &plain);
+        assert_eq!(out, ed::lincomb_lanes(Portable, &digits, &points, &plain));
         assert_eq!(ed_affine(tok, &[out]), ed::affine_lanes(Portable, &[out]));
     }
 }

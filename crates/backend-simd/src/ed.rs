@@ -544,15 +544,18 @@ pub(crate) fn signed_digits_vartime(s: &Scalar) -> [u64; WINDOWS] {
     out
 }
 
-/// Σ sₜ·Pₜ on every lane (public data): per term a table of 1·P..8·P in cached form, then 64
-/// signed 4-bit windows from the top, each four doublings and one addition per term; the
-/// table entry is picked by a masked scan (lanes carry different digits). `digits[t]` and
-/// `points[t]` are term t of every lane; a lane with fewer terms carries the digit 0.
+/// Σ sₜ·Pₜ + Σ Qᵤ on every lane (public data): per term a table of 1·P..8·P in cached form,
+/// then 64 signed 4-bit windows from the top, each four doublings and one addition per term;
+/// the table entry is picked by a masked scan (lanes carry different digits). `digits[t]` and
+/// `points[t]` are term t of every lane; a lane with fewer terms carries the digit 0. The
+/// `plain` points (terms whose scalar is 1) are added once at the end, without a table or a
+/// window; a lane with fewer of them carries the identity (x = 0, y = 1).
 #[inline(always)]
 pub(crate) fn lincomb_lanes<L: Lanes>(
     l: L,
     digits: &[Digits],
     points: &[LaneAffine],
+    plain: &[LaneAffine],
 ) -> LaneExtended {
     const ENTRIES: usize = SIGNED_MAX as usize + 1;
     let zero = [l.splat(0); 5];
@@ -619,6 +622,16 @@ pub(crate) fn lincomb_lanes<L: Lanes>(
             }
             acc = add_cached(l, &acc, &q);
         }
+    }
+    for p in plain {
+        let (x, y) = (load5(l, &p[0]), load5(l, &p[1]));
+        let q = Extended {
+            x,
+            y,
+            z: one,
+            t: mul(l, &x, &y),
+        };
+        acc = add_cached(l, &acc, &q.cached(l));
     }
     [
         store5(l, &acc.x),
@@ -778,7 +791,20 @@ mod tests {
         let terms = 3;
         let mut digits = vec![[[0u64; LANES]; WINDOWS]; terms];
         let mut points = vec![[[[0u64; LANES]; 5]; 2]; terms];
+        let mut plain = vec![[[[0u64; LANES]; 5]; 2]; 2];
         let mut expect = vec![EdwardsPoint::identity(); LANES];
+        // Affine limbs of a point, x recovered on the portable lanes.
+        let coordinates = |p: &EdwardsPoint| {
+            let enc = p.compress().to_bytes();
+            let y = y_limbs(&enc);
+            let mut yl: LaneFe = [[0; LANES]; 5];
+            for k in 0..5 {
+                yl[k] = [y[k]; LANES];
+            }
+            let x = recover_x_vartime(&sqrt_candidates_lanes(Portable, &yl), 0, enc[31] >> 7 == 1)
+                .unwrap();
+            (x, y)
+        };
         for lane in 0..LANES {
             for t in 0..terms {
                 // Lane 0 also covers the largest scalar and −1.
@@ -793,22 +819,27 @@ mod tests {
                 for w in 0..WINDOWS {
                     digits[t][w][lane] = d[w];
                 }
-                let enc = p.compress().to_bytes();
-                let y = y_limbs(&enc);
-                let mut yl: LaneFe = [[0; LANES]; 5];
-                for k in 0..5 {
-                    yl[k] = [y[k]; LANES];
-                }
-                let x =
-                    recover_x_vartime(&sqrt_candidates_lanes(Portable, &yl), 0, enc[31] >> 7 == 1)
-                        .unwrap();
+                let (x, y) = coordinates(&p);
                 for k in 0..5 {
                     points[t][0][k][lane] = x[k];
                     points[t][1][k][lane] = y[k];
                 }
             }
+            // Two plain terms (scalar 1); lane 1's second is the padding identity.
+            for (u, q) in plain.iter_mut().enumerate() {
+                let p = match (lane, u) {
+                    (1, 1) => EdwardsPoint::identity(),
+                    _ => EdwardsPoint::mul_base(&scalar()),
+                };
+                expect[lane] += p;
+                let (x, y) = coordinates(&p);
+                for k in 0..5 {
+                    q[0][k][lane] = x[k];
+                    q[1][k][lane] = y[k];
+                }
+            }
         }
-        let out = lincomb_lanes(Portable, &digits, &points);
+        let out = lincomb_lanes(Portable, &digits, &points, &plain);
         let coords = affine_lanes(Portable, &[out]);
         for lane in 0..LANES {
             assert_eq!(

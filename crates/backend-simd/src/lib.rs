@@ -329,13 +329,14 @@ impl SimdBackend {
         &self,
         digits: &[ed::Digits],
         points: &[ed::LaneAffine],
+        plain: &[ed::LaneAffine],
     ) -> ed::LaneExtended {
         match self.engine {
             #[cfg(target_arch = "x86_64")]
-            Engine::Ifma(tok) => ifma::ed_lincomb(tok, digits, points),
+            Engine::Ifma(tok) => ifma::ed_lincomb(tok, digits, points, plain),
             #[cfg(target_arch = "x86_64")]
-            Engine::Avx2(tok) => avx2::ed_lincomb(tok, digits, points),
-            Engine::Portable => ed::lincomb_lanes(lanes::Portable, digits, points),
+            Engine::Avx2(tok) => avx2::ed_lincomb(tok, digits, points, plain),
+            Engine::Portable => ed::lincomb_lanes(lanes::Portable, digits, points, plain),
         }
     }
 
@@ -401,10 +402,12 @@ impl SimdBackend {
     }
 
     /// Σ sᵢ·Pᵢ for every job on the lanes: the points' coordinates read or decompressed on the
-    /// lanes ([`Self::ed_affine_points`]), each job
-    /// split into sub-jobs (one per lane) of at most [`SUB_TERMS`] terms, fewer when the
-    /// batch has too few terms to fill the lanes otherwise; sub-job sums added per job, the
-    /// results made affine on the lanes.
+    /// lanes ([`Self::ed_affine_points`]); each job's terms with a scalar other than 1 split
+    /// into sub-jobs (one per lane) of at most [`SUB_TERMS`] terms, fewer when the batch has
+    /// too few such terms to fill the lanes otherwise; its terms with scalar 1 (a group
+    /// commitment's hiding commitments, a subgroup check's `+P`) added once at the end of its
+    /// first sub-job, without a table or a window; sub-job sums added per job, the results
+    /// made affine on the lanes.
     fn ed_lincomb_own(
         &self,
         jobs: &[&LincombJob<EdScalar, EdPoint>],
@@ -417,45 +420,69 @@ impl SimdBackend {
             .flat_map(|j| j.terms.iter().map(|t| t.1))
             .collect();
         let (index, coords) = self.ed_affine_points(&points)?;
-        // Sub-jobs in job order: (job, its first term in the job, the same term's position in
-        // `index`, number of terms).
-        let per_lane = points.len().div_ceil(lanes::LANES).clamp(1, SUB_TERMS);
-        let mut subs: Vec<(usize, usize, usize, usize)> = Vec::new();
-        let mut first = 0;
-        for (i, job) in jobs.iter().enumerate() {
-            for start in (0..job.terms.len()).step_by(per_lane) {
-                let n = (job.terms.len() - start).min(per_lane);
-                subs.push((i, start, first + start, n));
+        // Per job: the position in `index` of its first term, and those of its windowed terms
+        // and of its plain ones.
+        let mut first: Vec<usize> = Vec::with_capacity(jobs.len());
+        let mut windowed: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
+        let mut plain: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
+        let mut at = 0;
+        for job in jobs {
+            first.push(at);
+            let (mut w, mut p) = (Vec::new(), Vec::new());
+            for (s, _) in &job.terms {
+                if *s == EdScalar::ONE { &mut p } else { &mut w }.push(at);
+                at += 1;
             }
-            first += job.terms.len();
+            windowed.push(w);
+            plain.push(p);
         }
+        let total: usize = windowed.iter().map(Vec::len).sum();
+        let per_lane = total.div_ceil(lanes::LANES).clamp(1, SUB_TERMS);
+        // Sub-jobs in job order: (job, its windowed terms, its plain terms).
+        let mut subs: Vec<(usize, &[usize], &[usize])> = Vec::new();
+        for (i, (w, p)) in windowed.iter().zip(&plain).enumerate() {
+            let mut chunks = w.chunks(per_lane);
+            subs.push((i, chunks.next().unwrap_or(&[]), p));
+            subs.extend(chunks.map(|c| (i, c, &[][..])));
+        }
+        let identity_coords: ed::Affine = [[0; 5], [1, 0, 0, 0, 0]];
         let mut parts: Vec<Vec<[[u64; 5]; 4]>> = vec![Vec::new(); jobs.len()];
         for chunk in subs.chunks(lanes::LANES) {
-            let m = chunk.iter().map(|s| s.3).max().unwrap_or(0);
+            let m = chunk.iter().map(|s| s.1.len()).max().unwrap_or(0);
+            let mp = chunk.iter().map(|s| s.2.len()).max().unwrap_or(0);
             let mut digits = vec![[[0u64; lanes::LANES]; ed::WINDOWS]; m];
             let mut lane_points = vec![[[[0u64; lanes::LANES]; 5]; 2]; m];
-            for (lane, &(job, start, at, n)) in chunk.iter().enumerate() {
+            let mut lane_plain = vec![[[[0u64; lanes::LANES]; 5]; 2]; mp];
+            let put = |to: &mut ed::LaneAffine, lane: usize, c: &ed::Affine| {
+                for (xy, limbs) in c.iter().enumerate() {
+                    for k in 0..5 {
+                        to[xy][k][lane] = limbs[k];
+                    }
+                }
+            };
+            for (lane, &(job, terms, ones)) in chunk.iter().enumerate() {
                 for t in 0..m {
                     // A lane with fewer terms adds 0·B.
-                    let (d, c) = if t < n {
-                        (
-                            ed::signed_digits_vartime(&jobs[job].terms[start + t].0),
-                            &coords[index[at + t]],
-                        )
-                    } else {
-                        ([0; ed::WINDOWS], &coords[0])
+                    let (d, c) = match terms.get(t) {
+                        Some(&at) => {
+                            let scalar = &jobs[job].terms[at - first[job]].0;
+                            (ed::signed_digits_vartime(scalar), &coords[index[at]])
+                        }
+                        None => ([0; ed::WINDOWS], &coords[0]),
                     };
                     for w in 0..ed::WINDOWS {
                         digits[t][w][lane] = d[w];
                     }
-                    for (xy, limbs) in c.iter().enumerate() {
-                        for k in 0..5 {
-                            lane_points[t][xy][k][lane] = limbs[k];
-                        }
-                    }
+                    put(&mut lane_points[t], lane, c);
+                }
+                for u in 0..mp {
+                    let c = ones
+                        .get(u)
+                        .map_or(&identity_coords, |&at| &coords[index[at]]);
+                    put(&mut lane_plain[u], lane, c);
                 }
             }
-            let out = self.ed_lincomb_lanes(&digits, &lane_points);
+            let out = self.ed_lincomb_lanes(&digits, &lane_points, &lane_plain);
             for (lane, &(job, ..)) in chunk.iter().enumerate() {
                 parts[job].push(core::array::from_fn(|c| {
                     core::array::from_fn(|k| out[c][k][lane])
