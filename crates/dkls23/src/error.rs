@@ -2,7 +2,7 @@
 
 /// Errors of key generation and signing. Variants that come from a failed check name the
 /// culprit party (1-based id).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// Bad parameters (threshold, party count, signer set, message set).

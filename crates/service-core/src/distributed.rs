@@ -24,6 +24,7 @@ use crate::batcher::Done;
 use crate::coordinator::{BoxFuture, Coordinator, Cost, JobBatcher, Signature};
 use crate::jobs::{FrostAggregate, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
+use crate::merge::{self, Merger, Waiter};
 use crate::party::{FrostScheme, Party, PooledCommitments, decode_commitments, join_all};
 use crate::peer::{LinkError, NewKey, PartyId, PeerLink, PeerReply, PeerRequest, SessionId};
 use crate::ports::KeyRecord;
@@ -85,6 +86,8 @@ pub struct Distributed {
     rotate: AtomicUsize,
     pools: Pools,
     ecdsa_pools: ecdsa::Pools,
+    /// Concurrent FROST requests per (key, client, tweak), combined into shared attempts.
+    merger: Merger<(String, String, Taproot)>,
 }
 
 /// Pre-generated round-1 commitments per (key, party): the nonces stay with their party
@@ -242,6 +245,7 @@ impl Distributed {
             rotate: AtomicUsize::new(0),
             pools: Pools::default(),
             ecdsa_pools: ecdsa::Pools::default(),
+            merger: Merger::new(),
         });
         for p in &this.settings.peers {
             this.observer.breaker_state(*p, BreakerState::Closed);
@@ -780,6 +784,50 @@ impl Distributed {
         Ok(local)
     }
 
+    /// A FROST signature request, combined with the other requests for the same key, client
+    /// and tweak that arrive while [`merge::MAX_ROUNDS`] attempts for them run: an attempt
+    /// runs on its own task, so a request that goes away stops no one else's signatures.
+    async fn sign_merged<S: FrostScheme>(
+        self: &Arc<Self>,
+        record: Arc<KeyRecord>,
+        key: Arc<LoadedKey>,
+        messages: Vec<Vec<u8>>,
+        taproot: Taproot,
+        client: String,
+    ) -> Result<(Vec<Signature>, Cost), Error> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let group = (record.key_id.clone(), client, taproot);
+        if let Some(first) = self.merger.join(&group, Waiter { messages, reply }) {
+            let this = Arc::clone(self);
+            tokio::spawn(async move {
+                let mut batch = first;
+                loop {
+                    let messages: Vec<Vec<u8>> = batch
+                        .iter_mut()
+                        .flat_map(|w| w.messages.iter().cloned())
+                        .collect();
+                    let out = this
+                        .sign_inner::<S>(
+                            Arc::clone(&record),
+                            Arc::clone(&key),
+                            messages,
+                            taproot,
+                            &group.1,
+                        )
+                        .await;
+                    merge::answer(batch, out);
+                    match this.merger.next(&group) {
+                        Some(more) => batch = more,
+                        None => break,
+                    }
+                }
+            });
+        }
+        outcome
+            .await
+            .map_err(|_| Error::Internal("a signing attempt ended without an answer"))?
+    }
+
     async fn sign_inner<S: FrostScheme>(
         self: &Arc<Self>,
         record: Arc<KeyRecord>,
@@ -1171,11 +1219,11 @@ impl Coordinator for Arc<Distributed> {
         Box::pin(async move {
             match record.scheme {
                 Scheme::Ed25519 => {
-                    self.sign_inner::<Ed25519Suite>(record, key, messages, taproot, &client)
+                    self.sign_merged::<Ed25519Suite>(record, key, messages, taproot, client)
                         .await
                 }
                 Scheme::Bip340 => {
-                    self.sign_inner::<Bip340Suite>(record, key, messages, taproot, &client)
+                    self.sign_merged::<Bip340Suite>(record, key, messages, taproot, client)
                         .await
                 }
                 Scheme::EcdsaSecp256k1 => self.sign_ecdsa(record, key, messages, &client).await,

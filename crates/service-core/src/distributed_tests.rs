@@ -763,3 +763,50 @@ async fn a_co_signer_refuses_a_commitment_outside_the_prime_order_subgroup() {
     };
     assert_eq!(clean[0].as_ref().unwrap().len(), 32, "{clean:?}");
 }
+
+/// Concurrent requests for one key share signing attempts (`crate::merge`): fewer share
+/// requests reach the co-signers than signature requests were made, and each request gets
+/// the signature of its own message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_for_one_key_share_attempts_and_each_gets_its_own_signature() {
+    let (apps, net) = cluster();
+    let key_id = ed25519_key(&apps[0]).await;
+    net.delivered.lock().unwrap().clear();
+    let requests = 12 * crate::merge::MAX_ROUNDS;
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let app = Arc::clone(&apps[0]);
+            let key_id = key_id.clone();
+            tokio::spawn(async move {
+                let message = format!("message {i}").into_bytes();
+                let out = app
+                    .sign(&Caller::operator(), sign(&key_id, &message), false)
+                    .await
+                    .map_err(|f| f.error)
+                    .unwrap();
+                (message, out.value)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (message, signatures) = t.await.unwrap();
+        assert_eq!(signatures.len(), 1);
+        let s = &signatures[0];
+        let ok = threshold::verify_ed25519_batch(
+            &CpuBackend::new(),
+            &[(&s.verifying_key, &message, &s.signature)],
+        );
+        assert_eq!(ok, vec![true], "{}", String::from_utf8_lossy(&message));
+    }
+    let share_requests = net
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(from, _, kind)| *from == 1 && *kind == "sign_shares")
+        .count();
+    assert!(
+        share_requests < requests,
+        "{share_requests} share requests for {requests} signature requests"
+    );
+}

@@ -250,6 +250,101 @@ impl Error {
     pub fn chain(&self) -> String {
         error_chain(self)
     }
+
+    /// The same error for one more of the requests that shared the failed attempt (distributed
+    /// signing combines concurrent requests for a key, `crate::merge`). Every variant is
+    /// copied except those whose source cannot be (storage and I/O errors, which a signing
+    /// attempt does not fail with): those are reported as [`Error::Internal`].
+    pub(crate) fn shared(&self) -> Error {
+        match self {
+            Error::InvalidArgument { field, problem } => Error::InvalidArgument {
+                field,
+                problem: problem.clone(),
+            },
+            Error::KeyNotFound { key_id } => Error::KeyNotFound {
+                key_id: key_id.clone(),
+            },
+            Error::Overloaded {
+                depth,
+                max_queue,
+                retry_after,
+            } => Error::Overloaded {
+                depth: *depth,
+                max_queue: *max_queue,
+                retry_after: *retry_after,
+            },
+            Error::RateLimited {
+                client,
+                rate_per_s,
+                retry_after,
+            } => Error::RateLimited {
+                client: client.clone(),
+                rate_per_s: *rate_per_s,
+                retry_after: *retry_after,
+            },
+            Error::Busy {
+                class,
+                capacity,
+                retry_after,
+            } => Error::Busy {
+                class,
+                capacity: *capacity,
+                retry_after: *retry_after,
+            },
+            Error::IdempotencyConflict => Error::IdempotencyConflict,
+            Error::ShuttingDown => Error::ShuttingDown,
+            Error::Decrypt { key_id } => Error::Decrypt {
+                key_id: key_id.clone(),
+            },
+            Error::RecordTampered { key_id } => Error::RecordTampered {
+                key_id: key_id.clone(),
+            },
+            Error::Seal => Error::Seal,
+            Error::Protocol(e) => Error::Protocol(e.clone()),
+            Error::Ecdsa(e) => Error::Ecdsa(e.clone()),
+            Error::Accel(e) => Error::Accel(e.clone()),
+            Error::Panicked { task } => Error::Panicked { task },
+            Error::Internal(what) => Error::Internal(what),
+            Error::QuorumUnavailable {
+                need,
+                reachable,
+                unreachable,
+            } => Error::QuorumUnavailable {
+                need: *need,
+                reachable: reachable.clone(),
+                unreachable: unreachable.clone(),
+            },
+            Error::Peer { peer, problem } => Error::Peer {
+                peer: *peer,
+                problem: problem.clone(),
+            },
+            Error::Forwarded {
+                peer,
+                message,
+                kind,
+            } => Error::Forwarded {
+                peer: *peer,
+                message: message.clone(),
+                kind: *kind,
+            },
+            Error::Unauthenticated(why) => Error::Unauthenticated(why),
+            Error::PermissionDenied {
+                client,
+                action,
+                key_id,
+            } => Error::PermissionDenied {
+                client: client.clone(),
+                action,
+                key_id: key_id.clone(),
+            },
+            Error::BroadcastUnavailable(m) => Error::BroadcastUnavailable(m.clone()),
+            Error::BroadcastRejected(m) => Error::BroadcastRejected(m.clone()),
+            Error::NotInThisMode(m) => Error::NotInThisMode(m),
+            Error::Storage(_) | Error::Io { .. } => {
+                Error::Internal("a shared signing attempt failed in storage or I/O")
+            }
+        }
+    }
 }
 
 /// An error and all its sources, `: `-separated, as one line (for logs and exit messages).

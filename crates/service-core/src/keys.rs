@@ -491,7 +491,7 @@ impl LoadedKey {
 }
 
 /// The BIP341 tweak to sign under (BIP340 keys only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Taproot {
     /// Plain BIP340 under the internal key.
     None,

@@ -25,6 +25,7 @@ mod error;
 mod jobs;
 mod kek;
 mod keys;
+mod merge;
 mod observe;
 mod party;
 pub mod peer;
