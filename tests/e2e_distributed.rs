@@ -704,6 +704,25 @@ async fn a_party_sending_invalid_shares_is_named_and_left_out() {
         cl.node(1).log.lock().unwrap()
     );
     assert!(!cl.node(1).logged_now("culprits=[3]"));
+    // The threshold-ECDSA online shares cannot be checked one by one, but a signer set of
+    // node 1 and one co-signer names that co-signer.
+    let named = "the only co-signer's online share was wrong";
+    assert!(
+        cl.node(1).logged(named),
+        "{:?}",
+        cl.node(1).log.lock().unwrap()
+    );
+    assert!(
+        cl.node(1)
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(named))
+            .all(|l| l.contains("culprits=[2]")),
+        "node 1 names party 2 for ECDSA: {:?}",
+        cl.node(1).log.lock().unwrap()
+    );
     assert_no_nonce_reused(dir.path(), 3);
 }
 

@@ -195,11 +195,22 @@ impl Distributed {
                         match o {
                             Ok(sig) => results[*i] = Some(sig),
                             Err(e) => {
-                                // A combined signature that does not verify: some signer's
-                                // share was wrong, and the online round cannot tell whose.
+                                // A combined signature that does not verify: some co-signer's
+                                // online share was wrong (this node computed its own, and the
+                                // presignatures passed their checks). With one co-signer that
+                                // names it; with more, the online round cannot tell whose.
                                 // The next attempt uses other co-signers.
-                                tracing::warn!(key_id = %record.key_id, ?signers, error = %e.chain(), "threshold-ECDSA signature did not verify; retrying with other co-signers");
-                                excluded.extend(signers.iter().filter(|p| **p != self.settings.me));
+                                let others: Vec<PartyId> = signers
+                                    .iter()
+                                    .copied()
+                                    .filter(|p| *p != self.settings.me)
+                                    .collect();
+                                if let [culprit] = others.as_slice() {
+                                    tracing::warn!(key_id = %record.key_id, culprits = ?[culprit], error = %e.chain(), "threshold-ECDSA signature did not verify: the only co-signer's online share was wrong; retrying without it");
+                                } else {
+                                    tracing::warn!(key_id = %record.key_id, ?signers, error = %e.chain(), "threshold-ECDSA signature did not verify; retrying with other co-signers");
+                                }
+                                excluded.extend(others);
                                 last_error = Some(e);
                             }
                         }
