@@ -432,6 +432,7 @@ impl crate::App {
         let batcher = Self::batcher_of(&setup)?;
         let party = Arc::new(crate::Party::new(
             cluster.settings.me,
+            cluster.settings.peers.clone(),
             Arc::clone(&setup.accel),
             Arc::clone(&setup.store),
             Arc::clone(&setup.sealer),

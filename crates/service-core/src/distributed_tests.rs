@@ -810,3 +810,37 @@ async fn concurrent_requests_for_one_key_share_attempts_and_each_gets_its_own_si
         "{share_requests} share requests for {requests} signature requests"
     );
 }
+
+/// A creator that committed a key and then lost its data directory answers as if it had
+/// never stored the key; a node that missed the settlement then asks the other nodes, and
+/// commits its share because one of them stored the key. While a node cannot be asked,
+/// nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creator_that_lost_its_store_does_not_make_others_delete_a_stored_key() {
+    let (apps, net) = cluster();
+    net.lost
+        .lock()
+        .unwrap()
+        .extend(["key_settled", "creation_state"]);
+    let kept = ed25519_key(&apps[0]).await;
+    net.lost.lock().unwrap().clear();
+    // Node 2 settles (it asks node 1, which stored the key); node 3 has not asked yet.
+    assert_eq!(party(&net, 2).settle_pending().await, 0);
+    let h = holdings(&net);
+    assert_eq!(h[1], (vec![], vec![kept.clone()]));
+    assert_eq!(h[2], (vec![kept.clone()], vec![]));
+    // Node 1 loses its data directory.
+    net.stores.lock().unwrap()[&1].lose_keys();
+    party(&net, 1).forget_cached_keys();
+    // Node 2 cannot be asked: node 3 keeps its share pending.
+    net.down.lock().unwrap().insert(2);
+    assert_eq!(party(&net, 3).settle_pending().await, 1);
+    assert_eq!(holdings(&net)[2], (vec![kept.clone()], vec![]));
+    // Node 2 answers that it stored the key: node 3 commits its share.
+    net.down.lock().unwrap().clear();
+    assert_eq!(party(&net, 3).settle_pending().await, 0);
+    assert_eq!(holdings(&net)[2], (vec![], vec![kept.clone()]));
+    // Nodes 2 and 3 still sign with the key, without node 1.
+    net.down.lock().unwrap().insert(1);
+    signs(&apps[1], &kept, b"without the node that lost its store").await;
+}

@@ -87,6 +87,12 @@ impl MemoryStore {
             .store(refuse, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Forgets every stored key, as a node whose data directory was lost and made anew would:
+    /// for tests of what the other nodes do then.
+    pub fn lose_keys(&self) {
+        self.lock().keys.clear();
+    }
+
     /// Overwrites a stored key record in place, as someone with write access to the storage
     /// (but not the KEK) could: for tests of tamper detection.
     pub fn overwrite_key(&self, record: KeyRecord) {

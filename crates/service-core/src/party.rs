@@ -199,6 +199,8 @@ struct Nonces {
 /// This node's party: answers peer requests. See the module documentation.
 pub struct Party {
     me: PartyId,
+    /// The cluster's other nodes.
+    peers: Vec<PartyId>,
     accel: Arc<dyn Accelerator>,
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
@@ -276,12 +278,13 @@ fn ident(id: PartyId) -> Result<Identifier, Error> {
 }
 
 impl Party {
-    /// Party `me` of the cluster, with its own store and sealer; `link` reaches the others
-    /// (each call waits at most `deadline`); its signature shares run on `batcher`, batched
+    /// Party `me` of the cluster, with its own store and sealer; `link` reaches the others,
+    /// `peers` (each call waits at most `deadline`); its signature shares run on `batcher`, batched
     /// with every other session this node takes part in.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: PartyId,
+        peers: Vec<PartyId>,
         accel: Arc<dyn Accelerator>,
         store: Arc<dyn Store>,
         sealer: Arc<dyn Sealer>,
@@ -306,6 +309,7 @@ impl Party {
         };
         Ok(Self {
             me,
+            peers,
             accel,
             store,
             sealer,

@@ -8,7 +8,10 @@
 //! creator stopped, or the message was lost) asks the creator how the creation stands
 //! ([`PeerRequest::CreationState`]) when the key is first needed and in a background sweep,
 //! and settles on its answer. It deletes a pending share only when the creator says it holds
-//! no such key and is not making it, so a share is never lost while its key may exist.
+//! no such key and is not making it, and every other node says it did not store it either:
+//! a creator that committed a key and then lost its data directory answers as if it had not,
+//! and another node that stored the key shows otherwise. So a share is never lost while its
+//! key may exist.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -189,7 +192,22 @@ impl Party {
             )
             .await;
         let outcome = match answer {
-            Ok(PeerReply::Creation(c @ (Creation::Committed | Creation::Abandoned))) => c,
+            Ok(PeerReply::Creation(Creation::Committed)) => Creation::Committed,
+            Ok(PeerReply::Creation(Creation::Abandoned)) => match self.held_elsewhere(p).await {
+                // The creator holds no such key, yet another node stored it: the creator
+                // committed it and has since lost its store.
+                Some(holder) if holder != 0 => {
+                    tracing::warn!(
+                        key_id,
+                        creator = p.creator,
+                        holder,
+                        "the creator of a pending key no longer holds it, but another node stored it: committing (has the creator lost its data directory?)"
+                    );
+                    Creation::Committed
+                }
+                Some(_) => Creation::Abandoned,
+                None => return false,
+            },
             Ok(PeerReply::Creation(Creation::Running)) => return false,
             Ok(other) => {
                 tracing::warn!(
@@ -212,6 +230,31 @@ impl Party {
                 false
             }
         }
+    }
+
+    /// Whether a node other than `p`'s creator stored `p`'s key: `Some(node)` for the first
+    /// that did, `Some(0)` when every one answered that it did not, `None` when one could not
+    /// be asked (nothing is deleted then).
+    async fn held_elsewhere(&self, p: &PendingKey) -> Option<PartyId> {
+        let mut unknown = false;
+        for &peer in self.peers.iter().filter(|q| **q != p.creator) {
+            let answer = self
+                .link
+                .call(
+                    peer,
+                    PeerRequest::CreationState {
+                        key_id: p.record.key_id.clone(),
+                    },
+                    self.deadline,
+                )
+                .await;
+            match answer {
+                Ok(PeerReply::Creation(Creation::Committed)) => return Some(peer),
+                Ok(PeerReply::Creation(Creation::Abandoned)) => {}
+                _ => unknown = true,
+            }
+        }
+        (!unknown).then_some(0)
     }
 
     /// Commits or deletes the pending share of `key_id`.
