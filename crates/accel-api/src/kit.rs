@@ -291,6 +291,27 @@ fn ed_lincomb_all(acc: &dyn Accelerator, jobs: &[LincombJob<EdScalar, EdPoint>])
     out
 }
 
+/// Runs `jobs` through the backend and compares each result with the naive sum.
+fn check_ed_lincomb_sums(
+    acc: &dyn Accelerator,
+    jobs: &[LincombJob<EdScalar, EdPoint>],
+    what: &str,
+) {
+    let out = ed_lincomb_all(acc, jobs);
+    for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
+        let expect = job
+            .terms
+            .iter()
+            .fold(EdwardsPoint::identity(), |a, (s, q)| a + q.to_edwards() * s);
+        assert_eq!(
+            p.to_edwards(),
+            expect,
+            "ed25519 lincomb: {what}, job {i} ({} terms)",
+            job.terms.len()
+        );
+    }
+}
+
 /// `lincomb_vartime` on edwards25519 matches the naive sum, small-order points included.
 pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
     let mut r = rng(4);
@@ -318,19 +339,7 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
                 )
             })
             .collect();
-        let out = ed_lincomb_all(acc, &jobs);
-        for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
-            let expect = job
-                .terms
-                .iter()
-                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q.to_edwards() * s);
-            assert_eq!(
-                p.to_edwards(),
-                expect,
-                "ed25519 lincomb: batch {n}, job {i} ({} terms)",
-                job.terms.len()
-            );
-        }
+        check_ed_lincomb_sums(acc, &jobs, &format!("batch {n}"));
     }
     // The subgroup check of received points (`[ℓ−1]·Q + Q = 𝒪` exactly when Q has no
     // torsion component) relies on exact multiples of points with torsion: every mixed point
@@ -386,18 +395,7 @@ pub fn check_ed25519_lincomb_vartime(acc: &dyn Accelerator) {
                 })
             })
             .collect();
-        let out = ed_lincomb_all(acc, &jobs);
-        for (i, (job, p)) in jobs.iter().zip(&out).enumerate() {
-            let expect = job
-                .terms
-                .iter()
-                .fold(EdwardsPoint::identity(), |a, (s, q)| a + q.to_edwards() * s);
-            assert_eq!(
-                p.to_edwards(),
-                expect,
-                "ed25519 lincomb: terms with scalar 1, batch {n}, job {i}"
-            );
-        }
+        check_ed_lincomb_sums(acc, &jobs, &format!("terms with scalar 1, batch {n}"));
     }
 }
 

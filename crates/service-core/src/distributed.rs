@@ -803,7 +803,7 @@ impl Distributed {
                 let mut batch = first;
                 loop {
                     let messages: Vec<Vec<u8>> = batch
-                        .iter_mut()
+                        .iter()
                         .flat_map(|w| w.messages.iter().cloned())
                         .collect();
                     let out = this

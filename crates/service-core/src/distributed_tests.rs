@@ -506,6 +506,14 @@ fn holdings(net: &Net) -> Vec<(Vec<String>, Vec<String>)> {
         .collect()
 }
 
+/// Loses every settlement and every question about one until the test clears `net.lost`.
+fn lose_settlements(net: &Net) {
+    net.lost
+        .lock()
+        .unwrap()
+        .extend(["key_settled", "creation_state"]);
+}
+
 fn party(net: &Net, id: u16) -> Arc<Party> {
     net.parties.lock().unwrap().get(&id).cloned().unwrap()
 }
@@ -545,10 +553,7 @@ async fn when_the_creator_cannot_store_its_share_the_others_delete_theirs() {
 async fn a_node_that_missed_the_settlement_asks_the_creator() {
     let (apps, net) = cluster();
     // The settlement and the questions about it are lost until the test lets them through.
-    net.lost
-        .lock()
-        .unwrap()
-        .extend(["key_settled", "creation_state"]);
+    lose_settlements(&net);
     let kept = ed25519_key(&apps[0]).await;
     net.stores.lock().unwrap()[&1].refuse_new_keys(true);
     try_new_key(&apps[0], Scheme::Ed25519).await.unwrap_err();
@@ -818,10 +823,7 @@ async fn concurrent_requests_for_one_key_share_attempts_and_each_gets_its_own_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_creator_that_lost_its_store_does_not_make_others_delete_a_stored_key() {
     let (apps, net) = cluster();
-    net.lost
-        .lock()
-        .unwrap()
-        .extend(["key_settled", "creation_state"]);
+    lose_settlements(&net);
     let kept = ed25519_key(&apps[0]).await;
     net.lost.lock().unwrap().clear();
     // Node 2 settles (it asks node 1, which stored the key); node 3 has not asked yet.
