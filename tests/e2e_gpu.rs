@@ -155,8 +155,8 @@ fn bench_accel_measures_the_gpu_and_names_its_adapter() {
             .any(|l| l.trim_start().starts_with("gpu") && l.contains(&adapter)),
         "adapter {adapter} not named in:\n{stdout}"
     );
-    // cpu: 8 (curve, op) × batches 1, 4; gpu without secret ops: 6 × 2.
-    assert!(stderr.contains("[28/28]"), "{stderr}");
+    // cpu: 10 (curve, op) × batches 1, 4; gpu without secret ops: 8 × 2.
+    assert!(stderr.contains("[36/36]"), "{stderr}");
     for curve in ["secp256k1", "ed25519"] {
         for op in ["lincomb_vartime", "verify_batch_vartime"] {
             for batch in ["1", "4"] {
@@ -190,7 +190,7 @@ fn bench_accel_measures_the_gpu_and_names_its_adapter() {
             .lines()
             .filter(|l| l.contains("batch ≥") || l.contains("never"))
             .count(),
-        6,
+        8,
         "{crossover}"
     );
 }
