@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::batcher::Done;
 use crate::coordinator::{BoxFuture, Coordinator, Cost, JobBatcher, Signature};
+use crate::error::joined;
 use crate::jobs::{FrostAggregate, Job, JobOutput};
 use crate::keys::{LoadedKey, Taproot};
 use crate::merge::{self, Merger, Waiter};
@@ -806,16 +807,18 @@ impl Distributed {
                         .iter()
                         .flat_map(|w| w.messages.iter().cloned())
                         .collect();
-                    let out = this
-                        .sign_inner::<S>(
-                            Arc::clone(&record),
-                            Arc::clone(&key),
-                            messages,
-                            taproot,
-                            &group.1,
-                        )
-                        .await;
-                    merge::answer(batch, out);
+                    // On a task of its own, so that a panic (a bug) fails this attempt's
+                    // requests and the group's slot is still handed on or freed.
+                    let attempt = tokio::spawn({
+                        let (this, record, key) =
+                            (Arc::clone(&this), Arc::clone(&record), Arc::clone(&key));
+                        let client = group.1.clone();
+                        async move {
+                            this.sign_inner::<S>(record, key, messages, taproot, &client)
+                                .await
+                        }
+                    });
+                    merge::answer(batch, joined("signing attempt", attempt.await));
                     match this.merger.next(&group) {
                         Some(more) => batch = more,
                         None => break,
