@@ -16,7 +16,7 @@
 //! its measured time per item), so a cheap queue's items never wait behind minutes of it.
 //!
 //! Expensive queues (declared so by [`Queue::expensive`], or measured at [`EXPENSIVE_ITEM`] or
-//! more per item) also have workers of their own: `workers` threads serve the other queues and
+//! more of CPU time per item) also have workers of their own: `workers` threads serve the other queues and
 //! as many again, at a lower CPU priority ([`crate::background`]), serve the expensive ones. A
 //! signature never waits for a worker to finish a batch of presigning, and when the CPU is
 //! short its batch gets the larger share of it.
@@ -71,7 +71,10 @@ pub const BATCH_TIME_TARGET: Duration = Duration::from_millis(20);
 /// The size of a queue's batches until its cost per item has been measured.
 const FIRST_BATCH: usize = 16;
 
-/// From this measured time per item on, a queue's batches run on the background workers.
+/// From this measured CPU time per item on, a queue's batches run on the background workers.
+/// CPU time, not wall time: a cheap batch that waited for a CPU in its middle is still cheap
+/// (measured by wall time, one such batch of one item sent signatures to the background
+/// workers under load).
 pub const EXPENSIVE_ITEM: Duration = Duration::from_micros(500);
 
 /// Which queues a worker serves.
@@ -79,7 +82,7 @@ pub const EXPENSIVE_ITEM: Duration = Duration::from_micros(500);
 enum Class {
     /// Queues whose items are cheap (or not measured yet): normal priority.
     Foreground,
-    /// Queues whose items cost [`EXPENSIVE_ITEM`] or more: lower priority.
+    /// Queues whose items cost [`EXPENSIVE_ITEM`] or more of CPU time: lower priority.
     Background,
 }
 
@@ -93,12 +96,14 @@ struct State<T, R> {
     now_v: f64,
     /// Measured wall seconds per item of each queue's batches (moving average; 0 = unknown).
     item_time: Vec<f64>,
+    /// Measured CPU seconds per item of each queue's batches (moving average; 0 = unknown).
+    item_cpu: Vec<f64>,
 }
 
 impl<T, R> State<T, R> {
     /// The workers that serve queue `q` now.
     fn class(&self, q: usize) -> Class {
-        if Queue::ALL[q].expensive() || self.item_time[q] >= EXPENSIVE_ITEM.as_secs_f64() {
+        if Queue::ALL[q].expensive() || self.item_cpu[q] >= EXPENSIVE_ITEM.as_secs_f64() {
             Class::Background
         } else {
             Class::Foreground
@@ -162,6 +167,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 vtime: vec![0.0; Queue::ALL.len()],
                 now_v: 0.0,
                 item_time: vec![0.0; Queue::ALL.len()],
+                item_cpu: vec![0.0; Queue::ALL.len()],
             }),
             wake: [Condvar::new(), Condvar::new()],
             max_batch_size: cfg.max_batch_size.max(1),
@@ -358,19 +364,12 @@ fn worker<T, R>(s: &Shared<T, R>, class: Class) {
         drop(st);
         let n = batch.len().max(1) as f64;
         let started = Instant::now();
-        run_batch(s, queue, batch);
+        let cpu = run_batch(s, queue, batch);
         let took = started.elapsed().as_secs_f64();
         let mut st = lock(&s.state);
         st.vtime[q] += took - estimate;
-        // A rise in cost counts at once (the next batch must not hold a worker for long); a
-        // fall is believed slowly (a queue can mix cheap and expensive items).
-        let per_item = took / n;
-        let old = st.item_time[q];
-        st.item_time[q] = if per_item >= old {
-            per_item
-        } else {
-            0.9 * old + 0.1 * per_item
-        };
+        st.item_time[q] = follow(st.item_time[q], took / n);
+        st.item_cpu[q] = follow(st.item_cpu[q], cpu.unwrap_or(took) / n);
         let now_class = st.class(q);
         if now_class != class && !st.queues[q].is_empty() {
             // The queue changed hands: its waiting items are the other workers' now.
@@ -379,7 +378,20 @@ fn worker<T, R>(s: &Shared<T, R>, class: Class) {
     }
 }
 
-fn run_batch<T, R>(s: &Shared<T, R>, queue: Queue, batch: Vec<Pending<T, R>>) {
+/// The next moving average of a cost per item: a rise counts at once (the next batch must not
+/// hold a worker for long); a fall is believed slowly (a queue can mix cheap and expensive
+/// items).
+fn follow(old: f64, per_item: f64) -> f64 {
+    if per_item >= old {
+        per_item
+    } else {
+        0.9 * old + 0.1 * per_item
+    }
+}
+
+/// Runs one batch and answers its items; returns the batch's CPU seconds on this thread, when
+/// the thread's CPU clock can be read.
+fn run_batch<T, R>(s: &Shared<T, R>, queue: Queue, batch: Vec<Pending<T, R>>) -> Option<f64> {
     let n = batch.len();
     let waited = batch
         .iter()
@@ -402,10 +414,11 @@ fn run_batch<T, R>(s: &Shared<T, R>, queue: Queue, batch: Vec<Pending<T, R>>) {
         Ok(r) => r,
         Err(_) => {
             tracing::error!(op = queue.op(), scheme = %queue.scheme(), items = n, "batch processing panicked");
-            return;
+            return cpu.map(|t| t.elapsed().as_secs_f64());
         }
     };
-    let cpu_seconds = cpu.map_or(0.0, |t| t.elapsed().as_secs_f64()) / n.max(1) as f64;
+    let batch_cpu = cpu.map(|t| t.elapsed().as_secs_f64());
+    let cpu_seconds = batch_cpu.unwrap_or(0.0) / n.max(1) as f64;
     let backend = (s.probe)();
     for (reply, result) in replies.into_iter().zip(results) {
         let _receiver_gone = reply.send(Done {
@@ -414,6 +427,7 @@ fn run_batch<T, R>(s: &Shared<T, R>, queue: Queue, batch: Vec<Pending<T, R>>) {
             backend,
         });
     }
+    batch_cpu
 }
 
 #[cfg(test)]
@@ -536,9 +550,18 @@ mod tests {
         }
     }
 
-    /// One worker per class: once queue A is known to be expensive (100 ms per item, so one
-    /// item per batch), its batches run on the background worker, at a lower CPU priority,
-    /// and a cheap item is served at once instead of after the batch that is running.
+    /// Keeps this thread's CPU busy for `d`.
+    fn burn(d: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// One worker per class: once queue A is known to be expensive (40 ms of CPU per item, so
+    /// one item per batch), its batches run on the background worker, at a lower CPU
+    /// priority, and a cheap item is served at once instead of after the batch that is
+    /// running.
     #[tokio::test]
     async fn a_cheap_item_gets_a_worker_while_an_expensive_batch_runs() {
         let (tx, rx) = mpsc::channel();
@@ -552,7 +575,7 @@ mod tests {
                     lock(&tx)
                         .send((thread, crate::background::this_thread_nice()))
                         .unwrap();
-                    std::thread::sleep(Duration::from_millis(100) * items.len() as u32);
+                    burn(Duration::from_millis(40) * items.len() as u32);
                 }
                 items
             },
@@ -585,6 +608,36 @@ mod tests {
             if cfg!(target_os = "linux") {
                 assert!(nice.unwrap() >= crate::background::NICE, "{nice:?}");
             }
+        }
+    }
+
+    /// A batch that takes long but little CPU (here it sleeps; under load, it waits for a CPU)
+    /// leaves its queue with the workers that serve signatures.
+    #[tokio::test]
+    async fn a_batch_slow_for_want_of_cpu_stays_on_the_signature_workers() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let b = Batcher::new(
+            &cfg(64, 0, 10_000, 1),
+            quiet(),
+            move |_, items: Vec<u32>| {
+                let thread = std::thread::current().name().map(str::to_owned);
+                lock(&tx).send(thread).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+                items
+            },
+            no_probe,
+        )
+        .unwrap();
+        for i in 0..4 {
+            for r in b.submit(A, vec![i]).unwrap() {
+                assert_eq!(r.await.unwrap().result, i);
+            }
+        }
+        let ran: Vec<_> = rx.try_iter().collect();
+        assert_eq!(ran.len(), 4);
+        for thread in ran {
+            assert_eq!(thread.as_deref(), Some("tessera-batch-0"));
         }
     }
 
