@@ -3,10 +3,24 @@
 //! Some curve work is not on a signature's path: key generation and its distributed rounds,
 //! refilling presignature pools, base-OT refreshes. When the CPU is short (a flood of key
 //! generation or of ECDSA batches on a small host), that work must not take the CPU from
-//! signing. So it runs on threads whose OS scheduling priority is lowered (nice +[`NICE`] on
-//! Linux, where a thread's nice value is its own). Against one such thread, a signing thread
-//! at the default priority gets about nine tenths of a contended core. Background work still
-//! gets whatever CPU is free, so on an idle host it runs as fast as before.
+//! signing. So it runs on threads whose OS scheduling priority is lowered, as
+//! [`set_priority`] chose (`batcher.background_priority`):
+//!
+//! - [`Priority::Idle`], the default: Linux's `SCHED_IDLE` policy. A signing thread that wakes
+//!   up takes the CPU from a background thread at once. Under the nice value alone it waited
+//!   for the background thread's time slice to end (up to a scheduler tick, 4 ms), at every
+//!   one of the three or four thread hand-offs of a `Sign`, which tripled its p99 latency
+//!   under a flood of key generation and ECDSA batches (`docs/performance.md`). The price: a
+//!   background thread gets almost no CPU while other threads want all of it, so while
+//!   signing (or anything else on the host) keeps every core busy, key generation and
+//!   presignature refills wait, and requests that wait for them may reach their deadlines.
+//! - [`Priority::Low`]: nice +[`NICE`] (Linux, where a thread's nice value is its own).
+//!   Against one such thread, a signing thread at the default priority gets about nine
+//!   tenths of a contended core, so background work keeps a share of a busy host.
+//!
+//! Both set nice +[`NICE`] first, so where `SCHED_IDLE` is refused the thread is still at the
+//! lower nice value. Background work gets whatever CPU is free, so on an idle host it runs as
+//! fast as before.
 //!
 //! Background work runs on a fixed pool of such threads, one per CPU, not on a thread per
 //! task. The nice value lowers each thread's weight, not the weight of the work as a whole:
@@ -20,6 +34,7 @@
 //! queues whose items are expensive (see [`crate::batcher`]).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use tokio::sync::oneshot;
@@ -30,12 +45,81 @@ use crate::Error;
 /// Against a thread at nice 0, one at nice 10 gets about a tenth of a contended core.
 pub const NICE: i32 = 10;
 
-/// Lowers the calling thread's CPU priority to nice [`NICE`]. A thread cannot raise its
-/// priority again without privileges, so call this only on threads that do nothing else.
-/// Where the OS refuses, or is not Linux, the thread keeps its priority (logged once).
+/// How far background threads step back for signing (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// `SCHED_IDLE` (Linux): signing takes the CPU from background work at once; background
+    /// work gets only CPU nothing else wants.
+    #[default]
+    Idle,
+    /// Nice +[`NICE`]: background work keeps about a tenth of a contended core per thread.
+    Low,
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Idle => "idle",
+            Self::Low => "low",
+        })
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "idle" => Ok(Self::Idle),
+            "low" => Ok(Self::Low),
+            _ => Err(format!("must be idle or low (got {s:?})")),
+        }
+    }
+}
+
+/// Whether background threads started from now on use `SCHED_IDLE` ([`Priority::Idle`]).
+static IDLE: AtomicBool = AtomicBool::new(true);
+
+/// Sets the priority of background threads started from now on; call it at start-up, before
+/// any background work (threads already started keep theirs).
+pub fn set_priority(priority: Priority) {
+    IDLE.store(priority == Priority::Idle, Ordering::Relaxed);
+}
+
+/// Lowers the calling thread's CPU priority to the `SCHED_IDLE` policy under
+/// [`Priority::Idle`], and to nice [`NICE`]. A thread cannot raise its priority again without privileges,
+/// so call this only on threads that do nothing else. Where the OS refuses, or is not Linux,
+/// the thread keeps what it has (logged once).
 pub fn lower_this_thread() {
+    let priority = if IDLE.load(Ordering::Relaxed) {
+        Priority::Idle
+    } else {
+        Priority::Low
+    };
+    lower_to(priority);
+}
+
+/// [`lower_this_thread`] to `priority`.
+fn lower_to(priority: Priority) {
     #[cfg(target_os = "linux")]
     {
+        // SCHED_IDLE first: setting it also sets the nice value the priority names (0), which
+        // would be refused once the thread is at NICE.
+        if priority == Priority::Idle {
+            use thread_priority::{
+                NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            };
+            if let Err(e) = thread_priority::set_thread_priority_and_policy(
+                thread_priority::thread_native_id(),
+                ThreadPriority::Min,
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+            ) {
+                static WARNED: OnceLock<()> = OnceLock::new();
+                WARNED.get_or_init(|| {
+                    tracing::warn!(error = ?e, "cannot give background threads the SCHED_IDLE policy; they run at nice {NICE}, and signing waits for their time slices");
+                });
+            }
+        }
         let tid = rustix::thread::gettid();
         if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
             static WARNED: OnceLock<()> = OnceLock::new();
@@ -44,6 +128,19 @@ pub fn lower_this_thread() {
             });
         }
     }
+}
+
+/// Whether this thread runs under `SCHED_IDLE` (Linux; `false` elsewhere), for tests and
+/// diagnostics.
+pub fn this_thread_idle() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        thread_priority::thread_schedule_policy()
+            .is_ok_and(|p| p == ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle))
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// This thread's nice value (Linux; `None` elsewhere), for tests and diagnostics.
@@ -209,6 +306,32 @@ mod tests {
             // At least NICE: a process started at a lower priority stays there.
             assert!(nice.unwrap() >= NICE, "{nice:?}");
         }
+        assert_eq!(
+            run("test", || Ok(this_thread_idle())).await.unwrap(),
+            cfg!(target_os = "linux"),
+            "the default priority is idle"
+        );
+    }
+
+    /// Each priority gives a thread what its documentation says, `Low` without `SCHED_IDLE`.
+    #[test]
+    fn each_priority_lowers_a_thread_as_documented() {
+        for priority in [Priority::Idle, Priority::Low] {
+            let (nice, idle) = std::thread::spawn(move || {
+                lower_to(priority);
+                (this_thread_nice(), this_thread_idle())
+            })
+            .join()
+            .unwrap();
+            if cfg!(target_os = "linux") {
+                assert!(nice.unwrap() >= NICE, "{priority}: {nice:?}");
+                assert_eq!(idle, priority == Priority::Idle, "{priority}");
+            }
+        }
+        for priority in [Priority::Idle, Priority::Low] {
+            assert_eq!(priority.to_string().parse::<Priority>(), Ok(priority));
+        }
+        assert!("nice".parse::<Priority>().is_err());
     }
 
     /// The pool runs at most one task per CPU at once, however many are queued.

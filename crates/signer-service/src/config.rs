@@ -24,6 +24,9 @@ pub struct Config {
     pub accel: AccelConfig,
     /// Dynamic batcher section.
     pub batcher: BatcherConfig,
+    /// `batcher.background_priority`: how background threads (key generation, presignature
+    /// refills, the batcher's workers for expensive queues) step back for signing.
+    pub background_priority: service_core::background::Priority,
     /// Storage section.
     pub storage: StorageConfig,
     /// Request limits.
@@ -159,6 +162,7 @@ impl Default for Config {
                 max_queue: 16384,
                 workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             },
+            background_priority: service_core::background::Priority::Idle,
             storage: StorageConfig::default(),
             limits: Limits {
                 max_message_bytes: 64 * 1024,
@@ -338,6 +342,13 @@ pub struct BatcherLayer {
         allow_negative_numbers = true
     )]
     pub workers: Option<i64>,
+    /// CPU priority of background work (key generation, presignature refills, ECDSA presigning on demand): idle (Linux SCHED_IDLE; signing takes the CPU from it at once, and it waits while every core is busy) or low (nice 10; it keeps about a tenth of a busy core) [default: idle]
+    #[arg(
+        long,
+        env = "TESSERA_BATCHER_BACKGROUND_PRIORITY",
+        value_name = "idle|low"
+    )]
+    pub background_priority: Option<String>,
 }
 
 /// `[chains]` in a layer.
@@ -647,6 +658,11 @@ impl Config {
         if let Some(v) = b.workers {
             self.batcher.workers = at_least("batcher.workers", v, 1)?;
         }
+        if let Some(v) = &b.background_priority {
+            self.background_priority = v
+                .parse()
+                .map_err(|e: String| config_err("batcher.background_priority", e))?;
+        }
         if let Some(v) = &layer.storage.kek_file {
             self.storage.kek_file = Some(v.clone());
         }
@@ -806,7 +822,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 32,
+            2 + 33,
             "every field has a row:\n{table}"
         );
     }
@@ -857,6 +873,27 @@ mod tests {
         assert_eq!(cfg.server.metrics_listen.port(), 1001, "file over default");
         assert_eq!(cfg.batcher.workers, 3, "file over default");
         assert_eq!(cfg.batcher.max_queue_delay_us, 200, "default kept");
+    }
+
+    #[test]
+    fn background_priority_comes_from_file_and_flags() {
+        use service_core::background::Priority;
+        let mut cfg = Config::default();
+        assert_eq!(cfg.background_priority, Priority::Idle);
+        cfg.apply(&file("[batcher]\nbackground_priority = \"low\"\n"))
+            .unwrap();
+        assert_eq!(cfg.background_priority, Priority::Low);
+        cfg.apply(&flags(&["--background-priority", "idle"]))
+            .unwrap();
+        assert_eq!(cfg.background_priority, Priority::Idle);
+        let err = cfg
+            .apply(&file("[batcher]\nbackground_priority = \"nice\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batcher.background_priority") && err.contains("idle or low"),
+            "{err}"
+        );
     }
 
     #[test]

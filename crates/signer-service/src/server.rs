@@ -217,6 +217,7 @@ fn auth_of(cfg: &Config, kek: &Kek) -> Result<Auth, Error> {
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests and returns.
 /// `kek_hex` is the value of `TESSERA_KEK`, if set.
 pub async fn serve(cfg: Config, kek_hex: Option<zeroize::Zeroizing<String>>) -> Result<(), Error> {
+    service_core::background::set_priority(cfg.background_priority);
     match &cfg.cluster {
         None => eprintln!(
             "tessera: WARNING: embedded single-process mode. Every party of every key runs in THIS \
