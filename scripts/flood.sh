@@ -7,7 +7,10 @@
 # command-line loops). Prints both runs' summaries and the p99 ratio.
 #
 #   cargo build --release -p signer-service --bin tessera
-#   DUR=10s bash scripts/flood.sh
+#   FLOOD_NICE=19 DUR=30s bash scripts/flood.sh
+#
+# On a small noisy host, a 10 s run's unloaded p99 moves by a third from run to run; 30 s runs
+# give steadier ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-target/release/tessera}
