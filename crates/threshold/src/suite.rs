@@ -223,18 +223,13 @@ impl Suite for Ed25519Sha512 {
         accel: &dyn Accelerator,
         encodings: &[&[u8]],
     ) -> Result<Vec<Option<EdPoint>>, Error> {
-        if encodings.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sized: Vec<Option<[u8; 32]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
-        let fixed: Vec<[u8; 32]> = sized.iter().flatten().copied().collect();
-        let mut points = accel.ed25519_decompress_batch(&fixed)?.into_iter();
-        let decoded: Vec<Option<EdPoint>> = sized
-            .iter()
-            .map(|s| {
-                s.and_then(|_| points.next().flatten())
-                    .filter(|p| !p.is_identity())
-            })
+        let decoded: Vec<Option<EdPoint>> =
+            decode_sized(
+                encodings,
+                |fixed| Ok(accel.ed25519_decompress_batch(fixed)?),
+            )?
+            .into_iter()
+            .map(|d| d.filter(|p| !p.is_identity()))
             .collect();
         let jobs: Vec<LincombJob<EdScalar, EdPoint>> = decoded
             .iter()
@@ -333,13 +328,24 @@ fn secp_points_from_bytes_batch(
     accel: &dyn Accelerator,
     encodings: &[&[u8]],
 ) -> Result<Vec<Option<ProjectivePoint>>, Error> {
+    decode_sized(encodings, |fixed| {
+        Ok(accel.secp256k1_decompress_batch(fixed)?)
+    })
+}
+
+/// Decodes the encodings of `N` bytes with one call of `decode`; an encoding of another length
+/// is `None`, and so is one past the end of what `decode` returned (a backend returning too
+/// few results leaves the rest refused). No call for no encodings.
+fn decode_sized<const N: usize, P>(
+    encodings: &[&[u8]],
+    decode: impl FnOnce(&[[u8; N]]) -> Result<Vec<Option<P>>, Error>,
+) -> Result<Vec<Option<P>>, Error> {
     if encodings.is_empty() {
         return Ok(Vec::new());
     }
-    let sized: Vec<Option<[u8; 33]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
-    let fixed: Vec<[u8; 33]> = sized.iter().flatten().copied().collect();
-    let mut decoded = accel.secp256k1_decompress_batch(&fixed)?.into_iter();
-    // A backend returning too few results leaves the rest refused.
+    let sized: Vec<Option<[u8; N]>> = encodings.iter().map(|b| (*b).try_into().ok()).collect();
+    let fixed: Vec<[u8; N]> = sized.iter().flatten().copied().collect();
+    let mut decoded = decode(&fixed)?.into_iter();
     Ok(sized
         .iter()
         .map(|s| s.and_then(|_| decoded.next().flatten()))
