@@ -18,7 +18,7 @@
 //!   Against one such thread, a signing thread at the default priority gets about nine
 //!   tenths of a contended core, so background work keeps a share of a busy host.
 //!
-//! Both set nice +[`NICE`] first, so where `SCHED_IDLE` is refused the thread is still at the
+//! Both end at nice +[`NICE`], so where `SCHED_IDLE` is refused the thread is still at the
 //! lower nice value. Background work gets whatever CPU is free, so on an idle host it runs as
 //! fast as before.
 //!
@@ -87,9 +87,9 @@ pub fn set_priority(priority: Priority) {
 }
 
 /// Lowers the calling thread's CPU priority to the `SCHED_IDLE` policy under
-/// [`Priority::Idle`], and to nice [`NICE`]. A thread cannot raise its priority again without privileges,
-/// so call this only on threads that do nothing else. Where the OS refuses, or is not Linux,
-/// the thread keeps what it has (logged once).
+/// [`Priority::Idle`], and to nice [`NICE`]. A thread cannot raise its priority again without
+/// privileges, so call this only on threads that do nothing else. Where the OS refuses, or is
+/// not Linux, the thread keeps what it has (logged once).
 pub fn lower_this_thread() {
     let priority = if IDLE.load(Ordering::Relaxed) {
         Priority::Idle
@@ -100,6 +100,7 @@ pub fn lower_this_thread() {
 }
 
 /// [`lower_this_thread`] to `priority`.
+#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn lower_to(priority: Priority) {
     #[cfg(target_os = "linux")]
     {
