@@ -16,10 +16,10 @@
 //! its measured time per item), so a cheap queue's items never wait behind minutes of it.
 //!
 //! Expensive queues (declared so by [`Queue::expensive`], or measured at [`EXPENSIVE_ITEM`] or
-//! more of CPU time per item) also have workers of their own: `workers` threads serve the other queues and
-//! as many again, at a lower CPU priority ([`crate::background`]), serve the expensive ones. A
-//! signature never waits for a worker to finish a batch of presigning, and when the CPU is
-//! short its batch gets the larger share of it.
+//! more of CPU time per item) also have workers of their own: `workers` threads serve the
+//! other queues and as many again, at a lower CPU priority ([`crate::background`]), serve the
+//! expensive ones. A signature never waits for a worker to finish a batch of presigning, and
+//! when the CPU is short its batch gets the larger share of it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
