@@ -10,6 +10,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
+use crate::fq::Fq;
 
 /// Encoded length of a scalar.
 pub(crate) const SCALAR_LEN: usize = 32;
@@ -105,6 +106,12 @@ impl<'a> R<'a> {
         let s = Option::from(Scalar::from_repr(b));
         b.as_mut_slice().zeroize();
         s.ok_or(Error::Decode("non-canonical scalar"))
+    }
+    /// A public value modulo the order (the multiplication's corrections), canonical.
+    pub(crate) fn fq(&mut self) -> Result<Fq, Error> {
+        let mut b = [0u8; SCALAR_LEN];
+        b.copy_from_slice(self.take(SCALAR_LEN)?);
+        Fq::from_bytes(&b).ok_or(Error::Decode("non-canonical scalar"))
     }
     pub(crate) fn point(&mut self) -> Result<ProjectivePoint, Error> {
         let mut a = k256::CompressedPoint::default();

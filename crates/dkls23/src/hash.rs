@@ -2,13 +2,15 @@
 //! uniformly random 32-byte key (docs/dkls23.md, "Symmetric primitives").
 
 use aes::Aes256Enc;
-use aes::cipher::consts::U16;
+use aes::cipher::consts::{U16, U64};
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use k256::elliptic_curve::group::GroupEncoding;
 use k256::elliptic_curve::ops::Reduce;
 use k256::{FieldBytes, ProjectivePoint, Scalar, U256};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
+
+use crate::fq::Fq;
 
 /// A SHA-256 transcript with length-prefixed, tagged absorption.
 #[derive(Clone)]
@@ -88,23 +90,60 @@ pub(crate) fn aes_ctr_with(cipher: &Aes256Enc, iv: u128, out: &mut [u8]) {
 }
 
 /// A SHA-256 state keyed by one whole 64-byte block, `key ‖ domain`, so that each further
-/// short input costs one compression: the random oracle `H(key ‖ domain ‖ input)`.
+/// short input costs one compression: the random oracle `H(key ‖ domain ‖ input)`. The state
+/// after the keyed block is kept, and each input (at most 55 bytes, so that it and SHA-256's
+/// padding fill one block) is padded here and compressed once, with no hasher object.
 #[derive(Clone)]
-pub(crate) struct KeyedHash(Sha256);
+pub(crate) struct KeyedHash([u32; 8]);
+
+/// SHA-256's initial hash value (FIPS 180-4, §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
 
 impl KeyedHash {
     pub(crate) fn new(key: &[u8; 32], domain: &[u8; 32]) -> Self {
-        let mut h = Sha256::new();
-        h.update(key);
-        h.update(domain);
-        KeyedHash(h)
+        let mut block = GenericArray::<u8, U64>::default();
+        block[..32].copy_from_slice(key);
+        block[32..].copy_from_slice(domain);
+        let mut state = SHA256_IV;
+        sha2::compress256(&mut state, core::slice::from_ref(&block));
+        block.as_mut_slice().zeroize();
+        KeyedHash(state)
     }
-    /// `H(key ‖ domain ‖ a ‖ b)`.
+    /// `H(key ‖ domain ‖ a ‖ b)`, for `a` and `b` of at most 55 bytes together.
     pub(crate) fn hash2(&self, a: &[u8], b: &[u8]) -> [u8; 32] {
-        let mut h = self.0.clone();
-        h.update(a);
-        h.update(b);
-        h.finalize().into()
+        let len = a.len() + b.len();
+        assert!(len <= 55, "KeyedHash input longer than one block");
+        // SHA-256 padding (FIPS 180-4, §5.1.1): 0x80, zeros, the message length in bits
+        // (64 keyed bytes plus the input) as a big-endian 64-bit integer.
+        let mut block = GenericArray::<u8, U64>::default();
+        block[..a.len()].copy_from_slice(a);
+        block[a.len()..len].copy_from_slice(b);
+        block[len] = 0x80;
+        block[56..].copy_from_slice(&(((64 + len) as u64) * 8).to_be_bytes());
+        let mut state = self.0;
+        sha2::compress256(&mut state, core::slice::from_ref(&block));
+        block.as_mut_slice().zeroize();
+        let mut out = [0u8; 32];
+        for (o, w) in out.chunks_exact_mut(4).zip(&state) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        state.zeroize();
+        out
+    }
+}
+
+impl Drop for KeyedHash {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -125,7 +164,7 @@ impl Expander {
     /// `x_{2k+1} = hi + k` (additions modulo 2^128), scalar `k` is the integer with
     /// little-endian halves `y_{2k}`, `y_{2k+1}`, reduced modulo the group order. `h` and the
     /// intermediate blocks are wiped.
-    pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Scalar; 4] {
+    pub(crate) fn scalars4(&self, mut h: [u8; 32]) -> [Fq; 4] {
         let mut halves = [
             u128::from_le_bytes(core::array::from_fn(|i| h[i])),
             u128::from_le_bytes(core::array::from_fn(|i| h[16 + i])),
@@ -147,7 +186,7 @@ impl Expander {
         let out = core::array::from_fn(|k| {
             let (lo, hi) = (y[2 * k], y[2 * k + 1]);
             let mut limbs = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
-            let s = <Scalar as Reduce<U256>>::reduce(U256::from_words(limbs));
+            let s = Fq::reduce(limbs);
             limbs.zeroize();
             s
         });
@@ -169,11 +208,11 @@ pub(crate) fn bulk_digest(context: &str, prefix: &[&[u8; 32]], data: &[u8]) -> [
     *h.finalize().as_bytes()
 }
 
-/// Canonical encodings of `scalars`, concatenated: the input of [`bulk_digest`].
-pub(crate) fn scalar_bytes<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in scalars {
-        out.extend_from_slice(&s.to_bytes());
+/// Canonical encodings of `values`, concatenated: the input of [`bulk_digest`].
+pub(crate) fn scalar_bytes(values: &[Fq]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 * values.len());
+    for v in values {
+        out.extend_from_slice(&v.to_bytes());
     }
     out
 }
@@ -181,6 +220,28 @@ pub(crate) fn scalar_bytes<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `KeyedHash::hash2` is SHA-256 of `key ‖ domain ‖ a ‖ b`, for every input length it
+    /// takes (0 to 55 bytes, split anywhere).
+    #[test]
+    fn keyed_hash_is_sha256_of_the_whole_input() {
+        let key = [0x11u8; 32];
+        let domain = *b"tessera/dkls23/test/keyed-hash\0\0";
+        let h = KeyedHash::new(&key, &domain);
+        let input: Vec<u8> = (0..55u8).map(|i| i.wrapping_mul(29) ^ 0x5a).collect();
+        for len in 0..=55 {
+            for split in [0, len / 2, len] {
+                let (a, b) = input[..len].split_at(split);
+                let mut want = Sha256::new();
+                want.update(key);
+                want.update(domain);
+                want.update(a);
+                want.update(b);
+                let want: [u8; 32] = want.finalize().into();
+                assert_eq!(h.hash2(a, b), want, "length {len}, split {split}");
+            }
+        }
+    }
     use k256::elliptic_curve::PrimeField;
     use k256::elliptic_curve::bigint::Encoding;
 
@@ -221,7 +282,7 @@ mod tests {
                 let v = U256::from_le_slice(&le);
                 let reduced = if v >= n { v.wrapping_sub(&n) } else { v };
                 let want = Scalar::from_repr(FieldBytes::from(reduced.to_be_bytes())).unwrap();
-                assert_eq!(*s, want, "seed {seed}, scalar {k}");
+                assert_eq!(s.to_scalar(), want, "seed {seed}, scalar {k}");
             }
         }
     }

@@ -6,6 +6,7 @@ mod codec;
 pub mod dkg;
 pub mod embedded;
 mod error;
+mod fq;
 mod hash;
 mod hedge;
 pub mod keygen;

@@ -3,7 +3,8 @@
 //! check), as used by DKLs23 (eprint 2023/765, §3) with vector length 2.
 //!
 //! Bob (the KOS extension receiver) holds a scalar `b`, Alice (the extension sender) a vector
-//! `a = (a₀, a₁)`; they end with additive shares `c + d = a·b` (componentwise).
+//! `a = (a₀, a₁)`; they end with additive shares `c + d = a·b` (componentwise). The loops over
+//! the ξ OTs compute in [`Fq`] (the same values as `k256::Scalar`, cheaper operations).
 
 use std::sync::OnceLock;
 
@@ -15,6 +16,7 @@ use zeroize::Zeroize;
 use accel_api::{CurveGroup, Secp256k1};
 
 use crate::error::Error;
+use crate::fq::{self, Fq, MontFactor};
 use crate::hash::{Expander, KeyedHash, Tr, bulk_digest, scalar_bytes};
 use crate::ot::{self, ExtReceiverSeeds, ExtSenderSeeds, KosMsg, XI};
 
@@ -37,9 +39,15 @@ fn gadget() -> &'static [Scalar] {
     })
 }
 
+/// The gadget's random tail (`g_j`, `j ≥ 256`) as Montgomery factors.
+fn gadget_tail() -> &'static [MontFactor] {
+    static T: OnceLock<Vec<MontFactor>> = OnceLock::new();
+    T.get_or_init(|| gadget()[256..].iter().map(MontFactor::new).collect())
+}
+
 /// The random-oracle pads of OT `j`: `H(key ‖ domain ‖ row ‖ j)` (one SHA-256 compression past
 /// the keyed block), expanded into `W` scalars by the session's fixed-key expander.
-fn pad(base: &PadBase, j: usize, row: u128) -> [Scalar; W] {
+fn pad(base: &PadBase, j: usize, row: u128) -> [Fq; W] {
     base.1
         .scalars4(base.0.hash2(&row.to_le_bytes(), &(j as u64).to_le_bytes()))
 }
@@ -59,27 +67,28 @@ const PAD_DOMAIN: &[u8; 32] = b"tessera/dkls23/mul/pad\0\0\0\0\0\0\0\0\0\0";
 
 /// `Σ_j g_j·z_j` for the gadget vector: Horner's rule over the powers of two `g_j = 2^j`
 /// (`j < 256`, doublings instead of products), products for the random tail.
-fn gadget_dot(z: impl Fn(usize) -> Scalar) -> Scalar {
-    let g = gadget();
-    let mut acc = Scalar::ZERO;
+fn gadget_dot(z: impl Fn(usize) -> Fq) -> Scalar {
+    let mut acc = Fq::ZERO;
     for j in (0..256).rev() {
-        acc = acc + acc + z(j);
+        acc = acc.double().add(&z(j));
     }
-    for (j, gj) in g.iter().enumerate().skip(256) {
-        acc += gj * &z(j);
+    for (k, gk) in gadget_tail().iter().enumerate() {
+        acc = acc.add(&gk.mul(&z(256 + k)));
     }
-    acc
+    let out = acc.to_scalar();
+    acc.zeroize();
+    out
 }
 
 /// Alice's second message: the correlated-OT corrections and the consistency check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VoleMsg {
     /// One correction `τ_j = (a, â) + m0_j − m1_j` per OT.
-    pub tau: Vec<[Scalar; W]>,
+    pub(crate) tau: Vec<[Fq; W]>,
     /// The check vector `u = χ·a + χ̂·â`.
-    pub u: [Scalar; L],
+    pub(crate) u: [Scalar; L],
     /// Digest of Alice's check values `r_j`.
-    pub digest: [u8; 32],
+    pub(crate) digest: [u8; 32],
 }
 
 /// Bob's state between his message and Alice's answer.
@@ -131,11 +140,11 @@ pub(crate) fn bob_start(
 }
 
 /// The check coefficients `χ, χ̂`: Fiat–Shamir over `sid`, `ctx` and every correction `τ_j`.
-fn chis(sid: &[u8; 32], ctx: &[u8; 32], tau: &[[Scalar; W]]) -> [Scalar; W] {
+fn chis(sid: &[u8; 32], ctx: &[u8; 32], tau: &[[Fq; W]]) -> [Scalar; W] {
     let seed = bulk_digest(
         "tessera/dkls23/mul/chi",
         &[sid, ctx],
-        &scalar_bytes(tau.iter().flatten()),
+        &scalar_bytes(tau.as_flattened()),
     );
     let mut t = Tr::new("mul/chi");
     t.bytes(&seed);
@@ -143,12 +152,15 @@ fn chis(sid: &[u8; 32], ctx: &[u8; 32], tau: &[[Scalar; W]]) -> [Scalar; W] {
 }
 
 /// Digest of the consistency-check values (two per OT, in order).
-fn check_digest(values: &[Scalar]) -> [u8; 32] {
+fn check_digest(values: &[Fq]) -> [u8; 32] {
     bulk_digest("tessera/dkls23/mul/check", &[], &scalar_bytes(values))
 }
 
-fn check_row(chi: &[Scalar; W], z: &[Scalar; W]) -> [Scalar; L] {
-    [chi[0] * z[0] + chi[2] * z[2], chi[1] * z[1] + chi[3] * z[3]]
+fn check_row(chi: &[MontFactor; W], z: &[Fq; W]) -> [Fq; L] {
+    [
+        chi[0].mul(&z[0]).add(&chi[2].mul(&z[2])),
+        chi[1].mul(&z[1]).add(&chi[3].mul(&z[3])),
+    ]
 }
 
 /// Alice: checks Bob's KOS message, answers with her corrections and check values, and
@@ -164,29 +176,27 @@ pub(crate) fn alice_respond(
 ) -> Result<([Scalar; L], VoleMsg), Error> {
     let mut q = ot::kos_send(seeds, ctx, msg, peer)?;
     let a_hat = [Secp256k1::random_scalar(rng), Secp256k1::random_scalar(rng)];
-    let alpha = [a[0], a[1], a_hat[0], a_hat[1]];
+    let mut alpha = [a[0], a[1], a_hat[0], a_hat[1]].map(|s| Fq::from_scalar(&s));
     let base = pad_base(sid, ctx);
-    let mut z = Vec::with_capacity(XI);
-    let mut tau = Vec::with_capacity(XI);
+    let mut z: Vec<[Fq; W]> = Vec::with_capacity(XI);
+    let mut tau: Vec<[Fq; W]> = Vec::with_capacity(XI);
     for (j, row) in q.iter().enumerate() {
-        let m0 = pad(&base, j, *row);
-        let m1 = pad(&base, j, *row ^ seeds.delta);
-        let mut tj = [Scalar::ZERO; W];
-        let mut zj = [Scalar::ZERO; W];
-        for k in 0..W {
-            tj[k] = alpha[k] + m0[k] - m1[k];
-            zj[k] = -m0[k];
-        }
-        tau.push(tj);
-        z.push(zj);
+        let mut m0 = pad(&base, j, *row);
+        let mut m1 = pad(&base, j, *row ^ seeds.delta);
+        tau.push(core::array::from_fn(|k| alpha[k].add(&m0[k]).sub(&m1[k])));
+        z.push(m0.map(|m| m.neg()));
+        m0.zeroize();
+        m1.zeroize();
     }
     q.zeroize();
+    alpha.zeroize();
     let chi = chis(sid, ctx, &tau);
     let u = [
         chi[0] * a[0] + chi[2] * a_hat[0],
         chi[1] * a[1] + chi[3] * a_hat[1],
     ];
-    let r: Vec<Scalar> = z.iter().flat_map(|zj| check_row(&chi, zj)).collect();
+    let chi = chi.map(|c| MontFactor::new(&c));
+    let r: Vec<Fq> = z.iter().flat_map(|zj| check_row(&chi, zj)).collect();
     let c = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
     z.zeroize();
     Ok((
@@ -214,25 +224,20 @@ pub(crate) fn bob_finish(
         });
     }
     let base = pad_base(sid, ctx);
-    let chi = chis(sid, ctx, &msg.tau);
+    let chi = chis(sid, ctx, &msg.tau).map(|c| MontFactor::new(&c));
+    let u = msg.u.map(|s| Fq::from_scalar(&s));
     let mut checks = Vec::with_capacity(2 * XI);
-    let mut z = Vec::with_capacity(XI);
+    let mut z: Vec<[Fq; L]> = Vec::with_capacity(XI);
     for j in 0..XI {
-        let m = pad(&base, j, st.kos.rows[j]);
-        let bit = Choice::from(st.beta[j]);
-        let mut zj = [Scalar::ZERO; W];
-        for k in 0..W {
-            zj[k] = Scalar::conditional_select(&m[k], &(msg.tau[j][k] + m[k]), bit);
-        }
-        let bu = [
-            Scalar::conditional_select(&Scalar::ZERO, &msg.u[0], bit),
-            Scalar::conditional_select(&Scalar::ZERO, &msg.u[1], bit),
-        ];
+        let mut m = pad(&base, j, st.kos.rows[j]);
+        let bit = fq::mask(st.beta[j]);
+        let mut zj: [Fq; W] = core::array::from_fn(|k| m[k].select(&msg.tau[j][k].add(&m[k]), bit));
         let cz = check_row(&chi, &zj);
-        checks.push(bu[0] - cz[0]);
-        checks.push(bu[1] - cz[1]);
+        checks.push(u[0].and_mask(bit).sub(&cz[0]));
+        checks.push(u[1].and_mask(bit).sub(&cz[1]));
         z.push([zj[0], zj[1]]);
         zj.zeroize();
+        m.zeroize();
     }
     let mut out = [gadget_dot(|j| z[j][0]), gadget_dot(|j| z[j][1])];
     z.zeroize();
@@ -274,7 +279,7 @@ mod tests {
         // Alice's corrections inconsistent with her check vector are caught by Bob.
         let mut bad = vmsg.clone();
         for t in bad.tau.iter_mut() {
-            t[1] += Scalar::ONE;
+            t[1] = t[1].add(&Fq::from_scalar(&Scalar::ONE));
         }
         assert_eq!(
             bob_finish(&st, &ctx, &sid, &bad, 1),
@@ -379,7 +384,7 @@ mod assurance {
             for row in [0u128, 1, u128::MAX, 0xdead_beef] {
                 for m in [pad(&base, j, row), pad(&base, j, row ^ delta)] {
                     for s in m {
-                        assert_ne!(s, Scalar::ZERO);
+                        assert_ne!(s, Fq::ZERO);
                         assert!(seen.insert(s.to_bytes()), "repeated pad j {j} row {row}");
                     }
                 }
@@ -428,7 +433,8 @@ mod assurance {
         let mut distinct = std::collections::HashSet::new();
         for (j, t) in vmsg.tau.iter().enumerate() {
             for s in t {
-                assert!(*s != a[0] && *s != a[1], "τ_{j} reveals Alice's input");
+                let s = s.to_scalar();
+                assert!(s != a[0] && s != a[1], "τ_{j} reveals Alice's input");
                 distinct.insert(s.to_bytes());
             }
         }
@@ -440,8 +446,10 @@ mod assurance {
     /// Kills a `chis` that ignores its transcript or returns a constant.
     #[test]
     fn multiplication_check_coefficients_depend_on_the_transcript() {
-        let tau: Vec<[Scalar; W]> = (0..XI)
-            .map(|j| core::array::from_fn(|k| Scalar::from((j * W + k) as u64 + 1)))
+        let tau: Vec<[Fq; W]> = (0..XI)
+            .map(|j| {
+                core::array::from_fn(|k| Fq::from_scalar(&Scalar::from((j * W + k) as u64 + 1)))
+            })
             .collect();
         let chi = chis(&[1; 32], &[2; 32], &tau);
         for (i, x) in chi.iter().enumerate() {
@@ -458,7 +466,7 @@ mod assurance {
         assert_ne!(chi, chis(&[1; 32], &ctx, &tau));
         for j in [0, XI / 2, XI - 1] {
             let mut t2 = tau.clone();
-            t2[j][3] += Scalar::ONE;
+            t2[j][3] = t2[j][3].add(&Fq::from_scalar(&Scalar::ONE));
             assert_ne!(chi, chis(&[1; 32], &[2; 32], &t2), "τ_{j} not bound");
         }
     }

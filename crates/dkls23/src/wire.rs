@@ -8,6 +8,7 @@ use k256::Scalar;
 
 use crate::codec::{POINT_LEN, R, SCALAR_LEN, W};
 use crate::error::Error;
+use crate::fq::Fq;
 use crate::keygen::PartyId;
 use crate::mul::{self, VoleMsg};
 use crate::ot::{KAPPA, KosMsg, M, XI};
@@ -122,7 +123,7 @@ impl Round2Msg {
         w.scalar(&self.psi);
         for row in &self.vole.tau {
             for s in row {
-                w.scalar(s);
+                w.bytes(&s.to_bytes());
             }
         }
         for s in &self.vole.u {
@@ -153,9 +154,9 @@ impl Round2Msg {
             let psi = r.scalar()?;
             let mut tau = Vec::with_capacity(XI);
             for _ in 0..XI {
-                let mut row = [Scalar::ZERO; mul::W];
+                let mut row = [Fq::ZERO; mul::W];
                 for s in row.iter_mut() {
-                    *s = r.scalar()?;
+                    *s = r.fq()?;
                 }
                 tau.push(row);
             }
