@@ -9,7 +9,7 @@ use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::{AffinePoint, ProjectivePoint, Scalar, U256};
 use rand_core::{CryptoRngCore, RngCore};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
 use accel_api::{Accelerator, CurveGroup, LincombJob, Secp256k1};
@@ -379,8 +379,19 @@ impl SignRound1 {
         }
         let pk_bytes = key.public_key_bytes();
         let mut pending = Vec::with_capacity(states.len());
+        // The sessions of a batch usually share their signer set: one Lagrange coefficient
+        // (an inversion) for all of them.
+        let mut lambda: Option<(Vec<PartyId>, Scalar)> = None;
         for (st, m) in states.into_iter().zip(msgs) {
-            pending.push(st.round2_local(key, &pk_bytes, m, rng)?);
+            let l = match &lambda {
+                Some((signers, l)) if *signers == st.signers => *l,
+                _ => {
+                    let l = lagrange_at_zero(st.id, &st.signers);
+                    lambda = Some((st.signers.clone(), l));
+                    l
+                }
+            };
+            pending.push(st.round2_local(key, &pk_bytes, m, l, rng)?);
         }
         let scalars: Zeroizing<Vec<Scalar>> = Zeroizing::new(
             pending
@@ -401,11 +412,14 @@ impl SignRound1 {
             .collect())
     }
 
+    /// Round 2 of one session, up to its points; `lambda` is this party's Lagrange
+    /// coefficient for the session's signer set.
     fn round2_local(
         mut self,
         key: &mut KeyShare,
         pk_bytes: &[u8; 33],
         msgs: &[Round1Msg],
+        lambda: Scalar,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Round2Pending, Error> {
         if key.id != self.id {
@@ -431,7 +445,7 @@ impl SignRound1 {
             let z = Tr::new("sign/zero").bytes(seed).bytes(&sid).finish_scalar();
             if self.id < p { zeta += z } else { zeta -= z }
         }
-        let sk = lagrange_at_zero(self.id, &self.signers) * key.secret + zeta;
+        let sk = lambda * key.secret + zeta;
         // Alice's multiplication masks are hedged like the round-1 secrets (RFC 9591 §4.1),
         // here with the joint session id `sid`.
         let mut stream = Hedge::new(rng, &key.secret, &sid, self.id).rng(b"round2");
@@ -717,17 +731,30 @@ pub fn combine_batch(
     let affine = normalize(&big_rs);
     let mut jobs = Vec::with_capacity(items.len());
     let mut staged = Vec::with_capacity(items.len());
-    for ((public_key, _, prehash, msgs), aff) in items.iter().zip(&affine) {
-        let w = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.w);
-        let u = msgs.iter().fold(Scalar::ZERO, |a, m| a + m.u);
-        let s = w * Secp256k1::scalar_invert(&u);
+    // Per item `Σw` and `Σu`, then all their inverses at once: `s = Σw / Σu` and
+    // `s⁻¹ = Σu / Σw` (both public once the online round is sent).
+    let mut sums: Vec<Scalar> = items
+        .iter()
+        .map(|i| i.3.iter().fold(Scalar::ZERO, |a, m| a + m.w))
+        .collect();
+    sums.extend(
+        items
+            .iter()
+            .map(|i| i.3.iter().fold(Scalar::ZERO, |a, m| a + m.u)),
+    );
+    let mut inverses = sums.clone();
+    invert_batch(&mut inverses);
+    let (w_sums, u_sums) = sums.split_at(items.len());
+    let (w_invs, u_invs) = inverses.split_at(items.len());
+    for (k, ((public_key, _, prehash, _), aff)) in items.iter().zip(&affine).enumerate() {
+        let s = w_sums[k] * u_invs[k];
         let x = <Scalar as Reduce<U256>>::reduce_bytes(&aff.x());
         if bool::from(s.is_zero()) || bool::from(x.is_zero()) {
             staged.push(None);
             continue;
         }
         let m = <Scalar as Reduce<U256>>::reduce_bytes(prehash.into());
-        let s_inv = Secp256k1::scalar_invert(&s);
+        let s_inv = u_sums[k] * w_invs[k];
         jobs.push(LincombJob::new(vec![
             (m * s_inv, ProjectivePoint::GENERATOR),
             (x * s_inv, *public_key),
@@ -762,6 +789,25 @@ pub fn combine_batch(
         .collect()
 }
 
+/// Replaces every value by its inverse with one inversion (Montgomery's trick: prefix
+/// products, one inversion, then back); zero stays zero. For public values.
+fn invert_batch(values: &mut [Scalar]) {
+    let one_if_zero = |x: &Scalar| Scalar::conditional_select(x, &Scalar::ONE, x.is_zero());
+    let mut prefix = Vec::with_capacity(values.len());
+    let mut acc = Scalar::ONE;
+    for x in values.iter() {
+        prefix.push(acc);
+        acc *= one_if_zero(x);
+    }
+    let mut inv = Secp256k1::scalar_invert(&acc);
+    for (x, p) in values.iter_mut().zip(prefix).rev() {
+        let zero = x.is_zero();
+        let xi = inv * p;
+        inv *= one_if_zero(x);
+        *x = Scalar::conditional_select(&xi, &Scalar::ZERO, zero);
+    }
+}
+
 /// Assurance tests: exact refusal of bad signer sets, the checks of `combine`, and
 /// zeroization of every signing state.
 #[cfg(test)]
@@ -774,6 +820,26 @@ mod assurance {
     fn key_set(t: u16, n: u16, seed: u64) -> KeySet {
         let accel = backend_cpu::CpuBackend::new();
         crate::embedded::dkg(&accel, t, n, &mut ChaCha20Rng::seed_from_u64(seed)).unwrap()
+    }
+
+    /// `invert_batch` inverts each value, leaves zeros at zero, and handles an empty slice.
+    #[test]
+    fn batch_inversion_inverts_each_value_and_keeps_zeros() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let mut v: Vec<Scalar> = (0..9).map(|_| Secp256k1::random_scalar(&mut rng)).collect();
+        v[0] = Scalar::ZERO;
+        v[4] = Scalar::ZERO;
+        v[8] = Scalar::ONE;
+        let orig = v.clone();
+        invert_batch(&mut v);
+        for (x, xi) in orig.iter().zip(&v) {
+            if bool::from(x.is_zero()) {
+                assert_eq!(*xi, Scalar::ZERO);
+            } else {
+                assert_eq!(*x * xi, Scalar::ONE);
+            }
+        }
+        invert_batch(&mut []);
     }
 
     const TOO_FEW: Error =
