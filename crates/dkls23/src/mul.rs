@@ -158,8 +158,8 @@ fn check_digest(values: &[Fq]) -> [u8; 32] {
 
 fn check_row(chi: &[MontFactor; W], z: &[Fq; W]) -> [Fq; L] {
     [
-        chi[0].mul(&z[0]).add(&chi[2].mul(&z[2])),
-        chi[1].mul(&z[1]).add(&chi[3].mul(&z[3])),
+        fq::dot2(&chi[0], &z[0], &chi[2], &z[2]),
+        fq::dot2(&chi[1], &z[1], &chi[3], &z[3]),
     ]
 }
 

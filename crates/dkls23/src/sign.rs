@@ -4,7 +4,7 @@
 //! [`PartyPresignature`], consumed by value in [`PartyPresignature::sign`] (round 3), whose
 //! outputs any party combines with [`combine`].
 
-use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::ops::{LinearCombinationExt, Reduce};
 use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::scalar::IsHigh;
 use k256::{AffinePoint, ProjectivePoint, Scalar, U256};
@@ -292,18 +292,26 @@ pub fn start_batch(
     Ok(out)
 }
 
-/// The weight `ρ` that combines a peer's two Γ checks into one: a hash of the session, the
-/// peer and Bob's secret multiplication input `χ`, so the peer (who does not know `χ`) fixed
-/// its `Γ`s without knowing `ρ`; a wrong `Γ_u` or `Γ_v` then passes with probability 1/q.
-fn gamma_weight(sid: &[u8; 32], peer: PartyId, chi: &Scalar) -> Scalar {
+/// The weights of a peer's Γ checks: `ρ`, which combines its two checks into one, and `w`,
+/// which combines that with the checks of the other peers and sessions of a batch. Hashes of
+/// the session, the peer and Bob's secret multiplication input `χ`, so the peer (who does not
+/// know `χ`) fixed its `Γ`s without knowing them; a wrong `Γ_u` or `Γ_v` then passes with
+/// probability 1/q at each combination.
+fn gamma_weights(sid: &[u8; 32], peer: PartyId, chi: &Scalar) -> (Scalar, Scalar) {
     let mut c: [u8; 32] = chi.to_bytes().into();
-    let rho = Tr::new("sign/gamma-weight")
-        .bytes(sid)
-        .u64(u64::from(peer))
-        .bytes(&c)
-        .finish_scalar();
+    let weight = |tag| {
+        Tr::new(tag)
+            .bytes(sid)
+            .u64(u64::from(peer))
+            .bytes(&c)
+            .finish_scalar()
+    };
+    let out = (
+        weight("sign/gamma-weight"),
+        weight("sign/gamma-batch-weight"),
+    );
     c.zeroize();
-    rho
+    out
 }
 
 /// Round 2's work before its port call: the scalars to multiply by the generator
@@ -550,26 +558,50 @@ impl SignRound2 {
             at += ms.len();
         }
         // The two Γ checks of each peer, combined with a weight ρ the peer cannot predict:
-        // χ·(R_j + ρ·pk_j) − (Γ_u + ρ·Γ_v) = (d_u + ρ·d_v)·G. The public points go through
-        // one `lincomb_vartime` call, the secret `d_u + ρ·d_v` through one `mul_base` call.
-        let mut jobs = Vec::new();
+        // χ·(R_j + ρ·pk_j) − (Γ_u + ρ·Γ_v) = (d_u + ρ·d_v)·G; and those of every session and
+        // peer of the batch combined with a second such weight w:
+        // Σ (w·χ)·(R_j + ρ·pk_j) = Σ (w·Γ_u + w·ρ·Γ_v) + (Σ w·(d_u + ρ·d_v))·G.
+        // The public two-term sums go through one `lincomb_vartime` call, the secret `w·χ`
+        // through one constant-time linear combination (one set of doublings for the batch),
+        // the secret sum on `G` through `mul_base`. Only a failed batch is checked peer by
+        // peer, to name the culprit.
+        let mut p_jobs = Vec::new();
+        let mut q_jobs = Vec::new();
+        let mut weighted = Zeroizing::new(Vec::new());
         let mut deltas = Zeroizing::new(Vec::new());
+        let mut culprits = Vec::new();
         for ((st, d), ms) in pending.iter().zip(&arranged) {
             for (k, m) in ms.iter().enumerate() {
-                let rho = gamma_weight(&st.sid, m.from, &st.bobs[k].b);
-                jobs.push(LincombJob::new(vec![
+                let chi = &st.bobs[k].b;
+                let (rho, w) = gamma_weights(&st.sid, m.from, chi);
+                p_jobs.push(LincombJob::new(vec![
                     (Scalar::ONE, m.big_r),
                     (rho, m.pk_share),
                 ]));
-                jobs.push(LincombJob::new(vec![
-                    (Scalar::ONE, m.gamma_u),
-                    (rho, m.gamma_v),
-                ]));
-                deltas.push(d[k][0] + rho * d[k][1]);
+                q_jobs.push(LincombJob::new(vec![(w, m.gamma_u), (w * rho, m.gamma_v)]));
+                weighted.push(w * chi);
+                deltas.push(w * (d[k][0] + rho * d[k][1]));
+                culprits.push(m.from);
             }
         }
-        let pq = Secp256k1::lincomb_vartime(accel, &jobs)?;
-        let dg = Secp256k1::mul_base(accel, &deltas)?;
+        let items = p_jobs.len();
+        if items > 0 {
+            p_jobs.append(&mut q_jobs);
+            let pts = Secp256k1::lincomb_vartime(accel, &p_jobs)?;
+            let (ps, qs) = pts.split_at(items);
+            let mut e = deltas.iter().fold(Scalar::ZERO, |a, d| a + d);
+            let eg = Secp256k1::mul_base(accel, core::slice::from_ref(&e))?;
+            e.zeroize();
+            let terms: Zeroizing<Vec<(ProjectivePoint, Scalar)>> =
+                Zeroizing::new(ps.iter().copied().zip(weighted.iter().copied()).collect());
+            let lhs = ProjectivePoint::lincomb_ext(terms.as_slice());
+            let rhs = qs
+                .iter()
+                .fold(eg.first().copied().unwrap_or_default(), |a, q| a + q);
+            if eg.len() != 1 || lhs != rhs {
+                gamma_culprit(accel, key, ps, qs, &weighted, &deltas, &culprits)?;
+            }
+        }
         let big_rs: Vec<ProjectivePoint> = pending
             .iter()
             .zip(&arranged)
@@ -577,16 +609,12 @@ impl SignRound2 {
             .collect();
         let affine = normalize(&big_rs);
         let mut out = Vec::with_capacity(pending.len());
-        let mut at = 0;
         for (((st, d), ms), (big_r, aff)) in pending
             .into_iter()
             .zip(&arranged)
             .zip(big_rs.into_iter().zip(affine))
         {
-            let n = d.len();
-            let checks = (&pq[2 * at..2 * (at + n)], &dg[at..at + n]);
-            out.push(st.presign_finish(key, ms, &d, checks, big_r, &aff)?);
-            at += n;
+            out.push(st.presign_finish(key, ms, &d, big_r, &aff)?);
         }
         Ok(out)
     }
@@ -620,25 +648,16 @@ impl SignRound2 {
         Ok((self, d))
     }
 
-    /// Checks every peer's `Γ`s (`checks`: per peer `R_j + ρ·pk_j` and `Γ_u + ρ·Γ_v`, then
-    /// per peer `(d_u + ρ·d_v)·G`), checks `Σ pk_j = pk`, and assembles the presignature for
-    /// the joint `R` (`big_r`, normalised as `aff`).
+    /// After the Γ checks (in [`SignRound2::presign_batch`]): checks `Σ pk_j = pk`, and
+    /// assembles the presignature for the joint `R` (`big_r`, normalised as `aff`).
     fn presign_finish(
         self,
         key: &mut KeyShare,
         ms: &[&Round2Msg],
         d: &[[Scalar; 2]],
-        checks: (&[ProjectivePoint], &[ProjectivePoint]),
         big_r: ProjectivePoint,
         aff: &AffinePoint,
     ) -> Result<PartyPresignature, Error> {
-        let (pq, dg) = checks;
-        for (k, m) in ms.iter().enumerate() {
-            if pq[2 * k] * self.bobs[k].b - pq[2 * k + 1] != dg[k] {
-                key.discard_pair(m.from);
-                return Err(Error::BadShare { culprit: m.from });
-            }
-        }
         let pk_sum = ms.iter().fold(self.pk_share, |a, m| a + m.pk_share);
         if pk_sum != key.public_key {
             return Err(Error::PublicKeyShareMismatch {
@@ -787,6 +806,30 @@ pub fn combine_batch(
             Ok((out, rec))
         })
         .collect()
+}
+
+/// After a failed batch Γ check: each peer's check on its own, in order: with item `i`'s
+/// `R_j + ρ·pk_j` in `ps`, `w·Γ_u + w·ρ·Γ_v` in `qs`, `w·χ` in `weighted` and
+/// `w·(d_u + ρ·d_v)` in `deltas`, `(w·χ)·ps[i] − qs[i] = deltas[i]·G` (the peer's check
+/// times `w ≠ 0`). The first failure discards that pair and names the peer. Returns `Ok` only
+/// if every check passes on its own (which a failed batch leaves with probability 1/q).
+fn gamma_culprit(
+    accel: &dyn Accelerator,
+    key: &mut KeyShare,
+    ps: &[ProjectivePoint],
+    qs: &[ProjectivePoint],
+    weighted: &[Scalar],
+    deltas: &[Scalar],
+    culprits: &[PartyId],
+) -> Result<(), Error> {
+    let dg = Secp256k1::mul_base(accel, deltas)?;
+    for (i, &from) in culprits.iter().enumerate() {
+        if dg.get(i) != Some(&(ps[i] * weighted[i] - qs[i])) {
+            key.discard_pair(from);
+            return Err(Error::BadShare { culprit: from });
+        }
+    }
+    Ok(())
 }
 
 /// Replaces every value by its inverse with one inversion (Montgomery's trick: prefix
