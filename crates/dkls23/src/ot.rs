@@ -771,35 +771,33 @@ fn transpose128(a: &mut [u128; 128]) {
     }
 }
 
-/// `Σ_j rows_j · chi_j` in GF(2^128), for secret rows and public coefficients: a 4-bit window
-/// over each `chi_j` whose table of the row's multiples is read at public indices only.
-/// Window `i` of every product accumulates apart, and the windows are shifted into place once.
+/// `Σ_j rows_j · chi_j` in GF(2^128), for secret rows and public coefficients. For each 4-bit
+/// window `i` of the coefficients there are 16 buckets; row `j` is added into bucket
+/// `chi_j`'s window `i` of every window (public indices only, 32 additions per row). At the
+/// end window `i`'s buckets are weighted by their small polynomials (bucket `k` times `k`,
+/// as one sum per bit of `k`) and shifted into place, and the sum is reduced once.
 fn mul_sum_public(rows: &[u128], chi: &[u128]) -> u128 {
-    let mut acc = [(0u128, 0u128); 32];
-    let mut t = [(0u128, 0u128); 16];
+    let mut buckets = [[0u128; 16]; 32];
     for (&r, &c) in rows.iter().zip(chi) {
-        t[1] = (r, 0);
-        t[2] = (r << 1, r >> 127);
-        t[4] = (r << 2, r >> 126);
-        t[8] = (r << 3, r >> 125);
-        for v in [3usize, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15] {
-            let low = v & v.wrapping_neg();
-            t[v] = (t[v ^ low].0 ^ t[low].0, t[v ^ low].1 ^ t[low].1);
-        }
-        for (i, a) in acc.iter_mut().enumerate() {
-            let e = t[((c >> (4 * i)) & 15) as usize];
-            a.0 ^= e.0;
-            a.1 ^= e.1;
+        for (i, b) in buckets.iter_mut().enumerate() {
+            b[((c >> (4 * i)) & 15) as usize] ^= r;
         }
     }
-    t.zeroize();
-    let (mut lo, mut hi) = acc[0];
-    for (i, a) in acc.iter().enumerate().skip(1) {
-        let s = 4 * i;
-        lo ^= a.0 << s;
-        hi ^= (a.0 >> (128 - s)) ^ (a.1 << s);
+    let (mut lo, mut hi) = (0u128, 0u128);
+    for (i, b) in buckets.iter().enumerate() {
+        for bit in 0..4 {
+            let mut s = (1..16)
+                .filter(|k| (k >> bit) & 1 == 1)
+                .fold(0u128, |acc, k| acc ^ b[k]);
+            let shift = 4 * i + bit;
+            lo ^= s << shift;
+            if shift > 0 {
+                hi ^= s >> (128 - shift);
+            }
+            s.zeroize();
+        }
     }
-    acc.zeroize();
+    buckets.zeroize();
     reduce(lo, hi)
 }
 
@@ -1397,7 +1395,7 @@ mod assurance {
         }
     }
 
-    /// The windowed sum of products agrees with the sum of constant-time carry-less products,
+    /// The bucketed sum of products agrees with the sum of constant-time carry-less products,
     /// on random inputs and on coefficients whose top window is full (the shifted-in high part).
     #[test]
     fn windowed_sum_matches_the_sum_of_products() {
