@@ -113,7 +113,7 @@ pub struct SolSigned {
 /// Decodes a serialized legacy or v0 message that `public_key` is to sign.
 ///
 /// The key must be one of the message's required signers (first num_required_signatures account
-/// keys), else Error::Refused("the key <addr> is not a required signer of the message").
+/// keys), else `Error::Refused("the key <addr> is not a required signer of the message")`.
 /// Malformed bytes (truncated, trailing bytes, header counts inconsistent with the key list, an
 /// instruction index out of range, unknown version byte) give `Error::Malformed`; a v1 message
 /// gives `Error::Unsupported`; a System transfer whose recipient or amount the message does not

@@ -4,7 +4,7 @@
 //!
 //! Bob (the KOS extension receiver) holds a scalar `b`, Alice (the extension sender) a vector
 //! `a = (a₀, a₁)`; they end with additive shares `c + d = a·b` (componentwise). The loops over
-//! the ξ OTs compute in [`Fq`] (the same values as `k256::Scalar`, cheaper operations).
+//! the ξ OTs compute in `fq::Fq` (the same values as `k256::Scalar`, cheaper operations).
 
 use std::sync::OnceLock;
 

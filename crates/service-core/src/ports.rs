@@ -149,7 +149,7 @@ fn put_field(out: &mut Vec<u8>, n: usize, b: &[u8], what: &str) -> Result<(), St
 }
 
 impl KeyRecord {
-    /// The record as stored: [`RECORD_MAGIC`], then each field in declaration order, byte
+    /// The record as stored: the magic bytes `TKR2`, then each field in declaration order, byte
     /// strings and text after a big-endian length (2 bytes for the key id, scheme, public key
     /// and MAC, 4 for the label, owner and sealed material), integers big-endian. Binary, so
     /// the sealed key material (tens of kilobytes for a threshold-ECDSA key set) is stored as

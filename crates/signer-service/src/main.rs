@@ -110,7 +110,7 @@ enum Command {
     /// percentiles, errors by status code and the server's CPU time per signature.
     Load(LoadArgs),
     /// Write a distributed cluster's files: a cluster CA (DIR/ca.pem) and for each node
-    /// DIR/node-<i>/tessera.toml with its certificate and key. Start node i with
+    /// `DIR/node-<i>/tessera.toml` with its certificate and key. Start node i with
     /// `tessera serve --config DIR/node-<i>/tessera.toml`.
     InitCluster(InitClusterArgs),
     /// Manage the clients allowed to use the service (`--auth api-key` or `mtls`): API keys
