@@ -822,6 +822,8 @@ fn gamma_culprit(
     deltas: &[Scalar],
     culprits: &[PartyId],
 ) -> Result<(), Error> {
+    #[cfg(test)]
+    crate::tests::note_gamma_fallback();
     let dg = Secp256k1::mul_base(accel, deltas)?;
     for (i, &from) in culprits.iter().enumerate() {
         if dg.get(i) != Some(&(ps[i] * weighted[i] - qs[i])) {

@@ -27,6 +27,23 @@ pub(crate) fn wipes(name: &str) -> usize {
     WIPED.with(|w| w.borrow().iter().filter(|n| **n == name).count())
 }
 
+thread_local! {
+    /// Batches whose Γ checks were redone peer by peer on this thread (see
+    /// [`note_gamma_fallback`]).
+    static GAMMA_FALLBACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Test-only probe called when a batch's combined Γ check fails and every peer's check is
+/// redone on its own, so a test can check that honest batches pass the combined check.
+pub(crate) fn note_gamma_fallback() {
+    GAMMA_FALLBACKS.with(|c| c.set(c.get() + 1));
+}
+
+/// How many batches fell back to peer-by-peer Γ checks on this thread so far.
+fn gamma_fallbacks() -> usize {
+    GAMMA_FALLBACKS.with(std::cell::Cell::get)
+}
+
 /// An RNG stuck on one output: every call returns the same bytes.
 pub(crate) struct Stuck;
 
@@ -402,9 +419,15 @@ fn batched_gamma_checks_name_the_culprit_in_any_session() {
     let shift = ProjectivePoint::GENERATOR * k256::Scalar::from(5u64);
 
     let mut clean = set.clone();
+    let before = gamma_fallbacks();
     assert_eq!(
         batch_for_party_1(&mut clean, 4, |_, _| {}).unwrap().len(),
         4
+    );
+    assert_eq!(
+        gamma_fallbacks(),
+        before,
+        "an honest batch failed the combined check"
     );
 
     let mut one = set.clone();
@@ -415,6 +438,11 @@ fn batched_gamma_checks_name_the_culprit_in_any_session() {
     })
     .unwrap_err();
     assert_eq!(err, Error::BadShare { culprit: 3 });
+    assert_eq!(
+        gamma_fallbacks(),
+        before + 1,
+        "named without the peer-by-peer checks"
+    );
     assert!(!one.share(1).unwrap().pair_ready(3), "culprit's pair kept");
     assert!(one.share(1).unwrap().pair_ready(2), "honest pair discarded");
 
@@ -644,3 +672,67 @@ fn a_seeded_session_sends_the_recorded_bytes() {
 /// before the multiplication moved to `fq` arithmetic (commit 3367241).
 const RECORDED_SESSION_DIGEST: &str =
     "b4764863b56e9711f16bfc1588107e0e352b64bacc2e35b982009fe76dd7c961";
+
+/// A round-2 batch may hold sessions of different signer sets: party 1 answers a session
+/// with party 2 and one with party 3 in one `round2_batch` and one `presign_batch`, each with
+/// its own Lagrange coefficient, and both signatures verify with libsecp256k1.
+#[test]
+fn one_batch_may_mix_signer_sets() {
+    let accel = backend_cpu::CpuBackend::new();
+    let mut rng = ChaCha20Rng::seed_from_u64(406);
+    let mut set = embedded::dkg(&accel, 2, 3, &mut rng).unwrap();
+    let sets: [[PartyId; 2]; 2] = [[1, 2], [1, 3]];
+    let mut ones = Vec::new();
+    let mut peers = Vec::new();
+    let mut m1: Vec<Vec<Round1Msg>> = Vec::new();
+    for (s, signers) in sets.iter().enumerate() {
+        let sid = [s as u8 + 40; 32];
+        let (st, m) = sign::start(&accel, set.share(1).unwrap(), signers, &sid, &mut rng).unwrap();
+        ones.push(st);
+        let (pst, pm) = sign::start(
+            &accel,
+            set.share(signers[1]).unwrap(),
+            signers,
+            &sid,
+            &mut rng,
+        )
+        .unwrap();
+        peers.push(pst);
+        m1.push(m.into_iter().chain(pm).collect());
+    }
+    let to = |p: PartyId, s: usize| -> Vec<Round1Msg> {
+        m1[s].iter().filter(|m| m.to == p).cloned().collect()
+    };
+    let mine: Vec<Vec<Round1Msg>> = (0..2).map(|s| to(1, s)).collect();
+    let mine: Vec<&[Round1Msg]> = mine.iter().map(Vec::as_slice).collect();
+    let (ones, m2_one): (Vec<_>, Vec<_>) =
+        sign::SignRound1::round2_batch(ones, &accel, &mut set.shares[0], &mine, &mut rng)
+            .unwrap()
+            .into_iter()
+            .unzip();
+    let mut peers2 = Vec::new();
+    let mut m2_peer = Vec::new();
+    for (s, st) in peers.into_iter().enumerate() {
+        let p = sets[s][1];
+        let (st2, m) = st
+            .round2(
+                &accel,
+                &mut set.shares[usize::from(p) - 1],
+                &to(p, s),
+                &mut rng,
+            )
+            .unwrap();
+        peers2.push(st2);
+        m2_peer.push(m);
+    }
+    let mine: Vec<&[Round2Msg]> = m2_peer.iter().map(Vec::as_slice).collect();
+    let parts_one =
+        sign::SignRound2::presign_batch(ones, &accel, &mut set.shares[0], &mine).unwrap();
+    for (s, (st, one)) in peers2.into_iter().zip(parts_one).enumerate() {
+        let p = sets[s][1];
+        let part = st
+            .presign(&accel, &mut set.shares[usize::from(p) - 1], &m2_one[s])
+            .unwrap();
+        sign_and_verify_with_libsecp256k1(&accel, vec![one, part], &[s as u8 + 7; 32]);
+    }
+}
