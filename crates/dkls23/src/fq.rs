@@ -371,6 +371,13 @@ mod tests {
         }
     }
 
+    /// `Debug` shows no value (these hold pads and output shares).
+    #[test]
+    fn debug_output_is_redacted() {
+        let x = Fq::from_scalar(&Scalar::from(0x1234_5678u64));
+        assert_eq!(format!("{x:?}"), "Fq(..)");
+    }
+
     /// `n` and every value above it are refused as encodings and reduced as integers.
     #[test]
     fn encodings_at_and_above_the_order() {
