@@ -141,9 +141,18 @@ impl KeyedHash {
     }
 }
 
+impl KeyedHash {
+    /// Zeroizes the keyed state (run on drop).
+    fn wipe(&mut self) {
+        self.0.zeroize();
+        #[cfg(test)]
+        crate::tests::note_wipe("KeyedHash");
+    }
+}
+
 impl Drop for KeyedHash {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.wipe();
     }
 }
 
@@ -220,6 +229,19 @@ pub(crate) fn scalar_bytes(values: &[Fq]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keyed state (it depends on the session's pad key) is wiped, and dropping the hash
+    /// runs the wipe.
+    #[test]
+    fn keyed_hash_state_is_wiped_on_drop() {
+        let mut h = KeyedHash::new(&[0x22; 32], &[0x33; 32]);
+        assert_ne!(h.0, [0u32; 8]);
+        h.wipe();
+        assert_eq!(h.0, [0u32; 8]);
+        let before = crate::tests::wipes("KeyedHash");
+        drop(KeyedHash::new(&[0x22; 32], &[0x33; 32]));
+        assert_eq!(crate::tests::wipes("KeyedHash"), before + 1);
+    }
 
     /// `KeyedHash::hash2` is SHA-256 of `key ‖ domain ‖ a ‖ b`, for every input length it
     /// takes (0 to 55 bytes, split anywhere).
