@@ -112,12 +112,28 @@ fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
 }
 
 fn chain_hash(key: &ChainKey, prev: &[u8], event: &Event) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(event).map_err(|e| corrupt("audit event", e))?;
+    Ok(chain_mac(key, prev, &json)?.to_vec())
+}
+
+/// The chain MAC over an event's canonical JSON.
+fn chain_mac(key: &ChainKey, prev: &[u8], event_json: &[u8]) -> Result<[u8; 32], StoreError> {
     let mut h = <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_slice())
         .map_err(|e| StoreError::Engine(Box::new(std::io::Error::other(e.to_string()))))?;
     h.update(b"tessera/v1/audit\0");
     h.update(prev);
-    h.update(&serde_json::to_vec(event).map_err(|e| corrupt("audit event", e))?);
-    Ok(h.finalize().into_bytes().to_vec())
+    h.update(event_json);
+    Ok(h.finalize().into_bytes().into())
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
 }
 
 impl Envelope {
@@ -134,6 +150,34 @@ impl Envelope {
     /// The stored bytes.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(self).map_err(|e| corrupt("audit event", e))
+    }
+
+    /// [`Envelope::seal`] and [`Envelope::encode`] in one pass, the event serialized once:
+    /// replaces the contents of `out` with the stored bytes of `event` chained after `prev`
+    /// and returns the new envelope's hash. What a store appending many events in one
+    /// transaction uses, with one buffer for all.
+    pub fn seal_into(
+        key: &ChainKey,
+        prev: &[u8],
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<[u8; 32], StoreError> {
+        // The same bytes as serde_json writes for the struct: its fields in declaration
+        // order, the hashes as lowercase hex strings (no escaping needed), no whitespace.
+        out.clear();
+        out.extend_from_slice(b"{\"prev\":\"");
+        push_hex(out, prev);
+        out.extend_from_slice(b"\",\"hash\":\"");
+        let hash_at = out.len();
+        out.extend_from_slice(b"\",\"event\":");
+        let event_at = out.len();
+        serde_json::to_writer(&mut *out, event).map_err(|e| corrupt("audit event", e))?;
+        let hash = chain_mac(key, prev, &out[event_at..])?;
+        let mut hex = Vec::with_capacity(64);
+        push_hex(&mut hex, &hash);
+        out.splice(hash_at..hash_at, hex);
+        out.push(b'}');
+        Ok(hash)
     }
 
     /// Decodes stored bytes (event `seq`, for the error).
@@ -241,4 +285,98 @@ pub fn verify_chain(
         count += 1;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::chain::{ChainKind, TransferView, TxSummary};
+
+    fn events() -> Vec<Event> {
+        vec![
+            Event::SignatureIssued {
+                key_id: "k-1".into(),
+                message_sha256: "ab".repeat(32),
+                client: String::new(),
+                transaction: None,
+                at_ms: 1_765_000_000_000,
+            },
+            Event::SignatureIssued {
+                key_id: "wallet \"hot\"\\é\u{1}".into(),
+                message_sha256: "00".repeat(32),
+                client: "desk-3".into(),
+                transaction: Some(TxSummary {
+                    chain: ChainKind::Ethereum,
+                    kind: "eip1559".into(),
+                    network: Some("1".into()),
+                    transfers: vec![TransferView {
+                        to: "0x00000000000000000000000000000000000000aa".into(),
+                        amount: "1000000000000000000".into(),
+                    }],
+                    fee: None,
+                }),
+                at_ms: 0,
+            },
+            Event::KeyCreated {
+                key_id: "k-2".into(),
+                scheme: crate::Scheme::Bip340,
+                threshold: 2,
+                parties: 3,
+                origin: KeyOrigin::Dkg,
+                client: String::new(),
+                at_ms: 7,
+            },
+            Event::AccessDenied {
+                client: "intruder".into(),
+                action: "Sign".into(),
+                key_id: None,
+                at_ms: u64::MAX,
+            },
+        ]
+    }
+
+    /// The one-pass encoding stores exactly what sealing and encoding store, and the chain it
+    /// builds verifies; a reused buffer keeps nothing of the previous event.
+    #[test]
+    fn seal_into_stores_what_seal_and_encode_store() {
+        let key = ChainKey::new([9; 32]);
+        let mut prev = GENESIS.to_vec();
+        let mut out = b"left over from an earlier, much longer event".repeat(20);
+        let mut stored = Vec::new();
+        for (seq, event) in events().into_iter().enumerate() {
+            let hash = Envelope::seal_into(&key, &prev, &event, &mut out).unwrap();
+            let sealed = Envelope::seal(&key, &prev, event).unwrap();
+            assert_eq!(out, sealed.encode().unwrap(), "event {seq}");
+            assert_eq!(hash.to_vec(), sealed.hash);
+            let decoded = Envelope::decode(seq as u64, &out).unwrap();
+            assert_eq!(decoded, sealed);
+            stored.push(Ok((seq as u64, decoded)));
+            prev = hash.to_vec();
+        }
+        assert_eq!(verify_chain(&key, None, stored).unwrap(), 4);
+    }
+
+    /// The hash depends on the key, the previous hash and every byte of the event.
+    #[test]
+    fn seal_into_hash_binds_key_prev_and_event() {
+        let key = ChainKey::new([9; 32]);
+        let event = events().remove(1);
+        let mut out = Vec::new();
+        let h = Envelope::seal_into(&key, &GENESIS, &event, &mut out).unwrap();
+        let other_key = Envelope::seal_into(&ChainKey::new([8; 32]), &GENESIS, &event, &mut out);
+        assert_ne!(h, other_key.unwrap());
+        assert_ne!(
+            h,
+            Envelope::seal_into(&key, &[1; 32], &event, &mut out).unwrap()
+        );
+        let mut changed = event;
+        if let Event::SignatureIssued { at_ms, .. } = &mut changed {
+            *at_ms += 1;
+        }
+        assert_ne!(
+            h,
+            Envelope::seal_into(&key, &GENESIS, &changed, &mut out).unwrap()
+        );
+    }
 }

@@ -356,6 +356,7 @@ fn write_group(
         let mut events = tx.open_table(EVENTS).map_err(engine)?;
         let (mut next, mut prev) = chain_tail(&events, start.as_ref())?;
         let at_ms = now_ms();
+        let mut bytes = Vec::with_capacity(512);
         for (rec, _) in group {
             if let Some(entry) = &rec.idempotency
                 && let Some(existing) = claim(&mut idem, entry)?
@@ -363,22 +364,23 @@ fn write_group(
                 results.push(Some(existing));
                 continue;
             }
+            // One event per message, differing only in the message's hash.
+            let mut event = Event::SignatureIssued {
+                key_id: rec.key_id.clone(),
+                message_sha256: String::with_capacity(64),
+                client: rec.client.clone(),
+                transaction: rec.transaction.clone(),
+                at_ms,
+            };
             for h in &rec.message_hashes {
-                let env = Envelope::seal(
-                    chain,
-                    &prev,
-                    Event::SignatureIssued {
-                        key_id: rec.key_id.clone(),
-                        message_sha256: hex::encode(h),
-                        client: rec.client.clone(),
-                        transaction: rec.transaction.clone(),
-                        at_ms,
-                    },
-                )?;
-                events
-                    .insert(next, env.encode()?.as_slice())
-                    .map_err(engine)?;
-                prev = env.hash;
+                if let Event::SignatureIssued { message_sha256, .. } = &mut event {
+                    message_sha256.clear();
+                    message_sha256.push_str(&hex::encode(h));
+                }
+                let hash = Envelope::seal_into(chain, &prev, &event, &mut bytes)?;
+                events.insert(next, bytes.as_slice()).map_err(engine)?;
+                prev.clear();
+                prev.extend_from_slice(&hash);
                 next += 1;
             }
             results.push(None);
