@@ -269,3 +269,58 @@ fn load_backs_off_while_the_server_is_unavailable() {
         "{failed} failed requests in about 3 s without a server: no backoff? {v}"
     );
 }
+
+/// `--rpc health` loads the standard health check: no key is made and nothing is signed, and
+/// the summary gives the server's process CPU per call.
+#[test]
+fn load_of_the_health_check_creates_no_key_and_reports_cpu_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let metrics_url = format!("http://{}/metrics", server.metrics);
+    let load = |extra: &[&str]| {
+        let out = Command::new(test_support::tessera_bin())
+            .args(["load", "--server", &server.url, "--rpc", "health"])
+            .args(["--concurrency", "8", "--count", "300"])
+            .args(["--metrics-url", &metrics_url])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let v: serde_json::Value = serde_json::from_str(&load(&["--json"])).unwrap();
+    assert_eq!(v["rpc"], "health");
+    assert_eq!(v["requests"], 300);
+    assert_eq!(v["signatures"], 0);
+    assert_eq!(
+        (v["keys"].as_u64(), v["keys_created"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(v["errors"].as_object().unwrap().is_empty(), "{v}");
+    assert!(
+        v["process_cpu_us_per_request"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(v["process_cpu_us_per_signature"].is_null(), "{v}");
+    let human = load(&[]);
+    for needle in [
+        "300 health checks",
+        "requests/s",
+        "errors: none",
+        "server CPU per request:",
+    ] {
+        assert!(human.contains(needle), "{needle:?} missing from:\n{human}");
+    }
+}
+
+#[test]
+fn load_refuses_an_unknown_rpc() {
+    let out = Command::new(test_support::tessera_bin())
+        .args(["load", "--rpc", "ping", "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not sign or health"), "{stderr}");
+}

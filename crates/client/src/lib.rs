@@ -115,6 +115,13 @@ pub async fn connect(url: &str) -> Result<Api, ClientError> {
 /// `https://` server. TLS settings with an `http://` URL are refused too. An API key is sent
 /// with every call.
 pub async fn connect_with(url: &str, tls: &Tls) -> Result<Api, ClientError> {
+    let (channel, bearer) = channel_with(url, tls).await?;
+    Ok(SignerServiceClient::with_interceptor(channel, bearer))
+}
+
+/// The connection [`connect_with`] makes, and the interceptor that sends the API key: for
+/// another service of the same server (the health check).
+pub async fn channel_with(url: &str, tls: &Tls) -> Result<(Channel, Bearer), ClientError> {
     let fail = |source| ClientError::Connect {
         url: url.to_owned(),
         source,
@@ -155,8 +162,5 @@ pub async fn connect_with(url: &str, tls: &Tls) -> Result<Api, ClientError> {
         }
     };
     let channel = endpoint.connect().await.map_err(fail)?;
-    Ok(SignerServiceClient::with_interceptor(
-        channel,
-        Bearer(bearer),
-    ))
+    Ok((channel, Bearer(bearer)))
 }

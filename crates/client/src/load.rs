@@ -1,5 +1,7 @@
 //! The load generator: many concurrent `Sign`/`SignBatch` requests against one key, with
-//! throughput, latency percentiles, errors by status code and the server's CPU per signature.
+//! throughput, latency percentiles, errors by status code and the server's CPU per signature;
+//! or the same load of the standard health check, for what one gRPC call costs the server
+//! without any signing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,21 +12,36 @@ use api_proto::{Scheme, SignBatchRequest, SignRequest};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
 use tokio::sync::Mutex;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::keys::{self, KeySetup};
 use crate::metrics::{fetch_metrics, sum_samples};
-use crate::{ClientError, Tls, code_name, connect_with};
+use crate::{ClientError, Tls, channel_with, code_name, connect_with};
 
 /// After an UNAVAILABLE answer a load task waits this long before its next request, doubling
 /// on each further one up to the second value.
 const UNAVAILABLE_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(1));
 
+/// The call a load task repeats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoadRpc {
+    /// `Sign` (or `SignBatch` with a batch size above 1).
+    #[default]
+    Sign,
+    /// `grpc.health.v1.Health/Check`: no key, no signing, no storage; what one gRPC call
+    /// costs the server.
+    HealthCheck,
+}
+
 /// Options of `tessera load`.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Server URL.
     pub server: String,
+    /// The call to repeat.
+    pub rpc: LoadRpc,
     /// Scheme of the key to create.
     pub scheme: Scheme,
     /// Use this key instead of creating a 2-of-3 key.
@@ -63,6 +80,8 @@ pub struct LoadReport {
     pub server_resident_mib: Option<f64>,
     /// Scheme.
     pub scheme: String,
+    /// The call repeated: `sign` or `health`.
+    pub rpc: &'static str,
     /// Requests in flight.
     pub concurrency: usize,
     /// Messages per request.
@@ -84,11 +103,16 @@ pub struct LoadReport {
     /// Server process CPU time per signature (µs): everything the server process spent
     /// (`process_cpu_seconds_total`), including the gRPC stack.
     pub process_cpu_us_per_signature: Option<f64>,
+    /// Server process CPU time per completed request (µs).
+    pub process_cpu_us_per_request: Option<f64>,
 }
 
 impl LoadReport {
     /// Human-readable form.
     pub fn human(&self) -> String {
+        if self.rpc == "health" {
+            return self.human_health();
+        }
         let mut s = format!(
             "tessera load: {} signatures ({} requests, {} per request, concurrency {}) with {} {} in {:.2} s\n\
              throughput: {:.1} signatures/s\n\
@@ -109,16 +133,7 @@ impl LoadReport {
             self.latency_ms.get("p95").copied().unwrap_or(0.0),
             self.latency_ms.get("p99").copied().unwrap_or(0.0),
         );
-        if self.errors.is_empty() {
-            s.push_str("errors: none\n");
-        } else {
-            let e: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            s.push_str(&format!("errors: {}\n", e.join(", ")));
-        }
+        s.push_str(&errors_line(&self.errors));
         match (
             self.server_cpu_us_per_signature,
             self.process_cpu_us_per_signature,
@@ -142,6 +157,35 @@ impl LoadReport {
         }
         s
     }
+
+    fn human_health(&self) -> String {
+        let done = self.requests - self.errors.values().sum::<u64>();
+        let mut s = format!(
+            "tessera load: {done} health checks (concurrency {}) in {:.2} s\n\
+             throughput: {:.1} requests/s\n\
+             latency: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms\n",
+            self.concurrency,
+            self.elapsed_s,
+            done as f64 / self.elapsed_s.max(1e-9),
+            self.latency_ms.get("p50").copied().unwrap_or(0.0),
+            self.latency_ms.get("p95").copied().unwrap_or(0.0),
+            self.latency_ms.get("p99").copied().unwrap_or(0.0),
+        );
+        s.push_str(&errors_line(&self.errors));
+        s.push_str(&match self.process_cpu_us_per_request {
+            Some(p) => format!("server CPU per request: {p:.1} µs process\n"),
+            None => "server CPU: n/a (pass --metrics-url)\n".to_owned(),
+        });
+        s
+    }
+}
+
+fn errors_line(errors: &BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "errors: none\n".to_owned();
+    }
+    let e: Vec<String> = errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("errors: {}\n", e.join(", "))
 }
 
 /// (signing CPU, process CPU, signatures) read from one scrape.
@@ -171,9 +215,17 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         return Err(ClientError::Usage("give --duration or --count".into()));
     }
     let client = connect_with(&opts.server, &opts.tls).await?;
-    let (key_ids, setup) = match &opts.key_id {
-        Some(k) => (vec![k.clone()], KeySetup::default()),
-        None => keys::ensure(&client, opts.scheme, opts.keys.max(1)).await?,
+    let health = match opts.rpc {
+        LoadRpc::Sign => None,
+        LoadRpc::HealthCheck => {
+            let (channel, bearer) = channel_with(&opts.server, &opts.tls).await?;
+            Some(HealthClient::with_interceptor(channel, bearer))
+        }
+    };
+    let (key_ids, setup) = match (&opts.key_id, opts.rpc) {
+        (_, LoadRpc::HealthCheck) => (Vec::new(), KeySetup::default()),
+        (Some(k), LoadRpc::Sign) => (vec![k.clone()], KeySetup::default()),
+        (None, LoadRpc::Sign) => keys::ensure(&client, opts.scheme, opts.keys.max(1)).await?,
     };
     let key_ids = Arc::new(key_ids);
     let before = match &opts.metrics_url {
@@ -183,13 +235,21 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     let batch = opts.batch_size.max(1);
     let issued = Arc::new(AtomicU64::new(0));
     let done_sigs = Arc::new(AtomicU64::new(0));
+    let done_requests = Arc::new(AtomicU64::new(0));
+    let unit = match opts.rpc {
+        LoadRpc::Sign => "signatures",
+        LoadRpc::HealthCheck => "health checks",
+    };
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let start = Instant::now();
     let deadline = opts.duration.map(|d| start + d);
     let count = opts.count;
     let progress = {
-        let done_sigs = Arc::clone(&done_sigs);
+        let done = match opts.rpc {
+            LoadRpc::Sign => Arc::clone(&done_sigs),
+            LoadRpc::HealthCheck => Arc::clone(&done_requests),
+        };
         let errors = Arc::clone(&errors);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -197,10 +257,10 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
             let mut last = 0;
             loop {
                 tick.tick().await;
-                let now = done_sigs.load(Ordering::Relaxed);
+                let now = done.load(Ordering::Relaxed);
                 let errs: u64 = errors.lock().await.values().sum();
                 eprintln!(
-                    "tessera load: {:>6.1} s  {now} signatures  {} /s  {errs} errors",
+                    "tessera load: {:>6.1} s  {now} {unit}  {} /s  {errs} errors",
                     start.elapsed().as_secs_f64(),
                     now - last
                 );
@@ -211,7 +271,9 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     let mut tasks = Vec::new();
     for _ in 0..opts.concurrency.max(1) {
         let mut c = client.clone();
+        let mut health = health.clone();
         let (issued, done_sigs) = (Arc::clone(&issued), Arc::clone(&done_sigs));
+        let done_requests = Arc::clone(&done_requests);
         let (latencies, errors) = (Arc::clone(&latencies), Arc::clone(&errors));
         let key_ids = Arc::clone(&key_ids);
         tasks.push(tokio::spawn(async move {
@@ -240,6 +302,23 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
                     }
                     None => batch,
                 };
+                if let Some(h) = &mut health {
+                    let t0 = Instant::now();
+                    match h.check(HealthCheckRequest::default()).await {
+                        Ok(_) => {
+                            local.push(t0.elapsed().as_secs_f64() * 1000.0);
+                            done_requests.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            *errors
+                                .lock()
+                                .await
+                                .entry(code_name(e.code()).to_owned())
+                                .or_default() += 1;
+                        }
+                    }
+                    continue;
+                }
                 let messages: Vec<Vec<u8>> = (0..n)
                     .map(|_| {
                         let mut m = vec![0u8; 32];
@@ -278,6 +357,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
                     Ok(k) => {
                         local.push(t0.elapsed().as_secs_f64() * 1000.0);
                         done_sigs.fetch_add(k, Ordering::Relaxed);
+                        done_requests.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
                         *errors
@@ -300,13 +380,17 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     let mut lat = latencies.lock().await.clone();
     lat.sort_by(f64::total_cmp);
     let signatures = done_sigs.load(Ordering::Relaxed);
+    let completed = done_requests.load(Ordering::Relaxed);
     let errors = errors.lock().await.clone();
+    let mut process_cpu_us_per_request = None;
     let (server_cpu_us_per_signature, process_cpu_us_per_signature, server_resident_mib) =
         match (&opts.metrics_url, before) {
             (Some(u), Some((cpu0, proc0, sig0))) => {
                 let text = fetch_metrics(u).await?;
                 let (cpu1, proc1, sig1) = cpu_and_signatures(&text);
                 let per = |a: f64, b: f64| (sig1 > sig0).then(|| (b - a) / (sig1 - sig0) * 1e6);
+                process_cpu_us_per_request = (completed > 0 && proc1 > proc0)
+                    .then(|| (proc1 - proc0) / completed as f64 * 1e6);
                 let rss = sum_samples(&text, "process_resident_memory_bytes", None);
                 (
                     per(cpu0, cpu1),
@@ -327,11 +411,18 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         keys_created: setup.created,
         key_setup_s: setup.seconds,
         server_resident_mib,
-        scheme: opts
-            .scheme
-            .as_str_name()
-            .trim_start_matches("SCHEME_")
-            .to_ascii_lowercase(),
+        scheme: match opts.rpc {
+            LoadRpc::Sign => opts
+                .scheme
+                .as_str_name()
+                .trim_start_matches("SCHEME_")
+                .to_ascii_lowercase(),
+            LoadRpc::HealthCheck => String::new(),
+        },
+        rpc: match opts.rpc {
+            LoadRpc::Sign => "sign",
+            LoadRpc::HealthCheck => "health",
+        },
         concurrency: opts.concurrency,
         batch_size: batch,
         signatures,
@@ -342,6 +433,7 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
         errors,
         server_cpu_us_per_signature,
         process_cpu_us_per_signature,
+        process_cpu_us_per_request,
     })
 }
 

@@ -588,6 +588,11 @@ struct LoadArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    /// The call to repeat: sign (Sign, or SignBatch with --batch-size), or health (the
+    /// standard gRPC health check: no key, no signing, no storage; the server's cost of one
+    /// gRPC call, the floor under a Sign request's overhead)
+    #[arg(long, default_value = "sign", value_parser = parse_load_rpc)]
+    rpc: client::load::LoadRpc,
     /// Scheme of the key created for the run: ed25519, bip340 or ecdsa
     #[arg(long, default_value = "ed25519", value_parser = parse_scheme)]
     scheme: Scheme,
@@ -616,6 +621,14 @@ struct LoadArgs {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+}
+
+fn parse_load_rpc(s: &str) -> Result<client::load::LoadRpc, String> {
+    match s {
+        "sign" => Ok(client::load::LoadRpc::Sign),
+        "health" => Ok(client::load::LoadRpc::HealthCheck),
+        other => Err(format!("{other:?} is not sign or health")),
+    }
 }
 
 /// A count that must be 1 or more.
@@ -803,6 +816,7 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
         Command::Load(a) => {
             let report = client::load::load(client::load::LoadOptions {
                 server: a.server,
+                rpc: a.rpc,
                 scheme: api_grpc::scheme_to_proto(a.scheme),
                 key_id: a.key_id,
                 keys: a.keys,
