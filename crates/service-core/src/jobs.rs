@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use accel_api::{AccelError, Accelerator};
 use dkls23::Presignature;
-use rand_core::OsRng;
 use threshold::embedded::{self, SignJob};
 use threshold::round1::{SigningCommitments, SigningNonces};
 use threshold::round2::{aggregate_batch, sign_and_aggregate_batch, sign_batch};
@@ -540,15 +539,17 @@ fn sign_all(accel: &dyn Accelerator, jobs: &[Job]) -> Vec<Result<JobOutput, Erro
             _ => order.push((2u8, 0)),
         }
     }
+    // The batch's nonce randomness, a block of the OS's randomness at a time.
+    let mut rng = crate::rng::OsBlockRng::new();
     let ed_out = if ed.is_empty() {
         Vec::new()
     } else {
-        embedded::sign_batch::<Ed25519Suite>(accel, &ed, &mut OsRng)
+        embedded::sign_batch::<Ed25519Suite>(accel, &ed, &mut rng)
     };
     let bip_out = if bip.is_empty() {
         Vec::new()
     } else {
-        embedded::sign_batch::<Bip340Suite>(accel, &bip, &mut OsRng)
+        embedded::sign_batch::<Bip340Suite>(accel, &bip, &mut rng)
     };
     let mut ed_out = ed_out.into_iter().map(Some).collect::<Vec<_>>();
     let mut bip_out = bip_out.into_iter().map(Some).collect::<Vec<_>>();

@@ -31,6 +31,7 @@ mod party;
 pub mod peer;
 pub mod ports;
 mod requests;
+mod rng;
 mod scheme;
 
 #[cfg(any(test, feature = "test-kit"))]
