@@ -17,7 +17,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::keys::{self, KeySetup};
 use crate::metrics::{fetch_metrics, sum_samples};
-use crate::{ClientError, Tls, channel_with, code_name, connect_with};
+use crate::{Api, ClientError, Tls, channel_with, code_name, connect_with};
 
 /// After an UNAVAILABLE answer a load task waits this long before its next request, doubling
 /// on each further one up to the second value.
@@ -201,6 +201,36 @@ fn cpu_and_signatures(text: &str) -> (f64, f64, f64) {
     )
 }
 
+/// One `Sign` (one message, batch size 1) or `SignBatch` request of `n` random messages;
+/// answers the number of signatures returned.
+async fn sign(c: &mut Api, key_id: &str, n: usize, batch: usize) -> Result<u64, tonic::Status> {
+    let mut messages: Vec<Vec<u8>> = (0..n)
+        .map(|_| {
+            let mut m = vec![0u8; 32];
+            OsRng.fill_bytes(&mut m);
+            m
+        })
+        .collect();
+    if n == 1 && batch == 1 {
+        c.sign(SignRequest {
+            key_id: key_id.to_owned(),
+            message: messages.pop().unwrap_or_default(),
+            idempotency_key: String::new(),
+            taproot_merkle_root: None,
+        })
+        .await
+        .map(|_| 1)
+    } else {
+        c.sign_batch(SignBatchRequest {
+            key_id: key_id.to_owned(),
+            messages,
+            taproot_merkle_root: None,
+        })
+        .await
+        .map(|r| r.into_inner().signatures.len() as u64)
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -302,50 +332,11 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
                     }
                     None => batch,
                 };
-                if let Some(h) = &mut health {
-                    let t0 = Instant::now();
-                    match h.check(HealthCheckRequest::default()).await {
-                        Ok(_) => {
-                            local.push(t0.elapsed().as_secs_f64() * 1000.0);
-                            done_requests.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            *errors
-                                .lock()
-                                .await
-                                .entry(code_name(e.code()).to_owned())
-                                .or_default() += 1;
-                        }
-                    }
-                    continue;
-                }
-                let messages: Vec<Vec<u8>> = (0..n)
-                    .map(|_| {
-                        let mut m = vec![0u8; 32];
-                        OsRng.fill_bytes(&mut m);
-                        m
-                    })
-                    .collect();
-                let pick = usize::try_from(OsRng.next_u64()).unwrap_or(0) % key_ids.len();
-                let key_id = &key_ids[pick];
+                let pick = usize::try_from(OsRng.next_u64()).unwrap_or(0) % key_ids.len().max(1);
                 let t0 = Instant::now();
-                let result = if n == 1 && batch == 1 {
-                    c.sign(SignRequest {
-                        key_id: key_id.clone(),
-                        message: messages.into_iter().next().unwrap_or_default(),
-                        idempotency_key: String::new(),
-                        taproot_merkle_root: None,
-                    })
-                    .await
-                    .map(|_| 1)
-                } else {
-                    c.sign_batch(SignBatchRequest {
-                        key_id: key_id.clone(),
-                        messages,
-                        taproot_merkle_root: None,
-                    })
-                    .await
-                    .map(|r| r.into_inner().signatures.len() as u64)
+                let result = match &mut health {
+                    Some(h) => h.check(HealthCheckRequest::default()).await.map(|_| 0),
+                    None => sign(&mut c, &key_ids[pick], n, batch).await,
                 };
                 backoff = match &result {
                     Err(e) if e.code() == tonic::Code::Unavailable => {
