@@ -541,8 +541,9 @@ struct VerifyArgs {
     signature: String,
 }
 
+/// The server, key and chain that `address` and `sign-tx` name.
 #[derive(Args, Debug)]
-struct AddressArgs {
+struct ChainKeyArgs {
     /// Server URL
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
@@ -552,6 +553,12 @@ struct AddressArgs {
     /// ethereum, bitcoin or solana
     #[arg(long, value_parser = cli::parse_chain)]
     chain: api_proto::Chain,
+}
+
+#[derive(Args, Debug)]
+struct AddressArgs {
+    #[command(flatten)]
+    on: ChainKeyArgs,
     /// Bitcoin: mainnet (default), testnet, signet or regtest
     #[arg(long, default_value = "")]
     network: String,
@@ -559,15 +566,8 @@ struct AddressArgs {
 
 #[derive(Args, Debug)]
 struct SignTxArgs {
-    /// Server URL
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    server: String,
-    /// Key id (from keygen)
-    #[arg(long)]
-    key_id: String,
-    /// ethereum, bitcoin or solana
-    #[arg(long, value_parser = cli::parse_chain)]
-    chain: api_proto::Chain,
+    #[command(flatten)]
+    on: ChainKeyArgs,
     /// The unsigned transaction, PSBT or message: hex, base64 or raw bytes
     #[arg(long, value_name = "FILE")]
     tx_file: PathBuf,
@@ -740,17 +740,17 @@ async fn run(command: Command, tls: client::Tls) -> Result<Option<String>, Error
             }
         }
         Command::Address(a) => Ok(Some(
-            cli::address(&a.server, &tls, a.key_id, a.chain, a.network).await?,
+            cli::address(&a.on.server, &tls, a.on.key_id, a.on.chain, a.network).await?,
         )),
         Command::SignTx(a) => {
-            let bytes = cli::tx_bytes(a.chain, &read_file("--tx-file", &a.tx_file)?);
+            let bytes = cli::tx_bytes(a.on.chain, &read_file("--tx-file", &a.tx_file)?);
             Ok(Some(
                 cli::sign_tx(
-                    &a.server,
+                    &a.on.server,
                     &tls,
                     cli::SignTx {
-                        key_id: a.key_id,
-                        chain: a.chain,
+                        key_id: a.on.key_id,
+                        chain: a.on.chain,
                         bytes,
                         network: a.network,
                         broadcast: a.broadcast,
