@@ -129,7 +129,6 @@ fn chain_mac(key: &ChainKey, prev: &[u8], event_json: &[u8]) -> Result<[u8; 32],
 /// Appends the lowercase hex of `bytes` to `out`.
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(2 * bytes.len());
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)]);
         out.push(DIGITS[usize::from(b & 0xf)]);

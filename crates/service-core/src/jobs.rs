@@ -591,3 +591,55 @@ fn verify_all(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::NoObserver;
+    use backend_cpu::CpuBackend;
+
+    /// One signing batch mixing Ed25519 and BIP340 keys answers every job, in job order, with
+    /// a signature that an independent verifier (ed25519-dalek, k256) accepts under the
+    /// verifying key it names, and each signature is of its own message.
+    #[test]
+    fn a_mixed_signing_batch_answers_each_job_with_its_own_valid_signature() {
+        let accel = CpuBackend::new();
+        let ed = Arc::new(LoadedKey::generate(&accel, Scheme::Ed25519, 2, 3).unwrap());
+        let bip = Arc::new(LoadedKey::generate(&accel, Scheme::Bip340, 2, 3).unwrap());
+        let messages: Vec<Vec<u8>> = (0u8..5).map(|i| vec![i; 32]).collect();
+        let keys = [&ed, &bip, &ed, &bip, &ed];
+        let jobs = keys
+            .iter()
+            .zip(&messages)
+            .map(|(k, m)| Job::Sign {
+                key: Arc::clone(k),
+                message: m.clone(),
+                taproot: Taproot::None,
+            })
+            .collect();
+        let out = process(&accel, &NoObserver, Queue::Sign(Scheme::Ed25519), jobs);
+        assert_eq!(out.len(), 5);
+        for (i, (r, m)) in out.into_iter().zip(&messages).enumerate() {
+            let Ok(JobOutput::Signature {
+                signature,
+                verifying_key,
+                recovery_id: 0,
+            }) = r
+            else {
+                panic!("job {i}: {r:?}");
+            };
+            if i % 2 == 0 {
+                let vk = ed25519_dalek::VerifyingKey::try_from(verifying_key.as_slice()).unwrap();
+                let sig = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+                vk.verify_strict(m, &sig).unwrap();
+                assert!(vk.verify_strict(&messages[(i + 1) % 5], &sig).is_err());
+            } else {
+                let vk = k256::schnorr::VerifyingKey::from_bytes(&verifying_key).unwrap();
+                let sig = k256::schnorr::Signature::try_from(signature.as_slice()).unwrap();
+                vk.verify_raw(m, &sig).unwrap();
+                assert!(vk.verify_raw(&messages[(i + 1) % 5], &sig).is_err());
+            }
+        }
+    }
+}

@@ -100,6 +100,8 @@ mod tests {
         }
         let (a, b) = (rng.next_u64(), rng.next_u64());
         assert_ne!(a, b);
+        let (c, d) = (rng.next_u32(), rng.next_u32());
+        assert_ne!(c, d);
         assert!(rng.block[..rng.next].iter().all(|b| *b == 0));
     }
 
