@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use api_proto::signer_service_client::SignerServiceClient;
 use api_proto::{Scheme, SignBatchRequest, SignRequest};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
@@ -17,7 +18,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::keys::{self, KeySetup};
 use crate::metrics::{fetch_metrics, sum_samples};
-use crate::{Api, ClientError, Tls, channel_with, code_name, connect_with};
+use crate::{Api, ClientError, Tls, channel_with, code_name};
 
 /// After an UNAVAILABLE answer a load task waits this long before its next request, doubling
 /// on each further one up to the second value.
@@ -244,14 +245,11 @@ pub async fn load(opts: LoadOptions) -> Result<LoadReport, ClientError> {
     if opts.duration.is_none() && opts.count.is_none() {
         return Err(ClientError::Usage("give --duration or --count".into()));
     }
-    let client = connect_with(&opts.server, &opts.tls).await?;
-    let health = match opts.rpc {
-        LoadRpc::Sign => None,
-        LoadRpc::HealthCheck => {
-            let (channel, bearer) = channel_with(&opts.server, &opts.tls).await?;
-            Some(HealthClient::with_interceptor(channel, bearer))
-        }
-    };
+    // One connection for whichever call the run repeats.
+    let (channel, bearer) = channel_with(&opts.server, &opts.tls).await?;
+    let health = (opts.rpc == LoadRpc::HealthCheck)
+        .then(|| HealthClient::with_interceptor(channel.clone(), bearer.clone()));
+    let client = SignerServiceClient::with_interceptor(channel, bearer);
     let (key_ids, setup) = match (&opts.key_id, opts.rpc) {
         (_, LoadRpc::HealthCheck) => (Vec::new(), KeySetup::default()),
         (Some(k), LoadRpc::Sign) => (vec![k.clone()], KeySetup::default()),
