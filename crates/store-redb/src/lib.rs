@@ -5,6 +5,8 @@
 //! once and then answers every request, so the audit trail is durable before a signature is
 //! returned without paying one disk sync per request.
 
+mod file;
+
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -181,10 +183,18 @@ impl RedbStore {
         };
         // redb asserts (panics) on some damaged files, e.g. one shorter than its header says;
         // that is a damaged database to report, not a crash.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| fail(redb::DatabaseError::from(e).into()))?;
+        let backend = file::PreallocatedFile::new(file).map_err(|e| fail(e.into()))?;
         let created = std::panic::catch_unwind(|| {
             Database::builder()
                 .set_cache_size(CACHE_BYTES)
-                .create(&path)
+                .create_with_backend(backend)
         })
         .map_err(|_| OpenError::Damaged { path: path.clone() })?;
         let db = created.map_err(|e| fail(e.into()))?;
@@ -885,6 +895,25 @@ mod tests {
             new.verify_audit_chain(),
             Err(StoreError::AuditChainBroken { seq: 2, .. })
         ));
+    }
+
+    /// The file stays locked while a store has it open: a second service on the same data
+    /// directory is refused with an error naming the file, and the first keeps working.
+    #[test]
+    fn a_second_open_of_an_open_data_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RedbStore::open(dir.path(), key()).unwrap();
+        let err = RedbStore::open(dir.path(), key()).unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Database { path, source: redb::Error::DatabaseAlreadyOpen } if *path == dir.path().join(FILE_NAME)),
+            "{err:?}"
+        );
+        first
+            .insert_key(&service_core::kit::record("k1"), KeyOrigin::Dkg, None)
+            .unwrap();
+        drop(first);
+        let again = RedbStore::open(dir.path(), key()).unwrap();
+        assert!(again.get_key("k1").unwrap().is_some());
     }
 
     #[test]

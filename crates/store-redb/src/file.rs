@@ -1,0 +1,278 @@
+//! The database file, with the space just ahead of redb's writes allocated in advance.
+//!
+//! redb grows its file with `ftruncate`, which leaves a hole: the file system allocates blocks
+//! on the first write into them, and the next `fdatasync` must then also write its allocation
+//! metadata (the inode, its extent tree) before it returns. A group commit of Sign requests is a
+//! handful of page writes and one sync, so that metadata was a large share of its cost, paid on
+//! almost every commit while the audit log grows. Here a write past the space already written
+//! first fills the next [`AHEAD`] bytes with zeros: the file system allocates them once, the
+//! next sync writes that metadata once, and the commits after it overwrite allocated blocks and
+//! sync only their data. Write-ahead logs are zero-filled ahead of use for the same reason
+//! (PostgreSQL's WAL segments). The file never holds more than [`AHEAD`] bytes of these zeros
+//! beyond redb's own writes, and its length stays what redb sets.
+//!
+//! A fill changes what is allocated, never what the file reads as: it only covers space that
+//! the file grew by since it was opened and that nothing has written since, which reads as
+//! zeros already. A crash in the middle of one leaves the database as it was.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::sync::{Mutex, PoisonError};
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
+
+/// How far past the written space one fill reaches: one file-system allocation (and one sync
+/// of its metadata) per this many bytes of database growth.
+pub(crate) const AHEAD: u64 = 16 << 20;
+
+/// Zeros written per call while filling.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// redb's own file backend (which locks the file against a second process), filling the space
+/// ahead of redb's writes with zeros.
+#[derive(Debug)]
+pub(crate) struct PreallocatedFile {
+    inner: FileBackend,
+    written: Mutex<Written>,
+}
+
+/// Where the file has been written. A fill never covers a written byte.
+#[derive(Debug)]
+struct Written {
+    /// Everything before this offset has been written (by redb or a fill).
+    frontier: u64,
+    /// Ranges past the frontier that redb wrote (`start → end`), disjoint and not adjacent:
+    /// after growing its file redb writes a page near the new end, far from the rest.
+    islands: BTreeMap<u64, u64>,
+}
+
+impl PreallocatedFile {
+    /// Wraps `file`, locked by redb's backend as it would lock a file it opened itself. The
+    /// file's present length counts as written.
+    pub(crate) fn new(file: File) -> Result<Self, redb::DatabaseError> {
+        let len = file.metadata()?.len();
+        Ok(Self {
+            inner: FileBackend::new(file)?,
+            written: Mutex::new(Written {
+                frontier: len,
+                islands: BTreeMap::new(),
+            }),
+        })
+    }
+
+    /// Writes zeros over `from..to`, a range nothing has been written to.
+    fn zero(&self, from: u64, to: u64) -> Result<(), io::Error> {
+        let zeros = vec![0u8; ZERO_CHUNK];
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from(to - at).map_or(ZERO_CHUNK, |left| left.min(ZERO_CHUNK));
+            self.inner.write(at, &zeros[..n])?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Moves the frontier to `target` or past it, writing zeros over the unwritten space on
+    /// the way and stepping over the islands.
+    fn fill(&self, w: &mut Written, target: u64) -> Result<(), io::Error> {
+        while w.frontier < target {
+            match w.islands.pop_first() {
+                Some((start, end)) if start < target => {
+                    self.zero(w.frontier, start)?;
+                    w.frontier = end;
+                }
+                next => {
+                    if let Some((start, end)) = next {
+                        w.islands.insert(start, end);
+                    }
+                    self.zero(w.frontier, target)?;
+                    w.frontier = target;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Written {
+    /// Records `start..end`, past the frontier, as written by redb.
+    fn island(&mut self, mut start: u64, mut end: u64) {
+        let touching: Vec<(u64, u64)> = self
+            .islands
+            .range(..=end)
+            .filter(|&(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.islands.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.islands.insert(start, end);
+    }
+}
+
+impl StorageBackend for PreallocatedFile {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.inner.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        self.inner.set_len(len)?;
+        w.frontier = w.frontier.min(len);
+        w.islands.retain(|&start, _| start < len);
+        for end in w.islands.values_mut() {
+            *end = (*end).min(len);
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.inner.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        let end = offset + data.len() as u64;
+        let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        if end > w.frontier {
+            if offset.saturating_sub(w.frontier) > AHEAD {
+                w.island(offset, end);
+            } else {
+                let len = self.inner.len()?;
+                self.fill(&mut w, (end + AHEAD).min(len).max(end))?;
+            }
+        }
+        self.inner.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), io::Error> {
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn open(path: &std::path::Path) -> PreallocatedFile {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        PreallocatedFile::new(file).unwrap()
+    }
+
+    fn allocated(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    fn read(f: &PreallocatedFile, offset: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0xee; len];
+        f.read(offset, &mut out).unwrap();
+        out
+    }
+
+    /// A file grown by `set_len` stays a hole until written; the first write past the written
+    /// space allocates the next `AHEAD` bytes as zeros, and the length stays what was set.
+    #[test]
+    fn a_write_past_the_written_space_allocates_the_space_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let f = open(&path);
+        f.set_len(4 * AHEAD).unwrap();
+        assert!(allocated(&path) < MIB, "growth itself allocates nothing");
+        f.write(0, &[7; 4096]).unwrap();
+        assert!(allocated(&path) >= 4096 + AHEAD, "{}", allocated(&path));
+        assert!(
+            allocated(&path) < 4096 + AHEAD + MIB,
+            "{}",
+            allocated(&path)
+        );
+        assert_eq!(f.len().unwrap(), 4 * AHEAD);
+        assert_eq!(read(&f, 0, 4096), vec![7; 4096]);
+        assert_eq!(read(&f, 4096, 8192), vec![0; 8192]);
+        // A write inside the filled space allocates nothing more.
+        let before = allocated(&path);
+        f.write(MIB, &[8; 4096]).unwrap();
+        assert_eq!(allocated(&path), before);
+        assert_eq!(read(&f, MIB, 4096), vec![8; 4096]);
+    }
+
+    /// A write far past the written space (as redb writes near the end of a grown file) is
+    /// not preceded by a fill; later fills step over it, and no fill covers a written byte.
+    #[test]
+    fn fills_step_over_far_writes_and_never_cover_written_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let f = open(&path);
+        f.set_len(8 * AHEAD).unwrap();
+        f.write(0, &[1; 4096]).unwrap();
+        f.write(3 * AHEAD, &[2; 4096]).unwrap();
+        f.write(3 * AHEAD - 8192, &[3; 4096]).unwrap();
+        f.write(3 * AHEAD + 8192, &[4; 4096]).unwrap();
+        f.write(5 * AHEAD, &[5; 4096]).unwrap();
+        assert!(allocated(&path) < 2 * AHEAD, "{}", allocated(&path));
+        // Writes that follow the written space fill up to and across the first three.
+        f.write(4096 + AHEAD, &[6; 4096]).unwrap();
+        f.write(2 * AHEAD + 8192, &[7; 4096]).unwrap();
+        assert!(
+            allocated(&path) >= 3 * AHEAD + 12288,
+            "{}",
+            allocated(&path)
+        );
+        assert!(allocated(&path) < 4 * AHEAD, "{}", allocated(&path));
+        for (at, byte) in [
+            (0, 1),
+            (3 * AHEAD - 8192, 3),
+            (3 * AHEAD, 2),
+            (3 * AHEAD + 8192, 4),
+            (5 * AHEAD, 5),
+            (4096 + AHEAD, 6),
+            (2 * AHEAD + 8192, 7),
+        ] {
+            assert_eq!(read(&f, at, 4096), vec![byte; 4096], "at {at}");
+        }
+        for at in [
+            3 * AHEAD - 4096,
+            3 * AHEAD + 4096,
+            3 * AHEAD + 12288,
+            5 * AHEAD + 4096,
+        ] {
+            assert_eq!(read(&f, at, 4096), vec![0; 4096], "at {at}");
+        }
+    }
+
+    /// After the file shrinks and grows again, the space past the new end reads as zeros and a
+    /// write there is filled ahead as on a fresh file.
+    #[test]
+    fn a_shrunk_file_fills_from_its_new_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let f = open(&path);
+        f.set_len(4 * AHEAD).unwrap();
+        f.write(0, &[9; 8192]).unwrap();
+        f.set_len(4096).unwrap();
+        f.set_len(4 * AHEAD).unwrap();
+        assert!(allocated(&path) < MIB, "{}", allocated(&path));
+        f.write(8192, &[6; 4096]).unwrap();
+        assert!(allocated(&path) >= AHEAD, "{}", allocated(&path));
+        assert_eq!(read(&f, 0, 4096), vec![9; 4096]);
+        assert_eq!(read(&f, 4096, 4096), vec![0; 4096]);
+        assert_eq!(read(&f, 8192, 4096), vec![6; 4096]);
+    }
+}
