@@ -127,8 +127,9 @@ impl StorageBackend for PreallocatedFile {
         let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         self.inner.set_len(len)?;
         w.frontier = w.frontier.min(len);
-        w.islands.retain(|&start, _| start < len);
-        for end in w.islands.values_mut() {
+        drop(w.islands.split_off(&len));
+        if let Some(mut last) = w.islands.last_entry() {
+            let end = last.get_mut();
             *end = (*end).min(len);
         }
         Ok(())
@@ -255,6 +256,31 @@ mod tests {
         ] {
             assert_eq!(read(&f, at, 4096), vec![0; 4096], "at {at}");
         }
+    }
+
+    /// A far write that a shrink keeps is still stepped over; one that a shrink cuts off is
+    /// gone, and its space is filled like any other.
+    #[test]
+    fn a_shrink_keeps_the_far_writes_below_the_new_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let f = open(&path);
+        f.set_len(8 * AHEAD).unwrap();
+        f.write(0, &[1; 4096]).unwrap();
+        f.write(3 * AHEAD, &[2; 8192]).unwrap();
+        f.write(6 * AHEAD, &[3; 4096]).unwrap();
+        f.set_len(3 * AHEAD + 4096).unwrap();
+        f.set_len(8 * AHEAD).unwrap();
+        f.write(4096 + AHEAD, &[4; 4096]).unwrap();
+        f.write(2 * AHEAD + 8192, &[5; 4096]).unwrap();
+        assert_eq!(read(&f, 3 * AHEAD, 4096), vec![2; 4096]);
+        assert_eq!(read(&f, 3 * AHEAD + 4096, 4096), vec![0; 4096]);
+        f.write(3 * AHEAD + 8192 + AHEAD, &[6; 4096]).unwrap();
+        f.write(5 * AHEAD, &[7; 4096]).unwrap();
+        assert!(allocated(&path) >= 5 * AHEAD, "{}", allocated(&path));
+        assert_eq!(read(&f, 6 * AHEAD, 4096), vec![0; 4096]);
+        assert_eq!(read(&f, 5 * AHEAD, 4096), vec![7; 4096]);
+        assert_eq!(read(&f, 3 * AHEAD, 4096), vec![2; 4096]);
     }
 
     /// After the file shrinks and grows again, the space past the new end reads as zeros and a
