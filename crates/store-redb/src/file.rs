@@ -207,11 +207,15 @@ mod tests {
         assert_eq!(f.len().unwrap(), 4 * AHEAD);
         assert_eq!(read(&f, 0, 4096), vec![7; 4096]);
         assert_eq!(read(&f, 4096, 8192), vec![0; 8192]);
-        // A write inside the filled space allocates nothing more.
+        // A write inside the filled space, up to its very end, allocates nothing more.
         let before = allocated(&path);
         f.write(MIB, &[8; 4096]).unwrap();
+        f.write(AHEAD, &[9; 4096]).unwrap();
         assert_eq!(allocated(&path), before);
         assert_eq!(read(&f, MIB, 4096), vec![8; 4096]);
+        // A write starting `AHEAD` past the filled space still fills up to it and beyond.
+        f.write(4096 + 2 * AHEAD, &[10; 4096]).unwrap();
+        assert!(allocated(&path) >= 8192 + 3 * AHEAD, "{}", allocated(&path));
     }
 
     /// A write far past the written space (as redb writes near the end of a grown file) is
