@@ -16,8 +16,9 @@
 //! zeros already. A crash in the middle of one leaves the database as it was.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use redb::StorageBackend;
@@ -49,9 +50,19 @@ struct Written {
 }
 
 impl PreallocatedFile {
-    /// Wraps `file`, locked by redb's backend as it would lock a file it opened itself. The
-    /// file's present length counts as written.
-    pub(crate) fn new(file: File) -> Result<Self, redb::DatabaseError> {
+    /// Opens (or creates) the file at `path` as redb's `Builder::create` does, and locks it.
+    /// Its present length counts as written.
+    pub(crate) fn open(path: &Path) -> Result<Self, redb::DatabaseError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Self::new(file)
+    }
+
+    fn new(file: File) -> Result<Self, redb::DatabaseError> {
         let len = file.metadata()?.len();
         Ok(Self {
             inner: FileBackend::new(file)?,
@@ -167,15 +178,13 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    fn open(path: &std::path::Path) -> PreallocatedFile {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .unwrap();
-        PreallocatedFile::new(file).unwrap()
+    /// A new file in a new directory, grown to `len` by `set_len` (a hole).
+    fn grown(len: u64) -> (tempfile::TempDir, std::path::PathBuf, PreallocatedFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let f = PreallocatedFile::open(&path).unwrap();
+        f.set_len(len).unwrap();
+        (dir, path, f)
     }
 
     fn allocated(path: &std::path::Path) -> u64 {
@@ -192,10 +201,7 @@ mod tests {
     /// space allocates the next `AHEAD` bytes as zeros, and the length stays what was set.
     #[test]
     fn a_write_past_the_written_space_allocates_the_space_ahead() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let f = open(&path);
-        f.set_len(4 * AHEAD).unwrap();
+        let (_dir, path, f) = grown(4 * AHEAD);
         assert!(allocated(&path) < MIB, "growth itself allocates nothing");
         f.write(0, &[7; 4096]).unwrap();
         assert!(allocated(&path) >= 4096 + AHEAD, "{}", allocated(&path));
@@ -222,10 +228,7 @@ mod tests {
     /// not preceded by a fill; later fills step over it, and no fill covers a written byte.
     #[test]
     fn fills_step_over_far_writes_and_never_cover_written_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let f = open(&path);
-        f.set_len(8 * AHEAD).unwrap();
+        let (_dir, path, f) = grown(8 * AHEAD);
         f.write(0, &[1; 4096]).unwrap();
         f.write(3 * AHEAD, &[2; 4096]).unwrap();
         f.write(3 * AHEAD - 8192, &[3; 4096]).unwrap();
@@ -266,10 +269,7 @@ mod tests {
     /// gone, and its space is filled like any other.
     #[test]
     fn a_shrink_keeps_the_far_writes_below_the_new_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let f = open(&path);
-        f.set_len(8 * AHEAD).unwrap();
+        let (_dir, path, f) = grown(8 * AHEAD);
         f.write(0, &[1; 4096]).unwrap();
         f.write(3 * AHEAD, &[2; 8192]).unwrap();
         f.write(6 * AHEAD, &[3; 4096]).unwrap();
@@ -291,10 +291,7 @@ mod tests {
     /// write there is filled ahead as on a fresh file.
     #[test]
     fn a_shrunk_file_fills_from_its_new_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let f = open(&path);
-        f.set_len(4 * AHEAD).unwrap();
+        let (_dir, path, f) = grown(4 * AHEAD);
         f.write(0, &[9; 8192]).unwrap();
         f.set_len(4096).unwrap();
         f.set_len(4 * AHEAD).unwrap();

@@ -183,14 +183,7 @@ impl RedbStore {
         };
         // redb asserts (panics) on some damaged files, e.g. one shorter than its header says;
         // that is a damaged database to report, not a crash.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| fail(redb::DatabaseError::from(e).into()))?;
-        let backend = file::PreallocatedFile::new(file).map_err(|e| fail(e.into()))?;
+        let backend = file::PreallocatedFile::open(&path).map_err(|e| fail(e.into()))?;
         let created = std::panic::catch_unwind(|| {
             Database::builder()
                 .set_cache_size(CACHE_BYTES)
