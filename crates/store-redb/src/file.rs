@@ -89,15 +89,13 @@ impl PreallocatedFile {
     /// the way and stepping over the islands.
     fn fill(&self, w: &mut Written, target: u64) -> Result<(), io::Error> {
         while w.frontier < target {
-            match w.islands.pop_first() {
+            match w.islands.first_key_value().map(|(&s, &e)| (s, e)) {
                 Some((start, end)) if start < target => {
                     self.zero(w.frontier, start)?;
+                    w.islands.remove(&start);
                     w.frontier = end;
                 }
-                next => {
-                    if let Some((start, end)) = next {
-                        w.islands.insert(start, end);
-                    }
+                _ => {
                     self.zero(w.frontier, target)?;
                     w.frontier = target;
                 }
@@ -108,7 +106,7 @@ impl PreallocatedFile {
 }
 
 impl Written {
-    /// Records `start..end`, past the frontier, as written by redb.
+    /// Records `start..end`, which may begin before the frontier, as written by redb.
     fn island(&mut self, mut start: u64, mut end: u64) {
         let touching: Vec<(u64, u64)> = self
             .islands
@@ -154,11 +152,16 @@ impl StorageBackend for PreallocatedFile {
         let end = offset + data.len() as u64;
         let mut w = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         if end > w.frontier {
-            if offset.saturating_sub(w.frontier) > AHEAD {
+            // The fill only saves work later: if it fails (a nearly full disk), the write goes
+            // ahead as redb's own backend would make it, recorded so that no fill covers it.
+            let filled = offset.saturating_sub(w.frontier) <= AHEAD
+                && self
+                    .inner
+                    .len()
+                    .and_then(|len| self.fill(&mut w, (end + AHEAD).min(len).max(end)))
+                    .is_ok();
+            if !filled {
                 w.island(offset, end);
-            } else {
-                let len = self.inner.len()?;
-                self.fill(&mut w, (end + AHEAD).min(len).max(end))?;
             }
         }
         self.inner.write(offset, data)
