@@ -16,7 +16,7 @@
 //! zeros already. A crash in the middle of one leaves the database as it was.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -32,10 +32,11 @@ pub(crate) const AHEAD: u64 = 16 << 20;
 const ZERO_CHUNK: usize = 1 << 20;
 
 /// redb's own file backend (which locks the file against a second process), filling the space
-/// ahead of redb's writes with zeros.
+/// ahead of redb's writes with zeros. Generic over the backend only so that tests can make
+/// its writes fail.
 #[derive(Debug)]
-pub(crate) struct PreallocatedFile {
-    inner: FileBackend,
+pub(crate) struct PreallocatedFile<B = FileBackend> {
+    inner: B,
     written: Mutex<Written>,
 }
 
@@ -59,17 +60,19 @@ impl PreallocatedFile {
             .create(true)
             .truncate(false)
             .open(path)?;
-        Self::new(file)
+        Ok(Self::over(FileBackend::new(file)?)?)
     }
+}
 
-    fn new(file: File) -> Result<Self, redb::DatabaseError> {
-        let len = file.metadata()?.len();
+impl<B: StorageBackend> PreallocatedFile<B> {
+    /// Wraps `inner`; its present length counts as written.
+    fn over(inner: B) -> Result<Self, io::Error> {
         Ok(Self {
-            inner: FileBackend::new(file)?,
             written: Mutex::new(Written {
-                frontier: len,
+                frontier: inner.len()?,
                 islands: BTreeMap::new(),
             }),
+            inner,
         })
     }
 
@@ -123,7 +126,7 @@ impl Written {
     }
 }
 
-impl StorageBackend for PreallocatedFile {
+impl<B: StorageBackend> StorageBackend for PreallocatedFile<B> {
     fn len(&self) -> Result<u64, io::Error> {
         self.inner.len()
     }
@@ -194,7 +197,7 @@ mod tests {
         std::fs::metadata(path).unwrap().blocks() * 512
     }
 
-    fn read(f: &PreallocatedFile, offset: u64, len: usize) -> Vec<u8> {
+    fn read(f: &impl StorageBackend, offset: u64, len: usize) -> Vec<u8> {
         let mut out = vec![0xee; len];
         f.read(offset, &mut out).unwrap();
         out
@@ -288,6 +291,56 @@ mod tests {
         assert_eq!(read(&f, 6 * AHEAD, 4096), vec![0; 4096]);
         assert_eq!(read(&f, 5 * AHEAD, 4096), vec![7; 4096]);
         assert_eq!(read(&f, 3 * AHEAD, 4096), vec![2; 4096]);
+    }
+
+    /// A backend in memory whose writes of a MiB or more fail while `full` is set, as a
+    /// nearly full disk fails a fill but not a page write.
+    #[derive(Debug)]
+    struct NearlyFull {
+        inner: redb::backends::InMemoryBackend,
+        full: std::sync::atomic::AtomicBool,
+    }
+
+    impl StorageBackend for NearlyFull {
+        fn len(&self) -> Result<u64, io::Error> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> Result<(), io::Error> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> Result<(), io::Error> {
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+            if data.len() >= 1 << 20 && self.full.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            self.inner.write(offset, data)
+        }
+    }
+
+    /// A fill that fails does not fail redb's write, and no later fill covers what that
+    /// write wrote.
+    #[test]
+    fn a_failed_fill_lets_the_write_through_and_keeps_it() {
+        let f = PreallocatedFile::over(NearlyFull {
+            inner: redb::backends::InMemoryBackend::new(),
+            full: true.into(),
+        })
+        .unwrap();
+        f.set_len(4 * AHEAD).unwrap();
+        f.write(8192, &[1; 4096]).unwrap();
+        f.inner
+            .full
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        f.write(0, &[2; 4096]).unwrap();
+        f.write(16384, &[3; 4096]).unwrap();
+        assert_eq!(read(&f, 0, 4096), vec![2; 4096]);
+        assert_eq!(read(&f, 8192, 4096), vec![1; 4096]);
+        assert_eq!(read(&f, 16384, 4096), vec![3; 4096]);
     }
 
     /// After the file shrinks and grows again, the space past the new end reads as zeros and a
