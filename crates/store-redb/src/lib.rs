@@ -181,9 +181,9 @@ impl RedbStore {
             path: path.clone(),
             source: e,
         };
+        let backend = file::PreallocatedFile::open(&path).map_err(|e| fail(e.into()))?;
         // redb asserts (panics) on some damaged files, e.g. one shorter than its header says;
         // that is a damaged database to report, not a crash.
-        let backend = file::PreallocatedFile::open(&path).map_err(|e| fail(e.into()))?;
         let created = std::panic::catch_unwind(|| {
             Database::builder()
                 .set_cache_size(CACHE_BYTES)
