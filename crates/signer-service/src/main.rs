@@ -9,6 +9,7 @@ mod audit_export;
 mod bench_accel;
 mod cli;
 mod cluster;
+mod coalesce;
 mod config;
 mod error;
 mod kek;

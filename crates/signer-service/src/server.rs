@@ -25,6 +25,7 @@ use telemetry::Metrics;
 use tokio::net::TcpListener;
 
 use crate::access::AccessFile;
+use crate::coalesce::CoalescedWrites;
 use crate::config::{ClusterConfig, Config};
 use crate::error::Error;
 use crate::kek::{self, KekSource};
@@ -542,8 +543,14 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
 /// The gRPC listener's connections, each with TCP_NODELAY set: without it a small response
 /// waits for the client's delayed ACK (Nagle's algorithm), ~40 ms per `SignBatch` at low
 /// concurrency.
-fn grpc_incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+/// The gRPC connections: TCP_NODELAY set, writes coalesced (see [`CoalescedWrites`]).
+fn grpc_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescedWrites<tokio::net::TcpStream>>> {
+    tokio_stream::StreamExt::map(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        |accepted| accepted.map(CoalescedWrites::new),
+    )
 }
 
 /// The next metrics connection, with TCP_NODELAY set. Accept errors (e.g. out of file
@@ -655,7 +662,7 @@ mod tests {
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
         assert!(
-            accepted.nodelay().unwrap(),
+            accepted.get_ref().nodelay().unwrap(),
             "gRPC connection without TCP_NODELAY"
         );
 
