@@ -11,6 +11,9 @@
 //!   a real Solana runtime (LiteSVM), moving the balances.
 //! - Bad requests are INVALID_ARGUMENT naming what is wrong, and sign nothing.
 //! - The audit trail records the decoded summary of what was signed.
+//! - Broadcasts are idempotent and a dead node trips the breaker; over `https://` (a TLS front
+//!   before the real node) a transaction is mined when the node's certificate chains to the
+//!   configured CA, and refused before it reaches the node when it does not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
@@ -33,6 +36,7 @@ use bitcoin::{Address, CompressedPublicKey, KnownHrp, ScriptBuf, Transaction};
 use test_support::bitcoin_tx::{bip86_script, core_verify, p2wpkh_script, psbt_for, utxo};
 use test_support::ethereum_node::{EthNode, quantity};
 use test_support::solana_svm::{Sent, Svm, Version as SolVersion};
+use test_support::tls_front::TlsFront;
 use test_support::{Server, run_cli};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -709,4 +713,86 @@ async fn broadcasts_are_idempotent_and_a_dead_node_trips_the_breaker() {
         &["broadcast", "no solana node", "chains.solana_rpc_url"],
     );
     assert_eq!(signatures_issued(&server), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_reach_a_node_over_https_and_an_untrusted_certificate_is_refused() {
+    let Some(node) = EthNode::start() else {
+        return;
+    };
+    let front = TlsFront::start(node.port());
+    let stranger = TlsFront::start(node.port());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("node-ca.pem");
+    std::fs::write(&ca, front.ca_pem()).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, stranger.ca_pem()).unwrap();
+    let url = format!("https://localhost:{}", front.port());
+    let serve = |data: &str, ca: &std::path::Path| {
+        Server::start(
+            &dir.path().join(data),
+            &[
+                "--ethereum-rpc-url",
+                &url,
+                "--chains-ca-file",
+                ca.to_str().unwrap(),
+                "--broadcast-timeout-ms",
+                "2000",
+            ],
+        )
+    };
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+    let to = "0x3333333333333333333333333333333333333333";
+    let transfer = |from_nonce: u64| {
+        TxEip1559 {
+            chain_id: node.chain_id(),
+            nonce: from_nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 2 * node.base_fee() + 1_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            to: TxKind::Call(to.parse().unwrap()),
+            value: U256::from(ETHER),
+            access_list: Default::default(),
+            input: Bytes::new(),
+        }
+        .encoded_for_signing()
+    };
+    let broadcast = |key: &KeyInfo, unsigned: Vec<u8>| SignTransactionRequest {
+        key_id: key.key_id.clone(),
+        transaction: Some(eth(unsigned)),
+        idempotency_key: String::new(),
+        broadcast: true,
+    };
+
+    // Trusting the CA that signed the node's certificate: sent over TLS and mined.
+    let trusting = serve("trusting", &ca);
+    let mut c = trusting.client().await;
+    let key = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    node.fund(&key.ethereum_address, 10 * ETHER);
+    let sent = c
+        .sign_transaction(broadcast(&key, transfer(0)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(sent.broadcast_txid.starts_with("0x"), "{sent:?}");
+    assert_eq!(node.receipt(&sent.broadcast_txid)["status"], "0x1");
+    assert_eq!(node.balance(to), ETHER);
+
+    // Trusting another CA: the handshake fails on the certificate and nothing reaches the node.
+    let distrusting = serve("distrusting", &other_ca);
+    let mut c = distrusting.client().await;
+    let key = create(&mut c, Scheme::EcdsaSecp256k1).await;
+    node.fund(&key.ethereum_address, 10 * ETHER);
+    let e = c
+        .sign_transaction(broadcast(&key, transfer(0)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.message().contains("TLS handshake") && e.message().contains("certificate"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(node.nonce(&key.ethereum_address), 0, "nothing was sent");
+    assert_eq!(node.balance(to), ETHER);
 }

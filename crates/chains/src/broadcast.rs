@@ -1,6 +1,8 @@
 //! The broadcast port of `service-core` ([`service_core::chain::Broadcaster`]) over each chain's
 //! JSON-RPC: `eth_sendRawTransaction` (Ethereum), `sendrawtransaction` (Bitcoin Core) and
-//! `sendTransaction` (Solana), one configured node per chain, over plain HTTP/1.1.
+//! `sendTransaction` (Solana), one configured node per chain, over HTTP/1.1 or HTTPS. An
+//! `https://` node's certificate must chain to the operating system's trust store or to the
+//! certificates of a configured PEM file ([`TrustRoots`]) and name the URL's host (rustls).
 //!
 //! Every call has a deadline; transport failures (refused connections, timeouts, HTTP 5xx
 //! without a JSON-RPC answer) are retried twice with a short backoff. After
@@ -18,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -26,8 +28,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use service_core::chain::{BroadcastError, Broadcaster, ChainKind, Signed};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
 
 /// Largest JSON-RPC answer read from a node.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -48,11 +54,24 @@ pub struct BreakerSettings {
 /// A chain node's JSON-RPC endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {
-    /// `http://[user:password@]host:port[/path]` (Bitcoin Core takes its RPC credentials as
-    /// HTTP basic authentication).
+    /// `http://[user:password@]host[:port][/path]` or the same with `https://` (Bitcoin Core
+    /// takes its RPC credentials as HTTP basic authentication). Without a port: 443 for
+    /// https, the chain's usual RPC port for http (8545, 8332, 8899).
     pub url: String,
-    /// Deadline of each attempt (connect, send, answer).
+    /// Deadline of each attempt (connect, TLS handshake, send, answer).
     pub timeout: Duration,
+    /// What an `https://` node's certificate must chain to; unused for `http://`.
+    pub trust: TrustRoots,
+}
+
+/// The certificate authorities trusted for `https://` nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The operating system's trust store, read when the broadcaster is built.
+    #[default]
+    System,
+    /// Only the certificates of this PEM text (for example a private CA's).
+    Pem(Vec<u8>),
 }
 
 /// Why a node configuration was refused.
@@ -70,6 +89,8 @@ pub struct ConfigError {
 struct Endpoint {
     /// `host:port` to connect to.
     address: String,
+    /// For `https://`: the name the node's certificate must carry.
+    tls_name: Option<ServerName<'static>>,
     /// `Host` header value.
     host: String,
     path: String,
@@ -82,6 +103,7 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
             .field("address", &self.address)
+            .field("tls_name", &self.tls_name)
             .field("path", &self.path)
             .field(
                 "authorization",
@@ -97,12 +119,65 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
-#[derive(Debug)]
 struct Node {
     chain: ChainKind,
     endpoint: Endpoint,
+    /// For `https://` nodes.
+    tls: Option<TlsConnector>,
     timeout: Duration,
     breaker: Mutex<Breaker>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("chain", &self.chain)
+            .field("endpoint", &self.endpoint)
+            .field("tls", &self.tls.is_some())
+            .field("timeout", &self.timeout)
+            .field("breaker", &self.breaker)
+            .finish()
+    }
+}
+
+/// The rustls client configuration for `https://` nodes trusting `trust`.
+fn tls_connector(trust: &TrustRoots) -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match trust {
+        TrustRoots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or_else(String::new, |e| format!(" ({e})"));
+                return Err(format!(
+                    "no trusted certificate authority found in the system's trust store{why}; \
+                     install the system's CA certificates or set chains.ca_file"
+                ));
+            }
+        }
+        TrustRoots::Pem(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("chains.ca_file: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("chains.ca_file: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err("chains.ca_file holds no PEM certificate".to_owned());
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// The JSON-RPC broadcaster the server wires in when `chains.*_rpc_url` is set.
@@ -131,15 +206,12 @@ fn endpoint(chain: ChainKind, url: &str) -> Result<Endpoint, ConfigError> {
         url: redacted(url),
         problem: problem.to_owned(),
     };
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err(err(
-            "https is not supported for broadcasting yet: reach the node over http on a \
-             trusted network, or through a local TLS-terminating proxy",
-        ));
+    let (rest, https) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true)
     } else {
-        return Err(err("must start with http://"));
+        return Err(err("must start with http:// or https://"));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -153,6 +225,7 @@ fn endpoint(chain: ChainKind, url: &str) -> Result<Endpoint, ConfigError> {
         return Err(err("names no host"));
     }
     let default_port = match chain {
+        _ if https => 443,
         ChainKind::Ethereum => 8545,
         ChainKind::Bitcoin => 8332,
         ChainKind::Solana => 8899,
@@ -170,12 +243,34 @@ fn endpoint(chain: ChainKind, url: &str) -> Result<Endpoint, ConfigError> {
         None => format!("{hostport}:{default_port}"),
     };
     let authorization = userinfo.map(|u| format!("Basic {}", BASE64.encode(u.as_bytes())));
+    let tls_name = if https {
+        let host = match port {
+            Some(p) => &hostport[..hostport.len() - p.len() - 1],
+            None => hostport,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some(
+            ServerName::try_from(host.to_owned())
+                .map_err(|_| err("names a host that is neither a DNS name nor an IP address"))?,
+        )
+    } else {
+        None
+    };
     Ok(Endpoint {
         address,
+        tls_name,
         host: hostport.to_owned(),
         path: path.to_owned(),
         authorization,
     })
+}
+
+/// Checks a node URL as [`JsonRpcBroadcaster::new`] would, without reading any certificate.
+///
+/// # Errors
+/// What is wrong with the URL.
+pub fn check_node_url(chain: ChainKind, url: &str) -> Result<(), ConfigError> {
+    endpoint(chain, url).map(|_| ())
 }
 
 /// How an attempt ended.
@@ -204,6 +299,22 @@ impl Node {
         if let Err(e) = stream.set_nodelay(true) {
             return Attempt::Transport(format!("TCP_NODELAY: {e}"));
         }
+        match (&self.endpoint.tls_name, &self.tls) {
+            (None, _) => self.exchange(stream, body).await,
+            (Some(name), Some(tls)) => match tls.connect(name.clone(), stream).await {
+                Ok(s) => self.exchange(s, body).await,
+                Err(e) => Attempt::Transport(format!("TLS handshake: {e}")),
+            },
+            // `JsonRpcBroadcaster::new` gives every https node a connector; never plaintext.
+            (Some(_), None) => Attempt::Transport("https node without TLS settings".to_owned()),
+        }
+    }
+
+    /// One JSON-RPC request and its answer over a connected stream.
+    async fn exchange<S>(&self, stream: S, body: &Value) -> Attempt
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut send, conn) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
                 Ok(x) => x,
@@ -397,11 +508,21 @@ impl JsonRpcBroadcaster {
     ) -> Result<Self, ConfigError> {
         let mut map = BTreeMap::new();
         for (chain, cfg) in nodes {
+            let endpoint = endpoint(chain, &cfg.url)?;
+            let tls = match endpoint.tls_name {
+                Some(_) => Some(tls_connector(&cfg.trust).map_err(|problem| ConfigError {
+                    chain: chain.as_str(),
+                    url: redacted(&cfg.url),
+                    problem,
+                })?),
+                None => None,
+            };
             map.insert(
                 chain.as_str(),
                 Node {
                     chain,
-                    endpoint: endpoint(chain, &cfg.url)?,
+                    endpoint,
+                    tls,
                     timeout: cfg.timeout,
                     breaker: Mutex::new(Breaker::default()),
                 },
@@ -491,7 +612,13 @@ mod tests {
         assert_eq!(e.address, "[::1]:8899");
         let e = endpoint(ChainKind::Solana, "http://[::1]:9000/rpc").unwrap();
         assert_eq!(e.address, "[::1]:9000");
-        for bad in ["ftp://x", "http://", "http://host:port", "https://a:pw@x"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://host:port",
+            "https://a:pw@",
+            "https://a:pw@h:x",
+        ] {
             let err = endpoint(ChainKind::Bitcoin, bad).unwrap_err().to_string();
             assert!(!err.contains("pw@"), "{err}");
         }
@@ -499,6 +626,56 @@ mod tests {
         let e = endpoint(ChainKind::Bitcoin, "http://alice:s3cret@127.0.0.1:18443").unwrap();
         let shown = format!("{e:?}");
         assert!(!shown.contains(&BASE64.encode("alice:s3cret")) && shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn https_urls_default_to_port_443_and_name_their_host_for_the_certificate() {
+        let e = endpoint(ChainKind::Ethereum, "https://rpc.example.com/v1/abc").unwrap();
+        assert_eq!(e.address, "rpc.example.com:443");
+        assert_eq!(e.host, "rpc.example.com");
+        assert_eq!(e.path, "/v1/abc");
+        assert_eq!(
+            e.tls_name,
+            Some(ServerName::try_from("rpc.example.com").unwrap())
+        );
+        let e = endpoint(ChainKind::Bitcoin, "https://u:p@127.0.0.1:8443").unwrap();
+        assert_eq!(e.address, "127.0.0.1:8443");
+        assert_eq!(e.tls_name, Some(ServerName::try_from("127.0.0.1").unwrap()));
+        let e = endpoint(ChainKind::Solana, "https://[::1]:9443/").unwrap();
+        assert_eq!(e.address, "[::1]:9443");
+        assert_eq!(e.tls_name, Some(ServerName::try_from("::1").unwrap()));
+        let e = endpoint(ChainKind::Solana, "http://node").unwrap();
+        assert_eq!((e.address.as_str(), e.tls_name), ("node:8899", None));
+        let e = endpoint(ChainKind::Ethereum, "https://bad_name!:443").unwrap_err();
+        assert!(e.problem.contains("neither a DNS name"), "{e}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let cfg = |trust| NodeConfig {
+            url: "https://localhost:1".into(),
+            timeout: Duration::from_secs(1),
+            trust,
+        };
+        let settings = BreakerSettings {
+            trip_after: 1,
+            cooldown: Duration::from_secs(1),
+        };
+        let e = JsonRpcBroadcaster::new(
+            vec![(
+                ChainKind::Ethereum,
+                cfg(TrustRoots::Pem(b"not pem".to_vec())),
+            )],
+            settings,
+        )
+        .unwrap_err();
+        assert!(e.problem.contains("no PEM certificate"), "{e}");
+        // An http node never reads the trust roots.
+        let plain = NodeConfig {
+            url: "http://localhost:1".into(),
+            ..cfg(TrustRoots::Pem(Vec::new()))
+        };
+        assert!(JsonRpcBroadcaster::new(vec![(ChainKind::Ethereum, plain)], settings).is_ok());
     }
 
     #[test]
@@ -589,6 +766,7 @@ mod tests {
                 NodeConfig {
                     url: format!("http://127.0.0.1:{port}"),
                     timeout: Duration::from_secs(2),
+                    trust: TrustRoots::System,
                 },
             )],
             BreakerSettings {

@@ -9,7 +9,7 @@ pub mod solana;
 use std::fmt;
 
 pub use adapter::ChainAdapter;
-pub use broadcast::{BreakerSettings, JsonRpcBroadcaster, NodeConfig};
+pub use broadcast::{BreakerSettings, JsonRpcBroadcaster, NodeConfig, TrustRoots, check_node_url};
 
 /// A chain Tessera can sign for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -49,6 +49,9 @@ pub struct ChainsConfig {
     pub timeout: std::time::Duration,
     /// `chains.breaker_failures` and `chains.breaker_cooldown_ms`.
     pub breaker: chains::BreakerSettings,
+    /// `chains.ca_file`: PEM certificates trusted for `https://` nodes in place of the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ChainsConfig {
@@ -60,6 +63,7 @@ impl Default for ChainsConfig {
                 trip_after: 3,
                 cooldown: std::time::Duration::from_millis(10_000),
             },
+            ca_file: None,
         }
     }
 }
@@ -355,13 +359,13 @@ pub struct BatcherLayer {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainsLayer {
-    /// Ethereum JSON-RPC node (http://host:port) that SignTransaction with broadcast sends to (eth_sendRawTransaction) [default: none, broadcast refused]
+    /// Ethereum JSON-RPC node (http://host:port or https://host[:port][/path]) that SignTransaction with broadcast sends to (eth_sendRawTransaction) [default: none, broadcast refused]
     #[arg(long, env = "TESSERA_ETHEREUM_RPC_URL", value_name = "URL")]
     pub ethereum_rpc_url: Option<String>,
-    /// Bitcoin Core JSON-RPC node (http://user:password@host:port; prefer the variable, which other users cannot read from the process list) for sendrawtransaction [default: none, broadcast refused]
+    /// Bitcoin Core JSON-RPC node (http://user:password@host:port, or https://; prefer the variable, which other users cannot read from the process list) for sendrawtransaction [default: none, broadcast refused]
     #[arg(long, env = "TESSERA_BITCOIN_RPC_URL", value_name = "URL")]
     pub bitcoin_rpc_url: Option<String>,
-    /// Solana JSON-RPC node (http://host:port) for sendTransaction [default: none, broadcast refused]
+    /// Solana JSON-RPC node (http://host:port or https://host[:port][/path]) for sendTransaction [default: none, broadcast refused]
     #[arg(long, env = "TESSERA_SOLANA_RPC_URL", value_name = "URL")]
     pub solana_rpc_url: Option<String>,
     /// Deadline of each broadcast attempt (ms); a failed attempt is retried twice [default: 5000]
@@ -388,6 +392,13 @@ pub struct ChainsLayer {
         allow_negative_numbers = true
     )]
     pub breaker_cooldown_ms: Option<i64>,
+    /// PEM file of the certificate authorities an https:// chain node's certificate must chain to, in place of the system's trust store (for a node with a private CA) [default: none, the system's trust store]
+    #[arg(
+        long = "chains-ca-file",
+        env = "TESSERA_CHAINS_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[storage]` in a layer.
@@ -717,15 +728,13 @@ impl Config {
             ),
         ] {
             if let Some(url) = url {
-                let probe = chains::NodeConfig {
-                    url: url.clone(),
-                    timeout: self.chains.timeout,
-                };
-                chains::JsonRpcBroadcaster::new(vec![(chain, probe)], self.chains.breaker)
-                    .map_err(|e| config_err(field, &e.problem))?;
+                chains::check_node_url(chain, url).map_err(|e| config_err(field, &e.problem))?;
                 self.chains.nodes.retain(|(k, _)| *k != chain);
                 self.chains.nodes.push((chain, url.clone()));
             }
+        }
+        if let Some(v) = &c.ca_file {
+            self.chains.ca_file = Some(v.clone());
         }
         if let Some(v) = c.broadcast_timeout_ms {
             self.chains.timeout =
@@ -822,7 +831,7 @@ mod tests {
         );
         assert_eq!(
             table.lines().count(),
-            2 + 33,
+            2 + 34,
             "every field has a row:\n{table}"
         );
     }

@@ -611,6 +611,13 @@ fn broadcaster_of(
     if cfg.chains.nodes.is_empty() {
         return Ok(None);
     }
+    let trust = match &cfg.chains.ca_file {
+        None => chains::TrustRoots::System,
+        Some(path) => chains::TrustRoots::Pem(std::fs::read(path).map_err(|e| Error::Config {
+            field: "chains.ca_file".to_owned(),
+            problem: format!("{}: {e}", path.display()),
+        })?),
+    };
     let nodes = cfg
         .chains
         .nodes
@@ -621,6 +628,7 @@ fn broadcaster_of(
                 chains::NodeConfig {
                     url: url.clone(),
                     timeout: cfg.chains.timeout,
+                    trust: trust.clone(),
                 },
             )
         })

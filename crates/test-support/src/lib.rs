@@ -8,6 +8,7 @@ pub mod npm;
 pub mod proxy;
 pub mod server;
 pub mod solana_svm;
+pub mod tls_front;
 pub mod verify;
 
 pub use cluster::Cluster;
