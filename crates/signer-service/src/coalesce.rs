@@ -270,8 +270,53 @@ mod tests {
             Poll::Ready(Ok(10))
         ));
         assert_eq!(s.inner.writes, vec![vec![7u8; HOLD_MAX]]);
+        assert!(
+            s.held.capacity() < KEEP_CAPACITY,
+            "a large buffer is freed once sent"
+        );
         assert!(Pin::new(&mut s).poll_shutdown(&mut cx).is_ready());
         assert_eq!(s.inner.writes.concat(), big);
+    }
+
+    #[test]
+    fn writes_take_only_the_room_left_and_small_buffers_are_kept() {
+        let (_woken, waker) = context();
+        let mut cx = Context::from_waker(&waker);
+        let mut s = CoalescedWrites::new(Recorder::default());
+        assert!(s.is_write_vectored());
+        let most = vec![1u8; HOLD_MAX - 6];
+        assert!(matches!(
+            Pin::new(&mut s).poll_write(&mut cx, &most),
+            Poll::Ready(Ok(n)) if n == HOLD_MAX - 6
+        ));
+        let parts = [io::IoSlice::new(b" and"), io::IoSlice::new(b" more")];
+        assert!(matches!(
+            Pin::new(&mut s).poll_write_vectored(&mut cx, &parts),
+            Poll::Ready(Ok(6))
+        ));
+        assert_eq!(&s.held[HOLD_MAX - 6..], b" and m");
+        assert!(matches!(
+            Pin::new(&mut s).poll_write(&mut cx, b"ore"),
+            Poll::Ready(Ok(3))
+        ));
+        assert_eq!(s.inner.writes.len(), 1, "a full buffer is sent first");
+        assert_eq!(s.held, b"ore");
+
+        let mut s = CoalescedWrites::new(Recorder::default());
+        assert!(matches!(
+            Pin::new(&mut s).poll_write(&mut cx, &[2u8; 100]),
+            Poll::Ready(Ok(100))
+        ));
+        assert!(matches!(
+            Pin::new(&mut s).poll_write(&mut cx, &[3u8; 10]),
+            Poll::Ready(Ok(10))
+        ));
+        assert!(Pin::new(&mut s).poll_shutdown(&mut cx).is_ready());
+        assert_eq!(s.inner.writes.len(), 1);
+        assert!(
+            s.held.is_empty() && s.held.capacity() >= 110,
+            "a small buffer is kept"
+        );
     }
 
     #[tokio::test]
@@ -296,5 +341,20 @@ mod tests {
         }
         s.shutdown().await.unwrap();
         assert_eq!(reader.await.unwrap(), sent);
+    }
+
+    #[tokio::test]
+    async fn reads_pass_through() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let writer = tokio::spawn(async move {
+            let (mut peer, _) = listener.accept().await.unwrap();
+            peer.write_all(b"request bytes").await.unwrap();
+        });
+        let mut s = CoalescedWrites::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got, b"request bytes");
     }
 }

@@ -667,12 +667,15 @@ mod tests {
     async fn accepted_sockets_have_tcp_nodelay() {
         let (l, addr) = listener().await;
         let mut incoming = grpc_incoming(l);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
         assert!(
             accepted.get_ref().nodelay().unwrap(),
             "gRPC connection without TCP_NODELAY"
         );
+        // Requests still see who connected.
+        let info = tonic::transport::server::Connected::connect_info(&accepted);
+        assert_eq!(info.remote_addr(), Some(client.local_addr().unwrap()));
 
         let (l, addr) = listener().await;
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
