@@ -3,7 +3,8 @@
 //! - Bitcoin: a PSBT spending a BIP86 P2TR output and a P2TR output with a script tree (key
 //!   path, BIP340 key) and a P2WPKH output (ECDSA key), finalized by the service; every input
 //!   of the network transaction passes Bitcoin Core's script interpreter (libbitcoinconsensus
-//!   of Bitcoin Core 26, Taproot rules on), and a lied-about amount fails it.
+//!   of Bitcoin Core 26, Taproot rules on), and a lied-about amount fails it. A script-path
+//!   spend of a leaf that is the BIP340 key's checksig passes it too.
 //! - Ethereum: a type-2 and a legacy EIP-155 transfer from a 2-of-3 ECDSA key's address are
 //!   accepted and mined by a real node (Hardhat's EDR node), moving the balances; EIP-712 and
 //!   EIP-191 signatures recover to the key with libsecp256k1.
@@ -31,7 +32,7 @@ use bitcoin::opcodes::all::OP_CHECKSIG;
 use bitcoin::psbt::Psbt;
 use bitcoin::script::Builder;
 use bitcoin::secp256k1::{PublicKey, Secp256k1};
-use bitcoin::taproot::{TaprootBuilder, TaprootSpendInfo};
+use bitcoin::taproot::{LeafVersion, TaprootBuilder, TaprootSpendInfo};
 use bitcoin::{Address, CompressedPublicKey, KnownHrp, ScriptBuf, Transaction};
 use test_support::bitcoin_tx::{bip86_script, core_verify, p2wpkh_script, psbt_for, utxo};
 use test_support::ethereum_node::{EthNode, quantity};
@@ -344,6 +345,53 @@ async fn bitcoin_psbt_signed_by_threshold_keys_passes_bitcoin_core() {
     let t = &with_summary[0]["envelope"]["event"]["transaction"];
     assert_eq!(t["fee"], "1000");
     assert_eq!(t["transfers"][0]["amount"], "150000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_path_leaf_of_a_threshold_key_passes_bitcoin_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.client().await;
+    let taproot = create(&mut c, Scheme::Bip340).await;
+
+    // An output whose internal key is another party's; one leaf is the threshold key's checksig.
+    let secp = Secp256k1::new();
+    let other = bitcoin::secp256k1::Keypair::from_seckey_slice(&secp, &[0x35; 32]).unwrap();
+    let leaf = Builder::new()
+        .push_x_only_key(&internal_key(&taproot))
+        .push_opcode(OP_CHECKSIG)
+        .into_script();
+    let other_leaf = Builder::new()
+        .push_x_only_key(&other.x_only_public_key().0)
+        .push_opcode(OP_CHECKSIG)
+        .into_script();
+    let tree = TaprootBuilder::new()
+        .add_leaf(1, leaf.clone())
+        .unwrap()
+        .add_leaf(1, other_leaf)
+        .unwrap()
+        .finalize(&secp, other.x_only_public_key().0)
+        .unwrap();
+    let spent = vec![utxo(90_000, ScriptBuf::new_p2tr_tweaked(tree.output_key()))];
+    let mut psbt = psbt_for(
+        &spent,
+        vec![utxo(89_000, bip86_script(&taproot.public_key))],
+    );
+    psbt.inputs[0].tap_internal_key = Some(other.x_only_public_key().0);
+    psbt.inputs[0].tap_merkle_root = tree.merkle_root();
+    let control = tree
+        .control_block(&(leaf.clone(), LeafVersion::TapScript))
+        .unwrap();
+    psbt.inputs[0]
+        .tap_scripts
+        .insert(control, (leaf.clone(), LeafVersion::TapScript));
+
+    let done = signed_bitcoin(sign_psbt(&mut c, &taproot, psbt.serialize()).await.unwrap());
+    let tx: Transaction = bitcoin::consensus::deserialize(&done.transaction).unwrap();
+    let witness: Vec<&[u8]> = tx.input[0].witness.iter().collect();
+    assert_eq!(witness.len(), 3, "signature, leaf script, control block");
+    assert_eq!(witness[1], leaf.as_bytes());
+    core_verify(&done.transaction, &spent, 0).unwrap();
 }
 
 async fn sign_tx(

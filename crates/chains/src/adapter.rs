@@ -228,7 +228,8 @@ impl Plan for BitcoinPlan {
                     bitcoin::SigKind::Taproot { merkle_root } => {
                         Some(merkle_root.map(|m| m.to_vec()).unwrap_or_default())
                     }
-                    bitcoin::SigKind::Ecdsa => None,
+                    // Unset: the BIP340 key itself, as a leaf script names it.
+                    bitcoin::SigKind::TaprootScript { .. } | bitcoin::SigKind::Ecdsa => None,
                 },
             })
             .collect()

@@ -2,20 +2,24 @@
 //! the signing of BIP174 PSBTs (v0, with the BIP371 Taproot fields).
 //!
 //! [`plan_psbt`] decodes a PSBT, finds the inputs the key can spend, computes each one's sighash
-//! (BIP341 for Taproot key-path spends, BIP143 for P2WPKH) and summarises what the transaction
-//! moves. The service signs the [`SignRequest`]s; [`PsbtPlan::finish`] checks every signature
-//! against the key and the sighash, writes it into the PSBT and, when every input then carries a
-//! complete key-path signature, finalizes the PSBT and extracts the network transaction.
+//! (BIP341 for Taproot key-path spends and for the script-path leaves that name the key, BIP143
+//! for P2WPKH) and summarises what the transaction moves. The service signs the
+//! [`SignRequest`]s; [`PsbtPlan::finish`] checks every signature against the key and the sighash,
+//! writes it into the PSBT and, when every input then carries a complete signature (a key-path
+//! one, or one for a leaf that is a single key's checksig), finalizes the PSBT and extracts the
+//! network transaction.
 
 use std::fmt;
 use std::str::FromStr;
 
 use bitcoin::hashes::Hash;
 use bitcoin::key::{CompressedPublicKey, TapTweak, XOnlyPublicKey};
+use bitcoin::opcodes::all::OP_CHECKSIG;
 use bitcoin::psbt::{Input, Psbt};
+use bitcoin::script::{Builder, Instruction};
 use bitcoin::secp256k1::{self, Message, Secp256k1, Verification};
 use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
-use bitcoin::taproot::TapNodeHash;
+use bitcoin::taproot::{LeafVersion, TapLeafHash, TapNodeHash};
 use bitcoin::{Address, ScriptBuf, Transaction, TxOut, Witness};
 
 use crate::{Chain, Error, Summary, Transfer};
@@ -142,6 +146,12 @@ pub enum SigKind {
         /// The script tree's Merkle root the output key commits to.
         merkle_root: Option<[u8; 32]>,
     },
+    /// A BIP340 signature under the key itself (no tweak) for a script-path spend of the leaf
+    /// with this BIP341 leaf hash (BIP342: the leaf's script checks the key's signature).
+    TaprootScript {
+        /// The tapleaf hash the sighash commits to.
+        leaf_hash: [u8; 32],
+    },
     /// An ECDSA signature over this BIP143 sighash (the service signs the 32 bytes as a
     /// prehash).
     Ecdsa,
@@ -152,6 +162,11 @@ pub enum SigKind {
 enum Expected {
     Taproot {
         output_key: XOnlyPublicKey,
+        sighash_type: TapSighashType,
+    },
+    TaprootScript {
+        key: XOnlyPublicKey,
+        leaf_hash: TapLeafHash,
         sighash_type: TapSighashType,
     },
     Ecdsa {
@@ -183,7 +198,8 @@ pub struct PsbtSigned {
 
 /// Decodes a PSBT (binary BIP174 v0) and plans the signatures `key` must make for it: one per
 /// input whose spent output is the key's (P2TR key path for a Taproot key, P2WPKH for a Segwit
-/// key), with its sighash, and a [`Summary`] of the outputs and the fee.
+/// key), and one per script-path leaf that names a Taproot key in an input that is not its key
+/// path's, each with its sighash, and a [`Summary`] of the outputs and the fee.
 pub fn plan_psbt(psbt: &[u8], key: &BitcoinKey, network: Network) -> Result<PsbtPlan, Error> {
     let key = Key::parse(key)?;
     let psbt = decode(psbt)?;
@@ -200,6 +216,19 @@ pub fn plan_psbt(psbt: &[u8], key: &BitcoinKey, network: Network) -> Result<Psbt
     for (i, (input, utxo)) in psbt.inputs.iter().zip(&utxos).enumerate() {
         let is_final = input.final_script_witness.is_some() || input.final_script_sig.is_some();
         if !owns(key, &secp, input, utxo, i)? {
+            let leaves = match key {
+                Key::Taproot(ours) if !is_final => script_leaves(ours, &secp, input, utxo, i)?,
+                _ => Vec::new(),
+            };
+            if let (Key::Taproot(ours), false) = (key, leaves.is_empty()) {
+                for leaf_hash in leaves {
+                    let (request, want) =
+                        script_request_for(ours, &mut cache, &utxos, input, i, leaf_hash)?;
+                    requests.push(request);
+                    expected.push(want);
+                }
+                continue;
+            }
             if !is_final {
                 // Another key's input: a signature it already carries must be sound, since it
                 // goes into the final transaction.
@@ -244,8 +273,9 @@ impl PsbtPlan {
     /// Writes the service's signatures into the PSBT. `signatures[i]` answers `requests()[i]`:
     /// 64 bytes, BIP340 `r‖s` or ECDSA `r‖s` with a low S. Each is checked against the right
     /// key and sighash (`Error::Signature` otherwise), then written as `tap_key_sig` (with the
-    /// sighash byte unless SIGHASH_DEFAULT) or as a `partial_sigs` entry (DER and the sighash
-    /// byte). When every input then carries a complete key-path signature (this key's, or
+    /// sighash byte unless SIGHASH_DEFAULT), as a `tap_script_sigs` entry, or as a
+    /// `partial_sigs` entry (DER and the sighash byte). When every input then carries a
+    /// complete signature (a key-path one, or one for a `<key> OP_CHECKSIG` leaf; this key's or
     /// another key's already in the PSBT), the inputs are finalized (`final_script_witness`)
     /// and the network transaction is extracted.
     pub fn finish(self, signatures: &[[u8; 64]]) -> Result<PsbtSigned, Error> {
@@ -290,6 +320,28 @@ impl PsbtPlan {
                         sighash_type,
                     });
                 }
+                Expected::TaprootScript {
+                    key,
+                    leaf_hash,
+                    sighash_type,
+                } => {
+                    let signature = secp256k1::schnorr::Signature::from_slice(signature)
+                        .map_err(|e| Error::Signature(format!("input {i}: BIP340: {e}")))?;
+                    secp.verify_schnorr(&signature, &message, &key)
+                        .map_err(|_| {
+                            Error::Signature(format!(
+                                "input {i}: the BIP340 signature for leaf {leaf_hash} does not \
+                                 verify under the key {key}"
+                            ))
+                        })?;
+                    input.tap_script_sigs.insert(
+                        (key, leaf_hash),
+                        bitcoin::taproot::Signature {
+                            signature,
+                            sighash_type,
+                        },
+                    );
+                }
                 Expected::Ecdsa {
                     public_key,
                     sighash_type,
@@ -327,7 +379,11 @@ impl PsbtPlan {
             if input.final_script_witness.is_some() || input.final_script_sig.is_some() {
                 witnesses.push(None);
             } else {
-                match key_path_witness(&secp, &mut cache, &utxos, input, i)? {
+                let witness = match key_path_witness(&secp, &mut cache, &utxos, input, i)? {
+                    Some(w) => Some(w),
+                    None => script_path_witness(&secp, &mut cache, &utxos, input, i)?,
+                };
+                match witness {
                     Some(witness) => witnesses.push(Some(witness)),
                     None => {
                         return Ok(PsbtSigned {
@@ -493,15 +549,7 @@ fn request_for<C: Verification>(
     let outputs = cache.transaction().output.len();
     let (message, kind, want) = match key {
         Key::Taproot(internal) => {
-            let sighash_type = taproot_sighash_type(input, i)?;
-            check_single(
-                matches!(
-                    sighash_type,
-                    TapSighashType::Single | TapSighashType::SinglePlusAnyoneCanPay
-                ),
-                i,
-                outputs,
-            )?;
+            let sighash_type = taproot_sighash_type(input, i, outputs)?;
             let message = cache
                 .taproot_key_spend_signature_hash(i, &Prevouts::All(utxos), sighash_type)
                 .map_err(|e| Error::Refused(format!("input {i}: BIP341 sighash: {e}")))?;
@@ -553,6 +601,159 @@ fn request_for<C: Verification>(
     ))
 }
 
+/// The script-path leaves of input `i` that name the Taproot key `ours`: its BIP371
+/// `tap_scripts` entries whose leaf is a BIP342 tapscript pushing the key. Each leaf's control
+/// block must commit it to the spent output's key (BIP341 "Script validation rules"); an input
+/// whose control block does not is refused rather than signed.
+fn script_leaves<C: Verification>(
+    ours: XOnlyPublicKey,
+    secp: &Secp256k1<C>,
+    input: &Input,
+    utxo: &TxOut,
+    i: usize,
+) -> Result<Vec<TapLeafHash>, Error> {
+    if !utxo.script_pubkey.is_p2tr() {
+        return Ok(Vec::new());
+    }
+    let mut leaves = Vec::new();
+    for (control, (script, version)) in &input.tap_scripts {
+        let pushes_ours = script.instructions().any(|step| {
+            matches!(step, Ok(Instruction::PushBytes(b)) if b.as_bytes() == ours.serialize())
+        });
+        if *version != LeafVersion::TapScript
+            || control.leaf_version != LeafVersion::TapScript
+            || !pushes_ours
+        {
+            continue;
+        }
+        let leaf_hash = TapLeafHash::from_script(script, *version);
+        let output_key = p2tr_output_key(&utxo.script_pubkey, i)?;
+        if !control.verify_taproot_commitment(secp, output_key, script) {
+            return Err(Error::Refused(format!(
+                "input {i}: the control block of leaf {leaf_hash} does not commit it to the \
+                 output key {output_key}"
+            )));
+        }
+        if !leaves.contains(&leaf_hash) {
+            leaves.push(leaf_hash);
+        }
+    }
+    Ok(leaves)
+}
+
+/// The signature the key `ours` makes for the script-path leaf `leaf_hash` of its input `i`:
+/// the BIP341 sighash with the leaf's extension (BIP342, "Signature validation").
+fn script_request_for(
+    ours: XOnlyPublicKey,
+    cache: &mut SighashCache<&Transaction>,
+    utxos: &[TxOut],
+    input: &Input,
+    i: usize,
+    leaf_hash: TapLeafHash,
+) -> Result<(SignRequest, Expected), Error> {
+    let sighash_type = taproot_sighash_type(input, i, cache.transaction().output.len())?;
+    let message = cache
+        .taproot_script_spend_signature_hash(i, &Prevouts::All(utxos), leaf_hash, sighash_type)
+        .map_err(|e| Error::Refused(format!("input {i}: BIP341 script-path sighash: {e}")))?;
+    Ok((
+        SignRequest {
+            input: i,
+            message: message.to_byte_array(),
+            kind: SigKind::TaprootScript {
+                leaf_hash: leaf_hash.to_byte_array(),
+            },
+        },
+        Expected::TaprootScript {
+            key: ours,
+            leaf_hash,
+            sighash_type,
+        },
+    ))
+}
+
+/// The key of a leaf that is exactly `<32-byte key> OP_CHECKSIG`, the one script-path form
+/// whose witness the signature alone completes.
+fn single_key_leaf(script: &ScriptBuf) -> Option<XOnlyPublicKey> {
+    let key = XOnlyPublicKey::from_slice(script.as_bytes().get(1..33)?).ok()?;
+    let expected = Builder::new()
+        .push_x_only_key(&key)
+        .push_opcode(OP_CHECKSIG)
+        .into_script();
+    (*script == expected).then_some(key)
+}
+
+/// The output key of a P2TR script.
+fn p2tr_output_key(spk: &ScriptBuf, i: usize) -> Result<XOnlyPublicKey, Error> {
+    spk.as_bytes()
+        .get(2..34)
+        .and_then(|b| XOnlyPublicKey::from_slice(b).ok())
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "input {i} spends a P2TR output whose key is not a curve point"
+            ))
+        })
+}
+
+/// The final witness of a script-path spend when input `i` carries a `tap_script_sigs` entry
+/// for one of its `tap_scripts` leaves of the form `<key> OP_CHECKSIG`: the signature, the
+/// leaf's script and its control block (BIP341 "Script validation rules"). The signature is
+/// checked against the key and the leaf's sighash (refused when it does not verify); `None`
+/// when no such leaf is signed.
+fn script_path_witness<C: Verification>(
+    secp: &Secp256k1<C>,
+    cache: &mut SighashCache<&Transaction>,
+    utxos: &[TxOut],
+    input: &Input,
+    i: usize,
+) -> Result<Option<Witness>, Error> {
+    let Some(utxo) = utxos.get(i) else {
+        return Ok(None);
+    };
+    if !utxo.script_pubkey.is_p2tr() || input.tap_script_sigs.is_empty() {
+        return Ok(None);
+    }
+    let output_key = p2tr_output_key(&utxo.script_pubkey, i)?;
+    for (control, (script, version)) in &input.tap_scripts {
+        let Some(key) = single_key_leaf(script) else {
+            continue;
+        };
+        let leaf_hash = TapLeafHash::from_script(script, *version);
+        let Some(sig) = input.tap_script_sigs.get(&(key, leaf_hash)) else {
+            continue;
+        };
+        if *version != LeafVersion::TapScript
+            || !control.verify_taproot_commitment(secp, output_key, script)
+        {
+            continue;
+        }
+        let sighash = cache
+            .taproot_script_spend_signature_hash(
+                i,
+                &Prevouts::All(utxos),
+                leaf_hash,
+                sig.sighash_type,
+            )
+            .map_err(|e| Error::Refused(format!("input {i}: BIP341 script-path sighash: {e}")))?;
+        secp.verify_schnorr(
+            &sig.signature,
+            &Message::from_digest(sighash.to_byte_array()),
+            &key,
+        )
+        .map_err(|_| {
+            Error::Refused(format!(
+                "input {i} carries a tap_script_sig for leaf {leaf_hash} that does not verify \
+                 under {key}"
+            ))
+        })?;
+        let mut witness = Witness::new();
+        witness.push(sig.to_vec());
+        witness.push(script.as_bytes());
+        witness.push(control.serialize());
+        return Ok(Some(witness));
+    }
+    Ok(None)
+}
+
 fn tweak_description(merkle_root: Option<TapNodeHash>) -> String {
     match merkle_root {
         Some(root) => format!("for tap_merkle_root {root}"),
@@ -560,14 +761,24 @@ fn tweak_description(merkle_root: Option<TapNodeHash>) -> String {
     }
 }
 
-/// Input `i`'s BIP341 sighash type (SIGHASH_DEFAULT when the PSBT names none).
-fn taproot_sighash_type(input: &Input, i: usize) -> Result<TapSighashType, Error> {
-    input.taproot_hash_ty().map_err(|_| {
+/// Input `i`'s BIP341 sighash type (SIGHASH_DEFAULT when the PSBT names none), checked against
+/// the transaction's `outputs` (see [`check_single`]).
+fn taproot_sighash_type(input: &Input, i: usize, outputs: usize) -> Result<TapSighashType, Error> {
+    let sighash_type = input.taproot_hash_ty().map_err(|_| {
         Error::Refused(format!(
             "input {i} has sighash type {:#x}, which BIP341 does not define",
             input.sighash_type.map_or(0, |t| t.to_u32())
         ))
-    })
+    })?;
+    check_single(
+        matches!(
+            sighash_type,
+            TapSighashType::Single | TapSighashType::SinglePlusAnyoneCanPay
+        ),
+        i,
+        outputs,
+    )?;
+    Ok(sighash_type)
 }
 
 /// Input `i`'s BIP143 sighash type (SIGHASH_ALL when the PSBT names none).
@@ -611,15 +822,7 @@ fn key_path_witness<C: Verification>(
         let Some(sig) = input.tap_key_sig else {
             return Ok(None);
         };
-        let output_key = spk
-            .as_bytes()
-            .get(2..34)
-            .and_then(|b| XOnlyPublicKey::from_slice(b).ok())
-            .ok_or_else(|| {
-                Error::Refused(format!(
-                    "input {i} spends a P2TR output whose key is not a curve point"
-                ))
-            })?;
+        let output_key = p2tr_output_key(spk, i)?;
         let sighash = cache
             .taproot_key_spend_signature_hash(i, &Prevouts::All(utxos), sig.sighash_type)
             .map_err(|e| Error::Refused(format!("input {i}: BIP341 sighash: {e}")))?;

@@ -12,7 +12,7 @@ use bitcoin::psbt::{Psbt, PsbtSighashType};
 use bitcoin::script::Builder;
 use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
 use bitcoin::sighash::{EcdsaSighashType, TapSighashType};
-use bitcoin::taproot::{TapNodeHash, TaprootBuilder, TaprootSpendInfo};
+use bitcoin::taproot::{LeafVersion, TapLeafHash, TapNodeHash, TaprootBuilder, TaprootSpendInfo};
 use bitcoin::transaction::Version;
 use bitcoin::{
     Address, Amount, CompressedPublicKey, OutPoint, ScriptBuf, Transaction, TxIn, TxOut, Txid,
@@ -82,7 +82,8 @@ fn script_tree(a: &Keypair) -> TaprootSpendInfo {
 }
 
 /// Stands in for the threshold service: signs each request with the local key (the Taproot key
-/// tweaked with the request's Merkle root, BIP341; ECDSA over the prehash, low S).
+/// tweaked with the request's Merkle root, BIP341, or untweaked for a script-path leaf; ECDSA
+/// over the prehash, low S).
 fn sign(requests: &[SignRequest], a: &Keypair, b: &SecretKey) -> Vec<[u8; 64]> {
     let secp = secp();
     requests
@@ -96,6 +97,7 @@ fn sign(requests: &[SignRequest], a: &Keypair, b: &SecretKey) -> Vec<[u8; 64]> {
                         .to_keypair();
                     secp.sign_schnorr_no_aux_rand(&msg, &tweaked).serialize()
                 }
+                SigKind::TaprootScript { .. } => secp.sign_schnorr_no_aux_rand(&msg, a).serialize(),
                 SigKind::Ecdsa => secp.sign_ecdsa(&msg, b).serialize_compact(),
             }
         })
@@ -744,4 +746,166 @@ fn addresses_match_bip86_and_bip173() {
         n += 1;
     }
     assert_eq!(n, 14);
+}
+
+/// A P2TR output under another key's internal key, whose tree holds `leaves` (each at depth
+/// given), with the PSBT input's BIP371 fields (`tap_internal_key`, `tap_merkle_root`,
+/// `tap_scripts`) filled in as a wallet would.
+fn script_path_input(leaves: &[(u8, ScriptBuf)]) -> (TxOut, bitcoin::psbt::Input) {
+    let secp = secp();
+    let internal = Keypair::from_seckey_slice(&secp, &[0x55; 32])
+        .unwrap()
+        .x_only_public_key()
+        .0;
+    let mut builder = TaprootBuilder::new();
+    for (depth, script) in leaves {
+        builder = builder.add_leaf(*depth, script.clone()).unwrap();
+    }
+    let tree = builder.finalize(&secp, internal).unwrap();
+    let spent = utxo(80_000, ScriptBuf::new_p2tr_tweaked(tree.output_key()));
+    let mut input = bitcoin::psbt::Input {
+        tap_internal_key: Some(internal),
+        tap_merkle_root: tree.merkle_root(),
+        ..Default::default()
+    };
+    for (_, script) in leaves {
+        let control = tree
+            .control_block(&(script.clone(), LeafVersion::TapScript))
+            .unwrap();
+        input
+            .tap_scripts
+            .insert(control, (script.clone(), LeafVersion::TapScript));
+    }
+    (spent, input)
+}
+
+fn checksig_leaf(key: &Keypair) -> ScriptBuf {
+    Builder::new()
+        .push_x_only_key(&key.x_only_public_key().0)
+        .push_opcode(OP_CHECKSIG)
+        .into_script()
+}
+
+fn delayed_leaf(key: &Keypair) -> ScriptBuf {
+    Builder::new()
+        .push_int(144)
+        .push_opcode(OP_CSV)
+        .push_opcode(OP_DROP)
+        .push_x_only_key(&key.x_only_public_key().0)
+        .push_opcode(OP_CHECKSIG)
+        .into_script()
+}
+
+#[test]
+fn script_path_leaves_of_the_key_are_signed_and_pass_bitcoin_core() {
+    let (a, b) = (key_a(), key_b());
+    let other = Keypair::from_seckey_slice(&secp(), &[0x33; 32]).unwrap();
+    let ours = checksig_leaf(&a);
+    let (spent, input) = script_path_input(&[
+        (1, ours.clone()),
+        (2, delayed_leaf(&a)),
+        (2, checksig_leaf(&other)),
+    ]);
+    let spent = vec![spent];
+    let mut psbt = psbt_for(&spent, vec![utxo(79_000, bip86_script(&a))]);
+    psbt.inputs[0] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
+        ..input
+    };
+
+    // One request per leaf that names the key, both by the key itself, never tweaked; the
+    // other key's leaf is not the key's to sign.
+    let plan = plan_psbt(&psbt.serialize(), &taproot_key(&a), Network::Regtest).unwrap();
+    let mut leaf_hashes: Vec<[u8; 32]> = plan
+        .requests()
+        .iter()
+        .map(|r| match r.kind {
+            SigKind::TaprootScript { leaf_hash } => leaf_hash,
+            other => panic!("expected a script-path request, got {other:?}"),
+        })
+        .collect();
+    leaf_hashes.sort_unstable();
+    let mut want = vec![
+        TapLeafHash::from_script(&ours, LeafVersion::TapScript).to_byte_array(),
+        TapLeafHash::from_script(&delayed_leaf(&a), LeafVersion::TapScript).to_byte_array(),
+    ];
+    want.sort_unstable();
+    assert_eq!(leaf_hashes, want);
+    assert_eq!(plan.summary().fee, Some(1_000));
+
+    // Signed by the untweaked key: the single-key leaf completes the input.
+    let signatures = sign(plan.requests(), &a, &b);
+    let done = plan.finish(&signatures).unwrap();
+    let tx_bytes = done
+        .transaction
+        .expect("the checksig leaf finalizes the input");
+    let tx: Transaction = bitcoin::consensus::deserialize(&tx_bytes).unwrap();
+    let witness: Vec<&[u8]> = tx.input[0].witness.iter().collect();
+    assert_eq!(witness.len(), 3, "signature, leaf script, control block");
+    assert_eq!(witness[1], ours.as_bytes());
+    assert_core_accepts_every_input(&tx_bytes, &spent);
+
+    // A signature by the tweaked key (what a key-path spend would use) is refused.
+    let plan = plan_psbt(&psbt.serialize(), &taproot_key(&a), Network::Regtest).unwrap();
+    let tweaked = a.tap_tweak(&secp(), None).to_keypair();
+    let wrong = sign(plan.requests(), &tweaked, &b);
+    match plan.finish(&wrong) {
+        Err(Error::Signature(m)) => assert!(m.contains("does not verify"), "{m}"),
+        other => panic!("expected Error::Signature, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_leaf_the_signature_alone_cannot_complete_is_signed_and_left_for_the_finalizer() {
+    let (a, b) = (key_a(), key_b());
+    let delayed = delayed_leaf(&a);
+    let (spent, input) = script_path_input(&[(0, delayed.clone())]);
+    let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
+    psbt.inputs[0] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
+        ..input
+    };
+    let done = sign_all(&psbt.serialize(), &taproot_key(&a), &a, &b);
+    assert_eq!(
+        done.transaction, None,
+        "the CSV leaf needs its sequence checked by a finalizer"
+    );
+    let signed = Psbt::deserialize(&done.psbt).unwrap();
+    let leaf_hash = TapLeafHash::from_script(&delayed, LeafVersion::TapScript);
+    let sig = signed.inputs[0].tap_script_sigs[&(a.x_only_public_key().0, leaf_hash)];
+    assert_eq!(sig.sighash_type, TapSighashType::Default);
+    assert!(signed.inputs[0].final_script_witness.is_none());
+}
+
+#[test]
+fn a_control_block_that_does_not_commit_to_the_output_is_refused() {
+    let a = key_a();
+    let other = Keypair::from_seckey_slice(&secp(), &[0x33; 32]).unwrap();
+    let ours = checksig_leaf(&a);
+    let (spent, mut input) = script_path_input(&[(1, ours.clone()), (1, checksig_leaf(&other))]);
+    // Our leaf's script filed under the other leaf's control block.
+    let theirs = input
+        .tap_scripts
+        .iter()
+        .find(|(_, (script, _))| *script != ours)
+        .map(|(control, _)| control.clone())
+        .unwrap();
+    input.tap_scripts.clear();
+    input
+        .tap_scripts
+        .insert(theirs, (ours.clone(), LeafVersion::TapScript));
+    let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
+    psbt.inputs[0] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
+        ..input
+    };
+    let message = refused(plan_psbt(
+        &psbt.serialize(),
+        &taproot_key(&a),
+        Network::Regtest,
+    ));
+    assert!(
+        message.contains("input 0") && message.contains("does not commit"),
+        "{message}"
+    );
 }
