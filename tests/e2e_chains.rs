@@ -408,6 +408,21 @@ async fn sign_tx(
     .map(|r| r.into_inner())
 }
 
+/// A one-ether EIP-1559 transfer to `to` with `nonce`, priced for `node`'s base fee.
+fn ether_transfer(node: &EthNode, to: &str, nonce: u64) -> TxEip1559 {
+    TxEip1559 {
+        chain_id: node.chain_id(),
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 2 * node.base_fee() + 1_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(to.parse().unwrap()),
+        value: U256::from(1_000_000_000_000_000_000u128),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    }
+}
+
 fn eth(unsigned_tx: Vec<u8>) -> TxOneof {
     TxOneof::Ethereum(EthereumTransaction { unsigned_tx })
 }
@@ -665,17 +680,7 @@ async fn broadcasts_are_idempotent_and_a_dead_node_trips_the_breaker() {
     let from = key.ethereum_address.clone();
     const ETHER: u128 = 1_000_000_000_000_000_000;
     let to = "0x2222222222222222222222222222222222222222";
-    let transfer = |node: &EthNode, nonce: u64| TxEip1559 {
-        chain_id: node.chain_id(),
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 2 * node.base_fee() + 1_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(to.parse().unwrap()),
-        value: U256::from(ETHER),
-        access_list: Default::default(),
-        input: Bytes::new(),
-    };
+    let transfer = |node: &EthNode, nonce: u64| ether_transfer(node, to, nonce);
     let request = |unsigned: Vec<u8>, idempotency_key: &str| SignTransactionRequest {
         key_id: key.key_id.clone(),
         transaction: Some(eth(unsigned)),
@@ -791,20 +796,7 @@ async fn broadcasts_reach_a_node_over_https_and_an_untrusted_certificate_is_refu
     };
     const ETHER: u128 = 1_000_000_000_000_000_000;
     let to = "0x3333333333333333333333333333333333333333";
-    let transfer = |from_nonce: u64| {
-        TxEip1559 {
-            chain_id: node.chain_id(),
-            nonce: from_nonce,
-            gas_limit: 21_000,
-            max_fee_per_gas: 2 * node.base_fee() + 1_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            to: TxKind::Call(to.parse().unwrap()),
-            value: U256::from(ETHER),
-            access_list: Default::default(),
-            input: Bytes::new(),
-        }
-        .encoded_for_signing()
-    };
+    let transfer = |nonce: u64| ether_transfer(&node, to, nonce).encoded_for_signing();
     let broadcast = |key: &KeyInfo, unsigned: Vec<u8>| SignTransactionRequest {
         key_id: key.key_id.clone(),
         transaction: Some(eth(unsigned)),
