@@ -216,23 +216,24 @@ pub fn plan_psbt(psbt: &[u8], key: &BitcoinKey, network: Network) -> Result<Psbt
     for (i, (input, utxo)) in psbt.inputs.iter().zip(&utxos).enumerate() {
         let is_final = input.final_script_witness.is_some() || input.final_script_sig.is_some();
         if !owns(key, &secp, input, utxo, i)? {
+            // Not the key's output: its script-path leaves may still name the key.
             let leaves = match key {
-                Key::Taproot(ours) if !is_final => script_leaves(ours, &secp, input, utxo, i)?,
+                Key::Taproot(ours) if !is_final => script_leaves(ours, &secp, input, utxo, i)?
+                    .into_iter()
+                    .map(|leaf_hash| (ours, leaf_hash))
+                    .collect(),
                 _ => Vec::new(),
             };
-            if let (Key::Taproot(ours), false) = (key, leaves.is_empty()) {
-                for leaf_hash in leaves {
-                    let (request, want) =
-                        script_request_for(ours, &mut cache, &utxos, input, i, leaf_hash)?;
-                    requests.push(request);
-                    expected.push(want);
-                }
-                continue;
-            }
-            if !is_final {
+            if leaves.is_empty() && !is_final {
                 // Another key's input: a signature it already carries must be sound, since it
                 // goes into the final transaction.
                 key_path_witness(&secp, &mut cache, &utxos, input, i)?;
+            }
+            for (ours, leaf_hash) in leaves {
+                let (request, want) =
+                    script_request_for(ours, &mut cache, &utxos, input, i, leaf_hash)?;
+                requests.push(request);
+                expected.push(want);
             }
             continue;
         }
