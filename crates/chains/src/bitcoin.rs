@@ -228,6 +228,7 @@ pub fn plan_psbt(psbt: &[u8], key: &BitcoinKey, network: Network) -> Result<Psbt
                 // Another key's input: a signature it already carries must be sound, since it
                 // goes into the final transaction.
                 key_path_witness(&secp, &mut cache, &utxos, input, i)?;
+                script_path_witness(&secp, &mut cache, &utxos, input, i)?;
             }
             for (ours, leaf_hash) in leaves {
                 let (request, want) =
@@ -621,10 +622,7 @@ fn script_leaves<C: Verification>(
         let pushes_ours = script.instructions().any(|step| {
             matches!(step, Ok(Instruction::PushBytes(b)) if b.as_bytes() == ours.serialize())
         });
-        if *version != LeafVersion::TapScript
-            || control.leaf_version != LeafVersion::TapScript
-            || !pushes_ours
-        {
+        if *version != LeafVersion::TapScript || !pushes_ours {
             continue;
         }
         let leaf_hash = TapLeafHash::from_script(script, *version);
@@ -697,9 +695,9 @@ fn p2tr_output_key(spk: &ScriptBuf, i: usize) -> Result<XOnlyPublicKey, Error> {
 
 /// The final witness of a script-path spend when input `i` carries a `tap_script_sigs` entry
 /// for one of its `tap_scripts` leaves of the form `<key> OP_CHECKSIG`: the signature, the
-/// leaf's script and its control block (BIP341 "Script validation rules"). The signature is
-/// checked against the key and the leaf's sighash (refused when it does not verify); `None`
-/// when no such leaf is signed.
+/// leaf's script and its control block (BIP341 "Script validation rules"). The control block
+/// must commit the leaf to the output key and the signature must verify under the key and the
+/// leaf's sighash (refused otherwise); `None` when no such leaf is signed.
 fn script_path_witness<C: Verification>(
     secp: &Secp256k1<C>,
     cache: &mut SighashCache<&Transaction>,
@@ -710,10 +708,9 @@ fn script_path_witness<C: Verification>(
     let Some(utxo) = utxos.get(i) else {
         return Ok(None);
     };
-    if !utxo.script_pubkey.is_p2tr() || input.tap_script_sigs.is_empty() {
+    if !utxo.script_pubkey.is_p2tr() {
         return Ok(None);
     }
-    let output_key = p2tr_output_key(&utxo.script_pubkey, i)?;
     for (control, (script, version)) in &input.tap_scripts {
         let Some(key) = single_key_leaf(script) else {
             continue;
@@ -722,10 +719,15 @@ fn script_path_witness<C: Verification>(
         let Some(sig) = input.tap_script_sigs.get(&(key, leaf_hash)) else {
             continue;
         };
-        if *version != LeafVersion::TapScript
-            || !control.verify_taproot_commitment(secp, output_key, script)
-        {
+        if *version != LeafVersion::TapScript {
             continue;
+        }
+        let output_key = p2tr_output_key(&utxo.script_pubkey, i)?;
+        if !control.verify_taproot_commitment(secp, output_key, script) {
+            return Err(Error::Refused(format!(
+                "input {i}: the control block of signed leaf {leaf_hash} does not commit it \
+                 to the output key {output_key}"
+            )));
         }
         let sighash = cache
             .taproot_script_spend_signature_hash(

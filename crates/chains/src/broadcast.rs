@@ -651,6 +651,68 @@ mod tests {
     }
 
     #[test]
+    fn node_urls_are_checked_without_certificates_and_never_shown_with_their_password() {
+        assert!(check_node_url(ChainKind::Ethereum, "https://rpc.example.com").is_ok());
+        let e = check_node_url(ChainKind::Ethereum, "ftp://rpc.example.com").unwrap_err();
+        assert!(e.problem.contains("http:// or https://"), "{e}");
+        let b = JsonRpcBroadcaster::new(
+            vec![(
+                ChainKind::Bitcoin,
+                NodeConfig {
+                    url: "http://alice:s3cret@127.0.0.1:18443".into(),
+                    timeout: Duration::from_secs(1),
+                    trust: TrustRoots::System,
+                },
+            )],
+            BreakerSettings {
+                trip_after: 1,
+                cooldown: Duration::from_secs(1),
+            },
+        )
+        .unwrap();
+        let shown = format!("{b:?}");
+        assert!(
+            shown.contains("127.0.0.1:18443") && shown.contains("tls: false"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret") && !shown.contains(&BASE64.encode("alice:s3cret")));
+    }
+
+    /// Depends on this machine: with CA certificates installed, an https node trusting the
+    /// system builds; without any, it is refused with a message that says what to do.
+    #[test]
+    fn the_system_trust_store_is_used_when_it_has_certificates() {
+        let has_roots = !rustls_native_certs::load_native_certs().certs.is_empty();
+        let built = JsonRpcBroadcaster::new(
+            vec![(
+                ChainKind::Solana,
+                NodeConfig {
+                    url: "https://rpc.example.com".into(),
+                    timeout: Duration::from_secs(1),
+                    trust: TrustRoots::System,
+                },
+            )],
+            BreakerSettings {
+                trip_after: 1,
+                cooldown: Duration::from_secs(1),
+            },
+        );
+        match built {
+            Ok(b) => {
+                assert!(has_roots, "built without any system certificate");
+                assert!(format!("{b:?}").contains("tls: true"));
+            }
+            Err(e) => {
+                assert!(
+                    !has_roots,
+                    "refused although the system has certificates: {e}"
+                );
+                assert!(e.problem.contains("chains.ca_file"), "{e}");
+            }
+        }
+    }
+
+    #[test]
     fn a_ca_file_without_certificates_is_refused() {
         let cfg = |trust| NodeConfig {
             url: "https://localhost:1".into(),

@@ -11,7 +11,7 @@ use bitcoin::opcodes::all::{OP_CHECKSIG, OP_CSV, OP_DROP};
 use bitcoin::psbt::{Psbt, PsbtSighashType};
 use bitcoin::script::Builder;
 use bitcoin::secp256k1::{All, Message, PublicKey, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, TapSighashType};
+use bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
 use bitcoin::taproot::{LeafVersion, TapLeafHash, TapNodeHash, TaprootBuilder, TaprootSpendInfo};
 use bitcoin::transaction::Version;
 use bitcoin::{
@@ -906,6 +906,137 @@ fn a_control_block_that_does_not_commit_to_the_output_is_refused() {
     ));
     assert!(
         message.contains("input 0") && message.contains("does not commit"),
+        "{message}"
+    );
+}
+
+/// A BIP340 signature by `key` for the script-path leaf `(script, version)` of input `i`.
+fn leaf_signature(
+    psbt: &Psbt,
+    spent: &[TxOut],
+    i: usize,
+    script: &ScriptBuf,
+    version: LeafVersion,
+    key: &Keypair,
+) -> bitcoin::taproot::Signature {
+    let leaf_hash = TapLeafHash::from_script(script, version);
+    let sighash = SighashCache::new(&psbt.unsigned_tx)
+        .taproot_script_spend_signature_hash(
+            i,
+            &Prevouts::All(spent),
+            leaf_hash,
+            TapSighashType::Default,
+        )
+        .unwrap();
+    bitcoin::taproot::Signature {
+        signature: secp()
+            .sign_schnorr_no_aux_rand(&Message::from_digest(sighash.to_byte_array()), key),
+        sighash_type: TapSighashType::Default,
+    }
+}
+
+#[test]
+fn leaves_of_another_leaf_version_are_neither_signed_nor_finalized() {
+    let (a, b) = (key_a(), key_b());
+    let secp = secp();
+    let other = Keypair::from_seckey_slice(&secp, &[0x33; 32]).unwrap();
+    let future = LeafVersion::from_consensus(0xc2).unwrap();
+    let leaf = checksig_leaf(&a);
+    let tree = TaprootBuilder::new()
+        .add_leaf_with_ver(1, leaf.clone(), future)
+        .unwrap()
+        .add_leaf(1, checksig_leaf(&other))
+        .unwrap()
+        .finalize(&secp, other.x_only_public_key().0)
+        .unwrap();
+    let spent = vec![
+        utxo(50_000, bip86_script(&a)),
+        utxo(80_000, ScriptBuf::new_p2tr_tweaked(tree.output_key())),
+    ];
+    let mut psbt = psbt_for(&spent, vec![utxo(129_000, bip86_script(&a))]);
+    let control = tree.control_block(&(leaf.clone(), future)).unwrap();
+    psbt.inputs[1]
+        .tap_scripts
+        .insert(control, (leaf.clone(), future));
+    // A signature for that leaf, as another signer might have added it: not BIP342's to check.
+    let sig = leaf_signature(&psbt, &spent, 1, &leaf, future, &a);
+    let leaf_hash = TapLeafHash::from_script(&leaf, future);
+    psbt.inputs[1]
+        .tap_script_sigs
+        .insert((a.x_only_public_key().0, leaf_hash), sig);
+
+    let plan = plan_psbt(&psbt.serialize(), &taproot_key(&a), Network::Regtest).unwrap();
+    let kinds: Vec<(usize, SigKind)> = plan.requests().iter().map(|r| (r.input, r.kind)).collect();
+    assert_eq!(kinds, [(0, SigKind::Taproot { merkle_root: None })]);
+    let signatures = sign(plan.requests(), &a, &b);
+    let done = plan.finish(&signatures).unwrap();
+    assert_eq!(
+        done.transaction, None,
+        "input 1 is left for a finalizer that knows 0xc2"
+    );
+}
+
+#[test]
+fn another_keys_signed_leaf_under_a_wrong_control_block_is_refused() {
+    let a = key_a();
+    let secp = secp();
+    let other = Keypair::from_seckey_slice(&secp, &[0x33; 32]).unwrap();
+    let third = Keypair::from_seckey_slice(&secp, &[0x66; 32]).unwrap();
+    let theirs = checksig_leaf(&other);
+    let (spent_1, mut input) =
+        script_path_input(&[(1, theirs.clone()), (1, checksig_leaf(&third))]);
+    let spent = vec![utxo(50_000, bip86_script(&a)), spent_1];
+    let wrong = input
+        .tap_scripts
+        .iter()
+        .find(|(_, (script, _))| *script != theirs)
+        .map(|(control, _)| control.clone())
+        .unwrap();
+    input.tap_scripts.clear();
+    input
+        .tap_scripts
+        .insert(wrong, (theirs.clone(), LeafVersion::TapScript));
+    let mut psbt = psbt_for(&spent, vec![utxo(129_000, bip86_script(&a))]);
+    psbt.inputs[1] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[1].witness_utxo.clone(),
+        ..input
+    };
+    let sig = leaf_signature(&psbt, &spent, 1, &theirs, LeafVersion::TapScript, &other);
+    psbt.inputs[1].tap_script_sigs.insert(
+        (
+            other.x_only_public_key().0,
+            TapLeafHash::from_script(&theirs, LeafVersion::TapScript),
+        ),
+        sig,
+    );
+    let message = refused(plan_psbt(
+        &psbt.serialize(),
+        &taproot_key(&a),
+        Network::Regtest,
+    ));
+    assert!(
+        message.contains("input 1") && message.contains("does not commit"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_finalized_input_is_not_signed_again_by_its_leaves() {
+    let a = key_a();
+    let (spent, mut input) = script_path_input(&[(0, checksig_leaf(&a))]);
+    input.final_script_witness = Some(bitcoin::Witness::from_slice(&[[1u8; 64]]));
+    let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
+    psbt.inputs[0] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
+        ..input
+    };
+    let message = refused(plan_psbt(
+        &psbt.serialize(),
+        &taproot_key(&a),
+        Network::Regtest,
+    ));
+    assert!(
+        message.contains("no input of the PSBT is spendable"),
         "{message}"
     );
 }
