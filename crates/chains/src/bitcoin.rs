@@ -224,9 +224,9 @@ pub fn plan_psbt(psbt: &[u8], key: &BitcoinKey, network: Network) -> Result<Psbt
                     .collect(),
                 _ => Vec::new(),
             };
-            if leaves.is_empty() && !is_final {
-                // Another key's input: a signature it already carries must be sound, since it
-                // goes into the final transaction.
+            if !is_final {
+                // A signature the input already carries (another key's, or this key's from an
+                // earlier round) must be sound, since it goes into the final transaction.
                 key_path_witness(&secp, &mut cache, &utxos, input, i)?;
                 script_path_witness(&secp, &mut cache, &utxos, input, i)?;
             }
