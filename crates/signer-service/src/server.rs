@@ -540,10 +540,9 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
     }
 }
 
-/// The gRPC listener's connections, each with TCP_NODELAY set: without it a small response
-/// waits for the client's delayed ACK (Nagle's algorithm), ~40 ms per `SignBatch` at low
-/// concurrency.
-/// The gRPC connections: TCP_NODELAY set, writes coalesced (see [`CoalescedWrites`]).
+/// The gRPC listener's connections, each with TCP_NODELAY set (without it a small response
+/// waits for the client's delayed ACK, Nagle's algorithm: ~40 ms per `SignBatch` at low
+/// concurrency) and its writes coalesced ([`CoalescedWrites`]).
 fn grpc_incoming(
     listener: TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<CoalescedWrites<tokio::net::TcpStream>>> {
