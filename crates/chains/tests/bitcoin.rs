@@ -779,6 +779,14 @@ fn script_path_input(leaves: &[(u8, ScriptBuf)]) -> (TxOut, bitcoin::psbt::Input
     (spent, input)
 }
 
+/// Puts `input` (a wallet's BIP371 fields) in place of PSBT input `i`, keeping its UTXO.
+fn set_input(psbt: &mut Psbt, i: usize, input: bitcoin::psbt::Input) {
+    psbt.inputs[i] = bitcoin::psbt::Input {
+        witness_utxo: psbt.inputs[i].witness_utxo.clone(),
+        ..input
+    };
+}
+
 fn checksig_leaf(key: &Keypair) -> ScriptBuf {
     Builder::new()
         .push_x_only_key(&key.x_only_public_key().0)
@@ -808,10 +816,7 @@ fn script_path_leaves_of_the_key_are_signed_and_pass_bitcoin_core() {
     ]);
     let spent = vec![spent];
     let mut psbt = psbt_for(&spent, vec![utxo(79_000, bip86_script(&a))]);
-    psbt.inputs[0] = bitcoin::psbt::Input {
-        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
-        ..input
-    };
+    set_input(&mut psbt, 0, input);
 
     // One request per leaf that names the key, both by the key itself, never tweaked; the
     // other key's leaf is not the key's to sign.
@@ -861,10 +866,7 @@ fn a_leaf_the_signature_alone_cannot_complete_is_signed_and_left_for_the_finaliz
     let delayed = delayed_leaf(&a);
     let (spent, input) = script_path_input(&[(0, delayed.clone())]);
     let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
-    psbt.inputs[0] = bitcoin::psbt::Input {
-        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
-        ..input
-    };
+    set_input(&mut psbt, 0, input);
     let done = sign_all(&psbt.serialize(), &taproot_key(&a), &a, &b);
     assert_eq!(
         done.transaction, None,
@@ -895,10 +897,7 @@ fn a_control_block_that_does_not_commit_to_the_output_is_refused() {
         .tap_scripts
         .insert(theirs, (ours.clone(), LeafVersion::TapScript));
     let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
-    psbt.inputs[0] = bitcoin::psbt::Input {
-        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
-        ..input
-    };
+    set_input(&mut psbt, 0, input);
     let message = refused(plan_psbt(
         &psbt.serialize(),
         &taproot_key(&a),
@@ -997,10 +996,7 @@ fn another_keys_signed_leaf_under_a_wrong_control_block_is_refused() {
         .tap_scripts
         .insert(wrong, (theirs.clone(), LeafVersion::TapScript));
     let mut psbt = psbt_for(&spent, vec![utxo(129_000, bip86_script(&a))]);
-    psbt.inputs[1] = bitcoin::psbt::Input {
-        witness_utxo: psbt.inputs[1].witness_utxo.clone(),
-        ..input
-    };
+    set_input(&mut psbt, 1, input);
     let sig = leaf_signature(&psbt, &spent, 1, &theirs, LeafVersion::TapScript, &other);
     psbt.inputs[1].tap_script_sigs.insert(
         (
@@ -1026,10 +1022,7 @@ fn a_finalized_input_is_not_signed_again_by_its_leaves() {
     let (spent, mut input) = script_path_input(&[(0, checksig_leaf(&a))]);
     input.final_script_witness = Some(bitcoin::Witness::from_slice(&[[1u8; 64]]));
     let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
-    psbt.inputs[0] = bitcoin::psbt::Input {
-        witness_utxo: psbt.inputs[0].witness_utxo.clone(),
-        ..input
-    };
+    set_input(&mut psbt, 0, input);
     let message = refused(plan_psbt(
         &psbt.serialize(),
         &taproot_key(&a),
