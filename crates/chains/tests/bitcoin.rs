@@ -787,6 +787,20 @@ fn set_input(psbt: &mut Psbt, i: usize, input: bitcoin::psbt::Input) {
     };
 }
 
+/// Leaves `script` alone in the input's `tap_scripts`, filed under another leaf's control block.
+fn misfile(input: &mut bitcoin::psbt::Input, script: &ScriptBuf) {
+    let wrong = input
+        .tap_scripts
+        .iter()
+        .find(|(_, (other, _))| other != script)
+        .map(|(control, _)| control.clone())
+        .unwrap();
+    input.tap_scripts.clear();
+    input
+        .tap_scripts
+        .insert(wrong, (script.clone(), LeafVersion::TapScript));
+}
+
 fn checksig_leaf(key: &Keypair) -> ScriptBuf {
     Builder::new()
         .push_x_only_key(&key.x_only_public_key().0)
@@ -885,17 +899,7 @@ fn a_control_block_that_does_not_commit_to_the_output_is_refused() {
     let other = Keypair::from_seckey_slice(&secp(), &[0x33; 32]).unwrap();
     let ours = checksig_leaf(&a);
     let (spent, mut input) = script_path_input(&[(1, ours.clone()), (1, checksig_leaf(&other))]);
-    // Our leaf's script filed under the other leaf's control block.
-    let theirs = input
-        .tap_scripts
-        .iter()
-        .find(|(_, (script, _))| *script != ours)
-        .map(|(control, _)| control.clone())
-        .unwrap();
-    input.tap_scripts.clear();
-    input
-        .tap_scripts
-        .insert(theirs, (ours.clone(), LeafVersion::TapScript));
+    misfile(&mut input, &ours);
     let mut psbt = psbt_for(&[spent], vec![utxo(79_000, bip86_script(&a))]);
     set_input(&mut psbt, 0, input);
     let message = refused(plan_psbt(
@@ -985,16 +989,7 @@ fn another_keys_signed_leaf_under_a_wrong_control_block_is_refused() {
     let (spent_1, mut input) =
         script_path_input(&[(1, theirs.clone()), (1, checksig_leaf(&third))]);
     let spent = vec![utxo(50_000, bip86_script(&a)), spent_1];
-    let wrong = input
-        .tap_scripts
-        .iter()
-        .find(|(_, (script, _))| *script != theirs)
-        .map(|(control, _)| control.clone())
-        .unwrap();
-    input.tap_scripts.clear();
-    input
-        .tap_scripts
-        .insert(wrong, (theirs.clone(), LeafVersion::TapScript));
+    misfile(&mut input, &theirs);
     let mut psbt = psbt_for(&spent, vec![utxo(129_000, bip86_script(&a))]);
     set_input(&mut psbt, 1, input);
     let sig = leaf_signature(&psbt, &spent, 1, &theirs, LeafVersion::TapScript, &other);
