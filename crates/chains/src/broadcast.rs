@@ -122,8 +122,8 @@ struct Breaker {
 struct Node {
     chain: ChainKind,
     endpoint: Endpoint,
-    /// For `https://` nodes.
-    tls: Option<TlsConnector>,
+    /// For `https://` nodes: the connector and the name the certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
     breaker: Mutex<Breaker>,
 }
@@ -299,14 +299,12 @@ impl Node {
         if let Err(e) = stream.set_nodelay(true) {
             return Attempt::Transport(format!("TCP_NODELAY: {e}"));
         }
-        match (&self.endpoint.tls_name, &self.tls) {
-            (None, _) => self.exchange(stream, body).await,
-            (Some(name), Some(tls)) => match tls.connect(name.clone(), stream).await {
+        match &self.tls {
+            None => self.exchange(stream, body).await,
+            Some((tls, name)) => match tls.connect(name.clone(), stream).await {
                 Ok(s) => self.exchange(s, body).await,
                 Err(e) => Attempt::Transport(format!("TLS handshake: {e}")),
             },
-            // `JsonRpcBroadcaster::new` gives every https node a connector; never plaintext.
-            (Some(_), None) => Attempt::Transport("https node without TLS settings".to_owned()),
         }
     }
 
@@ -509,12 +507,15 @@ impl JsonRpcBroadcaster {
         let mut map = BTreeMap::new();
         for (chain, cfg) in nodes {
             let endpoint = endpoint(chain, &cfg.url)?;
-            let tls = match endpoint.tls_name {
-                Some(_) => Some(tls_connector(&cfg.trust).map_err(|problem| ConfigError {
-                    chain: chain.as_str(),
-                    url: redacted(&cfg.url),
-                    problem,
-                })?),
+            let tls = match &endpoint.tls_name {
+                Some(name) => Some((
+                    tls_connector(&cfg.trust).map_err(|problem| ConfigError {
+                        chain: chain.as_str(),
+                        url: redacted(&cfg.url),
+                        problem,
+                    })?,
+                    name.clone(),
+                )),
                 None => None,
             };
             map.insert(
